@@ -1,0 +1,492 @@
+// Package config defines Gatehouse's configuration file: its schema, its
+// defaults, environment overrides and validation with errors that name the
+// offending field and its line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Modes.
+const (
+	ModeProd = "prod"
+	ModeDev  = "dev"
+)
+
+// BuiltinEcho is the upstream value that names the built-in echo service.
+const BuiltinEcho = "builtin:echo"
+
+// Defaults.
+const (
+	DefaultDataDir         = "./gatehouse-data"
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultAdminListen     = "127.0.0.1:8081"
+	DefaultMaxBody         = 1 << 20
+	DefaultMaxHeaderBytes  = 64 << 10
+	DefaultMaxHeaders      = 100
+	DefaultRouteTimeout    = 30 * time.Second
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// Config is the whole configuration of one Gatehouse process.
+type Config struct {
+	Mode            string        `yaml:"mode"`
+	DataDir         string        `yaml:"data_dir"`
+	Listen          string        `yaml:"listen"`
+	AdminListen     string        `yaml:"admin_listen"`
+	Store           StoreConfig   `yaml:"store"`
+	Limits          LimitsConfig  `yaml:"limits"`
+	Log             LogConfig     `yaml:"log"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Routes          []RouteConfig `yaml:"routes"`
+
+	// Source is the file the config came from ("" for built-in defaults).
+	Source string `yaml:"-"`
+	// Hash is the SHA-256 of the config file's bytes, hex ("" for defaults).
+	Hash string `yaml:"-"`
+}
+
+// StoreConfig selects where keys, users and settings live.
+type StoreConfig struct {
+	Driver string `yaml:"driver"` // sqlite (default)
+	DSN    string `yaml:"dsn"`
+}
+
+// LimitsConfig bounds what a request may carry.
+type LimitsConfig struct {
+	MaxBody        ByteSize `yaml:"max_body"`
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	MaxHeaders     int      `yaml:"max_headers"`
+}
+
+// LogConfig controls the process log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+	Access *bool  `yaml:"access"` // one line per request; default true
+}
+
+// RouteConfig is one route as written in the config file.
+type RouteConfig struct {
+	Name        string        `yaml:"name"`
+	Path        string        `yaml:"path"`
+	Methods     []string      `yaml:"methods"`
+	Upstream    string        `yaml:"upstream"`
+	Scopes      []string      `yaml:"scopes"`
+	Public      bool          `yaml:"public"`
+	StripPrefix bool          `yaml:"strip_prefix"`
+	MaxBody     ByteSize      `yaml:"max_body"`
+	Timeout     time.Duration `yaml:"timeout"`
+}
+
+// Default returns the configuration used when no file is given: embedded
+// store, loopback listeners and the demo route to the built-in echo upstream.
+func Default() *Config {
+	c := &Config{
+		Routes: []RouteConfig{{
+			Name:     "demo",
+			Path:     "/demo/",
+			Upstream: BuiltinEcho,
+			Scopes:   []string{"demo:read"},
+		}},
+	}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeProd
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Limits.MaxBody == 0 {
+		c.Limits.MaxBody = DefaultMaxBody
+	}
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Limits.MaxHeaders == 0 {
+		c.Limits.MaxHeaders = DefaultMaxHeaders
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.MaxBody == 0 {
+			r.MaxBody = c.Limits.MaxBody
+		}
+		if r.Timeout == 0 {
+			r.Timeout = DefaultRouteTimeout
+		}
+		for j, m := range r.Methods {
+			r.Methods[j] = strings.ToUpper(m)
+		}
+	}
+}
+
+// AccessLog reports whether one log line per request is written.
+func (c *Config) AccessLog() bool { return c.Log.Access == nil || *c.Log.Access }
+
+// Load reads the file at path (or the defaults when path is ""), applies the
+// environment overrides of DESIGN.md §7 and validates the result. Errors
+// name the file, line and field.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var c *Config
+	if path == "" {
+		c = Default()
+		c.applyEnv(getenv)
+		return c, c.validate(nil)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err = Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c.applyEnv(getenv)
+	return c, c.validate(nil)
+}
+
+// Parse decodes and validates a config file's bytes. Unknown keys are errors.
+// name is used in error messages only.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Msg: cleanYAMLError(err)}
+	}
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Msg: cleanYAMLError(err)}
+	}
+	c.Source = name
+	c.Hash = hashHex(data)
+	c.applyDefaults()
+	if err := c.validate(&root); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.File = name
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	if getenv == nil {
+		return
+	}
+	if v := getenv("GATEHOUSE_DATA_DIR"); v != "" {
+		c.DataDir = v
+	}
+	if v := getenv("GATEHOUSE_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("GATEHOUSE_ADMIN_LISTEN"); v != "" {
+		c.AdminListen = v
+	}
+}
+
+// Error is a configuration error. Its text reads
+// "FILE:LINE: FIELD: MESSAGE" with whatever of those is known.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// cleanYAMLError turns yaml.v3's "yaml: line 3: field foo not found in type
+// config.RouteConfig" into "line 3: unknown key "foo"".
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type") {
+		field := msg[i+len("field "):]
+		field = field[:strings.Index(field, " not found in type")]
+		return msg[:i] + fmt.Sprintf("unknown key %q", field)
+	}
+	return msg
+}
+
+// validator collects the first error with its line.
+type validator struct {
+	root *yaml.Node
+}
+
+// fail returns an *Error for the field at path (dotted, with [i] indexes).
+func (v *validator) fail(path, format string, args ...any) error {
+	return &Error{Field: path, Line: v.line(path), Msg: fmt.Sprintf(format, args...)}
+}
+
+// line finds the line of the YAML node at path, or of its nearest ancestor.
+func (v *validator) line(path string) int {
+	if v.root == nil || len(v.root.Content) == 0 {
+		return 0
+	}
+	n := v.root.Content[0]
+	line := n.Line
+	for _, part := range strings.Split(path, ".") {
+		name, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			name = part[:i]
+			idx, _ = strconv.Atoi(strings.TrimSuffix(part[i+1:], "]"))
+		}
+		next := mappingValue(n, name)
+		if next == nil {
+			return line
+		}
+		n, line = next, next.Line
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n, line = n.Content[idx], n.Content[idx].Line
+		}
+	}
+	return line
+}
+
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+func (c *Config) validate(root *yaml.Node) error {
+	v := &validator{root: root}
+	if c.Mode != ModeProd && c.Mode != ModeDev {
+		return v.fail("mode", "must be %q or %q, not %q", ModeProd, ModeDev, c.Mode)
+	}
+	if err := checkHostPort(c.Listen); err != nil {
+		return v.fail("listen", "%v", err)
+	}
+	if err := checkHostPort(c.AdminListen); err != nil {
+		return v.fail("admin_listen", "%v", err)
+	}
+	if c.Listen == c.AdminListen {
+		return v.fail("admin_listen", "must differ from listen (%s)", c.Listen)
+	}
+	if c.Store.Driver != "sqlite" {
+		return v.fail("store.driver", "must be %q (postgres is not available in this build yet), not %q", "sqlite", c.Store.Driver)
+	}
+	if c.Limits.MaxBody < 0 {
+		return v.fail("limits.max_body", "must not be negative")
+	}
+	if c.Limits.MaxHeaders < 0 {
+		return v.fail("limits.max_headers", "must not be negative")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return v.fail("log.level", "must be one of debug, info, warn, error; not %q", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		return v.fail("log.format", "must be json or text, not %q", c.Log.Format)
+	}
+	if c.ShutdownTimeout < 0 {
+		return v.fail("shutdown_timeout", "must not be negative")
+	}
+	names := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		at := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			return v.fail(at+".name", "is required")
+		}
+		if j, dup := names[r.Name]; dup {
+			return v.fail(at+".name", "duplicate route name %q (also routes[%d])", r.Name, j)
+		}
+		names[r.Name] = i
+		if err := checkRoutePath(r.Path); err != nil {
+			return v.fail(at+".path", "%v", err)
+		}
+		for j, m := range r.Methods {
+			if !slices.Contains(httpMethods, m) {
+				return v.fail(fmt.Sprintf("%s.methods[%d]", at, j), "unknown HTTP method %q (use one of %s)", m, strings.Join(httpMethods, ", "))
+			}
+		}
+		if err := checkUpstream(r.Upstream); err != nil {
+			return v.fail(at+".upstream", "%v", err)
+		}
+		if r.Public && len(r.Scopes) > 0 {
+			return v.fail(at+".scopes", "a public route takes no scopes; remove scopes or public: true")
+		}
+		if !r.Public && len(r.Scopes) == 0 {
+			return v.fail(at+".scopes", "at least one scope is required (or mark the route public: true to allow anonymous callers)")
+		}
+		for j, s := range r.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\r\n,") {
+				return v.fail(fmt.Sprintf("%s.scopes[%d]", at, j), "scope %q must be non-empty and contain no spaces or commas", s)
+			}
+		}
+		if r.MaxBody < 0 {
+			return v.fail(at+".max_body", "must not be negative")
+		}
+		if r.Timeout < 0 {
+			return v.fail(at+".timeout", "must not be negative")
+		}
+		for j := 0; j < i; j++ {
+			o := &c.Routes[j]
+			if o.Path == r.Path && methodsOverlap(o.Methods, r.Methods) {
+				return v.fail(at+".path", "duplicate route: %s %s is already served by route %q", methodsString(r.Methods), r.Path, o.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func methodsOverlap(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, m := range a {
+		if slices.Contains(b, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func methodsString(m []string) string {
+	if len(m) == 0 {
+		return "any method on"
+	}
+	return strings.Join(m, ",")
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port, not %q", s)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return fmt.Errorf("host %q must be an IP address or localhost", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q must be a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func checkRoutePath(p string) error {
+	if p == "" {
+		return errors.New("is required")
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("must start with /, not %q", p)
+	}
+	if strings.ContainsAny(p, "%\\?#;\x00") || strings.Contains(p, "//") {
+		return fmt.Errorf("%q must be a plain path (no %%, \\, ?, #, ;, or //)", p)
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%q must not contain . or .. segments", p)
+		}
+	}
+	for _, reserved := range []string{"/health", "/oauth", "/.well-known", "/auth/verify", "/v1/authorize"} {
+		if p == reserved || strings.HasPrefix(p, reserved+"/") {
+			return fmt.Errorf("%q is Gatehouse's own path %s; a route there would never be reached", p, reserved)
+		}
+	}
+	return nil
+}
+
+func checkUpstream(s string) error {
+	if s == "" {
+		return errors.New("is required")
+	}
+	if s == BuiltinEcho {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an absolute http:// or https:// URL (or %s), not %q", BuiltinEcho, s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q must not carry a query, fragment or user info", s)
+	}
+	return nil
+}
+
+// Route converts the validated route config into the domain form.
+func (r *RouteConfig) Route() gatehouse.Route {
+	return gatehouse.Route{
+		Name:        r.Name,
+		PathPrefix:  r.Path,
+		Methods:     r.Methods,
+		Upstream:    r.Upstream,
+		Scopes:      r.Scopes,
+		StripPrefix: r.StripPrefix,
+		MaxBody:     int64(r.MaxBody),
+		Timeout:     r.Timeout,
+		Public:      r.Public,
+	}
+}
+
+// ResolveDataDir returns the absolute data directory.
+func (c *Config) ResolveDataDir() (string, error) {
+	d, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return "", fmt.Errorf("resolve data_dir %q: %w", c.DataDir, err)
+	}
+	return d, nil
+}

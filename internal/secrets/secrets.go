@@ -1,0 +1,80 @@
+// Package secrets loads the server's own secrets (the key-hashing pepper,
+// signing keys) from the data directory, creating them on first start with
+// file mode 0600. Vault and environment backends will sit beside it.
+package secrets
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// LoadOrCreate returns the secret stored in the file at path, creating it
+// with size random bytes (mode 0600) if it does not exist. A file readable
+// by group or others is refused: fix its mode with chmod 600.
+func LoadOrCreate(path string, size int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("stat secret %s: %w", path, err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("secret %s has mode %v; it must be readable only by its owner (chmod 600 %s)", path, fi.Mode().Perm(), path)
+		}
+		if len(b) != size {
+			return nil, fmt.Errorf("secret %s holds %d bytes, want %d", path, len(b), size)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read secret %s: %w", path, err)
+	}
+	b = make([]byte, size)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("generate secret %s: %w", path, err)
+	}
+	if err := WriteFile(path, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// WriteFile writes data to path with mode 0600, durably: it writes a
+// temporary file, fsyncs it, renames it into place and fsyncs the directory.
+// It fails if path already exists.
+func WriteFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create secret %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("write secret %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("sync secret %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close secret %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

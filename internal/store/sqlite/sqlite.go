@@ -1,0 +1,246 @@
+// Package sqlite implements store.Store on an embedded SQLite database
+// (modernc.org/sqlite, pure Go, so the binary needs no C toolchain).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is a store.Store backed by one SQLite file.
+type DB struct {
+	db *sql.DB
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations. Writes are synchronous (synchronous=FULL): a revocation that
+// was acknowledged survives a crash.
+func Open(ctx context.Context, path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &DB{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		if err := s.apply(ctx, version, name); err != nil {
+			return fmt.Errorf("apply %s: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *DB) apply(ctx context.Context, version, name string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().Unix()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping checks the database answers a query.
+func (s *DB) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
+const keyColumns = `id, name, hash, scopes, tier, created_at, expires_at, revoked_at, rotated_to, rotated_from`
+
+// CreateKey inserts k.
+func (s *DB) CreateKey(ctx context.Context, k *store.Key) error {
+	return insertKey(ctx, s.db, k)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertKey(ctx context.Context, db execer, k *store.Key) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Name, k.Hash, strings.Join(k.Scopes, " "), k.Tier,
+		nanos(k.CreatedAt), nanos(k.ExpiresAt), nanos(k.RevokedAt), k.RotatedTo, k.RotatedFrom)
+	if err != nil {
+		return fmt.Errorf("insert key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// GetKey returns the key with the given id.
+func (s *DB) GetKey(ctx context.Context, id string) (*store.Key, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
+	k, err := scanKey(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("key", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+// ListKeys returns every key, oldest first.
+func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []*store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// RevokeKey marks the key revoked.
+func (s *DB) RevokeKey(ctx context.Context, id string, t time.Time) (*store.Key, error) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, nanos(t), id); err != nil {
+		return nil, fmt.Errorf("revoke key %s: %w", id, err)
+	}
+	return s.GetKey(ctx, id)
+}
+
+// RotateKey stores next and links old to it, in one transaction.
+func (s *DB) RotateKey(ctx context.Context, oldID string, oldExpiresAt time.Time, next *store.Key) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("rotate key %s: %w", oldID, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE api_keys SET rotated_to = ?, expires_at = ? WHERE id = ? AND revoked_at = 0 AND rotated_to = ''`,
+		next.ID, nanos(oldExpiresAt), oldID)
+	if err != nil {
+		return fmt.Errorf("rotate key %s: %w", oldID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return store.NotFound("active key", oldID)
+	}
+	if err := insertKey(ctx, tx, next); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("rotate key %s: commit: %w", oldID, err)
+	}
+	return nil
+}
+
+// GetSetting returns a stored setting.
+func (s *DB) GetSetting(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("setting", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get setting %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// PutSetting stores a setting, replacing any value.
+func (s *DB) PutSetting(ctx context.Context, name string, value []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value)
+	if err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	return nil
+}
+
+// PutSettingIfAbsent stores a setting unless one exists.
+func (s *DB) PutSettingIfAbsent(ctx context.Context, name string, value []byte) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, name, value)
+	if err != nil {
+		return false, fmt.Errorf("put setting %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanKey(row scanner) (*store.Key, error) {
+	var (
+		k                         store.Key
+		scopes                    string
+		created, expires, revoked int64
+	)
+	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &scopes, &k.Tier, &created, &expires, &revoked, &k.RotatedTo, &k.RotatedFrom); err != nil {
+		return nil, err
+	}
+	k.Scopes = strings.Fields(scopes)
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	return &k, nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
