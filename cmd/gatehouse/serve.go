@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+func newServeCmd(env Env) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway: the public listener (routes, health, auth endpoints) and
+the admin listener (admin API).
+
+With no config file it runs on embedded defaults: data in ./gatehouse-data
+(SQLite), public listener 127.0.0.1:8080, admin listener 127.0.0.1:8081, and
+one demo route /demo/ to a built-in echo upstream that needs scope demo:read.
+On first start it prints a bootstrap admin token once.
+
+Environment: GATEHOUSE_CONFIG (config file), GATEHOUSE_DATA_DIR,
+GATEHOUSE_LISTEN, GATEHOUSE_ADMIN_LISTEN override the file;
+GATEHOUSE_ADMIN_TOKEN sets the bootstrap admin token on first start.
+
+SIGTERM or SIGINT stops accepting connections, lets in-flight requests
+finish (shutdown_timeout, default 15s) and exits 0.`,
+		Example: `  gatehouse serve
+  gatehouse serve --config gatehouse.yaml
+  GATEHOUSE_LISTEN=0.0.0.0:8080 gatehouse serve --config gatehouse.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if configPath == "" {
+				configPath = env.Getenv("GATEHOUSE_CONFIG")
+			}
+			return runServe(cmd.Context(), configPath, env)
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (YAML); default: $GATEHOUSE_CONFIG, else built-in defaults")
+	return cmd
+}
+
+func runServe(ctx context.Context, configPath string, env Env) error {
+	cfg, err := config.Load(configPath, env.Getenv)
+	if err != nil {
+		return usageError{fmt.Errorf("invalid config: %w", err)}
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, app.Options{Getenv: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr, Version: version})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-a.Err():
+	}
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return err
+	}
+	return serveErr
+}

@@ -1,0 +1,181 @@
+// Package admin serves the admin API on the admin listener: key management
+// today, and users, settings, policies, audit and evidence as they land.
+// Every call needs the bootstrap admin token or a credential holding the
+// admin scope, and every change is an audit event.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+)
+
+// maxBody caps admin request bodies.
+const maxBody = 64 << 10
+
+// Config configures the admin API.
+type Config struct {
+	Keys       *authn.Keys
+	AdminToken *authn.AdminToken
+	Auditor    gatehouse.Auditor // optional
+	Logger     *slog.Logger
+	Clock      gatehouse.Clock
+}
+
+// Server is the admin API. It is safe for concurrent use.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the admin API handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = gatehouse.SystemClock{}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.WithGroup("admin"), mux: http.NewServeMux()}
+	s.handle("/v1/keys", methods{http.MethodGet: s.listKeys, http.MethodPost: s.createKey})
+	s.handle("/v1/keys/{id}", methods{http.MethodGet: s.getKey})
+	s.handle("/v1/keys/{id}/revoke", methods{http.MethodPost: s.revokeKey})
+	s.handle("/v1/keys/{id}/rotate", methods{http.MethodPost: s.rotateKey})
+	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, r, s.log, gatehouse.Errorf(gatehouse.ENOTFOUND, "no admin endpoint %s", r.URL.Path))
+	})
+	return s
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error
+
+// methods maps an HTTP method to its handler for one path.
+type methods map[string]handlerFunc
+
+func (s *Server) handle(pattern string, m methods) {
+	allow := make([]string, 0, len(m))
+	for k := range m {
+		allow = append(allow, k)
+	}
+	allowHeader := strings.Join(allow, ", ")
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		h := m[r.Method]
+		if h == nil {
+			w.Header().Set("Allow", allowHeader)
+			httpjson.WriteError(w, r, s.log, gatehouse.Errorf(gatehouse.EMETHOD, "use %s on %s", allowHeader, r.URL.Path))
+			return
+		}
+		p, err := s.authenticate(r)
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			httpjson.WriteError(w, r, s.log, err)
+		}
+	})
+}
+
+// ServeHTTP serves the admin API with the security headers and request ids
+// every listener carries.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	httpjson.SetSecurityHeaders(w.Header())
+	rid := httpjson.RequestID(r)
+	w.Header().Set("X-Request-Id", rid)
+	r = r.WithContext(httpjson.NewContextWithRequestID(r.Context(), rid))
+	s.mux.ServeHTTP(w, r)
+}
+
+var errAdminAuth = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "admin API needs Authorization: Bearer <admin token or key with the admin scope>")
+
+func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		return nil, errAdminAuth
+	}
+	if strings.HasPrefix(token, authn.PrefixAPIKey) {
+		p, err := s.cfg.Keys.Authenticate(r.Context(), token)
+		if err != nil {
+			return nil, err
+		}
+		if !p.HasScope(gatehouse.ScopeAdmin) {
+			return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "key %s lacks the admin scope", p.ID)
+		}
+		return p, nil
+	}
+	if s.cfg.AdminToken != nil && s.cfg.AdminToken.Verify(token) {
+		return authn.AdminPrincipal(), nil
+	}
+	return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid admin credential")
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors that name the problem.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return gatehouse.Errorf(gatehouse.EINVALID, "Content-Type must be application/json, not %q", ct)
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return gatehouse.Errorf(gatehouse.EINVALID, "request body is empty; send a JSON object")
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return gatehouse.Errorf(gatehouse.EINVALID, "%s: must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "slice":
+		return "an array"
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return "a number"
+}
+
+// record writes an audit event for an admin action.
+func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, resource string, details map[string]any) {
+	if s.cfg.Auditor == nil {
+		return
+	}
+	e := gatehouse.Event{
+		Time:     s.cfg.Clock.Now().UTC(),
+		Type:     "admin." + action,
+		Actor:    gatehouse.Actor{Kind: string(p.Kind), ID: p.ID},
+		Action:   action,
+		Resource: resource,
+		Outcome:  gatehouse.OutcomeSuccess,
+		Details:  details,
+		Request:  &gatehouse.RequestInfo{RequestID: httpjson.RequestIDFromContext(ctx)},
+	}
+	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))
+	}
+}

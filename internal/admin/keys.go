@@ -1,0 +1,159 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Key is the JSON form of an API key. Key (the secret) is set only in the
+// response that creates or rotates it.
+type Key struct {
+	ID          string     `json:"id"`
+	Key         string     `json:"key,omitempty"`
+	Name        string     `json:"name"`
+	Scopes      []string   `json:"scopes"`
+	Tier        string     `json:"tier,omitempty"`
+	Status      string     `json:"status"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+	RotatedTo   string     `json:"rotated_to,omitempty"`
+	RotatedFrom string     `json:"rotated_from,omitempty"`
+	Previous    *Key       `json:"previous,omitempty"`
+}
+
+func keyJSON(k *store.Key, now time.Time) *Key {
+	out := &Key{
+		ID: k.ID, Name: k.Name, Scopes: k.Scopes, Tier: k.Tier,
+		CreatedAt: k.CreatedAt, RotatedTo: k.RotatedTo, RotatedFrom: k.RotatedFrom,
+		Status: "active",
+	}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		out.ExpiresAt = &t
+		if !now.Before(t) {
+			out.Status = "expired"
+		} else if k.RotatedTo != "" {
+			out.Status = "rotating"
+		}
+	}
+	if !k.RevokedAt.IsZero() {
+		t := k.RevokedAt
+		out.RevokedAt, out.Status = &t, "revoked"
+	}
+	return out
+}
+
+// CreateKeyRequest is the body of POST /v1/keys.
+type CreateKeyRequest struct {
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	Tier      string     `json:"tier"`
+	ExpiresIn string     `json:"expires_in"` // "90d", "36h"
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var req CreateKeyRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	now := s.cfg.Clock.Now().UTC()
+	n := authn.NewKey{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier}
+	switch {
+	case req.ExpiresIn != "" && req.ExpiresAt != nil:
+		return gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
+	case req.ExpiresIn != "":
+		d, err := config.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %q is not a positive duration (examples: 90d, 36h)", req.ExpiresIn)
+		}
+		n.ExpiresAt = now.Add(d)
+	case req.ExpiresAt != nil:
+		n.ExpiresAt = req.ExpiresAt.UTC()
+	}
+	k, token, err := s.cfg.Keys.Create(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "key.create", "key:"+k.ID, map[string]any{"name": k.Name, "scopes": k.Scopes, "tier": k.Tier})
+	out := keyJSON(k, now)
+	out.Key = token
+	httpjson.Write(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	keys, err := s.cfg.Keys.List(r.Context())
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Clock.Now()
+	out := make([]*Key, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, keyJSON(k, now))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"keys": out})
+	return nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	k, err := s.cfg.Keys.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, keyJSON(k, s.cfg.Clock.Now()))
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	k, err := s.cfg.Keys.Revoke(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "key.revoke", "key:"+k.ID, nil)
+	httpjson.Write(w, http.StatusOK, keyJSON(k, s.cfg.Clock.Now()))
+	return nil
+}
+
+// RotateKeyRequest is the optional body of POST /v1/keys/{id}/rotate.
+type RotateKeyRequest struct {
+	Grace string `json:"grace"` // default 24h
+}
+
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var req RotateKeyRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	grace := authn.DefaultRotationGrace
+	if req.Grace != "" {
+		d, err := config.ParseDuration(req.Grace)
+		if err != nil || d < 0 {
+			return gatehouse.Errorf(gatehouse.EINVALID, "grace: %q is not a duration (examples: 24h, 7d, 0s)", req.Grace)
+		}
+		grace = d
+	}
+	old, next, token, err := s.cfg.Keys.Rotate(r.Context(), r.PathValue("id"), grace)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "key.rotate", "key:"+old.ID, map[string]any{"new_key_id": next.ID, "grace": grace.String()})
+	now := s.cfg.Clock.Now()
+	out := keyJSON(next, now)
+	out.Key = token
+	out.Previous = keyJSON(old, now)
+	httpjson.Write(w, http.StatusCreated, out)
+	return nil
+}

@@ -1,0 +1,271 @@
+// Package app wires one Gatehouse process together from its config: the
+// store, secrets, authentication, the gateway on the public listener and
+// the admin API on the admin listener, and shuts them down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/sqlite"
+)
+
+// Options are the process-level inputs of an App.
+type Options struct {
+	Getenv  func(string) string // nil: os.Getenv
+	Stdout  io.Writer           // where the one-time admin token is printed
+	Logger  *slog.Logger        // nil: JSON (or text) to Stderr per config
+	Stderr  io.Writer
+	Version string
+	Clock   gatehouse.Clock
+}
+
+// App is one running Gatehouse process.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   store.Store
+	keys    *authn.Keys
+	gateway *gateway.Gateway
+
+	public, adminSrv, echo *http.Server
+	publicLn, adminLn      net.Listener
+
+	errs chan error
+	wg   sync.WaitGroup
+}
+
+// New opens the data dir and store, loads or creates the secrets, and
+// builds the handlers. Nothing listens until Start.
+func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Clock == nil {
+		opts.Clock = gatehouse.SystemClock{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(cfg, opts.Stderr)
+	}
+	a = &App{cfg: cfg, log: log, errs: make(chan error, 3)}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	dir, err := cfg.ResolveDataDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	pepper, err := secrets.LoadOrCreate(filepath.Join(dir, "server.secret"), 32)
+	if err != nil {
+		return nil, err
+	}
+	a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
+	if err != nil {
+		return nil, err
+	}
+	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	adminToken, generated, envIgnored, err := authn.BootstrapAdminToken(ctx, a.store, pepper, opts.Getenv("GATEHOUSE_ADMIN_TOKEN"))
+	if err != nil {
+		return nil, err
+	}
+	if generated != "" {
+		fmt.Fprintf(opts.Stdout, "\nGatehouse bootstrap admin token (shown once; it is stored only as a hash):\n\n    %s\n\n"+
+			"Use it with the CLI:  export GATEHOUSE_TOKEN=%s\n\n", generated, generated)
+	}
+	if envIgnored {
+		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
+	}
+
+	routes, err := a.routes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.gateway, err = gateway.New(gateway.Config{
+		Routes:        routes,
+		Authenticator: a.keys,
+		Logger:        log,
+		Clock:         opts.Clock,
+		AccessLog:     cfg.AccessLog(),
+		MaxHeaders:    cfg.Limits.MaxHeaders,
+		Version:       opts.Version,
+		Ready: []gateway.ReadinessCheck{{Name: "store", Check: func(ctx context.Context) error {
+			return a.store.Ping(ctx)
+		}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	adminAPI := admin.New(admin.Config{Keys: a.keys, AdminToken: adminToken, Logger: log, Clock: opts.Clock})
+
+	a.public = a.newServer(a.gateway)
+	a.adminSrv = a.newServer(adminAPI)
+	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
+	if cfg.Mode == config.ModeDev {
+		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
+	}
+	return a, nil
+}
+
+func sourceName(cfg *config.Config) string {
+	if cfg.Source == "" {
+		return "built-in defaults"
+	}
+	return cfg.Source
+}
+
+// routes resolves the config's routes, starting the built-in echo upstream
+// on a loopback port if a route uses it.
+func (a *App) routes(cfg *config.Config) ([]gatehouse.Route, error) {
+	var out []gatehouse.Route
+	for i := range cfg.Routes {
+		r := cfg.Routes[i].Route()
+		if r.Upstream == config.BuiltinEcho {
+			if a.echo == nil {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, fmt.Errorf("start built-in echo upstream: %w", err)
+				}
+				a.echo = &http.Server{Handler: gateway.EchoHandler(), ReadHeaderTimeout: 10 * time.Second}
+				a.wg.Add(1)
+				go func() {
+					defer a.wg.Done()
+					a.echo.Serve(ln)
+				}()
+				a.echo.Addr = ln.Addr().String()
+			}
+			r.Upstream = "http://" + a.echo.Addr
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (a *App) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    int(a.cfg.Limits.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Start binds both listeners and serves in the background.
+func (a *App) Start() error {
+	var err error
+	if a.publicLn, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		return fmt.Errorf("listen on %s (listen): %w", a.cfg.Listen, err)
+	}
+	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminListen); err != nil {
+		a.publicLn.Close()
+		return fmt.Errorf("listen on %s (admin_listen): %w", a.cfg.AdminListen, err)
+	}
+	a.serve(a.public, a.publicLn)
+	a.serve(a.adminSrv, a.adminLn)
+	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
+	return nil
+}
+
+func (a *App) serve(s *http.Server, ln net.Listener) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.errs <- err
+		}
+	}()
+}
+
+// Addr is the public listener's address.
+func (a *App) Addr() string { return a.publicLn.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Keys returns the key service (for tests and in-process tools).
+func (a *App) Keys() *authn.Keys { return a.keys }
+
+// Err reports a listener that failed while serving.
+func (a *App) Err() <-chan error { return a.errs }
+
+// Shutdown stops accepting connections, lets in-flight requests finish
+// until ctx ends, then closes the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.log.Info("shutting down: draining in-flight requests")
+	a.gateway.SetDraining()
+	servers := []*http.Server{a.public, a.adminSrv}
+	errs := make([]error, len(servers), len(servers)+1)
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				errs[i] = fmt.Errorf("drain: %w", err)
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := a.close(); err != nil {
+		errs = append(errs, err)
+	}
+	a.wg.Wait()
+	a.log.Info("gatehouse stopped")
+	return errors.Join(errs...)
+}
+
+func (a *App) close() error {
+	if a.echo != nil {
+		a.echo.Close()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			return fmt.Errorf("close store: %w", err)
+		}
+	}
+	return nil
+}
+
+// NewLogger returns the process logger the config asks for.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// exchange is the per-request state the steps of the request path share.
+type exchange struct {
+	start     time.Time
+	requestID string
+	trace     traceParent
+	route     *route
+	principal *gatehouse.Principal
+	outcome   string
+	err       error
+	tooLarge  atomic.Bool // set by limitedBody when the body passed the cap
+}
+
+type exchangeKey struct{}
+
+func newContextWithExchange(ctx context.Context, ex *exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, ex)
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// PrincipalFromContext returns the principal the gateway authenticated for
+// the request carrying ctx, or nil.
+func PrincipalFromContext(ctx context.Context) *gatehouse.Principal {
+	if ex := exchangeFrom(ctx); ex != nil {
+		return ex.principal
+	}
+	return nil
+}
+
+// traceParent is the W3C trace context of a request: the trace id it
+// continues (or starts) and the header value passed upstream, which names a
+// new span for Gatehouse's hop.
+type traceParent struct {
+	header string // "00-<trace>-<span>-<flags>"
+}
+
+// traceID returns the 32-hex-digit trace id.
+func (t traceParent) traceID() string { return t.header[3:35] }
+
+// newTraceParent continues a valid inbound traceparent or starts a new
+// trace.
+func newTraceParent(in string) traceParent {
+	var b [55]byte
+	copy(b[:], "00-")
+	if validTraceParent(in) {
+		copy(b[3:35], in[3:35])
+		copy(b[52:55], in[52:55])
+	} else {
+		var id [16]byte
+		putUint64(id[:8], rand.Uint64())
+		putUint64(id[8:], rand.Uint64())
+		hex.Encode(b[3:35], id[:])
+		copy(b[52:55], "-01")
+	}
+	b[35] = '-'
+	var span [8]byte
+	putUint64(span[:], rand.Uint64()|1)
+	hex.Encode(b[36:52], span[:])
+	return traceParent{header: string(b[:])}
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}
+
+// validTraceParent accepts version 00 traceparents with non-zero ids.
+func validTraceParent(s string) bool {
+	if len(s) != 55 || s[0:3] != "00-" || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	zeroTrace, zeroSpan := true, true
+	for i := 3; i < 55; i++ {
+		if i == 35 || i == 52 {
+			continue
+		}
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+		if c != '0' {
+			if i < 35 {
+				zeroTrace = false
+			} else if i < 52 {
+				zeroSpan = false
+			}
+		}
+	}
+	return !zeroTrace && !zeroSpan
+}
+
+// recorder wraps the client's ResponseWriter: it learns the status and
+// size, and records the audit event before the response is sent.
+type recorder struct {
+	http.ResponseWriter
+	g           *Gateway
+	ex          *exchange
+	r           *http.Request
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: more to come
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	if w.g.cfg.Auditor != nil {
+		if err := w.g.cfg.Auditor.Record(w.r.Context(), w.g.event(w.r, w.ex, code)); err != nil {
+			w.g.log.ErrorContext(w.r.Context(), "audit record failed", "request_id", w.ex.requestID, "err", err)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush flushes the underlying writer.
+func (w *recorder) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Event {
+	e := gatehouse.Event{
+		Time:    ex.start.UTC(),
+		Type:    "http.request",
+		Action:  r.Method,
+		Outcome: gatehouse.OutcomeSuccess,
+		TraceID: ex.trace.traceID(),
+		Actor:   gatehouse.Actor{Kind: string(gatehouse.KindAnonymous)},
+		Request: &gatehouse.RequestInfo{
+			Method:     r.Method,
+			Path:       r.URL.Path,
+			Status:     status,
+			DurationMS: float64(g.clock.Now().Sub(ex.start).Microseconds()) / 1000,
+			SourceIP:   sourceIP(r),
+			RequestID:  ex.requestID,
+		},
+	}
+	if ex.route != nil {
+		e.Resource = "route:" + ex.route.Name
+	}
+	if p := ex.principal; p != nil {
+		e.Actor = gatehouse.Actor{Kind: string(p.Kind), ID: p.ID}
+	}
+	if status >= 400 {
+		e.Outcome = ex.outcome
+		if e.Outcome == "" {
+			e.Outcome = gatehouse.OutcomeFailure
+		}
+		if ex.err != nil {
+			e.Reason = gatehouse.ErrorMessage(ex.err)
+		}
+	}
+	return e
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// logAccess writes the one access line of a request. It never logs a
+// query string (it may carry secrets) or any credential.
+func (g *Gateway) logAccess(ctx context.Context, r *http.Request, ex *exchange, w *recorder) {
+	level := slog.LevelInfo
+	if w.status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !g.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("request_id", ex.requestID),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", w.status),
+		slog.Int64("bytes", w.bytes),
+		slog.Float64("duration_ms", float64(g.clock.Now().Sub(ex.start).Microseconds())/1000),
+		slog.String("trace_id", ex.trace.traceID()),
+	)
+	if ex.route != nil {
+		attrs = append(attrs, slog.String("route", ex.route.Name))
+	}
+	if ex.principal != nil {
+		attrs = append(attrs, slog.String("principal", ex.principal.ID))
+	}
+	g.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// limitedBody is a request body that fails once more than left bytes have
+// been read, and tells the exchange so the error becomes a 413.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	ex   *exchange
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		b.ex.tooLarge.Store(true)
+		return n + int(b.left), errBodyTooLarge
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,317 @@
+// Package gateway is the public listener's request path: trace ids,
+// security headers, input limits, routing, authentication, authorization
+// and the reverse proxy to upstreams, plus the health endpoints. See
+// DESIGN.md §1; each step is one middleware, composed once at start.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+)
+
+// Handler is a step of the request path. Returning an error hands the
+// response to the one place that turns errors into JSON replies.
+type Handler interface {
+	ServeHTTP(w http.ResponseWriter, r *http.Request) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// ServeHTTP calls f.
+func (f HandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// Middleware wraps a Handler.
+type Middleware func(Handler) Handler
+
+// Authenticator turns a presented credential into a principal. Failures
+// are EUNAUTHORIZED *gatehouse.Error values.
+type Authenticator interface {
+	Authenticate(ctx context.Context, credential string) (*gatehouse.Principal, error)
+}
+
+// ReadinessCheck reports whether one dependency is ready.
+type ReadinessCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config configures a Gateway.
+type Config struct {
+	Routes        []gatehouse.Route
+	Authenticator Authenticator
+	Auditor       gatehouse.Auditor // optional; records one event per request
+	Logger        *slog.Logger
+	Clock         gatehouse.Clock
+	AccessLog     bool
+	MaxHeaders    int // most header fields a request may carry; 0: unlimited
+	Ready         []ReadinessCheck
+	Version       string
+	// Transport is the base transport to upstreams; nil: a gateway-tuned one.
+	Transport *http.Transport
+}
+
+// Gateway serves the public listener. It is safe for concurrent use.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   gatehouse.Clock
+	router  *router
+	handler Handler
+	health  *health
+}
+
+// New compiles the request path for cfg.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Authenticator == nil {
+		return nil, errors.New("gateway: an authenticator is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = gatehouse.SystemClock{}
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock}
+	g.health = &health{checks: cfg.Ready, version: cfg.Version}
+
+	base := cfg.Transport
+	if base == nil {
+		base = NewTransport()
+	}
+	transports := map[time.Duration]*http.Transport{}
+	routes := make([]*route, 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		target, err := url.Parse(rc.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: upstream: %w", rc.Name, err)
+		}
+		t := transports[rc.Timeout]
+		if t == nil {
+			t = base.Clone()
+			t.ResponseHeaderTimeout = rc.Timeout
+			transports[rc.Timeout] = t
+		}
+		r := &route{Route: rc}
+		r.proxy = newProxy(r, target, t, g.log)
+		routes = append(routes, r)
+	}
+	g.router = newRouter(routes)
+
+	// The request path of DESIGN.md §1 after trace and headers (which
+	// ServeHTTP does itself): limits → route → authn → authz → proxy.
+	chain := []Middleware{
+		g.limits,
+		g.routeStep,
+		g.authenticate,
+		g.authorize,
+		g.limitBody,
+	}
+	var h Handler = HandlerFunc(proxyStep)
+	for i := len(chain) - 1; i >= 0; i-- {
+		h = chain[i](h)
+	}
+	g.handler = h
+	return g, nil
+}
+
+// SetDraining marks the gateway as shutting down: /health/ready answers 503
+// so load balancers stop sending new requests.
+func (g *Gateway) SetDraining() { g.health.draining.Store(true) }
+
+// ServeHTTP runs the request path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.clock.Now()
+	ex := &exchange{start: start}
+	ex.requestID = httpjson.RequestID(r)
+	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
+
+	h := w.Header()
+	httpjson.SetSecurityHeaders(h)
+	h["X-Request-Id"] = []string{ex.requestID}
+
+	ctx := newContextWithExchange(httpjson.NewContextWithRequestID(r.Context(), ex.requestID), ex)
+	r = r.WithContext(ctx)
+	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
+
+	var err error
+	if isHealthPath(r.URL.Path) {
+		err = g.health.serve(rec, r)
+	} else {
+		err = g.handler.ServeHTTP(rec, r)
+	}
+	if err != nil {
+		ex.err = err
+		if ex.outcome == "" {
+			ex.outcome = outcomeFor(err)
+		}
+		if !rec.wroteHeader {
+			httpjson.WriteError(rec, r, g.log, err)
+		}
+	}
+	if !rec.wroteHeader {
+		rec.WriteHeader(http.StatusOK)
+	}
+	if g.cfg.AccessLog {
+		g.logAccess(ctx, r, ex, rec)
+	}
+}
+
+// limits refuses malformed paths and oversized header sets.
+func (g *Gateway) limits(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if err := checkPath(r.URL.EscapedPath()); err != nil {
+			return err
+		}
+		if g.cfg.MaxHeaders > 0 {
+			n := 0
+			for _, v := range r.Header {
+				n += len(v)
+			}
+			if n > g.cfg.MaxHeaders {
+				return gatehouse.Errorf(gatehouse.EINVALID, "too many header fields: %d, at most %d", n, g.cfg.MaxHeaders)
+			}
+		}
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// routeStep finds the route; 404 for none, 405 with Allow for a method the
+// owning prefix does not take.
+func (g *Gateway) routeStep(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		rt, grp := g.router.match(r.URL.Path, r.Method)
+		if rt == nil {
+			if grp != nil {
+				w.Header().Set("Allow", grp.allow)
+				return gatehouse.Errorf(gatehouse.EMETHOD, "method %s is not allowed on %s; allowed: %s", r.Method, grp.prefix, grp.allow)
+			}
+			return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s", r.URL.Path)
+		}
+		exchangeFrom(r.Context()).route = rt
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate reads the credential and sets the principal. Public routes
+// admit anonymous callers but still refuse a bad credential.
+func (g *Gateway) authenticate(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ex := exchangeFrom(r.Context())
+		cred, err := credential(r)
+		if err != nil {
+			return err
+		}
+		if cred == "" {
+			if ex.route.Public {
+				return next.ServeHTTP(w, r)
+			}
+			return errMissingCredential
+		}
+		p, err := g.cfg.Authenticator.Authenticate(r.Context(), cred)
+		if err != nil {
+			if gatehouse.ErrorCode(err) == gatehouse.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="`+gatehouse.ErrorMessage(err)+`"`)
+			}
+			return err
+		}
+		ex.principal = p
+		return next.ServeHTTP(w, r)
+	})
+}
+
+var errMissingCredential = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "authentication required: send Authorization: Bearer <key> or X-API-Key: <key>")
+
+// credential extracts the bearer credential from Authorization or
+// X-API-Key. Two different credentials in one request are refused.
+func credential(r *http.Request) (string, error) {
+	var bearer string
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		if len(v) > 1 {
+			return "", gatehouse.Errorf(gatehouse.EINVALID, "more than one Authorization header")
+		}
+		const prefix = "Bearer "
+		if len(v[0]) <= len(prefix) || !equalFoldASCII(v[0][:len(prefix)], prefix) {
+			return "", gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "unsupported Authorization scheme: use Bearer")
+		}
+		bearer = v[0][len(prefix):]
+	}
+	if v := r.Header["X-Api-Key"]; len(v) > 0 {
+		if len(v) > 1 || (bearer != "" && bearer != v[0]) {
+			return "", gatehouse.Errorf(gatehouse.EINVALID, "conflicting credentials in Authorization and X-API-Key")
+		}
+		return v[0], nil
+	}
+	return bearer, nil
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// authorize checks the route's scopes: the principal must hold every one,
+// or hold admin. (The policy engine replaces this step.)
+func (g *Gateway) authorize(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ex := exchangeFrom(r.Context())
+		for _, s := range ex.route.Scopes {
+			if !ex.principal.HasScope(s) {
+				ex.outcome = gatehouse.OutcomeDenied
+				return gatehouse.Errorf(gatehouse.EFORBIDDEN, "missing scope %q for route %s", s, ex.route.Name)
+			}
+		}
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps the request body at the route's max_body: a declared
+// Content-Length over it is refused at once, and a chunked body is cut off
+// and answered 413 once it passes the cap.
+func (g *Gateway) limitBody(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ex := exchangeFrom(r.Context())
+		max := ex.route.MaxBody
+		if max > 0 && r.Body != nil && r.Body != http.NoBody {
+			if r.ContentLength > max {
+				return tooLarge(max)
+			}
+			r.Body = &limitedBody{rc: r.Body, left: max, ex: ex}
+		}
+		return next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(max int64) error {
+	return gatehouse.Errorf(gatehouse.ETOOLARGE, "request body larger than %d bytes", max)
+}
+
+func outcomeFor(err error) string {
+	switch gatehouse.ErrorCode(err) {
+	case gatehouse.EFORBIDDEN, gatehouse.EUNAUTHORIZED, gatehouse.ERATELIMITED:
+		return gatehouse.OutcomeDenied
+	}
+	return gatehouse.OutcomeFailure
+}

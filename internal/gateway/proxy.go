@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+)
+
+// NewTransport returns a Transport tuned for a gateway: many idle
+// connections kept per upstream, bounded dial and TLS handshake times, and
+// no environment proxy (an upstream is reached directly or not at all).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		ForceAttemptHTTP2:     true,
+		// Pass Accept-Encoding through as the client sent it; never
+		// decompress on the client's behalf.
+		DisableCompression: true,
+	}
+}
+
+// bufferPool lends the proxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+
+// newProxy returns the reverse proxy of one route.
+func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			ex := exchangeFrom(pr.In.Context())
+			// Forward exactly the path that was checked and authorized, in
+			// its canonical encoding.
+			path := pr.In.URL.Path
+			if rt.StripPrefix {
+				path = stripPrefix(rt.PathPrefix, path)
+			}
+			pr.Out.URL.Path, pr.Out.URL.RawPath = path, ""
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			scrubHeaders(pr.Out.Header)
+			h := pr.Out.Header
+			h["X-Request-Id"] = []string{ex.requestID}
+			h["Traceparent"] = []string{ex.trace.header}
+			if p := ex.principal; p != nil {
+				h["X-Gatehouse-Principal"] = []string{p.ID}
+				h["X-Gatehouse-Scopes"] = []string{p.ScopesHeader}
+			}
+		},
+		Transport:  t,
+		BufferPool: newBufferPool(),
+		ModifyResponse: func(res *http.Response) error {
+			// Gatehouse's security headers and request id are the only ones.
+			httpjson.DeleteSecurityHeaders(res.Header)
+			delete(res.Header, "X-Request-Id")
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			ex := exchangeFrom(r.Context())
+			var e error
+			var ne net.Error
+			switch {
+			case ex.tooLarge.Load():
+				e = tooLarge(rt.MaxBody)
+			case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+				// The client went away; there is no one to answer.
+				ex.err, ex.outcome = err, gatehouse.OutcomeFailure
+				if rec, ok := w.(*recorder); ok {
+					rec.wroteHeader, rec.status = true, 499
+				}
+				return
+			case errors.As(err, &ne) && ne.Timeout():
+				e = gatehouse.Errorf(gatehouse.ETIMEOUT, "upstream of route %s did not answer in time", rt.Name)
+			default:
+				e = gatehouse.Errorf(gatehouse.EBADGATEWAY, "upstream of route %s is unavailable", rt.Name)
+			}
+			log.WarnContext(r.Context(), "upstream error", "request_id", ex.requestID, "route", rt.Name, "err", err)
+			ex.err = e
+			httpjson.WriteError(w, r, log, e)
+		},
+	}
+}
+
+func proxyStep(w http.ResponseWriter, r *http.Request) error {
+	exchangeFrom(r.Context()).route.proxy.ServeHTTP(w, r)
+	return nil
+}
+
+// stripPrefix removes the route prefix from path, keeping a leading slash.
+func stripPrefix(prefix, path string) string {
+	p := strings.TrimSuffix(prefix, "/")
+	rest := strings.TrimPrefix(path, p)
+	if rest == "" || rest[0] != '/' {
+		rest = "/" + rest
+	}
+	return rest
+}
+
+// scrubHeaders removes what a caller must not pass upstream: its
+// credential, and any X-Gatehouse-* header (which only Gatehouse sets).
+// Names are compared with '_' read as '-', since some upstream frameworks
+// treat them alike.
+func scrubHeaders(h http.Header) {
+	for k := range h {
+		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") {
+			delete(h, k)
+		}
+	}
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+func hasFoldPrefix(s, lowerPrefix string) bool {
+	if len(s) < len(lowerPrefix) {
+		return false
+	}
+	for i := 0; i < len(lowerPrefix); i++ {
+		if foldByte(s[i]) != lowerPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func foldEqual(s, lower string) bool { return len(s) == len(lower) && hasFoldPrefix(s, lower) }

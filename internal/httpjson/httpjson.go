@@ -1,0 +1,125 @@
+// Package httpjson holds what every Gatehouse listener shares on the wire:
+// the six security headers, request ids, and JSON replies and errors in the
+// shape of DESIGN.md §7.
+package httpjson
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// The security headers set on every response (DESIGN.md §1). Each value is
+// a one-element slice with len == cap, so an Add by later code copies
+// instead of writing into the shared array.
+var securityHeaders = [...]struct {
+	name  string
+	value []string
+}{
+	{"Strict-Transport-Security", []string{"max-age=31536000; includeSubDomains"}},
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"X-Xss-Protection", []string{"1; mode=block"}},
+	{"Content-Security-Policy", []string{"default-src 'self'"}},
+	{"Referrer-Policy", []string{"strict-origin-when-cross-origin"}},
+}
+
+// SetSecurityHeaders sets the six security headers on h, replacing any
+// value already there.
+func SetSecurityHeaders(h http.Header) {
+	for i := range securityHeaders {
+		h[securityHeaders[i].name] = securityHeaders[i].value
+	}
+}
+
+// DeleteSecurityHeaders removes the six headers from h (used on upstream
+// responses, so that Gatehouse's values are the only ones sent).
+func DeleteSecurityHeaders(h http.Header) {
+	for i := range securityHeaders {
+		delete(h, securityHeaders[i].name)
+	}
+}
+
+// SecurityHeaderNames lists the six header names, canonical form.
+func SecurityHeaderNames() []string {
+	names := make([]string, len(securityHeaders))
+	for i := range securityHeaders {
+		names[i] = securityHeaders[i].name
+	}
+	return names
+}
+
+type requestIDKey struct{}
+
+// NewContextWithRequestID returns ctx carrying the request id.
+func NewContextWithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFromContext returns the request id carried by ctx, or "".
+func RequestIDFromContext(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// RequestID returns the inbound X-Request-Id when it is a valid ULID, or a
+// new ULID.
+func RequestID(r *http.Request) string {
+	if v := r.Header["X-Request-Id"]; len(v) == 1 && len(v[0]) == ulid.EncodedSize {
+		if _, err := ulid.ParseStrict(v[0]); err == nil {
+			return v[0]
+		}
+	}
+	return ulid.Make().String()
+}
+
+// Write writes v as a JSON body with the given status.
+func Write(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	Code      string   `json:"code"`
+	Message   string   `json:"message"`
+	RequestID string   `json:"request_id,omitempty"`
+	Reasons   []string `json:"reasons,omitempty"`
+}
+
+// WriteError writes err as a JSON error. Errors that are not
+// *gatehouse.Error are logged in full under the request id and shown to the
+// client only as "internal error".
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := gatehouse.ErrorCode(err)
+	rid := RequestIDFromContext(r.Context())
+	if code == gatehouse.EINTERNAL && log != nil {
+		log.ErrorContext(r.Context(), "internal error", "request_id", rid, "err", err)
+	}
+	status := gatehouse.HTTPStatus(code)
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	Write(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: gatehouse.ErrorMessage(err), RequestID: rid}})
+}
