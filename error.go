@@ -8,18 +8,19 @@ import (
 
 // Error codes. Each maps to one HTTP status (see HTTPStatus).
 const (
-	EINVALID      = "invalid"         // 400
-	EUNAUTHORIZED = "unauthenticated" // 401
-	EFORBIDDEN    = "forbidden"       // 403
-	ENOTFOUND     = "not_found"       // 404
-	EMETHOD       = "method_not_allowed"
-	ECONFLICT     = "conflict"     // 409
-	ETOOLARGE     = "too_large"    // 413
-	ERATELIMITED  = "rate_limited" // 429
-	EINTERNAL     = "internal"     // 500
-	EBADGATEWAY   = "bad_gateway"  // 502
-	EUNAVAILABLE  = "unavailable"  // 503
-	ETIMEOUT      = "timeout"      // 504
+	EINVALID         = "invalid"         // 400
+	EUNAUTHORIZED    = "unauthenticated" // 401
+	EFORBIDDEN       = "forbidden"       // 403
+	ENOTFOUND        = "not_found"       // 404
+	EMETHOD          = "method_not_allowed"
+	ECONFLICT        = "conflict"          // 409
+	ETOOLARGE        = "too_large"         // 413
+	ERATELIMITED     = "rate_limited"      // 429
+	EHEADERSTOOLARGE = "headers_too_large" // 431
+	EINTERNAL        = "internal"          // 500
+	EBADGATEWAY      = "bad_gateway"       // 502
+	EUNAVAILABLE     = "unavailable"       // 503
+	ETIMEOUT         = "timeout"           // 504
 )
 
 // Error is an error whose code and message are safe to show to a client.
@@ -73,6 +74,8 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case ERATELIMITED:
 		return http.StatusTooManyRequests
+	case EHEADERSTOOLARGE:
+		return http.StatusRequestHeaderFieldsTooLarge
 	case EBADGATEWAY:
 		return http.StatusBadGateway
 	case EUNAVAILABLE:

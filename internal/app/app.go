@@ -113,13 +113,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, err
 	}
 	a.gateway, err = gateway.New(gateway.Config{
-		Routes:        routes,
-		Authenticator: a.keys,
-		Logger:        log,
-		Clock:         opts.Clock,
-		AccessLog:     cfg.AccessLog(),
-		MaxHeaders:    cfg.Limits.MaxHeaders,
-		Version:       opts.Version,
+		Routes:         routes,
+		Authenticator:  a.keys,
+		Logger:         log,
+		Clock:          opts.Clock,
+		AccessLog:      cfg.AccessLog(),
+		MaxHeaders:     cfg.Limits.MaxHeaders,
+		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
+		Version:        opts.Version,
 		Ready: []gateway.ReadinessCheck{{Name: "store", Check: func(ctx context.Context) error {
 			return a.store.Ping(ctx)
 		}}},

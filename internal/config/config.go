@@ -324,7 +324,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	if err := checkHostPort(c.AdminListen); err != nil {
 		return v.fail("admin_listen", "%v", err)
 	}
-	if c.Listen == c.AdminListen {
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return v.fail("admin_listen", "must differ from listen (%s)", c.Listen)
 	}
 	if c.Store.Driver != "sqlite" {

@@ -46,15 +46,16 @@ type ReadinessCheck struct {
 
 // Config configures a Gateway.
 type Config struct {
-	Routes        []gatehouse.Route
-	Authenticator Authenticator
-	Auditor       gatehouse.Auditor // optional; records one event per request
-	Logger        *slog.Logger
-	Clock         gatehouse.Clock
-	AccessLog     bool
-	MaxHeaders    int // most header fields a request may carry; 0: unlimited
-	Ready         []ReadinessCheck
-	Version       string
+	Routes         []gatehouse.Route
+	Authenticator  Authenticator
+	Auditor        gatehouse.Auditor // optional; records one event per request
+	Logger         *slog.Logger
+	Clock          gatehouse.Clock
+	AccessLog      bool
+	MaxHeaders     int // most header fields a request may carry; 0: unlimited
+	MaxHeaderBytes int // most bytes of header fields; 0: unlimited
+	Ready          []ReadinessCheck
+	Version        string
 	// Transport is the base transport to upstreams; nil: a gateway-tuned one.
 	Transport *http.Transport
 }
@@ -171,13 +172,21 @@ func (g *Gateway) limits(next Handler) Handler {
 		if err := checkPath(r.URL.EscapedPath()); err != nil {
 			return err
 		}
-		if g.cfg.MaxHeaders > 0 {
-			n := 0
-			for _, v := range r.Header {
-				n += len(v)
+		if g.cfg.MaxHeaders > 0 || g.cfg.MaxHeaderBytes > 0 {
+			// net/http enforces MaxHeaderBytes only on a connection's
+			// first read window, so keep-alive requests are checked here.
+			fields, size := 0, 0
+			for k, vs := range r.Header {
+				fields += len(vs)
+				for _, v := range vs {
+					size += len(k) + len(v) + 4 // ": " and CRLF
+				}
 			}
-			if n > g.cfg.MaxHeaders {
-				return gatehouse.Errorf(gatehouse.EINVALID, "too many header fields: %d, at most %d", n, g.cfg.MaxHeaders)
+			if g.cfg.MaxHeaders > 0 && fields > g.cfg.MaxHeaders {
+				return gatehouse.Errorf(gatehouse.EINVALID, "too many header fields: %d, at most %d", fields, g.cfg.MaxHeaders)
+			}
+			if g.cfg.MaxHeaderBytes > 0 && size > g.cfg.MaxHeaderBytes {
+				return gatehouse.Errorf(gatehouse.EHEADERSTOOLARGE, "request headers larger than %d bytes", g.cfg.MaxHeaderBytes)
 			}
 		}
 		return next.ServeHTTP(w, r)
