@@ -169,7 +169,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // limits refuses malformed paths and oversized header sets.
 func (g *Gateway) limits(next Handler) Handler {
 	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		if err := checkPath(r.URL.EscapedPath()); err != nil {
+		if err := CheckPath(r.URL.EscapedPath()); err != nil {
 			return err
 		}
 		if g.cfg.MaxHeaders > 0 || g.cfg.MaxHeaderBytes > 0 {

@@ -6,13 +6,13 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-// checkPath refuses any request path that could be read two ways: dot
+// CheckPath refuses any request path that could be read two ways: dot
 // segments, empty segments, backslashes, control characters, and
 // percent-encodings of '/', '\', '.', '%' (double encoding) or control
 // characters. Whatever passes names exactly one path, so the route, the
 // scope check and the upstream all see the same thing. raw is the path as
 // sent (escaped form).
-func checkPath(raw string) error {
+func CheckPath(raw string) error {
 	if raw == "" || raw[0] != '/' {
 		return errPath("must start with /")
 	}

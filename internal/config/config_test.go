@@ -1,0 +1,138 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load("", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.AdminListen != "127.0.0.1:8081" || c.DataDir != "./gatehouse-data" || c.Store.Driver != "sqlite" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if len(c.Routes) != 1 || c.Routes[0].Path != "/demo/" || c.Routes[0].Upstream != config.BuiltinEcho || c.Routes[0].Scopes[0] != "demo:read" {
+		t.Errorf("demo route: %+v", c.Routes)
+	}
+	if c.Routes[0].MaxBody != 1<<20 || c.Routes[0].Timeout != 30*time.Second {
+		t.Errorf("route defaults: %+v", c.Routes[0])
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	env := map[string]string{"GATEHOUSE_DATA_DIR": "/tmp/d", "GATEHOUSE_LISTEN": "127.0.0.1:9000", "GATEHOUSE_ADMIN_LISTEN": "127.0.0.1:9001"}
+	c, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/tmp/d" || c.Listen != "127.0.0.1:9000" || c.AdminListen != "127.0.0.1:9001" {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	c, err := config.Parse("g.yaml", []byte(`
+mode: dev
+limits: {max_body: 2MiB, max_headers: 50}
+routes:
+  - name: signals-read
+    path: /api/v1/signals/
+    methods: [get, HEAD]
+    upstream: http://127.0.0.1:9000
+    scopes: [read:signals]
+    strip_prefix: true
+    max_body: 64KiB
+    timeout: 5s
+  - name: other
+    path: /other
+    upstream: https://example.internal:8443/base
+    scopes: [a, b]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Routes[0]
+	if r.Methods[0] != "GET" || r.MaxBody != 64<<10 || r.Timeout != 5*time.Second || !r.StripPrefix {
+		t.Errorf("route 0: %+v", r)
+	}
+	if c.Routes[1].MaxBody != 2<<20 {
+		t.Errorf("route 1 max_body = %d, want the global 2MiB", c.Routes[1].MaxBody)
+	}
+	if len(c.Hash) != 64 {
+		t.Errorf("hash %q", c.Hash)
+	}
+}
+
+func TestInvalidConfigNamesFieldAndLine(t *testing.T) {
+	const route = "routes:\n  - name: a\n    path: /a/\n    upstream: http://127.0.0.1:9000\n    scopes: [x]\n"
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown top-level key", "listne: 1.2.3.4:80\n", `g.yaml: line 1: unknown key "listne"`},
+		{"unknown route key", route + "    upstreem: x\n", `line 6: unknown key "upstreem"`},
+		{"bad mode", "mode: staging\n", `g.yaml:1: mode: must be "prod" or "dev", not "staging"`},
+		{"bad listen", "listen: nowhere\n", `g.yaml:1: listen: must be host:port`},
+		{"same listeners", "listen: 127.0.0.1:80\nadmin_listen: 127.0.0.1:80\n", "g.yaml:2: admin_listen: must differ"},
+		{"postgres not built", "store: {driver: mysql}\n", "g.yaml:1: store.driver:"},
+		{"bad url", strings.Replace(route, "http://127.0.0.1:9000", "ftp://x", 1), "g.yaml:4: routes[0].upstream: must be an absolute http:// or https:// URL"},
+		{"relative url", strings.Replace(route, "http://127.0.0.1:9000", "localhost:9000", 1), "g.yaml:4: routes[0].upstream:"},
+		{"missing scopes", "routes:\n  - name: a\n    path: /a/\n    upstream: http://h\n", "g.yaml:2: routes[0].scopes: at least one scope is required"},
+		{"missing name", "routes:\n  - path: /a/\n    upstream: http://h\n    scopes: [x]\n", "g.yaml:2: routes[0].name: is required"},
+		{"duplicate name", route + strings.Replace(route, "routes:\n", "", 1), `g.yaml:6: routes[1].name: duplicate route name "a"`},
+		{"duplicate path", route + "  - name: b\n    path: /a/\n    upstream: http://h\n    scopes: [x]\n", `g.yaml:7: routes[1].path: duplicate route: any method on /a/ is already served by route "a"`},
+		{"dot path", strings.Replace(route, "/a/", "/a/../b/", 1), "g.yaml:3: routes[0].path:"},
+		{"relative path", strings.Replace(route, "/a/", "a/", 1), "g.yaml:3: routes[0].path: must start with /"},
+		{"reserved path", strings.Replace(route, "/a/", "/health/x", 1), "g.yaml:3: routes[0].path:"},
+		{"bad method", route + "    methods: [GET, FETCH]\n", `g.yaml:6: routes[0].methods[1]: unknown HTTP method "FETCH"`},
+		{"bad size", route + "    max_body: lots\n", `line 6: invalid size "lots"`},
+		{"bad duration", route + "    timeout: soon\n", "line 6"},
+		{"public with scopes", route + "    public: true\n", "routes[0].scopes: a public route takes no scopes"},
+		{"scope with space", strings.Replace(route, "[x]", `["a b"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
+		{"not yaml", "routes: [\n", "g.yaml: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("g.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q\ndoes not contain %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "36h": 36 * time.Hour, "1y": 365 * 24 * time.Hour, "0s": 0} {
+		if got, err := config.ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "-1d", "1.5d", "soon"} {
+		if _, err := config.ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q): no error", in)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("routes:\n  - name: a\n    path: /a/\n    upstream: http://h\n    scopes: [x]\n"))
+	f.Add([]byte("mode: dev\nlimits: {max_body: 1MiB}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.Parse("fuzz.yaml", data)
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}
