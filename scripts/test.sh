@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every Gatehouse check CI runs: gofmt, go vet, and all tests with the
+# race detector. Starts (installing if needed) the servers the tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+
+step() { printf '\n== %s\n' "$*"; }
+
+for s in scripts/ensure-*.sh; do
+  [ -e "$s" ] || continue
+  step "$(basename "$s" .sh)"
+  bash "$s"
+done
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race"
+go test -race -count=1 -timeout 20m "$@" ./...
