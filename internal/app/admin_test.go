@@ -1,0 +1,81 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestAdminAPIValidation(t *testing.T) {
+	h := MustStart(t)
+	auth := "Authorization: Bearer " + adminToken
+	tests := []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		want                     string // in the error message
+	}{
+		{"no token", "GET", "/v1/keys", "", nil, 401, "admin API needs Authorization"},
+		{"wrong token", "GET", "/v1/keys", "", []string{"Authorization: Bearer nope-nope-nope-nope"}, 401, "invalid admin credential"},
+		{"invalid JSON", "POST", "/v1/keys", "{", []string{auth}, 400, "invalid JSON body"},
+		{"empty body", "POST", "/v1/keys", "", []string{auth}, 400, "request body is empty"},
+		{"unknown field", "POST", "/v1/keys", `{"name":"a","scopes":["x"],"scope":"y"}`, []string{auth}, 400, `unknown field "scope"`},
+		{"wrong type", "POST", "/v1/keys", `{"name":"a","scopes":"x"}`, []string{auth}, 400, "scopes: must be an array"},
+		{"missing name", "POST", "/v1/keys", `{"scopes":["x"]}`, []string{auth}, 400, "name: is required"},
+		{"missing scopes", "POST", "/v1/keys", `{"name":"a"}`, []string{auth}, 400, "scopes: at least one scope"},
+		{"bad expiry", "POST", "/v1/keys", `{"name":"a","scopes":["x"],"expires_in":"soon"}`, []string{auth}, 400, "expires_in:"},
+		{"both expiries", "POST", "/v1/keys", `{"name":"a","scopes":["x"],"expires_in":"1d","expires_at":"2030-01-01T00:00:00Z"}`, []string{auth}, 400, "give one, not both"},
+		{"wrong content type", "POST", "/v1/keys", `{"name":"a","scopes":["x"]}`, []string{auth, "Content-Type: text/plain"}, 400, "Content-Type must be application/json"},
+		{"trailing data", "POST", "/v1/keys", `{"name":"a","scopes":["x"]} {}`, []string{auth}, 400, "more than one JSON value"},
+		{"unknown key", "GET", "/v1/keys/key_nope", "", []string{auth}, 404, `key "key_nope" not found`},
+		{"revoke unknown", "POST", "/v1/keys/key_nope/revoke", "", []string{auth}, 404, "not found"},
+		{"bad grace", "POST", "/v1/keys/key_nope/rotate", `{"grace":"-1h"}`, []string{auth}, 400, "grace:"},
+		{"wrong method", "DELETE", "/v1/keys", "", []string{auth}, 405, "use "},
+		{"no endpoint", "GET", "/v1/nothing", "", []string{auth}, 404, "no admin endpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			res := h.do(tt.method, h.admin+tt.path, body, tt.headers...)
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.status)
+			}
+			if e := decodeError(t, res); !strings.Contains(e.Error.Message, tt.want) {
+				t.Errorf("message %q does not contain %q", e.Error.Message, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdminScopeKeyUsesAdminAPI(t *testing.T) {
+	h := MustStart(t)
+	adminKey := h.createKey(map[string]any{"name": "ops", "scopes": []string{"admin"}})
+	plain := h.createKey(map[string]any{"name": "app", "scopes": []string{"read:signals"}})
+	if res := h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer "+adminKey.Key); res.StatusCode != 200 {
+		t.Errorf("admin-scope key on admin API: %d", res.StatusCode)
+	}
+	if res := h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer "+plain.Key); res.StatusCode != 403 {
+		t.Errorf("plain key on admin API: %d, want 403", res.StatusCode)
+	}
+	// admin also passes every route's scope check at the gateway.
+	if res := h.do("GET", h.base+"/api/v1/signals/admin/x", nil, "X-API-Key: "+adminKey.Key); res.StatusCode != 200 {
+		t.Errorf("admin key on scoped route: %d", res.StatusCode)
+	}
+}
+
+func TestKeysListedWithoutSecrets(t *testing.T) {
+	h := MustStart(t)
+	k := h.createKey(map[string]any{"name": "a", "scopes": []string{"x"}})
+	res := h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer "+adminToken)
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), k.ID) {
+		t.Fatalf("list: %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(string(body), k.Key) || strings.Contains(string(body), `"key":`) {
+		t.Errorf("list shows a secret: %s", body)
+	}
+}
