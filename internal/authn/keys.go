@@ -3,12 +3,10 @@ package authn
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -26,8 +24,6 @@ const DefaultRotationGrace = 24 * time.Hour
 // invalidate at once; this bound only matters for changes made elsewhere.
 const cacheRevalidate = 30 * time.Second
 
-const cacheShards = 16
-
 // KeysConfig configures a Keys service.
 type KeysConfig struct {
 	Store  store.Store
@@ -44,21 +40,7 @@ type Keys struct {
 	pepper []byte
 	clock  gatehouse.Clock
 	log    *slog.Logger
-	shards [cacheShards]keyShard
-}
-
-type keyShard struct {
-	mu sync.RWMutex
-	m  map[string]*cachedKey // by the token's id part
-}
-
-// cachedKey is what a verification leaves behind: enough to verify the same
-// key again without the store or the HMAC.
-type cachedKey struct {
-	digest    [32]byte // SHA-256 of the whole token
-	principal *gatehouse.Principal
-	expiresAt time.Time
-	checkedAt time.Time
+	cache  *credCache
 }
 
 // NewKeys returns a Keys service.
@@ -75,11 +57,7 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	k := &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys")}
-	for i := range k.shards {
-		k.shards[i].m = make(map[string]*cachedKey)
-	}
-	return k, nil
+	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(cacheRevalidate)}, nil
 }
 
 // NewKey describes a key to create.
@@ -238,16 +216,7 @@ func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (*sto
 
 // Invalidate drops any cached verification of the key id.
 func (k *Keys) Invalidate(id string) {
-	part := strings.TrimPrefix(id, KeyIDPrefix)
-	s := k.shard(part)
-	s.mu.Lock()
-	delete(s.m, part)
-	s.mu.Unlock()
-}
-
-func (k *Keys) shard(part string) *keyShard {
-	// The id part is random base32, so its last byte spreads evenly.
-	return &k.shards[part[len(part)-1]%cacheShards]
+	k.cache.invalidate(strings.TrimPrefix(id, KeyIDPrefix))
 }
 
 // Authenticate verifies an API key token and returns its principal. A token
@@ -259,19 +228,8 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 		return nil, ErrMalformed
 	}
 	now := k.clock.Now()
-	s := k.shard(part)
-	s.mu.RLock()
-	c := s.m[part]
-	s.mu.RUnlock()
-	if c != nil && now.Sub(c.checkedAt) < cacheRevalidate {
-		d := digest(token)
-		if subtle.ConstantTimeCompare(d[:], c.digest[:]) != 1 {
-			return nil, ErrUnknown
-		}
-		if !c.expiresAt.IsZero() && !now.Before(c.expiresAt) {
-			return nil, ErrExpired
-		}
-		return c.principal, nil
+	if p, hit, err := k.cache.lookup(part, token, now); hit {
+		return p, err
 	}
 	return k.verifySlow(ctx, token, part, now)
 }
@@ -293,15 +251,7 @@ func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time
 	if !key.ExpiresAt.IsZero() && !now.Before(key.ExpiresAt) {
 		return nil, ErrExpired
 	}
-	c := &cachedKey{
-		digest:    digest(token),
-		principal: NewPrincipal(key.ID, gatehouse.KindAPIKey, key.Name, key.Scopes, key.Tier),
-		expiresAt: key.ExpiresAt,
-		checkedAt: now,
-	}
-	s := k.shard(part)
-	s.mu.Lock()
-	s.m[part] = c
-	s.mu.Unlock()
-	return c.principal, nil
+	p := NewPrincipal(key.ID, gatehouse.KindAPIKey, key.Name, key.Scopes, key.Tier)
+	k.cache.store(part, token, p, key.ExpiresAt, now)
+	return p, nil
 }
