@@ -210,4 +210,3 @@ func stringsTerm(ss []string) *ast.Term {
 	}
 	return ast.ArrayTerm(ts...)
 }
-

@@ -38,10 +38,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if err != nil {
 		// The source could not be read at all; a syntax error lands here too
 		// (the bundle reader parses), with file:line in err.
-		if !isFetchError(err) {
-			e.refuse(ctx, src, f, err)
-		} else {
+		switch {
+		case isFetchError(err):
 			e.log.WarnContext(ctx, "policy source unreadable", logKeySource, src, logKeyError, err)
+		case f.hash != "" && f.hash == e.refusedHash:
+			// Refused before; already audited.
+		default:
+			e.refuse(ctx, src, f, err)
 		}
 		e.setStatus(func(s *Status) { s.LastCheck = now; s.LastError = err.Error(); s.Failures++ })
 		return fmt.Errorf("load policy from %s: %w", src, err)
@@ -242,4 +245,3 @@ func backoff(minDelay, maxDelay time.Duration, n int) time.Duration {
 	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) - d/10
 	return max(d+jitter, time.Millisecond)
 }
-
