@@ -88,7 +88,7 @@ type Engine struct {
 	log     *slog.Logger
 	clock   gatehouse.Clock
 	client  *http.Client
-	entropy *ulid.LockedMonotonicReader
+	ids     idGen
 
 	state atomic.Pointer[loaded] // nil until the first successful load
 
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 		log:     opts.Logger,
 		clock:   opts.Clock,
 		client:  opts.HTTPClient,
-		entropy: &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)},
+		ids:     idGen{entropy: ulid.Monotonic(rand.Reader, 0)},
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -241,11 +241,28 @@ func (e *Engine) DecideUncached(ctx context.Context, in *Input) (Decision, error
 	return d, err
 }
 
-func (e *Engine) newID() ulid.ULID {
-	id, err := ulid.New(ulid.Timestamp(e.clock.Now()), e.entropy)
+func (e *Engine) newID() ulid.ULID { return e.ids.next(ulid.Timestamp(e.clock.Now())) }
+
+// idGen makes monotonic ULIDs without allocating (ulid.New makes its
+// result escape through an interface call).
+type idGen struct {
+	mu      sync.Mutex
+	entropy *ulid.MonotonicEntropy
+	buf     [10]byte
+}
+
+func (g *idGen) next(ms uint64) ulid.ULID {
+	var id ulid.ULID
+	if err := id.SetTime(ms); err != nil {
+		return ulid.Make()
+	}
+	g.mu.Lock()
+	err := g.entropy.MonotonicRead(ms, g.buf[:])
+	copy(id[6:], g.buf[:])
+	g.mu.Unlock()
 	if err != nil {
-		// Monotonic entropy overflowed within one millisecond; fall back to
-		// the package's own generator rather than fail a request.
+		// Entropy overflowed within one millisecond: fall back to the
+		// package's generator rather than fail a request.
 		return ulid.Make()
 	}
 	return id
