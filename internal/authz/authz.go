@@ -83,12 +83,12 @@ type Options struct {
 // Engine decides authorization requests against the loaded policy. It is
 // safe for concurrent use; Decide never blocks on a reload.
 type Engine struct {
-	cfg     Config
-	opts    Options
-	log     *slog.Logger
-	clock   gatehouse.Clock
-	client  *http.Client
-	ids     idGen
+	cfg    Config
+	opts   Options
+	log    *slog.Logger
+	clock  gatehouse.Clock
+	client *http.Client
+	ids    idGen
 
 	state atomic.Pointer[loaded] // nil until the first successful load
 
@@ -149,12 +149,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     cfg,
-		opts:    opts,
-		log:     opts.Logger,
-		clock:   opts.Clock,
-		client:  opts.HTTPClient,
-		ids:     idGen{entropy: ulid.Monotonic(rand.Reader, 0)},
+		cfg:    cfg,
+		opts:   opts,
+		log:    opts.Logger,
+		clock:  opts.Clock,
+		client: opts.HTTPClient,
+		ids:    idGen{entropy: ulid.Monotonic(rand.Reader, 0)},
 	}
 	if e.log == nil {
 		e.log = slog.Default()
