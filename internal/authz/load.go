@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -325,9 +324,4 @@ func runPolicyTests(ctx context.Context, modules map[string]*ast.Module, data ma
 	}
 	slices.Sort(failed)
 	return n, failed, nil
-}
-
-// moduleNames is for logs.
-func moduleNames(m map[string]*ast.Module) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"testing"
 
@@ -146,6 +147,13 @@ func TestInputHelpers(t *testing.T) {
 	rt := authz.NewRouteInput(&gatehouse.Route{Name: "r", Tool: "t"})
 	if rt.Name != "r" || rt.Tool != "t" || rt.Scopes == nil {
 		t.Errorf("NewRouteInput = %+v", rt)
+	}
+	h := http.Header{"X-Team": {"a", "b"}, "Authorization": {"Bearer secret"}}
+	if got := authz.FilterHeaders(h, []string{"x-team", "X-Missing"}); len(got) != 1 || got["x-team"] != "a, b" {
+		t.Errorf("FilterHeaders = %v", got)
+	}
+	if got := authz.FilterHeaders(h, nil); got != nil {
+		t.Errorf("FilterHeaders(nil allow) = %v", got)
 	}
 	if authz.NewRouteInput(nil) != nil {
 		t.Error("NewRouteInput(nil) != nil")
