@@ -13,6 +13,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/lineage"
 
 	"github.com/gatehouse/gatehouse/policy"
 )
@@ -45,7 +47,9 @@ func RunTests(ctx context.Context, dir string, verbose bool, w io.Writer) (int, 
 		ProcessAnnotation: true,
 	})
 	if err != nil {
-		return ExitError, fmt.Errorf("load policy %s: %w", dir, err)
+		// Not wrapped: the message already names the files, and stays the
+		// same as opa test's.
+		return ExitError, err
 	}
 	return runTests(ctx, modules, store, verbose, w)
 }
@@ -104,6 +108,12 @@ func runTests(ctx context.Context, modules map[string]*ast.Module, store storage
 		for r := range ch {
 			if !r.Pass() {
 				code = ExitTestsFail
+			}
+			if verbose {
+				// As `opa test -v`: show notes and failures of the trace.
+				r.Trace = lineage.Filter(r.Trace, func(ev *topdown.Event) bool {
+					return ev.Op == topdown.NoteOp || ev.Op == topdown.FailOp
+				})
 			}
 			dup <- r
 		}
