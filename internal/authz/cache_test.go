@@ -244,3 +244,31 @@ func TestCacheHitAllocations(t *testing.T) {
 		t.Errorf("cache hit allocates %.1f times, want 0", allocs)
 	}
 }
+
+// FuzzCacheAgreement decides fuzzer-chosen inputs with and without the
+// cache under the default policy and requires the same answer.
+func FuzzCacheAgreement(f *testing.F) {
+	e := MustNewEngine(f, authz.Config{}, authz.Options{CacheSize: 256})
+	f.Add("read:signals", "signals-read", "read:signals", "", "http.request", "", "prod", true)
+	f.Add("tools:execute:*", "", "", "", "tool.execute", "tool:web_search", "prod", false)
+	f.Add("debug", "pprof", "debug", "", "", "", "dev", true)
+	f.Add("a\x00b", "r", "a", "t", "x", "tool:t", "dev", true)
+	f.Fuzz(func(t *testing.T, scope, routeName, routeScope, tool, action, resource, mode string, fingerprint bool) {
+		p := principal(scope, "agents")
+		if fingerprint {
+			p.ScopesFingerprint = authz.FingerprintScopes(p.Scopes)
+		}
+		in := &authz.Input{Principal: p, Action: action, Resource: resource, Mode: mode}
+		if routeName != "" {
+			in.Route = &authz.RouteInput{Name: routeName, Scopes: []string{routeScope}, Tool: tool}
+		}
+		ctx := context.Background()
+		for range 2 { // miss, then hit
+			cached, err1 := e.Decide(ctx, in)
+			plain, err2 := e.DecideUncached(ctx, in)
+			if (err1 == nil) != (err2 == nil) || cached.Allow != plain.Allow || !slices.Equal(cached.Reasons, plain.Reasons) {
+				t.Fatalf("cached %v %q %v, uncached %v %q %v", cached.Allow, cached.Reasons, err1, plain.Allow, plain.Reasons, err2)
+			}
+		}
+	})
+}
