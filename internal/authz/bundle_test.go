@@ -191,6 +191,15 @@ func TestBundleURLUnreachableThenUp(t *testing.T) {
 	if s := e.Status(); s.Failures != 0 || s.LastError != "" {
 		t.Errorf("status after load = %+v", s)
 	}
+
+	// Polling picks up a new revision.
+	bs.set(makeBundle(t, map[string]string{"authz.rego": allowAll}, "r2"), `"r2"`)
+	for e.Revision() != "r2" && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e.Revision() != "r2" {
+		t.Fatalf("poll did not load r2: %+v", e.Status())
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
@@ -157,5 +158,23 @@ func TestInputHelpers(t *testing.T) {
 	}
 	if authz.NewRouteInput(nil) != nil {
 		t.Error("NewRouteInput(nil) != nil")
+	}
+}
+
+func TestNewDecisionEvent(t *testing.T) {
+	e := MustNewEngine(t, authz.Config{}, authz.Options{})
+	in := routeInput(principal("x"), &authz.RouteInput{Name: "signals-read", Scopes: []string{"read:signals"}}, "prod")
+	d, _ := e.Decide(context.Background(), in)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ev := authz.NewDecisionEvent(d, in, now)
+	if ev.Type != authz.EventDecision || ev.Outcome != gatehouse.OutcomeDenied || ev.Reason != "missing scope read:signals" ||
+		ev.Actor.ID != "k_1" || ev.Action != "http.request" || ev.Resource != "route:signals-read" ||
+		ev.Details["revision"] != d.Revision || ev.ID != d.DecisionID.String() || !ev.Time.Equal(now) {
+		t.Errorf("event = %+v", ev)
+	}
+	in = toolInput(principal("tools:execute:*"), "tool:web_search", "prod")
+	d, _ = e.Decide(context.Background(), in)
+	if ev := authz.NewDecisionEvent(d, in, now); ev.Outcome != gatehouse.OutcomeSuccess || ev.Resource != "tool:web_search" || ev.Action != "tool.execute" {
+		t.Errorf("event = %+v", ev)
 	}
 }
