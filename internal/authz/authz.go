@@ -97,6 +97,7 @@ type Engine struct {
 	// refusedHash is the content last refused, so polling an unchanged bad
 	// bundle does not audit it again.
 	refusedHash string
+	refusedErr  string
 
 	statusMu sync.Mutex
 	status   Status

@@ -138,7 +138,12 @@ func TestBundleURLWithETag(t *testing.T) {
 	if ev.Type != authz.EventPolicyRefused || ev.Details["revision"] != "r3" || ev.Details["serving"] != "r2" {
 		t.Errorf("refused event = %+v", ev)
 	}
-	_ = e.Reload(context.Background())
+	if err := e.Reload(context.Background()); err != nil {
+		t.Errorf("reload with 304 = %v", err)
+	}
+	if s := e.Status(); !strings.Contains(s.LastError, "test_route_scopes_held") {
+		t.Errorf("refusal no longer reported after 304: %+v", s)
+	}
 	if got := rec.types(); strings.Join(got, ",") != "policy.loaded,policy.loaded,policy.refused" {
 		t.Errorf("audit = %q", got)
 	}

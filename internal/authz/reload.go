@@ -32,7 +32,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	f, err := e.fetch(ctx)
 	now := e.clock.Now()
 	if errors.Is(err, errNotModified) {
-		e.setStatus(func(s *Status) { s.LastCheck = now; s.Failures = 0; s.LastError = ""; s.NextRetry = time.Time{} })
+		e.setStatus(func(s *Status) {
+			s.LastCheck, s.NextRetry = now, time.Time{}
+			if e.refusedHash == "" {
+				// Keep reporting a refused bundle until a new one replaces it.
+				s.Failures, s.LastError = 0, ""
+			}
+		})
 		return nil
 	}
 	if err != nil {
@@ -55,9 +61,8 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return nil
 	}
 	if f.hash == e.refusedHash {
-		err := errors.New("content unchanged since it was refused")
 		e.setStatus(func(s *Status) { s.LastCheck = now })
-		return fmt.Errorf("load policy from %s: %w", src, err)
+		return fmt.Errorf("load policy from %s: unchanged since refused: %s", src, e.refusedErr)
 	}
 
 	c, err := compile(ctx, f, e.opts.TestTimeout)
@@ -66,7 +71,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.setStatus(func(s *Status) { s.LastCheck = now; s.LastError = err.Error(); s.Failures++ })
 		return fmt.Errorf("load policy from %s: %w", src, err)
 	}
-	e.refusedHash = ""
+	e.refusedHash, e.refusedErr = "", ""
 
 	var gen uint64 = 1
 	if cur := e.state.Load(); cur != nil {
@@ -154,7 +159,7 @@ func (e *Engine) currentETag() string {
 // refuse audits and logs a policy that was read but not accepted.
 func (e *Engine) refuse(ctx context.Context, src string, f fetched, err error) {
 	if f.hash != "" {
-		e.refusedHash = f.hash
+		e.refusedHash, e.refusedErr = f.hash, err.Error()
 	}
 	e.etag = f.etag
 	revision := f.bundle.Manifest.Revision
