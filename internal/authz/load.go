@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -77,9 +78,38 @@ func readDir(dir string) (fetched, error) {
 	}
 	b, err := newBundleReader(bundle.NewDirectoryLoader(dir)).Read()
 	if err != nil {
+		if perr := parseDir(dir); perr != nil {
+			err = perr // the same errors, naming files by their real path
+		}
 		return fetched{hash: hash}, fmt.Errorf("read policy dir %s: %w", dir, err)
 	}
 	return fetched{bundle: b, hash: hash}, nil
+}
+
+// parseDir parses every .rego file under dir and returns the parse errors
+// with each file's path as given (the bundle reader names files relative to
+// the bundle root), or nil.
+func parseDir(dir string) error {
+	var errs ast.Errors
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".rego") {
+			return nil
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		_, err = ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		var pe ast.Errors
+		if errors.As(err, &pe) {
+			errs = append(errs, pe...)
+		}
+		return nil
+	})
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 // readTarball reads a bundle tarball held in memory.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,7 +123,7 @@ func TestNewFailsOnBadDir(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"authz.rego": "package gatehouse.authz\nallow if {"})
 	_, err := authz.New(context.Background(), authz.Config{Dir: dir}, authz.Options{Logger: quietLogger()})
-	if err == nil || !strings.Contains(err.Error(), "authz.rego:") {
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "authz.rego")+":2") {
 		t.Fatalf("New = %v, want syntax error with file:line", err)
 	}
 	if _, err := authz.New(context.Background(), authz.Config{Dir: dir + "/missing"}, authz.Options{Logger: quietLogger()}); err == nil {
