@@ -132,6 +132,8 @@ type Status struct {
 	Cache          bool     `json:"cache"`
 	CacheKeyFields []string `json:"cache_key_fields,omitempty"`
 	CacheDisabled  string   `json:"cache_disabled_reason,omitempty"`
+	// CacheEntries is the number of cached decisions right now.
+	CacheEntries int `json:"cache_entries"`
 	// LastCheck is when the source was last read or polled.
 	LastCheck time.Time `json:"last_check,omitzero"`
 	// LastError is the last fetch or load failure, cleared by a success.
@@ -310,6 +312,7 @@ func (e *Engine) Status() Status {
 	defer e.statusMu.Unlock()
 	s := e.status
 	s.CacheKeyFields = slices.Clone(s.CacheKeyFields)
+	s.CacheEntries = e.CacheLen()
 	return s
 }
 

@@ -3,6 +3,8 @@ package authz_test
 import (
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,16 +13,19 @@ import (
 // "// Package x" comment.
 func TestPackageDocs(t *testing.T) {
 	for dir, name := range map[string]string{".": "authz", "../../policy": "policy"} {
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, nil, parser.ParseComments|parser.PackageClauseOnly)
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, ok := pkgs[name]
-		if !ok {
-			t.Fatalf("package %s not found in %s", name, dir)
-		}
 		found := false
-		for _, f := range p.Files {
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, e.Name()), nil, parser.ParseComments|parser.PackageClauseOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package "+name+" ") {
 				found = true
 			}
