@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -176,5 +177,29 @@ func TestNewDecisionEvent(t *testing.T) {
 	d, _ = e.Decide(context.Background(), in)
 	if ev := authz.NewDecisionEvent(d, in, now); ev.Outcome != gatehouse.OutcomeSuccess || ev.Resource != "tool:web_search" || ev.Action != "tool.execute" {
 		t.Errorf("event = %+v", ev)
+	}
+}
+
+// TestEvaluationErrorDenies checks that an evaluation error is a denial
+// carrying ErrEvaluation, and is not cached.
+func TestEvaluationErrorDenies(t *testing.T) {
+	dir := t.TempDir()
+	// A complete rule that gets two values is a runtime conflict error.
+	writeFiles(t, dir, map[string]string{"authz.rego": `package gatehouse.authz
+
+allow := true if input.mode == "dev"
+
+allow := false if input.action == "x"
+`})
+	e := MustNewEngine(t, authz.Config{Dir: dir}, authz.Options{})
+	in := &authz.Input{Mode: "dev", Action: "x"}
+	for range 2 {
+		d, err := e.Decide(context.Background(), in)
+		if !errors.Is(err, authz.ErrEvaluation) || d.Allow || d.Cached || len(d.Reasons) == 0 {
+			t.Fatalf("Decide = %+v, %v; want denial with ErrEvaluation", d, err)
+		}
+	}
+	if d, err := e.Decide(context.Background(), &authz.Input{Mode: "dev"}); err != nil || !d.Allow {
+		t.Errorf("Decide without conflict = %+v, %v", d, err)
 	}
 }
