@@ -232,3 +232,43 @@ func TestRunWithoutPolling(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// TestBundleWithData checks that a bundle's data.json reaches the policy and
+// its tests, and that data does not disable caching.
+func TestBundleWithData(t *testing.T) {
+	files := map[string]string{
+		"authz.rego": `package gatehouse.authz
+
+default allow := false
+
+allow if input.principal.tier in data.gatehouse.tiers.trusted
+
+reasons contains sprintf("tier %s", [input.principal.tier])
+`,
+		"authz_test.rego": `package gatehouse.authz_test
+
+import data.gatehouse.authz
+
+test_trusted if authz.allow with input as {"principal": {"tier": "gold"}}
+
+test_untrusted if not authz.allow with input as {"principal": {"tier": "free"}}
+`,
+		"gatehouse/tiers/data.json": `{"trusted": ["gold", "platinum"]}`,
+	}
+	path := filepath.Join(t.TempDir(), "b.tar.gz")
+	if err := os.WriteFile(path, makeBundle(t, files, "data-1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := MustNewEngine(t, authz.Config{Bundle: path}, authz.Options{})
+	s := e.Status()
+	if s.Tests != 2 || !s.Cache || strings.Join(s.CacheKeyFields, ",") != "principal.tier" {
+		t.Errorf("status = %+v", s)
+	}
+	for tier, want := range map[string]bool{"gold": true, "platinum": true, "free": false} {
+		in := &authz.Input{Principal: authz.PrincipalInput{Tier: tier}}
+		d, err := e.Decide(context.Background(), in)
+		if err != nil || d.Allow != want {
+			t.Errorf("tier %s: %+v, %v", tier, d, err)
+		}
+	}
+}
