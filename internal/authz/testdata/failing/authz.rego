@@ -1,0 +1,4 @@
+package gatehouse.authz
+
+# Deliberately wrong: lets everyone in.
+default allow := true

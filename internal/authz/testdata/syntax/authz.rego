@@ -1,0 +1,5 @@
+package gatehouse.authz
+
+allow if {
+	input.mode ==
+}
