@@ -15,6 +15,7 @@ const (
 	EMETHOD          = "method_not_allowed"
 	ECONFLICT        = "conflict"          // 409
 	ETOOLARGE        = "too_large"         // 413
+	EUNPROCESSABLE   = "unprocessable"     // 422
 	ERATELIMITED     = "rate_limited"      // 429
 	EHEADERSTOOLARGE = "headers_too_large" // 431
 	EINTERNAL        = "internal"          // 500
@@ -28,6 +29,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Reasons and DecisionID explain an authorization denial.
+	Reasons    []string
+	DecisionID string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -72,6 +76,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case EUNPROCESSABLE:
+		return http.StatusUnprocessableEntity
 	case ERATELIMITED:
 		return http.StatusTooManyRequests
 	case EHEADERSTOOLARGE:

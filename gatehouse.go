@@ -3,7 +3,11 @@
 // It imports nothing else from this module, so any package may depend on it.
 package gatehouse
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+)
 
 // PrincipalKind names how a caller authenticated.
 type PrincipalKind string
@@ -30,9 +34,41 @@ type Principal struct {
 	Name   string        `json:"name,omitempty"`
 	Scopes []string      `json:"scopes"`
 	Tier   string        `json:"tier,omitempty"`
-	// ScopesHeader is Scopes joined with spaces, computed once when the
-	// principal is built so the hot path does not join on every request.
-	ScopesHeader string `json:"-"`
+	// ScopesHeader is Scopes joined with spaces, and Fingerprint is
+	// FingerprintScopes(Scopes); both are computed once when the principal
+	// is built (see NewPrincipal) so the hot path does neither per request.
+	ScopesHeader string   `json:"-"`
+	Fingerprint  [32]byte `json:"-"`
+}
+
+// NewPrincipal returns a principal with its derived fields computed.
+func NewPrincipal(id string, kind PrincipalKind, name string, scopes []string, tier string) *Principal {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	p := &Principal{ID: id, Kind: kind, Name: name, Scopes: scopes, Tier: tier, Fingerprint: FingerprintScopes(scopes)}
+	for i, s := range scopes {
+		if i > 0 {
+			p.ScopesHeader += " "
+		}
+		p.ScopesHeader += s
+	}
+	return p
+}
+
+// FingerprintScopes identifies an ordered list of scopes: the SHA-256 of
+// the length-prefixed list. It never returns the zero value.
+func FingerprintScopes(scopes []string) [32]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(scopes)))])
+	for _, s := range scopes {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	var fp [32]byte
+	h.Sum(fp[:0])
+	return fp
 }
 
 // HasScope reports whether p holds scope s or the admin scope.
@@ -55,7 +91,7 @@ type Route struct {
 	Methods     []string // empty means every method
 	Upstream    string
 	Scopes      []string
-	Tool        string
+	Tool        string // the tool this route executes, if any
 	StripPrefix bool
 	MaxBody     int64
 	Timeout     time.Duration

@@ -45,6 +45,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if err == nil {
 		return exitOK
 	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
 	fmt.Fprintf(env.Stderr, "gatehouse: %s\n", strings.TrimSpace(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
@@ -83,7 +87,7 @@ GATEHOUSE_TOKEN.`,
 		Version:       version,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
-	root.AddCommand(newServeCmd(env), newKeysCmd(env), newVersionCmd())
+	root.AddCommand(newServeCmd(env), newKeysCmd(env), newPolicyCmd(env), newVersionCmd())
 	return root
 }
 

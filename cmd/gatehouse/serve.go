@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -29,7 +30,8 @@ Environment: GATEHOUSE_CONFIG (config file), GATEHOUSE_DATA_DIR,
 GATEHOUSE_LISTEN, GATEHOUSE_ADMIN_LISTEN override the file;
 GATEHOUSE_ADMIN_TOKEN sets the bootstrap admin token on first start.
 
-SIGTERM or SIGINT stops accepting connections, lets in-flight requests
+SIGHUP reloads the policy (a policy that fails to compile or to pass its
+tests is refused; the running one keeps serving). SIGTERM or SIGINT stops accepting connections, lets in-flight requests
 finish (shutdown_timeout, default 15s) and exits 0.`,
 		Example: `  gatehouse serve
   gatehouse serve --config gatehouse.yaml
@@ -61,10 +63,22 @@ func runServe(ctx context.Context, configPath string, env Env) error {
 		a.Shutdown(context.Background())
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-a.Err():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case serveErr = <-a.Err():
+			break wait
+		case <-hup:
+			// Reload errors are logged and audited by the policy engine;
+			// the running policy keeps serving.
+			a.ReloadPolicy(ctx)
+		}
 	}
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -6,16 +6,14 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
 
@@ -26,6 +24,7 @@ const maxBody = 64 << 10
 type Config struct {
 	Keys       *authn.Keys
 	AdminToken *authn.AdminToken
+	Policy     *authz.Engine
 	Auditor    gatehouse.Auditor // optional
 	Logger     *slog.Logger
 	Clock      gatehouse.Clock
@@ -51,6 +50,8 @@ func New(cfg Config) *Server {
 	s.handle("/v1/keys/{id}", methods{http.MethodGet: s.getKey})
 	s.handle("/v1/keys/{id}/revoke", methods{http.MethodPost: s.revokeKey})
 	s.handle("/v1/keys/{id}/rotate", methods{http.MethodPost: s.rotateKey})
+	s.handle("/v1/policies", methods{http.MethodGet: s.policyStatus})
+	s.handle("/v1/policies/reload", methods{http.MethodPost: s.reloadPolicy})
 	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -122,43 +123,8 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 	return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid admin credential")
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors that name the problem.
-func decode(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return gatehouse.Errorf(gatehouse.EINVALID, "Content-Type must be application/json, not %q", ct)
-	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return gatehouse.Errorf(gatehouse.EINVALID, "request body is empty; send a JSON object")
-		}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return gatehouse.Errorf(gatehouse.EINVALID, "%s: must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
-		}
-		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: more than one JSON value")
-	}
-	return nil
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "slice":
-		return "an array"
-	case "string":
-		return "a string"
-	case "struct", "map":
-		return "an object"
-	case "bool":
-		return "true or false"
-	}
-	return "a number"
-}
+// decode reads a JSON body strictly (see httpjson.Decode).
+func decode(r *http.Request, v any) error { return httpjson.Decode(r, v, maxBody) }
 
 // record writes an audit event for an admin action.
 func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, resource string, details map[string]any) {
@@ -178,4 +144,22 @@ func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, res
 	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))
 	}
+}
+
+func (s *Server) policyStatus(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	httpjson.Write(w, http.StatusOK, s.cfg.Policy.Status())
+	return nil
+}
+
+// reloadPolicy re-reads the policy source. A refused policy is a 422 with
+// the reason (file:line for syntax errors); the old policy keeps serving.
+func (s *Server) reloadPolicy(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	err := s.cfg.Policy.Reload(r.Context())
+	st := s.cfg.Policy.Status()
+	s.record(r.Context(), p, "policy.reload", "policy:"+st.Source, map[string]any{"revision": st.Revision, "sha256": st.SHA256, "ok": err == nil})
+	if err != nil {
+		return gatehouse.Errorf(gatehouse.EUNPROCESSABLE, "policy refused, previous policy keeps serving: %v", err)
+	}
+	httpjson.Write(w, http.StatusOK, st)
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -42,7 +43,9 @@ type App struct {
 	log     *slog.Logger
 	store   store.Store
 	keys    *authn.Keys
+	policy  *authz.Engine
 	gateway *gateway.Gateway
+	stop    context.CancelFunc // ends background work
 
 	public, adminSrv, echo *http.Server
 	publicLn, adminLn      net.Listener
@@ -53,7 +56,7 @@ type App struct {
 
 // New opens the data dir and store, loads or creates the secrets, and
 // builds the handlers. Nothing listens until Start.
-func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err error) {
+func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
@@ -70,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if log == nil {
 		log = NewLogger(cfg, opts.Stderr)
 	}
-	a = &App{cfg: cfg, log: log, errs: make(chan error, 3)}
+	a := &App{cfg: cfg, log: log, errs: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -108,6 +111,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
+	a.policy, err = authz.New(ctx, cfg.Policy.Config, authz.Options{Logger: log, Clock: opts.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("load policy: %w", err)
+	}
+
 	routes, err := a.routes(cfg)
 	if err != nil {
 		return nil, err
@@ -115,20 +123,24 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	a.gateway, err = gateway.New(gateway.Config{
 		Routes:         routes,
 		Authenticator:  a.keys,
+		Authorizer:     a.policy,
+		Mode:           cfg.Mode,
+		PolicyHeaders:  cfg.Policy.Headers,
 		Logger:         log,
 		Clock:          opts.Clock,
 		AccessLog:      cfg.AccessLog(),
 		MaxHeaders:     cfg.Limits.MaxHeaders,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		Version:        opts.Version,
-		Ready: []gateway.ReadinessCheck{{Name: "store", Check: func(ctx context.Context) error {
-			return a.store.Ping(ctx)
-		}}},
+		Ready: []gateway.ReadinessCheck{
+			{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }},
+			{Name: "policy", Check: a.policyReady},
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	adminAPI := admin.New(admin.Config{Keys: a.keys, AdminToken: adminToken, Logger: log, Clock: opts.Clock})
+	adminAPI := admin.New(admin.Config{Keys: a.keys, AdminToken: adminToken, Policy: a.policy, Logger: log, Clock: opts.Clock})
 
 	a.public = a.newServer(a.gateway)
 	a.adminSrv = a.newServer(adminAPI)
@@ -193,6 +205,13 @@ func (a *App) Start() error {
 		a.publicLn.Close()
 		return fmt.Errorf("listen on %s (admin_listen): %w", a.cfg.AdminListen, err)
 	}
+	var ctx context.Context
+	ctx, a.stop = context.WithCancel(context.Background())
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.policy.Run(ctx)
+	}()
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
@@ -248,7 +267,24 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+func (a *App) policyReady(ctx context.Context) error {
+	if st := a.policy.Status(); !st.Ready {
+		if st.LastError != "" {
+			return fmt.Errorf("policy not loaded: %s", st.LastError)
+		}
+		return errors.New("policy not loaded yet")
+	}
+	return nil
+}
+
+// ReloadPolicy re-reads the policy source (SIGHUP). A policy that fails to
+// compile or to pass its tests is refused and the running one keeps serving.
+func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(ctx) }
+
 func (a *App) close() error {
+	if a.stop != nil {
+		a.stop()
+	}
 	if a.echo != nil {
 		a.echo.Close()
 	}

@@ -128,16 +128,28 @@ routes:
     path: /down/
     upstream: http://127.0.0.1:1
     scopes: [demo:read]
+  - name: search-tool
+    path: /tools/search/
+    upstream: {{UP}}
+    scopes: [tools:use]
+    tool: web_search
 `
 
 // MustStart runs a Gatehouse on loopback ports with a temporary data dir, a
 // fake clock and a real upstream.
 func MustStart(t testing.TB) *harness {
 	t.Helper()
+	return MustStartWith(t, "")
+}
+
+// MustStartWith is MustStart with extra top-level config (YAML) and extra
+// routes appended ("  - name: …" items).
+func MustStartWith(t testing.TB, extra string) *harness {
+	t.Helper()
 	h := &harness{t: t, up: newUpstream(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
 	h.clock = gatehouse.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n", h.dataDir) +
-		strings.ReplaceAll(testRoutes, "{{UP}}", h.up.URL)
+		strings.ReplaceAll(extra+testRoutes, "{{UP}}", h.up.URL)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -33,14 +33,7 @@ func digest(s string) [32]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
-// NewPrincipal returns a principal with its scope header precomputed.
+// NewPrincipal returns a principal with its derived fields computed.
 func NewPrincipal(id string, kind gatehouse.PrincipalKind, name string, scopes []string, tier string) *gatehouse.Principal {
-	p := &gatehouse.Principal{ID: id, Kind: kind, Name: name, Scopes: scopes, Tier: tier}
-	for i, s := range scopes {
-		if i > 0 {
-			p.ScopesHeader += " "
-		}
-		p.ScopesHeader += s
-	}
-	return p
+	return gatehouse.NewPrincipal(id, kind, name, scopes, tier)
 }

@@ -1,8 +1,6 @@
 package authz
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"maps"
 	"net/http"
 	"slices"
@@ -90,18 +88,10 @@ type RouteInput struct {
 type Fingerprint [32]byte
 
 // FingerprintScopes returns the fingerprint of scopes, in order. It never
-// returns the zero Fingerprint.
+// returns the zero Fingerprint. gatehouse.NewPrincipal computes the same
+// value once per principal (Principal.Fingerprint).
 func FingerprintScopes(scopes []string) Fingerprint {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(scopes)))])
-	for _, s := range scopes {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
-	var fp Fingerprint
-	h.Sum(fp[:0])
-	return fp
+	return Fingerprint(gatehouse.FingerprintScopes(scopes))
 }
 
 // NewPrincipalInput returns the policy view of p; a nil p is anonymous.

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authz"
 )
 
 // Modes.
@@ -52,6 +53,7 @@ type Config struct {
 	Store           StoreConfig   `yaml:"store"`
 	Limits          LimitsConfig  `yaml:"limits"`
 	Log             LogConfig     `yaml:"log"`
+	Policy          PolicyConfig  `yaml:"policy"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Routes          []RouteConfig `yaml:"routes"`
 
@@ -74,6 +76,13 @@ type LimitsConfig struct {
 	MaxHeaders     int      `yaml:"max_headers"`
 }
 
+// PolicyConfig selects the authorization policy (default: the embedded
+// one) and the request headers a policy may read.
+type PolicyConfig struct {
+	authz.Config `yaml:",inline"`
+	Headers      []string `yaml:"headers"`
+}
+
 // LogConfig controls the process log.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
@@ -92,6 +101,7 @@ type RouteConfig struct {
 	StripPrefix bool          `yaml:"strip_prefix"`
 	MaxBody     ByteSize      `yaml:"max_body"`
 	Timeout     time.Duration `yaml:"timeout"`
+	Tool        string        `yaml:"tool"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -342,6 +352,14 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		return v.fail("log.format", "must be json or text, not %q", c.Log.Format)
 	}
+	if err := c.Policy.Validate(); err != nil {
+		return v.fail("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))
+	}
+	for i, h := range c.Policy.Headers {
+		if h == "" || strings.EqualFold(h, "authorization") || strings.EqualFold(h, "x-api-key") || strings.EqualFold(h, "cookie") {
+			return v.fail(fmt.Sprintf("policy.headers[%d]", i), "%q cannot be shown to the policy (credentials never are)", h)
+		}
+	}
 	if c.ShutdownTimeout < 0 {
 		return v.fail("shutdown_timeout", "must not be negative")
 	}
@@ -366,6 +384,9 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if err := checkUpstream(r.Upstream); err != nil {
 			return v.fail(at+".upstream", "%v", err)
+		}
+		if r.Tool != "" && !isToolName(r.Tool) {
+			return v.fail(at+".tool", "%q must be letters, digits, '_', '-', '.' or ':'", r.Tool)
 		}
 		if r.Public && len(r.Scopes) > 0 {
 			return v.fail(at+".scopes", "a public route takes no scopes; remove scopes or public: true")
@@ -392,6 +413,15 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 	}
 	return nil
+}
+
+func isToolName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-.:", c)) {
+			return false
+		}
+	}
+	return len(s) <= 128
 }
 
 func methodsOverlap(a, b []string) bool {
@@ -479,6 +509,7 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		MaxBody:     int64(r.MaxBody),
 		Timeout:     r.Timeout,
 		Public:      r.Public,
+		Tool:        r.Tool,
 	}
 }
 

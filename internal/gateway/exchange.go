@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authz"
 )
 
 // exchange is the per-request state the steps of the request path share.
@@ -22,9 +23,15 @@ type exchange struct {
 	trace     traceParent
 	route     *route
 	principal *gatehouse.Principal
-	outcome   string
-	err       error
-	tooLarge  atomic.Bool // set by limitedBody when the body passed the cap
+	decision  authz.Decision
+	decided   bool
+	// action and resource name what a decision request asked about; target
+	// is the forwarded request of a forward-auth check.
+	action, resource string
+	target           *http.Request
+	outcome          string
+	err              error
+	tooLarge         atomic.Bool // set by limitedBody when the body passed the cap
 }
 
 type exchangeKey struct{}
@@ -177,8 +184,25 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 			RequestID:  ex.requestID,
 		},
 	}
+	if ex.target != nil {
+		e.Type, e.Action = "forward_auth", ex.target.Method
+		e.Request.Method, e.Request.Path = ex.target.Method, ex.target.URL.Path
+	}
 	if ex.route != nil {
 		e.Resource = "route:" + ex.route.Name
+	}
+	if ex.action != "" {
+		e.Type, e.Action, e.Resource = "authz.decision", ex.action, ex.resource
+	}
+	if ex.decided {
+		e.Details = map[string]any{
+			"decision_id":     ex.decision.DecisionID.String(),
+			"policy_revision": ex.decision.Revision,
+			"allow":           ex.decision.Allow,
+		}
+		if !ex.decision.Allow {
+			e.Details["reasons"] = ex.decision.Reasons
+		}
 	}
 	if p := ex.principal; p != nil {
 		e.Actor = gatehouse.Actor{Kind: string(p.Kind), ID: p.ID}

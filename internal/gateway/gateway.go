@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
 
@@ -38,6 +39,12 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, credential string) (*gatehouse.Principal, error)
 }
 
+// Authorizer decides whether a request may proceed. The policy engine
+// (authz.Engine) implements it.
+type Authorizer interface {
+	Decide(ctx context.Context, in *authz.Input) (authz.Decision, error)
+}
+
 // ReadinessCheck reports whether one dependency is ready.
 type ReadinessCheck struct {
 	Name  string
@@ -46,8 +53,14 @@ type ReadinessCheck struct {
 
 // Config configures a Gateway.
 type Config struct {
-	Routes         []gatehouse.Route
-	Authenticator  Authenticator
+	Routes        []gatehouse.Route
+	Authenticator Authenticator
+	Authorizer    Authorizer
+	Mode          string   // "prod" or "dev", passed to the policy
+	PolicyHeaders []string // request headers the policy may read
+	// Endpoints are Gatehouse's own public paths (OAuth, JWKS…), served by
+	// exact path before routing and without authentication.
+	Endpoints      map[string]http.Handler
 	Auditor        gatehouse.Auditor // optional; records one event per request
 	Logger         *slog.Logger
 	Clock          gatehouse.Clock
@@ -66,14 +79,16 @@ type Gateway struct {
 	log     *slog.Logger
 	clock   gatehouse.Clock
 	router  *router
-	handler Handler
+	handler Handler // the request path for configured routes
+	verify  Handler // forward-auth: GET /auth/verify
+	decide  Handler // decision API: POST /v1/authorize
 	health  *health
 }
 
 // New compiles the request path for cfg.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Authenticator == nil {
-		return nil, errors.New("gateway: an authenticator is required")
+	if cfg.Authenticator == nil || cfg.Authorizer == nil {
+		return nil, errors.New("gateway: an authenticator and an authorizer are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -102,6 +117,7 @@ func New(cfg Config) (*Gateway, error) {
 			transports[rc.Timeout] = t
 		}
 		r := &route{Route: rc}
+		r.input = authz.NewRouteInput(&r.Route)
 		r.proxy = newProxy(r, target, t, g.log)
 		routes = append(routes, r)
 	}
@@ -109,19 +125,19 @@ func New(cfg Config) (*Gateway, error) {
 
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
-	chain := []Middleware{
-		g.limits,
-		g.routeStep,
-		g.authenticate,
-		g.authorize,
-		g.limitBody,
-	}
-	var h Handler = HandlerFunc(proxyStep)
-	for i := len(chain) - 1; i >= 0; i-- {
-		h = chain[i](h)
-	}
-	g.handler = h
+	// Forward-auth and the decision API reuse the same steps.
+	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.authenticate, g.authorize, g.limitBody)
+	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.authorize)
+	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate)
 	return g, nil
+}
+
+// chain wraps h in the middlewares, the first outermost.
+func chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
 }
 
 // SetDraining marks the gateway as shutting down: /health/ready answers 503
@@ -144,9 +160,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
 
 	var err error
-	if isHealthPath(r.URL.Path) {
+	switch path := r.URL.Path; {
+	case isHealthPath(path):
 		err = g.health.serve(rec, r)
-	} else {
+	case path == "/auth/verify":
+		err = g.serveVerify(rec, r)
+	case path == "/v1/authorize":
+		err = g.decide.ServeHTTP(rec, r)
+	case g.cfg.Endpoints[path] != nil:
+		g.cfg.Endpoints[path].ServeHTTP(rec, r)
+	default:
 		err = g.handler.ServeHTTP(rec, r)
 	}
 	if err != nil {
@@ -220,7 +243,7 @@ func (g *Gateway) authenticate(next Handler) Handler {
 			return err
 		}
 		if cred == "" {
-			if ex.route.Public {
+			if ex.route != nil && ex.route.Public {
 				return next.ServeHTTP(w, r)
 			}
 			return errMissingCredential
@@ -281,19 +304,69 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
-// authorize checks the route's scopes: the principal must hold every one,
-// or hold admin. (The policy engine replaces this step.)
+// authorize asks the policy whether the principal may make this request
+// on this route. Deny unless the policy allows.
 func (g *Gateway) authorize(next Handler) Handler {
 	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ex := exchangeFrom(r.Context())
-		for _, s := range ex.route.Scopes {
-			if !ex.principal.HasScope(s) {
-				ex.outcome = gatehouse.OutcomeDenied
-				return gatehouse.Errorf(gatehouse.EFORBIDDEN, "missing scope %q for route %s", s, ex.route.Name)
-			}
+		d, err := g.decideFor(r, ex, authz.ActionHTTPRequest, "")
+		if err != nil {
+			return err
+		}
+		if !d.Allow {
+			return denial(d)
 		}
 		return next.ServeHTTP(w, r)
 	})
+}
+
+// decideFor evaluates the policy for the request and records the decision
+// in the exchange. A policy that has not loaded yet is EUNAVAILABLE; an
+// evaluation error is logged under the decision id and denies.
+func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource string) (authz.Decision, error) {
+	in := &authz.Input{
+		Request: authz.RequestInput{
+			Method:   r.Method,
+			Path:     r.URL.Path,
+			Host:     r.Host,
+			SourceIP: sourceIP(r),
+		},
+		Action:   action,
+		Resource: resource,
+		Mode:     g.cfg.Mode,
+	}
+	if p := ex.principal; p != nil {
+		in.Principal = authz.NewPrincipalInput(p, authz.Fingerprint(p.Fingerprint))
+	} else {
+		in.Principal = authz.NewPrincipalInput(nil, authz.Fingerprint{})
+	}
+	if ex.route != nil {
+		in.Route = ex.route.input
+	}
+	if len(g.cfg.PolicyHeaders) > 0 {
+		in.Request.Headers = authz.FilterHeaders(r.Header, g.cfg.PolicyHeaders)
+	}
+	d, err := g.cfg.Authorizer.Decide(r.Context(), in)
+	ex.decision, ex.decided = d, true
+	if errors.Is(err, authz.ErrNotReady) {
+		return d, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "authorization policy is not loaded yet; see /health/ready")
+	}
+	if err != nil {
+		g.log.ErrorContext(r.Context(), "policy evaluation failed", "request_id", ex.requestID, "decision_id", d.DecisionID.String(), "err", err)
+	}
+	if !d.Allow {
+		ex.outcome = gatehouse.OutcomeDenied
+	}
+	return d, nil
+}
+
+func denial(d authz.Decision) error {
+	return &gatehouse.Error{
+		Code:       gatehouse.EFORBIDDEN,
+		Message:    "access denied by policy",
+		Reasons:    d.Reasons,
+		DecisionID: d.DecisionID.String(),
+	}
 }
 
 // limitBody caps the request body at the route's max_body: a declared

@@ -7,11 +7,13 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authz"
 )
 
 // route is a configured route compiled for serving.
 type route struct {
 	gatehouse.Route
+	input *authz.RouteInput // the policy's view, built once
 	proxy http.Handler
 }
 

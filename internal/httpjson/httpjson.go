@@ -7,8 +7,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 
@@ -102,10 +105,11 @@ type ErrorBody struct {
 
 // ErrorDetail is the inside of ErrorBody.
 type ErrorDetail struct {
-	Code      string   `json:"code"`
-	Message   string   `json:"message"`
-	RequestID string   `json:"request_id,omitempty"`
-	Reasons   []string `json:"reasons,omitempty"`
+	Code       string   `json:"code"`
+	Message    string   `json:"message"`
+	RequestID  string   `json:"request_id,omitempty"`
+	Reasons    []string `json:"reasons,omitempty"`
+	DecisionID string   `json:"decision_id,omitempty"`
 }
 
 // WriteError writes err as a JSON error. Errors that are not
@@ -121,5 +125,49 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
-	Write(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: gatehouse.ErrorMessage(err), RequestID: rid}})
+	detail := ErrorDetail{Code: code, Message: gatehouse.ErrorMessage(err), RequestID: rid}
+	var ge *gatehouse.Error
+	if errors.As(err, &ge) {
+		detail.Reasons, detail.DecisionID = ge.Reasons, ge.DecisionID
+	}
+	Write(w, status, ErrorBody{Error: detail})
+}
+
+// Decode reads a JSON request body of at most max bytes into v, strictly:
+// a wrong Content-Type, unknown fields, wrong types and trailing data are
+// EINVALID errors that name the problem.
+func Decode(r *http.Request, v any, max int64) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return gatehouse.Errorf(gatehouse.EINVALID, "Content-Type must be application/json, not %q", ct)
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, max+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return gatehouse.Errorf(gatehouse.EINVALID, "request body is empty; send a JSON object")
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return gatehouse.Errorf(gatehouse.EINVALID, "%s: must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: more than one JSON value")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "slice":
+		return "an array"
+	case "string":
+		return "a string"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "true or false"
+	}
+	return "a number"
 }
