@@ -22,5 +22,8 @@ fi
 step "go vet"
 go vet ./...
 
+step "gatehouse policy test policy/"
+go run ./cmd/gatehouse policy test policy/
+
 step "go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
