@@ -71,7 +71,8 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Rule is the index, in the rules passed to AllowAll, of the rule this
 	// decision describes: the refusing rule with the longest RetryAfter, or
-	// when admitted, the rule with the least Remaining. Zero for Allow.
+	// when admitted, the rule with the least Remaining (ties: the longest
+	// Reset). Zero for Allow.
 	Rule int
 }
 
@@ -158,7 +159,8 @@ func Combine(ds []Decision) Decision {
 	if best < 0 {
 		best = 0
 		for i := range ds {
-			if ds[i].Remaining < ds[best].Remaining {
+			if ds[i].Remaining < ds[best].Remaining ||
+				ds[i].Remaining == ds[best].Remaining && ds[i].Reset > ds[best].Reset {
 				best = i
 			}
 		}
