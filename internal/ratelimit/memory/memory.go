@@ -68,6 +68,7 @@ type window struct {
 	gran  int64 // granule length in µs; the counters are reset when it changes
 	head  int64 // index of the newest granule the ring holds
 	total int64 // sum of slots
+	first int64 // index of the oldest non-zero granule; valid when total > 0
 	slots [ratelimit.Slots]uint32
 }
 
@@ -112,8 +113,7 @@ func (l *Limiter) Allow(_ context.Context, key string, limit ratelimit.Limit) (r
 	used := w.advance(g, b)
 	ok := used < int64(limit.Requests)
 	if ok {
-		w.slots[w.head%ratelimit.Slots]++ // head is b unless the clock stepped back
-		w.total++
+		w.add() // counts in granule b, or head if the clock stepped back
 		used++
 	}
 	oldest := w.oldest()
@@ -173,8 +173,7 @@ func (l *Limiter) AllowAll(_ context.Context, rules []ratelimit.Rule) (ratelimit
 		if all {
 			// The same key may appear twice; each occurrence counts, as
 			// two Allow calls would.
-			ws[i].slots[ws[i].head%ratelimit.Slots]++
-			ws[i].total++
+			ws[i].add()
 			used[i] = ws[i].total
 		}
 		ds[i] = ratelimit.Outcome(rules[i].Limit, now, used[i], ws[i].oldest(), ok)
@@ -294,7 +293,26 @@ func (w *window) advance(g, b int64) int64 {
 		}
 	}
 	w.head = b
+	if w.total > 0 && w.first < b-ratelimit.Granules {
+		// The oldest counted granule expired: find the next one. This
+		// runs once per expiry of the oldest granule, not per decision.
+		for j := b - ratelimit.Granules; j <= b; j++ {
+			if w.slots[j%ratelimit.Slots] != 0 {
+				w.first = j
+				break
+			}
+		}
+	}
 	return w.total
+}
+
+// add counts one request in the newest granule.
+func (w *window) add() {
+	if w.total == 0 {
+		w.first = w.head
+	}
+	w.slots[w.head%ratelimit.Slots]++
+	w.total++
 }
 
 // oldest returns the index of the oldest granule with a non-zero count, or
@@ -303,10 +321,5 @@ func (w *window) oldest() int64 {
 	if w.total == 0 {
 		return -1
 	}
-	for j := w.head - ratelimit.Granules; j <= w.head; j++ {
-		if w.slots[j%ratelimit.Slots] != 0 {
-			return j
-		}
-	}
-	return -1
+	return w.first
 }
