@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -91,7 +92,10 @@ func New(ctx context.Context, cfg ratelimit.Config, opts Options) (*Service, err
 
 	ro, err := goredis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		// ParseURL errors do not echo the URL, which may hold a password.
+		var ue *url.Error // its message holds the URL, and so the password
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("ratelimit.redis_url: %w", err)
 	}
 	ro.DialTimeout = redisDialTimeout
