@@ -140,3 +140,28 @@ func TestWithDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+// FuzzConfigYAML: decoding and validating arbitrary YAML never panics, and
+// a config that validates has limits the backends accept.
+func FuzzConfigYAML(f *testing.F) {
+	if b, err := os.ReadFile("testdata/config.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("default: {requests: 1, per: 1s}"))
+	f.Add([]byte("tiers: {x: {requests: 5, per: 90m}}"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var c ratelimit.Config
+		if yaml.Unmarshal(in, &c) != nil || c.Validate() != nil {
+			return
+		}
+		c = c.WithDefaults()
+		if err := c.Default.Validate(); err != nil {
+			t.Fatalf("valid config has invalid default: %v", err)
+		}
+		for name, l := range c.Tiers {
+			if err := l.Validate(); err != nil {
+				t.Fatalf("valid config has invalid tier %s: %v", name, err)
+			}
+		}
+	})
+}

@@ -214,6 +214,17 @@ func Run(t *testing.T, newLimiter Factory) {
 				t.Fatalf("admitted %d of 320 concurrent requests, want exactly 100", got)
 			}
 		}},
+		{"WindowChangeResets", func(t *testing.T, l ratelimit.Limiter, c *gatehouse.FakeClock) {
+			// A key reused with another window length starts over rather
+			// than mixing granules of two sizes.
+			k := UniqueKey(t, "k")
+			for range 3 {
+				MustAllow(t, l, k, ratelimit.Limit{Requests: 3, Per: time.Minute})
+			}
+			if d := MustAllow(t, l, k, ratelimit.Limit{Requests: 3, Per: time.Hour}); !d.Allowed || d.Remaining != 2 {
+				t.Fatalf("got %+v, want a fresh hourly window", d)
+			}
+		}},
 		{"ErrorBound", func(t *testing.T, l ratelimit.Limiter, c *gatehouse.FakeClock) {
 			CheckErrorBound(t, l, c, UniqueKey(t, "k"), 1500)
 		}},

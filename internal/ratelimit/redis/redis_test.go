@@ -80,3 +80,19 @@ func TestAccuracyAcrossReplicas(t *testing.T) {
 		t.Fatalf("admitted %d in one window, want within [594, 606] (exactly 600 expected)", got)
 	}
 }
+
+// TestKeyExpires: a key's hash expires once every granule in it is stale,
+// so idle keys cost Redis nothing.
+func TestKeyExpires(t *testing.T) {
+	client := ratelimittest.MustRedis(t)
+	prefix := ratelimittest.UniqueKey(t, "prefix") + ":"
+	l := redis.New(client, redis.Config{Prefix: prefix})
+	ratelimittest.MustAllow(t, l, "k", ratelimit.Limit{Requests: 5, Per: 10 * time.Second})
+	ttl, err := client.PTTL(context.Background(), prefix+"k").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hi := 10*time.Second + 10*time.Second/ratelimit.Granules + 2*time.Millisecond; ttl <= 10*time.Second || ttl > hi {
+		t.Fatalf("PTTL = %v, want in (10s, %v]", ttl, hi)
+	}
+}
