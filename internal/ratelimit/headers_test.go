@@ -96,3 +96,19 @@ func ExampleSetHeaders() {
 	// Retry-After: 12
 	// X-RateLimit-Remaining: 0
 }
+
+func TestKey(t *testing.T) {
+	for _, tc := range []struct {
+		p    *gatehouse.Principal
+		want string
+	}{
+		{nil, "ip:203.0.113.7"},
+		{&gatehouse.Principal{Kind: gatehouse.KindAnonymous}, "ip:203.0.113.7"},
+		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindAPIKey}, "api_key:k_1"},
+		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindUser}, "user:k_1"},
+	} {
+		if got := ratelimit.Key(tc.p, "203.0.113.7"); got != tc.want {
+			t.Errorf("Key(%+v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}

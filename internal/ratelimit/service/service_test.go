@@ -248,3 +248,52 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("err = %v, want a ratelimit.backend error", err)
 	}
 }
+
+// TestDegradeUnderLoad stops and restarts Redis while goroutines hammer
+// the limiter: no call fails, and each transition is logged and audited
+// exactly once despite the concurrency.
+func TestDegradeUnderLoad(t *testing.T) {
+	h := mustOpen(t, ratelimit.OnFailureLocal, ratelimittest.StartRedisServer(t))
+	lim := ratelimit.Limit{Requests: 1_000_000, Per: time.Minute}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	calls := 0
+	for i := range 8 {
+		wg.Go(func() {
+			key := "load-" + string(rune('a'+i))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := h.svc.Allow(context.Background(), key, lim)
+				mu.Lock()
+				calls++
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	h.srv.Stop()
+	h.waitHealthy(t, false)
+	time.Sleep(200 * time.Millisecond)
+	h.srv.Start()
+	h.waitHealthy(t, true)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d calls failed, first: %v", len(errs), calls, errs[0])
+	}
+	waitEvents(t, h.aud, ratelimit.EventDegraded, ratelimit.EventRecovered)
+	if d, r := h.logs.count("degraded"), h.logs.count("recovered"); d != 1 || r != 1 {
+		t.Fatalf("logged %d degraded and %d recovered lines, want 1 each", d, r)
+	}
+	t.Logf("%d calls, none failed", calls)
+}
