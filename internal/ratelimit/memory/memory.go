@@ -60,7 +60,7 @@ type shard struct {
 	max       int
 	nextSweep int64 // µs
 	evictions uint64
-	_         [40]byte // keep hot shards on separate cache lines
+	_         [64]byte // 128 bytes per shard: no false sharing between shards
 }
 
 // window holds the granule counters of one key.
@@ -259,8 +259,9 @@ func (s *shard) evict() {
 		}
 	}
 	if vw != nil {
+		// Not recycled: an AllowAll call may still hold the victim for an
+		// earlier rule, and must not find it reused for a later one.
 		delete(s.m, victim)
-		s.recycle(vw)
 		s.evictions++
 	}
 }

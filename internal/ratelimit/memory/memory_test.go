@@ -67,3 +67,18 @@ func TestMaxKeysBound(t *testing.T) {
 		t.Fatalf("recent key lost its count: %+v", d)
 	}
 }
+
+// TestAllowAllUnderEviction: with a shard full of live keys, the keys of
+// one AllowAll call never end up sharing a counter.
+func TestAllowAllUnderEviction(t *testing.T) {
+	c := gatehouse.NewFakeClock(ratelimittest.Start)
+	l := memory.New(memory.Config{Clock: c, Shards: 1, MaxKeys: 2})
+	lim := ratelimit.Limit{Requests: 100, Per: time.Minute}
+	for i := range 500 {
+		rules := []ratelimit.Rule{{Key: "a-" + strconv.Itoa(i), Limit: lim}, {Key: "b-" + strconv.Itoa(i), Limit: lim}}
+		d := ratelimittest.MustAllowAll(t, l, rules)
+		if !d.Allowed || d.Remaining != 99 {
+			t.Fatalf("call %d: got %+v, want two fresh counters", i, d)
+		}
+	}
+}
