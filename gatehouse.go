@@ -97,4 +97,13 @@ type Route struct {
 	Timeout     time.Duration
 	Redact      bool
 	Public      bool // no authentication required
+	// RateLimit, when Requests > 0, is a route-specific limit applied on
+	// top of the principal's tier limit.
+	RateLimit RateLimit
+}
+
+// RateLimit is a number of requests per window.
+type RateLimit struct {
+	Requests int
+	Per      time.Duration
 }

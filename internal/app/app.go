@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
@@ -44,6 +45,7 @@ type App struct {
 	store   store.Store
 	keys    *authn.Keys
 	policy  *authz.Engine
+	limiter *service.Service
 	gateway *gateway.Gateway
 	stop    context.CancelFunc // ends background work
 
@@ -116,6 +118,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
 
+	a.limiter, err = service.New(ctx, cfg.RateLimit, service.Options{Clock: opts.Clock, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("start rate limiter: %w", err)
+	}
+
 	routes, err := a.routes(cfg)
 	if err != nil {
 		return nil, err
@@ -124,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Routes:         routes,
 		Authenticator:  a.keys,
 		Authorizer:     a.policy,
+		RateLimiter:    a.limiter,
 		Mode:           cfg.Mode,
 		PolicyHeaders:  cfg.Policy.Headers,
 		Logger:         log,
@@ -133,8 +141,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		Version:        opts.Version,
 		Ready: []gateway.ReadinessCheck{
-			{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }},
-			{Name: "policy", Check: a.policyReady},
+			{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true},
+			{Name: "policy", Check: a.policyReady, Critical: true},
+			{Name: "ratelimit", Check: a.limiterReady, Critical: cfg.RateLimit.OnRedisFailure == "deny"},
 		},
 	})
 	if err != nil {
@@ -277,6 +286,16 @@ func (a *App) policyReady(ctx context.Context) error {
 	return nil
 }
 
+// limiterReady reports a degraded rate limiter (Redis unreachable). With
+// on_redis_failure: local the instance still serves on per-instance limits,
+// so this check is not critical.
+func (a *App) limiterReady(ctx context.Context) error {
+	if ok, detail := a.limiter.Healthy(); !ok {
+		return errors.New(detail)
+	}
+	return nil
+}
+
 // ReloadPolicy re-reads the policy source (SIGHUP). A policy that fails to
 // compile or to pass its tests is refused and the running one keeps serving.
 func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(ctx) }
@@ -287,6 +306,9 @@ func (a *App) close() error {
 	}
 	if a.echo != nil {
 		a.echo.Close()
+	}
+	if a.limiter != nil {
+		a.limiter.Close()
 	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {

@@ -128,6 +128,11 @@ routes:
     path: /down/
     upstream: http://127.0.0.1:1
     scopes: [demo:read]
+  - name: hot
+    path: /hot/
+    upstream: {{UP}}
+    scopes: [demo:read]
+    ratelimit: {requests: 1, per: 1m}
   - name: search-tool
     path: /tools/search/
     upstream: {{UP}}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // Modes.
@@ -46,16 +47,17 @@ const (
 
 // Config is the whole configuration of one Gatehouse process.
 type Config struct {
-	Mode            string        `yaml:"mode"`
-	DataDir         string        `yaml:"data_dir"`
-	Listen          string        `yaml:"listen"`
-	AdminListen     string        `yaml:"admin_listen"`
-	Store           StoreConfig   `yaml:"store"`
-	Limits          LimitsConfig  `yaml:"limits"`
-	Log             LogConfig     `yaml:"log"`
-	Policy          PolicyConfig  `yaml:"policy"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	Routes          []RouteConfig `yaml:"routes"`
+	Mode            string           `yaml:"mode"`
+	DataDir         string           `yaml:"data_dir"`
+	Listen          string           `yaml:"listen"`
+	AdminListen     string           `yaml:"admin_listen"`
+	Store           StoreConfig      `yaml:"store"`
+	Limits          LimitsConfig     `yaml:"limits"`
+	Log             LogConfig        `yaml:"log"`
+	Policy          PolicyConfig     `yaml:"policy"`
+	RateLimit       ratelimit.Config `yaml:"ratelimit"`
+	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
+	Routes          []RouteConfig    `yaml:"routes"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -102,6 +104,8 @@ type RouteConfig struct {
 	MaxBody     ByteSize      `yaml:"max_body"`
 	Timeout     time.Duration `yaml:"timeout"`
 	Tool        string        `yaml:"tool"`
+	// RateLimit is a route-specific limit on top of the tier limits.
+	RateLimit *ratelimit.Limit `yaml:"ratelimit"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -352,6 +356,10 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		return v.fail("log.format", "must be json or text, not %q", c.Log.Format)
 	}
+	c.RateLimit = c.RateLimit.WithDefaults()
+	if err := c.RateLimit.Validate(); err != nil {
+		return v.fail("ratelimit", "%s", strings.TrimPrefix(err.Error(), "ratelimit: "))
+	}
 	if err := c.Policy.Validate(); err != nil {
 		return v.fail("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))
 	}
@@ -404,6 +412,11 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if r.Timeout < 0 {
 			return v.fail(at+".timeout", "must not be negative")
+		}
+		if r.RateLimit != nil {
+			if err := r.RateLimit.Validate(); err != nil {
+				return v.fail(at+".ratelimit", "%v", err)
+			}
 		}
 		for j := 0; j < i; j++ {
 			o := &c.Routes[j]
@@ -510,7 +523,15 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		Timeout:     r.Timeout,
 		Public:      r.Public,
 		Tool:        r.Tool,
+		RateLimit:   rateLimit(r.RateLimit),
 	}
+}
+
+func rateLimit(l *ratelimit.Limit) gatehouse.RateLimit {
+	if l == nil {
+		return gatehouse.RateLimit{}
+	}
+	return gatehouse.RateLimit{Requests: l.Requests, Per: l.Per}
 }
 
 // ResolveDataDir returns the absolute data directory.

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // Handler is a step of the request path. Returning an error hands the
@@ -45,10 +46,21 @@ type Authorizer interface {
 	Decide(ctx context.Context, in *authz.Input) (authz.Decision, error)
 }
 
-// ReadinessCheck reports whether one dependency is ready.
+// RateLimiter admits or refuses requests per principal; the rate-limit
+// service implements it.
+type RateLimiter interface {
+	ratelimit.Limiter
+	// Policy returns the named limit for a tier ("" or unknown: default).
+	Policy(tier string) *ratelimit.Policy
+}
+
+// ReadinessCheck reports whether one dependency is ready. A failing check
+// that is not Critical is shown in /health/ready but does not make the
+// instance unready (a degraded dependency it can serve without).
 type ReadinessCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
+	Name     string
+	Check    func(ctx context.Context) error
+	Critical bool
 }
 
 // Config configures a Gateway.
@@ -56,8 +68,9 @@ type Config struct {
 	Routes        []gatehouse.Route
 	Authenticator Authenticator
 	Authorizer    Authorizer
-	Mode          string   // "prod" or "dev", passed to the policy
-	PolicyHeaders []string // request headers the policy may read
+	RateLimiter   RateLimiter // nil: no rate limits
+	Mode          string      // "prod" or "dev", passed to the policy
+	PolicyHeaders []string    // request headers the policy may read
 	// Endpoints are Gatehouse's own public paths (OAuth, JWKS…), served by
 	// exact path before routing and without authentication.
 	Endpoints      map[string]http.Handler
@@ -118,6 +131,10 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		r := &route{Route: rc}
 		r.input = authz.NewRouteInput(&r.Route)
+		if rc.RateLimit.Requests > 0 {
+			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
+			r.limitPrefix = "route:" + rc.Name + "|"
+		}
 		r.proxy = newProxy(r, target, t, g.log)
 		routes = append(routes, r)
 	}
@@ -126,9 +143,9 @@ func New(cfg Config) (*Gateway, error) {
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
 	// Forward-auth and the decision API reuse the same steps.
-	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.authenticate, g.authorize, g.limitBody)
-	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.authorize)
-	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate)
+	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.authenticate, g.rateLimit, g.authorize, g.limitBody)
+	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.rateLimit, g.authorize)
+	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate, g.rateLimit)
 	return g, nil
 }
 
@@ -302,6 +319,47 @@ func equalFoldASCII(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// rateLimit admits the request under the principal's tier limit (per
+// client IP for anonymous callers) and the route's own limit, if it has
+// one. A request refused by either consumes neither. Every limited
+// response carries the RateLimit headers; a refusal is 429 with
+// Retry-After.
+func (g *Gateway) rateLimit(next Handler) Handler {
+	if g.cfg.RateLimiter == nil {
+		return next
+	}
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ex := exchangeFrom(r.Context())
+		tier := ""
+		if ex.principal != nil {
+			tier = ex.principal.Tier
+		}
+		policy := g.cfg.RateLimiter.Policy(tier)
+		key := ratelimit.Key(ex.principal, sourceIP(r))
+		var d ratelimit.Decision
+		var err error
+		if rt := ex.route; rt != nil && rt.limit != nil {
+			rules := [2]ratelimit.Rule{{Key: key, Limit: policy.Limit}, {Key: rt.limitPrefix + key, Limit: rt.limit.Limit}}
+			d, err = g.cfg.RateLimiter.AllowAll(r.Context(), rules[:])
+			if d.Rule == 1 {
+				policy = rt.limit
+			}
+		} else {
+			d, err = g.cfg.RateLimiter.Allow(r.Context(), key, policy.Limit)
+		}
+		if err != nil {
+			g.log.ErrorContext(r.Context(), "rate limiter failed", "request_id", ex.requestID, "err", err)
+			return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "rate limiter unavailable; retry shortly")
+		}
+		policy.SetHeaders(w.Header(), d)
+		if !d.Allowed {
+			ex.outcome = gatehouse.OutcomeDenied
+			return ratelimit.Error(d)
+		}
+		return next.ServeHTTP(w, r)
+	})
 }
 
 // authorize asks the policy whether the principal may make this request

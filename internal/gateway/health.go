@@ -45,7 +45,9 @@ func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range h.checks {
 		if err := c.Check(ctx); err != nil {
 			checks[c.Name] = checkResult{Error: err.Error()}
-			ready = false
+			if c.Critical {
+				ready = false
+			}
 		} else {
 			checks[c.Name] = checkResult{OK: true}
 		}

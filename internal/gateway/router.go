@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // route is a configured route compiled for serving.
@@ -15,6 +16,10 @@ type route struct {
 	gatehouse.Route
 	input *authz.RouteInput // the policy's view, built once
 	proxy http.Handler
+	// limit is the route's own rate limit (nil: none); limitPrefix makes
+	// its counter keys distinct from the tier counters.
+	limit       *ratelimit.Policy
+	limitPrefix string
 }
 
 // prefixGroup is every route that shares one path prefix. The longest
