@@ -77,14 +77,28 @@ type server struct {
 
 func startServer(t *testing.T, configYAML string) *server {
 	t.Helper()
+	return startServerWith(t, serverOpts{config: configYAML})
+}
+
+type serverOpts struct {
+	config  string   // YAML after the listen lines
+	dataDir string   // default: a new temporary one
+	env     []string // extra environment
+}
+
+func startServerWith(t *testing.T, o serverOpts) *server {
+	t.Helper()
 	dir := t.TempDir()
+	if o.dataDir == "" {
+		o.dataDir = filepath.Join(dir, "data")
+	}
 	cfg := filepath.Join(dir, "g.yaml")
-	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n"+configYAML), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n"+o.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s := &server{exited: make(chan error, 1)}
 	s.cmd = exec.Command(binary, "serve", "--config", cfg)
-	s.cmd.Env = append(os.Environ(), "GATEHOUSE_DATA_DIR="+filepath.Join(dir, "data"))
+	s.cmd.Env = append(append(os.Environ(), "GATEHOUSE_DATA_DIR="+o.dataDir), o.env...)
 	stdout, _ := s.cmd.StdoutPipe()
 	stderr, _ := s.cmd.StderrPipe()
 	if err := s.cmd.Start(); err != nil {
@@ -121,10 +135,17 @@ func startServer(t *testing.T, configYAML string) *server {
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not start in 20s")
 	}
-	select {
-	case s.token = <-tokens:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no admin token printed on first start")
+	for _, kv := range o.env {
+		if tok, ok := strings.CutPrefix(kv, "GATEHOUSE_ADMIN_TOKEN="); ok {
+			s.token = tok
+		}
+	}
+	if s.token == "" {
+		select {
+		case s.token = <-tokens:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no admin token printed on first start")
+		}
 	}
 	return s
 }
