@@ -87,7 +87,7 @@ GATEHOUSE_TOKEN.`,
 		Version:       version,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
-	root.AddCommand(newServeCmd(env), newKeysCmd(env), newPolicyCmd(env), newVersionCmd())
+	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env), newVersionCmd())
 	return root
 }
 

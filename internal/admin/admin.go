@@ -23,6 +23,8 @@ const maxBody = 64 << 10
 // Config configures the admin API.
 type Config struct {
 	Keys       *authn.Keys
+	Clients    *authn.Clients
+	Tokens     *authn.Tokens
 	AdminToken *authn.AdminToken
 	Policy     *authz.Engine
 	Auditor    gatehouse.Auditor // optional
@@ -50,6 +52,12 @@ func New(cfg Config) *Server {
 	s.handle("/v1/keys/{id}", methods{http.MethodGet: s.getKey})
 	s.handle("/v1/keys/{id}/revoke", methods{http.MethodPost: s.revokeKey})
 	s.handle("/v1/keys/{id}/rotate", methods{http.MethodPost: s.rotateKey})
+	s.handle("/v1/clients", methods{http.MethodGet: s.listClients, http.MethodPost: s.createClient})
+	s.handle("/v1/clients/{id}", methods{http.MethodGet: s.getClient})
+	s.handle("/v1/clients/{id}/revoke", methods{http.MethodPost: s.revokeClient})
+	s.handle("/v1/clients/{id}/rotate", methods{http.MethodPost: s.rotateClient})
+	s.handle("/v1/signing-keys", methods{http.MethodGet: s.listSigningKeys})
+	s.handle("/v1/signing-keys/rotate", methods{http.MethodPost: s.rotateSigningKey})
 	s.handle("/v1/policies", methods{http.MethodGet: s.policyStatus})
 	s.handle("/v1/policies/reload", methods{http.MethodPost: s.reloadPolicy})
 	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -44,6 +45,8 @@ type App struct {
 	log     *slog.Logger
 	store   store.Store
 	keys    *authn.Keys
+	clients *authn.Clients
+	tokens  *authn.Tokens
 	policy  *authz.Engine
 	limiter *service.Service
 	gateway *gateway.Gateway
@@ -93,6 +96,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	// Listeners are bound now so their addresses (and so the default token
+	// issuer URL) are known; nothing is served until Start.
+	if a.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s (listen): %w", cfg.Listen, err)
+	}
+	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return nil, fmt.Errorf("listen on %s (admin_listen): %w", cfg.AdminListen, err)
+	}
 	a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
 	if err != nil {
 		return nil, err
@@ -113,6 +124,31 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
+	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	issuer := cfg.Auth.Issuer
+	if issuer == "" {
+		issuer = "http://" + a.publicLn.Addr().String()
+	}
+	a.tokens, err = authn.NewTokens(ctx, authn.TokensConfig{
+		Issuer:   issuer,
+		Audience: cfg.Auth.Audience,
+		TTL:      time.Duration(cfg.Auth.TokenTTL),
+		Alg:      cfg.Auth.SigningAlg,
+		Rotation: time.Duration(cfg.Auth.SigningRotation),
+		Keys:     secrets.File{Path: filepath.Join(dir, "signing-keys.json")},
+		Clients:  a.clients,
+		External: cfg.Auth.ExternalIssuers,
+		Clock:    opts.Clock,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	oauthSrv := oauth.New(oauth.Config{Clients: a.clients, Tokens: a.tokens, Logger: log, Clock: opts.Clock})
+
 	a.policy, err = authz.New(ctx, cfg.Policy.Config, authz.Options{Logger: log, Clock: opts.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
@@ -129,7 +165,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.gateway, err = gateway.New(gateway.Config{
 		Routes:         routes,
-		Authenticator:  a.keys,
+		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens},
+		Endpoints:      oauthSrv.Endpoints(),
 		Authorizer:     a.policy,
 		RateLimiter:    a.limiter,
 		Mode:           cfg.Mode,
@@ -149,7 +186,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	adminAPI := admin.New(admin.Config{Keys: a.keys, AdminToken: adminToken, Policy: a.policy, Logger: log, Clock: opts.Clock})
+	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy, Logger: log, Clock: opts.Clock})
 
 	a.public = a.newServer(a.gateway)
 	a.adminSrv = a.newServer(adminAPI)
@@ -204,22 +241,19 @@ func (a *App) newServer(h http.Handler) *http.Server {
 	}
 }
 
-// Start binds both listeners and serves in the background.
+// Start serves both listeners (bound by New) in the background.
 func (a *App) Start() error {
-	var err error
-	if a.publicLn, err = net.Listen("tcp", a.cfg.Listen); err != nil {
-		return fmt.Errorf("listen on %s (listen): %w", a.cfg.Listen, err)
-	}
-	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminListen); err != nil {
-		a.publicLn.Close()
-		return fmt.Errorf("listen on %s (admin_listen): %w", a.cfg.AdminListen, err)
-	}
 	var ctx context.Context
 	ctx, a.stop = context.WithCancel(context.Background())
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		a.policy.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.tokens.Run(ctx)
 	}()
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
@@ -309,6 +343,11 @@ func (a *App) close() error {
 	}
 	if a.limiter != nil {
 		a.limiter.Close()
+	}
+	for _, ln := range []net.Listener{a.publicLn, a.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
 	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {

@@ -4,8 +4,10 @@
 package authn
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"strings"
 	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
@@ -36,4 +38,23 @@ func digest(s string) [32]byte {
 // NewPrincipal returns a principal with its derived fields computed.
 func NewPrincipal(id string, kind gatehouse.PrincipalKind, name string, scopes []string, tier string) *gatehouse.Principal {
 	return gatehouse.NewPrincipal(id, kind, name, scopes, tier)
+}
+
+// Authenticator routes a presented credential to the verifier its shape
+// names: API keys by prefix, JWTs by form. It implements the gateway's
+// Authenticator.
+type Authenticator struct {
+	Keys   *Keys
+	Tokens *Tokens // nil: JWTs are not accepted
+}
+
+// Authenticate verifies cred and returns its principal.
+func (a *Authenticator) Authenticate(ctx context.Context, cred string) (*gatehouse.Principal, error) {
+	switch {
+	case strings.HasPrefix(cred, PrefixAPIKey):
+		return a.Keys.Authenticate(ctx, cred)
+	case a.Tokens != nil && LooksLikeJWT(cred):
+		return a.Tokens.Authenticate(ctx, cred)
+	}
+	return nil, ErrMalformed
 }

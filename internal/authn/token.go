@@ -14,6 +14,7 @@ import (
 const (
 	PrefixAPIKey     = "gk_"
 	PrefixAdminToken = "gadm_"
+	PrefixClient     = "gcs_"
 )
 
 // Token layout: PREFIX + ID (16 base32 chars, 80 bits) + "_" +
@@ -37,12 +38,19 @@ func NewToken(prefix string) (token, id string, err error) {
 		return "", "", fmt.Errorf("generate token id: %w", err)
 	}
 	id = idEncoding.EncodeToString(raw)
+	token, err = newTokenWithID(prefix, id)
+	return token, id, err
+}
+
+// newTokenWithID returns a token with a fresh secret for an existing id
+// part (a rotated client secret keeps its client's id).
+func newTokenWithID(prefix, id string) (string, error) {
 	secret, err := randomBase62(secretLen)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	body := prefix + id + "_" + secret
-	return body + checksum(body), id, nil
+	return body + checksum(body), nil
 }
 
 // ParseToken checks that s is a well-formed token with the given prefix and

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
@@ -56,6 +57,7 @@ type Config struct {
 	Log             LogConfig        `yaml:"log"`
 	Policy          PolicyConfig     `yaml:"policy"`
 	RateLimit       ratelimit.Config `yaml:"ratelimit"`
+	Auth            AuthConfig       `yaml:"auth"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
 	Routes          []RouteConfig    `yaml:"routes"`
 
@@ -83,6 +85,17 @@ type LimitsConfig struct {
 type PolicyConfig struct {
 	authz.Config `yaml:",inline"`
 	Headers      []string `yaml:"headers"`
+}
+
+// AuthConfig configures the token service: Gatehouse's own issuer and
+// the external issuers whose tokens the gateway trusts.
+type AuthConfig struct {
+	Issuer          string                 `yaml:"issuer"` // default: http://<listen address>
+	Audience        string                 `yaml:"audience"`
+	TokenTTL        Duration               `yaml:"token_ttl"`
+	SigningAlg      string                 `yaml:"signing_alg"` // EdDSA | ES256
+	SigningRotation Duration               `yaml:"signing_key_rotation"`
+	ExternalIssuers []authn.ExternalIssuer `yaml:"external_issuers"`
 }
 
 // LogConfig controls the process log.
@@ -156,6 +169,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Auth.Audience == "" {
+		c.Auth.Audience = authn.DefaultAudience
+	}
+	if c.Auth.TokenTTL == 0 {
+		c.Auth.TokenTTL = Duration(authn.DefaultTokenTTL)
+	}
+	if c.Auth.SigningAlg == "" {
+		c.Auth.SigningAlg = authn.AlgEdDSA
+	}
+	if c.Auth.SigningRotation == 0 {
+		c.Auth.SigningRotation = Duration(authn.DefaultSigningRotation)
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -359,6 +384,25 @@ func (c *Config) validate(root *yaml.Node) error {
 	c.RateLimit = c.RateLimit.WithDefaults()
 	if err := c.RateLimit.Validate(); err != nil {
 		return v.fail("ratelimit", "%s", strings.TrimPrefix(err.Error(), "ratelimit: "))
+	}
+	if c.Auth.Issuer != "" {
+		if u, err := url.Parse(c.Auth.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return v.fail("auth.issuer", "must be an http(s) URL, not %q", c.Auth.Issuer)
+		}
+	}
+	if c.Auth.SigningAlg != authn.AlgEdDSA && c.Auth.SigningAlg != authn.AlgES256 {
+		return v.fail("auth.signing_alg", "must be %s or %s, not %q", authn.AlgEdDSA, authn.AlgES256, c.Auth.SigningAlg)
+	}
+	if c.Auth.TokenTTL < Duration(time.Minute) || c.Auth.TokenTTL > Duration(24*time.Hour) {
+		return v.fail("auth.token_ttl", "must be between 1m and 24h, not %s", time.Duration(c.Auth.TokenTTL))
+	}
+	if c.Auth.SigningRotation < Duration(24*time.Hour) {
+		return v.fail("auth.signing_key_rotation", "must be at least 1d")
+	}
+	for i, e := range c.Auth.ExternalIssuers {
+		if err := e.Validate(); err != nil {
+			return v.fail(fmt.Sprintf("auth.external_issuers[%d]", i), "%v", err)
+		}
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return v.fail("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))

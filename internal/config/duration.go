@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+
+	"gopkg.in/yaml.v3"
 	"strconv"
 	"strings"
 	"time"
@@ -26,4 +28,18 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q (examples: 90d, 36h, 15m)", s)
 	}
 	return d, nil
+}
+
+// Duration is a time.Duration that decodes from YAML with ParseDuration,
+// so "180d" works as well as "36h".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
 }

@@ -4,6 +4,7 @@
 package secrets
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -77,4 +78,41 @@ func WriteFile(path string, data []byte) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// File is a secret held in one file of the data dir (mode 0600), replaced
+// atomically. It backs stores such as the JWT signing keys until Vault does.
+type File struct {
+	Path string
+}
+
+// Load returns the file's bytes, or nil and no error if it does not exist.
+func (f File) Load(ctx context.Context) ([]byte, error) {
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read secret %s: %w", f.Path, err)
+	}
+	return b, nil
+}
+
+// Save replaces the file's contents durably: temporary file, fsync,
+// rename, fsync of the directory.
+func (f File) Save(ctx context.Context, data []byte) error {
+	tmp := f.Path + ".tmp"
+	os.Remove(tmp)
+	if err := WriteFile(tmp, data); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, f.Path); err != nil {
+		return fmt.Errorf("replace secret %s: %w", f.Path, err)
+	}
+	d, err := os.Open(filepath.Dir(f.Path))
+	if err != nil {
+		return fmt.Errorf("sync dir of %s: %w", f.Path, err)
+	}
+	defer d.Close()
+	return d.Sync()
 }

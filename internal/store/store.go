@@ -25,6 +25,19 @@ type Key struct {
 	RotatedFrom string    // id of the key this one replaced
 }
 
+// Client is a stored OAuth service client. Only the HMAC of its secret is
+// stored.
+type Client struct {
+	ID              string
+	Name            string
+	SecretHash      []byte
+	Scopes          []string
+	Tier            string
+	CreatedAt       time.Time
+	SecretRotatedAt time.Time // zero: never rotated
+	RevokedAt       time.Time // zero: not revoked
+}
+
 // Store is the durable state of one deployment. Implementations are safe
 // for concurrent use. Lookups of missing rows return a *gatehouse.Error with
 // code ENOTFOUND.
@@ -37,6 +50,15 @@ type Store interface {
 	// RotateKey stores next and, in the same transaction, links old to it
 	// and sets old's expiry to oldExpiresAt.
 	RotateKey(ctx context.Context, oldID string, oldExpiresAt time.Time, next *Key) error
+
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+	ListClients(ctx context.Context) ([]*Client, error)
+	// RevokeClient marks the client revoked at t; revoking twice keeps the
+	// first time.
+	RevokeClient(ctx context.Context, id string, t time.Time) (*Client, error)
+	// SetClientSecret replaces the secret hash of an active client.
+	SetClientSecret(ctx context.Context, id string, hash []byte, t time.Time) error
 
 	// GetSetting returns the value stored under name, ENOTFOUND if none.
 	GetSetting(ctx context.Context, name string) ([]byte, error)

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/authn"
+)
+
+func newClientsCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Manage OAuth service clients (client-credentials grant)",
+		Long: `Service clients exchange their client_id and client_secret for short-lived
+JWTs at POST /oauth/token. The secret is shown once, at creation or
+rotation; Gatehouse keeps only its HMAC.`,
+	}
+	client := clientFlags(cmd, env)
+	var (
+		req    admin.CreateClientRequest
+		scopes string
+		asJSON bool
+	)
+	create := &cobra.Command{
+		Use:   "create --name NAME --scopes A,B [--tier T]",
+		Short: "Register a client (its secret is printed once)",
+		Example: `  gatehouse clients create --name billing --scopes read:signals
+  gatehouse clients create --name etl --scopes read:signals,write:signals --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Scopes = splitList(scopes)
+			if req.Name == "" || len(req.Scopes) == 0 {
+				return usageError{fmt.Errorf("--name and --scopes are required")}
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var out admin.Client
+			if err := c.do(cmd.Context(), "POST", "/v1/clients", req, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created client %s (%s) with scopes %s.\nThe secret is shown only now; store it safely:\n\n    client_id:     %s\n    client_secret: %s\n\n",
+				out.ClientID, out.Name, strings.Join(out.Scopes, ","), out.ClientID, out.ClientSecret)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&req.Name, "name", "", "a name for the client")
+	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes the client may request")
+	create.Flags().StringVar(&req.Tier, "tier", "", "rate-limit tier")
+	create.Flags().BoolVar(&asJSON, "json", false, "print JSON (has client_id and client_secret)")
+
+	var listJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List clients (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Clients []admin.Client `json:"clients"`
+			}
+			if err := c.do(cmd.Context(), "GET", "/v1/clients", nil, &out); err != nil {
+				return err
+			}
+			if listJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPES\tTIER\tSTATUS\tCREATED")
+			for _, cl := range out.Clients {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, strings.Join(cl.Scopes, ","), dash(cl.Tier), cl.Status, cl.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+
+	action := func(use, short, path, done string) *cobra.Command {
+		var asJSON bool
+		c := &cobra.Command{
+			Use:   use + " CLIENT_ID",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := client()
+				if err != nil {
+					return err
+				}
+				var out admin.Client
+				if err := c.do(cmd.Context(), "POST", "/v1/clients/"+url.PathEscape(args[0])+path, nil, &out); err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), done+"\n", out.ClientID)
+				if out.ClientSecret != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "The new secret is shown only now; store it safely:\n\n    client_secret: %s\n\n", out.ClientSecret)
+				}
+				return nil
+			},
+		}
+		c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+		return c
+	}
+	cmd.AddCommand(create, list,
+		action("revoke", "Revoke a client: no new tokens, and its tokens fail on their next use", "/revoke", "Revoked client %s."),
+		action("rotate", "Give a client a new secret (the old one stops working at once)", "/rotate", "Rotated the secret of client %s."))
+	return cmd
+}
+
+func newSigningKeysCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "signing-keys",
+		Short: "List or rotate the keys that sign Gatehouse's JWTs",
+		Long: `Gatehouse signs its access tokens with one active key (EdDSA by default)
+and publishes every key whose tokens may still be valid at
+/.well-known/jwks.json. Keys rotate on schedule (auth.signing_key_rotation,
+default 180d) and on demand; a retired key stays published until the tokens
+it signed have expired.`,
+	}
+	client := clientFlags(cmd, env)
+	show := func(cmd *cobra.Command, method, path string, asJSON bool) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Keys []authn.SigningKeyInfo `json:"keys"`
+		}
+		if err := c.do(cmd.Context(), method, path, nil, &out); err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(cmd.OutOrStdout(), out)
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
+		for _, k := range out.Keys {
+			state := "active"
+			if k.RetiredAt != nil {
+				state = "retired " + k.RetiredAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.CreatedAt.Format(time.RFC3339), state)
+		}
+		return tw.Flush()
+	}
+	var listJSON, rotJSON bool
+	list := &cobra.Command{Use: "list", Short: "List signing keys", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return show(cmd, "GET", "/v1/signing-keys", listJSON) }}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	rotate := &cobra.Command{Use: "rotate", Short: "Start signing with a new key now", Args: cobra.NoArgs,
+		Example: "  gatehouse signing-keys rotate",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return show(cmd, "POST", "/v1/signing-keys/rotate", rotJSON)
+		}}
+	rotate.Flags().BoolVar(&rotJSON, "json", false, "print JSON")
+	cmd.AddCommand(list, rotate)
+	return cmd
+}

@@ -1,0 +1,123 @@
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Client is the JSON form of a service client. ClientSecret is set only
+// in the response that creates it or rotates its secret.
+type Client struct {
+	ClientID        string     `json:"client_id"`
+	ClientSecret    string     `json:"client_secret,omitempty"`
+	Name            string     `json:"name"`
+	Scopes          []string   `json:"scopes"`
+	Tier            string     `json:"tier,omitempty"`
+	Status          string     `json:"status"`
+	CreatedAt       time.Time  `json:"created_at"`
+	SecretRotatedAt *time.Time `json:"secret_rotated_at,omitempty"`
+	RevokedAt       *time.Time `json:"revoked_at,omitempty"`
+}
+
+func clientJSON(c *store.Client) *Client {
+	out := &Client{ClientID: c.ID, Name: c.Name, Scopes: c.Scopes, Tier: c.Tier, CreatedAt: c.CreatedAt, Status: "active"}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	if !c.SecretRotatedAt.IsZero() {
+		t := c.SecretRotatedAt
+		out.SecretRotatedAt = &t
+	}
+	if !c.RevokedAt.IsZero() {
+		t := c.RevokedAt
+		out.RevokedAt, out.Status = &t, "revoked"
+	}
+	return out
+}
+
+// CreateClientRequest is the body of POST /v1/clients.
+type CreateClientRequest struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	Tier   string   `json:"tier"`
+}
+
+func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var req CreateClientRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	c, secret, err := s.cfg.Clients.Create(r.Context(), authn.NewClient{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier})
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "client.create", "client:"+c.ID, map[string]any{"name": c.Name, "scopes": c.Scopes, "tier": c.Tier})
+	out := clientJSON(c)
+	out.ClientSecret = secret
+	httpjson.Write(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	all, err := s.cfg.Clients.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]*Client, 0, len(all))
+	for _, c := range all {
+		out = append(out, clientJSON(c))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"clients": out})
+	return nil
+}
+
+func (s *Server) getClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	c, err := s.cfg.Clients.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, clientJSON(c))
+	return nil
+}
+
+func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	c, err := s.cfg.Clients.Revoke(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "client.revoke", "client:"+c.ID, nil)
+	httpjson.Write(w, http.StatusOK, clientJSON(c))
+	return nil
+}
+
+func (s *Server) rotateClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	c, secret, err := s.cfg.Clients.RotateSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "client.rotate_secret", "client:"+c.ID, nil)
+	out := clientJSON(c)
+	out.ClientSecret = secret
+	httpjson.Write(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) listSigningKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	httpjson.Write(w, http.StatusOK, map[string]any{"keys": s.cfg.Tokens.SigningKeys()})
+	return nil
+}
+
+func (s *Server) rotateSigningKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := s.cfg.Tokens.Rotate(r.Context(), "on demand by "+p.ID); err != nil {
+		return err
+	}
+	keys := s.cfg.Tokens.SigningKeys()
+	s.record(r.Context(), p, "signing_key.rotate", "signing_key:"+keys[len(keys)-1].KID, nil)
+	httpjson.Write(w, http.StatusOK, map[string]any{"keys": keys})
+	return nil
+}
