@@ -277,6 +277,9 @@ func (a *App) Addr() string { return a.publicLn.Addr().String() }
 // AdminAddr is the admin listener's address.
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 
+// Tokens returns the token service (for tests and in-process tools).
+func (a *App) Tokens() *authn.Tokens { return a.tokens }
+
 // Keys returns the key service (for tests and in-process tools).
 func (a *App) Keys() *authn.Keys { return a.keys }
 
