@@ -435,12 +435,18 @@ func (t *Tokens) Authenticate(ctx context.Context, raw string) (*gatehouse.Princ
 	return nil, errUnknownKID
 }
 
+// ownClaims decodes a token's registered and private claims in one pass.
+type ownClaims struct {
+	jwt.Claims
+	claims
+}
+
 func (t *Tokens) verifyOwn(tok *jwt.JSONWebToken, k *signingKey, key [32]byte, now time.Time) (*gatehouse.Principal, error) {
-	var std jwt.Claims
-	var priv claims
-	if err := tok.Claims(k.pub, &std, &priv); err != nil {
+	var all ownClaims
+	if err := tok.Claims(k.pub, &all); err != nil {
 		return nil, errBadSignature
 	}
+	std, priv := all.Claims, all.claims
 	if err := validateClaims(std, jwt.Expected{Issuer: t.cfg.Issuer, AnyAudience: jwt.Audience{t.cfg.Audience}, Time: now}); err != nil {
 		return nil, err
 	}
