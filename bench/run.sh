@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures, in one run and interleaved, (a) a local upstream directly,
-# (b) a bare httputil.ReverseProxy in front of it, and (c) Gatehouse with
-# API-key auth in front of it; prints req/s, p50, p99 and the ratio c/b.
+# (b) a bare httputil.ReverseProxy in front of it, (c) Gatehouse with
+# API-key auth and the default policy in front of it, and (d) Gatehouse
+# with a JWT from its own token endpoint; prints req/s, p50, p99 and the
+# ratios c/b and d/b.
 #
 #   bench/run.sh                 # 3 rounds of 10 s per target
 #   ROUNDS=5 DURATION=20s CONNS=64 bench/run.sh
@@ -47,6 +49,12 @@ done
 key=$(GATEHOUSE_ADDR=http://127.0.0.1:9103 GATEHOUSE_TOKEN=bench-admin-token-0123456789 \
   "$work/gatehouse" keys create --name bench --scopes bench --json | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
 [ -n "$key" ] || { echo "could not create a key" >&2; exit 1; }
+client=$(GATEHOUSE_ADDR=http://127.0.0.1:9103 GATEHOUSE_TOKEN=bench-admin-token-0123456789 \
+  "$work/gatehouse" clients create --name bench --scopes bench --json)
+cid=$(echo "$client" | sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p')
+csecret=$(echo "$client" | sed -n 's/.*"client_secret": "\([^"]*\)".*/\1/p')
+jwt=$(curl -s -u "$cid:$csecret" -d grant_type=client_credentials http://127.0.0.1:9102/oauth/token | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$jwt" ] || { echo "could not get a JWT" >&2; exit 1; }
 
 # wrk_once URL [header] → "reqs p50_ms p99_ms"
 wrk_once() {
@@ -59,11 +67,12 @@ wrk_once() {
 }
 
 for round in $(seq "$ROUNDS"); do
-  for t in direct bare gatehouse; do
+  for t in direct bare gatehouse jwt; do
     case $t in
       direct)    res=$(wrk_once http://127.0.0.1:9100/api/x) ;;
       bare)      res=$(wrk_once http://127.0.0.1:9101/api/x) ;;
       gatehouse) res=$(wrk_once http://127.0.0.1:9102/api/x "Authorization: Bearer $key") ;;
+      jwt)       res=$(wrk_once http://127.0.0.1:9102/api/x "Authorization: Bearer $jwt") ;;
     esac
     read -r r p50 p99 <<<"$res"
     printf 'round %d  %-10s %8s req/s  p50 %7s ms  p99 %7s ms\n' "$round" "$t" "$r" "$p50" "$p99" >&2
@@ -83,7 +92,8 @@ awk -v rounds="$ROUNDS" -v dur="$DURATION" -v conns="$CONNS" '
   { n[$1]++; r[$1]+=$2; p50[$1]+=$3; p99[$1]+=$4 }
   END {
     printf "%-12s %12s %10s %10s\n", "target", "req/s", "p50 ms", "p99 ms"
-    split("direct bare gatehouse", order, " ")
-    for (i = 1; i <= 3; i++) { t = order[i]; printf "%-12s %12.0f %10.3f %10.3f\n", t, r[t]/n[t], p50[t]/n[t], p99[t]/n[t] }
-    printf "ratio gatehouse/bare: %.3f  (%d rounds x %s, %d connections, interleaved)\n", r["gatehouse"]/r["bare"], rounds, dur, conns
+    split("direct bare gatehouse jwt", order, " ")
+    for (i = 1; i <= 4; i++) { t = order[i]; printf "%-12s %12.0f %10.3f %10.3f\n", t, r[t]/n[t], p50[t]/n[t], p99[t]/n[t] }
+    printf "ratio gatehouse(api key)/bare: %.3f   ratio gatehouse(jwt)/bare: %.3f\n", r["gatehouse"]/r["bare"], r["jwt"]/r["bare"]
+    printf "(%d rounds x %s, %d connections, interleaved)\n", rounds, dur, conns
   }' "$work/results"
