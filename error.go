@@ -13,15 +13,16 @@ const (
 	EFORBIDDEN       = "forbidden"       // 403
 	ENOTFOUND        = "not_found"       // 404
 	EMETHOD          = "method_not_allowed"
-	ECONFLICT        = "conflict"          // 409
-	ETOOLARGE        = "too_large"         // 413
-	EUNPROCESSABLE   = "unprocessable"     // 422
-	ERATELIMITED     = "rate_limited"      // 429
-	EHEADERSTOOLARGE = "headers_too_large" // 431
-	EINTERNAL        = "internal"          // 500
-	EBADGATEWAY      = "bad_gateway"       // 502
-	EUNAVAILABLE     = "unavailable"       // 503
-	ETIMEOUT         = "timeout"           // 504
+	ECONFLICT        = "conflict"               // 409
+	ETOOLARGE        = "too_large"              // 413
+	EUNPROCESSABLE   = "unprocessable"          // 422
+	EUNSUPPORTED     = "unsupported_media_type" // 415
+	ERATELIMITED     = "rate_limited"           // 429
+	EHEADERSTOOLARGE = "headers_too_large"      // 431
+	EINTERNAL        = "internal"               // 500
+	EBADGATEWAY      = "bad_gateway"            // 502
+	EUNAVAILABLE     = "unavailable"            // 503
+	ETIMEOUT         = "timeout"                // 504
 )
 
 // Error is an error whose code and message are safe to show to a client.
@@ -76,6 +77,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
 	case EUNPROCESSABLE:
 		return http.StatusUnprocessableEntity
 	case ERATELIMITED:

@@ -21,6 +21,7 @@ const (
 	KindUser      PrincipalKind = "user"
 	KindPAT       PrincipalKind = "pat"
 	KindExternal  PrincipalKind = "external"
+	KindCert      PrincipalKind = "certificate"
 )
 
 // ScopeAdmin grants every permission.
@@ -100,6 +101,32 @@ type Route struct {
 	// RateLimit, when Requests > 0, is a route-specific limit applied on
 	// top of the principal's tier limit.
 	RateLimit RateLimit
+
+	ConnectTimeout time.Duration // 0: the transport's default (5s)
+	TotalTimeout   time.Duration // 0: none beyond Timeout (response headers)
+	UpstreamTLS    *UpstreamTLS  // nil: system roots, no client certificate
+	Breaker        Breaker
+	JSONSchema     string   // file of a JSON Schema request bodies must match
+	ContentTypes   []string // allowed request media types; empty: any
+}
+
+// UpstreamTLS is TLS (and mTLS) to an upstream. The upstream's certificate
+// is always verified.
+type UpstreamTLS struct {
+	CAFile, CertFile, KeyFile, ServerName string
+}
+
+// Breaker configures an upstream's circuit breaker. It opens after
+// ConsecutiveFailures failures in a row, or when at least MinRequests
+// requests in the current interval failed at FailureRatio or more; while
+// open it fails fast for OpenTimeout, then lets HalfOpenRequests probes
+// through.
+type Breaker struct {
+	ConsecutiveFailures int
+	FailureRatio        float64
+	MinRequests         int
+	OpenTimeout         time.Duration
+	HalfOpenRequests    int
 }
 
 // RateLimit is a number of requests per window.

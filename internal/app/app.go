@@ -20,8 +20,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -52,8 +54,8 @@ type App struct {
 	gateway *gateway.Gateway
 	stop    context.CancelFunc // ends background work
 
-	public, adminSrv, echo *http.Server
-	publicLn, adminLn      net.Listener
+	public, adminSrv, echo, redirect *http.Server
+	publicLn, adminLn, redirectLn    net.Listener
 
 	errs chan error
 	wg   sync.WaitGroup
@@ -104,6 +106,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return nil, fmt.Errorf("listen on %s (admin_listen): %w", cfg.AdminListen, err)
 	}
+	if cfg.TLS.RedirectListen != "" {
+		if a.redirectLn, err = net.Listen("tcp", cfg.TLS.RedirectListen); err != nil {
+			return nil, fmt.Errorf("listen on %s (tls.redirect_listen): %w", cfg.TLS.RedirectListen, err)
+		}
+	}
 	a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
 	if err != nil {
 		return nil, err
@@ -130,7 +137,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	issuer := cfg.Auth.Issuer
 	if issuer == "" {
-		issuer = "http://" + a.publicLn.Addr().String()
+		scheme := "http://"
+		if cfg.TLS.Enabled() {
+			scheme = "https://"
+		}
+		issuer = scheme + a.publicLn.Addr().String()
 	}
 	a.tokens, err = authn.NewTokens(ctx, authn.TokensConfig{
 		Issuer:   issuer,
@@ -166,6 +177,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.gateway, err = gateway.New(gateway.Config{
 		Routes:         routes,
 		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens},
+		Certs:          authn.NewCertPrincipals(cfg.TLS.ClientPrincipals),
 		Endpoints:      oauthSrv.Endpoints(),
 		Authorizer:     a.policy,
 		RateLimiter:    a.limiter,
@@ -181,6 +193,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true},
 			{Name: "policy", Check: a.policyReady, Critical: true},
 			{Name: "ratelimit", Check: a.limiterReady, Critical: cfg.RateLimit.OnRedisFailure == "deny"},
+			{Name: "tls", Check: a.tlsReady},
 		},
 	})
 	if err != nil {
@@ -190,6 +203,24 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 
 	a.public = a.newServer(a.gateway)
 	a.adminSrv = a.newServer(adminAPI)
+	if cfg.TLS.Enabled() {
+		tc, err := certs.NewServerConfig(certs.ServerConfig{
+			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: cfg.TLS.MinVersion, ClientCAFile: cfg.TLS.ClientCAFile,
+		}, log)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		a.public.TLSConfig = tc
+		if cfg.TLS.Admin {
+			a.adminSrv.TLSConfig = tc.Clone()
+			a.adminSrv.TLSConfig.ClientAuth, a.adminSrv.TLSConfig.ClientCAs = 0, nil
+		}
+		if a.redirectLn != nil {
+			a.redirect = a.newServer(redirectHandler(a.publicLn.Addr().String()))
+		}
+	} else if cfg.Mode == config.ModeProd {
+		log.Warn("TLS IS OFF in prod mode: the public listener serves plain HTTP; set tls.cert_file and tls.key_file")
+	}
 	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
 	if cfg.Mode == config.ModeDev {
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
@@ -257,6 +288,9 @@ func (a *App) Start() error {
 	}()
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
+	if a.redirect != nil {
+		a.serve(a.redirect, a.redirectLn)
+	}
 	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
 	return nil
 }
@@ -265,7 +299,11 @@ func (a *App) serve(s *http.Server, ln net.Listener) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.Serve
+		if s.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.errs <- err
 		}
 	}()
@@ -292,6 +330,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.log.Info("shutting down: draining in-flight requests")
 	a.gateway.SetDraining()
 	servers := []*http.Server{a.public, a.adminSrv}
+	if a.redirect != nil {
+		servers = append(servers, a.redirect)
+	}
 	errs := make([]error, len(servers), len(servers)+1)
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -333,6 +374,43 @@ func (a *App) limiterReady(ctx context.Context) error {
 	return nil
 }
 
+// tlsReady notes, without failing readiness, a prod instance serving plain
+// HTTP.
+func (a *App) tlsReady(ctx context.Context) error {
+	if !a.cfg.TLS.Enabled() && a.cfg.Mode == config.ModeProd {
+		return errors.New("TLS is off in prod mode: traffic to the public listener is not encrypted")
+	}
+	return nil
+}
+
+// RedirectAddr is the plain-HTTP redirect listener's address, or "".
+func (a *App) RedirectAddr() string {
+	if a.redirectLn == nil {
+		return ""
+	}
+	return a.redirectLn.Addr().String()
+}
+
+// redirectHandler answers every plain-HTTP request with a 308 to the same
+// path on the HTTPS listener.
+func redirectHandler(httpsAddr string) http.Handler {
+	_, port, _ := net.SplitHostPort(httpsAddr)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "" {
+			host = "localhost"
+		}
+		if port != "443" {
+			host = net.JoinHostPort(host, port)
+		}
+		httpjson.SetSecurityHeaders(w.Header())
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}
+
 // ReloadPolicy re-reads the policy source (SIGHUP). A policy that fails to
 // compile or to pass its tests is refused and the running one keeps serving.
 func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(ctx) }
@@ -347,7 +425,7 @@ func (a *App) close() error {
 	if a.limiter != nil {
 		a.limiter.Close()
 	}
-	for _, ln := range []net.Listener{a.publicLn, a.adminLn} {
+	for _, ln := range []net.Listener{a.publicLn, a.adminLn, a.redirectLn} {
 		if ln != nil {
 			ln.Close()
 		}

@@ -91,6 +91,7 @@ type harness struct {
 	up      *upstream
 	logs    *syncBuffer
 	dataDir string
+	client  *http.Client
 }
 
 const testRoutes = `
@@ -151,10 +152,17 @@ func MustStart(t testing.TB) *harness {
 // routes appended ("  - name: …" items).
 func MustStartWith(t testing.TB, extra string) *harness {
 	t.Helper()
+	return MustStartFull(t, extra, "")
+}
+
+// MustStartFull is MustStart with extra top-level config and extra route
+// items ("  - name: …") appended to the test routes.
+func MustStartFull(t testing.TB, extra, routes string) *harness {
+	t.Helper()
 	h := &harness{t: t, up: newUpstream(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
 	h.clock = gatehouse.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n", h.dataDir) +
-		strings.ReplaceAll(extra+testRoutes, "{{UP}}", h.up.URL)
+		strings.ReplaceAll(extra+testRoutes+routes, "{{UP}}", h.up.URL)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -193,7 +201,11 @@ func (h *harness) do(method, url string, body io.Reader, headers ...string) *htt
 		k, v, _ := strings.Cut(kv, ": ")
 		req.Header.Add(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	client := h.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -209,7 +221,10 @@ func (h *harness) adminCall(method, path string, in any, out any) int {
 		b, _ := json.Marshal(in)
 		body = bytes.NewReader(b)
 	}
+	client := h.client
+	h.client = nil // the admin listener is plain HTTP in tests
 	res := h.do(method, h.admin+path, body, "Authorization: Bearer "+adminToken, "Content-Type: application/json")
+	h.client = client
 	data, _ := io.ReadAll(res.Body)
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -58,6 +58,7 @@ type Config struct {
 	Policy          PolicyConfig     `yaml:"policy"`
 	RateLimit       ratelimit.Config `yaml:"ratelimit"`
 	Auth            AuthConfig       `yaml:"auth"`
+	TLS             TLSConfig        `yaml:"tls"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
 	Routes          []RouteConfig    `yaml:"routes"`
 
@@ -98,6 +99,40 @@ type AuthConfig struct {
 	ExternalIssuers []authn.ExternalIssuer `yaml:"external_issuers"`
 }
 
+// TLSConfig is TLS on the listeners, and mTLS client authentication.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	MinVersion   string `yaml:"min_version"` // "1.2" (default) or "1.3"
+	ClientCAFile string `yaml:"client_ca_file"`
+	// Admin serves the admin listener with the same certificate.
+	Admin bool `yaml:"admin"`
+	// RedirectListen is a plain-HTTP listener that only redirects to HTTPS.
+	RedirectListen string `yaml:"redirect_listen"`
+	// ClientPrincipals maps verified client certificates to principals.
+	ClientPrincipals []authn.CertPrincipal `yaml:"client_principals"`
+}
+
+// Enabled reports whether the public listener serves TLS.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
+
+// BreakerConfig is a route's circuit breaker (see gatehouse.Breaker).
+type BreakerConfig struct {
+	ConsecutiveFailures int           `yaml:"consecutive_failures"`
+	FailureRatio        float64       `yaml:"failure_ratio"`
+	MinRequests         int           `yaml:"min_requests"`
+	OpenTimeout         time.Duration `yaml:"open_timeout"`
+	HalfOpenRequests    int           `yaml:"half_open_requests"`
+}
+
+// UpstreamTLSConfig is TLS to a route's upstream.
+type UpstreamTLSConfig struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
 // LogConfig controls the process log.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
@@ -118,7 +153,13 @@ type RouteConfig struct {
 	Timeout     time.Duration `yaml:"timeout"`
 	Tool        string        `yaml:"tool"`
 	// RateLimit is a route-specific limit on top of the tier limits.
-	RateLimit *ratelimit.Limit `yaml:"ratelimit"`
+	RateLimit      *ratelimit.Limit   `yaml:"ratelimit"`
+	ConnectTimeout time.Duration      `yaml:"connect_timeout"`
+	TotalTimeout   time.Duration      `yaml:"total_timeout"`
+	TLS            *UpstreamTLSConfig `yaml:"tls"`
+	Breaker        BreakerConfig      `yaml:"breaker"`
+	JSONSchema     string             `yaml:"json_schema"`
+	ContentTypes   []string           `yaml:"content_types"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -192,6 +233,22 @@ func (c *Config) applyDefaults() {
 		}
 		for j, m := range r.Methods {
 			r.Methods[j] = strings.ToUpper(m)
+		}
+		b := &r.Breaker
+		if b.ConsecutiveFailures == 0 {
+			b.ConsecutiveFailures = 5
+		}
+		if b.FailureRatio == 0 {
+			b.FailureRatio = 0.5
+		}
+		if b.MinRequests == 0 {
+			b.MinRequests = 20
+		}
+		if b.OpenTimeout == 0 {
+			b.OpenTimeout = 30 * time.Second
+		}
+		if b.HalfOpenRequests == 0 {
+			b.HalfOpenRequests = 1
 		}
 	}
 }
@@ -404,6 +461,29 @@ func (c *Config) validate(root *yaml.Node) error {
 			return v.fail(fmt.Sprintf("auth.external_issuers[%d]", i), "%v", err)
 		}
 	}
+	if t := c.TLS; t.CertFile != "" || t.KeyFile != "" {
+		if t.CertFile == "" || t.KeyFile == "" {
+			return v.fail("tls", "cert_file and key_file are both required")
+		}
+		if t.MinVersion != "" && t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+			return v.fail("tls.min_version", "must be \"1.2\" or \"1.3\", not %q", t.MinVersion)
+		}
+	} else if c.TLS.ClientCAFile != "" || c.TLS.RedirectListen != "" || c.TLS.Admin {
+		return v.fail("tls", "client_ca_file, redirect_listen and admin need cert_file and key_file")
+	}
+	if c.TLS.RedirectListen != "" {
+		if err := checkHostPort(c.TLS.RedirectListen); err != nil {
+			return v.fail("tls.redirect_listen", "%v", err)
+		}
+	}
+	for i, cp := range c.TLS.ClientPrincipals {
+		if err := cp.Validate(); err != nil {
+			return v.fail(fmt.Sprintf("tls.client_principals[%d]", i), "%v", err)
+		}
+	}
+	if len(c.TLS.ClientPrincipals) > 0 && c.TLS.ClientCAFile == "" {
+		return v.fail("tls.client_principals", "needs tls.client_ca_file (the CAs client certificates must chain to)")
+	}
 	if err := c.Policy.Validate(); err != nil {
 		return v.fail("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))
 	}
@@ -456,6 +536,23 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if r.Timeout < 0 {
 			return v.fail(at+".timeout", "must not be negative")
+		}
+		if r.ConnectTimeout < 0 || r.TotalTimeout < 0 {
+			return v.fail(at+".total_timeout", "timeouts must not be negative")
+		}
+		if b := r.Breaker; b.ConsecutiveFailures < 1 || b.FailureRatio <= 0 || b.FailureRatio > 1 || b.MinRequests < 1 || b.OpenTimeout < time.Second || b.HalfOpenRequests < 1 {
+			return v.fail(at+".breaker", "consecutive_failures ≥ 1, 0 < failure_ratio ≤ 1, min_requests ≥ 1, open_timeout ≥ 1s, half_open_requests ≥ 1")
+		}
+		if r.TLS != nil && !strings.HasPrefix(r.Upstream, "https://") {
+			return v.fail(at+".tls", "set only for an https:// upstream")
+		}
+		if r.TLS != nil && (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+			return v.fail(at+".tls", "cert_file and key_file go together")
+		}
+		if r.JSONSchema != "" {
+			if _, err := os.Stat(r.JSONSchema); err != nil {
+				return v.fail(at+".json_schema", "cannot read %s: %v", r.JSONSchema, errors.Unwrap(err))
+			}
 		}
 		if r.RateLimit != nil {
 			if err := r.RateLimit.Validate(); err != nil {
@@ -557,18 +654,31 @@ func checkUpstream(s string) error {
 // Route converts the validated route config into the domain form.
 func (r *RouteConfig) Route() gatehouse.Route {
 	return gatehouse.Route{
-		Name:        r.Name,
-		PathPrefix:  r.Path,
-		Methods:     r.Methods,
-		Upstream:    r.Upstream,
-		Scopes:      r.Scopes,
-		StripPrefix: r.StripPrefix,
-		MaxBody:     int64(r.MaxBody),
-		Timeout:     r.Timeout,
-		Public:      r.Public,
-		Tool:        r.Tool,
-		RateLimit:   rateLimit(r.RateLimit),
+		Name:           r.Name,
+		PathPrefix:     r.Path,
+		Methods:        r.Methods,
+		Upstream:       r.Upstream,
+		Scopes:         r.Scopes,
+		StripPrefix:    r.StripPrefix,
+		MaxBody:        int64(r.MaxBody),
+		Timeout:        r.Timeout,
+		Public:         r.Public,
+		Tool:           r.Tool,
+		RateLimit:      rateLimit(r.RateLimit),
+		ConnectTimeout: r.ConnectTimeout,
+		TotalTimeout:   r.TotalTimeout,
+		UpstreamTLS:    upstreamTLS(r.TLS),
+		Breaker:        gatehouse.Breaker(r.Breaker),
+		JSONSchema:     r.JSONSchema,
+		ContentTypes:   r.ContentTypes,
 	}
+}
+
+func upstreamTLS(t *UpstreamTLSConfig) *gatehouse.UpstreamTLS {
+	if t == nil {
+		return nil
+	}
+	return &gatehouse.UpstreamTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName}
 }
 
 func rateLimit(l *ratelimit.Limit) gatehouse.RateLimit {

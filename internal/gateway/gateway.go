@@ -6,15 +6,18 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
@@ -63,10 +66,16 @@ type ReadinessCheck struct {
 	Critical bool
 }
 
+// CertAuthenticator maps a verified client certificate to a principal.
+type CertAuthenticator interface {
+	AuthenticateCert(cert *x509.Certificate) (*gatehouse.Principal, error)
+}
+
 // Config configures a Gateway.
 type Config struct {
 	Routes        []gatehouse.Route
 	Authenticator Authenticator
+	Certs         CertAuthenticator // nil: client certificates authenticate no one
 	Authorizer    Authorizer
 	RateLimiter   RateLimiter // nil: no rate limits
 	Mode          string      // "prod" or "dev", passed to the policy
@@ -88,14 +97,15 @@ type Config struct {
 
 // Gateway serves the public listener. It is safe for concurrent use.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	clock   gatehouse.Clock
-	router  *router
-	handler Handler // the request path for configured routes
-	verify  Handler // forward-auth: GET /auth/verify
-	decide  Handler // decision API: POST /v1/authorize
-	health  *health
+	cfg      Config
+	log      *slog.Logger
+	clock    gatehouse.Clock
+	router   *router
+	handler  Handler // the request path for configured routes
+	verify   Handler // forward-auth: GET /auth/verify
+	decide   Handler // decision API: POST /v1/authorize
+	health   *health
+	breakers breakers
 }
 
 // New compiles the request path for cfg.
@@ -110,7 +120,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Clock = gatehouse.SystemClock{}
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock}
-	g.health = &health{checks: cfg.Ready, version: cfg.Version}
+	g.health = &health{checks: append(cfg.Ready, ReadinessCheck{Name: "circuit_breakers", Check: g.breakers.check}), version: cfg.Version}
 
 	base := cfg.Transport
 	if base == nil {
@@ -123,19 +133,31 @@ func New(cfg Config) (*Gateway, error) {
 		if err != nil {
 			return nil, fmt.Errorf("route %s: upstream: %w", rc.Name, err)
 		}
-		t := transports[rc.Timeout]
-		if t == nil {
+		var t *http.Transport
+		if rc.UpstreamTLS != nil || rc.ConnectTimeout > 0 {
+			// Its own transport: a client certificate or dial timeout of
+			// its own.
+			if t, err = routeTransport(base, rc); err != nil {
+				return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+			}
+		} else if t = transports[rc.Timeout]; t == nil {
 			t = base.Clone()
 			t.ResponseHeaderTimeout = rc.Timeout
 			transports[rc.Timeout] = t
 		}
 		r := &route{Route: rc}
+		if rc.JSONSchema != "" {
+			if r.schema, err = compileSchema(rc.JSONSchema); err != nil {
+				return nil, fmt.Errorf("route %s: %w", rc.Name, err)
+			}
+		}
+		r.breaker = g.breakers.get(rc.Upstream, t, rc.Breaker, g)
 		r.input = authz.NewRouteInput(&r.Route)
 		if rc.RateLimit.Requests > 0 {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
 			r.limitPrefix = "route:" + rc.Name + "|"
 		}
-		r.proxy = newProxy(r, target, t, g.log)
+		r.proxy = newProxy(r, target, r.breaker, g.log)
 		routes = append(routes, r)
 	}
 	g.router = newRouter(routes)
@@ -143,10 +165,28 @@ func New(cfg Config) (*Gateway, error) {
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
 	// Forward-auth and the decision API reuse the same steps.
-	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.authenticate, g.rateLimit, g.authorize, g.limitBody)
+	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.validateBody)
 	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.rateLimit, g.authorize)
 	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate, g.rateLimit)
 	return g, nil
+}
+
+// routeTransport builds the transport of a route with upstream TLS or a
+// connect timeout of its own.
+func routeTransport(base *http.Transport, rc gatehouse.Route) (*http.Transport, error) {
+	t := base.Clone()
+	t.ResponseHeaderTimeout = rc.Timeout
+	if rc.ConnectTimeout > 0 {
+		t.DialContext = (&net.Dialer{Timeout: rc.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	if u := rc.UpstreamTLS; u != nil {
+		tc, err := certs.NewUpstreamConfig(certs.UpstreamConfig{CAFile: u.CAFile, CertFile: u.CertFile, KeyFile: u.KeyFile, ServerName: u.ServerName})
+		if err != nil {
+			return nil, fmt.Errorf("upstream tls: %w", err)
+		}
+		t.TLSClientConfig = tc
+	}
+	return t, nil
 }
 
 // chain wraps h in the middlewares, the first outermost.
@@ -258,6 +298,14 @@ func (g *Gateway) authenticate(next Handler) Handler {
 		cred, err := credential(r)
 		if err != nil {
 			return err
+		}
+		if cred == "" && g.cfg.Certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			p, err := g.cfg.Certs.AuthenticateCert(r.TLS.VerifiedChains[0][0])
+			if err != nil {
+				return err
+			}
+			ex.principal = p
+			return next.ServeHTTP(w, r)
 		}
 		if cred == "" {
 			if ex.route != nil && ex.route.Public {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,14 +86,17 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger)
 			switch {
 			case ex.tooLarge.Load():
 				e = tooLarge(rt.MaxBody)
-			case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+			case errors.Is(err, context.Canceled) && r.Context().Err() == context.Canceled:
 				// The client went away; there is no one to answer.
 				ex.err, ex.outcome = err, gatehouse.OutcomeFailure
 				if rec, ok := w.(*recorder); ok {
 					rec.wroteHeader, rec.status = true, 499
 				}
 				return
-			case errors.As(err, &ne) && ne.Timeout():
+			case errors.Is(err, errBreakerOpen):
+				w.Header().Set("Retry-After", strconv.Itoa(int(rt.breaker.retryAfter().Seconds()+0.999)))
+				e = gatehouse.Errorf(gatehouse.EUNAVAILABLE, "upstream of route %s is failing; circuit breaker open", rt.Name)
+			case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
 				e = gatehouse.Errorf(gatehouse.ETIMEOUT, "upstream of route %s did not answer in time", rt.Name)
 			default:
 				e = gatehouse.Errorf(gatehouse.EBADGATEWAY, "upstream of route %s is unavailable", rt.Name)
@@ -105,7 +109,13 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger)
 }
 
 func proxyStep(w http.ResponseWriter, r *http.Request) error {
-	exchangeFrom(r.Context()).route.proxy.ServeHTTP(w, r)
+	rt := exchangeFrom(r.Context()).route
+	if rt.TotalTimeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), rt.TotalTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	rt.proxy.ServeHTTP(w, r)
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -20,6 +22,8 @@ type route struct {
 	// its counter keys distinct from the tier counters.
 	limit       *ratelimit.Policy
 	limitPrefix string
+	schema      *jsonschema.Schema // request-body schema, or nil
+	breaker     *breakerTransport
 }
 
 // prefixGroup is every route that shares one path prefix. The longest

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// upstreamBreaker is the circuit breaker of one upstream, shared by every
+// route to it.
+type upstreamBreaker struct {
+	cb       *gobreaker.CircuitBreaker[*http.Response]
+	timeout  time.Duration
+	openedAt atomic.Int64 // unix nanos the breaker last opened
+}
+
+// breakerTransport sends one route's requests through its own transport
+// and its upstream's breaker. Transport errors and 502/503/504 answers
+// count as failures; while the breaker is open, requests fail at once with
+// errBreakerOpen.
+type breakerTransport struct {
+	rt http.RoundTripper
+	*upstreamBreaker
+}
+
+// upstreamFailure carries a 5xx answer out of the breaker (which counts it
+// as a failure) so it can still reach the client.
+type upstreamFailure struct{ res *http.Response }
+
+func (upstreamFailure) Error() string { return "upstream answered 5xx" }
+
+var errBreakerOpen = errors.New("circuit breaker open")
+
+func (b *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := b.cb.Execute(func() (*http.Response, error) {
+		res, err := b.rt.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		switch res.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return nil, upstreamFailure{res}
+		}
+		return res, nil
+	})
+	var uf upstreamFailure
+	switch {
+	case errors.As(err, &uf):
+		return uf.res, nil
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, errBreakerOpen
+	}
+	return res, err
+}
+
+// retryAfter is how long until the open breaker lets a probe through.
+func (b *upstreamBreaker) retryAfter() time.Duration {
+	left := b.timeout - time.Since(time.Unix(0, b.openedAt.Load()))
+	if left < time.Second {
+		left = time.Second
+	}
+	return left
+}
+
+// breakers holds one breaker per upstream.
+type breakers struct {
+	mu sync.Mutex
+	m  map[string]*upstreamBreaker
+}
+
+// get returns a transport that sends through rt and the breaker of
+// upstream, creating the breaker with s for the first route to it.
+func (bs *breakers) get(upstream string, rt http.RoundTripper, s gatehouse.Breaker, g *Gateway) *breakerTransport {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.m == nil {
+		bs.m = map[string]*upstreamBreaker{}
+	}
+	if b := bs.m[upstream]; b != nil {
+		return &breakerTransport{rt: rt, upstreamBreaker: b}
+	}
+	b := &upstreamBreaker{timeout: s.OpenTimeout}
+	b.cb = gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
+		Name:        upstream,
+		MaxRequests: uint32(s.HalfOpenRequests),
+		Interval:    time.Minute,
+		Timeout:     s.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= uint32(s.ConsecutiveFailures) ||
+				(c.Requests >= uint32(s.MinRequests) && float64(c.TotalFailures)/float64(c.Requests) >= s.FailureRatio)
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.openedAt.Store(time.Now().UnixNano())
+			}
+			g.breakerChanged(name, from.String(), to.String())
+		},
+	})
+	bs.m[upstream] = b
+	return &breakerTransport{rt: rt, upstreamBreaker: b}
+}
+
+// states returns each upstream's breaker state.
+func (bs *breakers) states() map[string]string {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	out := make(map[string]string, len(bs.m))
+	for u, b := range bs.m {
+		out[u] = b.cb.State().String()
+	}
+	return out
+}
+
+// check is a readiness check: not ready only in the sense of a warning
+// (it is not critical): an open breaker is listed.
+func (bs *breakers) check(ctx context.Context) error {
+	var open []string
+	for u, st := range bs.states() {
+		if st != gobreaker.StateClosed.String() {
+			open = append(open, u+" "+st)
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	sort.Strings(open)
+	return errors.New("circuit breakers not closed: " + strings.Join(open, ", "))
+}
+
+// breakerChanged logs and audits a breaker transition.
+func (g *Gateway) breakerChanged(upstream, from, to string) {
+	level := slog.LevelInfo
+	if to == gobreaker.StateOpen.String() {
+		level = slog.LevelWarn
+	}
+	g.log.Log(context.Background(), level, "circuit breaker state changed", "upstream", upstream, "from", from, "to", to)
+	if g.cfg.Auditor != nil {
+		g.cfg.Auditor.Record(context.Background(), gatehouse.Event{
+			Time: g.clock.Now().UTC(), Type: "breaker.state_changed", Actor: gatehouse.Actor{Kind: "system"},
+			Action: "transition", Resource: "upstream:" + upstream, Outcome: gatehouse.OutcomeSuccess,
+			Details: map[string]any{"from": from, "to": to},
+		})
+	}
+}
