@@ -27,3 +27,8 @@ go run ./cmd/gatehouse policy test policy/
 
 step "go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+if [ $# -eq 0 ]; then
+  step "fuzz"
+  scripts/fuzz.sh
+fi

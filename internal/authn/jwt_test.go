@@ -102,3 +102,24 @@ func BenchmarkIssueJWT(b *testing.B) {
 		}
 	}
 }
+
+// FuzzAuthenticateJWT: no input panics, and no input authenticates as
+// anything but the issued token's principal (a different encoding of the
+// same signed token may; a forgery may not).
+func FuzzAuthenticateJWT(f *testing.F) {
+	tok := MustOpenTokens(f, authn.AlgEdDSA)
+	good, _, err := tok.Issue(gatehouse.NewPrincipal("cl_x", gatehouse.KindClient, "x", []string{"a"}, ""), []string{"a"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	f.Add("eyJ.eyJ.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := tok.Authenticate(context.Background(), s)
+		if err == nil && (p.ID != "cl_x" || p.ScopesHeader != "a") {
+			t.Fatalf("accepted %q as %+v", s, p)
+		}
+	})
+}
