@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -9,11 +11,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
 
 // exchange is the per-request state the steps of the request path share.
@@ -30,6 +34,7 @@ type exchange struct {
 	action, resource string
 	target           *http.Request
 	outcome          string
+	eventType        string // set by the step that refused the request
 	err              error
 	tooLarge         atomic.Bool // set by limitedBody when the body passed the cap
 }
@@ -127,6 +132,7 @@ type recorder struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	auditFailed bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -141,7 +147,17 @@ func (w *recorder) WriteHeader(code int) {
 	w.status = code
 	if w.g.cfg.Auditor != nil {
 		if err := w.g.cfg.Auditor.Record(w.r.Context(), w.g.event(w.r, w.ex, code)); err != nil {
-			w.g.log.ErrorContext(w.r.Context(), "audit record failed", "request_id", w.ex.requestID, "err", err)
+			// Fail closed: a response whose audit event is not recorded is
+			// not sent. Whatever the handler writes next is discarded.
+			w.g.log.ErrorContext(w.r.Context(), "audit record failed; answering 503", "request_id", w.ex.requestID, "err", err)
+			w.auditFailed = true
+			h := w.ResponseWriter.Header()
+			clear(h)
+			httpjson.SetSecurityHeaders(h)
+			h["X-Request-Id"] = []string{w.ex.requestID}
+			w.status = http.StatusServiceUnavailable
+			httpjson.WriteError(w.ResponseWriter, w.r, nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable; request not processed"))
+			return
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -150,6 +166,9 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.auditFailed {
+		return len(b), nil
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -180,7 +199,7 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 			Path:       r.URL.Path,
 			Status:     status,
 			DurationMS: float64(g.clock.Now().Sub(ex.start).Microseconds()) / 1000,
-			SourceIP:   sourceIP(r),
+			SourceIP:   g.auditIP(sourceIP(r)),
 			RequestID:  ex.requestID,
 		},
 	}
@@ -190,6 +209,9 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 	}
 	if ex.route != nil {
 		e.Resource = "route:" + ex.route.Name
+	}
+	if ex.eventType != "" {
+		e.Type = ex.eventType
 	}
 	if ex.action != "" {
 		e.Type, e.Action, e.Resource = "authz.decision", ex.action, ex.resource
@@ -283,3 +305,25 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// auditIP applies the source-IP privacy setting.
+func (g *Gateway) auditIP(ip string) string {
+	switch g.cfg.SourceIP {
+	case "truncate":
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return ""
+		}
+		bits := 24
+		if a.Is6() && !a.Is4In6() {
+			bits = 48
+		}
+		p, _ := a.Unmap().Prefix(bits)
+		return p.String()
+	case "hash":
+		m := hmac.New(sha256.New, g.cfg.SourceIPKey)
+		m.Write([]byte(ip))
+		return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil))[:32]
+	}
+	return ip
+}

@@ -82,8 +82,13 @@ type Config struct {
 	PolicyHeaders []string    // request headers the policy may read
 	// Endpoints are Gatehouse's own public paths (OAuth, JWKS…), served by
 	// exact path before routing and without authentication.
-	Endpoints      map[string]http.Handler
-	Auditor        gatehouse.Auditor // optional; records one event per request
+	Endpoints map[string]http.Handler
+	Auditor   gatehouse.Auditor // optional; records one event per request
+	// SourceIP is how client addresses appear in audit events: "full"
+	// (default), "truncate" (IPv4 /24, IPv6 /48) or "hash" (HMAC-SHA-256
+	// under SourceIPKey, hex).
+	SourceIP       string
+	SourceIPKey    []byte
 	Logger         *slog.Logger
 	Clock          gatehouse.Clock
 	AccessLog      bool
@@ -302,6 +307,7 @@ func (g *Gateway) authenticate(next Handler) Handler {
 		if cred == "" && g.cfg.Certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			p, err := g.cfg.Certs.AuthenticateCert(r.TLS.VerifiedChains[0][0])
 			if err != nil {
+				ex.eventType = "authn.failure"
 				return err
 			}
 			ex.principal = p
@@ -311,10 +317,12 @@ func (g *Gateway) authenticate(next Handler) Handler {
 			if ex.route != nil && ex.route.Public {
 				return next.ServeHTTP(w, r)
 			}
+			ex.eventType = "authn.failure"
 			return errMissingCredential
 		}
 		p, err := g.cfg.Authenticator.Authenticate(r.Context(), cred)
 		if err != nil {
+			ex.eventType = "authn.failure"
 			if gatehouse.ErrorCode(err) == gatehouse.EUNAUTHORIZED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="`+gatehouse.ErrorMessage(err)+`"`)
 			}
@@ -403,7 +411,7 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 		}
 		policy.SetHeaders(w.Header(), d)
 		if !d.Allowed {
-			ex.outcome = gatehouse.OutcomeDenied
+			ex.outcome, ex.eventType = gatehouse.OutcomeDenied, "ratelimit.refused"
 			return ratelimit.Error(d)
 		}
 		return next.ServeHTTP(w, r)
@@ -420,6 +428,7 @@ func (g *Gateway) authorize(next Handler) Handler {
 			return err
 		}
 		if !d.Allow {
+			ex.eventType = "authz.denied"
 			return denial(d)
 		}
 		return next.ServeHTTP(w, r)

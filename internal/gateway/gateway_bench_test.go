@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
@@ -18,6 +19,13 @@ import (
 // MustOpenGateway returns a gateway with one route to upstream and a key
 // holding the route's scope.
 func MustOpenGateway(tb testing.TB, upstream string) (*gateway.Gateway, string) {
+	tb.Helper()
+	return MustOpenGatewayWith(tb, upstream, nil)
+}
+
+// MustOpenGatewayWith lets a test adjust the config before the gateway is
+// built.
+func MustOpenGatewayWith(tb testing.TB, upstream string, adjust func(*gateway.Config)) (*gateway.Gateway, string) {
 	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "g.db"))
 	if err != nil {
@@ -32,11 +40,20 @@ func MustOpenGateway(tb testing.TB, upstream string) (*gateway.Gateway, string) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{
-		Routes:        []gatehouse.Route{{Name: "bench", PathPrefix: "/api/", Upstream: upstream, Scopes: []string{"bench"}, MaxBody: 1 << 20, Timeout: 30 * time.Second}},
+	engine, err := authz.New(context.Background(), authz.Config{}, authz.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := gateway.Config{
+		Routes:        []gatehouse.Route{{Name: "bench", PathPrefix: "/api/", Upstream: upstream, Scopes: []string{"bench"}, MaxBody: 1 << 20, Timeout: 30 * time.Second, Breaker: gatehouse.Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, OpenTimeout: 30 * time.Second, HalfOpenRequests: 1}}},
 		Authenticator: keys,
+		Authorizer:    engine,
 		MaxHeaders:    100,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	g, err := gateway.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
