@@ -10,9 +10,11 @@ import (
 )
 
 // TestPackageDocs checks that every package opens with a doc comment
-// saying what it is for.
+// saying what it is for, in the form "Package x …" ("Command x …" for
+// programs).
 func TestPackageDocs(t *testing.T) {
 	docs := map[string]bool{}
+	names := map[string]string{}
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -31,7 +33,12 @@ func TestPackageDocs(t *testing.T) {
 		if _, seen := docs[dir]; !seen {
 			docs[dir] = false
 		}
-		if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
+		want := "Package " + f.Name.Name + " "
+		if f.Name.Name == "main" {
+			want = "Command " + filepath.Base(dir) + " "
+		}
+		names[dir] = want
+		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), want) {
 			docs[dir] = true
 		}
 		return nil
@@ -41,7 +48,7 @@ func TestPackageDocs(t *testing.T) {
 	}
 	for dir, ok := range docs {
 		if !ok {
-			t.Errorf("package in %s has no doc comment", dir)
+			t.Errorf("package in %s has no doc comment starting %q", dir, names[dir])
 		}
 	}
 }
