@@ -35,6 +35,9 @@ type Principal struct {
 	Name   string        `json:"name,omitempty"`
 	Scopes []string      `json:"scopes"`
 	Tier   string        `json:"tier,omitempty"`
+	// Role is the admin-API role of a person's credential (admin,
+	// security, auditor), "" for machines.
+	Role string `json:"role,omitempty"`
 	// ScopesHeader is Scopes joined with spaces, and Fingerprint is
 	// FingerprintScopes(Scopes); both are computed once when the principal
 	// is built (see NewPrincipal) so the hot path does neither per request.

@@ -46,6 +46,7 @@ func NewPrincipal(id string, kind gatehouse.PrincipalKind, name string, scopes [
 type Authenticator struct {
 	Keys   *Keys
 	Tokens *Tokens // nil: JWTs are not accepted
+	PATs   *PATs   // nil: personal access tokens are not accepted
 }
 
 // Authenticate verifies cred and returns its principal.
@@ -53,6 +54,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, cred string) (*gatehou
 	switch {
 	case strings.HasPrefix(cred, PrefixAPIKey):
 		return a.Keys.Authenticate(ctx, cred)
+	case a.PATs != nil && strings.HasPrefix(cred, PrefixPAT):
+		return a.PATs.Authenticate(ctx, cred)
 	case a.Tokens != nil && LooksLikeJWT(cred):
 		return a.Tokens.Authenticate(ctx, cred)
 	}

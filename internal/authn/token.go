@@ -15,6 +15,7 @@ const (
 	PrefixAPIKey     = "gk_"
 	PrefixAdminToken = "gadm_"
 	PrefixClient     = "gcs_"
+	PrefixPAT        = "gpat_"
 )
 
 // Token layout: PREFIX + ID (16 base32 chars, 80 bits) + "_" +

@@ -38,6 +38,46 @@ type Client struct {
 	RevokedAt       time.Time // zero: not revoked
 }
 
+// User is an administrator, security engineer or auditor of Gatehouse.
+type User struct {
+	Username          string
+	Role              string
+	Scopes            []string // gateway scopes the user may delegate to PATs
+	PasswordHash      string   // PHC-encoded argon2id
+	PasswordChangedAt time.Time
+	PasswordExpired   bool     // set by an admin reset: must change at next login
+	PasswordHistory   []string // previous hashes, newest first
+	TOTPSecret        []byte   // sealed; nil: not enrolled
+	TOTPEnabled       bool
+	TOTPLastStep      int64 // last accepted TOTP step (replay protection)
+	CreatedAt         time.Time
+	DisabledAt        time.Time
+}
+
+// Session is a signed-in browser or CLI session. Only a hash of its id is
+// stored.
+type Session struct {
+	IDHash     []byte
+	Username   string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+	Restricted string // "" or the one thing it may do (e.g. "totp_enrollment")
+}
+
+// PAT is a personal access token. Only its HMAC is stored.
+type PAT struct {
+	ID        string
+	Username  string
+	Name      string
+	Hash      []byte
+	Scopes    []string
+	Role      string // admin-API role the token carries ("" for none)
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
 // Store is the durable state of one deployment. Implementations are safe
 // for concurrent use. Lookups of missing rows return a *gatehouse.Error with
 // code ENOTFOUND.
@@ -59,6 +99,25 @@ type Store interface {
 	RevokeClient(ctx context.Context, id string, t time.Time) (*Client, error)
 	// SetClientSecret replaces the secret hash of an active client.
 	SetClientSecret(ctx context.Context, id string, hash []byte, t time.Time) error
+
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, username string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	// UpdateUser writes every mutable field of u.
+	UpdateUser(ctx context.Context, u *User) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, idHash []byte) (*Session, error)
+	TouchSession(ctx context.Context, idHash []byte, t time.Time) error
+	DeleteSession(ctx context.Context, idHash []byte) error
+	// DeleteUserSessions ends every session of a user.
+	DeleteUserSessions(ctx context.Context, username string) error
+
+	CreatePAT(ctx context.Context, p *PAT) error
+	GetPAT(ctx context.Context, id string) (*PAT, error)
+	// ListPATs lists the tokens of username, or of everyone for "".
+	ListPATs(ctx context.Context, username string) ([]*PAT, error)
+	RevokePAT(ctx context.Context, id string, t time.Time) (*PAT, error)
 
 	// GetSetting returns the value stored under name, ENOTFOUND if none.
 	GetSetting(ctx context.Context, name string) ([]byte, error)

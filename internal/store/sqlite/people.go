@@ -1,0 +1,226 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at`
+
+// CreateUser inserts u; a taken username is ECONFLICT.
+func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
+	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Username, u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
+		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
+	}
+	if err != nil {
+		return fmt.Errorf("insert user %s: %w", u.Username, err)
+	}
+	return nil
+}
+
+// GetUser returns a user.
+func (s *DB) GetUser(ctx context.Context, username string) (*store.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("user", username)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %s: %w", username, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user by name.
+func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// UpdateUser writes u's mutable fields.
+func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
+	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET role = ?, scopes = ?, password_hash = ?, password_changed_at = ?, password_expired = ?,
+		password_history = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = ?, disabled_at = ? WHERE username = ?`,
+		u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
+		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", u.Username, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return store.NotFound("user", u.Username)
+	}
+	return nil
+}
+
+func scanUser(row scanner) (*store.User, error) {
+	var (
+		u                          store.User
+		scopes, hist               string
+		changed, created, disabled int64
+		expired, totp              int
+	)
+	if err := row.Scan(&u.Username, &u.Role, &scopes, &u.PasswordHash, &changed, &expired, &hist, &u.TOTPSecret, &totp, &u.TOTPLastStep, &created, &disabled); err != nil {
+		return nil, err
+	}
+	u.Scopes = strings.Fields(scopes)
+	json.Unmarshal([]byte(hist), &u.PasswordHistory)
+	u.PasswordExpired, u.TOTPEnabled = expired == 1, totp == 1
+	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt = fromNanos(changed), fromNanos(created), fromNanos(disabled)
+	return &u, nil
+}
+
+// CreateSession inserts a session.
+func (s *DB) CreateSession(ctx context.Context, se *store.Session) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_hash, username, created_at, last_seen_at, expires_at, restricted) VALUES (?, ?, ?, ?, ?, ?)`,
+		se.IDHash, se.Username, nanos(se.CreatedAt), nanos(se.LastSeenAt), nanos(se.ExpiresAt), se.Restricted)
+	if err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
+}
+
+// GetSession returns the session with the given id hash.
+func (s *DB) GetSession(ctx context.Context, idHash []byte) (*store.Session, error) {
+	var se store.Session
+	var created, seen, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT id_hash, username, created_at, last_seen_at, expires_at, restricted FROM sessions WHERE id_hash = ?`, idHash).
+		Scan(&se.IDHash, &se.Username, &created, &seen, &expires, &se.Restricted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("session", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
+	}
+	se.CreatedAt, se.LastSeenAt, se.ExpiresAt = fromNanos(created), fromNanos(seen), fromNanos(expires)
+	return &se, nil
+}
+
+// TouchSession records activity on a session.
+func (s *DB) TouchSession(ctx context.Context, idHash []byte, t time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?`, nanos(t), idHash); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSession ends a session.
+func (s *DB) DeleteSession(ctx context.Context, idHash []byte) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = ?`, idHash); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUserSessions ends all sessions of a user.
+func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username); err != nil {
+		return fmt.Errorf("delete sessions of %s: %w", username, err)
+	}
+	return nil
+}
+
+const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at`
+
+// CreatePAT inserts a personal access token.
+func (s *DB) CreatePAT(ctx context.Context, p *store.PAT) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO pats (`+patColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Username, p.Name, p.Hash, strings.Join(p.Scopes, " "), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("insert token %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// GetPAT returns a token.
+func (s *DB) GetPAT(ctx context.Context, id string) (*store.PAT, error) {
+	p, err := scanPAT(s.db.QueryRowContext(ctx, `SELECT `+patColumns+` FROM pats WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("token", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPATs lists tokens of one user, or all for "".
+func (s *DB) ListPATs(ctx context.Context, username string) ([]*store.PAT, error) {
+	q, args := `SELECT `+patColumns+` FROM pats ORDER BY created_at, id`, []any{}
+	if username != "" {
+		q, args = `SELECT `+patColumns+` FROM pats WHERE username = ? ORDER BY created_at, id`, []any{username}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.PAT
+	for rows.Next() {
+		p, err := scanPAT(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// RevokePAT revokes a token.
+func (s *DB) RevokePAT(ctx context.Context, id string, t time.Time) (*store.PAT, error) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE pats SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, nanos(t), id); err != nil {
+		return nil, fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return s.GetPAT(ctx, id)
+}
+
+func scanPAT(row scanner) (*store.PAT, error) {
+	var (
+		p                         store.PAT
+		scopes                    string
+		created, expires, revoked int64
+	)
+	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &scopes, &p.Role, &created, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	p.Scopes = strings.Fields(scopes)
+	p.CreatedAt, p.ExpiresAt, p.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	return &p, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
