@@ -26,6 +26,7 @@ type Config struct {
 	Clients    *authn.Clients
 	Tokens     *authn.Tokens
 	AdminToken *authn.AdminToken
+	PATs       *authn.PATs
 	Policy     *authz.Engine
 	Auditor    gatehouse.Auditor // optional
 	Logger     *slog.Logger
@@ -48,18 +49,18 @@ func New(cfg Config) *Server {
 		cfg.Clock = gatehouse.SystemClock{}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.WithGroup("admin"), mux: http.NewServeMux()}
-	s.handle("/v1/keys", methods{http.MethodGet: s.listKeys, http.MethodPost: s.createKey})
-	s.handle("/v1/keys/{id}", methods{http.MethodGet: s.getKey})
-	s.handle("/v1/keys/{id}/revoke", methods{http.MethodPost: s.revokeKey})
-	s.handle("/v1/keys/{id}/rotate", methods{http.MethodPost: s.rotateKey})
-	s.handle("/v1/clients", methods{http.MethodGet: s.listClients, http.MethodPost: s.createClient})
-	s.handle("/v1/clients/{id}", methods{http.MethodGet: s.getClient})
-	s.handle("/v1/clients/{id}/revoke", methods{http.MethodPost: s.revokeClient})
-	s.handle("/v1/clients/{id}/rotate", methods{http.MethodPost: s.rotateClient})
-	s.handle("/v1/signing-keys", methods{http.MethodGet: s.listSigningKeys})
-	s.handle("/v1/signing-keys/rotate", methods{http.MethodPost: s.rotateSigningKey})
-	s.handle("/v1/policies", methods{http.MethodGet: s.policyStatus})
-	s.handle("/v1/policies/reload", methods{http.MethodPost: s.reloadPolicy})
+	s.handle("/v1/keys", areaKeys, methods{http.MethodGet: s.listKeys, http.MethodPost: s.createKey})
+	s.handle("/v1/keys/{id}", areaKeys, methods{http.MethodGet: s.getKey})
+	s.handle("/v1/keys/{id}/revoke", areaKeys, methods{http.MethodPost: s.revokeKey})
+	s.handle("/v1/keys/{id}/rotate", areaKeys, methods{http.MethodPost: s.rotateKey})
+	s.handle("/v1/clients", areaClients, methods{http.MethodGet: s.listClients, http.MethodPost: s.createClient})
+	s.handle("/v1/clients/{id}", areaClients, methods{http.MethodGet: s.getClient})
+	s.handle("/v1/clients/{id}/revoke", areaClients, methods{http.MethodPost: s.revokeClient})
+	s.handle("/v1/clients/{id}/rotate", areaClients, methods{http.MethodPost: s.rotateClient})
+	s.handle("/v1/signing-keys", areaSigningKeys, methods{http.MethodGet: s.listSigningKeys})
+	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: s.rotateSigningKey})
+	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
+	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
 	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -74,7 +75,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Princ
 // methods maps an HTTP method to its handler for one path.
 type methods map[string]handlerFunc
 
-func (s *Server) handle(pattern string, m methods) {
+func (s *Server) handle(pattern string, a area, m methods) {
 	allow := make([]string, 0, len(m))
 	for k := range m {
 		allow = append(allow, k)
@@ -88,6 +89,9 @@ func (s *Server) handle(pattern string, m methods) {
 			return
 		}
 		p, err := s.authenticate(r)
+		if err == nil {
+			err = s.authorize(p, a, r.Method)
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}
@@ -123,10 +127,17 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 		if !p.HasScope(gatehouse.ScopeAdmin) {
 			return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "key %s lacks the admin scope", p.ID)
 		}
+		return withRole(p, authn.RoleAdmin), nil
+	}
+	if strings.HasPrefix(token, authn.PrefixPAT) && s.cfg.PATs != nil {
+		p, err := s.cfg.PATs.Authenticate(r.Context(), token)
+		if err != nil {
+			return nil, err
+		}
 		return p, nil
 	}
 	if s.cfg.AdminToken != nil && s.cfg.AdminToken.Verify(token) {
-		return authn.AdminPrincipal(), nil
+		return withRole(authn.AdminPrincipal(), authn.RoleAdmin), nil
 	}
 	return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid admin credential")
 }

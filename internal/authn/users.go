@@ -1,0 +1,548 @@
+package authn
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Passwords hashes and checks passwords under the current settings. The
+// password package implements it (see NewPasswords in package app).
+type Passwords interface {
+	Hash(pw string, s AuthSettings) (string, error)
+	// Verify compares in constant time; rehash reports a hash made under
+	// other parameters than s.
+	Verify(pw, encoded string, s AuthSettings) (ok, rehash bool, err error)
+	// Check applies the password policy; its error names the rule.
+	Check(pw, username string, previous []string, s AuthSettings) error
+}
+
+// TOTP verifies time-based one-time passwords (RFC 6238).
+type TOTP interface {
+	GenerateSecret() (string, error)
+	URI(issuer, account, secret string) string
+	// Verify returns the matched time step, so a step is accepted once.
+	Verify(secret, code string, t time.Time) (ok bool, step int64)
+}
+
+const settingsKey = "authentication"
+
+// Users manages people: accounts, passwords, second factors, sign-in with
+// lockout, and sessions. It is safe for concurrent use.
+type Users struct {
+	store    store.Store
+	pepper   []byte
+	clock    gatehouse.Clock
+	log      *slog.Logger
+	pw       Passwords
+	totp     TOTP
+	pats     *PATs
+	settings atomic.Pointer[AuthSettings]
+	dummy    string // a hash to verify against for unknown users (equal timing)
+
+	mu       sync.Mutex
+	failures map[string]*loginFailures // by username, existing or not
+}
+
+type loginFailures struct {
+	times       []time.Time
+	lockedUntil time.Time
+}
+
+// UsersConfig configures Users.
+type UsersConfig struct {
+	Store     store.Store
+	Pepper    []byte
+	Clock     gatehouse.Clock
+	Logger    *slog.Logger
+	Passwords Passwords
+	TOTP      TOTP
+	PATs      *PATs
+}
+
+// NewUsers loads Settings → Authentication (defaults on first start).
+func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = gatehouse.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
+		pw: cfg.Passwords, totp: cfg.TOTP, pats: cfg.PATs, failures: map[string]*loginFailures{}}
+	s := DefaultAuthSettings()
+	raw, err := cfg.Store.GetSetting(ctx, settingsKey)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("decode authentication settings: %w", err)
+		}
+	case gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND:
+		return nil, err
+	}
+	u.settings.Store(&s)
+	if u.dummy, err = cfg.Passwords.Hash("gatehouse-timing-equaliser", s); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Settings returns Settings → Authentication.
+func (u *Users) Settings() AuthSettings { return *u.settings.Load() }
+
+// SetSettings validates and stores new settings, returning the old ones.
+func (u *Users) SetSettings(ctx context.Context, s AuthSettings) (AuthSettings, error) {
+	if err := s.Validate(); err != nil {
+		return AuthSettings{}, err
+	}
+	if s.TOTPRequiredRoles == nil {
+		s.TOTPRequiredRoles = []string{}
+	}
+	raw, _ := json.Marshal(s)
+	if err := u.store.PutSetting(ctx, settingsKey, raw); err != nil {
+		return AuthSettings{}, err
+	}
+	old := u.settings.Swap(&s)
+	return *old, nil
+}
+
+// NewUser describes an account to create.
+type NewUser struct {
+	Username string
+	Role     string
+	Scopes   []string
+	Password string
+}
+
+// Create creates an account; the password must pass the policy.
+func (u *Users) Create(ctx context.Context, n NewUser) (*store.User, error) {
+	if !validUsername(n.Username) {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "username: 1 to 64 characters: lower-case letters, digits, '.', '_', '-', '@'")
+	}
+	if !ValidRole(n.Role) {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "role: must be one of %s", strings.Join(Roles(), ", "))
+	}
+	for _, sc := range n.Scopes {
+		if err := ValidateScope(sc); err != nil {
+			return nil, err
+		}
+	}
+	s := u.Settings()
+	if err := u.pw.Check(n.Password, n.Username, nil, s); err != nil {
+		return nil, err
+	}
+	h, err := u.pw.Hash(n.Password, s)
+	if err != nil {
+		return nil, err
+	}
+	now := u.clock.Now().UTC()
+	usr := &store.User{Username: n.Username, Role: n.Role, Scopes: n.Scopes, PasswordHash: h, PasswordChangedAt: now, CreatedAt: now}
+	if err := u.store.CreateUser(ctx, usr); err != nil {
+		return nil, err
+	}
+	return usr, nil
+}
+
+func validUsername(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("._-@", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Get returns an account.
+func (u *Users) Get(ctx context.Context, username string) (*store.User, error) {
+	return u.store.GetUser(ctx, username)
+}
+
+// List returns every account.
+func (u *Users) List(ctx context.Context) ([]*store.User, error) { return u.store.ListUsers(ctx) }
+
+// Disable disables an account and ends its sessions and tokens at once.
+func (u *Users) Disable(ctx context.Context, username string) (*store.User, error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	if usr.DisabledAt.IsZero() {
+		usr.DisabledAt = u.clock.Now().UTC()
+		if err := u.store.UpdateUser(ctx, usr); err != nil {
+			return nil, err
+		}
+	}
+	if err := u.store.DeleteUserSessions(ctx, username); err != nil {
+		return nil, err
+	}
+	if err := u.pats.InvalidateUser(ctx, username); err != nil {
+		return nil, err
+	}
+	return usr, nil
+}
+
+// ResetPassword sets a password chosen by an administrator; it is expired
+// at once, so the user must set their own at the next sign-in.
+func (u *Users) ResetPassword(ctx context.Context, username, pw string) (*store.User, error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	if err := u.setPassword(ctx, usr, pw); err != nil {
+		return nil, err
+	}
+	usr.PasswordExpired = true
+	if err := u.store.UpdateUser(ctx, usr); err != nil {
+		return nil, err
+	}
+	return usr, u.store.DeleteUserSessions(ctx, username)
+}
+
+// ChangePassword is a person changing their own password.
+func (u *Users) ChangePassword(ctx context.Context, username, current, next string) error {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return err
+	}
+	if ok, _, _ := u.pw.Verify(current, usr.PasswordHash, u.Settings()); !ok {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "current_password: does not match")
+	}
+	if err := u.setPassword(ctx, usr, next); err != nil {
+		return err
+	}
+	usr.PasswordExpired = false
+	return u.store.UpdateUser(ctx, usr)
+}
+
+// setPassword checks next against the policy (including history) and
+// sets it on usr (not yet stored).
+func (u *Users) setPassword(ctx context.Context, usr *store.User, next string) error {
+	s := u.Settings()
+	hist := append([]string{usr.PasswordHash}, usr.PasswordHistory...)
+	if len(hist) > s.Password.History {
+		hist = hist[:s.Password.History]
+	}
+	if err := u.pw.Check(next, usr.Username, hist, s); err != nil {
+		return err
+	}
+	h, err := u.pw.Hash(next, s)
+	if err != nil {
+		return err
+	}
+	usr.PasswordHistory = hist
+	usr.PasswordHash, usr.PasswordChangedAt = h, u.clock.Now().UTC()
+	return nil
+}
+
+// Sign-in errors. A wrong username and a wrong password give the same
+// answer, as does a locked account, so answers never reveal whether an
+// account exists.
+var (
+	ErrLoginFailed     = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid username or password (or the account is locked; try again later)")
+	ErrTOTPRequired    = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "totp_code: a one-time code from your authenticator is required")
+	ErrPasswordExpired = gatehouse.Errorf(gatehouse.EFORBIDDEN, "password expired: sign in with new_password to set a new one")
+)
+
+// Login is a sign-in attempt.
+type Login struct {
+	Username, Password string
+	TOTPCode           string
+	NewPassword        string // to replace an expired password
+}
+
+// LoginResult is a successful sign-in.
+type LoginResult struct {
+	User       *store.User
+	Restricted string // "" or "totp_enrollment": the session may only enrol a second factor
+	// Locked reports that this attempt locked the account (for audit).
+	Locked bool
+}
+
+// Authenticate checks a sign-in with lockout. It takes as long for an
+// unknown username as for a wrong password. Every outcome is for the
+// caller to audit; failures return ErrLoginFailed and, when the attempt
+// locked the account, LoginResult.Locked.
+func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) {
+	s := u.Settings()
+	now := u.clock.Now()
+	key := strings.ToLower(l.Username)
+	if u.locked(key, now) {
+		u.pw.Verify(l.Password, u.dummy, s) // same cost as a real attempt
+		return LoginResult{}, ErrLoginFailed
+	}
+	usr, err := u.store.GetUser(ctx, l.Username)
+	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return LoginResult{}, err
+	}
+	hash := u.dummy
+	if usr != nil {
+		hash = usr.PasswordHash
+	}
+	ok, rehash, _ := u.pw.Verify(l.Password, hash, s)
+	if usr == nil || !ok || !usr.DisabledAt.IsZero() {
+		return LoginResult{Locked: u.fail(key, now, s)}, ErrLoginFailed
+	}
+	u.clearFailures(key)
+	if usr.TOTPEnabled {
+		if l.TOTPCode == "" {
+			return LoginResult{}, ErrTOTPRequired
+		}
+		if err := u.checkTOTP(ctx, usr, l.TOTPCode); err != nil {
+			return LoginResult{Locked: u.fail(key, now, s)}, err
+		}
+	}
+	expired := usr.PasswordExpired || (s.Password.MaxAgeDays > 0 && now.Sub(usr.PasswordChangedAt) >= time.Duration(s.Password.MaxAgeDays)*24*time.Hour)
+	if expired {
+		if l.NewPassword == "" {
+			return LoginResult{}, ErrPasswordExpired
+		}
+		if err := u.setPassword(ctx, usr, l.NewPassword); err != nil {
+			return LoginResult{}, err
+		}
+		usr.PasswordExpired, rehash = false, false
+		if err := u.store.UpdateUser(ctx, usr); err != nil {
+			return LoginResult{}, err
+		}
+	}
+	if rehash {
+		if h, err := u.pw.Hash(l.Password, s); err == nil {
+			usr.PasswordHash = h
+			if err := u.store.UpdateUser(ctx, usr); err != nil {
+				return LoginResult{}, err
+			}
+		}
+	}
+	res := LoginResult{User: usr}
+	if s.TOTPRequired(usr.Role) && !usr.TOTPEnabled {
+		res.Restricted = RestrictedTOTPEnrollment
+	}
+	return res, nil
+}
+
+// RestrictedTOTPEnrollment marks a session that may only enrol a second
+// factor (its role requires one and the user has none yet).
+const RestrictedTOTPEnrollment = "totp_enrollment"
+
+func (u *Users) locked(key string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.failures[key]
+	return f != nil && now.Before(f.lockedUntil)
+}
+
+// fail records a failed attempt and reports whether it locked the account.
+func (u *Users) fail(key string, now time.Time, s AuthSettings) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.failures[key]
+	if f == nil {
+		if len(u.failures) > 100_000 {
+			clear(u.failures)
+		}
+		f = &loginFailures{}
+		u.failures[key] = f
+	}
+	keep := f.times[:0]
+	for _, t := range f.times {
+		if now.Sub(t) < time.Duration(s.Lockout.Window) {
+			keep = append(keep, t)
+		}
+	}
+	f.times = append(keep, now)
+	if len(f.times) >= s.Lockout.MaxFailures {
+		f.lockedUntil, f.times = now.Add(time.Duration(s.Lockout.Duration)), nil
+		return true
+	}
+	return false
+}
+
+func (u *Users) clearFailures(key string) {
+	u.mu.Lock()
+	delete(u.failures, key)
+	u.mu.Unlock()
+}
+
+// TOTP enrolment.
+
+// EnrollTOTP starts enrolment: a new secret, not active until confirmed.
+func (u *Users) EnrollTOTP(ctx context.Context, username, issuer string) (secret, uri string, err error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return "", "", err
+	}
+	if usr.TOTPEnabled {
+		return "", "", gatehouse.Errorf(gatehouse.ECONFLICT, "a second factor is already enrolled; an administrator can reset it")
+	}
+	if secret, err = u.totp.GenerateSecret(); err != nil {
+		return "", "", err
+	}
+	if usr.TOTPSecret, err = u.seal(secret); err != nil {
+		return "", "", err
+	}
+	if err := u.store.UpdateUser(ctx, usr); err != nil {
+		return "", "", err
+	}
+	return secret, u.totp.URI(issuer, username, secret), nil
+}
+
+// ConfirmTOTP activates an enrolled secret with a first valid code.
+func (u *Users) ConfirmTOTP(ctx context.Context, username, code string) error {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return err
+	}
+	if usr.TOTPSecret == nil || usr.TOTPEnabled {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "no second factor enrolment in progress")
+	}
+	if err := u.checkTOTP(ctx, usr, code); err != nil {
+		return err
+	}
+	usr.TOTPEnabled = true
+	return u.store.UpdateUser(ctx, usr)
+}
+
+var errBadTOTP = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "totp_code: invalid or already used")
+
+// checkTOTP verifies code and records its step, so it is accepted once.
+func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) error {
+	secret, err := u.open(usr.TOTPSecret)
+	if err != nil {
+		return err
+	}
+	ok, step := u.totp.Verify(secret, code, u.clock.Now())
+	if !ok || step <= usr.TOTPLastStep {
+		return errBadTOTP
+	}
+	usr.TOTPLastStep = step
+	return u.store.UpdateUser(ctx, usr)
+}
+
+func (u *Users) aead() (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, u.pepper)
+	m.Write([]byte("gatehouse totp seal v1"))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (u *Users) seal(secret string) ([]byte, error) {
+	g, err := u.aead()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, g.NonceSize())
+	rand.Read(nonce)
+	return g.Seal(nonce, nonce, []byte(secret), nil), nil
+}
+
+func (u *Users) open(sealed []byte) (string, error) {
+	g, err := u.aead()
+	if err != nil {
+		return "", err
+	}
+	if len(sealed) < g.NonceSize() {
+		return "", errors.New("sealed TOTP secret too short")
+	}
+	b, err := g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], nil)
+	if err != nil {
+		return "", fmt.Errorf("open TOTP secret: %w", err)
+	}
+	return string(b), nil
+}
+
+// Sessions.
+
+// SessionCookie is the name of the session cookie.
+const SessionCookie = "gatehouse_session"
+
+// NewSession starts a session for a signed-in user and returns its id
+// (for the cookie) and CSRF token.
+func (u *Users) NewSession(ctx context.Context, res LoginResult) (id, csrf string, expires time.Time, err error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", time.Time{}, err
+	}
+	id = base64.RawURLEncoding.EncodeToString(raw)
+	now := u.clock.Now().UTC()
+	s := u.Settings()
+	expires = now.Add(time.Duration(s.Session.AbsoluteTimeout))
+	h := sha256.Sum256([]byte(id))
+	err = u.store.CreateSession(ctx, &store.Session{IDHash: h[:], Username: res.User.Username, CreatedAt: now, LastSeenAt: now, ExpiresAt: expires, Restricted: res.Restricted})
+	return id, u.CSRFToken(id), expires, err
+}
+
+// CSRFToken is the CSRF token bound to a session id.
+func (u *Users) CSRFToken(id string) string {
+	m := hmac.New(sha256.New, u.pepper)
+	m.Write([]byte("csrf|" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// ErrSessionExpired refuses an unknown, idle or expired session.
+var ErrSessionExpired = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "session expired or unknown: sign in again")
+
+// Session returns the principal of a session id, enforcing the idle and
+// absolute timeouts and the account's state, and records the activity.
+func (u *Users) Session(ctx context.Context, id string) (*gatehouse.Principal, string, error) {
+	h := sha256.Sum256([]byte(id))
+	se, err := u.store.GetSession(ctx, h[:])
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return nil, "", ErrSessionExpired
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	now := u.clock.Now()
+	s := u.Settings()
+	if !now.Before(se.ExpiresAt) || now.Sub(se.LastSeenAt) >= time.Duration(s.Session.IdleTimeout) {
+		u.store.DeleteSession(ctx, h[:])
+		return nil, "", ErrSessionExpired
+	}
+	usr, err := u.store.GetUser(ctx, se.Username)
+	if err != nil {
+		return nil, "", err
+	}
+	if !usr.DisabledAt.IsZero() {
+		return nil, "", ErrUserDisabled
+	}
+	if err := u.store.TouchSession(ctx, h[:], now.UTC()); err != nil {
+		return nil, "", err
+	}
+	p := NewPrincipal(usr.Username, gatehouse.KindUser, usr.Username, usr.Scopes, "")
+	p.Role = usr.Role
+	return p, se.Restricted, nil
+}
+
+// EndSession signs a session out.
+func (u *Users) EndSession(ctx context.Context, id string) error {
+	h := sha256.Sum256([]byte(id))
+	return u.store.DeleteSession(ctx, h[:])
+}
+
+// UserPrincipal is the principal of a user signed in with a password
+// (HTTP Basic).
+func UserPrincipal(usr *store.User) *gatehouse.Principal {
+	p := NewPrincipal(usr.Username, gatehouse.KindUser, usr.Username, usr.Scopes, "")
+	p.Role = usr.Role
+	return p
+}
