@@ -23,6 +23,7 @@ const defaultAddr = "http://127.0.0.1:8081"
 // apiClient talks to a running gateway's admin API.
 type apiClient struct {
 	addr, token string
+	csrf        string // for cookie sessions
 	http        *http.Client
 }
 
@@ -46,7 +47,16 @@ func clientFlags(cmd *cobra.Command, env Env) func() (*apiClient, error) {
 			token = env.Getenv("GATEHOUSE_TOKEN")
 		}
 		if token == "" {
-			return nil, usageError{errors.New("no admin token: set GATEHOUSE_TOKEN (printed by `gatehouse serve` on first start) or pass --token")}
+			// The token `gatehouse login` stored, with its address.
+			if cr, err := loadCredentials(env); err == nil {
+				token = cr.Token
+				if env.Getenv("GATEHOUSE_ADDR") == "" && !addrFlagSet(cmd) {
+					addr = cr.Addr
+				}
+			}
+		}
+		if token == "" {
+			return nil, usageError{errors.New("no admin token: run `gatehouse login`, set GATEHOUSE_TOKEN (printed by `gatehouse serve` on first start) or pass --token")}
 		}
 		return &apiClient{addr: strings.TrimSuffix(addr, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
 	}
@@ -67,7 +77,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	if err != nil {
 		return fmt.Errorf("bad admin address %q: %w", c.addr, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -101,4 +116,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 func isConnRefused(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+func addrFlagSet(cmd *cobra.Command) bool {
+	f := cmd.PersistentFlags().Lookup("addr")
+	return f != nil && f.Changed
 }

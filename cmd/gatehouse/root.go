@@ -87,7 +87,8 @@ GATEHOUSE_TOKEN.`,
 		Version:       version,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
-	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env), newVersionCmd())
+	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env),
+		newUsersCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newVersionCmd())
 	return root
 }
 

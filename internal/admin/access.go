@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/subtle"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
@@ -69,4 +70,8 @@ func withRole(p *gatehouse.Principal, role string) *gatehouse.Principal {
 	c := *p
 	c.Role = role
 	return &c
+}
+
+func subtleEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -27,10 +27,13 @@ type Config struct {
 	Tokens     *authn.Tokens
 	AdminToken *authn.AdminToken
 	PATs       *authn.PATs
-	Policy     *authz.Engine
-	Auditor    gatehouse.Auditor // optional
-	Logger     *slog.Logger
-	Clock      gatehouse.Clock
+	Users      *authn.Users
+	// Issuer names Gatehouse in TOTP enrolment URIs.
+	Issuer  string
+	Policy  *authz.Engine
+	Auditor gatehouse.Auditor // optional
+	Logger  *slog.Logger
+	Clock   gatehouse.Clock
 }
 
 // Server is the admin API. It is safe for concurrent use.
@@ -61,6 +64,7 @@ func New(cfg Config) *Server {
 	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: s.rotateSigningKey})
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
 	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
+	s.people()
 	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -111,10 +115,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-var errAdminAuth = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "admin API needs Authorization: Bearer <admin token or key with the admin scope>")
+var errAdminAuth = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "admin API needs a session (POST /v1/session), HTTP Basic, or Authorization: Bearer <personal access token, admin token or key with the admin scope>")
 
 func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 	auth := r.Header.Get("Authorization")
+	if auth == "" && s.cfg.Users != nil {
+		return s.sessionPrincipal(r)
+	}
+	if user, pass, ok := r.BasicAuth(); ok && s.cfg.Users != nil {
+		return s.basicPrincipal(r, user, pass)
+	}
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || token == "" {
 		return nil, errAdminAuth

@@ -1,0 +1,462 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// CSRFHeader carries the CSRF token on cookie-authenticated changes.
+const CSRFHeader = "X-CSRF-Token"
+
+func (s *Server) people() {
+	if s.cfg.Users == nil {
+		return
+	}
+	s.mux.HandleFunc("/v1/session", s.session)
+	s.handle("/v1/users", areaUsers, methods{http.MethodGet: s.listUsers, http.MethodPost: s.createUser})
+	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser})
+	s.handle("/v1/users/{name}/disable", areaUsers, methods{http.MethodPost: s.disableUser})
+	s.handle("/v1/users/{name}/password", areaUsers, methods{http.MethodPost: s.resetPassword})
+	s.handle("/v1/me", areaSelf, methods{http.MethodGet: s.me})
+	s.handle("/v1/me/password", areaSelf, methods{http.MethodPost: s.changePassword})
+	s.handle("/v1/me/totp", areaSelf, methods{http.MethodPost: s.enrollTOTP})
+	s.handle("/v1/me/totp/verify", areaSelf, methods{http.MethodPost: s.confirmTOTP})
+	s.handle("/v1/tokens", areaSelf, methods{http.MethodGet: s.listTokens, http.MethodPost: s.createToken})
+	s.handle("/v1/tokens/{id}/revoke", areaSelf, methods{http.MethodPost: s.revokeToken})
+	s.handle("/v1/settings/authentication", areaSettings, methods{http.MethodGet: s.getAuthSettings, http.MethodPut: s.putAuthSettings})
+}
+
+// sessionPrincipal authenticates a session cookie. Changes made with a
+// cookie need the session's CSRF token in X-CSRF-Token.
+func (s *Server) sessionPrincipal(r *http.Request) (*gatehouse.Principal, error) {
+	c, err := r.Cookie(authn.SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, errAdminAuth
+	}
+	p, restricted, err := s.cfg.Users.Session(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if !httpjsonEqual(r.Header.Get(CSRFHeader), s.cfg.Users.CSRFToken(c.Value)) {
+			return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "missing or wrong %s header (the token returned at sign-in)", CSRFHeader)
+		}
+	}
+	if restricted == authn.RestrictedTOTPEnrollment && !slices.Contains([]string{"/v1/me/totp", "/v1/me/totp/verify", "/v1/session", "/v1/me"}, r.URL.Path) {
+		return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "your role requires a second factor: enrol one at POST /v1/me/totp first")
+	}
+	return p, nil
+}
+
+// basicPrincipal authenticates HTTP Basic (when settings allow it). Basic
+// carries no second factor, so accounts with one must use a session or a
+// token.
+func (s *Server) basicPrincipal(r *http.Request, user, pass string) (*gatehouse.Principal, error) {
+	if !s.cfg.Users.Settings().BasicAuth {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "HTTP Basic is switched off (Settings → Authentication); sign in at POST /v1/session")
+	}
+	res, err := s.cfg.Users.Authenticate(r.Context(), authn.Login{Username: user, Password: pass})
+	s.recordLogin(r, user, "basic", res, err)
+	if err != nil {
+		return nil, err
+	}
+	if res.User.TOTPEnabled || res.Restricted != "" {
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "this account needs a second factor: sign in at POST /v1/session or use a personal access token")
+	}
+	return authn.UserPrincipal(res.User), nil
+}
+
+// recordLogin audits a sign-in attempt: success, failure or lockout.
+func (s *Server) recordLogin(r *http.Request, user, method string, res authn.LoginResult, err error) {
+	actor := &gatehouse.Principal{ID: user, Kind: gatehouse.KindUser}
+	switch {
+	case err == nil:
+		s.record(r.Context(), actor, "login.success", "user:"+user, map[string]any{"method": method})
+	case res.Locked:
+		s.record(r.Context(), actor, "login.failure", "user:"+user, map[string]any{"method": method, "reason": gatehouse.ErrorMessage(err)})
+		s.record(r.Context(), actor, "login.lockout", "user:"+user, map[string]any{"method": method})
+	default:
+		s.record(r.Context(), actor, "login.failure", "user:"+user, map[string]any{"method": method, "reason": gatehouse.ErrorMessage(err)})
+	}
+}
+
+// LoginRequest is the body of POST /v1/session.
+type LoginRequest struct {
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	TOTPCode    string `json:"totp_code,omitempty"`
+	NewPassword string `json:"new_password,omitempty"`
+}
+
+// SessionResponse answers a sign-in.
+type SessionResponse struct {
+	User       *User     `json:"user"`
+	CSRFToken  string    `json:"csrf_token"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Restricted string    `json:"restricted,omitempty"`
+}
+
+// session signs in (POST) and out (DELETE).
+func (s *Server) session(w http.ResponseWriter, r *http.Request) {
+	var err error
+	switch r.Method {
+	case http.MethodPost:
+		err = s.login(w, r)
+	case http.MethodDelete:
+		var p *gatehouse.Principal
+		if p, err = s.sessionPrincipal(r); err == nil {
+			c, _ := r.Cookie(authn.SessionCookie)
+			err = s.cfg.Users.EndSession(r.Context(), c.Value)
+			s.record(r.Context(), p, "logout", "user:"+p.ID, nil)
+			http.SetCookie(w, &http.Cookie{Name: authn.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			if err == nil {
+				w.WriteHeader(http.StatusNoContent)
+			}
+		}
+	default:
+		w.Header().Set("Allow", "POST, DELETE")
+		err = gatehouse.Errorf(gatehouse.EMETHOD, "use POST to sign in, DELETE to sign out")
+	}
+	if err != nil {
+		httpjson.WriteError(w, r, s.log, err)
+	}
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	var req LoginRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return gatehouse.Errorf(gatehouse.EINVALID, "username and password: both are required")
+	}
+	res, err := s.cfg.Users.Authenticate(r.Context(), authn.Login{Username: req.Username, Password: req.Password, TOTPCode: req.TOTPCode, NewPassword: req.NewPassword})
+	s.recordLogin(r, req.Username, "session", res, err)
+	if err != nil {
+		return err
+	}
+	id, csrf, expires, err := s.cfg.Users.NewSession(r.Context(), res)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: authn.SessionCookie, Value: id, Path: "/", Expires: expires,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	httpjson.Write(w, http.StatusOK, SessionResponse{User: userJSON(res.User), CSRFToken: csrf, ExpiresAt: expires, Restricted: res.Restricted})
+	return nil
+}
+
+// User is the JSON form of an account (never its password or secrets).
+type User struct {
+	Username          string     `json:"username"`
+	Role              string     `json:"role"`
+	Scopes            []string   `json:"scopes"`
+	Status            string     `json:"status"`
+	TOTPEnabled       bool       `json:"totp_enabled"`
+	PasswordChangedAt time.Time  `json:"password_changed_at"`
+	PasswordExpired   bool       `json:"password_expired,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	DisabledAt        *time.Time `json:"disabled_at,omitempty"`
+}
+
+func userJSON(u *store.User) *User {
+	out := &User{Username: u.Username, Role: u.Role, Scopes: u.Scopes, Status: "active", TOTPEnabled: u.TOTPEnabled,
+		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	if !u.DisabledAt.IsZero() {
+		t := u.DisabledAt
+		out.DisabledAt, out.Status = &t, "disabled"
+	}
+	return out
+}
+
+// CreateUserRequest is the body of POST /v1/users.
+type CreateUserRequest struct {
+	Username string   `json:"username"`
+	Role     string   `json:"role"`
+	Scopes   []string `json:"scopes"`
+	Password string   `json:"password"`
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var req CreateUserRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	u, err := s.cfg.Users.Create(r.Context(), authn.NewUser{Username: req.Username, Role: req.Role, Scopes: req.Scopes, Password: req.Password})
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.create", "user:"+u.Username, map[string]any{"role": u.Role, "scopes": u.Scopes})
+	httpjson.Write(w, http.StatusCreated, userJSON(u))
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	all, err := s.cfg.Users.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]*User, 0, len(all))
+	for _, u := range all {
+		out = append(out, userJSON(u))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"users": out})
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	u, err := s.cfg.Users.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	u, err := s.cfg.Users.Disable(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.disable", "user:"+u.Username, nil)
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+// PasswordRequest sets (admin reset) or changes (own) a password.
+type PasswordRequest struct {
+	CurrentPassword string `json:"current_password,omitempty"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var req PasswordRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	u, err := s.cfg.Users.ResetPassword(r.Context(), r.PathValue("name"), req.NewPassword)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.password_reset", "user:"+u.Username, nil)
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+// person requires the principal to be a person (not a machine credential).
+func person(p *gatehouse.Principal) error {
+	if p.Kind != gatehouse.KindUser && p.Kind != gatehouse.KindPAT {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "sign in as a user for this (the %s credential belongs to no one)", p.Kind)
+	}
+	return nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	return s.getUserByName(w, r, p.ID)
+}
+
+func (s *Server) getUserByName(w http.ResponseWriter, r *http.Request, name string) error {
+	u, err := s.cfg.Users.Get(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	var req PasswordRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Users.ChangePassword(r.Context(), p.ID, req.CurrentPassword, req.NewPassword); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.password_change", "user:"+p.ID, nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) enrollTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	secret, uri, err := s.cfg.Users.EnrollTOTP(r.Context(), p.ID, s.cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.totp_enroll", "user:"+p.ID, nil)
+	httpjson.Write(w, http.StatusOK, map[string]string{"secret": secret, "otpauth_uri": uri})
+	return nil
+}
+
+func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Users.ConfirmTOTP(r.Context(), p.ID, req.Code); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.totp_confirm", "user:"+p.ID, nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Token is the JSON form of a personal access token; Token (the secret)
+// only at creation.
+type Token struct {
+	ID        string     `json:"id"`
+	Token     string     `json:"token,omitempty"`
+	Username  string     `json:"username"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	Role      string     `json:"role,omitempty"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+func tokenJSON(t *store.PAT, now time.Time) *Token {
+	out := &Token{ID: t.ID, Username: t.Username, Name: t.Name, Scopes: t.Scopes, Role: t.Role, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Status: "active"}
+	if out.Scopes == nil {
+		out.Scopes = []string{}
+	}
+	if !now.Before(t.ExpiresAt) {
+		out.Status = "expired"
+	}
+	if !t.RevokedAt.IsZero() {
+		r := t.RevokedAt
+		out.RevokedAt, out.Status = &r, "revoked"
+	}
+	return out
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens.
+type CreateTokenRequest struct {
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	Role      string   `json:"role"`
+	ExpiresIn string   `json:"expires_in"` // default 90d, at most 365d
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	var req CreateTokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	n := authn.NewPAT{Name: req.Name, Scopes: req.Scopes, Role: req.Role}
+	if req.ExpiresIn != "" {
+		d, err := config.ParseDuration(req.ExpiresIn)
+		if err != nil {
+			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %v", err)
+		}
+		n.Lifetime = d
+	}
+	if p.Kind == gatehouse.KindPAT && !authn.RoleAtMost(n.Role, p.Role) {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "role: a token cannot create a token with more than its own role")
+	}
+	owner, err := s.cfg.Users.Get(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	t, secret, err := s.cfg.PATs.Create(r.Context(), owner, n)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "token.create", "token:"+t.ID, map[string]any{"scopes": t.Scopes, "role": t.Role, "expires_at": t.ExpiresAt})
+	out := tokenJSON(t, s.cfg.Clock.Now())
+	out.Token = secret
+	httpjson.Write(w, http.StatusCreated, out)
+	return nil
+}
+
+// listTokens lists the caller's tokens; admins may pass ?all=true.
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	owner := p.ID
+	if r.URL.Query().Get("all") == "true" {
+		if p.Role != authn.RoleAdmin {
+			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "only admins list everyone's tokens")
+		}
+		owner = ""
+	} else if err := person(p); err != nil {
+		return err
+	}
+	all, err := s.cfg.PATs.List(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Clock.Now()
+	out := make([]*Token, 0, len(all))
+	for _, t := range all {
+		out = append(out, tokenJSON(t, now))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"tokens": out})
+	return nil
+}
+
+// revokeToken revokes one of the caller's tokens, or anyone's for admins.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	t, err := s.cfg.PATs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if t.Username != p.ID && p.Role != authn.RoleAdmin {
+		return store.NotFound("token", r.PathValue("id")) // do not reveal others' tokens
+	}
+	if t, err = s.cfg.PATs.Revoke(r.Context(), t.ID); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "token.revoke", "token:"+t.ID, map[string]any{"owner": t.Username})
+	httpjson.Write(w, http.StatusOK, tokenJSON(t, s.cfg.Clock.Now()))
+	return nil
+}
+
+func (s *Server) getAuthSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	httpjson.Write(w, http.StatusOK, s.cfg.Users.Settings())
+	return nil
+}
+
+func (s *Server) putAuthSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	var next authn.AuthSettings
+	if err := decode(r, &next); err != nil {
+		return err
+	}
+	old, err := s.cfg.Users.SetSettings(r.Context(), next)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "settings.change", "settings:authentication", map[string]any{"old": old, "new": s.cfg.Users.Settings()})
+	httpjson.Write(w, http.StatusOK, s.cfg.Users.Settings())
+	return nil
+}
+
+func httpjsonEqual(a, b string) bool {
+	return len(a) == len(b) && subtleEqual(a, b)
+}
