@@ -1,0 +1,365 @@
+// Package redact finds secrets in text streams and replaces them with
+// "[REDACTED:kind]". The proxy applies it to response bodies of routes
+// with `redact: true` and the log and audit stream writers apply it to
+// everything they write (SOC 2 C1.1).
+//
+// # What is detected
+//
+//   - gatehouse_key: Gatehouse credentials, "g" + 1–4 lowercase letters +
+//     "_" + 16 [a-z2-7] + "_" + 32 base62 + 6 base62 checksum (CRC-32 IEEE
+//     of everything before it). This covers API keys (gk_), admin tokens
+//     (gadm_), PATs (gpat_) and client secrets (gcs_). The checksum must
+//     verify, so random look-alikes are left alone.
+//   - jwt: "eyJ…" header.payload[.signature[.…]] in base64url, whose header
+//     decodes to a JSON object with an "alg" member (JWS and JWE).
+//   - aws_access_key: AKIA or ASIA + 16 [A-Z0-9], as a whole word.
+//   - aws_secret_key: a 40-character [A-Za-z0-9/+=] value after a label
+//     aws_secret_access_key (any case, "_", "-" or nothing between the
+//     words), then optional quote, "=" or ":", optional quote. Only the
+//     value is replaced.
+//   - github_token: ghp_, gho_, ghu_, ghs_, ghr_ + at least 30 [A-Za-z0-9];
+//     github_pat_ + at least 22 [A-Za-z0-9_].
+//   - slack_token: xoxb-, xoxp-, xoxa-, xoxr-, xoxs- + at least 10
+//     [A-Za-z0-9-]; webhook URLs hooks.slack.com/services/… (the scheme
+//     is kept).
+//   - private_key: PEM blocks "-----BEGIN … PRIVATE KEY…-----" through the
+//     matching "-----END …-----" line (RSA, EC, OPENSSH, ENCRYPTED, PGP …).
+//   - json_secret: the string value of a JSON member whose name, lowercased
+//     and without "_", "-" and ".", ends with password, passwd, passphrase,
+//     secret, token, apikey, authorization, privatekey, secretkey,
+//     accesskey or credentials (page/next/continuation/sync tokens are
+//     exempt). Only the characters between the quotes are replaced, so the
+//     document stays valid JSON. Non-string values are left alone.
+//   - card_number: 13–19 digits starting with 2–6, either contiguous or in
+//     groups (first group of 4, then groups of 3–6) separated by one space
+//     or one dash used consistently, passing the Luhn check, and not part of
+//     a longer run of digits, letters or a decimal number.
+//
+// # Streaming guarantee
+//
+// A [Writer] or [Reader] produces exactly the same output as
+// [Redactor.Bytes] on the whole input, however the input is split into
+// writes or reads. To do so it holds back the unfinished tail that could
+// still be the start of a secret and nothing else; the tail never exceeds
+// [MaxLookbehind] (64 KiB) plus the size of one write. The longest secret
+// handled per kind is: private_key 64 KiB, jwt and json_secret values
+// 16 KiB, GitHub and Slack tokens 255 characters after the prefix, the
+// fixed-length kinds their length. A PEM block, JWT or JSON secret value
+// longer than its limit is still redacted up to the limit (fail closed),
+// but the part beyond it is passed through.
+package redact
+
+import (
+	"strings"
+	"unsafe"
+)
+
+// Kind names a class of secret; it appears in the replacement text.
+type Kind string
+
+// The kinds of secret the Redactor detects.
+const (
+	KindGatehouseKey Kind = "gatehouse_key"
+	KindJWT          Kind = "jwt"
+	KindAWSAccessKey Kind = "aws_access_key"
+	KindAWSSecretKey Kind = "aws_secret_key"
+	KindGitHubToken  Kind = "github_token"
+	KindSlackToken   Kind = "slack_token"
+	KindPrivateKey   Kind = "private_key"
+	KindJSONSecret   Kind = "json_secret"
+	KindCardNumber   Kind = "card_number"
+)
+
+// Kinds lists every kind, in the order they are tried when two could
+// start at the same byte.
+var Kinds = []Kind{
+	KindJSONSecret, KindGatehouseKey, KindGitHubToken, KindJWT,
+	KindAWSAccessKey, KindAWSSecretKey, KindSlackToken, KindPrivateKey,
+	KindCardNumber,
+}
+
+// Length limits. See the package documentation.
+const (
+	// MaxLookbehind is the most a stream holds back beyond one write.
+	MaxLookbehind = maxPEM
+
+	maxPEM       = 64 << 10
+	maxJWT       = 16 << 10
+	maxJSONValue = 16 << 10
+	maxJSONKey   = 64
+	maxTokenRun  = 255
+)
+
+// Default JSON member-name suffixes (normalised: lowercase, no "_-.").
+var defaultJSONKeys = []string{
+	"password", "passwd", "passphrase", "secret", "token", "apikey",
+	"authorization", "privatekey", "secretkey", "accesskey", "credentials",
+}
+
+// Names ending in "token" that are not secrets (pagination cursors).
+var jsonKeyExempt = []string{"pagetoken", "nexttoken", "continuationtoken", "synctoken"}
+
+// Redactor finds and replaces secrets. It is immutable once built by New and
+// safe for concurrent use; streams made from it ([Redactor.Writer],
+// [Redactor.Reader]) are not shared between goroutines unless documented.
+type Redactor struct {
+	enabled  [kindCount]bool
+	trigger  [256]bool
+	markers  [kindCount][]byte
+	jsonKeys []string
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	without  []Kind
+	jsonKeys []string
+}
+
+// WithoutKinds turns off detection of the given kinds.
+func WithoutKinds(kinds ...Kind) Option {
+	return func(o *options) { o.without = append(o.without, kinds...) }
+}
+
+// WithJSONKeys adds JSON member-name suffixes whose string values are
+// redacted as json_secret. Names are matched like the defaults: lowercase,
+// with "_", "-" and "." removed ("session_id" matches "sessionId").
+func WithJSONKeys(names ...string) Option {
+	return func(o *options) { o.jsonKeys = append(o.jsonKeys, names...) }
+}
+
+// New returns a Redactor detecting every kind in [Kinds] unless options say
+// otherwise.
+func New(opts ...Option) *Redactor {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	r := &Redactor{}
+	for i := range r.enabled {
+		r.enabled[i] = true
+	}
+	for _, k := range o.without {
+		if id, ok := kindID(k); ok {
+			r.enabled[id] = false
+		}
+	}
+	for _, k := range Kinds {
+		id, _ := kindID(k)
+		r.markers[id] = []byte("[REDACTED:" + string(k) + "]")
+	}
+	r.jsonKeys = append(r.jsonKeys, defaultJSONKeys...)
+	for _, n := range o.jsonKeys {
+		if n = normaliseKey(n); n != "" {
+			r.jsonKeys = append(r.jsonKeys, n)
+		}
+	}
+	set := func(s string, id kind) {
+		if r.enabled[id] {
+			for i := 0; i < len(s); i++ {
+				r.trigger[s[i]] = true
+			}
+		}
+	}
+	set(`"`, kJSON)
+	set("g", kGatehouse)
+	set("g", kGitHub)
+	set("e", kJWT)
+	set("A", kAWSKey)
+	set("aA", kAWSSecret)
+	set("xh", kSlack)
+	set("-", kPEM)
+	set("23456", kCard)
+	return r
+}
+
+// Bytes returns src with every secret replaced. src is not modified; the
+// result is a new slice even when nothing was found.
+func (r *Redactor) Bytes(src []byte) []byte {
+	out := make([]byte, 0, len(src))
+	r.scan(&out, src, 0, true)
+	return out
+}
+
+// String returns s with every secret replaced. It returns s itself, without
+// allocating, when nothing was found.
+func (r *Redactor) String(s string) string {
+	// Read-only view of s; scan never writes to its input.
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	if !r.Contains(b) {
+		return s
+	}
+	return string(r.Bytes(b))
+}
+
+// Contains reports whether src holds anything the Redactor would replace.
+func (r *Redactor) Contains(src []byte) bool {
+	for i := 0; i < len(src); i++ {
+		if !r.trigger[src[i]] {
+			continue
+		}
+		var p byte
+		if i > 0 {
+			p = src[i-1]
+		}
+		if r.match(src[i:], p, true).st == stMatch {
+			return true
+		}
+	}
+	return false
+}
+
+type kind uint8
+
+const (
+	kJSON kind = iota
+	kGatehouse
+	kGitHub
+	kJWT
+	kAWSKey
+	kAWSSecret
+	kSlack
+	kPEM
+	kCard
+	kindCount
+)
+
+func kindID(k Kind) (kind, bool) {
+	for i, v := range Kinds {
+		if v == k {
+			return kind(i), true
+		}
+	}
+	return 0, false
+}
+
+func normaliseKey(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_' || c == '-' || c == '.':
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+type status uint8
+
+const (
+	stNo    status = iota // no secret starts here
+	stMatch               // data[rs:re] is a secret of kind k
+	stNeed                // cannot tell without more input
+)
+
+type result struct {
+	st     status
+	k      kind
+	rs, re int // relative to the candidate position
+}
+
+var (
+	no   = result{st: stNo}
+	need = result{st: stNeed}
+)
+
+// needOrNo is the answer when a matcher runs off the end of the input.
+func needOrNo(eof bool) result {
+	if eof {
+		return no
+	}
+	return need
+}
+
+// scan appends the redacted form of data to out and returns how many bytes
+// of data it consumed. Unless eof, it stops at the first position where a
+// secret may start but cannot be decided yet. prev is the input byte just
+// before data (0 if none).
+func (r *Redactor) scan(out *[]byte, data []byte, prev byte, eof bool) int {
+	emitted, i := 0, 0
+	for i < len(data) {
+		if !r.trigger[data[i]] {
+			i++
+			continue
+		}
+		p := prev
+		if i > 0 {
+			p = data[i-1]
+		}
+		res := r.match(data[i:], p, eof)
+		switch res.st {
+		case stNo:
+			i++
+		case stNeed:
+			*out = append(*out, data[emitted:i]...)
+			return i
+		case stMatch:
+			*out = append(*out, data[emitted:i+res.rs]...)
+			*out = append(*out, r.markers[res.k]...)
+			emitted = i + res.re
+			i = emitted
+		}
+	}
+	*out = append(*out, data[emitted:]...)
+	return len(data)
+}
+
+// match tries every enabled matcher that can start with d[0]. The first
+// answer other than stNo wins, so a candidate that cannot be decided yet
+// blocks later, lower-priority ones.
+func (r *Redactor) match(d []byte, prev byte, eof bool) result {
+	var res result
+	switch c := d[0]; c {
+	case '"':
+		if r.enabled[kJSON] {
+			res = r.matchJSON(d, eof)
+		}
+	case 'g':
+		if r.enabled[kGatehouse] {
+			if res = matchGatehouse(d, eof); res.st != stNo {
+				return res
+			}
+		}
+		if r.enabled[kGitHub] && !isAlnum[prev] {
+			res = matchGitHub(d, eof)
+		}
+	case 'e':
+		if r.enabled[kJWT] {
+			res = matchJWT(d, eof)
+		}
+	case 'A', 'a':
+		if isAlnum[prev] {
+			return no
+		}
+		if c == 'A' && r.enabled[kAWSKey] {
+			if res = matchAWSKey(d, eof); res.st != stNo {
+				return res
+			}
+		}
+		if r.enabled[kAWSSecret] {
+			res = matchAWSSecret(d, eof)
+		}
+	case 'x':
+		if r.enabled[kSlack] && !isAlnum[prev] {
+			res = matchSlackToken(d, eof)
+		}
+	case 'h':
+		if r.enabled[kSlack] && !isAlnum[prev] {
+			res = matchSlackHook(d, eof)
+		}
+	case '-':
+		if r.enabled[kPEM] {
+			res = matchPEM(d, eof)
+		}
+	default:
+		if r.enabled[kCard] && !isAlnum[prev] && prev != '.' {
+			res = matchCard(d, eof)
+		}
+	}
+	return res
+}

@@ -1,0 +1,182 @@
+package redact
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// maxHold bounds the tail a stream keeps. Every matcher decides within
+// MaxLookbehind bytes of a candidate, so the tail only grows past it
+// through a bug; the stream then flushes rather than grow without bound.
+const maxHold = MaxLookbehind + 64
+
+// stream is the incremental core shared by Writer and Reader.
+type stream struct {
+	r    *Redactor
+	pend []byte // unconsumed input: a candidate that needs more bytes
+	prev byte   // last consumed input byte
+	want int    // rescan only once pend holds this much (0: always)
+	out  []byte
+}
+
+// feed consumes p and returns redacted output ready to pass on. The result
+// is valid until the next call.
+func (s *stream) feed(p []byte, eof bool) []byte {
+	s.out = s.out[:0]
+	data := p
+	if len(s.pend) > 0 {
+		s.pend = append(s.pend, p...)
+		data = s.pend
+		// Rescanning a held candidate costs its length, so wait until the
+		// tail has doubled: the work stays linear in the input.
+		if !eof && len(data) < s.want {
+			return s.out
+		}
+	}
+	n := s.r.scan(&s.out, data, s.prev, eof)
+	if n < len(data) && len(data)-n > maxHold {
+		// Cannot happen with the built-in matchers; fail safe on memory.
+		n += s.r.scan(&s.out, data[n:], s.prev, true)
+	}
+	if n > 0 {
+		s.prev = data[n-1]
+	}
+	rest := data[n:]
+	if len(rest) == 0 {
+		s.pend = s.pend[:0]
+		s.want = 0
+		return s.out
+	}
+	s.want = min(2*len(rest), maxHold)
+	if len(s.pend) > 0 {
+		s.pend = s.pend[:copy(s.pend, rest)]
+	} else {
+		s.pend = append(s.pend[:0], rest...)
+	}
+	return s.out
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("redact: write after close")
+
+// Writer redacts everything written to it and writes the result to an
+// underlying writer, holding back at most MaxLookbehind bytes of a possible
+// secret until it is decided. Close flushes the held-back tail; it does not
+// close the underlying writer. A Writer is safe for concurrent use: writes
+// are serialised, so whole-line writers such as slog handlers can share it.
+type Writer struct {
+	mu     sync.Mutex
+	s      stream
+	w      io.Writer
+	err    error
+	closed bool
+}
+
+// Writer returns a Writer redacting into w.
+func (r *Redactor) Writer(w io.Writer) *Writer {
+	return &Writer{s: stream{r: r}, w: w}
+}
+
+var _ io.WriteCloser = (*Writer)(nil)
+
+// Write redacts p. It reports len(p) unless the underlying writer failed;
+// errors from the underlying writer are sticky.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return 0, ErrClosed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if out := w.s.feed(p, false); len(out) > 0 {
+		if _, err := w.w.Write(out); err != nil {
+			w.err = err
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Close decides and writes the held-back tail. Further writes fail with
+// ErrClosed; a second Close returns nil.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if w.err != nil {
+		return w.err
+	}
+	if out := w.s.feed(nil, true); len(out) > 0 {
+		if _, err := w.w.Write(out); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// Reader redacts what it reads from an underlying reader. It is not safe
+// for concurrent use.
+type Reader struct {
+	s    stream
+	src  io.Reader
+	buf  []byte
+	out  []byte // redacted output not yet returned
+	err  error  // from src, returned once out is drained
+	done bool
+}
+
+// Reader returns a Reader redacting src.
+func (r *Redactor) Reader(src io.Reader) *Reader {
+	return &Reader{s: stream{r: r}, src: src}
+}
+
+const readChunk = 32 << 10
+
+// Read reads redacted bytes into p.
+func (rd *Reader) Read(p []byte) (int, error) {
+	for len(rd.out) == 0 {
+		if rd.done {
+			return 0, rd.err
+		}
+		if rd.buf == nil {
+			rd.buf = make([]byte, readChunk)
+		}
+		n, err := rd.src.Read(rd.buf)
+		switch {
+		case err == nil:
+			rd.out = rd.s.feed(rd.buf[:n], false)
+		case errors.Is(err, io.EOF):
+			rd.out = rd.s.feed(rd.buf[:n], true)
+			rd.done, rd.err = true, io.EOF
+		default:
+			// The source broke: whatever is held back stays unsent, since
+			// it may be the first part of a secret.
+			rd.out = rd.s.feed(rd.buf[:n], false)
+			rd.done, rd.err = true, err
+		}
+	}
+	n := copy(p, rd.out)
+	rd.out = rd.out[n:]
+	return n, nil
+}
+
+// ReadCloser is a Reader that closes its source.
+type ReadCloser struct {
+	*Reader
+	c io.Closer
+}
+
+// ReadCloser returns a redacting reader over rc; Close closes rc.
+func (r *Redactor) ReadCloser(rc io.ReadCloser) *ReadCloser {
+	return &ReadCloser{Reader: r.Reader(rc), c: rc}
+}
+
+// Close closes the source.
+func (rc *ReadCloser) Close() error { return rc.c.Close() }
