@@ -27,6 +27,8 @@ var (
 		return isAlnum[c] || c == '+' || c == '/' || c == '=' || c == '\r' || c == '\n' || c == '\\'
 	})
 	isJSONWS = class(func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' })
+
+	jsonNamePrev = class(func(c byte) bool { return c == '{' || c == ',' || c == 0 || isJSONWS[c] })
 )
 
 func class(f func(byte) bool) *[256]bool {
@@ -381,15 +383,15 @@ func (r *Redactor) matchJSON(d []byte, eof bool) result {
 	if k == len(d) && k < maxJSONKey+2 {
 		return needOrNo(eof)
 	}
-	if k == lim || !r.secretName(d[1:k]) {
+	if k == lim {
 		return no
 	}
-	k++
-	k = skipJSONSpace(d, k)
+	name := d[1:k]
+	k = skipJSONSpace(d, k+1)
 	if k == len(d) {
 		return needOrNo(eof)
 	}
-	if d[k] != ':' {
+	if d[k] != ':' || !r.secretName(name) {
 		return no
 	}
 	k = skipJSONSpace(d, k+1)
@@ -440,6 +442,13 @@ func skipJSONSpace(d []byte, k int) int {
 // secretName reports whether a JSON member name (raw, unescaped) names a
 // secret.
 func (r *Redactor) secretName(name []byte) bool {
+	last := len(name) - 1
+	for last >= 0 && (name[last] == '_' || name[last] == '-' || name[last] == '.') {
+		last--
+	}
+	if last < 0 || !r.jsonLast[name[last]|0x20] {
+		return false
+	}
 	var buf [maxJSONKey]byte
 	n := 0
 	for _, c := range name {

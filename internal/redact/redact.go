@@ -104,9 +104,11 @@ var jsonKeyExempt = []string{"pagetoken", "nexttoken", "continuationtoken", "syn
 // [Redactor.Reader]) are not shared between goroutines unless documented.
 type Redactor struct {
 	enabled  [kindCount]bool
-	trigger  [256]bool
+	trigger  [256]bool       // bytes a secret (or its JSON member name) may start with
+	follow   [256]*[256]bool // per trigger byte, the bytes that may follow it
 	markers  [kindCount][]byte
 	jsonKeys []string
+	jsonLast *[256]bool // last bytes of jsonKeys
 }
 
 // Option configures New.
@@ -115,6 +117,7 @@ type Option func(*options)
 type options struct {
 	without  []Kind
 	jsonKeys []string
+	jsonLast *[256]bool // last bytes of jsonKeys
 }
 
 // WithoutKinds turns off detection of the given kinds.
@@ -155,22 +158,41 @@ func New(opts ...Option) *Redactor {
 			r.jsonKeys = append(r.jsonKeys, n)
 		}
 	}
-	set := func(s string, id kind) {
-		if r.enabled[id] {
-			for i := 0; i < len(s); i++ {
-				r.trigger[s[i]] = true
+	// set marks the bytes of first as triggers for kind id, which may be
+	// followed by any byte of next (any byte if next is empty).
+	set := func(id kind, first, next string) {
+		if !r.enabled[id] {
+			return
+		}
+		for i := 0; i < len(first); i++ {
+			f := r.follow[first[i]]
+			if f == nil {
+				f = new([256]bool)
+				r.follow[first[i]] = f
+				r.trigger[first[i]] = true
+			}
+			for c := 0; c < 256; c++ {
+				if next == "" || strings.IndexByte(next, byte(c)) >= 0 {
+					f[c] = true
+				}
 			}
 		}
 	}
-	set(`"`, kJSON)
-	set("g", kGatehouse)
-	set("g", kGitHub)
-	set("e", kJWT)
-	set("A", kAWSKey)
-	set("aA", kAWSSecret)
-	set("xh", kSlack)
-	set("-", kPEM)
-	set("23456", kCard)
+	const lower = "abcdefghijklmnopqrstuvwxyz"
+	set(kJSON, `"`, "")
+	set(kGatehouse, "g", lower)
+	set(kGitHub, "g", "hi")
+	set(kJWT, "e", "y")
+	set(kAWSKey, "A", "KS")
+	set(kAWSSecret, "aA", "wW")
+	set(kSlack, "x", "o")
+	set(kSlack, "h", "o")
+	set(kPEM, "-", "-")
+	set(kCard, "23456", "0123456789")
+	r.jsonLast = new([256]bool)
+	for _, k := range r.jsonKeys {
+		r.jsonLast[k[len(k)-1]] = true
+	}
 	return r
 }
 
@@ -282,14 +304,28 @@ func needOrNo(eof bool) result {
 // before data (0 if none).
 func (r *Redactor) scan(out *[]byte, data []byte, prev byte, eof bool) int {
 	emitted, i := 0, 0
+	follow := &r.follow
+	trigger := &r.trigger
 	for i < len(data) {
-		if !r.trigger[data[i]] {
+		// Fast path: skip bytes that start nothing.
+		for i < len(data) && !trigger[data[i]] {
+			i++
+		}
+		if i == len(data) {
+			break
+		}
+		c := data[i]
+		if i+1 < len(data) && !follow[c][data[i+1]] {
 			i++
 			continue
 		}
 		p := prev
 		if i > 0 {
 			p = data[i-1]
+		}
+		if isDigit(c) && (isAlnum[p] || p == '.') {
+			i++ // inside a number: not where a card number starts
+			continue
 		}
 		res := r.match(data[i:], p, eof)
 		switch res.st {
@@ -316,7 +352,8 @@ func (r *Redactor) match(d []byte, prev byte, eof bool) result {
 	var res result
 	switch c := d[0]; c {
 	case '"':
-		if r.enabled[kJSON] {
+		// A member name follows '{' or ',' and maybe white space.
+		if r.enabled[kJSON] && jsonNamePrev[prev] {
 			res = r.matchJSON(d, eof)
 		}
 	case 'g':
