@@ -183,7 +183,11 @@ func matchJWT(d []byte, eof bool) result {
 		}
 		segs++
 		k = end
-		if k >= maxJWT || k == len(d) || d[k] != '.' {
+		if k >= maxJWT {
+			// Longer than any real JWT: hide what is in reach.
+			return result{st: stMatch, k: kJWT, re: k}
+		}
+		if k == len(d) || d[k] != '.' {
 			break
 		}
 		if k+1 == len(d) && !eof {
@@ -448,6 +452,9 @@ func (r *Redactor) secretName(name []byte) bool {
 	}
 	if last < 0 || !r.jsonLast[name[last]|0x20] {
 		return false
+	}
+	if len(name) > maxJSONKey {
+		name = name[len(name)-maxJSONKey:] // only the suffix matters
 	}
 	var buf [maxJSONKey]byte
 	n := 0

@@ -1,8 +1,11 @@
 package redact_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -34,7 +37,10 @@ func TestShouldRedact(t *testing.T) {
 		{"application/javascript", "", true},
 		{"text/javascript", "", true},
 		{"", "", true},
-		{"application/json", "gzip", false},
+		{"application/json", "gzip", true},
+		{"application/json", "x-gzip", true},
+		{"application/json", "gzip, br", false},
+		{"application/json", "zstd", false},
 		{"application/json", "br", false},
 		{"text/plain", "deflate", false},
 		{"application/octet-stream", "", false},
@@ -75,10 +81,24 @@ func TestRedactResponseProxy(t *testing.T) {
 			w.Header().Set("Content-Type", "image/png")
 			w.Header().Set("Content-Length", strconv.Itoa(len(binary)))
 			io.WriteString(w, binary)
+		case "/br":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, "not really brotli "+visa)
 		case "/gzip":
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Encoding", "gzip")
-			io.WriteString(w, "not really gzip "+visa)
+			zw := gzip.NewWriter(w)
+			for i := 0; i < len(secretBody); i += 1000 {
+				io.WriteString(zw, secretBody[i:min(i+1000, len(secretBody))])
+				zw.Flush()
+				w.(http.Flusher).Flush()
+			}
+			zw.Close()
+		case "/badgzip":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, "plain text claiming gzip "+visa)
 		case "/empty":
 			w.WriteHeader(http.StatusNoContent)
 		}
@@ -89,6 +109,7 @@ func TestRedactResponseProxy(t *testing.T) {
 	proxy := &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		ModifyResponse: func(res *http.Response) error { return redact.RedactResponse(res, r) },
+		ErrorLog:       log.New(io.Discard, "", 0),
 	}
 	front := httptest.NewServer(proxy)
 	defer front.Close()
@@ -135,18 +156,53 @@ func TestRedactResponseProxy(t *testing.T) {
 			t.Errorf("ContentLength = %d", res.ContentLength)
 		}
 	})
-	t.Run("compressed untouched", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", front.URL+"/gzip", nil)
-		req.Header.Set("Accept-Encoding", "gzip")
+	raw := func(path string) (*http.Response, []byte, error) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", front.URL+path, nil)
+		req.Header.Set("Accept-Encoding", "gzip, br")
 		tr := &http.Transport{DisableCompression: true}
+		defer tr.CloseIdleConnections()
 		res, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if string(b) != "not really gzip "+visa {
-			t.Errorf("compressed body changed: %q", b)
+		b, err := io.ReadAll(res.Body)
+		return res, b, err
+	}
+	t.Run("other encodings untouched", func(t *testing.T) {
+		_, b, err := raw("/br")
+		if err != nil || string(b) != "not really brotli "+visa {
+			t.Errorf("body %q, err %v", b, err)
+		}
+	})
+	t.Run("gzip decoded, redacted, re-encoded", func(t *testing.T) {
+		res, b, err := raw("/gzip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Header.Get("Content-Encoding") != "gzip" || res.ContentLength != -1 {
+			t.Errorf("Content-Encoding %q, ContentLength %d", res.Header.Get("Content-Encoding"), res.ContentLength)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(plain) != r.String(secretBody) {
+			t.Errorf("decoded body differs from one-shot redaction")
+		}
+	})
+	t.Run("bad gzip is not passed on", func(t *testing.T) {
+		_, b, err := raw("/badgzip")
+		if err == nil {
+			t.Errorf("want a broken body, got %q", b)
+		}
+		if strings.Contains(string(b), visa) {
+			t.Errorf("card number leaked: %q", b)
 		}
 	})
 	t.Run("no content", func(t *testing.T) {

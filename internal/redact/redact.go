@@ -41,7 +41,7 @@
 // [Redactor.Bytes] on the whole input, however the input is split into
 // writes or reads. To do so it holds back the unfinished tail that could
 // still be the start of a secret and nothing else; the tail never exceeds
-// [MaxLookbehind] (64 KiB) plus the size of one write. The longest secret
+// [MaxLookbehind] (65 KiB) plus the size of one write. The longest secret
 // handled per kind is: private_key 64 KiB, jwt and json_secret values
 // 16 KiB, GitHub and Slack tokens 255 characters after the prefix, the
 // fixed-length kinds their length. A PEM block, JWT or JSON secret value
@@ -80,8 +80,9 @@ var Kinds = []Kind{
 
 // Length limits. See the package documentation.
 const (
-	// MaxLookbehind is the most a stream holds back beyond one write.
-	MaxLookbehind = maxPEM
+	// MaxLookbehind is the most a stream holds back beyond one write: the
+	// longest candidate (a PEM block) plus room for its END line.
+	MaxLookbehind = maxPEM + 1024
 
 	maxPEM       = 64 << 10
 	maxJWT       = 16 << 10

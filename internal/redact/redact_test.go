@@ -214,3 +214,26 @@ func TestStringNoAlloc(t *testing.T) {
 		t.Errorf("String on clean text allocated %v times", n)
 	}
 }
+
+func TestLengthLimits(t *testing.T) {
+	r := redact.New()
+	longJWT := "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 20<<10) + ".sig"
+	longJSON := `{"token":"` + strings.Repeat("x", 20<<10) + `"}`
+	cases := []struct {
+		name, in, prefix string
+	}{
+		{"jwt beyond limit is cut, not passed", longJWT, marker(redact.KindJWT) + "AAAA"},
+		{"json value beyond limit", longJSON, `{"token":"` + marker(redact.KindJSONSecret) + "xxxx"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := r.String(c.in)
+			if !strings.HasPrefix(got, c.prefix) {
+				t.Errorf("got %.80q…, want prefix %.80q", got, c.prefix)
+			}
+			if got2 := writeSplit(t, r, c.in, len(c.in)/3, 2*len(c.in)/3); got2 != got {
+				t.Errorf("stream differs from one-shot")
+			}
+		})
+	}
+}

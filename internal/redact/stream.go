@@ -9,7 +9,7 @@ import (
 // maxHold bounds the tail a stream keeps. Every matcher decides within
 // MaxLookbehind bytes of a candidate, so the tail only grows past it
 // through a bug; the stream then flushes rather than grow without bound.
-const maxHold = MaxLookbehind + 64
+const maxHold = MaxLookbehind
 
 // stream is the incremental core shared by Writer and Reader.
 type stream struct {
