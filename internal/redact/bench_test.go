@@ -85,3 +85,34 @@ func TestBenchInputs(t *testing.T) {
 		t.Errorf("dense text has only %d redactions", n)
 	}
 }
+
+// Hostile inputs: many candidates that each need a long look ahead.
+func BenchmarkAdversarial(b *testing.B) {
+	inputs := map[string]string{
+		"pem begins":   strings.Repeat("-----BEGIN PRIVATE KEY-----\nQUJD\n", 1<<15),
+		"pem no end":   "-----BEGIN PRIVATE KEY-----\n" + strings.Repeat("QUJDREVG ", 1<<17),
+		"jwt headers":  strings.Repeat("eyJhbGciOiJub25lIn0.", 1<<16),
+		"digits":       strings.Repeat("4111 ", 1<<18),
+		"json secrets": strings.Repeat(`{"token":"`, 1<<17),
+		"dashes":       strings.Repeat("-", 1<<20),
+		"gk prefixes":  strings.Repeat("gk_abcdefghijklmnop_", 1<<16),
+	}
+	for name, in := range inputs {
+		b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) { benchWriter(b, []byte(in)) })
+	}
+}
+
+// BenchmarkSmallWrites feeds dense text 16 bytes at a time.
+func BenchmarkSmallWrites(b *testing.B) {
+	in := denseText(b, 1<<20)
+	r := redact.New()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for range b.N {
+		w := r.Writer(io.Discard)
+		for i := 0; i < len(in); i += 16 {
+			w.Write(in[i:min(i+16, len(in))])
+		}
+		w.Close()
+	}
+}

@@ -349,21 +349,44 @@ func matchPEM(d []byte, eof bool) result {
 	}
 	k += 5
 	lim := min(len(d), maxPEM)
-	if e := bytes.Index(d[k:lim], []byte("-----END ")); e >= 0 {
-		e += k + len("-----END ")
+	more := lim == len(d) && lim < maxPEM && !eof // more input could matter
+	// Look for the END line, but not past the next BEGIN line: a block
+	// without END ends there, which keeps a run of BEGIN lines linear.
+	for p := k; ; p += 5 {
+		i := bytes.Index(d[p:lim], []byte("-----"))
+		if i < 0 {
+			if more {
+				return need
+			}
+			break
+		}
+		p += i
+		if v := lit(d[p:lim], "-----BEGIN "); v == 1 {
+			break
+		} else if v < 0 && more {
+			return need
+		}
+		v := lit(d[p:lim], "-----END ")
+		if v < 0 && more {
+			return need
+		}
+		if v != 1 {
+			p -= 4 // the next "-----" may overlap this one
+			continue
+		}
+		e := p + len("-----END ")
 		hdr, short := run(d, e, e+80, isPEMHdr)
 		if short && !eof {
 			return need
 		}
-		v := lit(d[hdr:], "-----")
+		v = lit(d[hdr:], "-----")
 		if v < 0 && !eof {
 			return need
 		}
 		if v == 1 {
 			return result{st: stMatch, k: kPEM, re: hdr + 5}
 		}
-	} else if lim == len(d) && lim < maxPEM && !eof {
-		return need
+		break
 	}
 	// No END line in reach: redact the body that follows.
 	end, short := run(d, k, maxPEM, isPEMRun)
@@ -446,11 +469,20 @@ func skipJSONSpace(d []byte, k int) int {
 // secretName reports whether a JSON member name (raw, unescaped) names a
 // secret.
 func (r *Redactor) secretName(name []byte) bool {
-	last := len(name) - 1
-	for last >= 0 && (name[last] == '_' || name[last] == '-' || name[last] == '.') {
-		last--
+	// Quick reject on the last two name bytes, separators skipped.
+	var tail uint16
+	for i, got := len(name)-1, 0; i >= 0 && got < 2; i-- {
+		c := name[i]
+		if c == '_' || c == '-' || c == '.' {
+			continue
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		tail |= uint16(c) << (8 * got)
+		got++
 	}
-	if last < 0 || !r.jsonLast[name[last]|0x20] {
+	if r.jsonTail[tail>>6]&(1<<(tail&63)) == 0 {
 		return false
 	}
 	if len(name) > maxJSONKey {

@@ -109,7 +109,7 @@ type Redactor struct {
 	follow   [256]*[256]bool // per trigger byte, the bytes that may follow it
 	markers  [kindCount][]byte
 	jsonKeys []string
-	jsonLast *[256]bool // last bytes of jsonKeys
+	jsonTail *[1024]uint64 // bitset of the last two bytes of jsonKeys
 }
 
 // Option configures New.
@@ -118,7 +118,6 @@ type Option func(*options)
 type options struct {
 	without  []Kind
 	jsonKeys []string
-	jsonLast *[256]bool // last bytes of jsonKeys
 }
 
 // WithoutKinds turns off detection of the given kinds.
@@ -190,9 +189,15 @@ func New(opts ...Option) *Redactor {
 	set(kSlack, "h", "o")
 	set(kPEM, "-", "-")
 	set(kCard, "23456", "0123456789")
-	r.jsonLast = new([256]bool)
+	r.jsonTail = new([1024]uint64)
 	for _, k := range r.jsonKeys {
-		r.jsonLast[k[len(k)-1]] = true
+		for c := 0; c < 256; c++ {
+			t := uint16(c)<<8 | uint16(k[len(k)-1])
+			if len(k) > 1 {
+				t = uint16(k[len(k)-2])<<8 | uint16(k[len(k)-1])
+			}
+			r.jsonTail[t>>6] |= 1 << (t & 63)
+		}
 	}
 	return r
 }

@@ -198,6 +198,13 @@ func TestJSONStaysValid(t *testing.T) {
 	}
 }
 
+func TestOptionsShortKey(t *testing.T) {
+	r := redact.New(redact.WithJSONKeys("X"))
+	if got := r.String(`{"a_x":"v","x":"w"}`); got != `{"a_x":"`+marker(redact.KindJSONSecret)+`","x":"`+marker(redact.KindJSONSecret)+`"}` {
+		t.Errorf("got %s", got)
+	}
+}
+
 func TestOptions(t *testing.T) {
 	r := redact.New(redact.WithoutKinds(redact.KindCardNumber), redact.WithJSONKeys("session_id"))
 	in := `{"sessionId":"abc","card":"` + visa + `"}`
