@@ -206,7 +206,7 @@ func New(opts ...Option) *Redactor {
 // result is a new slice even when nothing was found.
 func (r *Redactor) Bytes(src []byte) []byte {
 	out := make([]byte, 0, len(src))
-	r.scan(&out, src, 0, true)
+	r.scan(&out, src, nil, true)
 	return out
 }
 
@@ -221,7 +221,8 @@ func (r *Redactor) String(s string) string {
 	return string(r.Bytes(b))
 }
 
-// Contains reports whether src holds anything the Redactor would replace.
+// Contains reports whether src holds anything the Redactor would replace
+// (as [Redactor.Bytes] would). It does not allocate.
 func (r *Redactor) Contains(src []byte) bool {
 	for i := 0; i < len(src); i++ {
 		if !r.trigger[src[i]] {
@@ -306,9 +307,9 @@ func needOrNo(eof bool) result {
 
 // scan appends the redacted form of data to out and returns how many bytes
 // of data it consumed. Unless eof, it stops at the first position where a
-// secret may start but cannot be decided yet. prev is the input byte just
-// before data (0 if none).
-func (r *Redactor) scan(out *[]byte, data []byte, prev byte, eof bool) int {
+// secret may start but cannot be decided yet. hist holds the input bytes
+// just before data (the last few consumed by a stream; nil at the start).
+func (r *Redactor) scan(out *[]byte, data, hist []byte, eof bool) int {
 	emitted, i := 0, 0
 	follow := &r.follow
 	trigger := &r.trigger
@@ -325,9 +326,11 @@ func (r *Redactor) scan(out *[]byte, data []byte, prev byte, eof bool) int {
 			i++
 			continue
 		}
-		p := prev
+		var p byte
 		if i > 0 {
 			p = data[i-1]
+		} else if len(hist) > 0 {
+			p = hist[len(hist)-1]
 		}
 		if isDigit(c) && (isAlnum[p] || p == '.') {
 			i++ // inside a number: not where a card number starts
@@ -342,13 +345,52 @@ func (r *Redactor) scan(out *[]byte, data []byte, prev byte, eof bool) int {
 			return i
 		case stMatch:
 			*out = append(*out, data[emitted:i+res.rs]...)
-			*out = append(*out, r.markers[res.k]...)
+			if res.k == kCard && jsonValueBefore(data[:i], hist) {
+				// A bare number in JSON: keep the document valid.
+				*out = append(*out, '"')
+				*out = append(*out, r.markers[res.k]...)
+				*out = append(*out, '"')
+			} else {
+				*out = append(*out, r.markers[res.k]...)
+			}
 			emitted = i + res.re
 			i = emitted
 		}
 	}
 	*out = append(*out, data[emitted:]...)
 	return len(data)
+}
+
+// histLen is how much input before a candidate a stream remembers.
+const histLen = 16
+
+// jsonValueBefore reports whether a candidate is the value of a JSON
+// member: the bytes before it (in before, then hist, within histLen bytes)
+// end with '"', ':' and optional blanks.
+func jsonValueBefore(before, hist []byte) bool {
+	want := byte(':')
+	for n := 0; n < histLen; n++ {
+		var c byte
+		switch {
+		case n < len(before):
+			c = before[len(before)-1-n]
+		case n-len(before) < len(hist):
+			c = hist[len(hist)-1-(n-len(before))]
+		default:
+			return false
+		}
+		if isJSONWS[c] {
+			continue
+		}
+		if c != want {
+			return false
+		}
+		if want == '"' {
+			return true
+		}
+		want = '"'
+	}
+	return false
 }
 
 // match tries every enabled matcher that can start with d[0]. The first

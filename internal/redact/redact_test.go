@@ -112,6 +112,8 @@ func TestDetects(t *testing.T) {
 		{"card amex", "amex " + amex, "amex " + marker(redact.KindCardNumber)},
 		{"card amex grouped", "amex " + amexSpaced, "amex " + marker(redact.KindCardNumber)},
 		{"card discover json", `{"pan":"` + discover + `"}`, `{"pan":"` + marker(redact.KindCardNumber) + `"}`},
+		{"card as JSON number", `{"pan": ` + visa + `, "n":1}`, `{"pan": "` + marker(redact.KindCardNumber) + `", "n":1}`},
+		{"card after colon in text", "card:" + visa, "card:" + marker(redact.KindCardNumber)},
 		{"card with expiry", visa + " 12/27", marker(redact.KindCardNumber) + " 12/27"},
 		{"card grouped with expiry", visaSpaced + " 12/27", marker(redact.KindCardNumber) + " 12/27"},
 	}
@@ -178,6 +180,7 @@ func TestJSONStaysValid(t *testing.T) {
 		`[{"api_key":"` + strings.Repeat("a", 20000) + `"}]`,
 		`{"api_key":"` + strings.Repeat(`\\`, 9000) + `"}`,
 		`{"authorization":"Bearer ` + jwtHS256 + `","card":"` + visa + `"}`,
+		"{\n  \"pan\": " + visa + ",\n  \"cards\": [\"" + amex + "\"]\n}",
 	}
 	for i, doc := range docs {
 		if !json.Valid([]byte(doc)) {

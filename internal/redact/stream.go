@@ -15,7 +15,7 @@ const maxHold = MaxLookbehind
 type stream struct {
 	r    *Redactor
 	pend []byte // unconsumed input: a candidate that needs more bytes
-	prev byte   // last consumed input byte
+	hist []byte // the last histLen consumed input bytes
 	want int    // rescan only once pend holds this much (0: always)
 	out  []byte
 }
@@ -34,13 +34,14 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 			return s.out
 		}
 	}
-	n := s.r.scan(&s.out, data, s.prev, eof)
+	n := s.r.scan(&s.out, data, s.hist, eof)
 	if n < len(data) && len(data)-n > maxHold {
 		// Cannot happen with the built-in matchers; fail safe on memory.
-		n += s.r.scan(&s.out, data[n:], s.prev, true)
-	}
-	if n > 0 {
-		s.prev = data[n-1]
+		s.remember(data[:n])
+		n += s.r.scan(&s.out, data[n:], s.hist, true)
+		s.remember(data[:n])
+	} else {
+		s.remember(data[:n])
 	}
 	rest := data[n:]
 	if len(rest) == 0 {
@@ -55,6 +56,18 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 		s.pend = append(s.pend[:0], rest...)
 	}
 	return s.out
+}
+
+// remember records consumed input as the history before the next scan.
+func (s *stream) remember(consumed []byte) {
+	if len(consumed) >= histLen {
+		s.hist = append(s.hist[:0], consumed[len(consumed)-histLen:]...)
+		return
+	}
+	s.hist = append(s.hist, consumed...)
+	if len(s.hist) > histLen {
+		s.hist = s.hist[:copy(s.hist, s.hist[len(s.hist)-histLen:])]
+	}
 }
 
 // ErrClosed is returned by Write after Close.

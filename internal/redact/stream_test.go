@@ -33,6 +33,7 @@ func plantedSecrets(tb testing.TB) map[string]string {
 		"pem ed":     edPEM,
 		"json":       `{"password":"correct horse battery staple"}`,
 		"card":       visaSpaced,
+		"card json":  `{"pan":  ` + visa + `}`,
 		"amex":       amex,
 	}
 }
@@ -42,6 +43,8 @@ func secretPart(s string) string {
 	switch {
 	case strings.HasPrefix(s, "aws_secret_access_key="):
 		return awsSecret
+	case strings.HasPrefix(s, `{"pan"`):
+		return visa
 	case strings.HasPrefix(s, `{"password"`):
 		return "correct horse"
 	case strings.HasPrefix(s, "-----BEGIN"):
