@@ -83,8 +83,11 @@ func FuzzRedact(f *testing.F) {
 		in := plant(plant(text, s1[0], p1), s2[0], p2)
 
 		want := r.Bytes(in)
+		// The fuzzed text may hold a copy of a secret that is not one in
+		// its context (inside a longer digit run, say); only the planted
+		// copies must go.
 		for _, s := range [][2]string{s1, s2} {
-			if bytes.Contains(want, []byte(s[1])) {
+			if bytes.Count(want, []byte(s[1])) > bytes.Count(text, []byte(s[1])) {
 				t.Fatalf("secret %q survived in %q", s[1], want)
 			}
 		}

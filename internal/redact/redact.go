@@ -33,7 +33,9 @@
 //   - card_number: 13–19 digits starting with 2–6, either contiguous or in
 //     groups (first group of 4, then groups of 3–6) separated by one space
 //     or one dash used consistently, passing the Luhn check, and not part of
-//     a longer run of digits, letters or a decimal number.
+//     a longer run of digits, letters or a decimal number. A card number
+//     that is the bare numeric value of a JSON member ("pan": 4111…) is
+//     replaced by the quoted marker, so the document stays valid JSON.
 //
 // # Streaming guarantee
 //

@@ -11,6 +11,9 @@ import (
 // through a bug; the stream then flushes rather than grow without bound.
 const maxHold = MaxLookbehind
 
+// maxKeep is the largest output buffer a stream keeps between calls.
+const maxKeep = 512 << 10
+
 // stream is the incremental core shared by Writer and Reader.
 type stream struct {
 	r    *Redactor
@@ -23,6 +26,9 @@ type stream struct {
 // feed consumes p and returns redacted output ready to pass on. The result
 // is valid until the next call.
 func (s *stream) feed(p []byte, eof bool) []byte {
+	if cap(s.out) > maxKeep {
+		s.out = nil // do not pin one huge write's buffer in a long-lived stream
+	}
 	s.out = s.out[:0]
 	data := p
 	if len(s.pend) > 0 {
