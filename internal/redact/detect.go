@@ -458,6 +458,92 @@ func (r *Redactor) matchJSON(d []byte, eof bool) result {
 	return result{st: stMatch, k: kJSON, rs: vs, re: k}
 }
 
+// matchEscapedJSON is matchJSON one level down: \"name\" : \"value\"
+// inside a JSON string. It replaces the characters of value, which ends at
+// a \" that is not escaped in the inner document.
+func (r *Redactor) matchEscapedJSON(d []byte, eof bool) result {
+	if v := lit(d, `\"`); v != 1 {
+		return litResult(v, eof)
+	}
+	k := 2
+	lim := min(len(d), maxJSONKey+2)
+	for k < lim && d[k] != '\\' {
+		if d[k] == '"' || d[k] < 0x20 {
+			return no
+		}
+		k++
+	}
+	if k == len(d) && k < maxJSONKey+2 {
+		return needOrNo(eof)
+	}
+	if k == lim {
+		return no
+	}
+	name := d[2:k]
+	if v := lit(d[k:], `\"`); v != 1 {
+		return litResult(v, eof)
+	}
+	k = skipJSONSpace(d, k+2)
+	if k == len(d) {
+		return needOrNo(eof)
+	}
+	if d[k] != ':' || !r.secretName(name) {
+		return no
+	}
+	k = skipJSONSpace(d, k+1)
+	if v := lit(d[k:], `\"`); v != 1 {
+		return litResult(v, eof)
+	}
+	vs := k + 2
+	lim = min(len(d), vs+maxJSONValue)
+	innerEsc := false // the inner document's last character was an escaping '\'
+	for k = vs; k < lim; k++ {
+		c := d[k]
+		if c == '"' {
+			return no // ends the outer string: not what we took it for
+		}
+		if c != '\\' {
+			innerEsc = false
+			continue
+		}
+		// An outer escape pair: \\ is an inner '\', \" an inner '"'.
+		if k+1 == lim {
+			break
+		}
+		k++
+		switch {
+		case d[k] == '\\':
+			innerEsc = !innerEsc
+		case d[k] == '"' && !innerEsc:
+			if k-1 == vs {
+				return no // empty value
+			}
+			return result{st: stMatch, k: kJSON, rs: vs, re: k - 1}
+		default:
+			innerEsc = false
+		}
+	}
+	if k >= len(d)-1 && lim == len(d) && len(d) < vs+maxJSONValue && !eof {
+		return need
+	}
+	// Too long, or the input ended: hide what we have, ending on a whole
+	// outer escape pair.
+	end := vs
+	for j := vs; j < k && j < lim; j++ {
+		if d[j] == '\\' {
+			if j+1 >= k || j+1 >= lim {
+				break
+			}
+			j++
+		}
+		end = j + 1
+	}
+	if end == vs {
+		return no
+	}
+	return result{st: stMatch, k: kJSON, rs: vs, re: end}
+}
+
 func skipJSONSpace(d []byte, k int) int {
 	lim := min(len(d), k+32)
 	for k < lim && isJSONWS[d[k]] {

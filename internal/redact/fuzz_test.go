@@ -53,6 +53,7 @@ func fuzzSecrets() [][2]string {
 		{"https://" + slackHook, "services/T0"},
 		{edPEM, strings.Split(edPEM, "\n")[1]},
 		{`{"client_secret":"s3cr3t-Value!"}`, "s3cr3t-Value!"},
+		{`{"log":"{\"api_key\":\"k3y-Value\"}"}`, "k3y-Value"},
 		{visa, visa},
 		{visaSpaced, visaSpaced},
 		{mcDashed, mcDashed},

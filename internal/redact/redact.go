@@ -29,7 +29,9 @@
 //     secret, token, apikey, authorization, privatekey, secretkey,
 //     accesskey or credentials (page/next/continuation/sync tokens are
 //     exempt). Only the characters between the quotes are replaced, so the
-//     document stays valid JSON. Non-string values are left alone.
+//     document stays valid JSON. Non-string values are left alone. The same
+//     applies one level down, to JSON escaped inside a JSON string
+//     ({\"password\":\"x\"}), as found in logged bodies.
 //   - card_number: 13–19 digits starting with 2–6, either contiguous or in
 //     groups (first group of 4, then groups of 3–6) separated by one space
 //     or one dash used consistently, passing the Luhn check, and not part of
@@ -182,6 +184,7 @@ func New(opts ...Option) *Redactor {
 	}
 	const lower = "abcdefghijklmnopqrstuvwxyz"
 	set(kJSON, `"`, "")
+	set(kJSON, `\`, `"`)
 	set(kGatehouse, "g", lower)
 	set(kGitHub, "g", "hi")
 	set(kJWT, "e", "y")
@@ -405,6 +408,11 @@ func (r *Redactor) match(d []byte, prev byte, eof bool) result {
 		// A member name follows '{' or ',' and maybe white space.
 		if r.enabled[kJSON] && jsonNamePrev[prev] {
 			res = r.matchJSON(d, eof)
+		}
+	case '\\':
+		// JSON inside a JSON string, as in a logged request body.
+		if r.enabled[kJSON] && jsonNamePrev[prev] {
+			res = r.matchEscapedJSON(d, eof)
 		}
 	case 'g':
 		if r.enabled[kGatehouse] {

@@ -103,6 +103,9 @@ func TestDetects(t *testing.T) {
 		{"json spaced", `{ "Client_Secret" :  "abc\"def" }`, `{ "Client_Secret" :  "` + marker(redact.KindJSONSecret) + `" }`},
 		{"json camel", `{"accessToken":"x1","refresh_token":"x2","apiKey":"x3","api-key":"x4","passwd":"x5","Authorization":"Basic Zm9v","db.password":"x6"}`,
 			`{"accessToken":"` + marker(redact.KindJSONSecret) + `","refresh_token":"` + marker(redact.KindJSONSecret) + `","apiKey":"` + marker(redact.KindJSONSecret) + `","api-key":"` + marker(redact.KindJSONSecret) + `","passwd":"` + marker(redact.KindJSONSecret) + `","Authorization":"` + marker(redact.KindJSONSecret) + `","db.password":"` + marker(redact.KindJSONSecret) + `"}`},
+		{"escaped json in a string", `{"msg":"body {\"user\":\"bob\", \"password\" : \"hun\\\"ter2\"}"}`,
+			`{"msg":"body {\"user\":\"bob\", \"password\" : \"` + marker(redact.KindJSONSecret) + `\"}"}`},
+		{"escaped json, value with backslash", `"{\"token\":\"a\\\\\",\"b\":1}"`, `"{\"token\":\"` + marker(redact.KindJSONSecret) + `\",\"b\":1}"`},
 		{"json non-string untouched", `{"token":null,"secret":true,"password":12}`, `{"token":null,"secret":true,"password":12}`},
 		{"json empty untouched", `{"password":""}`, `{"password":""}`},
 		{"json page token untouched", `{"nextPageToken":"abc","token_type":"Bearer"}`, `{"nextPageToken":"abc","token_type":"Bearer"}`},
@@ -180,6 +183,7 @@ func TestJSONStaysValid(t *testing.T) {
 		`[{"api_key":"` + strings.Repeat("a", 20000) + `"}]`,
 		`{"api_key":"` + strings.Repeat(`\\`, 9000) + `"}`,
 		`{"authorization":"Bearer ` + jwtHS256 + `","card":"` + visa + `"}`,
+		`{"msg":"got {\"client_secret\":\"s\\\"q\",\"n\":2}"}`,
 		"{\n  \"pan\": " + visa + ",\n  \"cards\": [\"" + amex + "\"]\n}",
 	}
 	for i, doc := range docs {

@@ -32,6 +32,7 @@ func plantedSecrets(tb testing.TB) map[string]string {
 		"pem rsa":    rsaPEM,
 		"pem ed":     edPEM,
 		"json":       `{"password":"correct horse battery staple"}`,
+		"escaped":    `{"log":"{\"password\":\"hunter2 escaped\"}"}`,
 		"card":       visaSpaced,
 		"card json":  `{"pan":  ` + visa + `}`,
 		"amex":       amex,
@@ -43,6 +44,8 @@ func secretPart(s string) string {
 	switch {
 	case strings.HasPrefix(s, "aws_secret_access_key="):
 		return awsSecret
+	case strings.HasPrefix(s, `{"log"`):
+		return "hunter2"
 	case strings.HasPrefix(s, `{"pan"`):
 		return visa
 	case strings.HasPrefix(s, `{"password"`):
