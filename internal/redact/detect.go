@@ -28,6 +28,11 @@ var (
 	})
 	isJSONWS = class(func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' })
 
+	isToken68 = class(func(c byte) bool {
+		return isAlnum[c] || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+	})
+	isB64Std = class(func(c byte) bool { return isAlnum[c] || c == '+' || c == '/' || c == '=' })
+
 	jsonNamePrev = class(func(c byte) bool { return c == '{' || c == ',' || c == 0 || isJSONWS[c] })
 )
 
@@ -694,4 +699,126 @@ func luhn(digits []byte) bool {
 		sum += v
 	}
 	return sum%10 == 0
+}
+
+// Limits for credentials after an HTTP auth scheme.
+const (
+	maxBearer = 4096
+	maxBasic  = 1024
+)
+
+// matchAuthScheme: "Bearer <token>" and "Basic <base64 of user:password>",
+// scheme in any case, as in an Authorization header echoed into a body or
+// a log. Only the credential is replaced. A bearer token that is itself a
+// known kind (JWT, Gatehouse key, …) is reported as that kind; any other
+// must be at least 16 characters with both letters and digits, so prose
+// ("Bearer authentication") is left alone. Basic credentials must decode
+// to text containing ':'.
+func (r *Redactor) matchAuthScheme(d []byte, eof bool) result {
+	const bearer, basic = "bearer", "basic"
+	scheme := bearer
+	if len(d) > 1 && d[1]|0x20 == 'a' {
+		scheme = basic
+	}
+	if !r.enabled[kindOf(scheme)] {
+		return no
+	}
+	k := 0
+	for ; k < len(scheme); k++ {
+		if k == len(d) {
+			return needOrNo(eof)
+		}
+		if d[k]|0x20 != scheme[k] {
+			return no
+		}
+	}
+	ts := k
+	for ts < len(d) && ts < k+4 && d[ts] == ' ' {
+		ts++
+	}
+	if ts == len(d) {
+		return needOrNo(eof)
+	}
+	if ts == k || d[ts] == ' ' {
+		return no
+	}
+	if scheme == basic {
+		end, short := run(d, ts, ts+maxBasic+1, isB64Std)
+		if short && !eof {
+			return need
+		}
+		n := end - ts
+		if n < 8 || n > maxBasic {
+			return no
+		}
+		var buf [maxBasic * 3 / 4]byte
+		m, err := base64.StdEncoding.Decode(buf[:], d[ts:end])
+		if err != nil || bytes.IndexByte(buf[:m], ':') < 1 {
+			return no
+		}
+		return result{st: stMatch, k: kBasic, rs: ts, re: end}
+	}
+	// A token of a known kind keeps its own name.
+	if inner := r.matchToken(d[ts:], eof); inner.st != stNo {
+		if inner.st == stMatch {
+			inner.rs += ts
+			inner.re += ts
+		}
+		return inner
+	}
+	end, short := run(d, ts, ts+maxBearer, isToken68)
+	if short && !eof {
+		return need
+	}
+	if end-ts >= maxBearer {
+		return result{st: stMatch, k: kBearer, rs: ts, re: end} // fail closed
+	}
+	if end-ts < 16 {
+		return no
+	}
+	var letter, digit bool
+	for _, c := range d[ts:end] {
+		letter = letter || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		digit = digit || isDigit(c)
+	}
+	if !letter || !digit {
+		return no
+	}
+	return result{st: stMatch, k: kBearer, rs: ts, re: end}
+}
+
+func kindOf(scheme string) kind {
+	if scheme == "basic" {
+		return kBasic
+	}
+	return kBearer
+}
+
+// matchToken tries the credential kinds that can follow "Bearer " and
+// replaces the whole of what they match.
+func (r *Redactor) matchToken(d []byte, eof bool) result {
+	var res result
+	switch d[0] {
+	case 'e':
+		if r.enabled[kJWT] {
+			res = matchJWT(d, eof)
+		}
+	case 'g':
+		if r.enabled[kGatehouse] {
+			if res = matchGatehouse(d, eof); res.st != stNo {
+				return res
+			}
+		}
+		if r.enabled[kGitHub] {
+			res = matchGitHub(d, eof)
+		}
+	case 'x':
+		if r.enabled[kSlack] {
+			res = matchSlackToken(d, eof)
+		}
+	}
+	if res.st == stMatch && res.rs != 0 {
+		return no
+	}
+	return res
 }

@@ -54,6 +54,8 @@ func fuzzSecrets() [][2]string {
 		{edPEM, strings.Split(edPEM, "\n")[1]},
 		{`{"client_secret":"s3cr3t-Value!"}`, "s3cr3t-Value!"},
 		{`{"log":"{\"api_key\":\"k3y-Value\"}"}`, "k3y-Value"},
+		{"Authorization: Bearer 8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b", "8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b"},
+		{"Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="},
 		{visa, visa},
 		{visaSpaced, visaSpaced},
 		{mcDashed, mcDashed},

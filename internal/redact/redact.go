@@ -32,6 +32,12 @@
 //     document stays valid JSON. Non-string values are left alone. The same
 //     applies one level down, to JSON escaped inside a JSON string
 //     ({\"password\":\"x\"}), as found in logged bodies.
+//   - bearer_token: the credential after "Bearer " (any case), as in an
+//     echoed Authorization header; at least 16 token characters mixing
+//     letters and digits. A JWT, Gatehouse, GitHub or Slack token there is
+//     reported under its own kind.
+//   - basic_auth: the credential after "Basic " when it is base64 of text
+//     containing ':' (user:password).
 //   - card_number: 13–19 digits starting with 2–6, either contiguous or in
 //     groups (first group of 4, then groups of 3–6) separated by one space
 //     or one dash used consistently, passing the Luhn check, and not part of
@@ -72,15 +78,19 @@ const (
 	KindPrivateKey   Kind = "private_key"
 	KindJSONSecret   Kind = "json_secret"
 	KindCardNumber   Kind = "card_number"
+	KindBearerToken  Kind = "bearer_token"
+	KindBasicAuth    Kind = "basic_auth"
 )
 
-// Kinds lists every kind, in the order they are tried when two could
-// start at the same byte.
-var Kinds = []Kind{
+// kinds lists every kind, indexed by its internal id.
+var kinds = [kindCount]Kind{
 	KindJSONSecret, KindGatehouseKey, KindGitHubToken, KindJWT,
 	KindAWSAccessKey, KindAWSSecretKey, KindSlackToken, KindPrivateKey,
-	KindCardNumber,
+	KindCardNumber, KindBearerToken, KindBasicAuth,
 }
+
+// Kinds returns every kind the Redactor knows.
+func Kinds() []Kind { return append([]Kind(nil), kinds[:]...) }
 
 // Length limits. See the package documentation.
 const (
@@ -152,8 +162,7 @@ func New(opts ...Option) *Redactor {
 			r.enabled[id] = false
 		}
 	}
-	for _, k := range Kinds {
-		id, _ := kindID(k)
+	for id, k := range kinds {
 		r.markers[id] = []byte("[REDACTED:" + string(k) + "]")
 	}
 	r.jsonKeys = append(r.jsonKeys, defaultJSONKeys...)
@@ -194,6 +203,8 @@ func New(opts ...Option) *Redactor {
 	set(kSlack, "h", "o")
 	set(kPEM, "-", "-")
 	set(kCard, "23456", "0123456789")
+	set(kBearer, "Bb", "eE")
+	set(kBasic, "Bb", "aA")
 	r.jsonTail = new([1024]uint64)
 	for _, k := range r.jsonKeys {
 		for c := 0; c < 256; c++ {
@@ -256,11 +267,13 @@ const (
 	kSlack
 	kPEM
 	kCard
+	kBearer
+	kBasic
 	kindCount
 )
 
 func kindID(k Kind) (kind, bool) {
-	for i, v := range Kinds {
+	for i, v := range kinds {
 		if v == k {
 			return kind(i), true
 		}
@@ -404,6 +417,10 @@ func jsonValueBefore(before, hist []byte) bool {
 func (r *Redactor) match(d []byte, prev byte, eof bool) result {
 	var res result
 	switch c := d[0]; c {
+	case 'B', 'b':
+		if !isAlnum[prev] {
+			res = r.matchAuthScheme(d, eof)
+		}
 	case '"':
 		// A member name follows '{' or ',' and maybe white space.
 		if r.enabled[kJSON] && jsonNamePrev[prev] {

@@ -106,6 +106,10 @@ func TestDetects(t *testing.T) {
 		{"escaped json in a string", `{"msg":"body {\"user\":\"bob\", \"password\" : \"hun\\\"ter2\"}"}`,
 			`{"msg":"body {\"user\":\"bob\", \"password\" : \"` + marker(redact.KindJSONSecret) + `\"}"}`},
 		{"escaped json, value with backslash", `"{\"token\":\"a\\\\\",\"b\":1}"`, `"{\"token\":\"` + marker(redact.KindJSONSecret) + `\",\"b\":1}"`},
+		{"bearer opaque", "Authorization: Bearer 8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b\r\n", "Authorization: Bearer " + marker(redact.KindBearerToken) + "\r\n"},
+		{"bearer jwt keeps kind", "authorization: bearer " + jwtHS256, "authorization: bearer " + marker(redact.KindJWT)},
+		{"bearer github keeps kind", "BEARER  " + ghpToken, "BEARER  " + marker(redact.KindGitHubToken)},
+		{"basic auth", "Authorization: Basic dXNlcjpwYXNzd29yZA==\n", "Authorization: Basic " + marker(redact.KindBasicAuth) + "\n"},
 		{"json non-string untouched", `{"token":null,"secret":true,"password":12}`, `{"token":null,"secret":true,"password":12}`},
 		{"json empty untouched", `{"password":""}`, `{"password":""}`},
 		{"json page token untouched", `{"nextPageToken":"abc","token_type":"Bearer"}`, `{"nextPageToken":"abc","token_type":"Bearer"}`},
@@ -166,6 +170,8 @@ func TestNoFalsePositives(t *testing.T) {
 		"dash rule":     "-----------------------------",
 		"digit columns": "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6",
 		"hex digits":    "deadbeef4111111111111111cafe",
+		"bearer prose":  "Bearer authentication uses Bearer tokens; see the bearer token spec 2",
+		"basic prose":   "Basic usage: basically Basic authentication, Basic dGVzdA== is not user:pass",
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {

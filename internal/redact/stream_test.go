@@ -33,6 +33,8 @@ func plantedSecrets(tb testing.TB) map[string]string {
 		"pem ed":     edPEM,
 		"json":       `{"password":"correct horse battery staple"}`,
 		"escaped":    `{"log":"{\"password\":\"hunter2 escaped\"}"}`,
+		"bearer":     "Bearer 8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b",
+		"basic":      "Basic dXNlcjpwYXNzd29yZA==",
 		"card":       visaSpaced,
 		"card json":  `{"pan":  ` + visa + `}`,
 		"amex":       amex,
@@ -46,6 +48,8 @@ func secretPart(s string) string {
 		return awsSecret
 	case strings.HasPrefix(s, `{"log"`):
 		return "hunter2"
+	case strings.HasPrefix(s, "Bearer "), strings.HasPrefix(s, "Basic "):
+		return s[strings.IndexByte(s, ' ')+1:]
 	case strings.HasPrefix(s, `{"pan"`):
 		return visa
 	case strings.HasPrefix(s, `{"password"`):
