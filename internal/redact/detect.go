@@ -33,6 +33,11 @@ var (
 	})
 	isB64Std = class(func(c byte) bool { return isAlnum[c] || c == '+' || c == '/' || c == '=' })
 
+	isParamName = class(func(c byte) bool { return isAlnum[c] || c == '_' || c == '-' || c == '.' })
+	isParamVal  = class(func(c byte) bool {
+		return c > 0x20 && c != 0x7f && !bytes.ContainsRune([]byte("&#\"'<>\\,;"), rune(c))
+	})
+
 	jsonNamePrev = class(func(c byte) bool { return c == '{' || c == ',' || c == 0 || isJSONWS[c] })
 )
 
@@ -821,4 +826,54 @@ func (r *Redactor) matchToken(d []byte, eof bool) result {
 		return no
 	}
 	return res
+}
+
+// maxParamValue limits a query or form parameter value.
+const maxParamValue = 1024
+
+// matchParam: name=value in a query string, fragment or form body, or an
+// environment-style line, the name starting at d[ns] (after '?', '&', '#',
+// ';' or a newline, or at the start of the input) and naming a secret
+// under the json_secret rules (access_token, client_secret, DB_PASSWORD,
+// …). Only the value is replaced.
+func (r *Redactor) matchParam(d []byte, ns int, eof bool) result {
+	k, short := run(d, ns, ns+maxJSONKey+1, isParamName)
+	if short {
+		return needOrNo(eof)
+	}
+	if k == ns || k-ns > maxJSONKey || k == len(d) || d[k] != '=' {
+		return no
+	}
+	if !r.secretName(d[ns:k]) {
+		return no
+	}
+	if r.enabled[kAWSSecret] {
+		// AWS_SECRET_ACCESS_KEY=… has a kind of its own.
+		if res := matchAWSSecret(d[ns:], eof); res.st == stMatch {
+			res.rs += ns
+			res.re += ns
+			return res
+		}
+	}
+	vs := k + 1
+	// A value of a known kind keeps its own name.
+	if vs < len(d) {
+		if inner := r.matchToken(d[vs:], eof); inner.st != stNo {
+			if inner.st == stMatch {
+				inner.rs += vs
+				inner.re += vs
+			}
+			return inner
+		}
+	} else if !eof {
+		return need
+	}
+	end, short := run(d, vs, vs+maxParamValue, isParamVal)
+	if short && !eof {
+		return need
+	}
+	if end == vs {
+		return no
+	}
+	return result{st: stMatch, k: kQuery, rs: vs, re: end}
 }

@@ -56,6 +56,8 @@ func fuzzSecrets() [][2]string {
 		{`{"log":"{\"api_key\":\"k3y-Value\"}"}`, "k3y-Value"},
 		{"Authorization: Bearer 8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b", "8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b"},
 		{"Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="},
+		{"/cb?state=x&access_token=ya29.a0AfH6SMxyz", "ya29"},
+		{"\nDB_PASSWORD=pa55w0rd-env", "pa55w0rd-env"},
 		{visa, visa},
 		{visaSpaced, visaSpaced},
 		{mcDashed, mcDashed},

@@ -38,6 +38,11 @@
 //     reported under its own kind.
 //   - basic_auth: the credential after "Basic " when it is base64 of text
 //     containing ':' (user:password).
+//   - query_secret: the value of name=value where the name is secret-like
+//     (same rules as json_secret: access_token, client_secret, password,
+//     DB_PASSWORD …) in a query string, fragment or form body (after '?',
+//     '&', '#' or ';') or at the start of a line (environment dumps). A
+//     value of a known kind keeps its own kind.
 //   - card_number: 13–19 digits starting with 2–6, either contiguous or in
 //     groups (first group of 4, then groups of 3–6) separated by one space
 //     or one dash used consistently, passing the Luhn check, and not part of
@@ -80,13 +85,14 @@ const (
 	KindCardNumber   Kind = "card_number"
 	KindBearerToken  Kind = "bearer_token"
 	KindBasicAuth    Kind = "basic_auth"
+	KindQuerySecret  Kind = "query_secret"
 )
 
 // kinds lists every kind, indexed by its internal id.
 var kinds = [kindCount]Kind{
 	KindJSONSecret, KindGatehouseKey, KindGitHubToken, KindJWT,
 	KindAWSAccessKey, KindAWSSecretKey, KindSlackToken, KindPrivateKey,
-	KindCardNumber, KindBearerToken, KindBasicAuth,
+	KindCardNumber, KindBearerToken, KindBasicAuth, KindQuerySecret,
 }
 
 // Kinds returns every kind the Redactor knows.
@@ -205,6 +211,7 @@ func New(opts ...Option) *Redactor {
 	set(kCard, "23456", "0123456789")
 	set(kBearer, "Bb", "eE")
 	set(kBasic, "Bb", "aA")
+	set(kQuery, "?&#;\n", lower+"ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 	r.jsonTail = new([1024]uint64)
 	for _, k := range r.jsonKeys {
 		for c := 0; c < 256; c++ {
@@ -222,7 +229,7 @@ func New(opts ...Option) *Redactor {
 // result is a new slice even when nothing was found.
 func (r *Redactor) Bytes(src []byte) []byte {
 	out := make([]byte, 0, len(src))
-	r.scan(&out, src, nil, true)
+	r.scan(&out, src, scanState{lineStart: true, eof: true})
 	return out
 }
 
@@ -240,19 +247,8 @@ func (r *Redactor) String(s string) string {
 // Contains reports whether src holds anything the Redactor would replace
 // (as [Redactor.Bytes] would). It does not allocate.
 func (r *Redactor) Contains(src []byte) bool {
-	for i := 0; i < len(src); i++ {
-		if !r.trigger[src[i]] {
-			continue
-		}
-		var p byte
-		if i > 0 {
-			p = src[i-1]
-		}
-		if r.match(src[i:], p, true).st == stMatch {
-			return true
-		}
-	}
-	return false
+	_, _, found := r.scan(nil, src, scanState{lineStart: true, eof: true})
+	return found
 }
 
 type kind uint8
@@ -269,6 +265,7 @@ const (
 	kCard
 	kBearer
 	kBasic
+	kQuery
 	kindCount
 )
 
@@ -323,12 +320,37 @@ func needOrNo(eof bool) result {
 	return need
 }
 
+// scanState is what a scan needs to know about the input before data.
+type scanState struct {
+	hist      []byte // the input bytes just before data (up to histLen)
+	lineStart bool   // data starts a line (or the input): try name=value there
+	eof       bool   // data ends the input
+}
+
 // scan appends the redacted form of data to out and returns how many bytes
-// of data it consumed. Unless eof, it stops at the first position where a
-// secret may start but cannot be decided yet. hist holds the input bytes
-// just before data (the last few consumed by a stream; nil at the start).
-func (r *Redactor) scan(out *[]byte, data, hist []byte, eof bool) int {
+// of data it consumed, and whether data ends in a newline whose next line
+// the following scan must check (see matchParam). Unless st.eof, it stops
+// at the first position where a secret may start but cannot be decided
+// yet. With out nil it only looks for the first secret and reports
+// whether it found one.
+func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, endLine, found bool) {
 	emitted, i := 0, 0
+	eof := st.eof
+	if st.lineStart && len(data) > 0 && r.enabled[kQuery] {
+		// A form body, query string or env line starts without a separator.
+		res := r.matchParam(data, 0, eof)
+		switch res.st {
+		case stNeed:
+			return 0, false, false
+		case stMatch:
+			if out == nil {
+				return 0, false, true
+			}
+			*out = append(*out, data[:res.rs]...)
+			*out = append(*out, r.markers[res.k]...)
+			emitted, i = res.re, res.re
+		}
+	}
 	follow := &r.follow
 	trigger := &r.trigger
 	for i < len(data) {
@@ -347,23 +369,31 @@ func (r *Redactor) scan(out *[]byte, data, hist []byte, eof bool) int {
 		var p byte
 		if i > 0 {
 			p = data[i-1]
-		} else if len(hist) > 0 {
-			p = hist[len(hist)-1]
+		} else if len(st.hist) > 0 {
+			p = st.hist[len(st.hist)-1]
 		}
 		if isDigit(c) && (isAlnum[p] || p == '.') {
 			i++ // inside a number: not where a card number starts
 			continue
+		}
+		if c == '\n' && i == len(data)-1 {
+			endLine = true // the next line is checked by the next scan
 		}
 		res := r.match(data[i:], p, eof)
 		switch res.st {
 		case stNo:
 			i++
 		case stNeed:
-			*out = append(*out, data[emitted:i]...)
-			return i
+			if out != nil {
+				*out = append(*out, data[emitted:i]...)
+			}
+			return i, false, false
 		case stMatch:
+			if out == nil {
+				return 0, false, true
+			}
 			*out = append(*out, data[emitted:i+res.rs]...)
-			if res.k == kCard && jsonValueBefore(data[:i], hist) {
+			if res.k == kCard && jsonValueBefore(data[:i], st.hist) {
 				// A bare number in JSON: keep the document valid.
 				*out = append(*out, '"')
 				*out = append(*out, r.markers[res.k]...)
@@ -375,8 +405,10 @@ func (r *Redactor) scan(out *[]byte, data, hist []byte, eof bool) int {
 			i = emitted
 		}
 	}
-	*out = append(*out, data[emitted:]...)
-	return len(data)
+	if out != nil {
+		*out = append(*out, data[emitted:]...)
+	}
+	return len(data), endLine, false
 }
 
 // histLen is how much input before a candidate a stream remembers.
@@ -420,6 +452,11 @@ func (r *Redactor) match(d []byte, prev byte, eof bool) result {
 	case 'B', 'b':
 		if !isAlnum[prev] {
 			res = r.matchAuthScheme(d, eof)
+		}
+	case '?', '&', '#', ';', '\n':
+		// After a final newline the next scan checks the next line.
+		if r.enabled[kQuery] && (c != '\n' || len(d) > 1) {
+			res = r.matchParam(d, 1, eof)
 		}
 	case '"':
 		// A member name follows '{' or ',' and maybe white space.

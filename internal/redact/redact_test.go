@@ -110,6 +110,10 @@ func TestDetects(t *testing.T) {
 		{"bearer jwt keeps kind", "authorization: bearer " + jwtHS256, "authorization: bearer " + marker(redact.KindJWT)},
 		{"bearer github keeps kind", "BEARER  " + ghpToken, "BEARER  " + marker(redact.KindGitHubToken)},
 		{"basic auth", "Authorization: Basic dXNlcjpwYXNzd29yZA==\n", "Authorization: Basic " + marker(redact.KindBasicAuth) + "\n"},
+		{"query access_token", "GET /cb?code=abc&access_token=ya29.a0AfH6SM-x_y&state=1 HTTP/1.1", "GET /cb?code=abc&access_token=" + marker(redact.KindQuerySecret) + "&state=1 HTTP/1.1"},
+		{"fragment token", `<a href="https://app/#id_token=abc.def&x=1">`, `<a href="https://app/#id_token=` + marker(redact.KindQuerySecret) + `&x=1">`},
+		{"form body", "password=hunter2&user=bob&client_secret=s%3Dx", "password=" + marker(redact.KindQuerySecret) + "&user=bob&client_secret=" + marker(redact.KindQuerySecret)},
+		{"env lines", "HOME=/root\nDB_PASSWORD=pa55\nAPI_TOKEN=" + ghpToken + "\n", "HOME=/root\nDB_PASSWORD=" + marker(redact.KindQuerySecret) + "\nAPI_TOKEN=" + marker(redact.KindGitHubToken) + "\n"},
 		{"json non-string untouched", `{"token":null,"secret":true,"password":12}`, `{"token":null,"secret":true,"password":12}`},
 		{"json empty untouched", `{"password":""}`, `{"password":""}`},
 		{"json page token untouched", `{"nextPageToken":"abc","token_type":"Bearer"}`, `{"nextPageToken":"abc","token_type":"Bearer"}`},
@@ -171,6 +175,7 @@ func TestNoFalsePositives(t *testing.T) {
 		"digit columns": "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6",
 		"hex digits":    "deadbeef4111111111111111cafe",
 		"bearer prose":  "Bearer authentication uses Bearer tokens; see the bearer token spec 2",
+		"query plain":   "/search?q=token&page=2&sort=secret&next_page_token=abc",
 		"basic prose":   "Basic usage: basically Basic authentication, Basic dGVzdA== is not user:pass",
 	}
 	for name, in := range cases {

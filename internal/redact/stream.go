@@ -19,6 +19,7 @@ type stream struct {
 	r    *Redactor
 	pend []byte // unconsumed input: a candidate that needs more bytes
 	hist []byte // the last histLen consumed input bytes
+	mid  bool   // not at the start of a line whose name=value is unchecked
 	want int    // rescan only once pend holds this much (0: always)
 	out  []byte
 }
@@ -40,14 +41,13 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 			return s.out
 		}
 	}
-	n := s.r.scan(&s.out, data, s.hist, eof)
+	n, endLine, _ := s.r.scan(&s.out, data, scanState{hist: s.hist, lineStart: !s.mid, eof: eof})
+	s.consumed(data[:n], endLine)
 	if n < len(data) && len(data)-n > maxHold {
 		// Cannot happen with the built-in matchers; fail safe on memory.
-		s.remember(data[:n])
-		n += s.r.scan(&s.out, data[n:], s.hist, true)
-		s.remember(data[:n])
-	} else {
-		s.remember(data[:n])
+		m, endLine, _ := s.r.scan(&s.out, data[n:], scanState{hist: s.hist, lineStart: !s.mid, eof: true})
+		s.consumed(data[n:n+m], endLine)
+		n += m
 	}
 	rest := data[n:]
 	if len(rest) == 0 {
@@ -64,8 +64,13 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 	return s.out
 }
 
-// remember records consumed input as the history before the next scan.
-func (s *stream) remember(consumed []byte) {
+// consumed records input a scan consumed: its tail as history, and
+// whether the next scan starts a line to check.
+func (s *stream) consumed(consumed []byte, endLine bool) {
+	if len(consumed) == 0 {
+		return // the next scan starts where this one did
+	}
+	s.mid = !endLine
 	if len(consumed) >= histLen {
 		s.hist = append(s.hist[:0], consumed[len(consumed)-histLen:]...)
 		return

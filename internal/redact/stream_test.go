@@ -35,6 +35,7 @@ func plantedSecrets(tb testing.TB) map[string]string {
 		"escaped":    `{"log":"{\"password\":\"hunter2 escaped\"}"}`,
 		"bearer":     "Bearer 8f2a9c1e7b4d4e0f9a6b3c2d1e0f9a8b",
 		"basic":      "Basic dXNlcjpwYXNzd29yZA==",
+		"query":      "/cb?state=x&access_token=ya29.a0AfH6SMxyz",
 		"card":       visaSpaced,
 		"card json":  `{"pan":  ` + visa + `}`,
 		"amex":       amex,
@@ -50,6 +51,8 @@ func secretPart(s string) string {
 		return "hunter2"
 	case strings.HasPrefix(s, "Bearer "), strings.HasPrefix(s, "Basic "):
 		return s[strings.IndexByte(s, ' ')+1:]
+	case strings.HasPrefix(s, "/cb?"):
+		return "ya29"
 	case strings.HasPrefix(s, `{"pan"`):
 		return visa
 	case strings.HasPrefix(s, `{"password"`):
