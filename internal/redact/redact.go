@@ -58,10 +58,16 @@
 // still be the start of a secret and nothing else; the tail never exceeds
 // [MaxLookbehind] (65 KiB) plus the size of one write. The longest secret
 // handled per kind is: private_key 64 KiB, jwt and json_secret values
-// 16 KiB, GitHub and Slack tokens 255 characters after the prefix, the
-// fixed-length kinds their length. A PEM block, JWT or JSON secret value
-// longer than its limit is still redacted up to the limit (fail closed),
-// but the part beyond it is passed through.
+// 16 KiB, bearer_token 4 KiB, basic_auth and query_secret values 1 KiB,
+// GitHub and Slack tokens 255 characters after the prefix, the
+// fixed-length kinds their length. A PEM block, JWT, JSON value, bearer
+// token, query value, GitHub or Slack token longer than its limit is still
+// redacted up to the limit (fail closed), but the part beyond it is passed
+// through.
+//
+// Streams ([Redactor.Writer], [Redactor.Reader], [RedactResponse]) suit
+// response bodies; [Redactor.String] and [Redactor.Bytes] suit single log
+// lines; [Redactor.Handler] wraps an slog.Handler.
 package redact
 
 import (
