@@ -133,6 +133,7 @@ type Redactor struct {
 	enabled  [kindCount]bool
 	trigger  [256]bool       // bytes a secret (or its JSON member name) may start with
 	follow   [256]*[256]bool // per trigger byte, the bytes that may follow it
+	pairs    [1024]uint64    // bitset over byte pairs: trigger followed by an allowed byte
 	markers  [kindCount][]byte
 	jsonKeys []string
 	jsonTail *[1024]uint64 // bitset of the last two bytes of jsonKeys
@@ -218,6 +219,17 @@ func New(opts ...Option) *Redactor {
 	set(kBearer, "Bb", "eE")
 	set(kBasic, "Bb", "aA")
 	set(kQuery, "?&#;\n", lower+"ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+	for c1, f := range r.follow {
+		if f == nil {
+			continue
+		}
+		for c2, ok := range f {
+			if ok {
+				w := uint16(c1)<<8 | uint16(c2)
+				r.pairs[w>>6] |= 1 << (w & 63)
+			}
+		}
+	}
 	r.jsonTail = new([1024]uint64)
 	for _, k := range r.jsonKeys {
 		for c := 0; c < 256; c++ {
@@ -357,18 +369,21 @@ func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, e
 			emitted, i = res.re, res.re
 		}
 	}
-	follow := &r.follow
-	trigger := &r.trigger
+	pairs := &r.pairs
 	for i < len(data) {
-		// Fast path: skip bytes that start nothing.
-		for i < len(data) && !trigger[data[i]] {
+		// Fast path: skip byte pairs that start nothing.
+		for i+1 < len(data) {
+			w := uint16(data[i])<<8 | uint16(data[i+1])
+			if pairs[w>>6]&(1<<(w&63)) != 0 {
+				break
+			}
 			i++
 		}
 		if i == len(data) {
 			break
 		}
 		c := data[i]
-		if i+1 < len(data) && !follow[c][data[i+1]] {
+		if i == len(data)-1 && !r.trigger[c] {
 			i++
 			continue
 		}
