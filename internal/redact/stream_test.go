@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +247,41 @@ func TestWriterConcurrent(t *testing.T) {
 	want := strings.Repeat(r.String(line), 800)
 	if buf.String() != want {
 		t.Error("concurrent whole-line writes were not kept whole")
+	}
+}
+
+// TestRandomSplits compares streams cut at random places with the one-shot
+// result, on text built from fragments of every kind's syntax.
+func TestRandomSplits(t *testing.T) {
+	r := redact.New()
+	frags := []string{
+		"\n", " ", "&", "?", "#", ";", "=", ":", `"`, `\"`, `\\`, "{", "}", ",", ".", "-", "-----", "_",
+		"password", "token", "DB_PASSWORD", "access_token", "Bearer ", "Basic ", "dXNlcjpwYXNz",
+		"eyJ", "eyJhbGciOiJub25lIn0", "AKIA", "IOSFODNN7EXAMPLE", "aws_secret_access_key", awsSecret,
+		"ghp_", "github_pat_", "xoxb-", "hooks.slack.com/services/", "T0000/B0000/XXXXXXXXXX",
+		"-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "MC4CAQAw",
+		"4111", "1111", "378282246310005", "12", "0", "gk_", "abcdefghijklmnop", mustToken(t, "gk_"),
+		jwtHS256, visa, "A1b2C3d4E5f6G7h8J9k0",
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 3000
+	if testing.Short() {
+		n = 200
+	}
+	for iter := 0; iter < n; iter++ {
+		var sb strings.Builder
+		for range 1 + rng.IntN(40) {
+			sb.WriteString(frags[rng.IntN(len(frags))])
+		}
+		in := sb.String()
+		want := r.String(in)
+		var cuts []int
+		for range rng.IntN(6) {
+			cuts = append(cuts, rng.IntN(len(in)+1))
+		}
+		slices.Sort(cuts)
+		if got := writeSplit(t, r, in, cuts...); got != want {
+			t.Fatalf("input %q cut at %v:\n got %q\nwant %q", in, cuts, got, want)
+		}
 	}
 }
