@@ -33,8 +33,9 @@ var (
 	})
 	isB64Std = class(func(c byte) bool { return isAlnum[c] || c == '+' || c == '/' || c == '=' })
 
-	isParamName = class(func(c byte) bool { return isAlnum[c] || c == '_' || c == '-' || c == '.' })
-	isParamVal  = class(func(c byte) bool {
+	isParamStart = class(func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' })
+	isParamName  = class(func(c byte) bool { return isAlnum[c] || c == '_' || c == '-' || c == '.' })
+	isParamVal   = class(func(c byte) bool {
 		return c > 0x20 && c != 0x7f && !bytes.ContainsRune([]byte("&#\"'<>\\,;"), rune(c))
 	})
 

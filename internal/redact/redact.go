@@ -205,6 +205,7 @@ func New(opts ...Option) *Redactor {
 		}
 	}
 	const lower = "abcdefghijklmnopqrstuvwxyz"
+	const paramStart = lower + "ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 	set(kJSON, `"`, "")
 	set(kJSON, `\`, `"`)
 	set(kGatehouse, "g", lower)
@@ -218,7 +219,7 @@ func New(opts ...Option) *Redactor {
 	set(kCard, "23456", "0123456789")
 	set(kBearer, "Bb", "eE")
 	set(kBasic, "Bb", "aA")
-	set(kQuery, "?&#;\n", lower+"ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+	set(kQuery, "?&#;\n", paramStart) // isParamStart; the line-start check in scan agrees
 	for c1, f := range r.follow {
 		if f == nil {
 			continue
@@ -354,7 +355,7 @@ type scanState struct {
 func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, endLine, found bool) {
 	emitted, i := 0, 0
 	eof := st.eof
-	if st.lineStart && len(data) > 0 && r.enabled[kQuery] {
+	if st.lineStart && len(data) > 0 && r.enabled[kQuery] && isParamStart[data[0]] {
 		// A form body, query string or env line starts without a separator.
 		res := r.matchParam(data, 0, eof)
 		switch res.st {
