@@ -394,10 +394,12 @@ func matchPEM(d []byte, eof bool) result {
 		if v < 0 && !eof {
 			return need
 		}
-		if v == 1 {
+		// A real END label is non-empty and has no outer blanks; anything
+		// else may be swallowing the dashes of the next line.
+		if v == 1 && hdr > e && d[e] != ' ' && d[hdr-1] != ' ' {
 			return result{st: stMatch, k: kPEM, re: hdr + 5}
 		}
-		break
+		p -= 4
 	}
 	// No END line in reach: redact the body that follows.
 	end, short := run(d, k, maxPEM, isPEMRun)
