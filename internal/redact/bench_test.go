@@ -116,3 +116,19 @@ func BenchmarkSmallWrites(b *testing.B) {
 		w.Close()
 	}
 }
+
+// BenchmarkHeldTailSmallWrites: a BEGIN line without END keeps a 64 KiB
+// tail undecided while the input arrives 64 bytes at a time.
+func BenchmarkHeldTailSmallWrites(b *testing.B) {
+	in := []byte("-----BEGIN PRIVATE KEY-----\n" + strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n", 1<<15))
+	r := redact.New()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for range b.N {
+		w := r.Writer(io.Discard)
+		for i := 0; i < len(in); i += 64 {
+			w.Write(in[i:min(i+64, len(in))])
+		}
+		w.Close()
+	}
+}

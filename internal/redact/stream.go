@@ -11,6 +11,9 @@ import (
 // through a bug; the stream then flushes rather than grow without bound.
 const maxHold = MaxLookbehind
 
+// eagerTail is the longest held-back tail re-examined on every write.
+const eagerTail = 8 << 10
+
 // maxKeep is the largest output buffer a stream keeps between calls.
 const maxKeep = 512 << 10
 
@@ -35,8 +38,6 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 	if len(s.pend) > 0 {
 		s.pend = append(s.pend, p...)
 		data = s.pend
-		// Rescanning a held candidate costs its length, so wait until the
-		// tail has doubled: the work stays linear in the input.
 		if !eof && len(data) < s.want {
 			return s.out
 		}
@@ -55,7 +56,13 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 		s.want = 0
 		return s.out
 	}
-	s.want = min(2*len(rest), maxHold)
+	// A short tail is re-examined on every write, so it is released as
+	// soon as it is decided. A long one is re-examined once it has doubled,
+	// which keeps the work linear in the input whatever the write sizes.
+	s.want = len(rest) + 1
+	if len(rest) > eagerTail {
+		s.want = min(2*len(rest), maxHold)
+	}
 	if len(s.pend) > 0 {
 		s.pend = s.pend[:copy(s.pend, rest)]
 	} else {

@@ -285,3 +285,14 @@ func TestRandomSplits(t *testing.T) {
 		}
 	}
 }
+
+func TestReleasesAsSoonAsDecided(t *testing.T) {
+	r := redact.New()
+	var buf bytes.Buffer
+	w := r.Writer(&buf)
+	io.WriteString(w, "auth: Bearer abc")
+	io.WriteString(w, " ok\n")
+	if got := buf.String(); got != "auth: Bearer abc ok\n" {
+		t.Errorf("got %q before Close", got)
+	}
+}
