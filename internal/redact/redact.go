@@ -129,6 +129,7 @@ var jsonKeyExempt = []string{"pagetoken", "nexttoken", "continuationtoken", "syn
 // Redactor finds and replaces secrets. It is immutable once built by New and
 // safe for concurrent use; streams made from it ([Redactor.Writer],
 // [Redactor.Reader]) are not shared between goroutines unless documented.
+// The zero Redactor redacts nothing; build one with New.
 type Redactor struct {
 	enabled  [kindCount]bool
 	trigger  [256]bool       // bytes a secret (or its JSON member name) may start with

@@ -262,3 +262,11 @@ func TestLengthLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestZeroRedactorPassesThrough(t *testing.T) {
+	var r redact.Redactor
+	in := `{"password":"x"} ` + visa + " " + jwtHS256
+	if got := r.String(in); got != in {
+		t.Errorf("got %q", got)
+	}
+}
