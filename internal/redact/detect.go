@@ -852,9 +852,11 @@ func (r *Redactor) matchParam(d []byte, ns int, eof bool) result {
 	}
 	if r.enabled[kAWSSecret] {
 		// AWS_SECRET_ACCESS_KEY=… has a kind of its own.
-		if res := matchAWSSecret(d[ns:], eof); res.st == stMatch {
-			res.rs += ns
-			res.re += ns
+		if res := matchAWSSecret(d[ns:], eof); res.st != stNo {
+			if res.st == stMatch {
+				res.rs += ns
+				res.re += ns
+			}
 			return res
 		}
 	}
