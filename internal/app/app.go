@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
+	"github.com/gatehouse/gatehouse/internal/redact"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
@@ -438,8 +439,10 @@ func (a *App) close() error {
 	return nil
 }
 
-// NewLogger returns the process logger the config asks for.
+// NewLogger returns the process logger the config asks for. Everything it
+// writes passes through the secret redactor.
 func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	w = redact.New().Writer(w)
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}

@@ -159,6 +159,7 @@ type RouteConfig struct {
 	TLS            *UpstreamTLSConfig `yaml:"tls"`
 	Breaker        BreakerConfig      `yaml:"breaker"`
 	JSONSchema     string             `yaml:"json_schema"`
+	Redact         bool               `yaml:"redact"` // redact secrets in response bodies
 	ContentTypes   []string           `yaml:"content_types"`
 }
 
@@ -670,6 +671,7 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		UpstreamTLS:    upstreamTLS(r.TLS),
 		Breaker:        gatehouse.Breaker(r.Breaker),
 		JSONSchema:     r.JSONSchema,
+		Redact:         r.Redact,
 		ContentTypes:   r.ContentTypes,
 	}
 }

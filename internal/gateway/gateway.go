@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/redact"
 )
 
 // Handler is a step of the request path. Returning an error hands the
@@ -96,6 +97,9 @@ type Config struct {
 	MaxHeaderBytes int // most bytes of header fields; 0: unlimited
 	Ready          []ReadinessCheck
 	Version        string
+	// Redactor redacts response bodies of routes with Redact set; nil: a
+	// default one.
+	Redactor *redact.Redactor
 	// Transport is the base transport to upstreams; nil: a gateway-tuned one.
 	Transport *http.Transport
 }
@@ -123,6 +127,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = gatehouse.SystemClock{}
+	}
+	if cfg.Redactor == nil {
+		cfg.Redactor = redact.New()
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock}
 	g.health = &health{checks: append(cfg.Ready, ReadinessCheck{Name: "circuit_breakers", Check: g.breakers.check}), version: cfg.Version}
@@ -162,7 +169,7 @@ func New(cfg Config) (*Gateway, error) {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
 			r.limitPrefix = "route:" + rc.Name + "|"
 		}
-		r.proxy = newProxy(r, target, r.breaker, g.log)
+		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor)
 		routes = append(routes, r)
 	}
 	g.router = newRouter(routes)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/redact"
 )
 
 // NewTransport returns a Transport tuned for a gateway: many idle
@@ -49,7 +50,7 @@ func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
 
 // newProxy returns the reverse proxy of one route.
-func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger) *httputil.ReverseProxy {
+func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger, red *redact.Redactor) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ex := exchangeFrom(pr.In.Context())
@@ -70,6 +71,16 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger)
 				h["X-Gatehouse-Principal"] = []string{p.ID}
 				h["X-Gatehouse-Scopes"] = []string{p.ScopesHeader}
 			}
+			if rt.Redact {
+				// Only encodings the redactor can read, and whole bodies.
+				if strings.Contains(pr.In.Header.Get("Accept-Encoding"), "gzip") {
+					h["Accept-Encoding"] = []string{"gzip"}
+				} else {
+					delete(h, "Accept-Encoding")
+				}
+				delete(h, "Range")
+				delete(h, "If-Range")
+			}
 		},
 		Transport:  t,
 		BufferPool: newBufferPool(),
@@ -77,6 +88,9 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger)
 			// Gatehouse's security headers and request id are the only ones.
 			httpjson.DeleteSecurityHeaders(res.Header)
 			delete(res.Header, "X-Request-Id")
+			if rt.Redact {
+				return redact.RedactResponse(res, red)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
