@@ -23,7 +23,8 @@ const maxScored = 100
 // the username) which it treats as the most guessable words. hint is a short
 // suggestion aimed at the weakest pattern found, or "" when there is nothing
 // to say. Only the first 100 bytes of pw are scored. A pw that is not valid
-// UTF-8 scores 0. Strength is safe for concurrent use.
+// UTF-8 scores 0, and one of at most 3 distinct characters at most 1.
+// Strength is safe for concurrent use.
 func Strength(pw string, userInputs ...string) (score int, hint string) {
 	if len(pw) > maxScored {
 		pw = pw[:maxScored]
@@ -35,10 +36,33 @@ func Strength(pw string, userInputs ...string) (score int, hint string) {
 		return 0, "use valid text"
 	}
 	res := zxcvbn.PasswordStrength(pw, userInputs)
+	if res.Score > 1 && fewDistinct(pw) {
+		// The port under-counts repeats of non-ASCII characters
+		// ("éééééé…" scores 4); a password of at most 3 distinct
+		// characters is guessable whatever its length.
+		return 1, "avoid repeated characters and words"
+	}
 	if res.Score >= MaxStrength {
 		return res.Score, ""
 	}
 	return res.Score, hintFor(res.Sequence)
+}
+
+// fewDistinct reports whether pw uses at most 3 distinct characters.
+func fewDistinct(pw string) bool {
+	var seen [3]rune
+	n := 0
+	for _, r := range pw {
+		if n > 0 && (seen[0] == r || n > 1 && seen[1] == r || n > 2 && seen[2] == r) {
+			continue
+		}
+		if n == len(seen) {
+			return false
+		}
+		seen[n] = r
+		n++
+	}
+	return true
 }
 
 // hintFor explains the longest guessable pattern in seq, in the spirit of
