@@ -118,6 +118,10 @@ func encode(p Params, salt, key []byte) string {
 // store Hash(pw, current) in its place (rehash is always false when ok is
 // false). A malformed encoding yields an error wrapping ErrMalformedHash and
 // never panics. Verify is safe for concurrent use.
+//
+// To keep login timing from revealing whether a username exists, callers
+// should Verify the submitted password against a hash made once with the
+// current parameters (of any random password) when the user is unknown.
 func Verify(pw, encoded string, current Params) (ok, rehash bool, err error) {
 	p, salt, key, err := decode(encoded)
 	if err != nil {

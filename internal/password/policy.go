@@ -23,7 +23,8 @@ const (
 // Policy decides which new passwords are acceptable and when a password
 // expires. It is part of the authentication settings; the JSON field names
 // are the settings keys. The zero value is not valid (Validate refuses
-// MinLength 0); start from DefaultPolicy. A Policy is a value: Check and
+// MinLength 0); start from DefaultPolicy, and decode settings JSON on top of
+// it so that omitted fields keep their defaults. A Policy is a value: Check and
 // Validate do not modify it and are safe for concurrent use.
 type Policy struct {
 	// MinLength is the fewest characters (Unicode code points) a password

@@ -161,10 +161,11 @@ func HOTP(key []byte, counter uint64) string {
 func Step(t time.Time) int64 {
 	s := t.Unix()
 	p := int64(Period / time.Second)
-	if s < 0 {
-		return (s - p + 1) / p // floor division
+	q := s / p
+	if s%p != 0 && s < 0 {
+		q-- // floor, not truncation, before 1970
 	}
-	return s / p
+	return q
 }
 
 // Code returns the code for secret (base32, as GenerateSecret makes) at

@@ -3,6 +3,7 @@ package totp_test
 import (
 	"encoding/base32"
 	"errors"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -209,7 +210,8 @@ func TestStep(t *testing.T) {
 	tests := []struct {
 		unix int64
 		want int64
-	}{{0, 0}, {29, 0}, {30, 1}, {-1, -1}, {-30, -1}, {-31, -2}}
+	}{{0, 0}, {29, 0}, {30, 1}, {-1, -1}, {-30, -1}, {-31, -2},
+		{math.MaxInt64, math.MaxInt64 / 30}, {math.MinInt64, math.MinInt64/30 - 1}}
 	for _, tt := range tests {
 		if got := totp.Step(time.Unix(tt.unix, 0)); got != tt.want {
 			t.Errorf("Step(%d) = %d, want %d", tt.unix, got, tt.want)
