@@ -147,7 +147,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: authn.SessionCookie, Value: id, Path: "/", Expires: expires,
+		Name: authn.SessionCookie, Value: id, Path: "/", MaxAge: int(expires.Sub(s.cfg.Clock.Now()).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	httpjson.Write(w, http.StatusOK, SessionResponse{User: userJSON(res.User), CSRFToken: csrf, ExpiresAt: expires, Restricted: res.Restricted})
@@ -444,7 +444,8 @@ func (s *Server) getAuthSettings(w http.ResponseWriter, r *http.Request, p *gate
 }
 
 func (s *Server) putAuthSettings(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	var next authn.AuthSettings
+	// Fields the body omits keep their current values.
+	next := s.cfg.Users.Settings()
 	if err := decode(r, &next); err != nil {
 		return err
 	}

@@ -49,6 +49,8 @@ type App struct {
 	store   store.Store
 	keys    *authn.Keys
 	clients *authn.Clients
+	pats    *authn.PATs
+	users   *authn.Users
 	tokens  *authn.Tokens
 	policy  *authz.Engine
 	limiter *service.Service
@@ -132,6 +134,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
+	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
+	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats})
+	if err != nil {
+		return nil, err
+	}
 	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
 	if err != nil {
 		return nil, err
@@ -177,7 +184,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	a.gateway, err = gateway.New(gateway.Config{
 		Routes:         routes,
-		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens},
+		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens, PATs: a.pats},
 		Certs:          authn.NewCertPrincipals(cfg.TLS.ClientPrincipals),
 		Endpoints:      oauthSrv.Endpoints(),
 		Authorizer:     a.policy,
@@ -200,7 +207,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy, Logger: log, Clock: opts.Clock})
+	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
+		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Logger: log, Clock: opts.Clock})
 
 	a.public = a.newServer(a.gateway)
 	a.adminSrv = a.newServer(adminAPI)

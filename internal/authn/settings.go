@@ -7,34 +7,19 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 // AuthSettings is Settings → Authentication: how people sign in.
 type AuthSettings struct {
-	Password          PasswordSettings `json:"password_policy"`
-	Argon2            Argon2Settings   `json:"argon2"`
-	BasicAuth         bool             `json:"basic_auth"` // HTTP Basic on the admin API
-	Lockout           LockoutSettings  `json:"lockout"`
-	Session           SessionSettings  `json:"session"`
-	TOTPRequiredRoles []string         `json:"totp_required_roles"`
-}
-
-// PasswordSettings is the password policy.
-type PasswordSettings struct {
-	MinLength      int  `json:"min_length"`
-	MinStrength    int  `json:"min_strength"` // 0–4, zxcvbn scale
-	History        int  `json:"history"`      // refuse the last N passwords
-	MaxAgeDays     int  `json:"max_age_days"` // 0: never expires
-	ForbidUsername bool `json:"forbid_username"`
-	CheckCommon    bool `json:"check_common"`
-}
-
-// Argon2Settings are the argon2id parameters of new hashes; a login with a
-// hash made under other parameters rehashes it.
-type Argon2Settings struct {
-	Time      uint32 `json:"time"`
-	MemoryKiB uint32 `json:"memory_kib"`
-	Threads   uint8  `json:"threads"`
+	Password password.Policy `json:"password_policy"`
+	// Argon2 are the parameters of new hashes; a sign-in with a hash made
+	// under other parameters rehashes it.
+	Argon2            password.Params `json:"argon2"`
+	BasicAuth         bool            `json:"basic_auth"` // HTTP Basic on the admin API
+	Lockout           LockoutSettings `json:"lockout"`
+	Session           SessionSettings `json:"session"`
+	TOTPRequiredRoles []string        `json:"totp_required_roles"`
 }
 
 // LockoutSettings locks an account after repeated failed logins.
@@ -74,8 +59,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // DefaultAuthSettings are the settings of a new deployment.
 func DefaultAuthSettings() AuthSettings {
 	return AuthSettings{
-		Password:          PasswordSettings{MinLength: 12, MinStrength: 3, History: 5, MaxAgeDays: 90, ForbidUsername: true, CheckCommon: true},
-		Argon2:            Argon2Settings{Time: 2, MemoryKiB: 19 * 1024, Threads: 1},
+		Password:          password.DefaultPolicy(),
+		Argon2:            password.DefaultParams(),
 		BasicAuth:         true,
 		Lockout:           LockoutSettings{MaxFailures: 5, Window: Duration(15 * time.Minute), Duration: Duration(15 * time.Minute)},
 		Session:           SessionSettings{IdleTimeout: Duration(30 * time.Minute), AbsoluteTimeout: Duration(12 * time.Hour)},
@@ -88,22 +73,13 @@ func (s AuthSettings) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return gatehouse.Errorf(gatehouse.EINVALID, "%s: %s", field, fmt.Sprintf(format, args...))
 	}
-	p := s.Password
+	if err := s.Password.Validate(); err != nil {
+		return err
+	}
+	if err := s.Argon2.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case p.MinLength < 8:
-		return bad("password_policy.min_length", "must be at least 8 (NIST SP 800-63B), not %d", p.MinLength)
-	case p.MinLength > 128:
-		return bad("password_policy.min_length", "must be at most 128")
-	case p.MinStrength < 0 || p.MinStrength > 4:
-		return bad("password_policy.min_strength", "must be 0 to 4")
-	case p.History < 0 || p.History > 24:
-		return bad("password_policy.history", "must be 0 to 24")
-	case p.MaxAgeDays < 0 || p.MaxAgeDays > 365:
-		return bad("password_policy.max_age_days", "must be 0 (never) to 365")
-	case s.Argon2.Time < 1 || s.Argon2.Threads < 1:
-		return bad("argon2", "time and threads must be at least 1")
-	case s.Argon2.MemoryKiB < 8*1024 || s.Argon2.MemoryKiB > 1024*1024:
-		return bad("argon2.memory_kib", "must be 8192 (8 MiB) to 1048576 (1 GiB)")
 	case s.Lockout.MaxFailures < 1 || s.Lockout.MaxFailures > 100:
 		return bad("lockout.max_failures", "must be 1 to 100")
 	case s.Lockout.Window < Duration(time.Minute) || s.Lockout.Duration < Duration(time.Minute):

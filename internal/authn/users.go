@@ -18,27 +18,10 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/totp"
 )
-
-// Passwords hashes and checks passwords under the current settings. The
-// password package implements it (see NewPasswords in package app).
-type Passwords interface {
-	Hash(pw string, s AuthSettings) (string, error)
-	// Verify compares in constant time; rehash reports a hash made under
-	// other parameters than s.
-	Verify(pw, encoded string, s AuthSettings) (ok, rehash bool, err error)
-	// Check applies the password policy; its error names the rule.
-	Check(pw, username string, previous []string, s AuthSettings) error
-}
-
-// TOTP verifies time-based one-time passwords (RFC 6238).
-type TOTP interface {
-	GenerateSecret() (string, error)
-	URI(issuer, account, secret string) string
-	// Verify returns the matched time step, so a step is accepted once.
-	Verify(secret, code string, t time.Time) (ok bool, step int64)
-}
 
 const settingsKey = "authentication"
 
@@ -49,8 +32,6 @@ type Users struct {
 	pepper   []byte
 	clock    gatehouse.Clock
 	log      *slog.Logger
-	pw       Passwords
-	totp     TOTP
 	pats     *PATs
 	settings atomic.Pointer[AuthSettings]
 	dummy    string // a hash to verify against for unknown users (equal timing)
@@ -66,13 +47,11 @@ type loginFailures struct {
 
 // UsersConfig configures Users.
 type UsersConfig struct {
-	Store     store.Store
-	Pepper    []byte
-	Clock     gatehouse.Clock
-	Logger    *slog.Logger
-	Passwords Passwords
-	TOTP      TOTP
-	PATs      *PATs
+	Store  store.Store
+	Pepper []byte
+	Clock  gatehouse.Clock
+	Logger *slog.Logger
+	PATs   *PATs
 }
 
 // NewUsers loads Settings → Authentication (defaults on first start).
@@ -84,7 +63,7 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
-		pw: cfg.Passwords, totp: cfg.TOTP, pats: cfg.PATs, failures: map[string]*loginFailures{}}
+		pats: cfg.PATs, failures: map[string]*loginFailures{}}
 	s := DefaultAuthSettings()
 	raw, err := cfg.Store.GetSetting(ctx, settingsKey)
 	switch {
@@ -96,7 +75,7 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 		return nil, err
 	}
 	u.settings.Store(&s)
-	if u.dummy, err = cfg.Passwords.Hash("gatehouse-timing-equaliser", s); err != nil {
+	if u.dummy, err = password.Hash("gatehouse-timing-equaliser", s.Argon2); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -143,10 +122,10 @@ func (u *Users) Create(ctx context.Context, n NewUser) (*store.User, error) {
 		}
 	}
 	s := u.Settings()
-	if err := u.pw.Check(n.Password, n.Username, nil, s); err != nil {
+	if err := s.Password.Check(n.Password, n.Username, nil); err != nil {
 		return nil, err
 	}
-	h, err := u.pw.Hash(n.Password, s)
+	h, err := password.Hash(n.Password, s.Argon2)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +201,7 @@ func (u *Users) ChangePassword(ctx context.Context, username, current, next stri
 	if err != nil {
 		return err
 	}
-	if ok, _, _ := u.pw.Verify(current, usr.PasswordHash, u.Settings()); !ok {
+	if ok, _, _ := password.Verify(current, usr.PasswordHash, u.Settings().Argon2); !ok {
 		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "current_password: does not match")
 	}
 	if err := u.setPassword(ctx, usr, next); err != nil {
@@ -240,10 +219,10 @@ func (u *Users) setPassword(ctx context.Context, usr *store.User, next string) e
 	if len(hist) > s.Password.History {
 		hist = hist[:s.Password.History]
 	}
-	if err := u.pw.Check(next, usr.Username, hist, s); err != nil {
+	if err := s.Password.Check(next, usr.Username, hist); err != nil {
 		return err
 	}
-	h, err := u.pw.Hash(next, s)
+	h, err := password.Hash(next, s.Argon2)
 	if err != nil {
 		return err
 	}
@@ -285,7 +264,7 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 	now := u.clock.Now()
 	key := strings.ToLower(l.Username)
 	if u.locked(key, now) {
-		u.pw.Verify(l.Password, u.dummy, s) // same cost as a real attempt
+		password.Verify(l.Password, u.dummy, s.Argon2) // same cost as a real attempt
 		return LoginResult{}, ErrLoginFailed
 	}
 	usr, err := u.store.GetUser(ctx, l.Username)
@@ -296,7 +275,7 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 	if usr != nil {
 		hash = usr.PasswordHash
 	}
-	ok, rehash, _ := u.pw.Verify(l.Password, hash, s)
+	ok, rehash, _ := password.Verify(l.Password, hash, s.Argon2)
 	if usr == nil || !ok || !usr.DisabledAt.IsZero() {
 		return LoginResult{Locked: u.fail(key, now, s)}, ErrLoginFailed
 	}
@@ -309,7 +288,7 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 			return LoginResult{Locked: u.fail(key, now, s)}, err
 		}
 	}
-	expired := usr.PasswordExpired || (s.Password.MaxAgeDays > 0 && now.Sub(usr.PasswordChangedAt) >= time.Duration(s.Password.MaxAgeDays)*24*time.Hour)
+	expired := usr.PasswordExpired || s.Password.Expired(usr.PasswordChangedAt, now)
 	if expired {
 		if l.NewPassword == "" {
 			return LoginResult{}, ErrPasswordExpired
@@ -323,7 +302,7 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 		}
 	}
 	if rehash {
-		if h, err := u.pw.Hash(l.Password, s); err == nil {
+		if h, err := password.Hash(l.Password, s.Argon2); err == nil {
 			usr.PasswordHash = h
 			if err := u.store.UpdateUser(ctx, usr); err != nil {
 				return LoginResult{}, err
@@ -391,7 +370,7 @@ func (u *Users) EnrollTOTP(ctx context.Context, username, issuer string) (secret
 	if usr.TOTPEnabled {
 		return "", "", gatehouse.Errorf(gatehouse.ECONFLICT, "a second factor is already enrolled; an administrator can reset it")
 	}
-	if secret, err = u.totp.GenerateSecret(); err != nil {
+	if secret, err = totp.GenerateSecret(); err != nil {
 		return "", "", err
 	}
 	if usr.TOTPSecret, err = u.seal(secret); err != nil {
@@ -400,7 +379,7 @@ func (u *Users) EnrollTOTP(ctx context.Context, username, issuer string) (secret
 	if err := u.store.UpdateUser(ctx, usr); err != nil {
 		return "", "", err
 	}
-	return secret, u.totp.URI(issuer, username, secret), nil
+	return secret, totp.URI(issuer, username, secret), nil
 }
 
 // ConfirmTOTP activates an enrolled secret with a first valid code.
@@ -427,7 +406,7 @@ func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) err
 	if err != nil {
 		return err
 	}
-	ok, step := u.totp.Verify(secret, code, u.clock.Now())
+	ok, step := totp.Verify(secret, code, u.clock.Now(), 1)
 	if !ok || step <= usr.TOTPLastStep {
 		return errBadTOTP
 	}
