@@ -16,7 +16,7 @@ func TestAdminAPIValidation(t *testing.T) {
 		status                   int
 		want                     string // in the error message
 	}{
-		{"no token", "GET", "/v1/keys", "", nil, 401, "admin API needs Authorization"},
+		{"no token", "GET", "/v1/keys", "", nil, 401, "admin API needs a session"},
 		{"wrong token", "GET", "/v1/keys", "", []string{"Authorization: Bearer nope-nope-nope-nope"}, 401, "invalid admin credential"},
 		{"invalid JSON", "POST", "/v1/keys", "{", []string{auth}, 400, "invalid JSON body"},
 		{"empty body", "POST", "/v1/keys", "", []string{auth}, 400, "request body is empty"},
