@@ -1,0 +1,958 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"crypto/rand"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/oklog/ulid/v2"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Durability says when Record returns relative to the fsync of the event.
+type Durability string
+
+// The durability modes.
+const (
+	// DurabilitySync acknowledges an event only after it is fsynced. It is
+	// the default. Concurrent callers share fsyncs (group commit).
+	DurabilitySync Durability = "sync"
+	// DurabilityBatch acknowledges an event once it is written to the
+	// operating system, and fsyncs every BatchSyncInterval. A power loss can
+	// lose the last acknowledged events; a process crash cannot.
+	DurabilityBatch Durability = "batch"
+)
+
+// Errors callers may branch on.
+var (
+	// ErrClosed is returned by Record after Close.
+	ErrClosed = errors.New("audit log closed")
+	// ErrPruned is returned for entries removed by retention.
+	ErrPruned = errors.New("audit entry pruned")
+	// ErrNotFound is returned for entries beyond the end of the log.
+	ErrNotFound = errors.New("audit entry not found")
+	// ErrLocked is returned by Open when another process holds the log.
+	ErrLocked = errors.New("audit log is in use by another process")
+)
+
+// Log keys.
+const (
+	logKeyDir    = "dir"
+	logKeySize   = "size"
+	logKeyErr    = "err"
+	logKeyOffset = "offset"
+	logKeyReason = "reason"
+)
+
+// Config configures Open. Dir and Origin are required; every other field
+// has a usable zero value.
+type Config struct {
+	// Dir holds the log's files. It is created if missing.
+	Dir string
+	// Origin is the first line of every checkpoint and the name of the
+	// signing key, e.g. "gatehouse.example/audit". It must not contain
+	// spaces or '+'.
+	Origin string
+	// Durability is DurabilitySync (default) or DurabilityBatch.
+	Durability Durability
+	// CheckpointInterval is how often a checkpoint is signed when the tree
+	// grew. Zero means 10s; negative disables periodic checkpoints.
+	CheckpointInterval time.Duration
+	// BatchSyncInterval is the fsync cadence in batch mode. Zero means 100ms.
+	BatchSyncInterval time.Duration
+	// Retention is how long events are kept. Zero keeps them forever.
+	Retention time.Duration
+	// PruneInterval is how often retention runs. Zero means one hour;
+	// negative disables periodic pruning (Prune may still be called).
+	PruneInterval time.Duration
+	// SegmentEntries is the number of entries per segment file, a power of
+	// two. Zero means 65536. An existing log keeps the size it was made with.
+	SegmentEntries int
+	// Clock stamps events and drives retention. Nil means the system clock.
+	Clock gatehouse.Clock
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+	// Stream, if set, receives every event as one JSON line after it is
+	// committed. Writes happen on a separate goroutine through a bounded
+	// buffer; when it is full events are dropped and counted.
+	Stream io.Writer
+	// StreamBuffer is the stream buffer size in events. Zero means 4096.
+	StreamBuffer int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Dir == "" {
+		return errors.New("audit: Dir is required")
+	}
+	if c.Origin == "" || strings.ContainsAny(c.Origin, " \t\n+") {
+		return fmt.Errorf("audit: origin %q must be non-empty without spaces or '+'", c.Origin)
+	}
+	switch c.Durability {
+	case "":
+		c.Durability = DurabilitySync
+	case DurabilitySync, DurabilityBatch:
+	default:
+		return fmt.Errorf("audit: durability %q must be %q or %q", c.Durability, DurabilitySync, DurabilityBatch)
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.BatchSyncInterval <= 0 {
+		c.BatchSyncInterval = 100 * time.Millisecond
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = time.Hour
+	}
+	if c.SegmentEntries == 0 {
+		c.SegmentEntries = 1 << 16
+	}
+	if c.SegmentEntries < 2 || c.SegmentEntries&(c.SegmentEntries-1) != 0 || c.SegmentEntries > 1<<30 {
+		return fmt.Errorf("audit: segment entries %d must be a power of two", c.SegmentEntries)
+	}
+	if c.Clock == nil {
+		c.Clock = gatehouse.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 4096
+	}
+	return nil
+}
+
+// maxPending bounds the events queued for the writer; Record waits when it
+// is reached.
+const maxPending = 1 << 15
+
+// batch is a group of events committed with one write and one fsync.
+type batch struct {
+	buf    []byte // framed records
+	lens   []int  // frame lengths
+	leaves []byte // leaf hashes, hashLen each
+	n      int
+	start  uint64 // index of the first event, set by the writer
+	err    error
+	done   chan struct{}
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// Entry is one stored event and its position in the log.
+type Entry struct {
+	Index uint64          `json:"index"`
+	Event gatehouse.Event `json:"event"`
+}
+
+// Log is an open tamper-evident audit log. It is safe for concurrent use.
+type Log struct {
+	cfg     Config
+	dir     string
+	segBits uint
+	signer  note.Signer
+	vkey    string
+	logger  *slog.Logger
+	clock   gatehouse.Clock
+	lock    *os.File
+
+	idMu    sync.Mutex
+	entropy *ulid.MonotonicEntropy
+
+	qmu     sync.Mutex
+	qcond   *sync.Cond
+	pending *batch
+	closed  bool
+	failed  error
+	kick    chan struct{}
+
+	ctl        chan func()
+	writerDone chan struct{}
+	stream     *streamer
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	w writerState
+
+	// mu guards the snapshot that readers use.
+	mu       sync.RWMutex
+	prefix   prefixState
+	segs     []segInfo
+	latest   []byte
+	latestCP Checkpoint
+}
+
+type writerState struct {
+	seg, idx     *os.File
+	cp           *os.File
+	segStart     uint64
+	segCount     uint64
+	segOff       int64
+	size         uint64
+	rng          *compact.Range
+	segRoot      []byte // set by the range visitor when a segment fills
+	visit        compact.VisitFn
+	idxBuf       []byte
+	unsynced     bool
+	lastSync     time.Time
+	lastPrune    time.Time
+	lastCPSize   uint64
+	haveCP       bool
+	lastCPRoot   []byte
+	recoveredMsg string
+}
+
+var _ gatehouse.Auditor = (*Log)(nil)
+
+// Open opens or creates the audit log in cfg.Dir, recovering from a crash if
+// needed: a torn record at the tail of the newest segment is cut, logged,
+// and recorded as an "audit.recovered" event. Damage anywhere else makes
+// Open fail; run Verify to locate it.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	l := &Log{
+		cfg:        cfg,
+		dir:        cfg.Dir,
+		segBits:    uint(bits.TrailingZeros(uint(cfg.SegmentEntries))),
+		logger:     cfg.Logger.WithGroup("audit"),
+		clock:      cfg.Clock,
+		entropy:    ulid.Monotonic(rand.Reader, 0),
+		kick:       make(chan struct{}, 1),
+		ctl:        make(chan func()),
+		writerDone: make(chan struct{}),
+		pending:    newBatch(),
+	}
+	l.qcond = sync.NewCond(&l.qmu)
+	if err := os.MkdirAll(filepath.Join(l.dir, segDirName), 0o700); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(l.dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open audit log %s: %w", l.dir, ErrLocked)
+	}
+	l.lock = lock
+	if err := l.load(ctx); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	if cfg.Stream != nil {
+		l.stream = newStreamer(cfg.Stream, cfg.StreamBuffer)
+	}
+	go l.writer()
+	if msg := l.w.recoveredMsg; msg != "" {
+		_, err := l.Append(ctx, gatehouse.Event{
+			Type:    "audit.recovered",
+			Actor:   gatehouse.Actor{Kind: "system", ID: "gatehouse"},
+			Action:  "recover",
+			Outcome: gatehouse.OutcomeSuccess,
+			Reason:  msg,
+		})
+		if err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("record audit recovery: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// load reads the directory state and prepares the writer state.
+func (l *Log) load(ctx context.Context) error {
+	signer, vkey, err := loadOrCreateKey(l.dir, l.cfg.Origin)
+	if err != nil {
+		return err
+	}
+	l.signer, l.vkey = signer, vkey
+	prefix, err := readPrune(l.dir)
+	if err != nil {
+		return err
+	}
+	l.prefix = prefix
+	starts, err := listSegments(l.dir)
+	if err != nil {
+		return err
+	}
+	// Segments wholly below the pruned prefix are left over from an
+	// interrupted prune.
+	for len(starts) > 0 && starts[0] < prefix.begin {
+		l.logger.Info("removing pruned segment left by an interrupted prune", "start", starts[0])
+		os.Remove(segPath(l.dir, starts[0]))
+		os.Remove(idxPath(l.dir, starts[0]))
+		starts = starts[1:]
+	}
+	if len(starts) > 0 {
+		b := make([]byte, fileHeaderLen)
+		f, err := os.Open(segPath(l.dir, starts[0]))
+		if err != nil {
+			return fmt.Errorf("open audit segment %d: %w", starts[0], err)
+		}
+		_, err = io.ReadFull(f, b)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read audit segment %d: %w", starts[0], err)
+		}
+		segBits, err := parseHeader(b, segMagic, starts[0])
+		if err != nil {
+			return fmt.Errorf("read audit segment %d: %w", starts[0], err)
+		}
+		l.segBits = segBits
+	}
+	if prefix.begin%(1<<l.segBits) != 0 {
+		return fmt.Errorf("audit prune state begins at %d, not a segment boundary", prefix.begin)
+	}
+	w := &l.w
+	w.visit = func(id compact.NodeID, h []byte) {
+		if id.Level == l.segBits {
+			w.segRoot = h
+		}
+	}
+	rng, err := newRangeFactory().NewRange(0, prefix.begin, prefix.hashes)
+	if err != nil {
+		return fmt.Errorf("audit prune state: %w", err)
+	}
+	w.rng = rng
+	next := prefix.begin
+	full := uint64(1) << l.segBits
+	for i, start := range starts {
+		if start != next {
+			return fmt.Errorf("audit segment %d: expected a segment starting at entry %d", start, next)
+		}
+		if i == len(starts)-1 {
+			break
+		}
+		_, leaves, root, err := readIndex(l.dir, start, l.segBits)
+		if err != nil {
+			return err
+		}
+		if root == nil {
+			return fmt.Errorf("audit segment %d is not sealed but is not the newest", start)
+		}
+		_ = leaves
+		seg, err := newRangeFactory().NewRange(start, start+full, [][]byte{root})
+		if err != nil {
+			return err
+		}
+		if err := w.rng.AppendRange(seg, nil); err != nil {
+			return fmt.Errorf("audit segment %d: %w", start, err)
+		}
+		l.segs = append(l.segs, segInfo{start: start, count: full, root: root})
+		next = start + full
+	}
+	if len(starts) == 0 {
+		if err := l.createSegment(next); err != nil {
+			return err
+		}
+	} else if err := l.recoverActive(starts[len(starts)-1]); err != nil {
+		return err
+	}
+	return l.loadCheckpoints(ctx)
+}
+
+// recoverActive scans the newest segment, cuts a torn tail, rebuilds its
+// index and opens both files for appending.
+func (l *Log) recoverActive(start uint64) error {
+	w := &l.w
+	path := segPath(l.dir, start)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read audit segment %d: %w", start, err)
+	}
+	if _, err := parseHeader(data, segMagic, start); err != nil {
+		return fmt.Errorf("read audit segment %d: %w", start, err)
+	}
+	idx := fileHeader(idxMagic, start, l.segBits)
+	var count uint64
+	w.segRoot = nil
+	stop, err := scanFrames(data, func(off int64, payload []byte) error {
+		leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+		idx = appendIdxEntry(idx, uint64(off), leaf)
+		count++
+		return w.rng.Append(leaf, w.visit)
+	})
+	if err != nil {
+		return err
+	}
+	end := int64(len(data))
+	if stop != nil {
+		if !stop.Tail {
+			return fmt.Errorf("audit segment %d: entry %d at offset %d: %s (not at the tail; run verify)", start, start+count, stop.Offset, stop.Reason)
+		}
+		end = stop.Offset
+		l.w.recoveredMsg = fmt.Sprintf("cut torn tail of segment %d at entry %d (offset %d, %d bytes): %s", start, start+count, end, int64(len(data))-end, stop.Reason)
+		l.logger.Warn("audit log: cut torn tail", "segment", start, logKeyOffset, end, "bytes", int64(len(data))-end, logKeyReason, stop.Reason)
+	} else if z := lastNonZero(data); z < len(data) {
+		end = int64(z)
+	}
+	if count > 1<<l.segBits {
+		return fmt.Errorf("audit segment %d holds %d entries, more than %d", start, count, 1<<l.segBits)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open audit segment %d: %w", start, err)
+	}
+	if end != int64(len(data)) {
+		if err := f.Truncate(end); err != nil {
+			f.Close()
+			return fmt.Errorf("truncate audit segment %d: %w", start, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("sync audit segment %d: %w", start, err)
+		}
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	if err := writeFileSync(idxPath(l.dir, start), idx, 0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("rebuild audit index %d: %w", start, err)
+	}
+	xf, err := os.OpenFile(idxPath(l.dir, start), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open audit index %d: %w", start, err)
+	}
+	w.seg, w.idx = f, xf
+	w.segStart, w.segCount, w.segOff = start, count, end
+	w.size = start + count
+	l.segs = append(l.segs, segInfo{start: start, count: count})
+	if count == 1<<l.segBits {
+		return l.seal()
+	}
+	return nil
+}
+
+func lastNonZero(b []byte) int {
+	i := len(b)
+	for i > fileHeaderLen && b[i-1] == 0 {
+		i--
+	}
+	return i
+}
+
+// createSegment creates and opens an empty segment starting at start.
+func (l *Log) createSegment(start uint64) error {
+	w := &l.w
+	f, err := os.OpenFile(segPath(l.dir, start), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	if _, err := f.Write(fileHeader(segMagic, start, l.segBits)); err != nil {
+		f.Close()
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	xf, err := os.OpenFile(idxPath(l.dir, start), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("create audit index %d: %w", start, err)
+	}
+	if _, err := xf.Write(fileHeader(idxMagic, start, l.segBits)); err != nil {
+		f.Close()
+		xf.Close()
+		return fmt.Errorf("create audit index %d: %w", start, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", start, err)
+	}
+	if err := syncDir(filepath.Join(l.dir, segDirName)); err != nil {
+		return fmt.Errorf("sync audit segment dir: %w", err)
+	}
+	w.seg, w.idx = f, xf
+	w.segStart, w.segCount, w.segOff = start, 0, fileHeaderLen
+	w.size = start
+	w.segRoot = nil
+	l.mu.Lock()
+	l.segs = append(l.segs, segInfo{start: start})
+	l.mu.Unlock()
+	return nil
+}
+
+// seal finishes a full segment: its root goes into the index trailer, both
+// files are synced and closed, and the next segment is created.
+func (l *Log) seal() error {
+	w := &l.w
+	if w.segRoot == nil {
+		return fmt.Errorf("seal audit segment %d: no segment root", w.segStart)
+	}
+	root := bytes.Clone(w.segRoot)
+	if _, err := w.idx.Write(root); err != nil {
+		return fmt.Errorf("seal audit index %d: %w", w.segStart, err)
+	}
+	if err := w.idx.Sync(); err != nil {
+		return fmt.Errorf("sync audit index %d: %w", w.segStart, err)
+	}
+	if err := w.seg.Sync(); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
+	}
+	w.seg.Close()
+	w.idx.Close()
+	l.mu.Lock()
+	l.segs[len(l.segs)-1].root = root
+	l.segs[len(l.segs)-1].count = w.segCount
+	l.mu.Unlock()
+	return l.createSegment(w.segStart + w.segCount)
+}
+
+// loadCheckpoints reads the latest checkpoint, cuts a torn one and checks the
+// latest against the stored tree.
+func (l *Log) loadCheckpoints(ctx context.Context) error {
+	w := &l.w
+	cps, torn, err := readCheckpoints(l.dir, true)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(l.dir, checkpointsFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open audit checkpoints: %w", err)
+	}
+	w.cp = f
+	if torn >= 0 {
+		l.logger.Warn("audit log: cut torn checkpoint", logKeyOffset, torn)
+		if err := f.Truncate(torn); err != nil {
+			return fmt.Errorf("truncate audit checkpoints: %w", err)
+		}
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		return err
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	last := cps[len(cps)-1]
+	cp, err := OpenCheckpoint(last.Signed, l.vkey)
+	if err != nil {
+		return fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	if cp.Size > w.size {
+		return fmt.Errorf("latest audit checkpoint covers %d entries but the log holds %d: log truncated (run verify)", cp.Size, w.size)
+	}
+	root, err := l.view().rootAt(cp.Size)
+	if err != nil {
+		return fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	if !bytes.Equal(root, cp.Root) {
+		return fmt.Errorf("latest audit checkpoint (size %d) does not match the stored log (run verify)", cp.Size)
+	}
+	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
+	l.latest, l.latestCP = last.Signed, cp
+	return nil
+}
+
+// view returns a snapshot for reading node hashes and entries.
+func (l *Log) view() *treeView {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return &treeView{dir: l.dir, segBits: l.segBits, prefix: l.prefix, segs: append([]segInfo(nil), l.segs...)}
+}
+
+func (l *Log) newID(t time.Time) string {
+	l.idMu.Lock()
+	defer l.idMu.Unlock()
+	id, err := ulid.New(ulid.Timestamp(t), l.entropy)
+	if err != nil {
+		// Monotonic entropy overflows only after 2^80 IDs in one
+		// millisecond; fall back to fresh randomness.
+		id = ulid.MustNew(ulid.Timestamp(t), rand.Reader)
+	}
+	return id.String()
+}
+
+// Record appends e to the log. It sets e.ID (a ULID) and e.Time when they
+// are empty. With sync durability it returns once the event is fsynced; with
+// batch durability once it is written. If ctx ends first Record returns the
+// context's error, and the event may still be recorded. It implements
+// gatehouse.Auditor.
+func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
+	_, err := l.Append(ctx, e)
+	return err
+}
+
+// Append is Record returning the stored entry: its index and the event with
+// ID and Time filled in.
+func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
+	if e.Time.IsZero() {
+		e.Time = l.clock.Now()
+	}
+	e.Time = e.Time.UTC()
+	if e.ID == "" {
+		e.ID = l.newID(e.Time)
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		return Entry{}, fmt.Errorf("encode audit event: %w", err)
+	}
+	if len(payload) > MaxEventSize {
+		return Entry{}, gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), MaxEventSize)
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+	var hdr [frameHeaderLn]byte
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[4:8], checksum(payload))
+
+	l.qmu.Lock()
+	for l.pending.n >= maxPending && !l.closed && l.failed == nil {
+		l.qcond.Wait()
+	}
+	if l.closed {
+		l.qmu.Unlock()
+		return Entry{}, ErrClosed
+	}
+	if l.failed != nil {
+		err := l.failed
+		l.qmu.Unlock()
+		return Entry{}, fmt.Errorf("audit log failed: %w", err)
+	}
+	b := l.pending
+	pos := b.n
+	b.buf = append(b.buf, hdr[:]...)
+	b.buf = append(b.buf, payload...)
+	b.lens = append(b.lens, frameHeaderLn+len(payload))
+	b.leaves = append(b.leaves, leaf...)
+	b.n++
+	l.qmu.Unlock()
+	if pos == 0 {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return Entry{}, ctx.Err()
+	}
+	if b.err != nil {
+		return Entry{}, b.err
+	}
+	return Entry{Index: b.start + uint64(pos), Event: e}, nil
+}
+
+// writer is the single goroutine that owns the files.
+func (l *Log) writer() {
+	defer close(l.writerDone)
+	tick := time.Second
+	if l.cfg.Durability == DurabilityBatch {
+		tick = l.cfg.BatchSyncInterval
+	}
+	if l.cfg.CheckpointInterval > 0 && l.cfg.CheckpointInterval < tick {
+		tick = l.cfg.CheckpointInterval
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	lastCP := time.Now()
+	for {
+		select {
+		case <-l.kick:
+			l.drain()
+		case <-ticker.C:
+			l.drain()
+			if l.w.unsynced && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
+				l.syncData()
+			}
+			if l.cfg.CheckpointInterval > 0 && time.Since(lastCP) >= l.cfg.CheckpointInterval {
+				lastCP = time.Now()
+				if _, err := l.checkpoint(false); err != nil {
+					l.logger.Error("audit checkpoint failed", logKeyErr, err)
+				}
+			}
+			if l.cfg.Retention > 0 && l.cfg.PruneInterval > 0 && time.Since(l.w.lastPrune) >= l.cfg.PruneInterval {
+				l.w.lastPrune = time.Now()
+				if _, err := l.prune(context.Background()); err != nil {
+					l.logger.Error("audit prune failed", logKeyErr, err)
+				}
+			}
+		case fn, ok := <-l.ctl:
+			if !ok {
+				return
+			}
+			l.drain()
+			fn()
+		}
+	}
+}
+
+// drain commits pending batches until the queue is empty.
+func (l *Log) drain() {
+	for {
+		l.qmu.Lock()
+		b := l.pending
+		if b.n == 0 {
+			l.qmu.Unlock()
+			return
+		}
+		l.pending = newBatch()
+		failed := l.failed
+		l.qcond.Broadcast()
+		l.qmu.Unlock()
+		if failed != nil {
+			b.err = fmt.Errorf("audit log failed: %w", failed)
+		} else if err := l.commit(b); err != nil {
+			l.logger.Error("audit append failed; refusing further events", logKeyErr, err)
+			l.qmu.Lock()
+			l.failed = err
+			l.qcond.Broadcast()
+			l.qmu.Unlock()
+			b.err = err
+		}
+		// In batch mode commit did not fsync, so this acknowledges
+		// before the data is durable, as DurabilityBatch promises.
+		close(b.done)
+		if b.err == nil && l.stream != nil {
+			l.stream.sendBatch(b)
+		}
+	}
+}
+
+// commit writes one batch, crossing segment boundaries as needed, and
+// fsyncs it in sync mode.
+func (l *Log) commit(b *batch) error {
+	w := &l.w
+	b.start = w.size
+	full := uint64(1) << l.segBits
+	off, i := 0, 0
+	for i < b.n {
+		k := b.n - i
+		if room := int(full - w.segCount); k > room {
+			k = room
+		}
+		w.idxBuf = w.idxBuf[:0]
+		pos := w.segOff
+		chunk := 0
+		for j := i; j < i+k; j++ {
+			leaf := b.leaves[j*hashLen : (j+1)*hashLen]
+			w.idxBuf = appendIdxEntry(w.idxBuf, uint64(pos), leaf)
+			pos += int64(b.lens[j])
+			chunk += b.lens[j]
+			if err := w.rng.Append(leaf, w.visit); err != nil {
+				return fmt.Errorf("append audit leaf: %w", err)
+			}
+		}
+		if _, err := w.seg.Write(b.buf[off : off+chunk]); err != nil {
+			return fmt.Errorf("write audit segment %d: %w", w.segStart, err)
+		}
+		if _, err := w.idx.Write(w.idxBuf); err != nil {
+			return fmt.Errorf("write audit index %d: %w", w.segStart, err)
+		}
+		w.segOff = pos
+		w.segCount += uint64(k)
+		w.size += uint64(k)
+		off += chunk
+		i += k
+		l.mu.Lock()
+		l.segs[len(l.segs)-1].count = w.segCount
+		l.mu.Unlock()
+		if w.segCount == full {
+			if err := l.seal(); err != nil {
+				return err
+			}
+		}
+	}
+	w.unsynced = true
+	if l.cfg.Durability == DurabilitySync {
+		return l.syncData()
+	}
+	return nil
+}
+
+func (l *Log) syncData() error {
+	w := &l.w
+	if !w.unsynced {
+		return nil
+	}
+	if err := fdatasync(w.seg); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
+	}
+	w.unsynced = false
+	w.lastSync = time.Now()
+	return nil
+}
+
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// checkpoint signs and stores a checkpoint of the current tree if it grew
+// (or if force is set and none exists yet). It refuses to write one that is
+// not consistent with the previous checkpoint.
+func (l *Log) checkpoint(force bool) ([]byte, error) {
+	w := &l.w
+	if w.haveCP && w.lastCPSize == w.size {
+		return l.Checkpoint(), nil
+	}
+	if !w.haveCP && w.size == 0 && !force {
+		return nil, nil
+	}
+	if err := l.syncData(); err != nil {
+		return nil, err
+	}
+	if err := w.idx.Sync(); err != nil {
+		return nil, fmt.Errorf("sync audit index %d: %w", w.segStart, err)
+	}
+	root := rfc6962.DefaultHasher.EmptyRoot()
+	if w.size > 0 {
+		r, err := w.rng.GetRootHash(nil)
+		if err != nil {
+			return nil, fmt.Errorf("audit root: %w", err)
+		}
+		root = r
+	}
+	if w.haveCP {
+		if w.size < w.lastCPSize {
+			return nil, fmt.Errorf("audit tree shrank from %d to %d", w.lastCPSize, w.size)
+		}
+		p, err := l.view().consistency(w.lastCPSize, w.size)
+		if err != nil {
+			return nil, fmt.Errorf("audit consistency proof %d→%d: %w", w.lastCPSize, w.size, err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, w.lastCPSize, w.size, p, w.lastCPRoot, root); err != nil {
+			return nil, fmt.Errorf("refusing checkpoint: tree of size %d is not consistent with checkpoint of size %d: %w", w.size, w.lastCPSize, err)
+		}
+	}
+	cp := Checkpoint{Origin: l.cfg.Origin, Size: w.size, Root: root}
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign audit checkpoint: %w", err)
+	}
+	frame := appendFrame(nil, signed)
+	if _, err := w.cp.Write(frame); err != nil {
+		return nil, fmt.Errorf("write audit checkpoint: %w", err)
+	}
+	if err := w.cp.Sync(); err != nil {
+		return nil, fmt.Errorf("sync audit checkpoint: %w", err)
+	}
+	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
+	l.mu.Lock()
+	l.latest, l.latestCP = signed, cp
+	l.mu.Unlock()
+	l.logger.Debug("audit checkpoint", logKeySize, cp.Size)
+	return signed, nil
+}
+
+// do runs fn on the writer goroutine after committing queued events.
+func (l *Log) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case l.ctl <- func() { fn(); close(done) }:
+	case <-l.writerDone:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Sync commits queued events, fsyncs them and signs a checkpoint of the
+// current tree (if it grew). It returns the latest signed checkpoint.
+func (l *Log) Sync(ctx context.Context) ([]byte, error) {
+	var signed []byte
+	var cerr error
+	if err := l.do(ctx, func() { signed, cerr = l.checkpoint(true) }); err != nil {
+		return nil, err
+	}
+	return signed, cerr
+}
+
+// Close commits queued events, writes a final checkpoint and closes the
+// files. Record fails with ErrClosed afterwards. Close is safe to call more
+// than once.
+func (l *Log) Close(ctx context.Context) error {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		<-l.writerDone
+		return nil
+	}
+	l.closed = true
+	l.qcond.Broadcast()
+	l.qmu.Unlock()
+	var cerr error
+	err := l.do(ctx, func() {
+		if _, err := l.checkpoint(false); err != nil {
+			cerr = err
+		}
+	})
+	close(l.ctl)
+	<-l.writerDone
+	if l.stream != nil {
+		l.stream.close()
+	}
+	l.closeFiles()
+	if err != nil {
+		return fmt.Errorf("close audit log: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("close audit log: %w", cerr)
+	}
+	return nil
+}
+
+func (l *Log) closeFiles() {
+	w := &l.w
+	for _, f := range []*os.File{w.seg, w.idx, w.cp} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if l.lock != nil {
+		l.lock.Close()
+	}
+}
+
+// VerifierKey returns the note verifier key of the log's signing key, the
+// text `gatehouse audit pubkey` prints.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Checkpoint returns the latest signed checkpoint note, or nil if none has
+// been written yet.
+func (l *Log) Checkpoint() []byte {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.latest
+}
+
+// Size returns the number of entries committed so far (including pruned).
+func (l *Log) Size() uint64 {
+	return l.view().size()
+}
+
+// StreamDropped returns how many events the stream dropped because its
+// buffer was full.
+func (l *Log) StreamDropped() uint64 {
+	if l.stream == nil {
+		return 0
+	}
+	return l.stream.dropped.Load()
+}
