@@ -327,7 +327,8 @@ func (l *Log) load(ctx context.Context) error {
 			w.segRoot = h
 		}
 	}
-	rng, err := newRangeFactory().NewRange(0, prefix.begin, prefix.hashes)
+	factory := newRangeFactory()
+	rng, err := factory.NewRange(0, prefix.begin, prefix.hashes)
 	if err != nil {
 		return fmt.Errorf("audit prune state: %w", err)
 	}
@@ -349,7 +350,7 @@ func (l *Log) load(ctx context.Context) error {
 			return fmt.Errorf("audit segment %d is not sealed but is not the newest", start)
 		}
 		_ = leaves
-		seg, err := newRangeFactory().NewRange(start, start+full, [][]byte{root})
+		seg, err := factory.NewRange(start, start+full, [][]byte{root})
 		if err != nil {
 			return err
 		}
