@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,7 +329,7 @@ func (l *Log) load(ctx context.Context) error {
 		}
 	}
 	factory := newRangeFactory()
-	rng, err := factory.NewRange(0, prefix.begin, prefix.hashes)
+	rng, err := factory.NewRange(0, prefix.begin, slices.Clone(prefix.hashes)) // the range mutates its slice
 	if err != nil {
 		return fmt.Errorf("audit prune state: %w", err)
 	}

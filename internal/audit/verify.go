@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 		sort.SliceStable(targets, func(i, j int) bool { return targets[i].size < targets[j].size })
 	}
 
-	rng, err := newRangeFactory().NewRange(0, prefix.begin, prefix.hashes)
+	rng, err := newRangeFactory().NewRange(0, prefix.begin, slices.Clone(prefix.hashes)) // the range mutates its slice
 	if err != nil {
 		return res, fmt.Errorf("audit verify: prune state: %w", err)
 	}
