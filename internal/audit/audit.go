@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"crypto/rand"
+	"crypto/sha256"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/oklog/ulid/v2"
@@ -161,6 +161,17 @@ type batch struct {
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
+// newBatchLike returns an empty batch with room for as much as prev held, so
+// a steady load does not regrow the buffers batch after batch.
+func newBatchLike(prev *batch) *batch {
+	return &batch{
+		done:   make(chan struct{}),
+		buf:    make([]byte, 0, cap(prev.buf)),
+		lens:   make([]int, 0, cap(prev.lens)),
+		leaves: make([]byte, 0, cap(prev.leaves)),
+	}
+}
+
 // Entry is one stored event and its position in the log.
 type Entry struct {
 	Index uint64          `json:"index"`
@@ -180,6 +191,7 @@ type Log struct {
 
 	idMu    sync.Mutex
 	entropy *ulid.MonotonicEntropy
+	bufs    sync.Pool // *[]byte encode buffers
 
 	qmu     sync.Mutex
 	qcond   *sync.Cond
@@ -248,6 +260,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		pending:    newBatch(),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
+	l.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if err := os.MkdirAll(filepath.Join(l.dir, segDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -687,14 +700,20 @@ func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
 	if e.ID == "" {
 		e.ID = l.newID(e.Time)
 	}
-	payload, err := json.Marshal(e)
+	// buf holds 0x00 (the RFC 6962 leaf prefix) followed by the payload,
+	// so the leaf hash is one sha256.Sum256 without copying.
+	bp := l.bufs.Get().(*[]byte)
+	defer l.bufs.Put(bp)
+	buf, err := appendEvent(append((*bp)[:0], 0), &e)
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode audit event: %w", err)
 	}
+	*bp = buf
+	payload := buf[1:]
 	if len(payload) > MaxEventSize {
 		return Entry{}, gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), MaxEventSize)
 	}
-	leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+	leaf := sha256.Sum256(buf)
 	var hdr [frameHeaderLn]byte
 	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(hdr[4:8], checksum(payload))
@@ -717,7 +736,7 @@ func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
 	b.buf = append(b.buf, hdr[:]...)
 	b.buf = append(b.buf, payload...)
 	b.lens = append(b.lens, frameHeaderLn+len(payload))
-	b.leaves = append(b.leaves, leaf...)
+	b.leaves = append(b.leaves, leaf[:]...)
 	b.n++
 	l.qmu.Unlock()
 	if pos == 0 {
@@ -790,7 +809,7 @@ func (l *Log) drain() {
 			l.qmu.Unlock()
 			return
 		}
-		l.pending = newBatch()
+		l.pending = newBatchLike(b)
 		failed := l.failed
 		l.qcond.Broadcast()
 		l.qmu.Unlock()
