@@ -867,9 +867,6 @@ func (l *Log) commit(b *batch) error {
 		w.size += uint64(k)
 		off += chunk
 		i += k
-		l.mu.Lock()
-		l.segs[len(l.segs)-1].count = w.segCount
-		l.mu.Unlock()
 		if w.segCount == full {
 			if err := l.seal(); err != nil {
 				return err
@@ -878,8 +875,14 @@ func (l *Log) commit(b *batch) error {
 	}
 	w.unsynced = true
 	if l.cfg.Durability == DurabilitySync {
-		return l.syncData()
+		if err := l.syncData(); err != nil {
+			return err
+		}
 	}
+	// Readers see the batch only once it is acknowledged.
+	l.mu.Lock()
+	l.segs[len(l.segs)-1].count = w.segCount
+	l.mu.Unlock()
 	return nil
 }
 

@@ -236,6 +236,17 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 			return res, entryErr(start, "segment starts at %d, overlapping the previous one", start)
 		}
 		last := si == len(starts)-1
+		// The index is read before the segment: a live writer appends to
+		// the segment first, so the segment read holds at least what the
+		// index lists.
+		idxBits, err := indexBits(dir, start)
+		if err != nil {
+			return res, entryErr(start, "%v", err)
+		}
+		offs, leaves, segRoot, err := readIndex(dir, start, idxBits)
+		if err != nil {
+			return res, entryErr(start, "%v", err)
+		}
 		data, err := os.ReadFile(segPath(dir, start))
 		if err != nil {
 			return res, fmt.Errorf("audit verify: %w", err)
@@ -252,9 +263,8 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 		} else if bits != segBits {
 			return res, entryErr(start, "segment size exponent %d differs from %d", bits, segBits)
 		}
-		offs, leaves, segRoot, err := readIndex(dir, start, segBits)
-		if err != nil {
-			return res, entryErr(start, "%v", err)
+		if idxBits != segBits {
+			return res, entryErr(start, "index size exponent %d differs from the segment's %d", idxBits, segBits)
 		}
 		var gotSegRoot []byte
 		visit := func(id compact.NodeID, h []byte) {
@@ -423,6 +433,24 @@ func verifyExtends(dir string, signed []byte, v note.Verifier, res VerifyResult)
 		return cpErr(-2, -1, "the log does not extend it: %v", err)
 	}
 	return nil
+}
+
+// indexBits reads the segment size exponent from an index file header.
+func indexBits(dir string, start uint64) (uint, error) {
+	f, err := os.Open(idxPath(dir, start))
+	if err != nil {
+		return 0, fmt.Errorf("open audit index %d: %w", start, err)
+	}
+	defer f.Close()
+	hdr := make([]byte, fileHeaderLen)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return 0, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	bits, err := parseHeader(hdr, idxMagic, start)
+	if err != nil {
+		return 0, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	return bits, nil
 }
 
 // openView builds a read-only view of the log in dir from its index files.
