@@ -792,6 +792,7 @@ func (l *Log) writer() {
 			}
 		case fn, ok := <-l.ctl:
 			if !ok {
+				l.drain() // commit what was queued before Close
 				return
 			}
 			l.drain()
