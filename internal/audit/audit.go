@@ -310,6 +310,7 @@ func (l *Log) load(ctx context.Context) error {
 	}
 	l.prefix = prefix
 	os.Remove(filepath.Join(l.dir, segDirName, preparedName))
+	os.Remove(filepath.Join(l.dir, segDirName, "new.seg.tmp"))
 	starts, err := listSegments(l.dir)
 	if err != nil {
 		return err
@@ -477,30 +478,30 @@ func (l *Log) recoverActive(start uint64) error {
 func (l *Log) createSegment(start uint64) error {
 	w := &l.w
 	path := segPath(l.dir, start)
-	var f *os.File
+	// The segment gets its header under a temporary name and appears
+	// under its real name only once the header is durable, so a crash
+	// never leaves a headerless newest segment.
+	tmp := filepath.Join(l.dir, segDirName, "new.seg.tmp")
+	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
 	select {
-	case tmp := <-w.prepared:
+	case p := <-w.prepared:
 		w.prepared = nil
-		if tmp != "" {
-			if err := os.Rename(tmp, path); err != nil {
-				l.logger.Warn("audit: cannot use preallocated segment", logKeyErr, err)
-				os.Remove(tmp)
-			} else if f, err = os.OpenFile(path, os.O_RDWR, 0o600); err != nil {
-				return fmt.Errorf("open audit segment %d: %w", start, err)
-			}
+		if p != "" {
+			tmp, flags = p, os.O_RDWR
 		}
 	default:
 	}
-	if f == nil {
-		var err error
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("create audit segment %d: %w", start, err)
-		}
+	f, err := os.OpenFile(tmp, flags, 0o600)
+	if err != nil {
+		return fmt.Errorf("create audit segment %d: %w", start, err)
 	}
 	if _, err := f.WriteAt(fileHeader(segMagic, start, l.segBits), 0); err != nil {
 		f.Close()
 		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync audit segment %d: %w", start, err)
 	}
 	if _, err := f.Seek(fileHeaderLen, io.SeekStart); err != nil {
 		f.Close()
@@ -516,8 +517,12 @@ func (l *Log) createSegment(start uint64) error {
 		xf.Close()
 		return fmt.Errorf("create audit index %d: %w", start, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync audit segment %d: %w", start, err)
+	// The index exists (with its header) before the segment appears, so a
+	// concurrent offline reader never finds a segment without one.
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		xf.Close()
+		return fmt.Errorf("create audit segment %d: %w", start, err)
 	}
 	if err := syncDir(filepath.Join(l.dir, segDirName)); err != nil {
 		return fmt.Errorf("sync audit segment dir: %w", err)

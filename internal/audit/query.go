@@ -70,7 +70,7 @@ func (v *treeView) scan(ctx context.Context, from uint64, fn func(index uint64, 
 		from = v.prefix.begin
 	}
 	for _, seg := range v.segs {
-		if seg.start+seg.count <= from {
+		if seg.count == 0 || seg.start+seg.count <= from {
 			continue
 		}
 		more, err := v.scanSegment(ctx, seg, from, fn)
