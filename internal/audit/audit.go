@@ -201,6 +201,7 @@ type Log struct {
 	kick    chan struct{}
 
 	ctl        chan func()
+	quit       chan struct{}
 	writerDone chan struct{}
 	stream     *streamer
 
@@ -256,6 +257,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		entropy:    ulid.Monotonic(rand.Reader, 0),
 		kick:       make(chan struct{}, 1),
 		ctl:        make(chan func()),
+		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		pending:    newBatch(),
 	}
@@ -795,13 +797,12 @@ func (l *Log) writer() {
 					l.logger.Error("audit prune failed", logKeyErr, err)
 				}
 			}
-		case fn, ok := <-l.ctl:
-			if !ok {
-				l.drain() // commit what was queued before Close
-				return
-			}
+		case fn := <-l.ctl:
 			l.drain()
 			fn()
+		case <-l.quit:
+			l.drain() // commit what was queued before Close
+			return
 		}
 	}
 }
@@ -1023,7 +1024,7 @@ func (l *Log) Close(ctx context.Context) error {
 			cerr = fmt.Errorf("truncate audit segment %d: %w", l.w.segStart, err)
 		}
 	})
-	close(l.ctl)
+	close(l.quit)
 	<-l.writerDone
 	if l.stream != nil {
 		l.stream.close()

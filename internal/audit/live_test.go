@@ -153,3 +153,24 @@ func Example() {
 	// proof ok: true
 	// 3 3 <nil>
 }
+
+func TestUseAfterClose(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), nil)
+	appendN(t, l, 3, 0)
+	ctx := context.Background()
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := l.Sync(ctx); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("sync after close: %v", err)
+	}
+	if _, err := l.Prune(ctx); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("prune after close: %v", err)
+	}
+	if p, err := l.Proof(ctx, 1); err != nil || p.Verify(l.VerifierKey()) != nil {
+		t.Fatalf("proof after close: %v", err)
+	}
+}
