@@ -366,14 +366,13 @@ func (l *Log) load(ctx context.Context) error {
 		if i == len(starts)-1 {
 			break
 		}
-		_, leaves, root, err := readIndex(l.dir, start, l.segBits)
+		root, err := readSegmentRoot(l.dir, start, l.segBits)
 		if err != nil {
 			return err
 		}
 		if root == nil {
 			return fmt.Errorf("audit segment %d is not sealed but is not the newest", start)
 		}
-		_ = leaves
 		seg, err := factory.NewRange(start, start+full, [][]byte{root})
 		if err != nil {
 			return err
@@ -783,7 +782,9 @@ func (l *Log) writer() {
 		case <-ticker.C:
 			l.drain()
 			if l.w.unsynced && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
-				l.syncData()
+				if err := l.syncData(); err != nil {
+					l.fail(err)
+				}
 			}
 			if l.cfg.CheckpointInterval > 0 && time.Since(lastCP) >= l.cfg.CheckpointInterval {
 				lastCP = time.Now()
@@ -823,11 +824,7 @@ func (l *Log) drain() {
 		if failed != nil {
 			b.err = fmt.Errorf("audit log failed: %w", failed)
 		} else if err := l.commit(b); err != nil {
-			l.logger.Error("audit append failed; refusing further events", logKeyErr, err)
-			l.qmu.Lock()
-			l.failed = err
-			l.qcond.Broadcast()
-			l.qmu.Unlock()
+			l.fail(err)
 			b.err = err
 		}
 		// In batch mode commit did not fsync, so this acknowledges
@@ -837,6 +834,18 @@ func (l *Log) drain() {
 			l.stream.sendBatch(b)
 		}
 	}
+}
+
+// fail makes every later Record fail with err: after a failed write or
+// fsync the state of the files is unknown until the next Open.
+func (l *Log) fail(err error) {
+	l.logger.Error("audit append failed; refusing further events", logKeyErr, err)
+	l.qmu.Lock()
+	if l.failed == nil {
+		l.failed = err
+	}
+	l.qcond.Broadcast()
+	l.qmu.Unlock()
 }
 
 // commit writes one batch, crossing segment boundaries as needed, and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -193,4 +194,38 @@ func readIndex(dir string, start uint64, segBits uint) (offs []uint64, leaves []
 		leaves = append(leaves, e[8:idxEntryLen]...)
 	}
 	return offs, leaves, root, nil
+}
+
+// readSegmentRoot returns the root stored in a sealed index's trailer, or
+// nil if the index is not sealed. It reads only the header and trailer.
+func readSegmentRoot(dir string, start uint64, segBits uint) ([]byte, error) {
+	f, err := os.Open(idxPath(dir, start))
+	if err != nil {
+		return nil, fmt.Errorf("open audit index %d: %w", start, err)
+	}
+	defer f.Close()
+	hdr := make([]byte, fileHeaderLen)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return nil, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	bits, err := parseHeader(hdr, idxMagic, start)
+	if err != nil {
+		return nil, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	if bits != segBits {
+		return nil, fmt.Errorf("read audit index %d: segment size exponent %d, want %d", start, bits, segBits)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	full := int64(1)<<segBits*idxEntryLen + fileHeaderLen
+	if st.Size() != full+hashLen {
+		return nil, nil
+	}
+	root := make([]byte, hashLen)
+	if _, err := f.ReadAt(root, full); err != nil {
+		return nil, fmt.Errorf("read audit index %d: %w", start, err)
+	}
+	return root, nil
 }
