@@ -42,14 +42,17 @@ const (
 	DurabilityBatch Durability = "batch"
 )
 
-// Errors callers may branch on.
+// Errors callers may branch on with errors.Is. The first three are
+// *gatehouse.Error values, so gatehouse.ErrorCode maps them to HTTP
+// statuses (EUNAVAILABLE, ENOTFOUND, ENOTFOUND) with client-safe messages.
 var (
-	// ErrClosed is returned by Record after Close.
-	ErrClosed = errors.New("audit log closed")
+	// ErrClosed is returned by Record, Sync and Prune after Close.
+	ErrClosed error = gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log closed")
 	// ErrPruned is returned for entries removed by retention.
-	ErrPruned = errors.New("audit entry pruned")
-	// ErrNotFound is returned for entries beyond the end of the log.
-	ErrNotFound = errors.New("audit entry not found")
+	ErrPruned error = gatehouse.Errorf(gatehouse.ENOTFOUND, "audit entry removed by retention")
+	// ErrNotFound is returned for entries beyond the end of the log, or
+	// not yet covered by a checkpoint offline.
+	ErrNotFound error = gatehouse.Errorf(gatehouse.ENOTFOUND, "audit entry not found")
 	// ErrLocked is returned by Open when another process holds the log.
 	ErrLocked = errors.New("audit log is in use by another process")
 )

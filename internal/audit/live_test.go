@@ -164,6 +164,12 @@ func TestUseAfterClose(t *testing.T) {
 	if err := l.Close(ctx); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
+	if err := l.Record(ctx, testEvent(1)); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+		t.Fatalf("record after close: code %s", gatehouse.ErrorCode(err))
+	}
+	if _, err := l.Proof(ctx, 99); gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		t.Fatalf("proof beyond the log: %v", err)
+	}
 	if _, err := l.Sync(ctx); !errors.Is(err, audit.ErrClosed) {
 		t.Fatalf("sync after close: %v", err)
 	}
