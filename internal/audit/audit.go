@@ -147,6 +147,9 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// maxGather bounds how long the writer waits for a batch to fill up.
+const maxGather = 150 * time.Microsecond
+
 // maxPending bounds the events queued for the writer; Record waits when it
 // is reached.
 const maxPending = 1 << 15
@@ -202,6 +205,8 @@ type Log struct {
 	closed  bool
 	failed  error
 	kick    chan struct{}
+	want    int           // batch size the writer is waiting for, or 0
+	grown   chan struct{} // signalled when the pending batch reaches want
 
 	ctl        chan func()
 	quit       chan struct{}
@@ -239,6 +244,8 @@ type writerState struct {
 	recoveredMsg string
 	prepared     chan string // path of a zero-filled next segment, or ""
 	preallocSize int64
+	lastN        int         // events in the last committed batch
+	gather       *time.Timer // bounds the wait for a batch to fill
 }
 
 var _ gatehouse.Auditor = (*Log)(nil)
@@ -259,12 +266,15 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		clock:      cfg.Clock,
 		entropy:    ulid.Monotonic(rand.Reader, 0),
 		kick:       make(chan struct{}, 1),
+		grown:      make(chan struct{}, 1),
 		ctl:        make(chan func()),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		pending:    newBatch(),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
+	l.w.gather = time.NewTimer(time.Hour)
+	l.w.gather.Stop()
 	l.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if err := os.MkdirAll(filepath.Join(l.dir, segDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -747,6 +757,13 @@ func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
 	b.lens = append(b.lens, frameHeaderLn+len(payload))
 	b.leaves = append(b.leaves, leaf[:]...)
 	b.n++
+	if l.want > 0 && b.n >= l.want {
+		l.want = 0
+		select {
+		case l.grown <- struct{}{}:
+		default:
+		}
+	}
 	l.qmu.Unlock()
 	if pos == 0 {
 		select {
@@ -813,6 +830,7 @@ func (l *Log) writer() {
 
 // drain commits pending batches until the queue is empty.
 func (l *Log) drain() {
+	waited := false
 	for {
 		l.qmu.Lock()
 		b := l.pending
@@ -820,6 +838,30 @@ func (l *Log) drain() {
 			l.qmu.Unlock()
 			return
 		}
+		// Group commit gathering: callers acknowledged by the previous
+		// fsync are usually about to append again. If fewer events are
+		// queued than the last batch held, wait briefly (at most
+		// maxGather) for the batch to fill, rather than spend an fsync
+		// on a handful of events and make the rest wait for the next.
+		if l.cfg.Durability == DurabilitySync && !waited && b.n < l.w.lastN {
+			select {
+			case <-l.grown:
+			default:
+			}
+			l.want = l.w.lastN
+			l.qmu.Unlock()
+			l.w.gather.Reset(maxGather)
+			select {
+			case <-l.grown:
+			case <-l.w.gather.C:
+			}
+			l.w.gather.Stop()
+			waited = true
+			continue
+		}
+		waited = false
+		l.want = 0
+		l.w.lastN = b.n
 		l.pending = newBatchLike(b)
 		failed := l.failed
 		l.qcond.Broadcast()
