@@ -64,6 +64,11 @@ const (
 	logKeyErr    = "err"
 	logKeyOffset = "offset"
 	logKeyReason = "reason"
+	logKeySeg    = "segment"
+	logKeyBytes  = "bytes"
+	logKeyCount  = "entries"
+	logKeyFrom   = "retained_from"
+	logKeyNSegs  = "segments"
 )
 
 // Config configures Open. Dir and Origin are required; every other field
@@ -333,7 +338,7 @@ func (l *Log) load(ctx context.Context) error {
 	// Segments wholly below the pruned prefix are left over from an
 	// interrupted prune.
 	for len(starts) > 0 && starts[0] < prefix.begin {
-		l.logger.Info("removing pruned segment left by an interrupted prune", "start", starts[0])
+		l.logger.Info("removing pruned segment left by an interrupted prune", logKeySeg, starts[0])
 		os.Remove(segPath(l.dir, starts[0]))
 		os.Remove(idxPath(l.dir, starts[0]))
 		starts = starts[1:]
@@ -442,7 +447,7 @@ func (l *Log) recoverActive(start uint64) error {
 		}
 		end, truncate = stop.Offset, true
 		l.w.recoveredMsg = fmt.Sprintf("cut torn tail of segment %d at entry %d (offset %d, %d bytes): %s", start, start+count, end, int64(len(data))-end, stop.Reason)
-		l.logger.Warn("audit log: cut torn tail", "segment", start, logKeyOffset, end, "bytes", int64(len(data))-end, logKeyReason, stop.Reason)
+		l.logger.Warn("audit log: cut torn tail", logKeySeg, start, logKeyOffset, end, logKeyBytes, int64(len(data))-end, logKeyReason, stop.Reason)
 	}
 	if count > 1<<l.segBits {
 		return fmt.Errorf("audit segment %d holds %d entries, more than %d", start, count, 1<<l.segBits)

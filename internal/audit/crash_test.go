@@ -236,6 +236,9 @@ func TestRecoverTornCheckpoint(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(dir, "checkpoints"), os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte{0, 0, 1, 0, 1, 2, 3, 4, 'x'})
 	f.Close()
+	if res, err := audit.Verify(context.Background(), dir, audit.VerifyOptions{}); err != nil || !strings.Contains(res.TornTail, "checkpoint 1") {
+		t.Fatalf("verify with a torn checkpoint: %+v, %v", res, err)
+	}
 	l = MustOpenLog(t, dir, nil)
 	appendN(t, l, 3, 0)
 	if err := l.Close(context.Background()); err != nil {

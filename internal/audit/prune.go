@@ -65,6 +65,9 @@ func (l *Log) prune(ctx context.Context) (PruneResult, error) {
 	cutoff := l.clock.Now().Add(-l.cfg.Retention)
 	begin := v.prefix.begin
 	var drop []segInfo
+	if len(v.segs) < 2 {
+		return res, nil // the newest segment is never pruned
+	}
 	for _, s := range v.segs[:len(v.segs)-1] {
 		if s.root == nil {
 			break
@@ -122,7 +125,7 @@ func (l *Log) prune(ctx context.Context) (PruneResult, error) {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	res = PruneResult{Segments: len(drop), Entries: begin - v.prefix.begin, RetainedFrom: begin}
-	l.logger.Info("audit log pruned", "segments", res.Segments, "entries", res.Entries, "retained_from", begin)
+	l.logger.Info("audit log pruned", logKeyNSegs, res.Segments, logKeyCount, res.Entries, logKeyFrom, begin)
 	return res, nil
 }
 

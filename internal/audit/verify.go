@@ -57,8 +57,9 @@ type VerifyResult struct {
 	// Bytes is the amount of record data read.
 	Bytes int64 `json:"bytes"`
 	// TornTail describes an incomplete record at the end of the newest
-	// segment that no index or checkpoint covers (left by a crash; the
-	// next Open cuts it). Empty when there is none.
+	// segment that no index or checkpoint covers, or an incomplete last
+	// checkpoint frame: what a crash leaves and the next Open cuts. Empty
+	// when there is none.
 	TornTail string `json:"torn_tail,omitempty"`
 }
 
@@ -164,7 +165,7 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 	if err != nil {
 		return res, err
 	}
-	res.Unchecked, res.LatestCheckpoint = res2.Unchecked, res2.LatestCheckpoint
+	res.Unchecked, res.LatestCheckpoint, res.TornTail = res2.Unchecked, res2.LatestCheckpoint, res2.TornTail
 	if opts.Checkpoint != nil {
 		cp, err := openWith(opts.Checkpoint, verifier)
 		if err != nil {
@@ -313,7 +314,7 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 			case !last || int(count) < len(offs):
 				return res, entryErr(i, "%s at offset %d (record damaged or log truncated)", stop.Reason, stop.Offset)
 			default:
-				res.TornTail = fmt.Sprintf("entry %d at offset %d: %s", i, stop.Offset, stop.Reason)
+				res.TornTail = strings.TrimPrefix(res.TornTail+"; ", "; ") + fmt.Sprintf("entry %d at offset %d: %s", i, stop.Offset, stop.Reason)
 			}
 		}
 		if int(count) < len(offs) {
@@ -367,7 +368,8 @@ func checkpointTargets(dir string, verifier note.Verifier, begin uint64) ([]targ
 		return nil, res, err
 	}
 	if torn >= 0 {
-		return nil, res, cpErr(len(cps), -1, "incomplete checkpoint frame at offset %d", torn)
+		// A checkpoint write cut short by a crash; Open removes it.
+		res.TornTail = fmt.Sprintf("incomplete checkpoint %d at offset %d", len(cps), torn)
 	}
 	var targets []target
 	var prev *Checkpoint
