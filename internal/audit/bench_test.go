@@ -120,3 +120,24 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// TestRecordAllocs keeps the append path's allocation budget: a single
+// writer pays for its own batch (batch struct, channel, buffers), so this is
+// the worst case; with concurrent writers the batch costs are shared.
+func TestRecordAllocs(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), func(c *audit.Config) {
+		c.Durability = audit.DurabilityBatch
+		c.SegmentEntries = 1 << 16
+	})
+	e := benchEvent(1)
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(2000, func() {
+		if err := l.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.1f allocs per Record", allocs)
+	if allocs > 12 {
+		t.Fatalf("Record allocates %.1f times, budget 12", allocs)
+	}
+}
