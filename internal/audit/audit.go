@@ -215,6 +215,7 @@ type Log struct {
 
 	ctl        chan func()
 	quit       chan struct{}
+	sealing    sync.WaitGroup // background syncs of sealed indexes
 	writerDone chan struct{}
 	stream     *streamer
 
@@ -389,7 +390,11 @@ func (l *Log) load(ctx context.Context) error {
 			return err
 		}
 		if root == nil {
-			return fmt.Errorf("audit segment %d is not sealed but is not the newest", start)
+			// A crash lost the index of a full segment before it was
+			// synced.
+			if root, err = l.reseal(start); err != nil {
+				return err
+			}
 		}
 		seg, err := factory.NewRange(start, start+full, [][]byte{root})
 		if err != nil {
@@ -409,6 +414,40 @@ func (l *Log) load(ctx context.Context) error {
 		return err
 	}
 	return l.loadCheckpoints(ctx)
+}
+
+// reseal rebuilds the index of a full, older segment from its records.
+func (l *Log) reseal(start uint64) ([]byte, error) {
+	data, err := os.ReadFile(segPath(l.dir, start))
+	if err != nil {
+		return nil, fmt.Errorf("read audit segment %d: %w", start, err)
+	}
+	if _, err := parseHeader(data, segMagic, start); err != nil {
+		return nil, fmt.Errorf("read audit segment %d: %w", start, err)
+	}
+	idx := fileHeader(idxMagic, start, l.segBits)
+	rng := newRangeFactory().NewEmptyRange(start)
+	stop, err := scanFrames(data, func(off int64, payload []byte) error {
+		leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+		idx = appendIdxEntry(idx, uint64(off), leaf)
+		return rng.Append(leaf, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := rng.End() - start
+	if stop != nil {
+		return nil, fmt.Errorf("audit segment %d: entry %d: %s (run verify)", start, rng.End(), stop.Reason)
+	}
+	if n != 1<<l.segBits || len(rng.Hashes()) != 1 {
+		return nil, fmt.Errorf("audit segment %d holds %d entries, want %d (run verify)", start, n, 1<<l.segBits)
+	}
+	root := rng.Hashes()[0]
+	if err := writeFileSync(idxPath(l.dir, start), append(idx, root...), 0o600); err != nil {
+		return nil, fmt.Errorf("rebuild audit index %d: %w", start, err)
+	}
+	l.logger.Warn("audit log: rebuilt the index of a sealed segment", logKeySeg, start)
+	return root, nil
 }
 
 // recoverActive scans the newest segment, cuts a torn tail, rebuilds its
@@ -621,17 +660,24 @@ func (l *Log) seal() error {
 		return fmt.Errorf("seal audit segment %d: %w", w.segStart, err)
 	}
 	w.preallocSize = min(w.segOff+w.segOff/4, 256<<20)
+	if err := fdatasync(w.seg); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
+	}
 	if _, err := w.idx.Write(root); err != nil {
 		return fmt.Errorf("seal audit index %d: %w", w.segStart, err)
 	}
-	if err := w.idx.Sync(); err != nil {
-		return fmt.Errorf("sync audit index %d: %w", w.segStart, err)
-	}
-	if err := w.seg.Sync(); err != nil {
-		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
-	}
-	w.seg.Close()
-	w.idx.Close()
+	// The index (a few MB never synced so far) is synced off the append
+	// path; if that is lost in a crash, Open rebuilds it from the segment.
+	l.sealing.Add(1)
+	go func(seg, idx *os.File, start uint64) {
+		defer l.sealing.Done()
+		err := idx.Sync()
+		idx.Close()
+		seg.Close()
+		if err != nil {
+			l.fail(fmt.Errorf("sync audit index %d: %w", start, err))
+		}
+	}(w.seg, w.idx, w.segStart)
 	l.mu.Lock()
 	l.segs[len(l.segs)-1].root = root
 	l.segs[len(l.segs)-1].count = w.segCount
@@ -1099,6 +1145,7 @@ func (l *Log) Close(ctx context.Context) error {
 }
 
 func (l *Log) closeFiles() {
+	l.sealing.Wait()
 	w := &l.w
 	if w.prepared != nil {
 		if p := <-w.prepared; p != "" {

@@ -36,7 +36,9 @@
 // reading index entry N-start of the segment holding N, then one ReadAt in
 // the segment: no scanning. When a segment is full it is sealed: the root
 // hash of its subtree is appended to the index as a 32-byte trailer, and
-// both files are fsynced and never written again. Node hashes needed for
+// neither file is written again. The segment is fsynced on the append path;
+// the index is fsynced in the background, and if a crash loses it Open
+// rebuilds it from the segment. Node hashes needed for
 // proofs come from sealed segment roots and, below segment level, from the
 // leaf hashes in one index file, so leaf hashes are never all held in RAM:
 // a Log keeps only the compact range of the whole tree (O(log n) hashes).
