@@ -69,7 +69,12 @@
 // per file and, in "sync" mode (the default), one fdatasync, then wakes all
 // the callers of that batch (group commit). Record therefore returns only
 // after its event is on stable storage, and concurrent callers share the
-// cost of an fsync. In "batch" mode Record returns once the batch is written
+// cost of an fsync. When fewer events are queued than the previous batch
+// held, the writer waits up to 150µs for the batch to refill, so that the
+// callers just woken by an fsync share the next one. Segment files are
+// zero-filled ahead of use by a background goroutine (Config.NoPreallocate
+// turns this off), so an append's fdatasync has no file size to update.
+// In "batch" mode Record returns once the batch is written
 // to the operating system, and the writer fsyncs every BatchSyncInterval
 // (100ms) and before every checkpoint: a process crash loses nothing, a
 // power loss can lose the last acknowledged events (never a checkpointed
