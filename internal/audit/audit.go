@@ -177,9 +177,9 @@ func newBatch() *batch { return &batch{done: make(chan struct{})} }
 func newBatchLike(prev *batch) *batch {
 	return &batch{
 		done:   make(chan struct{}),
-		buf:    make([]byte, 0, cap(prev.buf)),
-		lens:   make([]int, 0, cap(prev.lens)),
-		leaves: make([]byte, 0, cap(prev.leaves)),
+		buf:    make([]byte, 0, len(prev.buf)),
+		lens:   make([]int, 0, len(prev.lens)),
+		leaves: make([]byte, 0, len(prev.leaves)),
 	}
 }
 
