@@ -24,11 +24,16 @@ func TestPruneKeepsVerifyGreen(t *testing.T) {
 	}
 	l := MustOpenLog(t, dir, cfg)
 	// 100 events, ten a day for ten days; checkpoints every 20.
+	var cp20 []byte
 	for i := 0; i < 100; i++ {
 		appendN(t, l, 1, 0)
 		if (i+1)%20 == 0 {
-			if _, err := l.Sync(ctx); err != nil {
+			signed, err := l.Sync(ctx)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if i+1 == 20 {
+				cp20 = signed
 			}
 		}
 		if (i+1)%10 == 0 {
@@ -36,6 +41,10 @@ func TestPruneKeepsVerifyGreen(t *testing.T) {
 		}
 	}
 	early, _ := audit.InclusionProof(ctx, dir, 5)
+	oldCP, err := audit.LatestCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := l.Checkpoint()
 	clock.Advance(24 * time.Hour) // now: t0+11d; cutoff: t0+6d (entries < 60)
 	res, err := l.Prune(ctx)
@@ -58,6 +67,16 @@ func TestPruneKeepsVerifyGreen(t *testing.T) {
 		t.Fatalf("verify result %+v", vr)
 	}
 	t.Log(vr)
+	// A checkpoint older than the retained log can no longer be checked,
+	// and verify says so.
+	_, err = audit.Verify(ctx, dir, audit.VerifyOptions{Checkpoint: cp20})
+	var ve *audit.VerifyError
+	if !errors.As(err, &ve) || ve.Checkpoint != -2 {
+		t.Fatalf("verify with a checkpoint of size 20 after pruning 48: %v", err)
+	}
+	if _, err := audit.Verify(ctx, dir, audit.VerifyOptions{Checkpoint: oldCP}); err != nil {
+		t.Fatalf("verify with the size-100 checkpoint: %v", err)
+	}
 	// Proofs for retained entries still verify against the same roots.
 	cp, err := audit.OpenCheckpoint(l.Checkpoint(), l.VerifierKey())
 	if err != nil {
