@@ -216,6 +216,8 @@ type Log struct {
 	ctl        chan func()
 	quit       chan struct{}
 	sealing    sync.WaitGroup // background syncs of sealed indexes
+	bgSync     chan *os.File  // batch mode: segments to fsync off the append path
+	syncerDone chan struct{}
 	writerDone chan struct{}
 	stream     *streamer
 
@@ -276,6 +278,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		ctl:        make(chan func()),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		bgSync:     make(chan *os.File, 1),
+		syncerDone: make(chan struct{}),
 		pending:    newBatch(),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
@@ -300,6 +304,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.Stream != nil {
 		l.stream = newStreamer(cfg.Stream, cfg.StreamBuffer)
+	}
+	if cfg.Durability == DurabilityBatch {
+		go l.syncer()
+	} else {
+		close(l.syncerDone)
 	}
 	go l.writer()
 	if msg := l.w.recoveredMsg; msg != "" {
@@ -853,8 +862,13 @@ func (l *Log) writer() {
 		case <-ticker.C:
 			l.drain()
 			if l.w.unsynced && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
-				if err := l.syncData(); err != nil {
-					l.fail(err)
+				// Batch mode: fsync on the syncer goroutine so appends go
+				// on meanwhile. unsynced stays set: a checkpoint still
+				// syncs in the foreground before it covers the data.
+				select {
+				case l.bgSync <- l.w.seg:
+					l.w.lastSync = time.Now()
+				default:
 				}
 			}
 			if l.cfg.CheckpointInterval > 0 && time.Since(lastCP) >= l.cfg.CheckpointInterval {
@@ -1011,11 +1025,33 @@ func (l *Log) syncData() error {
 	return nil
 }
 
+// fdatasync flushes f's data. It holds a reference to the descriptor, so
+// it is safe against a concurrent Close (it then fails with os.ErrClosed).
 func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// syncer fsyncs segments handed over by the writer in batch mode.
+func (l *Log) syncer() {
+	defer close(l.syncerDone)
+	for f := range l.bgSync {
+		if err := fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			l.fail(fmt.Errorf("sync audit segment: %w", err))
 		}
 	}
 }
@@ -1131,6 +1167,8 @@ func (l *Log) Close(ctx context.Context) error {
 	})
 	close(l.quit)
 	<-l.writerDone
+	close(l.bgSync)
+	<-l.syncerDone
 	if l.stream != nil {
 		l.stream.close()
 	}
