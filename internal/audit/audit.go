@@ -782,12 +782,14 @@ func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
 	// buf holds 0x00 (the RFC 6962 leaf prefix) followed by the payload,
 	// so the leaf hash is one sha256.Sum256 without copying.
 	bp := l.bufs.Get().(*[]byte)
-	defer l.bufs.Put(bp)
 	buf, err := appendEvent(append((*bp)[:0], 0), &e)
+	if cap(buf) <= 64<<10 { // keep rare huge buffers out of the pool
+		*bp = buf
+		defer l.bufs.Put(bp)
+	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("encode audit event: %w", err)
 	}
-	*bp = buf
 	payload := buf[1:]
 	if len(payload) > MaxEventSize {
 		return Entry{}, gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), MaxEventSize)

@@ -407,3 +407,29 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordRejects(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), nil)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		e    gatehouse.Event
+		code string
+	}{
+		{"too large", gatehouse.Event{Type: "x", Reason: strings.Repeat("a", audit.MaxEventSize)}, gatehouse.ETOOLARGE},
+		{"year out of range", gatehouse.Event{Type: "x", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, gatehouse.EINTERNAL},
+		{"unencodable detail", gatehouse.Event{Type: "x", Details: map[string]any{"f": func() {}}}, gatehouse.EINTERNAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := l.Record(ctx, tt.e)
+			if err == nil || gatehouse.ErrorCode(err) != tt.code {
+				t.Fatalf("Record = %v (code %s), want code %s", err, gatehouse.ErrorCode(err), tt.code)
+			}
+		})
+	}
+	if l.Size() != 0 {
+		t.Fatalf("rejected events were stored: size %d", l.Size())
+	}
+	appendN(t, l, 3, 0) // the log still works
+}
