@@ -17,6 +17,7 @@
 //	pruned               compact range of the pruned prefix (only after pruning)
 //	segments/NNN.seg     records of entries NNN.. (NNN: 20-digit first index)
 //	segments/NNN.idx     fixed-width index of the same entries
+//	segments/*.seg.tmp   the next segment, zero-filled ahead of use (no data)
 //
 // All integers are big-endian. Segment and index files start with a 24-byte
 // header: an 8-byte magic ("GHAUDSEG" or "GHAUDIDX"), the index of the
