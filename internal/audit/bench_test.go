@@ -1,0 +1,143 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// benchEvent is a typical proxied-request event (~350 bytes as JSON).
+func benchEvent(i int) gatehouse.Event {
+	return gatehouse.Event{
+		Type:    "request",
+		Actor:   gatehouse.Actor{Kind: "api_key", ID: "key_01HZX3J5P6Q7R8S9T0V1W2X3Y4"},
+		Action:  "proxy",
+		Outcome: gatehouse.OutcomeSuccess,
+		Request: &gatehouse.RequestInfo{
+			Method: "GET", Path: "/v1/orders/12345/items", Status: 200, DurationMS: 3.25,
+			SourceIP: "203.0.113.0", RequestID: fmt.Sprintf("req-%08d", i),
+		},
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+	}
+}
+
+// benchAppend appends b.N events from 64 concurrent writers and reports
+// events/s and the p99 latency of Record.
+func benchAppend(b *testing.B, d audit.Durability, noPrealloc bool) {
+	dir := b.TempDir()
+	l, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin, Durability: d, NoPreallocate: noPrealloc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	const writers = 64
+	var mu sync.Mutex
+	var lat []time.Duration
+	per := b.N / writers
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		n := per
+		if w < b.N%writers {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			mine := make([]time.Duration, 0, n)
+			for i := 0; i < n; i++ {
+				e := benchEvent(i)
+				t := time.Now()
+				if err := l.Record(ctx, e); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+func BenchmarkAppendSync64(b *testing.B)           { benchAppend(b, audit.DurabilitySync, false) }
+func BenchmarkAppendSync64NoPrealloc(b *testing.B) { benchAppend(b, audit.DurabilitySync, true) }
+func BenchmarkAppendBatch64(b *testing.B)          { benchAppend(b, audit.DurabilityBatch, false) }
+
+// BenchmarkVerify verifies a log of 200,000 events (about 70 MB).
+func BenchmarkVerify(b *testing.B) {
+	dir := b.TempDir()
+	l, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin, Durability: audit.DurabilityBatch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 200_000
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 64 {
+				if err := l.Record(context.Background(), benchEvent(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	res, err := audit.Verify(context.Background(), dir, audit.VerifyOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(res.Bytes)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := audit.Verify(context.Background(), dir, audit.VerifyOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// TestRecordAllocs keeps the append path's allocation budget: a single
+// writer pays for its own batch (batch struct, channel, buffers), so this is
+// the worst case; with concurrent writers the batch costs are shared.
+func TestRecordAllocs(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), func(c *audit.Config) {
+		c.Durability = audit.DurabilityBatch
+		c.SegmentEntries = 1 << 16
+	})
+	e := benchEvent(1)
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(2000, func() {
+		if err := l.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.1f allocs per Record", allocs)
+	if allocs > 12 {
+		t.Fatalf("Record allocates %.1f times, budget 12", allocs)
+	}
+}

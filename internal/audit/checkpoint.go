@@ -1,0 +1,234 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+const (
+	signerKeyFile   = "log.key"
+	verifierKeyFile = "log.pub"
+	checkpointsFile = "checkpoints"
+	prunedFile      = "pruned"
+	prunedMagic     = "GHAUDPRN"
+)
+
+// Checkpoint is the parsed body of a C2SP tlog-checkpoint.
+type Checkpoint struct {
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`
+	Root   []byte `json:"root_hash"`
+}
+
+// Marshal returns the checkpoint body: origin, size and base64 root, one per
+// line.
+func (c Checkpoint) Marshal() []byte {
+	return fmt.Appendf(nil, "%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root))
+}
+
+// ParseCheckpoint parses a checkpoint body (the text of a signed note).
+// Extension lines after the root are ignored.
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	lines := strings.SplitN(text, "\n", 4)
+	if len(lines) < 4 {
+		return Checkpoint{}, errors.New("parse checkpoint: too few lines")
+	}
+	if lines[0] == "" {
+		return Checkpoint{}, errors.New("parse checkpoint: empty origin")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil || strconv.FormatUint(size, 10) != lines[1] {
+		return Checkpoint{}, fmt.Errorf("parse checkpoint: bad size %q", lines[1])
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != hashLen {
+		return Checkpoint{}, fmt.Errorf("parse checkpoint: bad root hash %q", lines[2])
+	}
+	return Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint note with the verifier key
+// vkey and returns its parsed body.
+func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
+	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("parse verifier key: %w", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("open checkpoint note: %w", err)
+	}
+	c, err := ParseCheckpoint(n.Text)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if c.Origin != v.Name() {
+		return Checkpoint{}, fmt.Errorf("checkpoint origin %q does not match key name %q", c.Origin, v.Name())
+	}
+	return c, nil
+}
+
+// loadOrCreateKey reads the note signer key in dir, generating it (named
+// origin) on first use. It returns the signer and the verifier key text.
+func loadOrCreateKey(dir, origin string) (note.Signer, string, error) {
+	kpath := filepath.Join(dir, signerKeyFile)
+	b, err := os.ReadFile(kpath)
+	if errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+		if err != nil {
+			return nil, "", fmt.Errorf("generate audit signing key: %w", err)
+		}
+		if err := writeFileSync(kpath, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, "", fmt.Errorf("write audit signing key: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(dir, verifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, "", fmt.Errorf("write audit verifier key: %w", err)
+		}
+		b = []byte(skey)
+	} else if err != nil {
+		return nil, "", fmt.Errorf("read audit signing key: %w", err)
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, "", fmt.Errorf("parse audit signing key: %w", err)
+	}
+	if s.Name() != origin {
+		return nil, "", fmt.Errorf("audit origin %q differs from signing key name %q; keep the origin or move the old log aside", origin, s.Name())
+	}
+	vb, err := os.ReadFile(filepath.Join(dir, verifierKeyFile))
+	if err != nil {
+		return nil, "", fmt.Errorf("read audit verifier key: %w", err)
+	}
+	vkey := strings.TrimSpace(string(vb))
+	v, err := note.NewVerifier(vkey)
+	if err != nil || v.Name() != s.Name() || v.KeyHash() != s.KeyHash() {
+		return nil, "", fmt.Errorf("audit verifier key %s does not match the signing key", verifierKeyFile)
+	}
+	return s, vkey, nil
+}
+
+// writeFileSync writes a file atomically (temp file, fsync, rename, fsync dir).
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// storedCheckpoint is one frame of the checkpoints file.
+type storedCheckpoint struct {
+	Seq    int    // position in the file, from 0
+	Offset int64  // byte offset of the frame
+	Signed []byte // the signed note
+}
+
+// readCheckpoints reads every frame of the checkpoints file. A torn final
+// frame (one that runs past the end of the file, or, when lenient, a
+// complete final frame with a bad checksum) is reported through torn (its
+// offset) and not returned.
+func readCheckpoints(dir string, lenient bool) (cps []storedCheckpoint, torn int64, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, checkpointsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, -1, nil
+	}
+	if err != nil {
+		return nil, -1, fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	pos := 0
+	for pos < len(b) {
+		rest := b[pos:]
+		if len(rest) < frameHeaderLn {
+			return cps, int64(pos), nil
+		}
+		n := int(binary.BigEndian.Uint32(rest[:4]))
+		if n == 0 || n > 64<<10 || frameHeaderLn+n > len(rest) {
+			if frameHeaderLn+n > len(rest) {
+				return cps, int64(pos), nil
+			}
+			return nil, -1, fmt.Errorf("checkpoint %d: bad frame length %d", len(cps), n)
+		}
+		body := rest[frameHeaderLn : frameHeaderLn+n]
+		if checksum(body) != binary.BigEndian.Uint32(rest[4:8]) {
+			if lenient && frameHeaderLn+n == len(rest) {
+				return cps, int64(pos), nil
+			}
+			return nil, -1, fmt.Errorf("checkpoint %d: frame checksum mismatch", len(cps))
+		}
+		cps = append(cps, storedCheckpoint{Seq: len(cps), Offset: int64(pos), Signed: bytes.Clone(body)})
+		pos += frameHeaderLn + n
+	}
+	return cps, -1, nil
+}
+
+// encodePrune encodes the compact range of the pruned prefix.
+func encodePrune(p prefixState) []byte {
+	b := []byte(prunedMagic)
+	b = binary.BigEndian.AppendUint64(b, p.begin)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(p.hashes)))
+	for _, h := range p.hashes {
+		b = append(b, h...)
+	}
+	return binary.BigEndian.AppendUint32(b, checksum(b))
+}
+
+// readPrune reads the pruned-prefix file; no file means nothing was pruned.
+func readPrune(dir string) (prefixState, error) {
+	b, err := os.ReadFile(filepath.Join(dir, prunedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return prefixState{}, nil
+	}
+	if err != nil {
+		return prefixState{}, fmt.Errorf("read audit prune state: %w", err)
+	}
+	if len(b) < 24 || string(b[:8]) != prunedMagic || checksum(b[:len(b)-4]) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return prefixState{}, errors.New("read audit prune state: corrupt file")
+	}
+	p := prefixState{begin: binary.BigEndian.Uint64(b[8:16])}
+	n := int(binary.BigEndian.Uint32(b[16:20]))
+	if len(b) != 24+n*hashLen {
+		return prefixState{}, errors.New("read audit prune state: corrupt file")
+	}
+	p.ids = compactIDs(p.begin)
+	if len(p.ids) != n {
+		return prefixState{}, fmt.Errorf("read audit prune state: %d hashes for %d entries", n, p.begin)
+	}
+	for i := 0; i < n; i++ {
+		p.hashes = append(p.hashes, bytes.Clone(b[20+i*hashLen:20+(i+1)*hashLen]))
+	}
+	return p, nil
+}
