@@ -136,7 +136,9 @@ routes:
 	env := []string{"GATEHOUSE_ADMIN_TOKEN=replica-admin-token-0123456789"}
 	var servers []*server
 	for i := 0; i < 3; i++ {
-		servers = append(servers, startServerWith(t, serverOpts{config: cfg, dataDir: data, env: env}))
+		// One SQLite data dir; each process keeps its own audit log.
+		own := fmt.Sprintf("audit: {dir: %s}\n", filepath.Join(t.TempDir(), "audit"))
+		servers = append(servers, startServerWith(t, serverOpts{config: own + cfg, dataDir: data, env: env}))
 	}
 
 	counts := hammer(t, servers, createKey(t, servers[0], "k1"), 1500)

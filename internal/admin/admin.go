@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
@@ -31,6 +32,7 @@ type Config struct {
 	// Issuer names Gatehouse in TOTP enrolment URIs.
 	Issuer  string
 	Policy  *authz.Engine
+	Audit   *audit.Log        // the log behind /v1/audit
 	Auditor gatehouse.Auditor // optional
 	Logger  *slog.Logger
 	Clock   gatehouse.Clock
@@ -65,6 +67,11 @@ func New(cfg Config) *Server {
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
 	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
 	s.people()
+	if cfg.Audit != nil {
+		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
+		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
+		s.handle("/v1/audit/proof", areaAudit, methods{http.MethodGet: s.auditProof})
+	}
 	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certs"
@@ -56,6 +57,10 @@ type App struct {
 	limiter *service.Service
 	gateway *gateway.Gateway
 	stop    context.CancelFunc // ends background work
+	audit   *audit.Log
+	// auditStream is where audit events are also written as JSON lines.
+	auditStream io.Writer
+	version     string
 
 	public, adminSrv, echo, redirect *http.Server
 	publicLn, adminLn, redirectLn    net.Listener
@@ -83,7 +88,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if log == nil {
 		log = NewLogger(cfg, opts.Stderr)
 	}
-	a := &App{cfg: cfg, log: log, errs: make(chan error, 3)}
+	a := &App{cfg: cfg, log: log, errs: make(chan error, 3), version: opts.Version}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -113,6 +118,34 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		if a.redirectLn, err = net.Listen("tcp", cfg.TLS.RedirectListen); err != nil {
 			return nil, fmt.Errorf("listen on %s (tls.redirect_listen): %w", cfg.TLS.RedirectListen, err)
 		}
+	}
+	// The audit log opens first: every component records into it.
+	if a.auditStream, err = openStream(cfg.Audit.Stream, opts.Stdout, opts.Stderr); err != nil {
+		return nil, err
+	}
+	var stream io.Writer
+	if a.auditStream != nil {
+		stream = redact.New().Writer(a.auditStream)
+	}
+	auditDir := cfg.Audit.Dir
+	if auditDir == "" {
+		auditDir = filepath.Join(dir, "audit")
+	}
+	a.audit, err = audit.Open(ctx, audit.Config{
+		Dir:                auditDir,
+		Origin:             cfg.Audit.Origin,
+		Durability:         audit.Durability(cfg.Audit.Durability),
+		CheckpointInterval: cfg.Audit.CheckpointInterval,
+		Retention:          time.Duration(cfg.Audit.Retention),
+		Clock:              opts.Clock,
+		Logger:             log,
+		Stream:             stream,
+	})
+	if errors.Is(err, audit.ErrLocked) {
+		return nil, fmt.Errorf("audit log %s is in use by another gatehouse process: give each process its own audit.dir", auditDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
 	if err != nil {
@@ -160,20 +193,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Keys:     secrets.File{Path: filepath.Join(dir, "signing-keys.json")},
 		Clients:  a.clients,
 		External: cfg.Auth.ExternalIssuers,
+		Auditor:  a.audit,
 		Clock:    opts.Clock,
 		Logger:   log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	oauthSrv := oauth.New(oauth.Config{Clients: a.clients, Tokens: a.tokens, Logger: log, Clock: opts.Clock})
+	oauthSrv := oauth.New(oauth.Config{Clients: a.clients, Tokens: a.tokens, Logger: log, Clock: opts.Clock, Auditor: a.audit})
 
-	a.policy, err = authz.New(ctx, cfg.Policy.Config, authz.Options{Logger: log, Clock: opts.Clock})
+	a.policy, err = authz.New(ctx, cfg.Policy.Config, authz.Options{Logger: log, Clock: opts.Clock, Auditor: a.audit})
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
 
-	a.limiter, err = service.New(ctx, cfg.RateLimit, service.Options{Clock: opts.Clock, Logger: log})
+	a.limiter, err = service.New(ctx, cfg.RateLimit, service.Options{Clock: opts.Clock, Logger: log, Auditor: a.audit})
 	if err != nil {
 		return nil, fmt.Errorf("start rate limiter: %w", err)
 	}
@@ -186,6 +220,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Routes:         routes,
 		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens, PATs: a.pats},
 		Certs:          authn.NewCertPrincipals(cfg.TLS.ClientPrincipals),
+		Auditor:        a.audit,
+		SourceIP:       cfg.Audit.SourceIP,
+		SourceIPKey:    pepper,
 		Endpoints:      oauthSrv.Endpoints(),
 		Authorizer:     a.policy,
 		RateLimiter:    a.limiter,
@@ -208,7 +245,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
-		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Logger: log, Clock: opts.Clock})
+		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock})
 
 	a.public = a.newServer(a.gateway)
 	a.adminSrv = a.newServer(adminAPI)
@@ -231,6 +268,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("TLS IS OFF in prod mode: the public listener serves plain HTTP; set tls.cert_file and tls.key_file")
 	}
 	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
+	a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes)})
 	if cfg.Mode == config.ModeDev {
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
 	}
@@ -300,6 +338,7 @@ func (a *App) Start() error {
 	if a.redirect != nil {
 		a.serve(a.redirect, a.redirectLn)
 	}
+	a.system(context.Background(), "system.startup", map[string]any{"listen": a.Addr(), "admin_listen": a.AdminAddr(), "version": a.version})
 	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
 	return nil
 }
@@ -355,6 +394,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	a.system(ctx, "system.shutdown", nil)
 	if err := a.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -382,6 +422,37 @@ func (a *App) limiterReady(ctx context.Context) error {
 	}
 	return nil
 }
+
+// system records a process event in the audit log.
+func (a *App) system(ctx context.Context, typ string, details map[string]any) {
+	err := a.audit.Record(ctx, gatehouse.Event{
+		Time: time.Now().UTC(), Type: typ, Actor: gatehouse.Actor{Kind: "system", ID: a.cfg.Audit.Origin},
+		Action: typ, Outcome: gatehouse.OutcomeSuccess, Details: details,
+	})
+	if err != nil {
+		a.log.Error("audit record failed", "type", typ, "err", err)
+	}
+}
+
+// openStream opens audit.stream: stdout, stderr or a file (appended).
+func openStream(s string, stdout, stderr io.Writer) (io.Writer, error) {
+	switch s {
+	case "":
+		return nil, nil
+	case "stdout":
+		return stdout, nil
+	case "stderr":
+		return stderr, nil
+	}
+	f, err := os.OpenFile(s, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit.stream %s: %w", s, err)
+	}
+	return f, nil
+}
+
+// Audit returns the audit log (for tests and in-process tools).
+func (a *App) Audit() *audit.Log { return a.audit }
 
 // tlsReady notes, without failing readiness, a prod instance serving plain
 // HTTP.
@@ -427,6 +498,18 @@ func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(c
 func (a *App) close() error {
 	if a.stop != nil {
 		a.stop()
+	}
+	if a.audit != nil {
+		// Flushes, writes the final checkpoint and releases the log.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := a.audit.Close(ctx)
+		cancel()
+		if err != nil {
+			a.log.Error("close audit log", "err", err)
+		}
+	}
+	if c, ok := a.auditStream.(io.Closer); ok && a.auditStream != io.Writer(os.Stdout) && a.auditStream != io.Writer(os.Stderr) {
+		c.Close()
 	}
 	if a.echo != nil {
 		a.echo.Close()

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -59,6 +60,7 @@ type Config struct {
 	RateLimit       ratelimit.Config `yaml:"ratelimit"`
 	Auth            AuthConfig       `yaml:"auth"`
 	TLS             TLSConfig        `yaml:"tls"`
+	Audit           AuditConfig      `yaml:"audit"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
 	Routes          []RouteConfig    `yaml:"routes"`
 
@@ -97,6 +99,17 @@ type AuthConfig struct {
 	SigningAlg      string                 `yaml:"signing_alg"` // EdDSA | ES256
 	SigningRotation Duration               `yaml:"signing_key_rotation"`
 	ExternalIssuers []authn.ExternalIssuer `yaml:"external_issuers"`
+}
+
+// AuditConfig configures the tamper-evident audit log.
+type AuditConfig struct {
+	Durability         string        `yaml:"durability"` // sync (default) | batch
+	Retention          Duration      `yaml:"retention"`  // default 180d; at least 90d in prod, 30d in dev
+	SourceIP           string        `yaml:"source_ip"`  // full (default) | truncate | hash
+	Stream             string        `yaml:"stream"`     // "" | stdout | stderr | a file path: JSON lines
+	Origin             string        `yaml:"origin"`     // checkpoint origin; default gatehouse/<hostname>
+	Dir                string        `yaml:"dir"`        // default <data_dir>/audit
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // TLSConfig is TLS on the listeners, and mTLS client authentication.
@@ -211,6 +224,28 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Audit.Durability == "" {
+		c.Audit.Durability = "sync"
+	}
+	if c.Audit.Retention == 0 {
+		c.Audit.Retention = Duration(180 * 24 * time.Hour)
+	}
+	if c.Audit.SourceIP == "" {
+		c.Audit.SourceIP = "full"
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = 10 * time.Second
+	}
+	if c.Audit.Origin == "" {
+		host, _ := os.Hostname()
+		host = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '+' || r == '\t' {
+				return '-'
+			}
+			return r
+		}, host)
+		c.Audit.Origin = "gatehouse/" + host
 	}
 	if c.Auth.Audience == "" {
 		c.Auth.Audience = authn.DefaultAudience
@@ -461,6 +496,21 @@ func (c *Config) validate(root *yaml.Node) error {
 		if err := e.Validate(); err != nil {
 			return v.fail(fmt.Sprintf("auth.external_issuers[%d]", i), "%v", err)
 		}
+	}
+	if c.Audit.Durability != "sync" && c.Audit.Durability != "batch" {
+		return v.fail("audit.durability", "must be sync or batch, not %q", c.Audit.Durability)
+	}
+	if err := audit.ValidateRetention(time.Duration(c.Audit.Retention), c.Mode == ModeDev); err != nil {
+		return v.fail("audit.retention", "%s", strings.TrimPrefix(err.Error(), "audit.retention "))
+	}
+	if !slices.Contains([]string{"full", "truncate", "hash"}, c.Audit.SourceIP) {
+		return v.fail("audit.source_ip", "must be full, truncate or hash, not %q", c.Audit.SourceIP)
+	}
+	if strings.ContainsAny(c.Audit.Origin, " \t\n+") {
+		return v.fail("audit.origin", "must contain no spaces or '+'")
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		return v.fail("audit.checkpoint_interval", "must be at least 1s")
 	}
 	if t := c.TLS; t.CertFile != "" || t.KeyFile != "" {
 		if t.CertFile == "" || t.KeyFile == "" {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+func newAuditCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Verify, prove and export the tamper-evident audit log (offline)",
+		Long: `The audit log is an RFC 6962 Merkle tree of events with Ed25519-signed
+checkpoints (C2SP signed notes). These commands read the data directory
+directly; they need no running server and trust nothing it says.`,
+	}
+	var dataDir string
+	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "", "data directory (default $GATEHOUSE_DATA_DIR or ./gatehouse-data)")
+	dir := func() string {
+		d := dataDir
+		if d == "" {
+			d = env.Getenv("GATEHOUSE_DATA_DIR")
+		}
+		if d == "" {
+			d = "./gatehouse-data"
+		}
+		return filepath.Join(d, "audit")
+	}
+
+	var cpFile, key string
+	verify := &cobra.Command{
+		Use:   "verify [--data-dir D] [--checkpoint FILE] [--key VERIFIER_KEY]",
+		Short: "Recompute the tree, check every checkpoint, and prove the log extends a saved checkpoint",
+		Long: `Recompute the Merkle tree from the stored events (checking every record's
+checksum), check every stored checkpoint's signature and root, and, given a
+checkpoint saved elsewhere earlier (--checkpoint), prove that the current
+log extends it. Exit 0 with one summary line, or 1 naming the first bad
+entry or checkpoint.
+
+Pass --key with the verifier key you recorded (gatehouse audit pubkey) to
+avoid trusting the one stored beside the log.`,
+		Example: `  gatehouse audit verify
+  gatehouse audit verify --checkpoint /backup/checkpoint-2026-11-01.txt --key "$(cat audit.pub)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := audit.VerifyOptions{VerifierKey: key}
+			if cpFile != "" {
+				b, err := os.ReadFile(cpFile)
+				if err != nil {
+					return usageError{fmt.Errorf("read checkpoint: %w", err)}
+				}
+				opts.Checkpoint = b
+			}
+			start := time.Now()
+			res, err := audit.Verify(cmd.Context(), dir(), opts)
+			if err != nil {
+				return err
+			}
+			mbs := float64(res.Bytes) / (1 << 20) / time.Since(start).Seconds()
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d entries verified (retained from index %d), tree size %d, root %s, %d checkpoints checked%s (%.0f MB/s)\n",
+				res.Entries, res.RetainedFrom, res.TreeSize, base64.StdEncoding.EncodeToString(res.RootHash), res.Checkpoints,
+				map[bool]string{true: ", extends the given checkpoint", false: ""}[res.ExternalChecked], mbs)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a signed checkpoint saved earlier; verify proves the log extends it")
+	verify.Flags().StringVar(&key, "key", "", "note verifier key to check signatures with (default: the one in the data dir)")
+
+	checkpoint := &cobra.Command{
+		Use: "checkpoint", Short: "Print the latest signed checkpoint (save it elsewhere to detect rollback)", Args: cobra.NoArgs,
+		Example: "  gatehouse audit checkpoint > /backup/checkpoint-$(date +%F).txt",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cp, err := audit.LatestCheckpoint(dir())
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(cp)
+			return err
+		},
+	}
+	pubkey := &cobra.Command{
+		Use: "pubkey", Short: "Print the note verifier key of the audit log's signing key", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := audit.ReadVerifierKey(dir())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	}
+	var index int64 = -1
+	proof := &cobra.Command{
+		Use: "proof --index N", Short: "Print an inclusion proof of entry N against the latest checkpoint (JSON)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if index < 0 {
+				return usageError{errors.New("--index is required")}
+			}
+			p, err := audit.InclusionProof(cmd.Context(), dir(), uint64(index))
+			if err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), p)
+		},
+	}
+	proof.Flags().Int64Var(&index, "index", -1, "entry index")
+	var f audit.Filter
+	var since string
+	export := &cobra.Command{
+		Use: "export [--since T] [--type X] [--actor A]", Short: "Print events as JSON lines", Args: cobra.NoArgs,
+		Example: "  gatehouse audit export --since 2026-11-01T00:00:00Z --type authn.failure",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if since != "" {
+				t, err := time.Parse(time.RFC3339, since)
+				if err != nil {
+					return usageError{fmt.Errorf("--since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")}
+				}
+				f.Since = t
+			}
+			_, err := audit.Export(cmd.Context(), dir(), f, cmd.OutOrStdout())
+			return err
+		},
+	}
+	export.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
+	export.Flags().StringVar(&f.Type, "type", "", "only events of this type")
+	export.Flags().StringVar(&f.Actor, "actor", "", "only events by this actor id")
+	cmd.AddCommand(verify, checkpoint, pubkey, proof, export)
+	return cmd
+}
