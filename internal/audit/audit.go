@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -216,6 +217,7 @@ type Log struct {
 	ctl        chan func()
 	quit       chan struct{}
 	sealing    sync.WaitGroup // background syncs of sealed indexes
+	stopPrep   atomic.Bool    // tells segment preallocation to give up
 	bgSync     chan *os.File  // batch mode: segments to fsync off the append path
 	syncerDone chan struct{}
 	writerDone chan struct{}
@@ -623,10 +625,12 @@ func (l *Log) prepareNext() {
 	ch := w.prepared
 	path := filepath.Join(l.dir, segDirName, preparedName)
 	go func() {
-		err := zeroFile(path, size)
+		err := zeroFile(path, size, &l.stopPrep)
 		if err != nil {
 			os.Remove(path)
-			l.logger.Warn("audit: preallocating next segment failed", logKeyErr, err)
+			if !l.stopPrep.Load() {
+				l.logger.Warn("audit: preallocating next segment failed", logKeyErr, err)
+			}
 			ch <- ""
 			return
 		}
@@ -634,7 +638,7 @@ func (l *Log) prepareNext() {
 	}()
 }
 
-func zeroFile(path string, size int64) error {
+func zeroFile(path string, size int64, stop *atomic.Bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -644,6 +648,9 @@ func zeroFile(path string, size int64) error {
 	// an append's fdatasync has to wait for many megabytes of zeros.
 	zeros := make([]byte, 1<<20)
 	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if stop.Load() {
+			return errors.New("log closing")
+		}
 		n := min(int64(len(zeros)), size-off)
 		if _, err := f.Write(zeros[:n]); err != nil {
 			return err
@@ -1187,6 +1194,7 @@ func (l *Log) Close(ctx context.Context) error {
 func (l *Log) closeFiles() {
 	l.sealing.Wait()
 	w := &l.w
+	l.stopPrep.Store(true)
 	if w.prepared != nil {
 		if p := <-w.prepared; p != "" {
 			os.Remove(p)
