@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -58,15 +57,11 @@ avoid trusting the one stored beside the log.`,
 				}
 				opts.Checkpoint = b
 			}
-			start := time.Now()
 			res, err := audit.Verify(cmd.Context(), dir(), opts)
 			if err != nil {
 				return err
 			}
-			mbs := float64(res.Bytes) / (1 << 20) / time.Since(start).Seconds()
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d entries verified (retained from index %d), tree size %d, root %s, %d checkpoints checked%s (%.0f MB/s)\n",
-				res.Entries, res.RetainedFrom, res.TreeSize, base64.StdEncoding.EncodeToString(res.RootHash), res.Checkpoints,
-				map[bool]string{true: ", extends the given checkpoint", false: ""}[res.ExternalChecked], mbs)
+			fmt.Fprintln(cmd.OutOrStdout(), res)
 			return nil
 		},
 	}
