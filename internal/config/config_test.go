@@ -96,6 +96,10 @@ func TestInvalidConfigNamesFieldAndLine(t *testing.T) {
 		{"public with scopes", route + "    public: true\n", "routes[0].scopes: a public route takes no scopes"},
 		{"scope with space", strings.Replace(route, "[x]", `["a b"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
 		{"not yaml", "routes: [\n", "g.yaml: "},
+		{"audit retention below 90d in prod", "audit: {retention: 60d}\n", "g.yaml:1: audit.retention: 1440h0m0s is below the 90-day minimum"},
+		{"audit retention below 30d in dev", "mode: dev\naudit: {retention: 20d}\n", "audit.retention: 480h0m0s is below the 30-day minimum"},
+		{"audit durability", "audit: {durability: eventually}\n", "audit.durability: must be sync or batch"},
+		{"audit source ip", "audit: {source_ip: anonymise}\n", "audit.source_ip: must be full, truncate or hash"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,4 +139,14 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil config without error")
 		}
 	})
+}
+
+func TestDevModeAllowsShorterAuditRetention(t *testing.T) {
+	c, err := config.Parse("g.yaml", []byte("mode: dev\naudit: {retention: 30d}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.Audit.Retention) != 30*24*time.Hour {
+		t.Errorf("retention %v", time.Duration(c.Audit.Retention))
+	}
 }
