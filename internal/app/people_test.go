@@ -334,3 +334,52 @@ func TestTOTP(t *testing.T) {
 		t.Fatalf("full session after TOTP: %d", code)
 	}
 }
+
+// auditEvents queries the audit log through the admin API.
+func (h *harness) auditEvents(typ string) []map[string]any {
+	h.t.Helper()
+	var page struct {
+		Entries []struct {
+			Event map[string]any `json:"event"`
+		} `json:"entries"`
+	}
+	if code := h.adminCall("GET", "/v1/audit?limit=1000&type="+typ, nil, &page); code != 200 {
+		h.t.Fatalf("GET /v1/audit: %d", code)
+	}
+	var out []map[string]any
+	for _, e := range page.Entries {
+		out = append(out, e.Event)
+	}
+	return out
+}
+
+func TestPeopleEventsAreAudited(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("alice", "admin")
+	p := h.newPerson()
+	for i := 0; i < 5; i++ {
+		p.login("alice", "wrong password", nil)
+	}
+	h.clock.Advance(16 * time.Minute)
+	p.login("alice", alicePW, nil)
+	for typ, want := range map[string]int{"admin.login.failure": 5, "admin.login.lockout": 1, "admin.login.success": 1, "admin.user.create": 1} {
+		if got := len(h.auditEvents(typ)); got != want {
+			t.Errorf("%s events: %d, want %d", typ, got, want)
+		}
+	}
+	var s map[string]any
+	h.adminCall("GET", "/v1/settings/authentication", nil, &s)
+	s["basic_auth"] = false
+	if code := p.call("PUT", "/v1/settings/authentication", s, true, nil); code != 200 {
+		t.Fatalf("change settings: %d", code)
+	}
+	ev := h.auditEvents("admin.settings.change")
+	if len(ev) != 1 {
+		t.Fatalf("settings change events: %d", len(ev))
+	}
+	d := ev[0]["details"].(map[string]any)
+	actor := ev[0]["actor"].(map[string]any)
+	if d["old"].(map[string]any)["basic_auth"] != true || d["new"].(map[string]any)["basic_auth"] != false || actor["id"] != "alice" || actor["kind"] != "user" {
+		t.Errorf("settings change event: actor %v details %v", actor, d)
+	}
+}
