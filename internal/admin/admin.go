@@ -199,3 +199,12 @@ func (s *Server) reloadPolicy(w http.ResponseWriter, r *http.Request, p *gatehou
 	httpjson.Write(w, http.StatusOK, st)
 	return nil
 }
+
+// writeList answers {"<name>": [conv(item)…]} (an empty array, never null).
+func writeList[T, J any](w http.ResponseWriter, name string, items []T, conv func(T) J) {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{name: out})
+}

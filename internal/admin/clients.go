@@ -68,11 +68,7 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
-	out := make([]*Client, 0, len(all))
-	for _, c := range all {
-		out = append(out, clientJSON(c))
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"clients": out})
+	writeList(w, "clients", all, clientJSON)
 	return nil
 }
 

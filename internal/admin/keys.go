@@ -98,11 +98,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 		return err
 	}
 	now := s.cfg.Clock.Now()
-	out := make([]*Key, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, keyJSON(k, now))
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"keys": out})
+	writeList(w, "keys", keys, func(k *store.Key) *Key { return keyJSON(k, now) })
 	return nil
 }
 

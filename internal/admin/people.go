@@ -207,11 +207,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	out := make([]*User, 0, len(all))
-	for _, u := range all {
-		out = append(out, userJSON(u))
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"users": out})
+	writeList(w, "users", all, userJSON)
 	return nil
 }
 
@@ -413,11 +409,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse
 		return err
 	}
 	now := s.cfg.Clock.Now()
-	out := make([]*Token, 0, len(all))
-	for _, t := range all {
-		out = append(out, tokenJSON(t, now))
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"tokens": out})
+	writeList(w, "tokens", all, func(t *store.PAT) *Token { return tokenJSON(t, now) })
 	return nil
 }
 
