@@ -26,9 +26,11 @@ import (
 const defaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // TestConformance runs the store conformance suite, each case on a fresh
-// database of its own.
+// database of its own. The cases run in parallel, since creating and
+// dropping a database takes a good part of a second.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
+		t.Parallel()
 		return MustOpenDB(t)
 	})
 }
