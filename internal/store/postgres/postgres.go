@@ -73,6 +73,9 @@ func (s *DB) migrate(ctx context.Context) error {
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockID); err != nil {
+		// The lock may have been granted as ctx ended: end the session so
+		// that it cannot stay held by a pooled connection.
+		conn.Conn().Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("take migration lock: %w", err)
 	}
 	defer func() {

@@ -82,6 +82,56 @@ func TestOpenConcurrent(t *testing.T) {
 	wantVersions(t, dsn, want)
 }
 
+// TestOpenWaitsForMigrationLock holds the migration advisory lock (key
+// "gatehous", see README.md) from another session: Open must wait for it,
+// give up when its context ends, and succeed once the lock is released.
+func TestOpenWaitsForMigrationLock(t *testing.T) {
+	const lockID int64 = 0x6761746568_6f7573
+	dsn := MustCreateDatabase(t)
+	holder, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	if _, err := holder.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	if db, err := postgres.Open(ctx, dsn); err == nil {
+		db.Close()
+		t.Fatal("Open succeeded while another session held the migration lock")
+	}
+
+	type result struct {
+		db  *postgres.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		db, err := postgres.Open(t.Context(), dsn)
+		done <- result{db, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("Open returned (%v) while the migration lock was held", r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := holder.Exec(t.Context(), `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("Open after the lock was released: %v", r.err)
+		}
+		r.db.Close()
+	case <-time.After(20 * time.Second):
+		t.Fatal("Open did not return after the migration lock was released")
+	}
+}
+
 func wantVersions(t *testing.T, dsn string, want []string) {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dsn)
