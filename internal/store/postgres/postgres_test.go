@@ -29,6 +29,7 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 // database of its own. The cases run in parallel, since creating and
 // dropping a database takes a good part of a second.
 func TestConformance(t *testing.T) {
+	MustConnectAdmin(t).Close(context.Background()) // skip once, not once per case
 	storetest.Run(t, func(t *testing.T) store.Store {
 		t.Parallel()
 		return MustOpenDB(t)
@@ -187,18 +188,10 @@ func MustOpenDB(tb testing.TB) *postgres.DB {
 func MustCreateDatabase(tb testing.TB) string {
 	tb.Helper()
 	admin := adminDSN()
-	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		msg := "!!! PostgreSQL is not reachable at " + redact(admin) + ": " + err.Error() +
-			"\n!!! SKIPPING the PostgreSQL store tests. Run scripts/ensure-postgres.sh or set GATEHOUSE_TEST_POSTGRES."
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg + "\n!!! CI=true: a missing PostgreSQL is a failure.")
-		}
-		tb.Skip(msg)
-	}
+	conn := MustConnectAdmin(tb)
 	defer conn.Close(context.Background())
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
+	defer cancel()
 
 	var b [8]byte
 	rand.Read(b[:])
@@ -221,6 +214,26 @@ func MustCreateDatabase(tb testing.TB) string {
 		}
 	})
 	return withDatabase(admin, name)
+}
+
+// MustConnectAdmin connects to the server named by GATEHOUSE_TEST_POSTGRES
+// (default defaultDSN). When it cannot, it skips tb loudly, or fails it
+// when CI=true.
+func MustConnectAdmin(tb testing.TB) *pgx.Conn {
+	tb.Helper()
+	admin := adminDSN()
+	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		msg := "!!! PostgreSQL is not reachable at " + redact(admin) + ": " + err.Error() +
+			"\n!!! SKIPPING the PostgreSQL store tests. Run scripts/ensure-postgres.sh or set GATEHOUSE_TEST_POSTGRES."
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(msg + "\n!!! CI=true: a missing PostgreSQL is a failure.")
+		}
+		tb.Skip(msg)
+	}
+	return conn
 }
 
 func adminDSN() string {
