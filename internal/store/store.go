@@ -1,6 +1,7 @@
 // Package store defines where Gatehouse keeps its durable state — API keys
 // and settings — as the Store interface. Implementations live in
-// subpackages named for their database (store/sqlite).
+// subpackages named for their database (store/sqlite, store/postgres), and
+// every one of them passes the conformance suite in store/storetest.
 package store
 
 import (

@@ -1,0 +1,205 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// uniqueViolation is the SQLSTATE of a duplicate key.
+const uniqueViolation = "23505"
+
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at`
+
+// CreateUser inserts u; a taken username is ECONFLICT.
+func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		u.Username, u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
+		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt))
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == uniqueViolation {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
+	}
+	if err != nil {
+		return fmt.Errorf("insert user %s: %w", u.Username, err)
+	}
+	return nil
+}
+
+// GetUser returns a user, ENOTFOUND if none.
+func (s *DB) GetUser(ctx context.Context, username string) (*store.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = $1`, username))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.NotFound("user", username)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %s: %w", username, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, ordered by username.
+func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out, err := collect(rows, scanUser)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateUser writes every mutable field of u (all but CreatedAt); a missing
+// user is ENOTFOUND.
+func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET role = $1, scopes = $2, password_hash = $3, password_changed_at = $4, password_expired = $5,
+		password_history = $6, totp_secret = $7, totp_enabled = $8, totp_last_step = $9, disabled_at = $10 WHERE username = $11`,
+		u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
+		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", u.Username, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return store.NotFound("user", u.Username)
+	}
+	return nil
+}
+
+func scanUser(row scanner) (*store.User, error) {
+	var (
+		u                          store.User
+		changed, created, disabled int64
+	)
+	if err := row.Scan(&u.Username, &u.Role, &u.Scopes, &u.PasswordHash, &changed, &u.PasswordExpired, &u.PasswordHistory,
+		&u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep, &created, &disabled); err != nil {
+		return nil, err
+	}
+	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt = fromNanos(changed), fromNanos(created), fromNanos(disabled)
+	return &u, nil
+}
+
+const sessionColumns = `id_hash, username, created_at, last_seen_at, expires_at, restricted`
+
+// CreateSession inserts a session of an existing user.
+func (s *DB) CreateSession(ctx context.Context, se *store.Session) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		se.IDHash, se.Username, nanos(se.CreatedAt), nanos(se.LastSeenAt), nanos(se.ExpiresAt), se.Restricted)
+	if err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
+}
+
+// GetSession returns the session with the given id hash, ENOTFOUND if none.
+func (s *DB) GetSession(ctx context.Context, idHash []byte) (*store.Session, error) {
+	var (
+		se                     store.Session
+		created, seen, expires int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id_hash = $1`, idHash).
+		Scan(&se.IDHash, &se.Username, &created, &seen, &expires, &se.Restricted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.NotFound("session", "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
+	}
+	se.CreatedAt, se.LastSeenAt, se.ExpiresAt = fromNanos(created), fromNanos(seen), fromNanos(expires)
+	return &se, nil
+}
+
+// TouchSession records activity on a session at t. Touching a session that
+// does not exist is not an error.
+func (s *DB) TouchSession(ctx context.Context, idHash []byte, t time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2`, nanos(t), idHash); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSession ends a session; deleting a missing one is not an error.
+func (s *DB) DeleteSession(ctx context.Context, idHash []byte) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE id_hash = $1`, idHash); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUserSessions ends every session of a user.
+func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE username = $1`, username); err != nil {
+		return fmt.Errorf("delete sessions of %s: %w", username, err)
+	}
+	return nil
+}
+
+const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at`
+
+// CreatePAT inserts a personal access token of an existing user.
+func (s *DB) CreatePAT(ctx context.Context, p *store.PAT) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO pats (`+patColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		p.ID, p.Username, p.Name, p.Hash, nonNil(p.Scopes), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("insert token %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// GetPAT returns a token, ENOTFOUND if none.
+func (s *DB) GetPAT(ctx context.Context, id string) (*store.PAT, error) {
+	p, err := scanPAT(s.pool.QueryRow(ctx, `SELECT `+patColumns+` FROM pats WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.NotFound("token", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get token %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPATs lists the tokens of username, or of everyone for "", oldest
+// first (ties by id).
+func (s *DB) ListPATs(ctx context.Context, username string) ([]*store.PAT, error) {
+	q, args := `SELECT `+patColumns+` FROM pats ORDER BY created_at, id`, []any{}
+	if username != "" {
+		q, args = `SELECT `+patColumns+` FROM pats WHERE username = $1 ORDER BY created_at, id`, []any{username}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := collect(rows, scanPAT)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokePAT marks a token revoked at t and returns it; revoking twice keeps
+// the first time. A missing token is ENOTFOUND.
+func (s *DB) RevokePAT(ctx context.Context, id string, t time.Time) (*store.PAT, error) {
+	if _, err := s.pool.Exec(ctx, `UPDATE pats SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0`, nanos(t), id); err != nil {
+		return nil, fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return s.GetPAT(ctx, id)
+}
+
+func scanPAT(row scanner) (*store.PAT, error) {
+	var (
+		p                         store.PAT
+		created, expires, revoked int64
+	)
+	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &p.Scopes, &p.Role, &created, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	p.CreatedAt, p.ExpiresAt, p.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	return &p, nil
+}

@@ -1,0 +1,901 @@
+// Package storetest is the conformance suite every store.Store
+// implementation runs: one black-box, table-driven set of cases that pins
+// down the documented semantics of the interface, so that the SQLite and
+// PostgreSQL drivers cannot drift apart.
+//
+// Time precision: the suite requires that every time.Time round-trips at
+// NANOSECOND precision (both drivers store unix nanoseconds in a 64-bit
+// integer), comes back in UTC whatever zone it was written in, and that the
+// zero time comes back as the zero time ("unset").
+//
+// Byte slices and string slices compare by content: nil and empty are
+// equal, since the interface gives them no different meaning.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Run runs every conformance case as a subtest of t. Each case calls open
+// for a store of its own, which must be empty and already migrated. open
+// owns the store's cleanup (typically t.Cleanup(func() { s.Close() })), and
+// that cleanup must tolerate a store the suite has already closed itself.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, open(t))
+		})
+	}
+}
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, s store.Store)
+}
+
+// cases is the whole suite, grouped by the part of the interface it covers.
+var cases = []testCase{
+	// Keys.
+	{"Key/CreateGetRoundTrip", testKeyRoundTrip},
+	{"Key/GetMissing", testKeyGetMissing},
+	{"Key/CreateDuplicateID", testKeyDuplicate},
+	{"Key/ListEmpty", testKeyListEmpty},
+	{"Key/ListOrder", testKeyListOrder},
+	{"Key/RevokeKeepsFirstTime", testKeyRevoke},
+	{"Key/RevokeMissing", testKeyRevokeMissing},
+	{"Key/Rotate", testKeyRotate},
+	{"Key/RotateRefusesRevoked", testKeyRotateRevoked},
+	{"Key/RotateRefusesRotated", testKeyRotateRotated},
+	{"Key/RotateMissing", testKeyRotateMissing},
+	{"Key/RotateIsAtomic", testKeyRotateAtomic},
+	{"Key/RotateConcurrent", testKeyRotateConcurrent},
+
+	// Clients.
+	{"Client/CreateGetRoundTrip", testClientRoundTrip},
+	{"Client/GetMissing", testClientGetMissing},
+	{"Client/ListOrder", testClientListOrder},
+	{"Client/RevokeKeepsFirstTime", testClientRevoke},
+	{"Client/RevokeMissing", testClientRevokeMissing},
+	{"Client/SetSecret", testClientSetSecret},
+	{"Client/SetSecretRefusesRevoked", testClientSetSecretRevoked},
+	{"Client/SetSecretMissing", testClientSetSecretMissing},
+
+	// Users.
+	{"User/CreateGetRoundTrip", testUserRoundTrip},
+	{"User/GetMissing", testUserGetMissing},
+	{"User/CreateConflict", testUserConflict},
+	{"User/ListOrder", testUserListOrder},
+	{"User/Update", testUserUpdate},
+	{"User/UpdateMissing", testUserUpdateMissing},
+
+	// Sessions.
+	{"Session/CreateGetRoundTrip", testSessionRoundTrip},
+	{"Session/GetMissing", testSessionGetMissing},
+	{"Session/Touch", testSessionTouch},
+	{"Session/Delete", testSessionDelete},
+	{"Session/DeleteUserSessions", testSessionDeleteByUser},
+
+	// Personal access tokens.
+	{"PAT/CreateGetRoundTrip", testPATRoundTrip},
+	{"PAT/GetMissing", testPATGetMissing},
+	{"PAT/ListByUserAndAll", testPATList},
+	{"PAT/RevokeKeepsFirstTime", testPATRevoke},
+	{"PAT/RevokeMissing", testPATRevokeMissing},
+
+	// Settings.
+	{"Setting/GetMissing", testSettingGetMissing},
+	{"Setting/PutGetOverwrite", testSettingPut},
+	{"Setting/BinaryValue", testSettingBinary},
+	{"Setting/PutIfAbsent", testSettingPutIfAbsent},
+	{"Setting/PutIfAbsentConcurrent", testSettingPutIfAbsentConcurrent},
+
+	// Lifecycle.
+	{"Ping", testPing},
+	{"Close", testClose},
+}
+
+// zone is deliberately not UTC: stores must hand times back in UTC.
+var zone = time.FixedZone("UTC+5:30", 5*3600+30*60)
+
+// at returns a distinct time with a non-zero nanosecond part, i seconds
+// after a fixed base.
+func at(i int) time.Time {
+	return time.Date(2026, 3, 4, 5, 6, 7, 123456789, zone).Add(time.Duration(i) * time.Second)
+}
+
+// wantCode fails t unless err carries the gatehouse error code want.
+func wantCode(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want code %s", want)
+	}
+	var ge *gatehouse.Error
+	if !errors.As(err, &ge) || ge.Code != want {
+		t.Fatalf("err = %v (code %s), want code %s", err, gatehouse.ErrorCode(err), want)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// same fails t when got and want (pointers to the same struct type) differ
+// in any field, comparing times with Equal (and requiring UTC), and byte
+// and string slices by content.
+func same(t *testing.T, what string, got, want any) {
+	t.Helper()
+	for _, d := range diff(reflect.ValueOf(got), reflect.ValueOf(want)) {
+		t.Errorf("%s: %s", what, d)
+	}
+}
+
+var timeType = reflect.TypeOf(time.Time{})
+
+func diff(got, want reflect.Value) []string {
+	if got.Kind() == reflect.Pointer {
+		if got.IsNil() || want.IsNil() {
+			if got.IsNil() != want.IsNil() {
+				return []string{fmt.Sprintf("got %v, want %v", got, want)}
+			}
+			return nil
+		}
+		got, want = got.Elem(), want.Elem()
+	}
+	var out []string
+	for i := 0; i < got.NumField(); i++ {
+		name := got.Type().Field(i).Name
+		g, w := got.Field(i), want.Field(i)
+		switch {
+		case g.Type() == timeType:
+			gt, wt := g.Interface().(time.Time), w.Interface().(time.Time)
+			switch {
+			case !gt.Equal(wt):
+				out = append(out, fmt.Sprintf("%s = %v, want %v", name, fmtTime(gt), fmtTime(wt)))
+			case !gt.IsZero() && gt.Location() != time.UTC:
+				out = append(out, fmt.Sprintf("%s is in zone %v, want UTC", name, gt.Location()))
+			}
+		case g.Kind() == reflect.Slice && g.Type().Elem().Kind() == reflect.Uint8:
+			if !bytes.Equal(g.Bytes(), w.Bytes()) {
+				out = append(out, fmt.Sprintf("%s = %x, want %x", name, g.Bytes(), w.Bytes()))
+			}
+		case g.Kind() == reflect.Slice:
+			if g.Len() != 0 || w.Len() != 0 {
+				if !reflect.DeepEqual(g.Interface(), w.Interface()) {
+					out = append(out, fmt.Sprintf("%s = %q, want %q", name, g.Interface(), w.Interface()))
+				}
+			}
+		default:
+			if !reflect.DeepEqual(g.Interface(), w.Interface()) {
+				out = append(out, fmt.Sprintf("%s = %v, want %v", name, g.Interface(), w.Interface()))
+			}
+		}
+	}
+	return out
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "zero"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// ids returns the ID (or Username) field of each element of a slice of
+// struct pointers.
+func ids[T any](items []*T, field string) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		out = append(out, reflect.ValueOf(it).Elem().FieldByName(field).String())
+	}
+	return out
+}
+
+func wantIDs(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// Fixtures. Each returns a fully populated value so that every column is
+// exercised by the round-trip cases.
+
+func newKey(id string, created int) *store.Key {
+	return &store.Key{
+		ID:        id,
+		Name:      "key " + id,
+		Hash:      []byte{0x00, 0xff, byte(len(id)), 0x7f},
+		Scopes:    []string{"orders:read", "orders:write"},
+		Tier:      "gold",
+		CreatedAt: at(created),
+		ExpiresAt: at(created + 3600),
+	}
+}
+
+func newClient(id string, created int) *store.Client {
+	return &store.Client{
+		ID:         id,
+		Name:       "client " + id,
+		SecretHash: []byte{0x01, 0x00, 0xfe},
+		Scopes:     []string{"a", "b:c"},
+		Tier:       "free",
+		CreatedAt:  at(created),
+	}
+}
+
+func newUser(name string) *store.User {
+	return &store.User{
+		Username:          name,
+		Role:              "admin",
+		Scopes:            []string{"orders:read"},
+		PasswordHash:      "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		PasswordChangedAt: at(1),
+		PasswordHistory:   []string{"$argon2id$old1", "$argon2id$old2"},
+		CreatedAt:         at(0),
+	}
+}
+
+func newSession(id byte, user string) *store.Session {
+	return &store.Session{
+		IDHash:     bytes.Repeat([]byte{id}, 32),
+		Username:   user,
+		CreatedAt:  at(10),
+		LastSeenAt: at(11),
+		ExpiresAt:  at(10 + 8*3600),
+		Restricted: "totp_enrollment",
+	}
+}
+
+func newPAT(id, user string, created int) *store.PAT {
+	return &store.PAT{
+		ID:        id,
+		Username:  user,
+		Name:      "token " + id,
+		Hash:      []byte{0xaa, 0x00, 0xbb},
+		Scopes:    []string{"orders:read"},
+		Role:      "auditor",
+		CreatedAt: at(created),
+		ExpiresAt: at(created + 86400),
+	}
+}
+
+// Keys.
+
+func testKeyRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	full := newKey("k1", 0)
+	full.RevokedAt = at(5)
+	full.RotatedTo = "k9"
+	full.RotatedFrom = "k0"
+	bare := &store.Key{ID: "k2", Name: "", Hash: []byte{1}, CreatedAt: at(1)} // no scopes, zero times
+	for _, k := range []*store.Key{full, bare} {
+		must(t, s.CreateKey(ctx, k))
+		got, err := s.GetKey(ctx, k.ID)
+		must(t, err)
+		same(t, k.ID, got, k)
+		if got.ExpiresAt.IsZero() != k.ExpiresAt.IsZero() || got.RevokedAt.IsZero() != k.RevokedAt.IsZero() {
+			t.Errorf("%s: zero times not preserved: %+v", k.ID, got)
+		}
+	}
+}
+
+func testKeyGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetKey(t.Context(), "nope")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testKeyDuplicate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	k := newKey("k1", 0)
+	must(t, s.CreateKey(ctx, k))
+	dup := newKey("k1", 9)
+	dup.Name = "other"
+	if err := s.CreateKey(ctx, dup); err == nil {
+		t.Fatal("CreateKey with a taken id succeeded")
+	}
+	got, err := s.GetKey(ctx, "k1")
+	must(t, err)
+	same(t, "original", got, k)
+}
+
+func testKeyListEmpty(t *testing.T, s store.Store) {
+	keys, err := s.ListKeys(t.Context())
+	must(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("ListKeys on an empty store = %d keys", len(keys))
+	}
+}
+
+func testKeyListOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Oldest first; ties on created_at broken by id.
+	for _, k := range []*store.Key{newKey("c", 3), newKey("b", 1), newKey("z", 2), newKey("a", 2)} {
+		must(t, s.CreateKey(ctx, k))
+	}
+	keys, err := s.ListKeys(ctx)
+	must(t, err)
+	wantIDs(t, "ListKeys", ids(keys, "ID"), []string{"b", "a", "z", "c"})
+	same(t, "ListKeys[0]", keys[0], newKey("b", 1))
+}
+
+func testKeyRevoke(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("k1", 0)))
+	got, err := s.RevokeKey(ctx, "k1", at(100))
+	must(t, err)
+	want := newKey("k1", 0)
+	want.RevokedAt = at(100)
+	same(t, "after first revoke", got, want)
+
+	got, err = s.RevokeKey(ctx, "k1", at(200))
+	must(t, err)
+	same(t, "after second revoke (returned)", got, want)
+	got, err = s.GetKey(ctx, "k1")
+	must(t, err)
+	same(t, "after second revoke (stored)", got, want)
+}
+
+func testKeyRevokeMissing(t *testing.T, s store.Store) {
+	_, err := s.RevokeKey(t.Context(), "nope", at(1))
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testKeyRotate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("old", 0)))
+	next := newKey("new", 10)
+	next.RotatedFrom = "old"
+	must(t, s.RotateKey(ctx, "old", at(20), next))
+
+	old, err := s.GetKey(ctx, "old")
+	must(t, err)
+	wantOld := newKey("old", 0)
+	wantOld.RotatedTo = "new"
+	wantOld.ExpiresAt = at(20)
+	same(t, "old", old, wantOld)
+
+	got, err := s.GetKey(ctx, "new")
+	must(t, err)
+	same(t, "new", got, next)
+}
+
+// rotateRefused checks that a refused rotation returns ENOTFOUND, stores
+// nothing and leaves old as it was.
+func rotateRefused(t *testing.T, s store.Store, oldID string) {
+	t.Helper()
+	ctx := t.Context()
+	before, beforeErr := s.GetKey(ctx, oldID)
+	next := newKey("next", 50)
+	next.RotatedFrom = oldID
+	wantCode(t, s.RotateKey(ctx, oldID, at(60), next), gatehouse.ENOTFOUND)
+	_, err := s.GetKey(ctx, "next")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	if beforeErr == nil {
+		after, err := s.GetKey(ctx, oldID)
+		must(t, err)
+		same(t, "old after refused rotation", after, before)
+	}
+}
+
+func testKeyRotateRevoked(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("old", 0)))
+	_, err := s.RevokeKey(ctx, "old", at(5))
+	must(t, err)
+	rotateRefused(t, s, "old")
+}
+
+func testKeyRotateRotated(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("old", 0)))
+	must(t, s.RotateKey(ctx, "old", at(20), newKey("first", 10)))
+	rotateRefused(t, s, "old")
+}
+
+func testKeyRotateMissing(t *testing.T, s store.Store) {
+	rotateRefused(t, s, "nope")
+}
+
+func testKeyRotateAtomic(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("old", 0)))
+	must(t, s.CreateKey(ctx, newKey("taken", 1)))
+	// Inserting next fails (its id is taken), so old must not be linked
+	// or have its expiry changed.
+	if err := s.RotateKey(ctx, "old", at(20), newKey("taken", 10)); err == nil {
+		t.Fatal("RotateKey onto a taken id succeeded")
+	}
+	old, err := s.GetKey(ctx, "old")
+	must(t, err)
+	same(t, "old after failed rotation", old, newKey("old", 0))
+	taken, err := s.GetKey(ctx, "taken")
+	must(t, err)
+	same(t, "taken after failed rotation", taken, newKey("taken", 1))
+	// And the key can still be rotated afterwards.
+	must(t, s.RotateKey(ctx, "old", at(20), newKey("next", 10)))
+}
+
+func testKeyRotateConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("old", 0)))
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.RotateKey(ctx, "old", at(20), newKey(fmt.Sprintf("next%d", i), 10))
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("rotations %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		default:
+			wantCode(t, err, gatehouse.ENOTFOUND)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no concurrent rotation succeeded")
+	}
+	keys, err := s.ListKeys(ctx)
+	must(t, err)
+	wantIDs(t, "keys", ids(keys, "ID"), []string{"old", fmt.Sprintf("next%d", winner)})
+	if keys[0].RotatedTo != keys[1].ID {
+		t.Fatalf("old.RotatedTo = %q, want %q", keys[0].RotatedTo, keys[1].ID)
+	}
+}
+
+// Clients.
+
+func testClientRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	full := newClient("c1", 0)
+	full.SecretRotatedAt = at(3)
+	full.RevokedAt = at(4)
+	bare := &store.Client{ID: "c2", SecretHash: []byte{9}, CreatedAt: at(1)}
+	for _, c := range []*store.Client{full, bare} {
+		must(t, s.CreateClient(ctx, c))
+		got, err := s.GetClient(ctx, c.ID)
+		must(t, err)
+		same(t, c.ID, got, c)
+	}
+}
+
+func testClientGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetClient(t.Context(), "nope")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testClientListOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	list, err := s.ListClients(ctx)
+	must(t, err)
+	if len(list) != 0 {
+		t.Fatalf("ListClients on an empty store = %d clients", len(list))
+	}
+	for _, c := range []*store.Client{newClient("c", 3), newClient("b", 1), newClient("z", 2), newClient("a", 2)} {
+		must(t, s.CreateClient(ctx, c))
+	}
+	list, err = s.ListClients(ctx)
+	must(t, err)
+	wantIDs(t, "ListClients", ids(list, "ID"), []string{"b", "a", "z", "c"})
+	same(t, "ListClients[0]", list[0], newClient("b", 1))
+}
+
+func testClientRevoke(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1", 0)))
+	want := newClient("c1", 0)
+	want.RevokedAt = at(100)
+	got, err := s.RevokeClient(ctx, "c1", at(100))
+	must(t, err)
+	same(t, "after first revoke", got, want)
+	got, err = s.RevokeClient(ctx, "c1", at(200))
+	must(t, err)
+	same(t, "after second revoke (returned)", got, want)
+	got, err = s.GetClient(ctx, "c1")
+	must(t, err)
+	same(t, "after second revoke (stored)", got, want)
+}
+
+func testClientRevokeMissing(t *testing.T, s store.Store) {
+	_, err := s.RevokeClient(t.Context(), "nope", at(1))
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testClientSetSecret(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1", 0)))
+	must(t, s.SetClientSecret(ctx, "c1", []byte{0xde, 0xad, 0x00}, at(30)))
+	want := newClient("c1", 0)
+	want.SecretHash = []byte{0xde, 0xad, 0x00}
+	want.SecretRotatedAt = at(30)
+	got, err := s.GetClient(ctx, "c1")
+	must(t, err)
+	same(t, "after SetClientSecret", got, want)
+}
+
+func testClientSetSecretRevoked(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, newClient("c1", 0)))
+	revoked, err := s.RevokeClient(ctx, "c1", at(5))
+	must(t, err)
+	wantCode(t, s.SetClientSecret(ctx, "c1", []byte{1, 2, 3}, at(30)), gatehouse.ENOTFOUND)
+	got, err := s.GetClient(ctx, "c1")
+	must(t, err)
+	same(t, "revoked client after refused SetClientSecret", got, revoked)
+}
+
+func testClientSetSecretMissing(t *testing.T, s store.Store) {
+	wantCode(t, s.SetClientSecret(t.Context(), "nope", []byte{1}, at(1)), gatehouse.ENOTFOUND)
+}
+
+// Users.
+
+func testUserRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	full := newUser("alice")
+	full.PasswordExpired = true
+	full.TOTPSecret = []byte{0x00, 0x01, 0xff}
+	full.TOTPEnabled = true
+	full.TOTPLastStep = 1<<40 + 7
+	full.DisabledAt = at(9)
+	bare := &store.User{Username: "bob", Role: "auditor", PasswordHash: "h", PasswordChangedAt: at(1), CreatedAt: at(1)}
+	for _, u := range []*store.User{full, bare} {
+		must(t, s.CreateUser(ctx, u))
+		got, err := s.GetUser(ctx, u.Username)
+		must(t, err)
+		same(t, u.Username, got, u)
+	}
+}
+
+func testUserGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetUser(t.Context(), "nobody")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testUserConflict(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	other := newUser("alice")
+	other.Role = "auditor"
+	wantCode(t, s.CreateUser(ctx, other), gatehouse.ECONFLICT)
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	same(t, "original", got, newUser("alice"))
+}
+
+func testUserListOrder(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	list, err := s.ListUsers(ctx)
+	must(t, err)
+	if len(list) != 0 {
+		t.Fatalf("ListUsers on an empty store = %d users", len(list))
+	}
+	for _, name := range []string{"carol", "alice", "bob"} {
+		must(t, s.CreateUser(ctx, newUser(name)))
+	}
+	list, err = s.ListUsers(ctx)
+	must(t, err)
+	wantIDs(t, "ListUsers", ids(list, "Username"), []string{"alice", "bob", "carol"})
+	same(t, "ListUsers[0]", list[0], newUser("alice"))
+}
+
+func testUserUpdate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := newUser("alice")
+	u.TOTPSecret = []byte{1, 2, 3}
+	must(t, s.CreateUser(ctx, u))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+
+	tests := []struct {
+		name   string
+		change func(u *store.User)
+	}{
+		{"every mutable field", func(u *store.User) {
+			u.Role = "security"
+			u.Scopes = []string{"x", "y:z"}
+			u.PasswordHash = "$argon2id$new"
+			u.PasswordChangedAt = at(40)
+			u.PasswordExpired = true
+			u.PasswordHistory = []string{"$argon2id$prev", "$argon2id$old1"}
+			u.TOTPSecret = []byte{0xff, 0x00}
+			u.TOTPEnabled = true
+			u.TOTPLastStep = 12345
+			u.DisabledAt = at(41)
+		}},
+		{"clear fields", func(u *store.User) {
+			u.Scopes = nil
+			u.PasswordExpired = false
+			u.PasswordHistory = nil
+			u.TOTPSecret = nil
+			u.TOTPEnabled = false
+			u.DisabledAt = time.Time{}
+		}},
+	}
+	want := newUser("alice")
+	want.TOTPSecret = []byte{1, 2, 3}
+	for _, tt := range tests {
+		tt.change(want)
+		upd := *want
+		must(t, s.UpdateUser(ctx, &upd))
+		got, err := s.GetUser(ctx, "alice")
+		must(t, err)
+		same(t, tt.name, got, want)
+		if got.DisabledAt.IsZero() != want.DisabledAt.IsZero() {
+			t.Errorf("%s: DisabledAt zero-ness not preserved", tt.name)
+		}
+	}
+	bob, err := s.GetUser(ctx, "bob")
+	must(t, err)
+	same(t, "other user untouched", bob, newUser("bob"))
+}
+
+func testUserUpdateMissing(t *testing.T, s store.Store) {
+	wantCode(t, s.UpdateUser(t.Context(), newUser("nobody")), gatehouse.ENOTFOUND)
+}
+
+// Sessions. Sessions and PATs belong to a user, so each case creates the
+// user first.
+
+func testSessionRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	full := newSession(1, "alice")
+	bare := newSession(2, "alice")
+	bare.Restricted = ""
+	for _, se := range []*store.Session{full, bare} {
+		must(t, s.CreateSession(ctx, se))
+		got, err := s.GetSession(ctx, se.IDHash)
+		must(t, err)
+		same(t, fmt.Sprintf("session %x", se.IDHash[:1]), got, se)
+	}
+}
+
+func testSessionGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetSession(t.Context(), bytes.Repeat([]byte{7}, 32))
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testSessionTouch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateSession(ctx, newSession(1, "alice")))
+	must(t, s.CreateSession(ctx, newSession(2, "alice")))
+	must(t, s.TouchSession(ctx, newSession(1, "alice").IDHash, at(500)))
+	want := newSession(1, "alice")
+	want.LastSeenAt = at(500)
+	got, err := s.GetSession(ctx, want.IDHash)
+	must(t, err)
+	same(t, "touched", got, want)
+	other, err := s.GetSession(ctx, newSession(2, "alice").IDHash)
+	must(t, err)
+	same(t, "untouched", other, newSession(2, "alice"))
+}
+
+func testSessionDelete(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateSession(ctx, newSession(1, "alice")))
+	must(t, s.CreateSession(ctx, newSession(2, "alice")))
+	must(t, s.DeleteSession(ctx, newSession(1, "alice").IDHash))
+	_, err := s.GetSession(ctx, newSession(1, "alice").IDHash)
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	if _, err := s.GetSession(ctx, newSession(2, "alice").IDHash); err != nil {
+		t.Fatalf("other session: %v", err)
+	}
+	// Deleting what is already gone is not an error.
+	must(t, s.DeleteSession(ctx, newSession(1, "alice").IDHash))
+}
+
+func testSessionDeleteByUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	for i, user := range []string{"alice", "alice", "bob"} {
+		must(t, s.CreateSession(ctx, newSession(byte(i+1), user)))
+	}
+	must(t, s.DeleteUserSessions(ctx, "alice"))
+	for i, gone := range []bool{true, true, false} {
+		_, err := s.GetSession(ctx, newSession(byte(i+1), "").IDHash)
+		if gone {
+			wantCode(t, err, gatehouse.ENOTFOUND)
+		} else if err != nil {
+			t.Fatalf("bob's session: %v", err)
+		}
+	}
+	must(t, s.DeleteUserSessions(ctx, "alice"))  // none left: not an error
+	must(t, s.DeleteUserSessions(ctx, "nobody")) // unknown user: not an error
+}
+
+// Personal access tokens.
+
+func testPATRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	full := newPAT("p1", "alice", 0)
+	full.RevokedAt = at(7)
+	bare := &store.PAT{ID: "p2", Username: "alice", Name: "bare", Hash: []byte{1}, CreatedAt: at(1)}
+	for _, p := range []*store.PAT{full, bare} {
+		must(t, s.CreatePAT(ctx, p))
+		got, err := s.GetPAT(ctx, p.ID)
+		must(t, err)
+		same(t, p.ID, got, p)
+	}
+}
+
+func testPATGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetPAT(t.Context(), "nope")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testPATList(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	for _, p := range []*store.PAT{
+		newPAT("p4", "alice", 4), newPAT("p2", "bob", 2), newPAT("p1b", "alice", 1),
+		newPAT("p1a", "bob", 1), newPAT("p3", "alice", 3),
+	} {
+		must(t, s.CreatePAT(ctx, p))
+	}
+	tests := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"p1b", "p3", "p4"}},
+		{"bob", []string{"p1a", "p2"}},
+		{"", []string{"p1a", "p1b", "p2", "p3", "p4"}},
+		{"nobody", []string{}},
+	}
+	for _, tt := range tests {
+		got, err := s.ListPATs(ctx, tt.user)
+		must(t, err)
+		wantIDs(t, fmt.Sprintf("ListPATs(%q)", tt.user), ids(got, "ID"), tt.want)
+	}
+	all, err := s.ListPATs(ctx, "")
+	must(t, err)
+	same(t, "ListPATs[0]", all[0], newPAT("p1a", "bob", 1))
+}
+
+func testPATRevoke(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreatePAT(ctx, newPAT("p1", "alice", 0)))
+	want := newPAT("p1", "alice", 0)
+	want.RevokedAt = at(100)
+	got, err := s.RevokePAT(ctx, "p1", at(100))
+	must(t, err)
+	same(t, "after first revoke", got, want)
+	got, err = s.RevokePAT(ctx, "p1", at(200))
+	must(t, err)
+	same(t, "after second revoke (returned)", got, want)
+	got, err = s.GetPAT(ctx, "p1")
+	must(t, err)
+	same(t, "after second revoke (stored)", got, want)
+}
+
+func testPATRevokeMissing(t *testing.T, s store.Store) {
+	_, err := s.RevokePAT(t.Context(), "nope", at(1))
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+// Settings.
+
+func testSettingGetMissing(t *testing.T, s store.Store) {
+	_, err := s.GetSetting(t.Context(), "nope")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func wantSetting(t *testing.T, s store.Store, name string, want []byte) {
+	t.Helper()
+	got, err := s.GetSetting(t.Context(), name)
+	must(t, err)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("setting %s = %x, want %x", name, got, want)
+	}
+}
+
+func testSettingPut(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.PutSetting(ctx, "a", []byte("one")))
+	must(t, s.PutSetting(ctx, "b", []byte("other")))
+	wantSetting(t, s, "a", []byte("one"))
+	must(t, s.PutSetting(ctx, "a", []byte("two")))
+	wantSetting(t, s, "a", []byte("two"))
+	wantSetting(t, s, "b", []byte("other"))
+}
+
+func testSettingBinary(t *testing.T, s store.Store) {
+	v := make([]byte, 256)
+	for i := range v {
+		v[i] = byte(i)
+	}
+	must(t, s.PutSetting(t.Context(), "bin", v))
+	wantSetting(t, s, "bin", v)
+}
+
+func testSettingPutIfAbsent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tests := []struct {
+		value      string
+		wantStored bool
+		wantValue  string
+	}{
+		{"first", true, "first"},
+		{"second", false, "first"},
+	}
+	for _, tt := range tests {
+		stored, err := s.PutSettingIfAbsent(ctx, "k", []byte(tt.value))
+		must(t, err)
+		if stored != tt.wantStored {
+			t.Fatalf("PutSettingIfAbsent(%q) stored = %v, want %v", tt.value, stored, tt.wantStored)
+		}
+		wantSetting(t, s, "k", []byte(tt.wantValue))
+	}
+	// PutSetting still overwrites.
+	must(t, s.PutSetting(ctx, "k", []byte("third")))
+	wantSetting(t, s, "k", []byte("third"))
+}
+
+func testSettingPutIfAbsentConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 8
+	stored := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			stored[i], errs[i] = s.PutSettingIfAbsent(ctx, "race", []byte{byte(i)})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i := range n {
+		must(t, errs[i])
+		if stored[i] {
+			if winner >= 0 {
+				t.Fatalf("goroutines %d and %d both stored", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no goroutine stored the setting")
+	}
+	wantSetting(t, s, "race", []byte{byte(winner)})
+}
+
+// Lifecycle.
+
+func testPing(t *testing.T, s store.Store) {
+	must(t, s.Ping(t.Context()))
+}
+
+func testClose(t *testing.T, s store.Store) {
+	must(t, s.Ping(t.Context()))
+	must(t, s.Close())
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping after Close succeeded")
+	}
+}
