@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/redact"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
 
@@ -147,7 +148,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
+	if cfg.Store.Driver == "postgres" {
+		a.store, err = postgres.Open(ctx, cfg.Store.DSN)
+	} else {
+		a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
+	}
 	if err != nil {
 		return nil, err
 	}

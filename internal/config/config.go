@@ -459,8 +459,17 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return v.fail("admin_listen", "must differ from listen (%s)", c.Listen)
 	}
-	if c.Store.Driver != "sqlite" {
-		return v.fail("store.driver", "must be %q (postgres is not available in this build yet), not %q", "sqlite", c.Store.Driver)
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.DSN != "" {
+			return v.fail("store.dsn", "sqlite keeps its database in data_dir; remove dsn")
+		}
+	case "postgres":
+		if !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") && !strings.Contains(c.Store.DSN, "host=") {
+			return v.fail("store.dsn", "must be a PostgreSQL URL (postgres://user@host:5432/db) or key=value DSN")
+		}
+	default:
+		return v.fail("store.driver", "must be sqlite or postgres, not %q", c.Store.Driver)
 	}
 	if c.Limits.MaxBody < 0 {
 		return v.fail("limits.max_body", "must not be negative")

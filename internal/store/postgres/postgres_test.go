@@ -2,10 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,19 +13,15 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/postgres"
+	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
-
-// defaultDSN is where tests look for PostgreSQL unless
-// GATEHOUSE_TEST_POSTGRES says otherwise; scripts/ensure-postgres.sh makes
-// it answer.
-const defaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // TestConformance runs the store conformance suite, each case on a fresh
 // database of its own. The cases run in parallel, since creating and
 // dropping a database takes a good part of a second.
 func TestConformance(t *testing.T) {
-	MustConnectAdmin(t).Close(context.Background()) // skip once, not once per case
+	pgtest.MustConnectAdmin(t).Close(context.Background()) // skip once, not once per case
 	storetest.Run(t, func(t *testing.T) store.Store {
 		t.Parallel()
 		return MustOpenDB(t)
@@ -39,7 +31,7 @@ func TestConformance(t *testing.T) {
 // TestOpenConcurrent starts several "replicas" on one fresh database at
 // once: all must succeed, and every migration must be applied exactly once.
 func TestOpenConcurrent(t *testing.T) {
-	dsn := MustCreateDatabase(t)
+	dsn := pgtest.MustCreateDatabase(t)
 	const replicas = 4
 	dbs := make([]*postgres.DB, replicas)
 	errs := make([]error, replicas)
@@ -88,7 +80,7 @@ func TestOpenConcurrent(t *testing.T) {
 // give up when its context ends, and succeed once the lock is released.
 func TestOpenWaitsForMigrationLock(t *testing.T) {
 	const lockID int64 = 0x6761746568_6f7573
-	dsn := MustCreateDatabase(t)
+	dsn := pgtest.MustCreateDatabase(t)
 	holder, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -172,91 +164,11 @@ func TestOpenUnreachable(t *testing.T) {
 // ends.
 func MustOpenDB(tb testing.TB) *postgres.DB {
 	tb.Helper()
-	dsn := MustCreateDatabase(tb)
+	dsn := pgtest.MustCreateDatabase(tb)
 	db, err := postgres.Open(tb.Context(), dsn)
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
 	tb.Cleanup(func() { db.Close() }) // runs before the drop; the suite may have closed it already
 	return db
-}
-
-// MustCreateDatabase creates an empty database gh_test_<random> on the
-// server named by GATEHOUSE_TEST_POSTGRES (default defaultDSN), drops it
-// when tb ends, and returns a DSN for it. When the server cannot be
-// reached it skips tb, or fails it when CI=true.
-func MustCreateDatabase(tb testing.TB) string {
-	tb.Helper()
-	admin := adminDSN()
-	conn := MustConnectAdmin(tb)
-	defer conn.Close(context.Background())
-	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
-	defer cancel()
-
-	var b [8]byte
-	rand.Read(b[:])
-	name := "gh_test_" + hex.EncodeToString(b[:])
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+ident); err != nil {
-		tb.Fatalf("create test database: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+ident+` WITH (FORCE)`); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	return withDatabase(admin, name)
-}
-
-// MustConnectAdmin connects to the server named by GATEHOUSE_TEST_POSTGRES
-// (default defaultDSN). When it cannot, it skips tb loudly, or fails it
-// when CI=true.
-func MustConnectAdmin(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	admin := adminDSN()
-	ctx, cancel := context.WithTimeout(tb.Context(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		msg := "!!! PostgreSQL is not reachable at " + redact(admin) + ": " + err.Error() +
-			"\n!!! SKIPPING the PostgreSQL store tests. Run scripts/ensure-postgres.sh or set GATEHOUSE_TEST_POSTGRES."
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg + "\n!!! CI=true: a missing PostgreSQL is a failure.")
-		}
-		tb.Skip(msg)
-	}
-	return conn
-}
-
-func adminDSN() string {
-	if dsn := os.Getenv("GATEHOUSE_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return defaultDSN
-}
-
-// withDatabase returns dsn with its database replaced by name. It accepts
-// both URL and key=value DSNs (in the latter a later keyword wins).
-func withDatabase(dsn, name string) string {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		u.Path = "/" + name
-		return u.String()
-	}
-	return dsn + " dbname=" + name
-}
-
-// redact hides the password of a URL DSN, and a key=value DSN entirely.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
-		return u.Redacted()
-	}
-	return "(GATEHOUSE_TEST_POSTGRES)"
 }
