@@ -76,7 +76,7 @@ for round in $(seq "$ROUNDS"); do
     esac
     read -r r p50 p99 <<<"$res"
     printf 'round %d  %-10s %8s req/s  p50 %7s ms  p99 %7s ms\n' "$round" "$t" "$r" "$p50" "$p99" >&2
-    echo "$t $r $p50 $p99" >>"$work/results"
+    echo "$t $r $p50 $p99 $round" >>"$work/results"
   done
 done
 
@@ -89,11 +89,20 @@ fi
 
 echo
 awk -v rounds="$ROUNDS" -v dur="$DURATION" -v conns="$CONNS" '
-  { n[$1]++; r[$1]+=$2; p50[$1]+=$3; p99[$1]+=$4 }
+  { n[$1]++; r[$1]+=$2; p50[$1]+=$3; p99[$1]+=$4; rr[$1, $5]=$2 }
   END {
     printf "%-12s %12s %10s %10s\n", "target", "req/s", "p50 ms", "p99 ms"
     split("direct bare gatehouse jwt", order, " ")
     for (i = 1; i <= 4; i++) { t = order[i]; printf "%-12s %12.0f %10.3f %10.3f\n", t, r[t]/n[t], p50[t]/n[t], p99[t]/n[t] }
-    printf "ratio gatehouse(api key)/bare: %.3f   ratio gatehouse(jwt)/bare: %.3f\n", r["gatehouse"]/r["bare"], r["jwt"]/r["bare"]
+    printf "ratio gatehouse(api key)/bare: %.3f   ratio gatehouse(jwt)/bare: %.3f   (totals)\n", r["gatehouse"]/r["bare"], r["jwt"]/r["bare"]
+    # The median of the per-round ratios resists one disturbed round.
+    split("gatehouse jwt", cs, " ")
+    for (c = 1; c <= 2; c++) {
+      k = 0
+      for (i = 1; i <= rounds; i++) { v[++k] = rr[cs[c], i] / rr["bare", i] }
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+      med[c] = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    }
+    printf "median per-round ratio: api key %.3f   jwt %.3f\n", med[1], med[2]
     printf "(%d rounds x %s, %d connections, interleaved)\n", rounds, dur, conns
   }' "$work/results"
