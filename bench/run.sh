@@ -36,6 +36,7 @@ data_dir: $work/data
 # Limits stay on (memory backend) but high enough that wrk measures the
 # proxy path, not 429s.
 ratelimit: {default: {requests: 1000000000, per: 1m}}
+audit: {durability: ${AUDIT_DURABILITY:-sync}}
 routes:
   - name: bench
     path: /
