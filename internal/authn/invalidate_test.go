@@ -123,3 +123,88 @@ func TestInvalidations(t *testing.T) {
 		}
 	})
 }
+
+// TestInvalidationKinds runs people and clients on two "replicas" sharing
+// one store: a disabled user's PAT, a revoked client and a settings change
+// made through A take effect on B as soon as B applies A's invalidations.
+func TestInvalidationKinds(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := gatehouse.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	type replica struct {
+		pats    *authn.PATs
+		users   *authn.Users
+		clients *authn.Clients
+		inv     *authn.Invalidations
+	}
+	w := &wire{}
+	mk := func(pub authn.Invalidator) replica {
+		cfg := authn.KeysConfig{Store: st, Pepper: make([]byte, 32), Clock: clock, Invalidator: pub}
+		var r replica
+		r.pats = authn.NewPATs(cfg)
+		if r.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: st, Pepper: cfg.Pepper, Clock: clock, PATs: r.pats, Invalidator: pub}); err != nil {
+			t.Fatal(err)
+		}
+		if r.clients, err = authn.NewClients(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		r.inv = &authn.Invalidations{PATs: r.pats, Users: r.users, Clients: r.clients}
+		return r
+	}
+	a, b := mk(w), mk(nil)
+	w.to = b.inv
+
+	t.Run("user disabled", func(t *testing.T) {
+		u, err := a.users.Create(ctx, authn.NewUser{Username: "alice", Role: "security", Scopes: []string{"s"}, Password: "correct horse battery staple 42"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, tok, err := a.pats.Create(ctx, u, authn.NewPAT{Name: "t", Scopes: []string{"s"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pats.Authenticate(ctx, tok); err != nil {
+			t.Fatal(err) // cached on B
+		}
+		if _, err := a.users.Disable(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pats.Authenticate(ctx, tok); err != authn.ErrUserDisabled {
+			t.Fatalf("B after alice was disabled on A: %v", err)
+		}
+	})
+
+	t.Run("client revoked", func(t *testing.T) {
+		cl, secret, err := a.clients.Create(ctx, authn.NewClient{Name: "svc", Scopes: []string{"s"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.clients.Authenticate(ctx, cl.ID, secret); err != nil || b.clients.Revoked(cl.ID) {
+			t.Fatalf("B before revoking: %v", err)
+		}
+		if _, err := a.clients.Revoke(ctx, cl.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !b.clients.Revoked(cl.ID) {
+			t.Fatal("B does not know the client was revoked on A")
+		}
+		if _, err := b.clients.Authenticate(ctx, cl.ID, secret); err != authn.ErrRevoked {
+			t.Fatalf("B authenticating the revoked client: %v", err)
+		}
+	})
+
+	t.Run("settings changed", func(t *testing.T) {
+		s := a.users.Settings()
+		s.Lockout.MaxFailures = 9
+		if _, err := a.users.SetSettings(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.users.Settings().Lockout.MaxFailures; got != 9 {
+			t.Fatalf("B's lockout.max_failures after the change on A: %d", got)
+		}
+	})
+}
