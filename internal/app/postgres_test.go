@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/authn"
@@ -227,54 +229,103 @@ func (r *replicas) readiness(t *testing.T) string {
 }
 
 // TestInvalidationListenerReconnects kills the listening connections on the
-// database: B reconnects, and a later revocation through A again reaches
-// B quickly. While B is disconnected its caches re-validate within 5 s.
+// database while new connections to it are refused: B reports the bus down
+// (not critical), and its caches re-validate within 5 s. Once connections
+// are allowed again B reconnects, and a later revocation through A again
+// reaches B at once.
 func TestInvalidationListenerReconnects(t *testing.T) {
 	r := MustStartReplicas(t)
 	if _, bound := r.b.InvalidationState(); bound != authn.RevalidateConnected {
 		t.Fatalf("revalidation bound while listening: %v", bound)
 	}
+	ctx := context.Background()
 	admin := pgtest.MustConnectAdmin(t)
-	defer admin.Close(context.Background())
-	old := r.b.InvalidationListenerPID()
-	var killed int
-	err := admin.QueryRow(context.Background(), `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE application_name = $1 AND datname = $2) t`, notify.ApplicationName, dbName(t, r.dsn)).Scan(&killed)
-	if err != nil || killed < 2 {
-		t.Fatalf("terminate the listeners of A and B: %d killed, %v", killed, err)
+	defer admin.Close(ctx)
+	db := pgx.Identifier{dbName(t, r.dsn)}.Sanitize()
+	allow := func(ok bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %v`, db, ok)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// B notices, shortens its cache bound, and reconnects.
-	var sawDisconnected bool
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, bound := r.b.InvalidationState()
-		if !ok {
-			if bound != authn.RevalidateDisconnected {
-				t.Fatalf("revalidation bound while disconnected: %v, want %v", bound, authn.RevalidateDisconnected)
-			}
-			sawDisconnected = true
-		}
-		if ok && r.b.InvalidationListenerPID() != old {
-			if bound != authn.RevalidateConnected {
-				t.Fatalf("revalidation bound after reconnecting: %v", bound)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B did not reconnect within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Logf("B reconnected (saw the disconnected state: %v)", sawDisconnected)
 
+	// A key cached on B before the channel breaks.
 	k := r.a.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
 	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
 		t.Fatalf("key on B: %d", code)
 	}
+
+	// Open pooled connections keep serving; the listeners cannot come back.
+	allow(false)
+	t.Cleanup(func() { admin.Exec(context.Background(), `ALTER DATABASE `+db+` ALLOW_CONNECTIONS true`) })
+	old := r.b.InvalidationListenerPID()
+	var killed int
+	err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = $2) t`, notify.ApplicationName, dbName(t, r.dsn)).Scan(&killed)
+	if err != nil || killed != 2 {
+		t.Fatalf("terminate the listeners of A and B: %d killed, %v", killed, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ok, _ := r.b.InvalidationState(); ok; ok, _ = r.b.InvalidationState() {
+		if time.Now().After(deadline) {
+			t.Fatal("B still reports listening 5 s after its listener was terminated")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, bound := r.b.InvalidationState(); bound != 5*time.Second {
+		t.Fatalf("revalidation bound while disconnected: %v, want 5s", bound)
+	}
+	if got := r.readiness(t); got == "ok" || got == "missing" {
+		t.Fatalf("B's invalidation readiness while disconnected: %s", got)
+	}
+	res, err := http.Get(r.bBase + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("B's readiness while the bus is down (not critical): %d, want 200", res.StatusCode)
+	}
+
+	// A revocation B does not hear of: refused once the 5 s bound passes.
 	if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
 		t.Fatalf("revoke on A: %d", code)
 	}
-	d := r.untilRefused(t, time.Now(), "X-API-Key", k.Key)
+	r.clock.Advance(4 * time.Second)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
+		t.Fatalf("B within the 5 s bound (cached): %d", code)
+	}
+	r.clock.Advance(time.Second)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 401 {
+		t.Fatalf("B at the 5 s bound: %d, want 401", code)
+	}
+
+	// Connections allowed again: B reconnects and restores the 30 s bound.
+	allow(true)
+	start := time.Now()
+	deadline = start.Add(15 * time.Second)
+	for ok, _ := r.b.InvalidationState(); !ok || r.b.InvalidationListenerPID() == old; ok, _ = r.b.InvalidationState() {
+		if time.Now().After(deadline) {
+			t.Fatal("B did not reconnect within 15 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("B reconnected %v after connections were allowed again", time.Since(start))
+	if _, bound := r.b.InvalidationState(); bound != authn.RevalidateConnected {
+		t.Fatalf("revalidation bound after reconnecting: %v", bound)
+	}
+	if got := r.readiness(t); got != "ok" {
+		t.Fatalf("B's invalidation readiness after reconnecting: %s", got)
+	}
+	// A publishes on its own pool, so only B's listener matters here.
+	k2 := r.a.createKey(map[string]any{"name": "k2", "scopes": []string{"read:signals"}})
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k2.Key); code != 200 {
+		t.Fatalf("second key on B: %d", code)
+	}
+	if code := r.a.adminCall("POST", "/v1/keys/"+k2.ID+"/revoke", nil, nil); code != 200 {
+		t.Fatalf("revoke on A: %d", code)
+	}
+	d := r.untilRefused(t, time.Now(), "X-API-Key", k2.Key)
 	t.Logf("propagation delay after reconnecting, key revoked on A until B refuses it: %v", d)
 }
 
