@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/postgres"
+	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
 
@@ -53,6 +54,11 @@ type App struct {
 	clients *authn.Clients
 	pats    *authn.PATs
 	users   *authn.Users
+	// bus carries invalidations between replicas (postgres only; nil
+	// otherwise), applied through inv.
+	bus     *notify.Bus
+	busWG   sync.WaitGroup // the bus's listener
+	inv     *authn.Invalidations
 	tokens  *authn.Tokens
 	policy  *authz.Engine
 	limiter *service.Service
@@ -156,7 +162,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
+	a.inv = &authn.Invalidations{}
+	var inv authn.Invalidator = authn.NopInvalidator{}
+	if cfg.Store.Driver == "postgres" {
+		if a.bus, err = a.openBus(ctx, cfg.Store.DSN); err != nil {
+			return nil, err
+		}
+		inv = busInvalidator{a.bus}
+	}
+	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
 	if err != nil {
 		return nil, err
 	}
@@ -172,14 +186,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
-	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
-	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats})
+	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
+	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv})
 	if err != nil {
 		return nil, err
 	}
-	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log})
+	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
 	if err != nil {
 		return nil, err
+	}
+	*a.inv = authn.Invalidations{Keys: a.keys, Clients: a.clients, PATs: a.pats, Users: a.users}
+	if a.bus != nil {
+		// Until the listener is up, changes made elsewhere may go unheard.
+		a.inv.Disconnected()
 	}
 	issuer := cfg.Auth.Issuer
 	if issuer == "" {
@@ -244,6 +263,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			{Name: "policy", Check: a.policyReady, Critical: true},
 			{Name: "ratelimit", Check: a.limiterReady, Critical: cfg.RateLimit.OnRedisFailure == "deny"},
 			{Name: "tls", Check: a.tlsReady},
+			{Name: "invalidation", Check: a.invalidationReady},
 		},
 	})
 	if err != nil {
@@ -338,6 +358,13 @@ func (a *App) Start() error {
 		defer a.wg.Done()
 		a.tokens.Run(ctx)
 	}()
+	if a.bus != nil {
+		a.busWG.Add(1)
+		go func() {
+			defer a.busWG.Done()
+			a.bus.Run(ctx)
+		}()
+	}
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {
@@ -521,6 +548,10 @@ func (a *App) close() error {
 	}
 	if a.limiter != nil {
 		a.limiter.Close()
+	}
+	if a.bus != nil {
+		a.busWG.Wait() // a.stop above ends the listener
+		a.bus.Close()
 	}
 	for _, ln := range []net.Listener{a.publicLn, a.adminLn, a.redirectLn} {
 		if ln != nil {

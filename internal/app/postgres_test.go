@@ -2,25 +2,42 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
 
-// TestPostgresStore runs two gatehouses on one PostgreSQL database (and
-// one data dir for the shared secrets): a key created through one works
-// through the other, and a revocation reaches the other within the cache's
-// revalidation bound (30 s).
-func TestPostgresStore(t *testing.T) {
+// replicas is two gatehouses on one PostgreSQL database (and one data dir
+// for the shared secrets), each with its own fake clock.
+type replicas struct {
+	a     *harness
+	b     *app.App
+	bBase string
+	clock *gatehouse.FakeClock // b's
+	dsn   string
+}
+
+// MustStartReplicas starts replica A (a harness) and replica B on one fresh
+// PostgreSQL database, and waits until B listens for invalidations.
+func MustStartReplicas(t *testing.T) *replicas {
+	t.Helper()
 	dsn := pgtest.MustCreateDatabase(t)
-	extra := fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn)
+	// One issuer, so that tokens issued by A are accepted by B.
+	extra := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn)
 	a := MustStartWith(t, extra)
 
 	cfg, err := config.Parse("b.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\naudit: {dir: %s}\n%sroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
@@ -36,20 +53,286 @@ func TestPostgresStore(t *testing.T) {
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Shutdown(ctx)
+	})
+	r := &replicas{a: a, b: b, bBase: "http://" + b.Addr(), clock: clock, dsn: dsn}
+	r.waitListening(t, 5*time.Second)
+	return r
+}
 
-	k := a.createKey(map[string]any{"name": "shared", "scopes": []string{"read:signals"}})
-	get := func() int {
-		return a.do("GET", "http://"+b.Addr()+"/api/v1/signals/x", nil, "X-API-Key: "+k.Key).StatusCode
+// waitListening waits until B's invalidation bus listens.
+func (r *replicas) waitListening(t *testing.T, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if ok, _ := r.b.InvalidationState(); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B not listening for invalidations after %v", limit)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if code := get(); code != 200 {
+}
+
+// getB sends GET path to replica B's gateway with one header.
+func (r *replicas) getB(t *testing.T, path, header, value string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", r.bBase+path, nil)
+	req.Header.Set(header, value)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s on B: %v", path, err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// untilRefused polls B every 5 ms until it answers 401 to the credential
+// and returns how long after since that took; it fails after a second.
+func (r *replicas) untilRefused(t *testing.T, since time.Time, header, value string) time.Duration {
+	t.Helper()
+	for {
+		code := r.getB(t, "/api/v1/signals/x", header, value)
+		d := time.Since(since)
+		if code == http.StatusUnauthorized {
+			return d
+		}
+		if code != http.StatusOK {
+			t.Fatalf("B answered %d while waiting for 401", code)
+		}
+		if d > time.Second {
+			t.Fatalf("B still accepts the credential %v after the change on A", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPostgresStore runs two gatehouses on one PostgreSQL database: a key
+// created through one works through the other; a revocation reaches the
+// other through the invalidation bus and, without it, within the cache's
+// revalidation bound (30 s).
+func TestPostgresStore(t *testing.T) {
+	r := MustStartReplicas(t)
+	k := r.a.createKey(map[string]any{"name": "shared", "scopes": []string{"read:signals"}})
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
 		t.Fatalf("key created on A, used on B: %d", code)
 	}
-	if code := a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
+	if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
 		t.Fatalf("revoke on A: %d", code)
 	}
-	clock.Advance(31 * time.Second)
-	if code := get(); code != 401 {
+	r.clock.Advance(31 * time.Second)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 401 {
 		t.Fatalf("key revoked on A, used on B after the cache bound: %d", code)
 	}
+}
+
+// TestCrossReplicaInvalidation checks that changes made through replica A
+// reach replica B's caches within a second, with no clock advanced, and
+// logs the measured delays.
+func TestCrossReplicaInvalidation(t *testing.T) {
+	r := MustStartReplicas(t)
+	if got := r.readiness(t); got != "ok" {
+		t.Fatalf("B's invalidation readiness: %s", got)
+	}
+
+	t.Run("key revoked", func(t *testing.T) {
+		k := r.a.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+		if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
+			t.Fatalf("key on B before revoking: %d", code) // now cached on B
+		}
+		if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
+			t.Fatalf("revoke on A: %d", code)
+		}
+		d := r.untilRefused(t, time.Now(), "X-API-Key", k.Key)
+		t.Logf("propagation delay, key revoked on A until B refuses it: %v", d)
+	})
+
+	t.Run("key rotated with no grace", func(t *testing.T) {
+		k := r.a.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+		if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
+			t.Fatalf("key on B before rotating: %d", code)
+		}
+		if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/rotate", map[string]any{"grace": "0s"}, nil); code != 200 && code != 201 {
+			t.Fatalf("rotate on A: %d", code)
+		}
+		d := r.untilRefused(t, time.Now(), "X-API-Key", k.Key)
+		t.Logf("propagation delay, key rotated on A until B refuses the old key: %v", d)
+	})
+
+	t.Run("user disabled", func(t *testing.T) {
+		r.a.createUser("alice", "security", "read:signals")
+		p := r.a.newPerson()
+		if code, e := p.login("alice", alicePW, nil); code != 200 {
+			t.Fatalf("login: %d %s", code, e.Error.Message)
+		}
+		var tok struct{ ID, Token string }
+		if code := p.call("POST", "/v1/tokens", map[string]any{"name": "x", "scopes": []string{"read:signals"}}, true, &tok); code != 201 {
+			t.Fatalf("create PAT: %d", code)
+		}
+		if code := r.getB(t, "/api/v1/signals/x", "Authorization", "Bearer "+tok.Token); code != 200 {
+			t.Fatalf("PAT on B before disabling: %d", code)
+		}
+		if code := r.a.adminCall("POST", "/v1/users/alice/disable", nil, nil); code != 200 {
+			t.Fatalf("disable on A: %d", code)
+		}
+		d := r.untilRefused(t, time.Now(), "Authorization", "Bearer "+tok.Token)
+		t.Logf("propagation delay, user disabled on A until B refuses their PAT: %v", d)
+	})
+
+	t.Run("client revoked", func(t *testing.T) {
+		c := r.a.createClient("read:signals")
+		tok := r.a.token(url.Values{"grant_type": {"client_credentials"}}, c.ClientID, c.ClientSecret)
+		if tok.status != 200 {
+			t.Fatalf("token from A: %+v", tok)
+		}
+		if code := r.getB(t, "/api/v1/signals/x", "Authorization", "Bearer "+tok.Access); code != 200 {
+			t.Fatalf("client's JWT on B before revoking: %d", code)
+		}
+		if code := r.a.adminCall("POST", "/v1/clients/"+c.ClientID+"/revoke", nil, nil); code != 200 {
+			t.Fatalf("revoke client on A: %d", code)
+		}
+		d := r.untilRefused(t, time.Now(), "Authorization", "Bearer "+tok.Access)
+		t.Logf("propagation delay, client revoked on A until B refuses its JWT: %v", d)
+	})
+}
+
+// readiness returns B's "invalidation" readiness check: "ok" or its error.
+func (r *replicas) readiness(t *testing.T) string {
+	t.Helper()
+	res, err := http.Get(r.bBase + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Checks map[string]struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"checks"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := out.Checks["invalidation"]
+	switch {
+	case !ok:
+		return "missing"
+	case c.OK:
+		return "ok"
+	}
+	return c.Error
+}
+
+// TestInvalidationListenerReconnects kills the listening connections on the
+// database while new connections to it are refused: B reports the bus down
+// (not critical), and its caches re-validate within 5 s. Once connections
+// are allowed again B reconnects, and a later revocation through A again
+// reaches B at once.
+func TestInvalidationListenerReconnects(t *testing.T) {
+	r := MustStartReplicas(t)
+	if _, bound := r.b.InvalidationState(); bound != authn.RevalidateConnected {
+		t.Fatalf("revalidation bound while listening: %v", bound)
+	}
+	ctx := context.Background()
+	admin := pgtest.MustConnectAdmin(t)
+	defer admin.Close(ctx)
+	db := pgx.Identifier{dbName(t, r.dsn)}.Sanitize()
+	allow := func(ok bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %v`, db, ok)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A key cached on B before the channel breaks.
+	k := r.a.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
+		t.Fatalf("key on B: %d", code)
+	}
+
+	// Open pooled connections keep serving; the listeners cannot come back.
+	allow(false)
+	t.Cleanup(func() { admin.Exec(context.Background(), `ALTER DATABASE `+db+` ALLOW_CONNECTIONS true`) })
+	old := r.b.InvalidationListenerPID()
+	var killed int
+	err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = $2) t`, notify.ApplicationName, dbName(t, r.dsn)).Scan(&killed)
+	if err != nil || killed != 2 {
+		t.Fatalf("terminate the listeners of A and B: %d killed, %v", killed, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ok, _ := r.b.InvalidationState(); ok; ok, _ = r.b.InvalidationState() {
+		if time.Now().After(deadline) {
+			t.Fatal("B still reports listening 5 s after its listener was terminated")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, bound := r.b.InvalidationState(); bound != 5*time.Second {
+		t.Fatalf("revalidation bound while disconnected: %v, want 5s", bound)
+	}
+	if got := r.readiness(t); got == "ok" || got == "missing" {
+		t.Fatalf("B's invalidation readiness while disconnected: %s", got)
+	}
+	res, err := http.Get(r.bBase + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("B's readiness while the bus is down (not critical): %d, want 200", res.StatusCode)
+	}
+
+	// A revocation B does not hear of: refused once the 5 s bound passes.
+	if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
+		t.Fatalf("revoke on A: %d", code)
+	}
+	r.clock.Advance(4 * time.Second)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
+		t.Fatalf("B within the 5 s bound (cached): %d", code)
+	}
+	r.clock.Advance(time.Second)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 401 {
+		t.Fatalf("B at the 5 s bound: %d, want 401", code)
+	}
+
+	// Connections allowed again: B reconnects and restores the 30 s bound.
+	allow(true)
+	start := time.Now()
+	deadline = start.Add(15 * time.Second)
+	for ok, _ := r.b.InvalidationState(); !ok || r.b.InvalidationListenerPID() == old; ok, _ = r.b.InvalidationState() {
+		if time.Now().After(deadline) {
+			t.Fatal("B did not reconnect within 15 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("B reconnected %v after connections were allowed again", time.Since(start))
+	if _, bound := r.b.InvalidationState(); bound != authn.RevalidateConnected {
+		t.Fatalf("revalidation bound after reconnecting: %v", bound)
+	}
+	if got := r.readiness(t); got != "ok" {
+		t.Fatalf("B's invalidation readiness after reconnecting: %s", got)
+	}
+	// A publishes on its own pool, so only B's listener matters here.
+	k2 := r.a.createKey(map[string]any{"name": "k2", "scopes": []string{"read:signals"}})
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k2.Key); code != 200 {
+		t.Fatalf("second key on B: %d", code)
+	}
+	if code := r.a.adminCall("POST", "/v1/keys/"+k2.ID+"/revoke", nil, nil); code != 200 {
+		t.Fatalf("revoke on A: %d", code)
+	}
+	d := r.untilRefused(t, time.Now(), "X-API-Key", k2.Key)
+	t.Logf("propagation delay after reconnecting, key revoked on A until B refuses it: %v", d)
+}
+
+func dbName(t *testing.T, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Path[1:]
 }

@@ -3,6 +3,7 @@ package authn
 import (
 	"crypto/subtle"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -16,7 +17,11 @@ const cacheShards = 16
 // for concurrent use.
 type credCache struct {
 	shards [cacheShards]credShard
-	ttl    time.Duration // re-read from the store after this long
+	ttl    atomic.Int64 // nanoseconds; re-read from the store after this long
+	// gen counts invalidations. A verification that read the store before
+	// an invalidation must not be cached after it (it may have read the
+	// state the invalidation announced as gone).
+	gen atomic.Uint64
 }
 
 type credShard struct {
@@ -32,12 +37,17 @@ type cachedCred struct {
 }
 
 func newCredCache(ttl time.Duration) *credCache {
-	c := &credCache{ttl: ttl}
+	c := &credCache{}
+	c.ttl.Store(int64(ttl))
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*cachedCred)
 	}
 	return c
 }
+
+// setTTL changes how long entries are trusted; it applies to entries
+// already cached too.
+func (c *credCache) setTTL(d time.Duration) { c.ttl.Store(int64(d)) }
 
 // shard picks the shard of an id part (random base32, so its last byte
 // spreads evenly).
@@ -53,7 +63,7 @@ func (c *credCache) lookup(part, token string, now time.Time) (p *gatehouse.Prin
 	s.mu.RLock()
 	e := s.m[part]
 	s.mu.RUnlock()
-	if e == nil || now.Sub(e.checkedAt) >= c.ttl {
+	if e == nil || now.Sub(e.checkedAt) >= time.Duration(c.ttl.Load()) {
 		return nil, false, nil
 	}
 	d := digest(token)
@@ -66,11 +76,19 @@ func (c *credCache) lookup(part, token string, now time.Time) (p *gatehouse.Prin
 	return e.principal, true, nil
 }
 
-func (c *credCache) store(part, token string, p *gatehouse.Principal, expires, now time.Time) {
+// generation is read before a store read whose result is to be cached,
+// and passed to store.
+func (c *credCache) generation() uint64 { return c.gen.Load() }
+
+// store caches a verification made from a store read that began at
+// generation gen; if anything was invalidated since, it is not cached.
+func (c *credCache) store(part, token string, p *gatehouse.Principal, expires, now time.Time, gen uint64) {
 	e := &cachedCred{digest: digest(token), principal: p, expiresAt: expires, checkedAt: now}
 	s := c.shard(part)
 	s.mu.Lock()
-	s.m[part] = e
+	if c.gen.Load() == gen {
+		s.m[part] = e
+	}
 	s.mu.Unlock()
 }
 
@@ -80,6 +98,18 @@ func (c *credCache) invalidate(part string) {
 	}
 	s := c.shard(part)
 	s.mu.Lock()
+	c.gen.Add(1)
 	delete(s.m, part)
 	s.mu.Unlock()
+}
+
+// flush drops every entry.
+func (c *credCache) flush() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		c.gen.Add(1)
+		clear(s.m)
+		s.mu.Unlock()
+	}
 }

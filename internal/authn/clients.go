@@ -36,6 +36,7 @@ type Clients struct {
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
+	inv    Invalidator
 
 	mu       sync.RWMutex
 	revoked  map[string]bool // client ids revoked; their tokens fail at once
@@ -61,18 +62,47 @@ func NewClients(ctx context.Context, cfg KeysConfig) (*Clients, error) {
 	}
 	c := &Clients{
 		store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("clients"),
-		cache: newCredCache(cacheRevalidate), revoked: map[string]bool{}, failures: map[string]*clientFailures{},
+		cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, revoked: map[string]bool{}, failures: map[string]*clientFailures{},
 	}
-	all, err := cfg.Store.ListClients(ctx)
+	if err := c.loadRevoked(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadRevoked adds every revoked client in the store to the revoked set.
+func (c *Clients) loadRevoked(ctx context.Context) error {
+	all, err := c.store.ListClients(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load clients: %w", err)
+		return fmt.Errorf("load clients: %w", err)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cl := range all {
 		if !cl.RevokedAt.IsZero() {
 			c.revoked[cl.ID] = true
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// refresh drops the cached verification of the client's secret and
+// re-reads the client, adding it to the revoked set if it is revoked.
+func (c *Clients) refresh(ctx context.Context, id string) error {
+	c.cache.invalidate(strings.TrimPrefix(id, ClientIDPrefix))
+	cl, err := c.store.GetClient(ctx, id)
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("refresh client %s: %w", id, err)
+	}
+	if !cl.RevokedAt.IsZero() {
+		c.mu.Lock()
+		c.revoked[id] = true
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // NewClient describes a client to create.
@@ -124,6 +154,7 @@ func (c *Clients) Revoke(ctx context.Context, id string) (*store.Client, error) 
 	c.revoked[id] = true
 	c.mu.Unlock()
 	c.cache.invalidate(strings.TrimPrefix(id, ClientIDPrefix))
+	publish(ctx, c.inv, c.log, Invalidation{Kind: InvalidateClient, ID: id})
 	c.log.InfoContext(ctx, "client revoked", "client_id", id)
 	return cl, nil
 }
@@ -145,6 +176,7 @@ func (c *Clients) RotateSecret(ctx context.Context, id string) (*store.Client, s
 	if err != nil {
 		return nil, "", err
 	}
+	publish(ctx, c.inv, c.log, Invalidation{Kind: InvalidateClient, ID: id})
 	cl, err := c.store.GetClient(ctx, id)
 	if err != nil {
 		return nil, "", err
@@ -180,6 +212,7 @@ func (c *Clients) Authenticate(ctx context.Context, id, secret string) (*gatehou
 		}
 		return p, err
 	}
+	gen := c.cache.generation()
 	cl, err := c.store.GetClient(ctx, id)
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return nil, ErrUnknown
@@ -195,7 +228,7 @@ func (c *Clients) Authenticate(ctx context.Context, id, secret string) (*gatehou
 		return nil, ErrRevoked
 	}
 	p := NewPrincipal(cl.ID, gatehouse.KindClient, cl.Name, cl.Scopes, cl.Tier)
-	c.cache.store(part, secret, p, time.Time{}, now)
+	c.cache.store(part, secret, p, time.Time{}, now, gen)
 	return p, nil
 }
 

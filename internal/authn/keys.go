@@ -19,17 +19,15 @@ const KeyIDPrefix = "key_"
 // DefaultRotationGrace is how long a rotated key keeps working.
 const DefaultRotationGrace = 24 * time.Hour
 
-// cacheRevalidate bounds how long a cached verification is trusted before
-// the store is consulted again. Revocation and rotation through this process
-// invalidate at once; this bound only matters for changes made elsewhere.
-const cacheRevalidate = 30 * time.Second
-
 // KeysConfig configures a Keys service.
 type KeysConfig struct {
 	Store  store.Store
 	Pepper []byte // HMAC key for stored hashes; at least 32 bytes
 	Clock  gatehouse.Clock
 	Logger *slog.Logger
+	// Invalidator tells other replicas of revocations and rotations; nil
+	// publishes nothing.
+	Invalidator Invalidator
 }
 
 // Keys issues, verifies, revokes and rotates API keys. Verified keys are
@@ -41,6 +39,7 @@ type Keys struct {
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
+	inv    Invalidator
 }
 
 // NewKeys returns a Keys service.
@@ -57,7 +56,7 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(cacheRevalidate)}, nil
+	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator}, nil
 }
 
 // NewKey describes a key to create.
@@ -171,6 +170,7 @@ func (k *Keys) Revoke(ctx context.Context, id string) (*store.Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	publish(ctx, k.inv, k.log, Invalidation{Kind: InvalidateKey, ID: id})
 	k.log.InfoContext(ctx, "key revoked", "key_id", id)
 	return key, nil
 }
@@ -209,6 +209,7 @@ func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (*sto
 	if err != nil {
 		return nil, nil, "", err
 	}
+	publish(ctx, k.inv, k.log, Invalidation{Kind: InvalidateKey, ID: old.ID})
 	old.RotatedTo, old.ExpiresAt = next.ID, oldExpires
 	k.log.InfoContext(ctx, "key rotated", "key_id", old.ID, "new_key_id", next.ID, "old_expires_at", oldExpires)
 	return old, next, token, nil
@@ -235,6 +236,7 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 }
 
 func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time) (*gatehouse.Principal, error) {
+	gen := k.cache.generation()
 	key, err := k.store.GetKey(ctx, KeyIDPrefix+part)
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return nil, ErrUnknown
@@ -252,6 +254,6 @@ func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time
 		return nil, ErrExpired
 	}
 	p := NewPrincipal(key.ID, gatehouse.KindAPIKey, key.Name, key.Scopes, key.Tier)
-	k.cache.store(part, token, p, key.ExpiresAt, now)
+	k.cache.store(part, token, p, key.ExpiresAt, now, gen)
 	return p, nil
 }

@@ -31,6 +31,7 @@ type PATs struct {
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
+	inv    Invalidator
 }
 
 // NewPATs returns the token service.
@@ -41,7 +42,7 @@ func NewPATs(cfg KeysConfig) *PATs {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &PATs{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(cacheRevalidate)}
+	return &PATs{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator}
 }
 
 // NewPAT describes a token to create for Owner.
@@ -114,7 +115,11 @@ func (t *PATs) Get(ctx context.Context, id string) (*store.PAT, error) {
 func (t *PATs) Revoke(ctx context.Context, id string) (*store.PAT, error) {
 	p, err := t.store.RevokePAT(ctx, id, t.clock.Now().UTC())
 	t.cache.invalidate(strings.TrimPrefix(id, PATIDPrefix))
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	publish(ctx, t.inv, t.log, Invalidation{Kind: InvalidatePAT, ID: id})
+	return p, nil
 }
 
 // InvalidateUser drops every cached verification of username's tokens, so
@@ -141,6 +146,7 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	if p, hit, err := t.cache.lookup(part, token, now); hit {
 		return p, err
 	}
+	gen := t.cache.generation()
 	pat, err := t.store.GetPAT(ctx, PATIDPrefix+part)
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return nil, ErrUnknown
@@ -166,7 +172,7 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	}
 	p := NewPrincipal(u.Username, gatehouse.KindPAT, pat.ID, pat.Scopes, "")
 	p.Role = pat.Role
-	t.cache.store(part, token, p, pat.ExpiresAt, now)
+	t.cache.store(part, token, p, pat.ExpiresAt, now, gen)
 	return p, nil
 }
 

@@ -33,6 +33,7 @@ type Users struct {
 	clock    gatehouse.Clock
 	log      *slog.Logger
 	pats     *PATs
+	inv      Invalidator
 	settings atomic.Pointer[AuthSettings]
 	dummy    string // a hash to verify against for unknown users (equal timing)
 
@@ -52,6 +53,9 @@ type UsersConfig struct {
 	Clock  gatehouse.Clock
 	Logger *slog.Logger
 	PATs   *PATs
+	// Invalidator tells other replicas of disabled users and settings
+	// changes; nil publishes nothing.
+	Invalidator Invalidator
 }
 
 // NewUsers loads Settings → Authentication (defaults on first start).
@@ -63,22 +67,32 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
-		pats: cfg.PATs, failures: map[string]*loginFailures{}}
-	s := DefaultAuthSettings()
-	raw, err := cfg.Store.GetSetting(ctx, settingsKey)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("decode authentication settings: %w", err)
-		}
-	case gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND:
+		pats: cfg.PATs, inv: cfg.Invalidator, failures: map[string]*loginFailures{}}
+	if err := u.reloadSettings(ctx); err != nil {
 		return nil, err
 	}
-	u.settings.Store(&s)
-	if u.dummy, err = password.Hash("gatehouse-timing-equaliser", s.Argon2); err != nil {
+	var err error
+	if u.dummy, err = password.Hash("gatehouse-timing-equaliser", u.Settings().Argon2); err != nil {
 		return nil, err
 	}
 	return u, nil
+}
+
+// reloadSettings reads Settings → Authentication from the store (defaults
+// when none are stored) and makes them current.
+func (u *Users) reloadSettings(ctx context.Context) error {
+	s := DefaultAuthSettings()
+	raw, err := u.store.GetSetting(ctx, settingsKey)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("decode authentication settings: %w", err)
+		}
+	case gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND:
+		return err
+	}
+	u.settings.Store(&s)
+	return nil
 }
 
 // Settings returns Settings → Authentication.
@@ -97,6 +111,7 @@ func (u *Users) SetSettings(ctx context.Context, s AuthSettings) (AuthSettings, 
 		return AuthSettings{}, err
 	}
 	old := u.settings.Swap(&s)
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateSettings})
 	return *old, nil
 }
 
@@ -175,6 +190,7 @@ func (u *Users) Disable(ctx context.Context, username string) (*store.User, erro
 	if err := u.pats.InvalidateUser(ctx, username); err != nil {
 		return nil, err
 	}
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
 	return usr, nil
 }
 
