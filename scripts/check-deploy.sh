@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm@v3.22.0
-CHART=deploy/helm/gatehouse
+CHART=${CHART:-deploy/helm/gatehouse}   # override to check another copy
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -71,6 +71,8 @@ refused() {
 refused "must exceed preStopSleepSeconds" --set terminationGracePeriodSeconds=20
 refused "tls.enabled needs tls.secretName" --set tls.enabled=true
 refused "serverSecrets.fromSecret needs a Secret" --set serverSecrets.fromSecret=true
+refused "exactly 32 bytes" --set secret.create=true --set secret.serverSecretBase64=c2hvcnQ=
+refused "at least 16 characters" --set secret.create=true --set secret.adminToken=short
 
 step "compose (deploy/compose)"
 "$out/checks" compose deploy/compose || fail "deploy/compose: see the lines above"

@@ -101,6 +101,14 @@ true
 {{- if and .Values.serverSecrets.fromSecret (not (include "gatehouse.secretName" .)) -}}
 {{- fail "serverSecrets.fromSecret needs a Secret: set secret.existingSecret or secret.create" -}}
 {{- end -}}
+{{- with .Values.secret.serverSecretBase64 -}}
+{{- if ne (len (b64dec .)) 32 -}}
+{{- fail "secret.serverSecretBase64 must be the base64 of exactly 32 bytes: head -c 32 /dev/urandom | base64" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.secret.adminToken (lt (len .Values.secret.adminToken) 16) -}}
+{{- fail "secret.adminToken must be at least 16 characters (Gatehouse refuses a shorter GATEHOUSE_ADMIN_TOKEN)" -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled .Values.podDisruptionBudget.minAvailable .Values.podDisruptionBudget.maxUnavailable -}}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
 {{- end -}}
