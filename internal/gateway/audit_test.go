@@ -110,3 +110,15 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 		t.Fatalf("audit failure: %d %q", w.Code, w.Body.String())
 	}
 }
+
+func TestHealthProbesAreNotAudited(t *testing.T) {
+	aud := &memAuditor{}
+	g, _ := MustOpenGatewayWith(t, "http://127.0.0.1:1", func(c *gateway.Config) { c.Auditor = aud })
+	for _, p := range []string{"/health", "/health/live", "/health/ready"} {
+		g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/x", nil))
+	if n := len(aud.events); n != 1 {
+		t.Fatalf("%d events for three probes and one request, want 1", n)
+	}
+}

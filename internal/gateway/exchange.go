@@ -133,6 +133,7 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	auditFailed bool
+	noAudit     bool
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -145,7 +146,7 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if w.g.cfg.Auditor != nil {
+	if w.g.cfg.Auditor != nil && !w.noAudit {
 		if err := w.g.cfg.Auditor.Record(w.r.Context(), w.g.event(w.r, w.ex, code)); err != nil {
 			// Fail closed: a response whose audit event is not recorded is
 			// not sent. Whatever the handler writes next is discarded.

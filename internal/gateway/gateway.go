@@ -231,6 +231,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch path := r.URL.Path; {
 	case isHealthPath(path):
+		// Probes are not security events; auditing each would bury the
+		// trail (and cost an fsync per probe).
+		rec.noAudit = true
 		err = g.health.serve(rec, r)
 	case path == "/auth/verify":
 		err = g.serveVerify(rec, r)
