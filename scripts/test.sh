@@ -25,6 +25,9 @@ go vet ./...
 step "gatehouse policy test policy/"
 go run ./cmd/gatehouse policy test policy/
 
+step "deploy/ (helm template, compose)"
+scripts/check-deploy.sh
+
 step "go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
 
