@@ -106,6 +106,10 @@ func (s *Server) handle(pattern string, a area, m methods) {
 		if err == nil {
 			err = h(w, r, p)
 		}
+		if err == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			// Changes record their own events; reads are recorded here.
+			s.record(r.Context(), p, "read", r.URL.Path, map[string]any{"query": r.URL.RawQuery})
+		}
 		if err != nil {
 			httpjson.WriteError(w, r, s.log, err)
 		}

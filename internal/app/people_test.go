@@ -362,6 +362,10 @@ func TestPeopleEventsAreAudited(t *testing.T) {
 	}
 	h.clock.Advance(16 * time.Minute)
 	p.login("alice", alicePW, nil)
+	h.auditEvents("admin.read") // this query is itself a read
+	if reads := h.auditEvents("admin.read"); len(reads) == 0 || reads[0]["resource"] != "/v1/audit" || reads[0]["actor"].(map[string]any)["kind"] != "admin_token" {
+		t.Errorf("admin reads not audited with who and what: %v", reads)
+	}
 	for typ, want := range map[string]int{"admin.login.failure": 5, "admin.login.lockout": 1, "admin.login.success": 1, "admin.user.create": 1} {
 		if got := len(h.auditEvents(typ)); got != want {
 			t.Errorf("%s events: %d, want %d", typ, got, want)
