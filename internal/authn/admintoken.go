@@ -56,5 +56,5 @@ func (a *AdminToken) Verify(token string) bool {
 
 // AdminPrincipal returns the principal that the admin token authenticates as.
 func AdminPrincipal() *gatehouse.Principal {
-	return NewPrincipal("admin-token", gatehouse.KindAdmin, "bootstrap admin token", []string{gatehouse.ScopeAdmin}, "")
+	return gatehouse.NewPrincipal("admin-token", gatehouse.KindAdmin, "bootstrap admin token", []string{gatehouse.ScopeAdmin}, "")
 }

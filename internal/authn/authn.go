@@ -35,11 +35,6 @@ func digest(s string) [32]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
-// NewPrincipal returns a principal with its derived fields computed.
-func NewPrincipal(id string, kind gatehouse.PrincipalKind, name string, scopes []string, tier string) *gatehouse.Principal {
-	return gatehouse.NewPrincipal(id, kind, name, scopes, tier)
-}
-
 // Authenticator routes a presented credential to the verifier its shape
 // names: API keys by prefix, JWTs by form. It implements the gateway's
 // Authenticator.

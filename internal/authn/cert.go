@@ -49,7 +49,7 @@ type certRule struct {
 func NewCertPrincipals(m []CertPrincipal) *CertPrincipals {
 	c := &CertPrincipals{}
 	for _, r := range m {
-		c.rules = append(c.rules, certRule{r, NewPrincipal(r.ID, gatehouse.KindCert, r.Subject+r.SAN, r.Scopes, r.Tier)})
+		c.rules = append(c.rules, certRule{r, gatehouse.NewPrincipal(r.ID, gatehouse.KindCert, r.Subject+r.SAN, r.Scopes, r.Tier)})
 	}
 	return c
 }

@@ -227,7 +227,7 @@ func (c *Clients) Authenticate(ctx context.Context, id, secret string) (*gatehou
 	if !cl.RevokedAt.IsZero() {
 		return nil, ErrRevoked
 	}
-	p := NewPrincipal(cl.ID, gatehouse.KindClient, cl.Name, cl.Scopes, cl.Tier)
+	p := gatehouse.NewPrincipal(cl.ID, gatehouse.KindClient, cl.Name, cl.Scopes, cl.Tier)
 	c.cache.store(part, secret, p, time.Time{}, now, gen)
 	return p, nil
 }

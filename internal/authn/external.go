@@ -165,6 +165,6 @@ func (x *externalIssuer) verify(tok *jwt.JSONWebToken, kid string, now time.Time
 			}
 		}
 	}
-	p := NewPrincipal(x.cfg.Issuer+"#"+sub, gatehouse.KindExternal, sub, scopes, "")
+	p := gatehouse.NewPrincipal(x.cfg.Issuer+"#"+sub, gatehouse.KindExternal, sub, scopes, "")
 	return p, std.Expiry.Time(), nil
 }

@@ -453,7 +453,7 @@ func (t *Tokens) verifyOwn(tok *jwt.JSONWebToken, k *signingKey, key [32]byte, n
 	if t.cfg.Clients != nil && t.cfg.Clients.Revoked(std.Subject) {
 		return nil, ErrRevoked
 	}
-	p := NewPrincipal(std.Subject, gatehouse.KindClient, "", strings.Fields(priv.Scope), priv.Tier)
+	p := gatehouse.NewPrincipal(std.Subject, gatehouse.KindClient, "", strings.Fields(priv.Scope), priv.Tier)
 	t.cache.put(key, &cachedToken{principal: p, expires: std.Expiry.Time(), client: std.Subject})
 	return p, nil
 }

@@ -253,7 +253,7 @@ func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time
 	if !key.ExpiresAt.IsZero() && !now.Before(key.ExpiresAt) {
 		return nil, ErrExpired
 	}
-	p := NewPrincipal(key.ID, gatehouse.KindAPIKey, key.Name, key.Scopes, key.Tier)
+	p := gatehouse.NewPrincipal(key.ID, gatehouse.KindAPIKey, key.Name, key.Scopes, key.Tier)
 	k.cache.store(part, token, p, key.ExpiresAt, now, gen)
 	return p, nil
 }

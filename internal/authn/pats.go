@@ -170,7 +170,7 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	if !u.DisabledAt.IsZero() {
 		return nil, ErrUserDisabled
 	}
-	p := NewPrincipal(u.Username, gatehouse.KindPAT, pat.ID, pat.Scopes, "")
+	p := gatehouse.NewPrincipal(u.Username, gatehouse.KindPAT, pat.ID, pat.Scopes, "")
 	p.Role = pat.Role
 	t.cache.store(part, token, p, pat.ExpiresAt, now, gen)
 	return p, nil

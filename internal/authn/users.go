@@ -523,9 +523,7 @@ func (u *Users) Session(ctx context.Context, id string) (*gatehouse.Principal, s
 	if err := u.store.TouchSession(ctx, h[:], now.UTC()); err != nil {
 		return nil, "", err
 	}
-	p := NewPrincipal(usr.Username, gatehouse.KindUser, usr.Username, usr.Scopes, "")
-	p.Role = usr.Role
-	return p, se.Restricted, nil
+	return UserPrincipal(usr), se.Restricted, nil
 }
 
 // EndSession signs a session out.
@@ -534,10 +532,10 @@ func (u *Users) EndSession(ctx context.Context, id string) error {
 	return u.store.DeleteSession(ctx, h[:])
 }
 
-// UserPrincipal is the principal of a user signed in with a password
-// (HTTP Basic).
+// UserPrincipal is the principal of a signed-in user (session or HTTP
+// Basic).
 func UserPrincipal(usr *store.User) *gatehouse.Principal {
-	p := NewPrincipal(usr.Username, gatehouse.KindUser, usr.Username, usr.Scopes, "")
+	p := gatehouse.NewPrincipal(usr.Username, gatehouse.KindUser, usr.Username, usr.Scopes, "")
 	p.Role = usr.Role
 	return p
 }
