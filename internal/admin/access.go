@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"crypto/subtle"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
@@ -70,8 +69,4 @@ func withRole(p *gatehouse.Principal, role string) *gatehouse.Principal {
 	c := *p
 	c.Role = role
 	return &c
-}
-
-func subtleEqual(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"slices"
 	"time"
@@ -45,7 +46,7 @@ func (s *Server) sessionPrincipal(r *http.Request) (*gatehouse.Principal, error)
 		return nil, err
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if !httpjsonEqual(r.Header.Get(CSRFHeader), s.cfg.Users.CSRFToken(c.Value)) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(s.cfg.Users.CSRFToken(c.Value))) != 1 {
 			return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "missing or wrong %s header (the token returned at sign-in)", CSRFHeader)
 		}
 	}
@@ -448,8 +449,4 @@ func (s *Server) putAuthSettings(w http.ResponseWriter, r *http.Request, p *gate
 	s.record(r.Context(), p, "settings.change", "settings:authentication", map[string]any{"old": old, "new": s.cfg.Users.Settings()})
 	httpjson.Write(w, http.StatusOK, s.cfg.Users.Settings())
 	return nil
-}
-
-func httpjsonEqual(a, b string) bool {
-	return len(a) == len(b) && subtleEqual(a, b)
 }
