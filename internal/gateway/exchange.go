@@ -24,6 +24,7 @@ import (
 type exchange struct {
 	start     time.Time
 	requestID string
+	sourceIP  string // the TCP peer's address, without port
 	trace     traceParent
 	route     *route
 	principal *gatehouse.Principal
@@ -200,7 +201,7 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 			Path:       r.URL.Path,
 			Status:     status,
 			DurationMS: float64(g.clock.Now().Sub(ex.start).Microseconds()) / 1000,
-			SourceIP:   g.auditIP(sourceIP(r)),
+			SourceIP:   g.auditIP(ex.sourceIP),
 			RequestID:  ex.requestID,
 		},
 	}

@@ -216,7 +216,7 @@ func (g *Gateway) SetDraining() { g.health.draining.Store(true) }
 // ServeHTTP runs the request path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.clock.Now()
-	ex := &exchange{start: start}
+	ex := &exchange{start: start, sourceIP: sourceIP(r)}
 	ex.requestID = httpjson.RequestID(r)
 	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
 
@@ -403,7 +403,7 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 			tier = ex.principal.Tier
 		}
 		policy := g.cfg.RateLimiter.Policy(tier)
-		key := ratelimit.Key(ex.principal, sourceIP(r))
+		key := ratelimit.Key(ex.principal, ex.sourceIP)
 		var d ratelimit.Decision
 		var err error
 		if rt := ex.route; rt != nil && rt.limit != nil {
@@ -454,7 +454,7 @@ func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource stri
 			Method:   r.Method,
 			Path:     r.URL.Path,
 			Host:     r.Host,
-			SourceIP: sourceIP(r),
+			SourceIP: ex.sourceIP,
 		},
 		Action:   action,
 		Resource: resource,
