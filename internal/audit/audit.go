@@ -18,11 +18,9 @@ import (
 	"syscall"
 	"time"
 
-	"crypto/rand"
 	"crypto/sha256"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/oklog/ulid/v2"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -201,8 +199,7 @@ type Log struct {
 	clock   gatehouse.Clock
 	lock    *os.File
 
-	idMu    sync.Mutex
-	entropy *ulid.MonotonicEntropy
+	ids     *IDSource
 	bufs    sync.Pool // *[]byte encode buffers
 
 	qmu     sync.Mutex
@@ -274,7 +271,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		segBits:    uint(bits.TrailingZeros(uint(cfg.SegmentEntries))),
 		logger:     cfg.Logger.WithGroup("audit"),
 		clock:      cfg.Clock,
-		entropy:    ulid.Monotonic(rand.Reader, 0),
+		ids:        NewIDSource(),
 		kick:       make(chan struct{}, 1),
 		grown:      make(chan struct{}, 1),
 		ctl:        make(chan func()),
@@ -754,18 +751,6 @@ func (l *Log) view() *treeView {
 	return &treeView{dir: l.dir, segBits: l.segBits, prefix: l.prefix, segs: append([]segInfo(nil), l.segs...)}
 }
 
-func (l *Log) newID(t time.Time) string {
-	l.idMu.Lock()
-	defer l.idMu.Unlock()
-	id, err := ulid.New(ulid.Timestamp(t), l.entropy)
-	if err != nil {
-		// Monotonic entropy overflows only after 2^80 IDs in one
-		// millisecond; fall back to fresh randomness.
-		id = ulid.MustNew(ulid.Timestamp(t), rand.Reader)
-	}
-	return id.String()
-}
-
 // Record appends e to the log. It sets e.ID (a ULID) and e.Time when they
 // are empty. With sync durability it returns once the event is fsynced; with
 // batch durability once it is written. If ctx ends first Record returns the
@@ -779,13 +764,7 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 // Append is Record returning the stored entry: its index and the event with
 // ID and Time filled in.
 func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
-	if e.Time.IsZero() {
-		e.Time = l.clock.Now()
-	}
-	e.Time = e.Time.UTC()
-	if e.ID == "" {
-		e.ID = l.newID(e.Time)
-	}
+	l.ids.Fill(&e, l.clock)
 	// buf holds 0x00 (the RFC 6962 leaf prefix) followed by the payload,
 	// so the leaf hash is one sha256.Sum256 without copying.
 	bp := l.bufs.Get().(*[]byte)

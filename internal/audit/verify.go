@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -151,75 +149,38 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 		}
 		vkey = k
 	}
-	verifier, err := note.NewVerifier(strings.TrimSpace(vkey))
-	if err != nil {
-		return res, fmt.Errorf("audit verify: parse verifier key: %w", err)
-	}
 	prefix, err := readPrune(dir)
 	if err != nil {
 		return res, err
 	}
 	res.RetainedFrom = prefix.begin
-
-	targets, res2, err := checkpointTargets(dir, verifier, prefix.begin)
+	cps, torn, err := readCheckpoints(dir, false)
+	if err != nil {
+		var seq int
+		if _, e := fmt.Sscanf(err.Error(), "checkpoint %d:", &seq); e == nil {
+			return res, cpErr(seq, -1, "%v", strings.TrimPrefix(err.Error(), fmt.Sprintf("checkpoint %d: ", seq)))
+		}
+		return res, err
+	}
+	signed := make([][]byte, len(cps))
+	for i, c := range cps {
+		signed[i] = c.Signed
+	}
+	chk, err := NewChecker(vkey, signed, opts.Checkpoint, prefix.begin, prefix.hashes)
 	if err != nil {
 		return res, err
 	}
-	res.Unchecked, res.LatestCheckpoint, res.TornTail = res2.Unchecked, res2.LatestCheckpoint, res2.TornTail
-	if opts.Checkpoint != nil {
-		cp, err := openWith(opts.Checkpoint, verifier)
-		if err != nil {
-			return res, cpErr(-2, -1, "%v", err)
-		}
-		if cp.Size < prefix.begin {
-			return res, cpErr(-2, -1, "tree size %d predates the retained log, which begins at entry %d; it cannot be checked", cp.Size, prefix.begin)
-		}
-		targets = append(targets, target{seq: -2, size: cp.Size, root: cp.Root})
-		sort.SliceStable(targets, func(i, j int) bool { return targets[i].size < targets[j].size })
+	if torn >= 0 {
+		// A checkpoint write cut short by a crash; Open removes it.
+		chk.Result.TornTail = fmt.Sprintf("incomplete checkpoint %d at offset %d", len(cps), torn)
 	}
-
-	rng, err := newRangeFactory().NewRange(0, prefix.begin, slices.Clone(prefix.hashes)) // the range mutates its slice
-	if err != nil {
-		return res, fmt.Errorf("audit verify: prune state: %w", err)
-	}
-	ti := 0
-	lastGood := uint64(0)
-	// check compares the recomputed root with every target at the current size.
-	check := func() error {
-		for ti < len(targets) && targets[ti].size == rng.End() {
-			t := targets[ti]
-			root := rfc6962.DefaultHasher.EmptyRoot()
-			if rng.End() > 0 {
-				r, err := rng.GetRootHash(nil)
-				if err != nil {
-					return err
-				}
-				root = r
-			}
-			if !bytes.Equal(root, t.root) {
-				lo := max(lastGood, prefix.begin)
-				if t.size > 0 && lo == t.size {
-					lo = t.size - 1
-				}
-				return cpErr(t.seq, int64(lo), "root hash of tree size %d does not match the stored entries; the first altered entry is in [%d, %d)", t.size, lo, t.size)
-			}
-			if t.seq != -2 {
-				res.Checkpoints++
-			} else {
-				res.ExternalChecked = true
-			}
-			lastGood = t.size
-			ti++
-		}
-		return nil
-	}
-	if err := check(); err != nil {
-		return res, err
-	}
+	// The loop below fills in what only the files know (bytes read, torn
+	// tail, the retained log's first time); the checker does the rest.
+	r := &chk.Result
 
 	starts, err := listSegments(dir)
 	if err != nil {
-		return res, err
+		return *r, err
 	}
 	for len(starts) > 0 && starts[0] < prefix.begin {
 		starts = starts[1:]
@@ -228,13 +189,13 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 	next := prefix.begin
 	for si, start := range starts {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return *r, err
 		}
 		if start != next {
 			if start > next {
-				return res, entryErr(next, "missing: no segment holds it (next segment starts at %d)", start)
+				return *r, entryErr(next, "missing: no segment holds it (next segment starts at %d)", start)
 			}
-			return res, entryErr(start, "segment starts at %d, overlapping the previous one", start)
+			return *r, entryErr(start, "segment starts at %d, overlapping the previous one", start)
 		}
 		last := si == len(starts)-1
 		// The index is read before the segment: a live writer appends to
@@ -242,30 +203,30 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 		// index lists.
 		idxBits, err := indexBits(dir, start)
 		if err != nil {
-			return res, entryErr(start, "%v", err)
+			return *r, entryErr(start, "%v", err)
 		}
 		offs, leaves, segRoot, err := readIndex(dir, start, idxBits)
 		if err != nil {
-			return res, entryErr(start, "%v", err)
+			return *r, entryErr(start, "%v", err)
 		}
 		data, err := os.ReadFile(segPath(dir, start))
 		if err != nil {
-			return res, fmt.Errorf("audit verify: %w", err)
+			return *r, fmt.Errorf("audit verify: %w", err)
 		}
 		bits, err := parseHeader(data, segMagic, start)
 		if err != nil {
-			return res, entryErr(start, "segment file: %v", err)
+			return *r, entryErr(start, "segment file: %v", err)
 		}
 		if segBits == 0 {
 			segBits = bits
 			if prefix.begin%(1<<segBits) != 0 {
-				return res, entryErr(prefix.begin, "prune state does not end on a segment boundary")
+				return *r, entryErr(prefix.begin, "prune state does not end on a segment boundary")
 			}
 		} else if bits != segBits {
-			return res, entryErr(start, "segment size exponent %d differs from %d", bits, segBits)
+			return *r, entryErr(start, "segment size exponent %d differs from %d", bits, segBits)
 		}
 		if idxBits != segBits {
-			return res, entryErr(start, "index size exponent %d differs from the segment's %d", idxBits, segBits)
+			return *r, entryErr(start, "index size exponent %d differs from the segment's %d", idxBits, segBits)
 		}
 		var gotSegRoot []byte
 		visit := func(id compact.NodeID, h []byte) {
@@ -292,109 +253,53 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 					Time time.Time `json:"time"`
 				}
 				if json.Unmarshal(payload, &e) == nil {
-					res.RetainedSince = e.Time
+					r.RetainedSince = e.Time
 				}
 			}
-			if err := rng.Append(leaf, visit); err != nil {
-				return err
-			}
-			res.Bytes += int64(frameHeaderLn + len(payload))
+			r.Bytes += int64(frameHeaderLn + len(payload))
 			j++
-			return check()
+			return chk.Append(leaf, visit)
 		})
 		if err != nil {
-			return res, err
+			return *r, err
 		}
 		count := uint64(j)
 		if stop != nil {
 			i := start + count
 			switch {
 			case !stop.Tail:
-				return res, entryErr(i, "%s at offset %d", stop.Reason, stop.Offset)
+				return *r, entryErr(i, "%s at offset %d", stop.Reason, stop.Offset)
 			case !last || int(count) < len(offs):
-				return res, entryErr(i, "%s at offset %d (record damaged or log truncated)", stop.Reason, stop.Offset)
+				return *r, entryErr(i, "%s at offset %d (record damaged or log truncated)", stop.Reason, stop.Offset)
 			default:
-				res.TornTail = strings.TrimPrefix(res.TornTail+"; ", "; ") + fmt.Sprintf("entry %d at offset %d: %s", i, stop.Offset, stop.Reason)
+				r.TornTail = strings.TrimPrefix(r.TornTail+"; ", "; ") + fmt.Sprintf("entry %d at offset %d: %s", i, stop.Offset, stop.Reason)
 			}
 		}
 		if int(count) < len(offs) {
-			return res, entryErr(start+count, "listed in the index but missing from the segment (log truncated)")
+			return *r, entryErr(start+count, "listed in the index but missing from the segment (log truncated)")
 		}
 		full := uint64(1) << segBits
 		if count > full {
-			return res, entryErr(start+full, "segment holds more than %d entries", full)
+			return *r, entryErr(start+full, "segment holds more than %d entries", full)
 		}
 		if !last && count != full {
-			return res, entryErr(start+count, "missing: segment %d holds only %d of %d entries", start, count, full)
+			return *r, entryErr(start+count, "missing: segment %d holds only %d of %d entries", start, count, full)
 		}
 		if segRoot != nil && !bytes.Equal(segRoot, gotSegRoot) {
-			return res, entryErr(start, "segment root in the index trailer does not match the entries of segment %d", start)
+			return *r, entryErr(start, "segment root in the index trailer does not match the entries of segment %d", start)
 		}
 		next = start + count
 	}
-	res.TreeSize = rng.End()
-	res.Entries = res.TreeSize - prefix.begin
-	if ti < len(targets) {
-		t := targets[ti]
-		return res, cpErr(t.seq, int64(res.TreeSize), "covers %d entries but the log holds only %d (log truncated)", t.size, res.TreeSize)
-	}
-	res.RootHash = rfc6962.DefaultHasher.EmptyRoot()
-	if res.TreeSize > 0 {
-		r, err := rng.GetRootHash(nil)
-		if err != nil {
-			return res, err
-		}
-		res.RootHash = r
+	res, err = chk.Finish()
+	if err != nil {
+		return res, err
 	}
 	if opts.Checkpoint != nil {
-		if err := verifyExtends(dir, opts.Checkpoint, verifier, res); err != nil {
+		if err := verifyExtends(dir, opts.Checkpoint, vkey, res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
-}
-
-// checkpointTargets opens every stored checkpoint and checks signatures,
-// origin and order. Checkpoints of trees that end inside the pruned prefix
-// are counted as unchecked.
-func checkpointTargets(dir string, verifier note.Verifier, begin uint64) ([]target, VerifyResult, error) {
-	var res VerifyResult
-	cps, torn, err := readCheckpoints(dir, false)
-	if err != nil {
-		var seq int
-		if _, e := fmt.Sscanf(err.Error(), "checkpoint %d:", &seq); e == nil {
-			return nil, res, cpErr(seq, -1, "%v", strings.TrimPrefix(err.Error(), fmt.Sprintf("checkpoint %d: ", seq)))
-		}
-		return nil, res, err
-	}
-	if torn >= 0 {
-		// A checkpoint write cut short by a crash; Open removes it.
-		res.TornTail = fmt.Sprintf("incomplete checkpoint %d at offset %d", len(cps), torn)
-	}
-	var targets []target
-	var prev *Checkpoint
-	for _, c := range cps {
-		cp, err := openWith(c.Signed, verifier)
-		if err != nil {
-			return nil, res, cpErr(c.Seq, -1, "%v", err)
-		}
-		if prev != nil {
-			if cp.Size < prev.Size {
-				return nil, res, cpErr(c.Seq, -1, "tree size %d is smaller than the previous checkpoint's %d (rollback or replaced checkpoint)", cp.Size, prev.Size)
-			}
-			if cp.Size == prev.Size && !bytes.Equal(cp.Root, prev.Root) {
-				return nil, res, cpErr(c.Seq, -1, "two checkpoints of size %d with different roots (fork)", cp.Size)
-			}
-		}
-		prev = &cp
-		res.LatestCheckpoint = cp.Size
-		if cp.Size < begin {
-			res.Unchecked++
-			continue
-		}
-		targets = append(targets, target{seq: c.Seq, size: cp.Size, root: cp.Root})
-	}
-	return targets, res, nil
 }
 
 func openWith(signed []byte, v note.Verifier) (Checkpoint, error) {
@@ -418,8 +323,8 @@ func openWith(signed []byte, v note.Verifier) (Checkpoint, error) {
 
 // verifyExtends additionally checks a consistency proof, built from the
 // verified files, from the external checkpoint to the recomputed root.
-func verifyExtends(dir string, signed []byte, v note.Verifier, res VerifyResult) error {
-	ext, err := openWith(signed, v)
+func verifyExtends(dir string, signed []byte, vkey string, res VerifyResult) error {
+	ext, err := OpenCheckpoint(signed, vkey)
 	if err != nil {
 		return cpErr(-2, -1, "%v", err)
 	}

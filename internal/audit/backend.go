@@ -1,0 +1,235 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/oklog/ulid/v2"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// This file holds what every storage of the log shares: the file log in
+// this package and the PostgreSQL log in audit/postgres. Both hash the
+// same canonical event bytes, sign the same checkpoints and are verified
+// by the same Checker, so `gatehouse audit verify` means the same thing
+// whichever stores the events.
+
+// EncodeEvent appends the canonical JSON bytes of e, the bytes that are
+// stored and hashed into the tree, to dst.
+func EncodeEvent(dst []byte, e *gatehouse.Event) ([]byte, error) { return appendEvent(dst, e) }
+
+// IDSource hands out event IDs: ULIDs, monotonic within a process. It is
+// safe for concurrent use; the zero value is not usable, call NewIDSource.
+type IDSource struct {
+	mu      sync.Mutex
+	entropy *ulid.MonotonicEntropy
+}
+
+// NewIDSource returns an IDSource.
+func NewIDSource() *IDSource { return &IDSource{entropy: ulid.Monotonic(rand.Reader, 0)} }
+
+// New returns a fresh ID for an event at t.
+func (s *IDSource) New(t time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, err := ulid.New(ulid.Timestamp(t), s.entropy)
+	if err != nil {
+		// Monotonic entropy overflows only after 2^80 IDs in one
+		// millisecond; fall back to fresh randomness.
+		id = ulid.MustNew(ulid.Timestamp(t), rand.Reader)
+	}
+	return id.String()
+}
+
+// Fill sets e's Time (from clock) and ID when they are empty, and makes
+// the time UTC, as every log does before encoding an event.
+func (s *IDSource) Fill(e *gatehouse.Event, clock gatehouse.Clock) {
+	if e.Time.IsZero() {
+		e.Time = clock.Now()
+	}
+	e.Time = e.Time.UTC()
+	if e.ID == "" {
+		e.ID = s.New(e.Time)
+	}
+}
+
+// LoadOrCreateSigner reads the checkpoint signing key kept in dir (log.key,
+// with its verifier key in log.pub), generating both, named origin, on
+// first use. It returns the signer and the verifier key text.
+func LoadOrCreateSigner(dir, origin string) (note.Signer, string, error) {
+	return loadOrCreateKey(dir, origin)
+}
+
+// SignCheckpoint signs a checkpoint of the tree of size entries with root
+// hash root, and returns the signed note.
+func SignCheckpoint(s note.Signer, size uint64, root []byte) ([]byte, error) {
+	cp := Checkpoint{Origin: s.Name(), Size: size, Root: root}
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, s)
+	if err != nil {
+		return nil, fmt.Errorf("sign audit checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+// NewRange returns an empty compact range of RFC 6962 hashes starting at
+// begin, or, given the hashes of the compact range [0, begin), one
+// continuing from there.
+func NewRange(begin uint64, hashes [][]byte) (*compact.Range, error) {
+	f := newRangeFactory()
+	if len(hashes) == 0 && begin == 0 {
+		return f.NewEmptyRange(0), nil
+	}
+	r, err := f.NewRange(0, begin, cloneHashes(hashes))
+	if err != nil {
+		return nil, fmt.Errorf("audit compact range [0, %d): %w", begin, err)
+	}
+	return r, nil
+}
+
+func cloneHashes(hs [][]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = bytes.Clone(h)
+	}
+	return out
+}
+
+// Checker recomputes a log's Merkle tree leaf by leaf and checks it against
+// the log's signed checkpoints as it grows: their signatures and order
+// first (NewChecker), then the root at each checkpoint's size (Append),
+// then that no checkpoint covers more than the log holds (Finish). Errors
+// are *VerifyError values. A Checker is not safe for concurrent use.
+type Checker struct {
+	targets  []target
+	ti       int
+	lastGood uint64
+	begin    uint64
+	rng      *compact.Range
+	// Result accumulates the verification summary; storages add their own
+	// fields (Bytes, TornTail, RetainedSince) before Finish.
+	Result VerifyResult
+}
+
+// NewChecker checks the signatures, origin and order of checkpoints (the
+// log's stored checkpoints, oldest first) with the verifier key vkey, and
+// of external (a checkpoint saved elsewhere, or nil). The tree is
+// recomputed from entry begin on, the pruned prefix [0, begin) standing as
+// the compact range prefix. Checkpoints of trees smaller than begin are
+// counted as unchecked.
+func NewChecker(vkey string, checkpoints [][]byte, external []byte, begin uint64, prefix [][]byte) (*Checker, error) {
+	verifier, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return nil, fmt.Errorf("audit verify: parse verifier key: %w", err)
+	}
+	c := &Checker{begin: begin}
+	c.Result.RetainedFrom = begin
+	if c.rng, err = NewRange(begin, prefix); err != nil {
+		return nil, fmt.Errorf("audit verify: prune state: %w", err)
+	}
+	var prev *Checkpoint
+	for seq, signed := range checkpoints {
+		cp, err := openWith(signed, verifier)
+		if err != nil {
+			return nil, cpErr(seq, -1, "%v", err)
+		}
+		if prev != nil {
+			if cp.Size < prev.Size {
+				return nil, cpErr(seq, -1, "tree size %d is smaller than the previous checkpoint's %d (rollback or replaced checkpoint)", cp.Size, prev.Size)
+			}
+			if cp.Size == prev.Size && !bytes.Equal(cp.Root, prev.Root) {
+				return nil, cpErr(seq, -1, "two checkpoints of size %d with different roots (fork)", cp.Size)
+			}
+		}
+		prev = &cp
+		c.Result.LatestCheckpoint = cp.Size
+		if cp.Size < begin {
+			c.Result.Unchecked++
+			continue
+		}
+		c.targets = append(c.targets, target{seq: seq, size: cp.Size, root: cp.Root})
+	}
+	if external != nil {
+		cp, err := openWith(external, verifier)
+		if err != nil {
+			return nil, cpErr(-2, -1, "%v", err)
+		}
+		if cp.Size < begin {
+			return nil, cpErr(-2, -1, "tree size %d predates the retained log, which begins at entry %d; it cannot be checked", cp.Size, begin)
+		}
+		c.targets = append(c.targets, target{seq: -2, size: cp.Size, root: cp.Root})
+		sort.SliceStable(c.targets, func(i, j int) bool { return c.targets[i].size < c.targets[j].size })
+	}
+	return c, c.check()
+}
+
+// Size is the size of the tree recomputed so far.
+func (c *Checker) Size() uint64 { return c.rng.End() }
+
+// Append adds the next leaf hash (visit, if not nil, sees every node hash
+// it completes) and checks every checkpoint of the new size.
+func (c *Checker) Append(leaf []byte, visit compact.VisitFn) error {
+	if err := c.rng.Append(leaf, visit); err != nil {
+		return err
+	}
+	return c.check()
+}
+
+// check compares the recomputed root with every target at the current size.
+func (c *Checker) check() error {
+	for c.ti < len(c.targets) && c.targets[c.ti].size == c.rng.End() {
+		t := c.targets[c.ti]
+		root, err := c.root()
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(root, t.root) {
+			lo := max(c.lastGood, c.begin)
+			if t.size > 0 && lo == t.size {
+				lo = t.size - 1
+			}
+			return cpErr(t.seq, int64(lo), "root hash of tree size %d does not match the stored entries; the first altered entry is in [%d, %d)", t.size, lo, t.size)
+		}
+		if t.seq != -2 {
+			c.Result.Checkpoints++
+		} else {
+			c.Result.ExternalChecked = true
+		}
+		c.lastGood = t.size
+		c.ti++
+	}
+	return nil
+}
+
+func (c *Checker) root() ([]byte, error) {
+	if c.rng.End() == 0 {
+		return rfc6962.DefaultHasher.EmptyRoot(), nil
+	}
+	return c.rng.GetRootHash(nil)
+}
+
+// Finish fails if a checkpoint covers more entries than were appended (the
+// log was truncated), and otherwise completes Result with the tree size
+// and root.
+func (c *Checker) Finish() (VerifyResult, error) {
+	res := c.Result
+	res.TreeSize = c.rng.End()
+	res.Entries = res.TreeSize - c.begin
+	if c.ti < len(c.targets) {
+		t := c.targets[c.ti]
+		return res, cpErr(t.seq, int64(res.TreeSize), "covers %d entries but the log holds only %d (log truncated)", t.size, res.TreeSize)
+	}
+	root, err := c.root()
+	if err != nil {
+		return res, err
+	}
+	res.RootHash = root
+	return res, nil
+}
