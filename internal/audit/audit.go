@@ -199,8 +199,8 @@ type Log struct {
 	clock   gatehouse.Clock
 	lock    *os.File
 
-	ids     *IDSource
-	bufs    sync.Pool // *[]byte encode buffers
+	ids  *IDSource
+	bufs sync.Pool // *[]byte encode buffers
 
 	qmu     sync.Mutex
 	qcond   *sync.Cond
