@@ -218,7 +218,7 @@ type Log struct {
 	bgSync     chan *os.File  // batch mode: segments to fsync off the append path
 	syncerDone chan struct{}
 	writerDone chan struct{}
-	stream     *streamer
+	stream     *Stream
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	w writerState
@@ -302,7 +302,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if cfg.Stream != nil {
-		l.stream = newStreamer(cfg.Stream, cfg.StreamBuffer)
+		l.stream = NewStream(cfg.Stream, cfg.StreamBuffer)
 	}
 	if cfg.Durability == DurabilityBatch {
 		go l.syncer()
@@ -1158,7 +1158,7 @@ func (l *Log) Close(ctx context.Context) error {
 	close(l.bgSync)
 	<-l.syncerDone
 	if l.stream != nil {
-		l.stream.close()
+		l.stream.Close()
 	}
 	l.closeFiles()
 	if err != nil {
@@ -1213,5 +1213,5 @@ func (l *Log) StreamDropped() uint64 {
 	if l.stream == nil {
 		return 0
 	}
-	return l.stream.dropped.Load()
+	return l.stream.Dropped()
 }

@@ -59,6 +59,9 @@ type VerifyResult struct {
 	// checkpoint frame: what a crash leaves and the next Open cuts. Empty
 	// when there is none.
 	TornTail string `json:"torn_tail,omitempty"`
+	// Pending counts events committed by replicas but not yet sequenced
+	// into the tree (PostgreSQL only): they are checked once sequenced.
+	Pending int64 `json:"pending,omitempty"`
 }
 
 // String is the one-line summary `gatehouse audit verify` prints.
@@ -76,6 +79,9 @@ func (r VerifyResult) String() string {
 	}
 	if r.TornTail != "" {
 		s += ", torn tail: " + r.TornTail
+	}
+	if r.Pending > 0 {
+		s += fmt.Sprintf(", %d events awaiting sequencing", r.Pending)
 	}
 	return s
 }

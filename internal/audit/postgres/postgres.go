@@ -1,0 +1,406 @@
+// Package postgres stores Gatehouse's tamper-evident audit log in
+// PostgreSQL, so that every replica of a deployment writes to one log.
+//
+// Each replica appends its events to a queue table (audit_pending) with
+// group commit: concurrent Record calls share one COPY, and Record returns
+// once that COPY is committed, so an acknowledged event survives the
+// replica's death. One replica at a time, the leader, holds a session
+// advisory lock; it moves queued events into audit_entries in commit order,
+// giving each its index in the RFC 6962 tree, stores the tree's compact
+// range and every node hash at a level divisible by 8 (for proofs) in the
+// same transaction, and signs checkpoints (C2SP signed notes, the same as
+// the file log's) into audit_checkpoints. When the leader dies PostgreSQL
+// ends its session and releases the lock; another replica takes over
+// within Config.LeaderPoll and continues from the stored compact range.
+//
+// Every replica must hold the same checkpoint signing key (log.key in
+// Config.KeyDir): the first to start stores the verifier key in
+// audit_meta, and a replica with another key refuses to start.
+//
+// Verify checks the stored log offline exactly as audit.Verify checks the
+// files, with the same audit.Checker.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// Log keys.
+const (
+	logKeyErr  = "err"
+	logKeySize = "size"
+)
+
+// Defaults of Config.
+const (
+	DefaultWriters            = 4
+	DefaultLeaderPoll         = 500 * time.Millisecond
+	DefaultSequenceInterval   = 20 * time.Millisecond
+	DefaultCheckpointInterval = 10 * time.Second
+	// maxSequence is the most events one sequencing transaction moves.
+	maxSequence = 20000
+	// maxPending bounds the events queued in a replica; Record waits when
+	// it is reached.
+	maxPending = 1 << 15
+)
+
+// Config configures Open. DSN, Origin and KeyDir are required.
+type Config struct {
+	// DSN names the database (a postgres:// URL or key=value string).
+	DSN string
+	// Origin is the checkpoint origin and signing key name.
+	Origin string
+	// KeyDir holds the checkpoint signing key (log.key, log.pub), created
+	// there on first use. Every replica needs the same one.
+	KeyDir string
+	// Writers is how many batches a replica commits at once. Zero means
+	// DefaultWriters.
+	Writers int
+	// LeaderPoll is how often a replica that is not the leader tries to
+	// become it. Zero means DefaultLeaderPoll.
+	LeaderPoll time.Duration
+	// SequenceInterval is how often the leader looks for queued events
+	// when the queue was empty. Zero means DefaultSequenceInterval.
+	SequenceInterval time.Duration
+	// CheckpointInterval is how often the leader signs a checkpoint when
+	// the tree grew. Zero means DefaultCheckpointInterval; negative turns
+	// periodic checkpoints off (Close and Sync still sign).
+	CheckpointInterval time.Duration
+	// Clock stamps events. Nil means the system clock.
+	Clock gatehouse.Clock
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+	// Stream, if set, receives this replica's events as JSON lines once
+	// committed (see audit.Stream).
+	Stream io.Writer
+	// StreamBuffer is the stream buffer size in events. Zero means 4096.
+	StreamBuffer int
+}
+
+func (c *Config) setDefaults() error {
+	if c.DSN == "" || c.KeyDir == "" {
+		return errors.New("audit postgres: DSN and KeyDir are required")
+	}
+	if c.Writers <= 0 {
+		c.Writers = DefaultWriters
+	}
+	if c.LeaderPoll <= 0 {
+		c.LeaderPoll = DefaultLeaderPoll
+	}
+	if c.SequenceInterval <= 0 {
+		c.SequenceInterval = DefaultSequenceInterval
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Clock == nil {
+		c.Clock = gatehouse.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 4096
+	}
+	return nil
+}
+
+// row is one queued event.
+type row struct {
+	payload    []byte
+	time       time.Time
+	typ        string
+	actorKind  string
+	actorID    string
+	streamable bool
+}
+
+// batch is a group of events committed with one COPY.
+type batch struct {
+	rows []row
+	err  error
+	done chan struct{}
+}
+
+// Log is an audit log in PostgreSQL. It is safe for concurrent use.
+type Log struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	signer note.Signer
+	vkey   string
+	ids    *audit.IDSource
+	logger *slog.Logger
+	stream *audit.Stream
+
+	qmu     sync.Mutex
+	qcond   *sync.Cond
+	pending *batch
+	closed  bool
+	writers sync.WaitGroup
+
+	seq       *sequencer
+	seqCancel context.CancelFunc
+	seqDone   chan struct{}
+
+	failing atomic.Bool            // the last commit failed
+	lastErr atomic.Pointer[string] // what it failed with
+}
+
+var _ gatehouse.Auditor = (*Log)(nil)
+
+// Open connects to the database, creates the tables if needed, checks that
+// this replica's signing key is the log's, and starts the writers and the
+// sequencer (which becomes leader when it can).
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	signer, vkey, err := audit.LoadOrCreateSigner(cfg.KeyDir, cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log in postgres: %w", err)
+	}
+	pcfg.MaxConns = int32(cfg.Writers + 4)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log in postgres: %w", err)
+	}
+	l := &Log{
+		cfg: cfg, pool: pool, signer: signer, vkey: vkey,
+		ids:     audit.NewIDSource(),
+		logger:  cfg.Logger.WithGroup("audit"),
+		pending: &batch{done: make(chan struct{})},
+		seqDone: make(chan struct{}),
+	}
+	l.qcond = sync.NewCond(&l.qmu)
+	if err := l.init(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if cfg.Stream != nil {
+		l.stream = audit.NewStream(cfg.Stream, cfg.StreamBuffer)
+	}
+	for range cfg.Writers {
+		l.writers.Add(1)
+		go l.writer()
+	}
+	l.seq = newSequencer(l)
+	var sctx context.Context
+	sctx, l.seqCancel = context.WithCancel(context.Background())
+	go func() {
+		defer close(l.seqDone)
+		l.seq.run(sctx)
+	}()
+	return l, nil
+}
+
+// init creates the tables and binds the log to this replica's key.
+func (l *Log) init(ctx context.Context) error {
+	if err := migrate(ctx, l.pool); err != nil {
+		return err
+	}
+	if _, err := l.pool.Exec(ctx, `INSERT INTO audit_meta (key, value) VALUES ('verifier_key', $1), ('origin', $2) ON CONFLICT (key) DO NOTHING`,
+		l.vkey, l.cfg.Origin); err != nil {
+		return fmt.Errorf("record audit verifier key: %w", err)
+	}
+	stored, err := readVerifierKey(ctx, l.pool)
+	if err != nil {
+		return err
+	}
+	if stored != l.vkey {
+		return fmt.Errorf("the audit signing key in %s/log.key is not this log's: PostgreSQL holds verifier key %q and this replica has %q; "+
+			"give every replica the same log.key and log.pub (copy them from the first replica)", l.cfg.KeyDir, stored, l.vkey)
+	}
+	return nil
+}
+
+func readVerifierKey(ctx context.Context, q querier) (string, error) {
+	var vkey string
+	err := q.QueryRow(ctx, `SELECT value FROM audit_meta WHERE key = 'verifier_key'`).Scan(&vkey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", errors.New("no audit log in this database (no verifier key in audit_meta)")
+	}
+	if err != nil {
+		return "", fmt.Errorf("read audit verifier key: %w", err)
+	}
+	return vkey, nil
+}
+
+// querier is what reads need of a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Record appends e to this replica's queue. It sets e.ID and e.Time when
+// they are empty and returns once the event is committed in PostgreSQL
+// (sequenced into the tree shortly after, by the leader). If ctx ends
+// first it returns ctx's error and the event may still be recorded. It
+// implements gatehouse.Auditor.
+func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
+	l.ids.Fill(&e, l.cfg.Clock)
+	payload, err := audit.EncodeEvent(nil, &e)
+	if err != nil {
+		return fmt.Errorf("encode audit event: %w", err)
+	}
+	if len(payload) > audit.MaxEventSize {
+		return gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), audit.MaxEventSize)
+	}
+	r := row{payload: payload, time: e.Time, typ: e.Type, actorKind: e.Actor.Kind, actorID: e.Actor.ID}
+	l.qmu.Lock()
+	for len(l.pending.rows) >= maxPending && !l.closed {
+		l.qcond.Wait()
+	}
+	if l.closed {
+		l.qmu.Unlock()
+		return audit.ErrClosed
+	}
+	b := l.pending
+	b.rows = append(b.rows, r)
+	if len(b.rows) == 1 {
+		l.qcond.Broadcast()
+	}
+	l.qmu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writer commits queued batches until the log is closed and its queue
+// empty. Several writers run at once, so one batch commits while the next
+// fills.
+func (l *Log) writer() {
+	defer l.writers.Done()
+	for {
+		l.qmu.Lock()
+		for len(l.pending.rows) == 0 && !l.closed {
+			l.qcond.Wait()
+		}
+		b := l.pending
+		if len(b.rows) == 0 {
+			l.qmu.Unlock()
+			return
+		}
+		l.pending = &batch{done: make(chan struct{}), rows: make([]row, 0, len(b.rows))}
+		l.qcond.Broadcast()
+		l.qmu.Unlock()
+		b.err = l.commit(b)
+		close(b.done)
+		if b.err == nil && l.stream != nil {
+			for _, r := range b.rows {
+				l.stream.Send(r.payload)
+			}
+		}
+	}
+}
+
+// commit writes one batch with one COPY, which PostgreSQL commits (and
+// flushes to its WAL) before it answers.
+func (l *Log) commit(b *batch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := l.pool.CopyFrom(ctx, pgx.Identifier{"audit_pending"},
+		[]string{"payload", "time", "type", "actor_kind", "actor_id"}, &copySource{rows: b.rows, i: -1})
+	if err != nil {
+		err = fmt.Errorf("write %d audit events to postgres: %w", len(b.rows), err)
+		msg := err.Error()
+		l.lastErr.Store(&msg)
+		if !l.failing.Swap(true) {
+			l.logger.Error("audit append failed; requests are refused until it succeeds again", logKeyErr, err)
+		}
+		return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable")
+	}
+	if l.failing.Swap(false) {
+		l.logger.Info("audit appends succeed again")
+	}
+	return nil
+}
+
+// copySource feeds a batch to CopyFrom without building a [][]any.
+type copySource struct {
+	rows []row
+	i    int
+	vals [5]any
+}
+
+func (s *copySource) Next() bool { s.i++; return s.i < len(s.rows) }
+func (s *copySource) Err() error { return nil }
+func (s *copySource) Values() ([]any, error) {
+	r := &s.rows[s.i]
+	s.vals = [5]any{r.payload, r.time, r.typ, r.actorKind, r.actorID}
+	return s.vals[:], nil
+}
+
+// Healthy reports whether the last commit succeeded, whether this replica
+// leads the sequencer, and the sequencer's last error.
+func (l *Log) Healthy() (ok bool, leader bool, detail string) {
+	if l.failing.Load() {
+		return false, l.seq.isLeader(), *l.lastErr.Load()
+	}
+	return true, l.seq.isLeader(), l.seq.lastError()
+}
+
+// VerifierKey returns the note verifier key of the log's signing key.
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Sync returns the latest signed checkpoint. On the leader it first
+// sequences everything queued and signs a checkpoint of the result;
+// elsewhere it returns the newest one the leader stored.
+func (l *Log) Sync(ctx context.Context) ([]byte, error) {
+	if signed, ok, err := l.seq.syncIfLeader(ctx); ok {
+		return signed, err
+	}
+	signed, _, err := latestCheckpoint(ctx, l.pool, l.vkey)
+	return signed, err
+}
+
+// Close commits queued events, and, on the leader, sequences every queued
+// event (of every replica), signs a final checkpoint and releases the
+// leadership. Record fails with audit.ErrClosed afterwards.
+func (l *Log) Close(ctx context.Context) error {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.qcond.Broadcast()
+	l.qmu.Unlock()
+	l.writers.Wait()
+	l.seq.closing(ctx)
+	l.seqCancel()
+	<-l.seqDone
+	if l.stream != nil {
+		l.stream.Close()
+	}
+	l.pool.Close()
+	return l.seq.closeErr
+}
+
+// StreamDropped returns how many events the stream dropped.
+func (l *Log) StreamDropped() uint64 {
+	if l.stream == nil {
+		return 0
+	}
+	return l.stream.Dropped()
+}

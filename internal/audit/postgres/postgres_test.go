@@ -1,0 +1,183 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/audit/postgres"
+	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
+)
+
+const testOrigin = "gatehouse.test/audit"
+
+// MustOpen opens a log on dsn with the signing key in keyDir, closed when
+// tb ends (if the test did not close it).
+func MustOpen(tb testing.TB, dsn, keyDir string, tweak ...func(*postgres.Config)) *postgres.Log {
+	tb.Helper()
+	cfg := postgres.Config{DSN: dsn, Origin: testOrigin, KeyDir: keyDir, LeaderPoll: 50 * time.Millisecond, CheckpointInterval: -1}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	l, err := postgres.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close(context.Background()) })
+	return l
+}
+
+func event(i int, who string) gatehouse.Event {
+	return gatehouse.Event{Type: "http.request", Actor: gatehouse.Actor{Kind: "api_key", ID: who}, Action: "GET",
+		Outcome: gatehouse.OutcomeSuccess, Request: &gatehouse.RequestInfo{Path: fmt.Sprintf("/r/%d", i), Status: 200}}
+}
+
+func recordN(t *testing.T, l *postgres.Log, n int, who string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Record(context.Background(), event(i, who)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// waitLeader waits until one of logs leads and returns it.
+func waitLeader(t *testing.T, logs ...*postgres.Log) *postgres.Log {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range logs {
+			if _, leader, _ := l.Healthy(); leader {
+				return l
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no replica became the audit sequencer's leader")
+	return nil
+}
+
+func TestRecordSequenceVerify(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	keys := t.TempDir()
+	a := MustOpen(t, dsn, keys)
+	b := MustOpen(t, dsn, keys)
+	ctx := context.Background()
+	recordN(t, a, 300, "a")
+	recordN(t, b, 300, "b")
+	leader := waitLeader(t, a, b)
+	signed, err := leader.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := audit.OpenCheckpoint(signed, a.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != 600 {
+		t.Fatalf("checkpoint size %d, want 600", cp.Size)
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{Checkpoint: signed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TreeSize != 600 || res.Checkpoints != 1 || !res.ExternalChecked || !bytes.Equal(res.RootHash, cp.Root) {
+		t.Fatalf("verify: %+v", res)
+	}
+	t.Log(res)
+
+	for _, idx := range []uint64{0, 1, 255, 256, 599} {
+		p, err := b.Proof(ctx, idx)
+		if err != nil {
+			t.Fatalf("proof %d: %v", idx, err)
+		}
+		if err := p.Verify(a.VerifierKey()); err != nil {
+			t.Fatalf("proof %d does not verify: %v", idx, err)
+		}
+	}
+	page, err := a.Query(ctx, audit.Filter{Actor: "api_key:b"}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != 300 {
+		t.Fatalf("query actor b: %d entries, want 300", len(page.Entries))
+	}
+	page, err = a.Query(ctx, audit.Filter{Type: "http.*"}, "", 250)
+	if err != nil || len(page.Entries) != 250 || page.Next != "250" {
+		t.Fatalf("query page: %d entries, next %q, %v", len(page.Entries), page.Next, err)
+	}
+	var buf bytes.Buffer
+	n, err := postgres.Export(ctx, dsn, audit.Filter{Actor: "a"}, &buf)
+	if err != nil || n != 300 || strings.Count(buf.String(), "\n") != 300 {
+		t.Fatalf("export: %d, %v", n, err)
+	}
+}
+
+// TestLeaderHandOver closes the leader: it sequences what every replica
+// queued, signs a checkpoint and releases the lock; the other replica
+// takes over and continues the same tree.
+func TestLeaderHandOver(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	keys := t.TempDir()
+	a := MustOpen(t, dsn, keys)
+	b := MustOpen(t, dsn, keys)
+	ctx := context.Background()
+	first := waitLeader(t, a, b)
+	other := a
+	if first == a {
+		other = b
+	}
+	recordN(t, other, 100, "other")
+	recordN(t, first, 100, "first")
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := postgres.LatestCheckpoint(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := audit.OpenCheckpoint(cp, a.VerifierKey())
+	if parsed.Size != 200 {
+		t.Fatalf("final checkpoint of the leaving leader covers %d, want 200", parsed.Size)
+	}
+	if waitLeader(t, other) != other {
+		t.Fatal("the remaining replica did not take over")
+	}
+	recordN(t, other, 50, "other")
+	if err := other.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{Checkpoint: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TreeSize != 250 || res.Checkpoints != 2 || res.Pending != 0 {
+		t.Fatalf("verify after hand-over: %v", res)
+	}
+}
+
+func TestOtherKeyRefused(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	MustOpen(t, dsn, t.TempDir())
+	_, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn, Origin: testOrigin, KeyDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "give every replica the same log.key") {
+		t.Fatalf("a replica with another signing key: %v", err)
+	}
+}

@@ -1,0 +1,454 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// ApplicationName is the application_name of the connection that holds
+// (or waits for) the leader lock, by which operators find the leader in
+// pg_stat_activity.
+const ApplicationName = "gatehouse-audit-sequencer"
+
+// sequencer is the leader election and, while leading, the sequencing and
+// checkpointing loop of one replica. Its connection and tree state are
+// owned by its goroutine; other goroutines reach them through ctl.
+type sequencer struct {
+	l   *Log
+	ctl chan func(ctx context.Context)
+
+	conn    *pgx.Conn // holds the leader lock while leader
+	leader  atomic.Bool
+	stopped bool // set by closing: never lead again
+
+	rng      *compact.Range // the tree, as of the last committed step
+	haveCP   bool
+	cpSize   uint64
+	cpRoot   []byte
+	lastCP   time.Time
+	lastErr  atomic.Pointer[string]
+	closeErr error
+}
+
+func newSequencer(l *Log) *sequencer {
+	return &sequencer{l: l, ctl: make(chan func(context.Context))}
+}
+
+func (s *sequencer) isLeader() bool { return s.leader.Load() }
+
+func (s *sequencer) lastError() string {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (s *sequencer) setErr(err error) {
+	var msg string
+	if err != nil {
+		msg = err.Error()
+	}
+	s.lastErr.Store(&msg)
+}
+
+// run elects and, while leading, sequences until ctx ends.
+func (s *sequencer) run(ctx context.Context) {
+	defer s.resign()
+	for {
+		wait := s.l.cfg.LeaderPoll
+		if !s.stopped && !s.leader.Load() {
+			if err := s.campaign(ctx); err != nil && ctx.Err() == nil {
+				s.l.logger.Warn("audit sequencer: cannot take part in leader election", logKeyErr, err)
+				s.setErr(err)
+			}
+		}
+		if s.leader.Load() {
+			n, err := s.step(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.l.logger.Error("audit sequencing failed", logKeyErr, err)
+				s.setErr(err)
+				s.lose()
+			}
+			if err == nil {
+				s.setErr(nil)
+				if cpi := s.l.cfg.CheckpointInterval; cpi > 0 && time.Since(s.lastCP) >= cpi {
+					if _, err := s.checkpoint(ctx); err != nil && ctx.Err() == nil {
+						s.l.logger.Error("audit checkpoint failed", logKeyErr, err)
+						s.setErr(err)
+					}
+				}
+			}
+			if n == maxSequence {
+				continue
+			}
+			wait = s.l.cfg.SequenceInterval
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case fn := <-s.ctl:
+			t.Stop()
+			fn(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// campaign connects if needed and tries to take the leader lock.
+func (s *sequencer) campaign(ctx context.Context) error {
+	if s.conn == nil || s.conn.IsClosed() {
+		cfg, err := pgx.ParseConfig(s.l.cfg.DSN)
+		if err != nil {
+			return err
+		}
+		cfg.RuntimeParams["application_name"] = ApplicationName
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgx.ConnectConfig(cctx, cfg)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		s.conn = conn
+	}
+	var got bool
+	if err := s.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockID).Scan(&got); err != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+		return fmt.Errorf("try leader lock: %w", err)
+	}
+	if !got {
+		return nil
+	}
+	if err := s.load(ctx); err != nil {
+		s.lose()
+		return fmt.Errorf("take over the audit sequencer: %w", err)
+	}
+	s.leader.Store(true)
+	s.lastCP = time.Now()
+	s.l.logger.Info("audit sequencer: this replica leads", logKeySize, s.rng.End())
+	return nil
+}
+
+// load reads the tree state and the latest checkpoint, checking that the
+// checkpoint verifies with this replica's key.
+func (s *sequencer) load(ctx context.Context) error {
+	st, err := readState(ctx, s.conn)
+	if err != nil {
+		return err
+	}
+	if s.rng, err = audit.NewRange(st.size, st.rng); err != nil {
+		return err
+	}
+	_, cp, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		s.haveCP = false
+	case err != nil:
+		return err
+	default:
+		if cp.Size > st.size {
+			return fmt.Errorf("latest checkpoint covers %d entries but the log holds %d (run gatehouse audit verify)", cp.Size, st.size)
+		}
+		s.haveCP, s.cpSize, s.cpRoot = true, cp.Size, cp.Root
+	}
+	return nil
+}
+
+// lose gives up leadership: closing the session releases the lock.
+func (s *sequencer) lose() {
+	if s.leader.Swap(false) {
+		s.l.logger.Warn("audit sequencer: this replica no longer leads")
+	}
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+	}
+	s.rng = nil
+}
+
+// resign releases the lock explicitly, then closes the connection.
+func (s *sequencer) resign() {
+	if s.conn == nil {
+		return
+	}
+	if s.leader.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockID)
+		cancel()
+		s.l.logger.Info("audit sequencer: leadership released")
+	}
+	s.leader.Store(false)
+	s.conn.Close(context.Background())
+	s.conn = nil
+}
+
+// step moves up to maxSequence queued events into the tree in one
+// transaction and returns how many it moved.
+func (s *sequencer) step(ctx context.Context) (int, error) {
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, `SELECT seq, sha256('\x00'::bytea || payload) FROM audit_pending ORDER BY seq LIMIT $1`, maxSequence)
+	if err != nil {
+		return 0, fmt.Errorf("read queued events: %w", err)
+	}
+	var seqs []int64
+	var leaves [][]byte
+	for rows.Next() {
+		var seq int64
+		var leaf []byte
+		if err := rows.Scan(&seq, &leaf); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read queued events: %w", err)
+		}
+		seqs = append(seqs, seq)
+		leaves = append(leaves, leaf)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read queued events: %w", err)
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	old := s.rng.End()
+	next, err := audit.NewRange(old, s.rng.Hashes())
+	if err != nil {
+		return 0, err
+	}
+	var nLevels []int16
+	var nIdx []int64
+	var nHash [][]byte
+	visit := func(id compact.NodeID, h []byte) {
+		if id.Level > 0 && id.Level%tileBits == 0 {
+			nLevels = append(nLevels, int16(id.Level))
+			nIdx = append(nIdx, int64(id.Index))
+			nHash = append(nHash, h)
+		}
+	}
+	for _, leaf := range leaves {
+		if err := next.Append(leaf, visit); err != nil {
+			return 0, err
+		}
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO audit_entries (idx, leaf, payload, time, type, actor_kind, actor_id)
+		SELECT $2::bigint + u.ord - 1, u.leaf, p.payload, p.time, p.type, p.actor_kind, p.actor_id
+		FROM unnest($1::bigint[], $3::bytea[]) WITH ORDINALITY AS u(seq, leaf, ord) JOIN audit_pending p ON p.seq = u.seq`,
+		seqs, int64(old), leaves)
+	if err != nil {
+		return 0, fmt.Errorf("insert entries: %w", err)
+	}
+	if tag.RowsAffected() != int64(len(seqs)) {
+		return 0, fmt.Errorf("insert entries: %d of %d queued events found", tag.RowsAffected(), len(seqs))
+	}
+	if len(nIdx) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
+			nLevels, nIdx, nHash); err != nil {
+			return 0, fmt.Errorf("insert node hashes: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_pending WHERE seq = ANY($1)`, seqs); err != nil {
+		return 0, fmt.Errorf("dequeue events: %w", err)
+	}
+	tag, err = tx.Exec(ctx, `UPDATE audit_state SET size = $1, range = $2, updated_at = now() WHERE id = 1 AND size = $3`,
+		int64(next.End()), joinHashes(next.Hashes()), int64(old))
+	if err != nil {
+		return 0, fmt.Errorf("update tree state: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return 0, fmt.Errorf("tree state is no longer at size %d: another sequencer wrote it", old)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	s.rng = next
+	return len(seqs), nil
+}
+
+// checkpoint signs and stores a checkpoint of the tree if it grew since the
+// last one, after checking, with a consistency proof built from the stored
+// nodes, that the new tree extends the last checkpoint's.
+func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
+	s.lastCP = time.Now()
+	size := s.rng.End()
+	if s.haveCP && s.cpSize == size {
+		return nil, nil
+	}
+	root := rfc6962.DefaultHasher.EmptyRoot()
+	if size > 0 {
+		r, err := s.rng.GetRootHash(nil)
+		if err != nil {
+			return nil, err
+		}
+		root = r
+	}
+	if s.haveCP && s.cpSize > 0 {
+		p, err := consistencyProof(ctx, s.conn, s.cpSize, size)
+		if err != nil {
+			return nil, fmt.Errorf("audit consistency proof %d→%d: %w", s.cpSize, size, err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, s.cpSize, size, p, s.cpRoot, root); err != nil {
+			return nil, fmt.Errorf("refusing checkpoint: tree of size %d is not consistent with checkpoint of size %d: %w", size, s.cpSize, err)
+		}
+	}
+	signed, err := audit.SignCheckpoint(s.l.signer, size, root)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, int64(size), signed); err != nil {
+		return nil, fmt.Errorf("store audit checkpoint: %w", err)
+	}
+	s.haveCP, s.cpSize, s.cpRoot = true, size, root
+	s.l.logger.Debug("audit checkpoint", logKeySize, size)
+	return signed, nil
+}
+
+// drain sequences until the queue is empty, then signs a checkpoint.
+func (s *sequencer) drain(ctx context.Context) ([]byte, error) {
+	for {
+		n, err := s.step(ctx)
+		if err != nil {
+			s.lose()
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if _, err := s.checkpoint(ctx); err != nil {
+		return nil, err
+	}
+	signed, _, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
+	return signed, err
+}
+
+// do runs fn on the sequencer's goroutine.
+func (s *sequencer) do(ctx context.Context, fn func(ctx context.Context)) error {
+	done := make(chan struct{})
+	select {
+	case s.ctl <- func(c context.Context) { fn(c); close(done) }:
+	case <-s.l.seqDone:
+		return audit.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncIfLeader drains and checkpoints when this replica leads; ok is false
+// when it does not.
+func (s *sequencer) syncIfLeader(ctx context.Context) (signed []byte, ok bool, err error) {
+	if !s.leader.Load() {
+		return nil, false, nil
+	}
+	derr := s.do(ctx, func(c context.Context) {
+		if !s.leader.Load() {
+			return
+		}
+		ok = true
+		signed, err = s.drain(ctx)
+	})
+	if derr != nil {
+		return nil, true, derr
+	}
+	return signed, ok, err
+}
+
+// closing, on the leader, sequences what every replica queued, signs a
+// final checkpoint and resigns; on any replica it stops campaigning.
+func (s *sequencer) closing(ctx context.Context) {
+	err := s.do(ctx, func(c context.Context) {
+		s.stopped = true
+		if s.leader.Load() {
+			if _, err := s.drain(ctx); err != nil {
+				s.closeErr = fmt.Errorf("close audit log: %w", err)
+			}
+			s.resign()
+		}
+	})
+	if err != nil && s.closeErr == nil {
+		s.closeErr = fmt.Errorf("close audit log: %w", err)
+	}
+}
+
+// state is the row of audit_state.
+type state struct {
+	size   uint64
+	rng    [][]byte
+	pruned uint64
+	prefix [][]byte
+}
+
+func readState(ctx context.Context, q querier) (state, error) {
+	var st state
+	var size, pruned int64
+	var rng, prefix []byte
+	err := q.QueryRow(ctx, `SELECT size, range, pruned, prefix FROM audit_state WHERE id = 1`).Scan(&size, &rng, &pruned, &prefix)
+	if err != nil {
+		return st, fmt.Errorf("read audit tree state: %w", err)
+	}
+	st.size, st.pruned = uint64(size), uint64(pruned)
+	if st.rng, err = splitHashes(rng); err != nil {
+		return st, fmt.Errorf("read audit tree state: %w", err)
+	}
+	if st.prefix, err = splitHashes(prefix); err != nil {
+		return st, fmt.Errorf("read audit prune state: %w", err)
+	}
+	return st, nil
+}
+
+func joinHashes(hs [][]byte) []byte {
+	out := make([]byte, 0, len(hs)*hashLen)
+	for _, h := range hs {
+		out = append(out, h...)
+	}
+	return out
+}
+
+func splitHashes(b []byte) ([][]byte, error) {
+	if len(b)%hashLen != 0 {
+		return nil, fmt.Errorf("hash list of %d bytes is not a multiple of %d", len(b), hashLen)
+	}
+	out := make([][]byte, 0, len(b)/hashLen)
+	for i := 0; i < len(b); i += hashLen {
+		out = append(out, b[i:i+hashLen])
+	}
+	return out, nil
+}
+
+// latestCheckpoint returns the newest stored checkpoint, verified with
+// vkey, or audit.ErrNotFound.
+func latestCheckpoint(ctx context.Context, q querier, vkey string) ([]byte, audit.Checkpoint, error) {
+	var signed []byte
+	err := q.QueryRow(ctx, `SELECT note FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&signed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, audit.Checkpoint{}, fmt.Errorf("no audit checkpoint yet: %w", audit.ErrNotFound)
+	}
+	if err != nil {
+		return nil, audit.Checkpoint{}, fmt.Errorf("read latest audit checkpoint: %w", err)
+	}
+	cp, err := audit.OpenCheckpoint(signed, vkey)
+	if err != nil {
+		return nil, audit.Checkpoint{}, fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	return signed, cp, nil
+}
+
