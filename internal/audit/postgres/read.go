@@ -316,4 +316,3 @@ func Export(ctx context.Context, dsn string, f audit.Filter, w io.Writer) (int, 
 	defer conn.Close(context.WithoutCancel(ctx))
 	return export(ctx, conn, f, w)
 }
-

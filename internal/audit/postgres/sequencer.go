@@ -451,4 +451,3 @@ func latestCheckpoint(ctx context.Context, q querier, vkey string) ([]byte, audi
 	}
 	return signed, cp, nil
 }
-
