@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	pgaudit "github.com/gatehouse/gatehouse/internal/audit/postgres"
 )
 
 func newAuditCmd(env Env) *cobra.Command {
@@ -18,10 +20,12 @@ func newAuditCmd(env Env) *cobra.Command {
 		Short: "Verify, prove and export the tamper-evident audit log (offline)",
 		Long: `The audit log is an RFC 6962 Merkle tree of events with Ed25519-signed
 checkpoints (C2SP signed notes). These commands read the data directory
-directly; they need no running server and trust nothing it says.`,
+(or, with --store, the PostgreSQL database that replicas share) directly;
+they need no running server and trust nothing it says.`,
 	}
-	var dataDir string
+	var dataDir, dsn string
 	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", "", "data directory (default $GATEHOUSE_DATA_DIR or ./gatehouse-data)")
+	cmd.PersistentFlags().StringVar(&dsn, "store", "", "PostgreSQL DSN of a log kept in postgres (audit.backend postgres), e.g. postgres://user@db:5432/gatehouse")
 	dir := func() string {
 		d := dataDir
 		if d == "" {
@@ -46,7 +50,8 @@ entry or checkpoint.
 Pass --key with the verifier key you recorded (gatehouse audit pubkey) to
 avoid trusting the one stored beside the log.`,
 		Example: `  gatehouse audit verify
-  gatehouse audit verify --checkpoint /backup/checkpoint-2026-11-01.txt --key "$(cat audit.pub)"`,
+  gatehouse audit verify --checkpoint /backup/checkpoint-2026-11-01.txt --key "$(cat audit.pub)"
+  gatehouse audit verify --store postgres://gatehouse@db:5432/gatehouse --key "$(cat audit.pub)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := audit.VerifyOptions{VerifierKey: key}
@@ -57,7 +62,11 @@ avoid trusting the one stored beside the log.`,
 				}
 				opts.Checkpoint = b
 			}
-			res, err := audit.Verify(cmd.Context(), dir(), opts)
+			verify := audit.Verify
+			if dsn != "" {
+				verify = pgaudit.Verify
+			}
+			res, err := verify(cmd.Context(), orDSN(dsn, dir()), opts)
 			if err != nil {
 				return err
 			}
@@ -72,7 +81,11 @@ avoid trusting the one stored beside the log.`,
 		Use: "checkpoint", Short: "Print the latest signed checkpoint (save it elsewhere to detect rollback)", Args: cobra.NoArgs,
 		Example: "  gatehouse audit checkpoint > /backup/checkpoint-$(date +%F).txt",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cp, err := audit.LatestCheckpoint(dir())
+			latest := func(ctx context.Context, dir string) ([]byte, error) { return audit.LatestCheckpoint(dir) }
+			if dsn != "" {
+				latest = pgaudit.LatestCheckpoint
+			}
+			cp, err := latest(cmd.Context(), orDSN(dsn, dir()))
 			if err != nil {
 				return err
 			}
@@ -83,7 +96,11 @@ avoid trusting the one stored beside the log.`,
 	pubkey := &cobra.Command{
 		Use: "pubkey", Short: "Print the note verifier key of the audit log's signing key", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := audit.ReadVerifierKey(dir())
+			read := func(ctx context.Context, dir string) (string, error) { return audit.ReadVerifierKey(dir) }
+			if dsn != "" {
+				read = pgaudit.VerifierKey
+			}
+			k, err := read(cmd.Context(), orDSN(dsn, dir()))
 			if err != nil {
 				return err
 			}
@@ -98,7 +115,11 @@ avoid trusting the one stored beside the log.`,
 			if index < 0 {
 				return usageError{errors.New("--index is required")}
 			}
-			p, err := audit.InclusionProof(cmd.Context(), dir(), uint64(index))
+			prove := audit.InclusionProof
+			if dsn != "" {
+				prove = pgaudit.InclusionProof
+			}
+			p, err := prove(cmd.Context(), orDSN(dsn, dir()), uint64(index))
 			if err != nil {
 				return err
 			}
@@ -119,7 +140,11 @@ avoid trusting the one stored beside the log.`,
 				}
 				f.Since = t
 			}
-			_, err := audit.Export(cmd.Context(), dir(), f, cmd.OutOrStdout())
+			export := audit.Export
+			if dsn != "" {
+				export = pgaudit.Export
+			}
+			_, err := export(cmd.Context(), orDSN(dsn, dir()), f, cmd.OutOrStdout())
 			return err
 		},
 	}
@@ -128,4 +153,13 @@ avoid trusting the one stored beside the log.`,
 	export.Flags().StringVar(&f.Actor, "actor", "", "only events by this actor id")
 	cmd.AddCommand(verify, checkpoint, pubkey, proof, export)
 	return cmd
+}
+
+// orDSN is where an offline audit command reads: the DSN when --store was
+// given, otherwise the audit directory.
+func orDSN(dsn, dir string) string {
+	if dsn != "" {
+		return dsn
+	}
+	return dir
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // TestRevocationAcrossThreeReplicas runs three `gatehouse serve` processes
-// on one PostgreSQL database (sharing the data dir's pepper and signing
-// keys, each with its own audit log): a key revoked through A is refused
+// on one PostgreSQL database (sharing the data dir's pepper, token and
+// audit signing keys, and one audit log in PostgreSQL): a key revoked through A is refused
 // by B and C within 1 s, and the delay is reported.
 func TestRevocationAcrossThreeReplicas(t *testing.T) {
 	if testing.Short() {
@@ -25,7 +25,7 @@ func TestRevocationAcrossThreeReplicas(t *testing.T) {
 	env := []string{"GATEHOUSE_ADMIN_TOKEN=replica-admin-token-0123456789"}
 	var servers []*server
 	for i := 0; i < 3; i++ {
-		cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\naudit: {dir: %s}\n", dsn, filepath.Join(t.TempDir(), "audit")) + demoRoute
+		cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn) + demoRoute
 		servers = append(servers, startServerWith(t, serverOpts{config: cfg, dataDir: data, env: env}))
 	}
 	a, b, c := servers[0], servers[1], servers[2]

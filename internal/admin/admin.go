@@ -32,10 +32,20 @@ type Config struct {
 	// Issuer names Gatehouse in TOTP enrolment URIs.
 	Issuer  string
 	Policy  *authz.Engine
-	Audit   *audit.Log        // the log behind /v1/audit
+	Audit   AuditLog          // the log behind /v1/audit
 	Auditor gatehouse.Auditor // optional
 	Logger  *slog.Logger
 	Clock   gatehouse.Clock
+}
+
+// AuditLog is what the admin API reads of the audit log; both its
+// storages (audit.Log, audit/postgres.Log) provide it.
+type AuditLog interface {
+	Query(ctx context.Context, f audit.Filter, cursor string, limit int) (audit.Page, error)
+	// Sync returns the latest signed checkpoint, signing one first where
+	// the storage can.
+	Sync(ctx context.Context) ([]byte, error)
+	Proof(ctx context.Context, index uint64) (audit.Proof, error)
 }
 
 // Server is the admin API. It is safe for concurrent use.

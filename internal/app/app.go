@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	pgaudit "github.com/gatehouse/gatehouse/internal/audit/postgres"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certs"
@@ -64,7 +65,10 @@ type App struct {
 	limiter *service.Service
 	gateway *gateway.Gateway
 	stop    context.CancelFunc // ends background work
-	audit   *audit.Log
+	audit   auditLog
+	// pgAudit is the audit log when it is in PostgreSQL (nil otherwise),
+	// for readiness.
+	pgAudit *pgaudit.Log
 	// auditStream is where audit events are also written as JSON lines.
 	auditStream io.Writer
 	version     string
@@ -74,6 +78,15 @@ type App struct {
 
 	errs chan error
 	wg   sync.WaitGroup
+}
+
+// auditLog is what a process needs of either storage of the audit log.
+type auditLog interface {
+	gatehouse.Auditor
+	admin.AuditLog
+	// Close flushes, writes a final checkpoint where this process signs
+	// them, and releases the log.
+	Close(ctx context.Context) error
 }
 
 // New opens the data dir and store, loads or creates the secrets, and
@@ -134,25 +147,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.auditStream != nil {
 		stream = redact.New().Writer(a.auditStream)
 	}
-	auditDir := cfg.Audit.Dir
-	if auditDir == "" {
-		auditDir = filepath.Join(dir, "audit")
-	}
-	a.audit, err = audit.Open(ctx, audit.Config{
-		Dir:                auditDir,
-		Origin:             cfg.Audit.Origin,
-		Durability:         audit.Durability(cfg.Audit.Durability),
-		CheckpointInterval: cfg.Audit.CheckpointInterval,
-		Retention:          time.Duration(cfg.Audit.Retention),
-		Clock:              opts.Clock,
-		Logger:             log,
-		Stream:             stream,
-	})
-	if errors.Is(err, audit.ErrLocked) {
-		return nil, fmt.Errorf("audit log %s is in use by another gatehouse process: give each process its own audit.dir", auditDir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
+	if a.audit, err = a.openAudit(ctx, cfg, dir, stream, opts.Clock); err != nil {
+		return nil, err
 	}
 	if cfg.Store.Driver == "postgres" {
 		a.store, err = postgres.Open(ctx, cfg.Store.DSN)
@@ -258,13 +254,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MaxHeaders:     cfg.Limits.MaxHeaders,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		Version:        opts.Version,
-		Ready: []gateway.ReadinessCheck{
-			{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true},
-			{Name: "policy", Check: a.policyReady, Critical: true},
-			{Name: "ratelimit", Check: a.limiterReady, Critical: cfg.RateLimit.OnRedisFailure == "deny"},
-			{Name: "tls", Check: a.tlsReady},
-			{Name: "invalidation", Check: a.invalidationReady},
-		},
+		Ready:          a.readiness(),
 	})
 	if err != nil {
 		return nil, err
@@ -435,6 +425,90 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// openAudit opens the audit log first, so every component can record into
+// it: segment files in the data dir (one log per process), or PostgreSQL
+// (one log for every replica; the checkpoint signing key stays in the
+// audit dir, which every replica must share).
+func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string, stream io.Writer, clock gatehouse.Clock) (auditLog, error) {
+	auditDir := cfg.Audit.Dir
+	if auditDir == "" {
+		auditDir = filepath.Join(dataDir, "audit")
+	}
+	if cfg.Audit.Backend == "postgres" {
+		l, err := pgaudit.Open(ctx, pgaudit.Config{
+			DSN:                cfg.Store.DSN,
+			Origin:             cfg.Audit.Origin,
+			KeyDir:             auditDir,
+			CheckpointInterval: cfg.Audit.CheckpointInterval,
+			Clock:              clock,
+			Logger:             a.log,
+			Stream:             stream,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open audit log in postgres: %w", err)
+		}
+		a.pgAudit = l
+		return l, nil
+	}
+	l, err := audit.Open(ctx, audit.Config{
+		Dir:                auditDir,
+		Origin:             cfg.Audit.Origin,
+		Durability:         audit.Durability(cfg.Audit.Durability),
+		CheckpointInterval: cfg.Audit.CheckpointInterval,
+		Retention:          time.Duration(cfg.Audit.Retention),
+		Clock:              clock,
+		Logger:             a.log,
+		Stream:             stream,
+	})
+	if errors.Is(err, audit.ErrLocked) {
+		return nil, fmt.Errorf("audit log %s is in use by another gatehouse process: give each process its own audit.dir, or use audit.backend postgres", auditDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return l, nil
+}
+
+// readiness lists what /health/ready checks: the store (SQLite or
+// PostgreSQL, pinged), Redis when the limiter uses it (pinged), the policy, the limiter, TLS,
+// cross-replica invalidation and the audit log.
+func (a *App) readiness() []gateway.ReadinessCheck {
+	checks := []gateway.ReadinessCheck{
+		{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true,
+			Detail: func() string { return a.cfg.Store.Driver }},
+		{Name: "policy", Check: a.policyReady, Critical: true},
+		{Name: "ratelimit", Check: a.limiterReady, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"},
+		{Name: "tls", Check: a.tlsReady},
+		{Name: "invalidation", Check: a.invalidationReady},
+	}
+	if a.cfg.RateLimit.Backend == "redis" {
+		// Not critical unless the limiter denies without Redis: replicas
+		// serve on local limits meanwhile.
+		checks = append(checks, gateway.ReadinessCheck{Name: "redis", Check: a.limiter.Ping, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"})
+	}
+	if a.pgAudit != nil {
+		checks = append(checks, gateway.ReadinessCheck{Name: "audit", Critical: true,
+			Check: func(ctx context.Context) error {
+				if ok, _, detail := a.pgAudit.Healthy(); !ok {
+					return errors.New(detail)
+				}
+				return nil
+			},
+			Detail: func() string {
+				_, leader, detail := a.pgAudit.Healthy()
+				role := "postgres: appending; another replica sequences"
+				if leader {
+					role = "postgres: appending; this replica sequences and signs checkpoints"
+				}
+				if detail != "" {
+					role += "; sequencer: " + detail
+				}
+				return role
+			}})
+	}
+	return checks
+}
+
 func (a *App) policyReady(ctx context.Context) error {
 	if st := a.policy.Status(); !st.Ready {
 		if st.LastError != "" {
@@ -482,9 +556,6 @@ func openStream(s string, stdout, stderr io.Writer) (io.Writer, error) {
 	}
 	return f, nil
 }
-
-// Audit returns the audit log (for tests and in-process tools).
-func (a *App) Audit() *audit.Log { return a.audit }
 
 // tlsReady notes, without failing readiness, a prod instance serving plain
 // HTTP.

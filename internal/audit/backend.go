@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ func (s *IDSource) Fill(e *gatehouse.Event, clock gatehouse.Clock) {
 // with its verifier key in log.pub), generating both, named origin, on
 // first use. It returns the signer and the verifier key text.
 func LoadOrCreateSigner(dir, origin string) (note.Signer, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("create audit key dir: %w", err)
+	}
 	return loadOrCreateKey(dir, origin)
 }
 

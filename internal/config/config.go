@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse"
@@ -103,12 +104,16 @@ type AuthConfig struct {
 
 // AuditConfig configures the tamper-evident audit log.
 type AuditConfig struct {
-	Durability         string        `yaml:"durability"` // sync (default) | batch
-	Retention          Duration      `yaml:"retention"`  // default 180d; at least 90d in prod, 30d in dev
-	SourceIP           string        `yaml:"source_ip"`  // full (default) | truncate | hash
-	Stream             string        `yaml:"stream"`     // "" | stdout | stderr | a file path: JSON lines
-	Origin             string        `yaml:"origin"`     // checkpoint origin; default gatehouse/<hostname>
-	Dir                string        `yaml:"dir"`        // default <data_dir>/audit
+	Durability string   `yaml:"durability"` // sync (default) | batch
+	Retention  Duration `yaml:"retention"`  // default 180d; at least 90d in prod, 30d in dev
+	SourceIP   string   `yaml:"source_ip"`  // full (default) | truncate | hash
+	Stream     string   `yaml:"stream"`     // "" | stdout | stderr | a file path: JSON lines
+	Origin     string   `yaml:"origin"`     // checkpoint origin; default gatehouse/<hostname>, or gatehouse/<database> in postgres
+	Dir        string   `yaml:"dir"`        // default <data_dir>/audit; with backend postgres only the signing key lives there
+	// Backend is where events are stored: file (segments in Dir, one log
+	// per process) or postgres (one log for every replica, in the store's
+	// database). Default: postgres when store.driver is postgres.
+	Backend            string        `yaml:"backend"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
@@ -236,6 +241,21 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = 10 * time.Second
+	}
+	if c.Audit.Backend == "" {
+		c.Audit.Backend = "file"
+		if c.Store.Driver == "postgres" {
+			c.Audit.Backend = "postgres"
+		}
+	}
+	if c.Audit.Origin == "" && c.Audit.Backend == "postgres" {
+		// Every replica signs the one log: the origin must not depend
+		// on the host.
+		if pc, err := pgx.ParseConfig(c.Store.DSN); err == nil && pc.Database != "" {
+			c.Audit.Origin = "gatehouse/" + pc.Database
+		} else {
+			c.Audit.Origin = "gatehouse/audit"
+		}
 	}
 	if c.Audit.Origin == "" {
 		host, _ := os.Hostname()
@@ -505,6 +525,14 @@ func (c *Config) validate(root *yaml.Node) error {
 		if err := e.Validate(); err != nil {
 			return v.fail(fmt.Sprintf("auth.external_issuers[%d]", i), "%v", err)
 		}
+	}
+	switch {
+	case c.Audit.Backend != "file" && c.Audit.Backend != "postgres":
+		return v.fail("audit.backend", "must be file or postgres, not %q", c.Audit.Backend)
+	case c.Audit.Backend == "postgres" && c.Store.Driver != "postgres":
+		return v.fail("audit.backend", "postgres needs store.driver postgres (the log lives in the store's database)")
+	case c.Audit.Backend == "postgres" && c.Audit.Durability != "sync":
+		return v.fail("audit.durability", "with backend postgres events are always committed before the response (sync); remove durability: %s", c.Audit.Durability)
 	}
 	if c.Audit.Durability != "sync" && c.Audit.Durability != "batch" {
 		return v.fail("audit.durability", "must be sync or batch, not %q", c.Audit.Durability)

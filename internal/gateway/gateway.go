@@ -65,6 +65,9 @@ type ReadinessCheck struct {
 	Name     string
 	Check    func(ctx context.Context) error
 	Critical bool
+	// Detail, if set, adds a line of state to the check's result (which
+	// replica leads, say), whether or not it passed.
+	Detail func() string
 }
 
 // CertAuthenticator maps a verified client certificate to a principal.

@@ -21,8 +21,9 @@ func isHealthPath(p string) bool {
 }
 
 type checkResult struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
@@ -50,6 +51,11 @@ func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
 			}
 		} else {
 			checks[c.Name] = checkResult{OK: true}
+		}
+		if c.Detail != nil {
+			res := checks[c.Name]
+			res.Detail = c.Detail()
+			checks[c.Name] = res
 		}
 	}
 	status, code := "ready", http.StatusOK

@@ -160,6 +160,18 @@ func (s *Service) Healthy() (bool, string) {
 	return s.fallback.Healthy()
 }
 
+// Ping checks that Redis answers now (for /health/ready); it returns nil
+// for the memory backend, which has no server.
+func (s *Service) Ping(ctx context.Context) error {
+	if s.client == nil {
+		return nil
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	return nil
+}
+
 // Close stops the recovery probe and closes the Redis client.
 func (s *Service) Close() error {
 	var errs []error
