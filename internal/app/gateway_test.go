@@ -420,7 +420,7 @@ func TestHealth(t *testing.T) {
 	}
 	res := h.do("GET", h.base+"/health/ready", nil)
 	body, _ := io.ReadAll(res.Body)
-	if !strings.Contains(string(body), `"store":{"ok":true}`) {
+	if !strings.Contains(string(body), `"store":{"ok":true,"detail":"sqlite"}`) {
 		t.Errorf("ready body %s", body)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,8 +39,10 @@ func MustStartReplicas(t *testing.T) *replicas {
 	extra := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn)
 	a := MustStartWith(t, extra)
 
-	cfg, err := config.Parse("b.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\naudit: {dir: %s}\n%sroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
-		a.dataDir, filepath.Join(t.TempDir(), "audit"), extra, a.up.URL)))
+	// B shares A's data dir, so its secrets and audit signing key, and
+	// writes to the same audit log in PostgreSQL.
+	cfg, err := config.Parse("b.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%sroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
+		a.dataDir, extra, a.up.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -372,10 +372,18 @@ func (s *sequencer) syncIfLeader(ctx context.Context) (signed []byte, ok bool, e
 	return signed, ok, err
 }
 
-// closing, on the leader, sequences what every replica queued, signs a
-// final checkpoint and resigns; on any replica it stops campaigning.
+// closing stops campaigning and, on the leader, sequences what every
+// replica queued, signs a final checkpoint and resigns. A replica that is
+// not the leader takes the lock if it is free (the leader has already
+// stopped) and does the same, so the last replica to stop leaves nothing
+// unsequenced.
 func (s *sequencer) closing(ctx context.Context) {
 	err := s.do(ctx, func(c context.Context) {
+		if !s.leader.Load() {
+			if err := s.campaign(ctx); err != nil {
+				s.l.logger.Warn("audit sequencer: cannot take the lock to drain at shutdown", logKeyErr, err)
+			}
+		}
 		s.stopped = true
 		if s.leader.Load() {
 			if _, err := s.drain(ctx); err != nil {
