@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,7 +81,14 @@ type Config struct {
 	// the tree grew. Zero means DefaultCheckpointInterval; negative turns
 	// periodic checkpoints off (Close and Sync still sign).
 	CheckpointInterval time.Duration
-	// Clock stamps events. Nil means the system clock.
+	// Retention is how long entries are kept. Zero keeps them forever.
+	Retention time.Duration
+	// PruneInterval is how often the leader prunes. Zero means one hour.
+	PruneInterval time.Duration
+	// PruneChunk is the granularity of pruning in entries: 2^8, 2^16,
+	// 2^24… (a stored node level). Zero means 65536.
+	PruneChunk int
+	// Clock stamps events and drives retention. Nil means the system clock.
 	Clock gatehouse.Clock
 	// Logger receives operational messages. Nil discards them.
 	Logger *slog.Logger
@@ -106,6 +114,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = time.Hour
+	}
+	if c.PruneChunk == 0 {
+		c.PruneChunk = 1 << 16
+	}
+	if bits.OnesCount(uint(c.PruneChunk)) != 1 || bits.TrailingZeros(uint(c.PruneChunk))%tileBits != 0 {
+		return fmt.Errorf("audit postgres: prune chunk %d must be 2^8, 2^16 or 2^24…", c.PruneChunk)
 	}
 	if c.Clock == nil {
 		c.Clock = gatehouse.SystemClock{}

@@ -31,13 +31,14 @@ type sequencer struct {
 	leader  atomic.Bool
 	stopped bool // set by closing: never lead again
 
-	rng      *compact.Range // the tree, as of the last committed step
-	haveCP   bool
-	cpSize   uint64
-	cpRoot   []byte
-	lastCP   time.Time
-	lastErr  atomic.Pointer[string]
-	closeErr error
+	rng       *compact.Range // the tree, as of the last committed step
+	haveCP    bool
+	cpSize    uint64
+	cpRoot    []byte
+	lastCP    time.Time
+	lastPrune time.Time
+	lastErr   atomic.Pointer[string]
+	closeErr  error
 }
 
 func newSequencer(l *Log) *sequencer {
@@ -85,6 +86,11 @@ func (s *sequencer) run(ctx context.Context) {
 					if _, err := s.checkpoint(ctx); err != nil && ctx.Err() == nil {
 						s.l.logger.Error("audit checkpoint failed", logKeyErr, err)
 						s.setErr(err)
+					}
+				}
+				if s.l.cfg.Retention > 0 && time.Since(s.lastPrune) >= s.l.cfg.PruneInterval {
+					if _, err := s.prune(ctx); err != nil && ctx.Err() == nil {
+						s.l.logger.Error("audit prune failed", logKeyErr, err)
 					}
 				}
 			}
@@ -136,7 +142,7 @@ func (s *sequencer) campaign(ctx context.Context) error {
 		return fmt.Errorf("take over the audit sequencer: %w", err)
 	}
 	s.leader.Store(true)
-	s.lastCP = time.Now()
+	s.lastCP, s.lastPrune = time.Now(), time.Now()
 	s.l.logger.Info("audit sequencer: this replica leads", logKeySize, s.rng.End())
 	return nil
 }
