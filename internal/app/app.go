@@ -388,6 +388,9 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 // Tokens returns the token service (for tests and in-process tools).
 func (a *App) Tokens() *authn.Tokens { return a.tokens }
 
+// Store returns the store (for tests and in-process tools).
+func (a *App) Store() store.Store { return a.store }
+
 // Keys returns the key service (for tests and in-process tools).
 func (a *App) Keys() *authn.Keys { return a.keys }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/store/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
@@ -336,4 +339,53 @@ func dbName(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	return u.Path[1:]
+}
+
+// TestHotPathNoStoreRoundTrip checks that, with the PostgreSQL store, a
+// steady stream of requests reads nothing from the store once the keys'
+// principals are cached: the only database work per request is the audit
+// append (on the audit log's own pool).
+func TestHotPathNoStoreRoundTrip(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	h := MustStartWith(t, fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn))
+	keys := []string{
+		h.createKey(map[string]any{"name": "a", "scopes": []string{"read:signals"}}).Key,
+		h.createKey(map[string]any{"name": "b", "scopes": []string{"read:signals"}}).Key,
+	}
+	get := func(key string) {
+		res := h.do("GET", h.base+"/api/v1/signals/x", nil, "X-API-Key: "+key)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("request: %d", res.StatusCode)
+		}
+	}
+	// Caches are flushed when the invalidation listener connects: warm
+	// them after that.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res := h.do("GET", h.base+"/health/ready", nil)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), `"invalidation":{"ok":true`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invalidation listener not connected: %s", body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	db := h.app.Store().(*postgres.DB)
+	start := db.Acquires()
+	for _, k := range keys {
+		get(k) // the first use of each key reads it from the store
+	}
+	before := db.Acquires()
+	if before == start {
+		t.Fatal("the first use of a key made no store round trip: the counter sees nothing")
+	}
+	for i := range 300 {
+		get(keys[i%len(keys)])
+	}
+	if n := db.Acquires() - before; n != 0 {
+		t.Errorf("300 requests with cached keys made %d store round trips, want 0", n)
+	}
 }

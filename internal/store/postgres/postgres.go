@@ -142,6 +142,11 @@ func (s *DB) Close() error {
 	return nil
 }
 
+// Acquires returns how many times a connection was taken from the pool:
+// every query or transaction takes one, so a flat count over a stretch of
+// requests shows they made no round trip to the store.
+func (s *DB) Acquires() int64 { return s.pool.Stat().AcquireCount() }
+
 // Ping checks that the database answers.
 func (s *DB) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
