@@ -404,14 +404,14 @@ func (l *Log) Close(ctx context.Context) error {
 	l.qcond.Broadcast()
 	l.qmu.Unlock()
 	l.writers.Wait()
-	l.seq.closing(ctx)
+	err := l.seq.closing(ctx)
 	l.seqCancel()
 	<-l.seqDone
 	if l.stream != nil {
 		l.stream.Close()
 	}
 	l.pool.Close()
-	return l.seq.closeErr
+	return err
 }
 
 // StreamDropped returns how many events the stream dropped.

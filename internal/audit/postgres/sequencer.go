@@ -38,7 +38,6 @@ type sequencer struct {
 	lastCP    time.Time
 	lastPrune time.Time
 	lastErr   atomic.Pointer[string]
-	closeErr  error
 }
 
 func newSequencer(l *Log) *sequencer {
@@ -383,7 +382,8 @@ func (s *sequencer) syncIfLeader(ctx context.Context) (signed []byte, ok bool, e
 // not the leader takes the lock if it is free (the leader has already
 // stopped) and does the same, so the last replica to stop leaves nothing
 // unsequenced.
-func (s *sequencer) closing(ctx context.Context) {
+func (s *sequencer) closing(ctx context.Context) error {
+	var derr error
 	err := s.do(ctx, func(c context.Context) {
 		if !s.leader.Load() {
 			if err := s.campaign(ctx); err != nil {
@@ -393,14 +393,18 @@ func (s *sequencer) closing(ctx context.Context) {
 		s.stopped = true
 		if s.leader.Load() {
 			if _, err := s.drain(ctx); err != nil {
-				s.closeErr = fmt.Errorf("close audit log: %w", err)
+				derr = err
 			}
 			s.resign()
 		}
 	})
-	if err != nil && s.closeErr == nil {
-		s.closeErr = fmt.Errorf("close audit log: %w", err)
+	if err == nil {
+		err = derr
 	}
+	if err != nil {
+		return fmt.Errorf("close audit log: %w", err)
+	}
+	return nil
 }
 
 // state is the row of audit_state.
