@@ -1,0 +1,168 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/audit/postgres"
+	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
+)
+
+const (
+	benchReplicas = 3
+	// benchClients is how many goroutines record on each replica.
+	benchClients = 64
+)
+
+// BenchmarkAppendThreeReplicas records b.N events through three replicas
+// of one log (benchClients goroutines each, every Record returning once its
+// COPY is committed) and reports the events recorded per second, the p50
+// and p99 Record latency, and whether the leader keeps up: the most events
+// seen queued while recording (max-pending, sampled every 50 ms) and how
+// long after the last Record the leader had sequenced everything
+// (leader-lag-ms). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
+// postgres.DefaultWriters). The log is verified afterwards.
+func BenchmarkAppendThreeReplicas(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.MustCreateDatabase(b)
+	keys := b.TempDir()
+	writers := 0
+	if s := os.Getenv("GATEHOUSE_BENCH_WRITERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("GATEHOUSE_BENCH_WRITERS: %v", err)
+		}
+		writers = n
+	}
+	logs := make([]*postgres.Log, benchReplicas)
+	for i := range logs {
+		logs[i] = MustOpen(b, dsn, keys, func(c *postgres.Config) {
+			c.Writers = writers
+			c.CheckpointInterval = 0 // the default: a checkpoint every 10 s
+		})
+	}
+	leader := waitLeaderB(b, logs)
+	db := mustConnect(b, dsn)
+
+	var next atomic.Int64
+	lats := make([][]time.Duration, benchReplicas*benchClients)
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	// Sample the queue while recording: it stays short if the leader
+	// keeps up.
+	sampler := mustConnect(b, dsn)
+	stopSampling := make(chan struct{})
+	sampled := make(chan int64)
+	go func() {
+		var most int64
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				sampled <- most
+				return
+			case <-tick.C:
+			}
+			var n int64
+			if err := sampler.QueryRow(ctx, `SELECT count(*) FROM audit_pending`).Scan(&n); err == nil {
+				most = max(most, n)
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for c := range lats {
+		l := logs[c%benchReplicas]
+		who := fmt.Sprint("client-", c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, b.N/len(lats)+1)
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				t0 := time.Now()
+				if err := l.Record(ctx, event(int(i), who)); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			lats[c] = lat
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(stopSampling)
+	maxPending := <-sampled
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+
+	// How far behind the leader was when the last Record returned.
+	for {
+		var pending int64
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_pending`).Scan(&pending); err != nil {
+			b.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Since(start) > elapsed+time.Minute {
+			b.Fatalf("the leader did not sequence the queue in a minute: %d events pending", pending)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lag := time.Since(start) - elapsed
+
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(ms(all[len(all)/2]), "p50-ms")
+	b.ReportMetric(ms(all[len(all)*99/100]), "p99-ms")
+	b.ReportMetric(ms(lag), "leader-lag-ms")
+	b.ReportMetric(float64(maxPending), "max-pending")
+
+	signed, err := leader.Sync(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range logs {
+		if err := l.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{Checkpoint: signed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.TreeSize != uint64(b.N) || res.Pending != 0 {
+		b.Fatalf("verify after %d events: %v", b.N, res)
+	}
+}
+
+// waitLeaderB waits until one of logs leads and returns it.
+func waitLeaderB(b *testing.B, logs []*postgres.Log) *postgres.Log {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range logs {
+			if _, leader, _ := l.Healthy(); leader {
+				return l
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatal("no replica became the audit sequencer's leader")
+	return nil
+}
