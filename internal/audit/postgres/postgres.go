@@ -48,7 +48,7 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultWriters            = 4
+	DefaultWriters            = 2
 	DefaultLeaderPoll         = 500 * time.Millisecond
 	DefaultSequenceInterval   = 20 * time.Millisecond
 	DefaultCheckpointInterval = 10 * time.Second

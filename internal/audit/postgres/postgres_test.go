@@ -181,3 +181,48 @@ func TestOtherKeyRefused(t *testing.T) {
 		t.Fatalf("a replica with another signing key: %v", err)
 	}
 }
+
+// TestSyncCallerGivingUp calls Sync with contexts that end almost at once
+// while events pour in: the leader's drain is not cut short, so it keeps
+// the leadership (it would not regain it: LeaderPoll is an hour), and the
+// log verifies.
+func TestSyncCallerGivingUp(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	l := MustOpen(t, dsn, t.TempDir(), func(c *postgres.Config) { c.LeaderPoll = time.Hour })
+	waitLeader(t, l)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := l.Record(context.Background(), event(i, "w")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Millisecond)
+		l.Sync(ctx)
+		cancel()
+	}
+	close(stop)
+	wg.Wait()
+	if _, leader, detail := l.Healthy(); !leader {
+		t.Fatalf("the leader resigned after callers gave up on Sync: %s", detail)
+	}
+	if _, err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Verify(context.Background(), dsn, audit.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

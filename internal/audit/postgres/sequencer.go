@@ -359,22 +359,31 @@ func (s *sequencer) do(ctx context.Context, fn func(ctx context.Context)) error 
 }
 
 // syncIfLeader drains and checkpoints when this replica leads; ok is false
-// when it does not.
+// when it does not. The drain runs on the sequencer's own context: a
+// caller that gives up does not cut it short (which would cost the
+// leadership), it only stops waiting for it.
 func (s *sequencer) syncIfLeader(ctx context.Context) (signed []byte, ok bool, err error) {
 	if !s.leader.Load() {
 		return nil, false, nil
 	}
-	derr := s.do(ctx, func(c context.Context) {
+	type result struct {
+		signed []byte
+		ok     bool
+		err    error
+	}
+	ch := make(chan result, 1) // the sequencer never waits for a caller that left
+	if err := s.do(ctx, func(c context.Context) {
 		if !s.leader.Load() {
+			ch <- result{}
 			return
 		}
-		ok = true
-		signed, err = s.drain(ctx)
-	})
-	if derr != nil {
-		return nil, true, derr
+		signed, err := s.drain(c)
+		ch <- result{signed, true, err}
+	}); err != nil {
+		return nil, true, err
 	}
-	return signed, ok, err
+	r := <-ch
+	return r.signed, r.ok, r.err
 }
 
 // closing stops campaigning and, on the leader, sequences what every
@@ -386,13 +395,13 @@ func (s *sequencer) closing(ctx context.Context) error {
 	var derr error
 	err := s.do(ctx, func(c context.Context) {
 		if !s.leader.Load() {
-			if err := s.campaign(ctx); err != nil {
+			if err := s.campaign(c); err != nil {
 				s.l.logger.Warn("audit sequencer: cannot take the lock to drain at shutdown", logKeyErr, err)
 			}
 		}
 		s.stopped = true
 		if s.leader.Load() {
-			if _, err := s.drain(ctx); err != nil {
+			if _, err := s.drain(c); err != nil {
 				derr = err
 			}
 			s.resign()
