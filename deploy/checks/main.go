@@ -277,6 +277,20 @@ func checkDeployment(d obj, vault bool, p *problems) {
 	if _, ok := mounts["/tmp"]; !ok {
 		p.add("%s: no writable /tmp (root filesystem is read-only)", name)
 	}
+	// The init container that seeds the shared secrets must also seed the
+	// audit checkpoint key: with the audit log in PostgreSQL a replica
+	// whose key is not the log's refuses to start.
+	for _, ic := range asList(get(pod, "initContainers")) {
+		if str(ic, "name") != "seed-server-secrets" {
+			continue
+		}
+		script := fmt.Sprint(get(ic, "command"))
+		for _, want := range []string{"server.secret", "signing-keys.json", "/seed/audit-log.key", "/seed/audit-log.pub", "audit/log.key", "audit/log.pub"} {
+			if !strings.Contains(script, want) {
+				p.add("%s: init container seed-server-secrets does not handle %s", name, want)
+			}
+		}
+	}
 	ann, _ := get(d, "spec", "template", "metadata", "annotations").(obj)
 	if vault {
 		if ann["vault.hashicorp.com/agent-inject"] != "true" || ann["vault.hashicorp.com/role"] == nil {

@@ -86,6 +86,37 @@ true
 {{- end -}}
 {{- end }}
 
+{{/* Audit backend as Gatehouse will resolve it from config.file: "postgres",
+"file", or "" when the chart cannot know (the config comes from an
+existing Secret or the Vault Agent). */}}
+{{- define "gatehouse.auditBackend" -}}
+{{- if not (or .Values.config.existingSecret (and .Values.vault.enabled .Values.vault.renderConfig)) -}}
+{{- $f := default dict .Values.config.file -}}
+{{- $backend := toString (dig "audit" "backend" "" $f) -}}
+{{- if not $backend -}}
+{{- $backend = ternary "postgres" "file" (eq (toString (dig "store" "driver" "sqlite" $f)) "postgres") -}}
+{{- end -}}
+{{- $backend -}}
+{{- end -}}
+{{- end }}
+
+{{/* Checkpoint origin Gatehouse will use with audit backend postgres:
+audit.origin, else gatehouse/<database> from a postgres:// DSN; "" when the
+chart cannot tell. The audit signing key's name must equal it. */}}
+{{- define "gatehouse.auditOrigin" -}}
+{{- $f := default dict .Values.config.file -}}
+{{- $origin := toString (dig "audit" "origin" "" $f) -}}
+{{- if $origin -}}
+{{- $origin -}}
+{{- else -}}
+{{- $dsn := toString (dig "store" "dsn" "" $f) -}}
+{{- if regexMatch "^postgres(ql)?://" $dsn -}}
+{{- $db := trimPrefix "/" (get (urlParse $dsn) "path") -}}
+{{- if $db }}gatehouse/{{ $db }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
 {{/* Checks on values that would otherwise fail only at run time. */}}
 {{- define "gatehouse.validate" -}}
 {{- $drain := add (int .Values.preStopSleepSeconds) (int .Values.shutdownTimeoutSeconds) -}}
@@ -100,6 +131,25 @@ true
 {{- end -}}
 {{- if and .Values.serverSecrets.fromSecret (not (include "gatehouse.secretName" .)) -}}
 {{- fail "serverSecrets.fromSecret needs a Secret: set secret.existingSecret or secret.create" -}}
+{{- end -}}
+{{- if or .Values.secret.auditLogKey .Values.secret.auditLogPub -}}
+{{- if not (and .Values.secret.auditLogKey .Values.secret.auditLogPub) -}}
+{{- fail "secret.auditLogKey and secret.auditLogPub go together: the contents of log.key and log.pub from one audit dir (docs/scaling.md)" -}}
+{{- end -}}
+{{- $pub := splitList "+" (trim .Values.secret.auditLogPub) -}}
+{{- if or (lt (len $pub) 3) (not (hasPrefix (printf "PRIVATE+KEY+%s+%s+" (index $pub 0) (index $pub 1)) (trim .Values.secret.auditLogKey))) -}}
+{{- fail "secret.auditLogKey and secret.auditLogPub are not one key pair (log.key starts PRIVATE+KEY+<origin>+<hash>+, log.pub <origin>+<hash>+)" -}}
+{{- end -}}
+{{- $origin := include "gatehouse.auditOrigin" . -}}
+{{- if and $origin (eq (include "gatehouse.auditBackend" .) "postgres") (ne (index $pub 0) $origin) -}}
+{{- fail (printf "secret.auditLogKey is named %q but the audit origin is %q: make the key with audit.origin %s (docs/scaling.md), or set config.file.audit.origin" (index $pub 0) $origin $origin) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.serverSecrets.fromSecret .Values.secret.create (not .Values.secret.existingSecret) (eq (include "gatehouse.auditBackend" .) "postgres") (not .Values.secret.auditLogKey) -}}
+{{- fail "serverSecrets.fromSecret with the audit log in PostgreSQL needs secret.auditLogKey and secret.auditLogPub: every replica must sign the one log with the same key (docs/scaling.md)" -}}
+{{- end -}}
+{{- if and .Values.serverSecrets.fromSecret (dig "audit" "dir" "" (default dict .Values.config.file)) -}}
+{{- fail "serverSecrets.fromSecret seeds the audit key into /var/lib/gatehouse/audit: leave config.file.audit.dir unset" -}}
 {{- end -}}
 {{- with .Values.secret.serverSecretBase64 -}}
 {{- if ne (len (b64dec .)) 32 -}}
