@@ -49,7 +49,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 			c.CheckpointInterval = 0 // the default: a checkpoint every 10 s
 		})
 	}
-	leader := waitLeaderB(b, logs)
+	leader := waitLeader(b, logs...)
 	db := mustConnect(b, dsn)
 
 	var next atomic.Int64
@@ -149,20 +149,4 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	if res.TreeSize != uint64(b.N) || res.Pending != 0 {
 		b.Fatalf("verify after %d events: %v", b.N, res)
 	}
-}
-
-// waitLeaderB waits until one of logs leads and returns it.
-func waitLeaderB(b *testing.B, logs []*postgres.Log) *postgres.Log {
-	b.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, l := range logs {
-			if _, leader, _ := l.Healthy(); leader {
-				return l
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b.Fatal("no replica became the audit sequencer's leader")
-	return nil
 }

@@ -59,8 +59,8 @@ func recordN(t *testing.T, l *postgres.Log, n int, who string) {
 }
 
 // waitLeader waits until one of logs leads and returns it.
-func waitLeader(t *testing.T, logs ...*postgres.Log) *postgres.Log {
-	t.Helper()
+func waitLeader(tb testing.TB, logs ...*postgres.Log) *postgres.Log {
+	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, l := range logs {
@@ -70,7 +70,7 @@ func waitLeader(t *testing.T, logs ...*postgres.Log) *postgres.Log {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("no replica became the audit sequencer's leader")
+	tb.Fatal("no replica became the audit sequencer's leader")
 	return nil
 }
 
