@@ -158,7 +158,7 @@ func (w *recorder) WriteHeader(code int) {
 			httpjson.SetSecurityHeaders(h)
 			h["X-Request-Id"] = []string{w.ex.requestID}
 			w.status = http.StatusServiceUnavailable
-			httpjson.WriteError(w.ResponseWriter, w.r, nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable; request not processed"))
+			httpjson.WriteError(w.ResponseWriter, w.r, nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable: the response was withheld; a proxied request may have reached the upstream, retry only if it is idempotent"))
 			return
 		}
 	}
