@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,6 +214,23 @@ log: {access: false}
 		}
 	}
 	time.Sleep(1500 * time.Millisecond)
+	// A checkpoint signed by the leader under load, saved outside the log:
+	// the final log must extend it, across the change of leader.
+	req, _ := http.NewRequest("GET", leader.admin+"/v1/audit/checkpoint", nil)
+	req.Header.Set("Authorization", "Bearer "+leader.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("checkpoint from the leader: %d %s", res.StatusCode, saved)
+	}
+	savedFile := filepath.Join(t.TempDir(), "checkpoint.txt")
+	if err := os.WriteFile(savedFile, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := leader.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,9 +276,9 @@ log: {access: false}
 			t.Fatalf("%s did not stop after SIGTERM", s.base)
 		}
 	}
-	out, errOut, code = run(t, nil, "audit", "verify", "--store", dsn)
-	if code != 0 {
-		t.Fatalf("audit verify --store: exit %d: %s%s", code, out, errOut)
+	out, errOut, code = run(t, nil, "audit", "verify", "--store", dsn, "--checkpoint", savedFile)
+	if code != 0 || !strings.Contains(out, "extends the given checkpoint") {
+		t.Fatalf("audit verify --store --checkpoint: exit %d: %s%s", code, out, errOut)
 	}
 	t.Logf("gatehouse audit verify --store: %s", strings.TrimSpace(out))
 	out, errOut, code = run(t, nil, "audit", "export", "--store", dsn, "--type", "http.request")
