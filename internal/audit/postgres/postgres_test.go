@@ -226,3 +226,58 @@ func TestSyncCallerGivingUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOutage cuts the database off: Record fails with a clear unavailable
+// error (never a silent loss) and the sequencer loses the lock; when the
+// database is back, appends and sequencing resume by themselves, and every
+// event Record acknowledged, before or after, is in the verified log.
+func TestOutage(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	proxy, proxied := pgtest.MustProxy(t, dsn)
+	l := MustOpen(t, proxied, t.TempDir())
+	waitLeader(t, l)
+	ctx := context.Background()
+	recordN(t, l, 100, "before")
+
+	proxy.Cut()
+	err := l.Record(ctx, event(0, "during"))
+	if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+		t.Fatalf("Record while the database is away: %v, want an EUNAVAILABLE error", err)
+	}
+	if ok, _, detail := l.Healthy(); ok || !strings.Contains(detail, "write") {
+		t.Fatalf("Healthy while the database is away: %v %q", ok, detail)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := l.Record(ctx, event(1, "after")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("appends did not resume after the database came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recordN(t, l, 99, "after")
+	waitLeader(t, l)
+	if ok, _, detail := l.Healthy(); !ok {
+		t.Fatalf("still unhealthy after recovery: %s", detail)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after int
+	var buf bytes.Buffer
+	if _, err := postgres.Export(ctx, dsn, audit.Filter{}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	before, after = strings.Count(buf.String(), `"id":"before"`), strings.Count(buf.String(), `"id":"after"`)
+	if before != 100 || after != 100 || res.Pending != 0 {
+		t.Fatalf("after the outage the log holds %d events from before and %d from after (want 100 each), %d pending: %s", before, after, res.Pending, res)
+	}
+}

@@ -6,11 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
-	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +52,7 @@ func mustBuildTamperLog(t *testing.T) *tamperLog {
 	t.Helper()
 	ctx := context.Background()
 	dsn := pgtest.MustCreateDatabase(t)
-	proxy, proxied := startPGProxy(t, dsn)
+	proxy, proxied := pgtest.MustProxy(t, dsn)
 	keys := t.TempDir()
 	leader := MustOpen(t, proxied, keys)
 	waitLeader(t, leader)
@@ -87,7 +84,7 @@ func mustBuildTamperLog(t *testing.T) *tamperLog {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	proxy.kill()
+	proxy.Cut()
 	leader.Close(ctx) // fails: the database is out of reach
 
 	// Pending events: a replica commits them while the test holds the
@@ -155,97 +152,6 @@ func stateSize(t *testing.T, db *pgx.Conn) int64 {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// pgProxy forwards TCP connections to PostgreSQL until kill cuts them all
-// and refuses new ones: what the database sees when a replica's host dies.
-type pgProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-	once   sync.Once
-	mu     sync.Mutex
-	dead   bool
-	conns  map[net.Conn]struct{}
-}
-
-// startPGProxy starts a proxy to the server of dsn and returns it and the
-// DSN that reaches the same database through it.
-func startPGProxy(t *testing.T, dsn string) (*pgProxy, string) {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" ||
-		strings.Contains(u.Host, ",") || u.Query().Has("host") {
-		t.Skipf("the tamper tests need a postgres:// URL with one TCP host in GATEHOUSE_TEST_POSTGRES")
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pgProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(p.kill)
-	u.Host = ln.Addr().String()
-	return p, u.String()
-}
-
-func (p *pgProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if !p.track(c) || !p.track(s) {
-			c.Close()
-			s.Close()
-			continue
-		}
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-func (p *pgProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.dead {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *pgProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// kill closes the listener and every forwarded connection.
-func (p *pgProxy) kill() {
-	p.once.Do(func() {
-		p.ln.Close()
-		p.mu.Lock()
-		p.dead = true
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
 }
 
 // tamperDB edits the log's tables the way an attacker with write access

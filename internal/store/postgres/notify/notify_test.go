@@ -2,9 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -12,73 +9,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
-
-// proxy forwards TCP connections to a PostgreSQL server until cut, when it
-// drops every connection and refuses new ones until restored.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  []net.Conn
-}
-
-func mustProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.cut {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
-// via returns dsn with its host replaced by the proxy's address.
-func (p *proxy) via(t *testing.T, dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.ln.Addr().String()
-	return u.String()
-}
 
 // recorder collects what a Bus reports.
 type recorder struct {
@@ -137,10 +67,10 @@ func MustRunBus(t *testing.T, cfg notify.Config) *notify.Bus {
 
 func TestBus(t *testing.T) {
 	dsn := pgtest.MustCreateDatabase(t)
-	p := mustProxy(t, mustHost(t, dsn))
+	p, proxied := pgtest.MustProxy(t, dsn)
 	var ra, rb recorder
 	a := MustRunBus(t, ra.config(dsn))
-	b := MustRunBus(t, rb.config(p.via(t, dsn)))
+	b := MustRunBus(t, rb.config(proxied))
 	eventually(t, "both listening", func() bool { return a.Healthy() == nil && b.Healthy() == nil })
 	ctx := context.Background()
 
@@ -159,7 +89,7 @@ func TestBus(t *testing.T) {
 	})
 
 	t.Run("disconnected until the connection is back", func(t *testing.T) {
-		p.setCut(true)
+		p.Cut()
 		eventually(t, "B disconnected", func() bool { _, _, d := rb.state(); return d == 1 })
 		if b.Healthy() == nil || b.ListenerPID() != 0 {
 			t.Fatal("B reports healthy while cut off")
@@ -168,7 +98,7 @@ func TestBus(t *testing.T) {
 		if _, c, d := rb.state(); c != 1 || d != 1 || b.Healthy() == nil {
 			t.Fatalf("while cut: connected %d, disconnected %d, healthy %v", c, d, b.Healthy())
 		}
-		p.setCut(false)
+		p.Restore()
 		eventually(t, "B reconnected", func() bool { _, c, _ := rb.state(); return c == 2 && b.Healthy() == nil })
 		if err := a.Publish(ctx, notify.Message{Kind: "user", ID: "alice"}); err != nil {
 			t.Fatal(err)
@@ -192,15 +122,4 @@ func TestBus(t *testing.T) {
 		}
 		eventually(t, "A receives", func() bool { m, _, _ := ra.state(); return len(m) == 1 })
 	})
-}
-
-func mustHost(t *testing.T, dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Host == "" {
-		t.Skipf("the proxy test needs a URL DSN: %v", err)
-	}
-	if u.Port() == "" {
-		return net.JoinHostPort(u.Hostname(), "5432")
-	}
-	return u.Host
 }
