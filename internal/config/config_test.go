@@ -101,6 +101,9 @@ func TestInvalidConfigNamesFieldAndLine(t *testing.T) {
 		{"audit retention below 30d in dev", "mode: dev\naudit: {retention: 20d}\n", "audit.retention: 480h0m0s is below the 30-day minimum"},
 		{"audit durability", "audit: {durability: eventually}\n", "audit.durability: must be sync or batch"},
 		{"audit source ip", "audit: {source_ip: anonymise}\n", "audit.source_ip: must be full, truncate or hash"},
+		{"audit backend", "audit: {backend: s3}\n", "audit.backend: must be file or postgres"},
+		{"audit in postgres without the postgres store", "audit: {backend: postgres}\n", "audit.backend: postgres needs store.driver postgres"},
+		{"audit in postgres in batch mode", "store: {driver: postgres, dsn: \"postgres://db/g\"}\naudit: {durability: batch}\n", "audit.durability: with backend postgres events are always committed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,5 +152,26 @@ func TestDevModeAllowsShorterAuditRetention(t *testing.T) {
 	}
 	if time.Duration(c.Audit.Retention) != 30*24*time.Hour {
 		t.Errorf("retention %v", time.Duration(c.Audit.Retention))
+	}
+}
+
+// TestAuditBackendDefaults: the audit log follows the store, and with
+// PostgreSQL its origin names the database, not the host, so that every
+// replica signs the same log.
+func TestAuditBackendDefaults(t *testing.T) {
+	tests := []struct{ yaml, backend, origin string }{
+		{"store: {driver: postgres, dsn: \"postgres://gh@db:5432/gatehouse_prod\"}\n", "postgres", "gatehouse/gatehouse_prod"},
+		{"store: {driver: postgres, dsn: \"postgres://gh@db/prod\"}\naudit: {backend: file}\n", "file", ""},
+		{"store: {driver: postgres, dsn: \"postgres://gh@db/prod\"}\naudit: {origin: example.com/audit}\n", "postgres", "example.com/audit"},
+		{"", "file", ""},
+	}
+	for _, tt := range tests {
+		c, err := config.Parse("g.yaml", []byte(tt.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Audit.Backend != tt.backend || (tt.origin != "" && c.Audit.Origin != tt.origin) {
+			t.Errorf("%q: backend %q origin %q, want %q %q", tt.yaml, c.Audit.Backend, c.Audit.Origin, tt.backend, tt.origin)
+		}
 	}
 }
