@@ -474,8 +474,9 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 }
 
 // readiness lists what /health/ready checks: the store (SQLite or
-// PostgreSQL, pinged), Redis when the limiter uses it (pinged), the policy, the limiter, TLS,
-// cross-replica invalidation and the audit log.
+// PostgreSQL, pinged), the policy, the limiter, Redis when the limiter
+// uses it (pinged), TLS, cross-replica invalidation and, in PostgreSQL,
+// the audit log (which replica sequences it).
 func (a *App) readiness() []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true,
