@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/compact"
@@ -151,7 +152,7 @@ func filterSQL(f audit.Filter) (string, []any) {
 		add("time < $%d", f.Until)
 	}
 	if f.Type != "" {
-		if p, ok := cutStar(f.Type); ok {
+		if p, ok := strings.CutSuffix(f.Type, "*"); ok {
 			add("starts_with(type, $%d)", p)
 		} else {
 			add("type = $%d", f.Type)
@@ -163,13 +164,6 @@ func filterSQL(f audit.Filter) (string, []any) {
 		where += fmt.Sprintf(" AND (actor_id = $%d OR actor_kind || ':' || actor_id = $%d)", n, n)
 	}
 	return where, args
-}
-
-func cutStar(s string) (string, bool) {
-	if len(s) > 0 && s[len(s)-1] == '*' {
-		return s[:len(s)-1], true
-	}
-	return s, false
 }
 
 // Query returns up to limit sequenced entries matching f, oldest first,
