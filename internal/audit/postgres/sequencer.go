@@ -35,6 +35,7 @@ type sequencer struct {
 	haveCP    bool
 	cpSize    uint64
 	cpRoot    []byte
+	cpSigned  []byte // the latest checkpoint, as stored
 	lastCP    time.Time
 	lastPrune time.Time
 	lastErr   atomic.Pointer[string]
@@ -156,17 +157,17 @@ func (s *sequencer) load(ctx context.Context) error {
 	if s.rng, err = audit.NewRange(st.size, st.rng); err != nil {
 		return err
 	}
-	_, cp, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
+	signed, cp, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
 	switch {
 	case errors.Is(err, audit.ErrNotFound):
-		s.haveCP = false
+		s.haveCP, s.cpSigned = false, nil
 	case err != nil:
 		return err
 	default:
 		if cp.Size > st.size {
 			return fmt.Errorf("latest checkpoint covers %d entries but the log holds %d (run gatehouse audit verify)", cp.Size, st.size)
 		}
-		s.haveCP, s.cpSize, s.cpRoot = true, cp.Size, cp.Root
+		s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, cp.Size, cp.Root, signed
 	}
 	return nil
 }
@@ -316,7 +317,7 @@ func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
 	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, int64(size), signed); err != nil {
 		return nil, fmt.Errorf("store audit checkpoint: %w", err)
 	}
-	s.haveCP, s.cpSize, s.cpRoot = true, size, root
+	s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, size, root, signed
 	s.l.logger.Debug("audit checkpoint", logKeySize, size)
 	return signed, nil
 }
@@ -336,8 +337,7 @@ func (s *sequencer) drain(ctx context.Context) ([]byte, error) {
 	if _, err := s.checkpoint(ctx); err != nil {
 		return nil, err
 	}
-	signed, _, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
-	return signed, err
+	return s.cpSigned, nil
 }
 
 // do runs fn on the sequencer's goroutine.
