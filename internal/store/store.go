@@ -24,6 +24,8 @@ type Key struct {
 	RevokedAt   time.Time // zero: not revoked
 	RotatedTo   string    // id of the key that replaced this one
 	RotatedFrom string    // id of the key this one replaced
+	Lineage
+	LastUsedAt time.Time // zero: never used (or not yet recorded)
 }
 
 // Client is a stored OAuth service client. Only the HMAC of its secret is
@@ -37,6 +39,9 @@ type Client struct {
 	CreatedAt       time.Time
 	SecretRotatedAt time.Time // zero: never rotated
 	RevokedAt       time.Time // zero: not revoked
+	ExpiresAt       time.Time // zero: never
+	Lineage
+	LastUsedAt time.Time // zero: never used (or not yet recorded)
 }
 
 // User is an administrator, security engineer or auditor of Gatehouse.
@@ -53,6 +58,7 @@ type User struct {
 	TOTPLastStep      int64 // last accepted TOTP step (replay protection)
 	CreatedAt         time.Time
 	DisabledAt        time.Time
+	Lineage
 }
 
 // Session is a signed-in browser or CLI session. Only a hash of its id is
@@ -77,6 +83,35 @@ type PAT struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time
+	Lineage
+	LastUsedAt time.Time // zero: never used (or not yet recorded)
+}
+
+// Lineage records who created a credential. CreatedBy is the direct
+// creator as "kind:id" (user:alice, pat:pat_…, api_key:key_…,
+// admin_token:admin-token); CreatedByRoot is the person or bootstrap
+// token at the end of the chain of creators. Both are "" for credentials
+// created before lineage was recorded.
+type Lineage struct {
+	CreatedBy     string
+	CreatedByRoot string
+}
+
+// CredentialKind names a table of credentials whose use is recorded.
+type CredentialKind string
+
+// The credentials whose last use is recorded.
+const (
+	CredentialKey    CredentialKind = "key"
+	CredentialClient CredentialKind = "client"
+	CredentialPAT    CredentialKind = "pat"
+)
+
+// Use is one credential's latest use, for RecordUses.
+type Use struct {
+	Kind CredentialKind
+	ID   string
+	At   time.Time
 }
 
 // Store is the durable state of one deployment. Implementations are safe
@@ -119,6 +154,10 @@ type Store interface {
 	// ListPATs lists the tokens of username, or of everyone for "".
 	ListPATs(ctx context.Context, username string) ([]*PAT, error)
 	RevokePAT(ctx context.Context, id string, t time.Time) (*PAT, error)
+
+	// RecordUses sets each credential's LastUsedAt to At unless it already
+	// holds a later time, in one batch; ids that match no row are ignored.
+	RecordUses(ctx context.Context, uses []Use) error
 
 	// GetSetting returns the value stored under name, ENOTFOUND if none.
 	GetSetting(ctx context.Context, name string) ([]byte, error)

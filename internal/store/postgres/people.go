@@ -16,13 +16,13 @@ import (
 // uniqueViolation is the SQLSTATE of a duplicate key.
 const uniqueViolation = "23505"
 
-const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at`
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root`
 
 // CreateUser inserts u; a taken username is ECONFLICT.
 func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		u.Username, u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
-		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt))
+		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot)
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == uniqueViolation {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
 	}
@@ -79,7 +79,7 @@ func scanUser(row scanner) (*store.User, error) {
 		changed, created, disabled int64
 	)
 	if err := row.Scan(&u.Username, &u.Role, &u.Scopes, &u.PasswordHash, &changed, &u.PasswordExpired, &u.PasswordHistory,
-		&u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep, &created, &disabled); err != nil {
+		&u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot); err != nil {
 		return nil, err
 	}
 	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt = fromNanos(changed), fromNanos(created), fromNanos(disabled)
@@ -141,12 +141,13 @@ func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
 	return nil
 }
 
-const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at`
+const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at, created_by, created_by_root, last_used_at`
 
 // CreatePAT inserts a personal access token of an existing user.
 func (s *DB) CreatePAT(ctx context.Context, p *store.PAT) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO pats (`+patColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		p.ID, p.Username, p.Name, p.Hash, nonNil(p.Scopes), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO pats (`+patColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		p.ID, p.Username, p.Name, p.Hash, nonNil(p.Scopes), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt),
+		p.CreatedBy, p.CreatedByRoot, nanos(p.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("insert token %s: %w", p.ID, err)
 	}
@@ -196,10 +197,11 @@ func scanPAT(row scanner) (*store.PAT, error) {
 	var (
 		p                         store.PAT
 		created, expires, revoked int64
+		used                      int64
 	)
-	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &p.Scopes, &p.Role, &created, &expires, &revoked); err != nil {
+	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &p.Scopes, &p.Role, &created, &expires, &revoked, &p.CreatedBy, &p.CreatedByRoot, &used); err != nil {
 		return nil, err
 	}
-	p.CreatedAt, p.ExpiresAt, p.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	p.CreatedAt, p.ExpiresAt, p.RevokedAt, p.LastUsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
 	return &p, nil
 }

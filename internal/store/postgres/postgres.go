@@ -155,7 +155,7 @@ func (s *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-const keyColumns = `id, name, hash, scopes, tier, created_at, expires_at, revoked_at, rotated_to, rotated_from`
+const keyColumns = `id, name, hash, scopes, tier, created_at, expires_at, revoked_at, rotated_to, rotated_from, created_by, created_by_root, last_used_at`
 
 // CreateKey inserts k.
 func (s *DB) CreateKey(ctx context.Context, k *store.Key) error {
@@ -168,9 +168,9 @@ type execer interface {
 }
 
 func insertKey(ctx context.Context, db execer, k *store.Key) error {
-	_, err := db.Exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err := db.Exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		k.ID, k.Name, k.Hash, nonNil(k.Scopes), k.Tier,
-		nanos(k.CreatedAt), nanos(k.ExpiresAt), nanos(k.RevokedAt), k.RotatedTo, k.RotatedFrom)
+		nanos(k.CreatedAt), nanos(k.ExpiresAt), nanos(k.RevokedAt), k.RotatedTo, k.RotatedFrom, k.CreatedBy, k.CreatedByRoot, nanos(k.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("insert key %s: %w", k.ID, err)
 	}
@@ -281,11 +281,12 @@ func scanKey(row scanner) (*store.Key, error) {
 	var (
 		k                         store.Key
 		created, expires, revoked int64
+		used                      int64
 	)
-	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &k.Scopes, &k.Tier, &created, &expires, &revoked, &k.RotatedTo, &k.RotatedFrom); err != nil {
+	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &k.Scopes, &k.Tier, &created, &expires, &revoked, &k.RotatedTo, &k.RotatedFrom, &k.CreatedBy, &k.CreatedByRoot, &used); err != nil {
 		return nil, err
 	}
-	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
 	return &k, nil
 }
 

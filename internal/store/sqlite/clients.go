@@ -11,12 +11,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const clientColumns = `id, name, secret_hash, scopes, tier, created_at, secret_rotated_at, revoked_at`
+const clientColumns = `id, name, secret_hash, scopes, tier, created_at, secret_rotated_at, revoked_at, expires_at, created_by, created_by_root, last_used_at`
 
 // CreateClient inserts c.
 func (s *DB) CreateClient(ctx context.Context, c *store.Client) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, c.SecretHash, strings.Join(c.Scopes, " "), c.Tier, nanos(c.CreatedAt), nanos(c.SecretRotatedAt), nanos(c.RevokedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.SecretHash, strings.Join(c.Scopes, " "), c.Tier, nanos(c.CreatedAt), nanos(c.SecretRotatedAt), nanos(c.RevokedAt),
+		nanos(c.ExpiresAt), c.CreatedBy, c.CreatedByRoot, nanos(c.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("insert client %s: %w", c.ID, err)
 	}
@@ -78,11 +79,13 @@ func scanClient(row scanner) (*store.Client, error) {
 		c                         store.Client
 		scopes                    string
 		created, rotated, revoked int64
+		expires, used             int64
 	)
-	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &scopes, &c.Tier, &created, &rotated, &revoked); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &scopes, &c.Tier, &created, &rotated, &revoked, &expires, &c.CreatedBy, &c.CreatedByRoot, &used); err != nil {
 		return nil, err
 	}
 	c.Scopes = strings.Fields(scopes)
 	c.CreatedAt, c.SecretRotatedAt, c.RevokedAt = fromNanos(created), fromNanos(rotated), fromNanos(revoked)
+	c.ExpiresAt, c.LastUsedAt = fromNanos(expires), fromNanos(used)
 	return &c, nil
 }

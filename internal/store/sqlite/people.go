@@ -13,14 +13,14 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at`
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root`
 
 // CreateUser inserts u; a taken username is ECONFLICT.
 func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
 	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Username, u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
-		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt))
+		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot)
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
 	}
@@ -83,7 +83,7 @@ func scanUser(row scanner) (*store.User, error) {
 		changed, created, disabled int64
 		expired, totp              int
 	)
-	if err := row.Scan(&u.Username, &u.Role, &scopes, &u.PasswordHash, &changed, &expired, &hist, &u.TOTPSecret, &totp, &u.TOTPLastStep, &created, &disabled); err != nil {
+	if err := row.Scan(&u.Username, &u.Role, &scopes, &u.PasswordHash, &changed, &expired, &hist, &u.TOTPSecret, &totp, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot); err != nil {
 		return nil, err
 	}
 	u.Scopes = strings.Fields(scopes)
@@ -143,12 +143,13 @@ func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
 	return nil
 }
 
-const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at`
+const patColumns = `id, username, name, hash, scopes, role, created_at, expires_at, revoked_at, created_by, created_by_root, last_used_at`
 
 // CreatePAT inserts a personal access token.
 func (s *DB) CreatePAT(ctx context.Context, p *store.PAT) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO pats (`+patColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Username, p.Name, p.Hash, strings.Join(p.Scopes, " "), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO pats (`+patColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Username, p.Name, p.Hash, strings.Join(p.Scopes, " "), p.Role, nanos(p.CreatedAt), nanos(p.ExpiresAt), nanos(p.RevokedAt),
+		p.CreatedBy, p.CreatedByRoot, nanos(p.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("insert token %s: %w", p.ID, err)
 	}
@@ -202,12 +203,13 @@ func scanPAT(row scanner) (*store.PAT, error) {
 		p                         store.PAT
 		scopes                    string
 		created, expires, revoked int64
+		used                      int64
 	)
-	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &scopes, &p.Role, &created, &expires, &revoked); err != nil {
+	if err := row.Scan(&p.ID, &p.Username, &p.Name, &p.Hash, &scopes, &p.Role, &created, &expires, &revoked, &p.CreatedBy, &p.CreatedByRoot, &used); err != nil {
 		return nil, err
 	}
 	p.Scopes = strings.Fields(scopes)
-	p.CreatedAt, p.ExpiresAt, p.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	p.CreatedAt, p.ExpiresAt, p.RevokedAt, p.LastUsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
 	return &p, nil
 }
 

@@ -99,7 +99,7 @@ func (s *DB) Ping(ctx context.Context) error {
 	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
-const keyColumns = `id, name, hash, scopes, tier, created_at, expires_at, revoked_at, rotated_to, rotated_from`
+const keyColumns = `id, name, hash, scopes, tier, created_at, expires_at, revoked_at, rotated_to, rotated_from, created_by, created_by_root, last_used_at`
 
 // CreateKey inserts k.
 func (s *DB) CreateKey(ctx context.Context, k *store.Key) error {
@@ -111,9 +111,9 @@ type execer interface {
 }
 
 func insertKey(ctx context.Context, db execer, k *store.Key) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := db.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Name, k.Hash, strings.Join(k.Scopes, " "), k.Tier,
-		nanos(k.CreatedAt), nanos(k.ExpiresAt), nanos(k.RevokedAt), k.RotatedTo, k.RotatedFrom)
+		nanos(k.CreatedAt), nanos(k.ExpiresAt), nanos(k.RevokedAt), k.RotatedTo, k.RotatedFrom, k.CreatedBy, k.CreatedByRoot, nanos(k.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("insert key %s: %w", k.ID, err)
 	}
@@ -222,12 +222,13 @@ func scanKey(row scanner) (*store.Key, error) {
 		k                         store.Key
 		scopes                    string
 		created, expires, revoked int64
+		used                      int64
 	)
-	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &scopes, &k.Tier, &created, &expires, &revoked, &k.RotatedTo, &k.RotatedFrom); err != nil {
+	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &scopes, &k.Tier, &created, &expires, &revoked, &k.RotatedTo, &k.RotatedFrom, &k.CreatedBy, &k.CreatedByRoot, &used); err != nil {
 		return nil, err
 	}
 	k.Scopes = strings.Fields(scopes)
-	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked), fromNanos(used)
 	return &k, nil
 }
 

@@ -93,6 +93,12 @@ var cases = []testCase{
 	{"PAT/RevokeKeepsFirstTime", testPATRevoke},
 	{"PAT/RevokeMissing", testPATRevokeMissing},
 
+	// Lineage and last use.
+	{"Lineage/RoundTrip", testLineageRoundTrip},
+	{"Uses/RecordMovesForward", testUsesForward},
+	{"Uses/UnknownIDsIgnored", testUsesUnknown},
+	{"Uses/Empty", testUsesEmpty},
+
 	// Settings.
 	{"Setting/GetMissing", testSettingGetMissing},
 	{"Setting/PutGetOverwrite", testSettingPut},
@@ -216,13 +222,15 @@ func wantIDs(t *testing.T, what string, got, want []string) {
 
 func newKey(id string, created int) *store.Key {
 	return &store.Key{
-		ID:        id,
-		Name:      "key " + id,
-		Hash:      []byte{0x00, 0xff, byte(len(id)), 0x7f},
-		Scopes:    []string{"orders:read", "orders:write"},
-		Tier:      "gold",
-		CreatedAt: at(created),
-		ExpiresAt: at(created + 3600),
+		ID:         id,
+		Name:       "key " + id,
+		Hash:       []byte{0x00, 0xff, byte(len(id)), 0x7f},
+		Scopes:     []string{"orders:read", "orders:write"},
+		Tier:       "gold",
+		CreatedAt:  at(created),
+		ExpiresAt:  at(created + 3600),
+		Lineage:    store.Lineage{CreatedBy: "pat:pat_parent", CreatedByRoot: "user:alice"},
+		LastUsedAt: at(created + 60),
 	}
 }
 
@@ -234,6 +242,9 @@ func newClient(id string, created int) *store.Client {
 		Scopes:     []string{"a", "b:c"},
 		Tier:       "free",
 		CreatedAt:  at(created),
+		ExpiresAt:  at(created + 7200),
+		Lineage:    store.Lineage{CreatedBy: "user:bob", CreatedByRoot: "user:bob"},
+		LastUsedAt: at(created + 30),
 	}
 }
 
@@ -246,6 +257,7 @@ func newUser(name string) *store.User {
 		PasswordChangedAt: at(1),
 		PasswordHistory:   []string{"$argon2id$old1", "$argon2id$old2"},
 		CreatedAt:         at(0),
+		Lineage:           store.Lineage{CreatedBy: "admin_token:admin-token", CreatedByRoot: "admin_token:admin-token"},
 	}
 }
 
@@ -262,14 +274,16 @@ func newSession(id byte, user string) *store.Session {
 
 func newPAT(id, user string, created int) *store.PAT {
 	return &store.PAT{
-		ID:        id,
-		Username:  user,
-		Name:      "token " + id,
-		Hash:      []byte{0xaa, 0x00, 0xbb},
-		Scopes:    []string{"orders:read"},
-		Role:      "auditor",
-		CreatedAt: at(created),
-		ExpiresAt: at(created + 86400),
+		ID:         id,
+		Username:   user,
+		Name:       "token " + id,
+		Hash:       []byte{0xaa, 0x00, 0xbb},
+		Scopes:     []string{"orders:read"},
+		Role:       "auditor",
+		CreatedAt:  at(created),
+		ExpiresAt:  at(created + 86400),
+		Lineage:    store.Lineage{CreatedBy: "pat:pat_0", CreatedByRoot: "user:" + user},
+		LastUsedAt: at(created + 5),
 	}
 }
 
@@ -897,5 +911,91 @@ func testClose(t *testing.T, s store.Store) {
 	defer cancel()
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping after Close succeeded")
+	}
+}
+
+// Lineage and last use.
+
+// testLineageRoundTrip: who created a credential survives every read
+// (get and list) of every kind, and an update of a user keeps it.
+func testLineageRoundTrip(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("k1", 0)))
+	must(t, s.CreateClient(ctx, newClient("c1", 0)))
+	u := newUser("alice")
+	must(t, s.CreateUser(ctx, u))
+	must(t, s.CreatePAT(ctx, newPAT("p1", "alice", 0)))
+	keys, err := s.ListKeys(ctx)
+	must(t, err)
+	same(t, "listed key", keys[0], newKey("k1", 0))
+	clients, err := s.ListClients(ctx)
+	must(t, err)
+	same(t, "listed client", clients[0], newClient("c1", 0))
+	pats, err := s.ListPATs(ctx, "")
+	must(t, err)
+	same(t, "listed token", pats[0], newPAT("p1", "alice", 0))
+	u.Role = "auditor"
+	u.Lineage = store.Lineage{CreatedBy: "user:mallory", CreatedByRoot: "user:mallory"}
+	must(t, s.UpdateUser(ctx, u))
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	same(t, "user lineage after update", got.Lineage, newUser("alice").Lineage)
+}
+
+// testUsesForward: RecordUses sets last use per kind, and never moves it
+// back (batches may arrive out of order from several replicas).
+func testUsesForward(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	k, c := newKey("k1", 0), newClient("c1", 0)
+	k.LastUsedAt, c.LastUsedAt = time.Time{}, time.Time{}
+	must(t, s.CreateKey(ctx, k))
+	must(t, s.CreateClient(ctx, c))
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	p := newPAT("p1", "alice", 0)
+	p.LastUsedAt = time.Time{}
+	must(t, s.CreatePAT(ctx, p))
+	must(t, s.RecordUses(ctx, []store.Use{
+		{Kind: store.CredentialKey, ID: "k1", At: at(100)},
+		{Kind: store.CredentialClient, ID: "c1", At: at(200)},
+		{Kind: store.CredentialPAT, ID: "p1", At: at(300)},
+	}))
+	must(t, s.RecordUses(ctx, []store.Use{
+		{Kind: store.CredentialKey, ID: "k1", At: at(50)}, // older: ignored
+		{Kind: store.CredentialPAT, ID: "p1", At: at(400)},
+	}))
+	gk, err := s.GetKey(ctx, "k1")
+	must(t, err)
+	gc, err := s.GetClient(ctx, "c1")
+	must(t, err)
+	gp, err := s.GetPAT(ctx, "p1")
+	must(t, err)
+	sameTime(t, "key last use", gk.LastUsedAt, at(100).UTC())
+	sameTime(t, "client last use", gc.LastUsedAt, at(200).UTC())
+	sameTime(t, "token last use", gp.LastUsedAt, at(400).UTC())
+	// Nothing else changed.
+	k.LastUsedAt = at(100).UTC()
+	same(t, "key", gk, k)
+}
+
+func testUsesUnknown(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateKey(ctx, newKey("k1", 0)))
+	must(t, s.RecordUses(ctx, []store.Use{{Kind: store.CredentialKey, ID: "missing", At: at(100)}, {Kind: store.CredentialPAT, ID: "k1", At: at(100)}}))
+	got, err := s.GetKey(ctx, "k1")
+	must(t, err)
+	same(t, "key untouched", got, newKey("k1", 0))
+	if err := s.RecordUses(ctx, []store.Use{{Kind: "users", ID: "k1", At: at(1)}}); err == nil {
+		t.Error("RecordUses with an unknown kind: no error")
+	}
+}
+
+func testUsesEmpty(t *testing.T, s store.Store) {
+	must(t, s.RecordUses(t.Context(), nil))
+}
+
+func sameTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want) || got.Location() != time.UTC {
+		t.Errorf("%s = %s (%v), want %s", what, fmtTime(got), got.Location(), fmtTime(want))
 	}
 }
