@@ -114,6 +114,23 @@ type Use struct {
 	At   time.Time
 }
 
+// LockoutPolicy is when repeated failed sign-ins lock an account.
+type LockoutPolicy struct {
+	MaxFailures int           // failures within Window that lock
+	Window      time.Duration // how long a failure counts
+	Duration    time.Duration // how long the lock lasts
+}
+
+// Lockout is the stored sign-in failure state of one user.
+type Lockout struct {
+	Failures    int       // failures counted since WindowStart
+	WindowStart time.Time // when the counted failures began
+	LockedUntil time.Time // zero or past: not locked
+}
+
+// Locked reports whether the account is locked at now.
+func (l Lockout) Locked(now time.Time) bool { return now.Before(l.LockedUntil) }
+
 // Store is the durable state of one deployment. Implementations are safe
 // for concurrent use. Lookups of missing rows return a *gatehouse.Error with
 // code ENOTFOUND.
@@ -139,8 +156,30 @@ type Store interface {
 	CreateUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
-	// UpdateUser writes every mutable field of u.
+	// UpdateUser writes every mutable field of u. TOTPLastStep never goes
+	// back: the stored value becomes the larger of the two, so a stale
+	// copy of u cannot reopen a used code.
 	UpdateUser(ctx context.Context, u *User) error
+	// AdvanceTOTPStep is the compare-and-set that makes a one-time code
+	// one-time: it sets the user's TOTPLastStep to step only if the stored
+	// value is below step, and reports whether it did. Of concurrent calls
+	// with the same step exactly one reports true. A missing user is
+	// ENOTFOUND.
+	AdvanceTOTPStep(ctx context.Context, username string, step int64) (bool, error)
+
+	// RecordLoginFailure counts one failed sign-in of an existing user at
+	// now under p, atomically (replicas share the count): failures older
+	// than p.Window are forgotten, and the p.MaxFailures-th within it locks
+	// the account until now+p.Duration and starts the count again. It
+	// returns the state after the failure and whether this failure locked
+	// the account.
+	RecordLoginFailure(ctx context.Context, username string, now time.Time, p LockoutPolicy) (Lockout, bool, error)
+	// GetLockout returns a user's failure count and lock (the zero Lockout
+	// when none is recorded).
+	GetLockout(ctx context.Context, username string) (Lockout, error)
+	// ClearLoginFailures forgets a user's failures and lock (a successful
+	// sign-in, or an administrator unlocking the account).
+	ClearLoginFailures(ctx context.Context, username string) error
 
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, idHash []byte) (*Session, error)
@@ -148,6 +187,9 @@ type Store interface {
 	DeleteSession(ctx context.Context, idHash []byte) error
 	// DeleteUserSessions ends every session of a user.
 	DeleteUserSessions(ctx context.Context, username string) error
+	// DeleteOtherSessions ends every session of a user but the one whose
+	// id hash is keep (all of them when keep is nil).
+	DeleteOtherSessions(ctx context.Context, username string, keep []byte) error
 
 	CreatePAT(ctx context.Context, p *PAT) error
 	GetPAT(ctx context.Context, id string) (*PAT, error)

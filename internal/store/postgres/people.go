@@ -61,7 +61,7 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 // user is ENOTFOUND.
 func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE users SET role = $1, scopes = $2, password_hash = $3, password_changed_at = $4, password_expired = $5,
-		password_history = $6, totp_secret = $7, totp_enabled = $8, totp_last_step = $9, disabled_at = $10 WHERE username = $11`,
+		password_history = $6, totp_secret = $7, totp_enabled = $8, totp_last_step = GREATEST(totp_last_step, $9), disabled_at = $10 WHERE username = $11`,
 		u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
 		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
 	if err != nil {

@@ -64,7 +64,7 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
 	res, err := s.db.ExecContext(ctx, `UPDATE users SET role = ?, scopes = ?, password_hash = ?, password_changed_at = ?, password_expired = ?,
-		password_history = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = ?, disabled_at = ? WHERE username = ?`,
+		password_history = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = max(totp_last_step, ?), disabled_at = ? WHERE username = ?`,
 		u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
 		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
 	if err != nil {

@@ -78,6 +78,12 @@ var cases = []testCase{
 	{"User/ListOrder", testUserListOrder},
 	{"User/Update", testUserUpdate},
 	{"User/UpdateMissing", testUserUpdateMissing},
+	{"User/UpdateNeverLowersTOTPStep", testUserUpdateTOTPStep},
+	{"User/AdvanceTOTPStep", testAdvanceTOTPStep},
+	{"User/AdvanceTOTPStepConcurrent", testAdvanceTOTPStepConcurrent},
+	{"User/LoginFailuresLock", testLoginFailuresLock},
+	{"User/LoginFailuresWindow", testLoginFailuresWindow},
+	{"User/LoginFailuresConcurrent", testLoginFailuresConcurrent},
 
 	// Sessions.
 	{"Session/CreateGetRoundTrip", testSessionRoundTrip},
@@ -85,6 +91,7 @@ var cases = []testCase{
 	{"Session/Touch", testSessionTouch},
 	{"Session/Delete", testSessionDelete},
 	{"Session/DeleteUserSessions", testSessionDeleteByUser},
+	{"Session/DeleteOtherSessions", testSessionDeleteOthers},
 
 	// Personal access tokens.
 	{"PAT/CreateGetRoundTrip", testPATRoundTrip},
@@ -667,6 +674,154 @@ func testUserUpdateMissing(t *testing.T, s store.Store) {
 	wantCode(t, s.UpdateUser(t.Context(), newUser("nobody")), gatehouse.ENOTFOUND)
 }
 
+func testUserUpdateTOTPStep(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	ok, err := s.AdvanceTOTPStep(ctx, "alice", 100)
+	must(t, err)
+	if !ok {
+		t.Fatal("first advance refused")
+	}
+	stale := newUser("alice") // read before the code was used: step 0
+	stale.Role = "security"
+	must(t, s.UpdateUser(ctx, stale))
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	if got.TOTPLastStep != 100 || got.Role != "security" {
+		t.Fatalf("after a stale update: step %d role %s, want 100 security", got.TOTPLastStep, got.Role)
+	}
+}
+
+func testAdvanceTOTPStep(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	for _, tt := range []struct {
+		step int64
+		want bool
+	}{{10, true}, {10, false}, {9, false}, {12, true}, {11, false}, {13, true}} {
+		ok, err := s.AdvanceTOTPStep(ctx, "alice", tt.step)
+		must(t, err)
+		if ok != tt.want {
+			t.Errorf("advance to %d: %v, want %v", tt.step, ok, tt.want)
+		}
+	}
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	bob, err := s.GetUser(ctx, "bob")
+	must(t, err)
+	if got.TOTPLastStep != 13 || bob.TOTPLastStep != 0 {
+		t.Errorf("last steps: alice %d bob %d, want 13 0", got.TOTPLastStep, bob.TOTPLastStep)
+	}
+	_, err = s.AdvanceTOTPStep(ctx, "nobody", 1)
+	wantCode(t, err, gatehouse.ENOTFOUND)
+}
+
+func testAdvanceTOTPStepConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	const n = 16
+	won := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { won[i], errs[i] = s.AdvanceTOTPStep(ctx, "alice", 777) })
+	}
+	wg.Wait()
+	winners := 0
+	for i := range n {
+		must(t, errs[i])
+		if won[i] {
+			winners++
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d of %d concurrent advances to one step succeeded, want exactly 1", winners, n)
+	}
+}
+
+var lockPolicy = store.LockoutPolicy{MaxFailures: 3, Window: time.Minute, Duration: 10 * time.Minute}
+
+func testLoginFailuresLock(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	lo, err := s.GetLockout(ctx, "alice")
+	must(t, err)
+	same(t, "none recorded", lo, store.Lockout{})
+	for i, want := range []struct {
+		failures int
+		locked   bool
+	}{{1, false}, {2, false}, {0, true}} {
+		lo, locked, err := s.RecordLoginFailure(ctx, "alice", at(100+i), lockPolicy)
+		must(t, err)
+		if lo.Failures != want.failures || locked != want.locked {
+			t.Fatalf("failure %d: count %d locked %v, want %d %v", i+1, lo.Failures, locked, want.failures, want.locked)
+		}
+	}
+	lo, err = s.GetLockout(ctx, "alice")
+	must(t, err)
+	if !lo.LockedUntil.Equal(at(102).Add(10*time.Minute)) || !lo.Locked(at(103)) || lo.Locked(at(102).Add(10*time.Minute)) {
+		t.Fatalf("lock: until %s", fmtTime(lo.LockedUntil))
+	}
+	bob, err := s.GetLockout(ctx, "bob")
+	must(t, err)
+	same(t, "other user", bob, store.Lockout{})
+	must(t, s.ClearLoginFailures(ctx, "alice"))
+	lo, err = s.GetLockout(ctx, "alice")
+	must(t, err)
+	same(t, "cleared", lo, store.Lockout{})
+	must(t, s.ClearLoginFailures(ctx, "nobody")) // nothing to clear: not an error
+	// One failure locks when MaxFailures is 1.
+	if _, locked, err := s.RecordLoginFailure(ctx, "bob", at(5), store.LockoutPolicy{MaxFailures: 1, Window: time.Minute, Duration: time.Minute}); err != nil || !locked {
+		t.Fatalf("max_failures 1: locked %v, %v", locked, err)
+	}
+}
+
+func testLoginFailuresWindow(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	step := func(sec, wantCount int, wantLocked bool) {
+		t.Helper()
+		lo, locked, err := s.RecordLoginFailure(ctx, "alice", at(sec), lockPolicy)
+		must(t, err)
+		if lo.Failures != wantCount || locked != wantLocked {
+			t.Fatalf("failure at %ds: count %d locked %v, want %d %v", sec, lo.Failures, locked, wantCount, wantLocked)
+		}
+	}
+	step(0, 1, false)
+	step(30, 2, false)
+	step(60, 1, false) // the first two fell out of the window
+	step(70, 2, false)
+	step(80, 0, true)
+}
+
+func testLoginFailuresConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	p := store.LockoutPolicy{MaxFailures: 8, Window: time.Hour, Duration: time.Hour}
+	const n = 8
+	locks := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, locks[i], errs[i] = s.RecordLoginFailure(ctx, "alice", at(1), p) })
+	}
+	wg.Wait()
+	locked := 0
+	for i := range n {
+		must(t, errs[i])
+		if locks[i] {
+			locked++
+		}
+	}
+	lo, err := s.GetLockout(ctx, "alice")
+	must(t, err)
+	if locked != 1 || !lo.Locked(at(2)) {
+		t.Fatalf("%d concurrent failures (max %d): %d reported the lock, locked %v; want every failure counted and one lock", n, p.MaxFailures, locked, lo.Locked(at(2)))
+	}
+}
+
 // Sessions. Sessions and PATs belong to a user, so each case creates the
 // user first.
 
@@ -738,6 +893,27 @@ func testSessionDeleteByUser(t *testing.T, s store.Store) {
 	}
 	must(t, s.DeleteUserSessions(ctx, "alice"))  // none left: not an error
 	must(t, s.DeleteUserSessions(ctx, "nobody")) // unknown user: not an error
+}
+
+func testSessionDeleteOthers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	for i, user := range []string{"alice", "alice", "alice", "bob"} {
+		must(t, s.CreateSession(ctx, newSession(byte(i+1), user)))
+	}
+	must(t, s.DeleteOtherSessions(ctx, "alice", newSession(2, "").IDHash))
+	for i, gone := range []bool{true, false, true, false} {
+		_, err := s.GetSession(ctx, newSession(byte(i+1), "").IDHash)
+		if gone {
+			wantCode(t, err, gatehouse.ENOTFOUND)
+		} else if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+	}
+	must(t, s.DeleteOtherSessions(ctx, "alice", nil))
+	_, err := s.GetSession(ctx, newSession(2, "").IDHash)
+	wantCode(t, err, gatehouse.ENOTFOUND)
 }
 
 // Personal access tokens.

@@ -1,0 +1,88 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// AdvanceTOTPStep sets totp_last_step to step if it is lower, in one
+// statement (compare-and-set; the row lock orders concurrent calls).
+func (s *DB) AdvanceTOTPStep(ctx context.Context, username string, step int64) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET totp_last_step = $1 WHERE username = $2 AND totp_last_step < $1`, step, username)
+	if err != nil {
+		return false, fmt.Errorf("advance totp step of %s: %w", username, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := s.GetUser(ctx, username); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// RecordLoginFailure counts a failure in one upsert.
+func (s *DB) RecordLoginFailure(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.Lockout, bool, error) {
+	n, win, until := nanos(now), int64(p.Window), nanos(now.Add(p.Duration))
+	// f is the count after this failure; SET expressions see the old row.
+	const f = `(CASE WHEN login_failures.window_start + $4::bigint <= $3::bigint THEN 1 ELSE login_failures.failures + 1 END)`
+	var (
+		lo            store.Lockout
+		start, until2 int64
+	)
+	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures (username, failures, window_start, locked_until)
+		VALUES ($1, CASE WHEN 1 >= $2::int THEN 0 ELSE 1 END, $3::bigint, CASE WHEN 1 >= $2::int THEN $5::bigint ELSE 0 END)
+		ON CONFLICT (username) DO UPDATE SET
+			failures     = CASE WHEN `+f+` >= $2 THEN 0 ELSE `+f+` END,
+			window_start = CASE WHEN `+f+` >= $2 OR `+f+` = 1 THEN $3 ELSE login_failures.window_start END,
+			locked_until = CASE WHEN `+f+` >= $2 THEN $5 ELSE login_failures.locked_until END
+		RETURNING failures, window_start, locked_until`,
+		username, p.MaxFailures, n, win, until).Scan(&lo.Failures, &start, &until2)
+	if err != nil {
+		return store.Lockout{}, false, fmt.Errorf("record login failure of %s: %w", username, err)
+	}
+	lo.WindowStart, lo.LockedUntil = fromNanos(start), fromNanos(until2)
+	return lo, until2 == until, nil
+}
+
+// GetLockout returns the failure state of a user.
+func (s *DB) GetLockout(ctx context.Context, username string) (store.Lockout, error) {
+	var (
+		lo           store.Lockout
+		start, until int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT failures, window_start, locked_until FROM login_failures WHERE username = $1`, username).Scan(&lo.Failures, &start, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Lockout{}, nil
+	}
+	if err != nil {
+		return store.Lockout{}, fmt.Errorf("get lockout of %s: %w", username, err)
+	}
+	lo.WindowStart, lo.LockedUntil = fromNanos(start), fromNanos(until)
+	return lo, nil
+}
+
+// ClearLoginFailures forgets a user's failures and lock.
+func (s *DB) ClearLoginFailures(ctx context.Context, username string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE username = $1`, username); err != nil {
+		return fmt.Errorf("clear login failures of %s: %w", username, err)
+	}
+	return nil
+}
+
+// DeleteOtherSessions ends a user's sessions but keep.
+func (s *DB) DeleteOtherSessions(ctx context.Context, username string, keep []byte) error {
+	if keep == nil {
+		return s.DeleteUserSessions(ctx, username)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE username = $1 AND id_hash <> $2`, username, keep); err != nil {
+		return fmt.Errorf("delete other sessions of %s: %w", username, err)
+	}
+	return nil
+}
