@@ -80,7 +80,7 @@ func TestRevocationAcrossThreeReplicas(t *testing.T) {
 // auditRole reads which replica sequences the shared audit log from
 // /health/ready: true when s leads.
 func auditRole(s *server) (leader bool, ok bool) {
-	res, err := http.Get(s.base + "/health/ready")
+	res, err := http.Get(s.admin + "/health/ready")
 	if err != nil {
 		return false, false
 	}

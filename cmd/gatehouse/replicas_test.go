@@ -180,7 +180,7 @@ func waitRecovered(t *testing.T, servers []*server) {
 	deadline := time.Now().Add(20 * time.Second)
 	for _, s := range servers {
 		for {
-			res, err := http.Get(s.base + "/health/ready")
+			res, err := http.Get(s.admin + "/health/ready")
 			if err == nil {
 				b, _ := io.ReadAll(res.Body)
 				res.Body.Close()

@@ -36,6 +36,9 @@ type Config struct {
 	Auditor gatehouse.Auditor // optional
 	Logger  *slog.Logger
 	Clock   gatehouse.Clock
+	// Health serves /health, /health/ready and /health/live with their
+	// details (the public listener shows status only); nil: /health/live.
+	Health http.Handler
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -82,9 +85,18 @@ func New(cfg Config) *Server {
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
 		s.handle("/v1/audit/proof", areaAudit, methods{http.MethodGet: s.auditProof})
 	}
-	s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	if cfg.Health != nil {
+		// Not authenticated, like the public probes: readiness details
+		// name dependencies and their state, never a secret, and the admin
+		// listener is an operator's network.
+		for _, p := range []string{"/health", "/health/live", "/health/ready"} {
+			s.mux.Handle(p, cfg.Health)
+		}
+	} else {
+		s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
+			httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, gatehouse.Errorf(gatehouse.ENOTFOUND, "no admin endpoint %s", r.URL.Path))
 	})

@@ -260,9 +260,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
-		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock})
+		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
+		Health: a.gateway.HealthHandler()})
 
 	a.public = a.newServer(a.gateway)
+	// The gateway checks header sizes itself on every request and answers
+	// the JSON 431; net/http's own cap, which answers before any handler,
+	// is set above it so that only gross excess meets it (and that answer
+	// too is rewritten to JSON on plaintext listeners: serve).
+	a.public.MaxHeaderBytes = 2 * int(cfg.Limits.MaxHeaderBytes)
 	a.adminSrv = a.newServer(adminAPI)
 	if cfg.TLS.Enabled() {
 		tc, err := certs.NewServerConfig(certs.ServerConfig{
@@ -372,6 +378,8 @@ func (a *App) serve(s *http.Server, ln net.Listener) {
 		serve := s.Serve
 		if s.TLSConfig != nil {
 			serve = func(ln net.Listener) error { return s.ServeTLS(ln, "", "") }
+		} else {
+			ln = httpjson.NewListener(ln, int(a.cfg.Limits.MaxHeaderBytes))
 		}
 		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.errs <- err

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -404,9 +405,60 @@ func TestHeaderLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res2.Body.Close()
+	defer res2.Body.Close()
 	if res2.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("70 KiB header on a new connection: %d, want 431", res2.StatusCode)
+	}
+	if e := decodeError(t, res2); e.Error.Code != "headers_too_large" || e.Error.RequestID == "" {
+		t.Errorf("70 KiB header: error %+v", e.Error)
+	}
+}
+
+// TestNetHTTPErrorsAreJSON sends, on raw sockets, what net/http refuses
+// before any handler runs — a request head far over the cap, a malformed
+// request line or header, an unknown Transfer-Encoding — on both
+// listeners: each answer is the same JSON error as any other, with the
+// security headers and a request id.
+func TestNetHTTPErrorsAreJSON(t *testing.T) {
+	h := MustStart(t)
+	huge := "GET /public/x HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 1<<20) + "\r\n\r\n"
+	cases := []struct {
+		name, req string
+		status    int
+		code      string
+	}{
+		{"1 MiB header", huge, 431, "headers_too_large"},
+		{"no Host", "GET /public/x HTTP/1.1\r\n\r\n", 400, "invalid"},
+		{"bad header name", "GET /public/x HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400, "invalid"},
+		{"bad request line", "GARBAGE\r\n\r\n", 400, "invalid"},
+		{"unknown transfer-encoding", "POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not_implemented"},
+	}
+	for _, addr := range []string{h.base, h.admin} {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				c, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				go io.WriteString(c, tc.req) // net/http may answer before reading it all
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.StatusCode != tc.status {
+					t.Fatalf("status %d, want %d", res.StatusCode, tc.status)
+				}
+				if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Strict-Transport-Security") == "" || res.Header.Get("X-Request-Id") == "" {
+					t.Errorf("headers %v", res.Header)
+				}
+				e := decodeError(t, res)
+				if e.Error.Code != tc.code || e.Error.RequestID != res.Header.Get("X-Request-Id") {
+					t.Errorf("error %+v", e.Error)
+				}
+			})
+		}
 	}
 }
 
@@ -418,10 +470,24 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%s: %d %s", p, res.StatusCode, res.Header.Get("Content-Type"))
 		}
 	}
-	res := h.do("GET", h.base+"/health/ready", nil)
+	// The public listener says whether, never what: no version, no
+	// dependency names or errors. The admin listener has the details.
+	for _, p := range []string{"/health", "/health/ready"} {
+		res := h.do("GET", h.base+p, nil)
+		body, _ := io.ReadAll(res.Body)
+		if s := string(body); strings.Contains(s, "version") || strings.Contains(s, "checks") || strings.Contains(s, "sqlite") {
+			t.Errorf("public %s shows details: %s", p, s)
+		}
+	}
+	res := h.do("GET", h.admin+"/health/ready", nil)
 	body, _ := io.ReadAll(res.Body)
 	if !strings.Contains(string(body), `"store":{"ok":true,"detail":"sqlite"}`) {
-		t.Errorf("ready body %s", body)
+		t.Errorf("admin ready body %s", body)
+	}
+	res = h.do("GET", h.admin+"/health", nil)
+	body, _ = io.ReadAll(res.Body)
+	if !strings.Contains(string(body), `"version"`) {
+		t.Errorf("admin /health body %s", body)
 	}
 }
 

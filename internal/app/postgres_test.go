@@ -207,7 +207,7 @@ func TestCrossReplicaInvalidation(t *testing.T) {
 // readiness returns B's "invalidation" readiness check: "ok" or its error.
 func (r *replicas) readiness(t *testing.T) string {
 	t.Helper()
-	res, err := http.Get(r.bBase + "/health/ready")
+	res, err := http.Get("http://" + r.b.AdminAddr() + "/health/ready")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestHotPathNoStoreRoundTrip(t *testing.T) {
 	// Caches are flushed when the invalidation listener connects: warm
 	// them after that.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		res := h.do("GET", h.base+"/health/ready", nil)
+		res := h.do("GET", h.admin+"/health/ready", nil)
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if strings.Contains(string(body), `"invalidation":{"ok":true`) {

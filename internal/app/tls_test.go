@@ -291,7 +291,7 @@ func TestCircuitBreaker(t *testing.T) {
 	if e := decodeError(t, res); !strings.Contains(e.Error.Message, "circuit breaker open") {
 		t.Errorf("message %q", e.Error.Message)
 	}
-	ready := h.do("GET", h.base+"/health/ready", nil)
+	ready := h.do("GET", h.admin+"/health/ready", nil)
 	body, _ := io.ReadAll(ready.Body)
 	if ready.StatusCode != 200 || !strings.Contains(string(body), "open") {
 		t.Errorf("readiness does not show the open breaker (or failed): %d %s", ready.StatusCode, body)

@@ -237,7 +237,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Probes are not security events; auditing each would bury the
 		// trail (and cost an fsync per probe).
 		rec.noAudit = true
-		err = g.health.serve(rec, r)
+		err = g.health.serve(rec, r, false)
 	case path == "/auth/verify":
 		err = g.serveVerify(rec, r)
 	case path == "/v1/authorize":

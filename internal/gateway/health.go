@@ -26,7 +26,10 @@ type checkResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
+// serve answers the health endpoints. The public listener shows status
+// only (detailed false): no version, no dependency names or errors that
+// would tell a caller what to attack. The admin listener shows everything.
+func (h *health) serve(w http.ResponseWriter, r *http.Request, detailed bool) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return gatehouse.Errorf(gatehouse.EMETHOD, "use GET on %s", r.URL.Path)
@@ -36,6 +39,10 @@ func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
 	case "/health":
+		if !detailed {
+			httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+			return nil
+		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "version": h.version})
 		return nil
 	}
@@ -65,6 +72,22 @@ func (h *health) serve(w http.ResponseWriter, r *http.Request) error {
 	if h.draining.Load() {
 		status = "draining"
 	}
+	if !detailed {
+		httpjson.Write(w, code, map[string]string{"status": status})
+		return nil
+	}
 	httpjson.Write(w, code, map[string]any{"status": status, "checks": checks})
 	return nil
+}
+
+// HealthHandler serves /health, /health/live and /health/ready with every
+// detail (version, each readiness check with its error and state), for the
+// admin listener. The public listener answers the same paths with the
+// status alone.
+func (g *Gateway) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := g.health.serve(w, r, true); err != nil {
+			httpjson.WriteError(w, r, g.log, err)
+		}
+	})
 }
