@@ -111,6 +111,12 @@ type Route struct {
 	Breaker        Breaker
 	JSONSchema     string   // file of a JSON Schema request bodies must match
 	ContentTypes   []string // allowed request media types; empty: any
+	// MethodOverride applies X-HTTP-Method-Override (and its kin) on POST
+	// in Gatehouse itself; otherwise those headers are removed.
+	MethodOverride bool
+	// KeepServerHeaders passes the upstream's Server and X-Powered-By
+	// response headers on; by default they are dropped.
+	KeepServerHeaders bool
 }
 
 // UpstreamTLS is TLS (and mTLS) to an upstream. The upstream's certificate

@@ -52,6 +52,9 @@ func newUpstream(t testing.TB) *upstream {
 		// An upstream that sets its own (weaker) security headers.
 		w.Header().Set("X-Frame-Options", "ALLOWALL")
 		w.Header().Set("X-Upstream", "yes")
+		// And names its software, as most do.
+		w.Header().Set("Server", "Apache/2.4.1 (Unix)")
+		w.Header().Set("X-Powered-By", "PHP/5.6.40")
 		w.Write([]byte("upstream saw " + r.URL.Path))
 	}))
 	t.Cleanup(u.Close)

@@ -179,6 +179,12 @@ type RouteConfig struct {
 	JSONSchema     string             `yaml:"json_schema"`
 	Redact         bool               `yaml:"redact"` // redact secrets in response bodies
 	ContentTypes   []string           `yaml:"content_types"`
+	// MethodOverride: Gatehouse applies X-HTTP-Method-Override on POST
+	// itself (routed, authorized and forwarded as that method); otherwise
+	// the header is removed before proxying.
+	MethodOverride bool `yaml:"method_override"`
+	// KeepServerHeaders passes the upstream's Server and X-Powered-By on.
+	KeepServerHeaders bool `yaml:"keep_server_headers"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -760,6 +766,9 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		JSONSchema:     r.JSONSchema,
 		Redact:         r.Redact,
 		ContentTypes:   r.ContentTypes,
+
+		MethodOverride:    r.MethodOverride,
+		KeepServerHeaders: r.KeepServerHeaders,
 	}
 }
 

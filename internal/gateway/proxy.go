@@ -88,6 +88,11 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			// Gatehouse's security headers and request id are the only ones.
 			httpjson.DeleteSecurityHeaders(res.Header)
 			delete(res.Header, "X-Request-Id")
+			if !rt.KeepServerHeaders {
+				for _, name := range upstreamFingerprintHeaders {
+					delete(res.Header, name)
+				}
+			}
 			if rt.Redact {
 				return redact.RedactResponse(res, red)
 			}
@@ -144,12 +149,14 @@ func stripPrefix(prefix, path string) string {
 }
 
 // scrubHeaders removes what a caller must not pass upstream: its
-// credential, and any X-Gatehouse-* header (which only Gatehouse sets).
+// credential, any X-Gatehouse-* header (which only Gatehouse sets), and
+// method-override headers (see methodOverride).
 // Names are compared with '_' read as '-', since some upstream frameworks
 // treat them alike.
 func scrubHeaders(h http.Header) {
 	for k := range h {
-		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") {
+		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") ||
+			foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method") {
 			delete(h, k)
 		}
 	}

@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
@@ -53,6 +56,9 @@ func (g *Gateway) validateBody(next Handler) Handler {
 		if err != nil {
 			return gatehouse.Errorf(gatehouse.EINVALID, "request body is not valid JSON")
 		}
+		if err := checkOneReading(body); err != nil {
+			return err
+		}
 		if err := rt.schema.Validate(inst); err != nil {
 			return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s", schemaMessage(err))
 		}
@@ -75,4 +81,104 @@ func schemaMessage(err error) string {
 	loc := "/" + strings.Join(ve.InstanceLocation, "/")
 	rule := strings.Join(ve.ErrorKind.KeywordPath(), "/")
 	return fmt.Sprintf("%s: %s: %s", loc, rule, ve.ErrorKind.LocalizedString(message.NewPrinter(language.English)))
+}
+
+// checkOneReading refuses JSON that parsers read differently: an object
+// with the same key twice (some keep the first, some the last, some
+// merge), and text that is not valid UTF-8 (some replace it, some refuse
+// it, some pass the bytes through). Keys are compared after unescaping,
+// so "a" and "\u0061" are the same key, and under Unicode case folding,
+// since Go's encoding/json and .NET bind "Role" to a field role: a schema
+// that checks "role" would otherwise let "Role" decide. It assumes body is otherwise
+// valid JSON (the schema step parses it first).
+func checkOneReading(body []byte) error {
+	if !utf8.Valid(body) {
+		return gatehouse.Errorf(gatehouse.EINVALID, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		keys   map[string]string // folded key → key as sent
+		object bool
+		path   string
+	}
+	var stack []frame
+	expectKey := false
+	path := ""
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return gatehouse.Errorf(gatehouse.EINVALID, "request body is not valid JSON")
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				stack = append(stack, frame{object: t == '{', path: path})
+				expectKey = t == '{'
+				continue
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if expectKey {
+				top := &stack[len(stack)-1]
+				if top.keys == nil {
+					top.keys = map[string]string{}
+				}
+				folded := foldKey(t)
+				if first, dup := top.keys[folded]; dup {
+					if first == t {
+						return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s/%s: duplicate object key", top.path, t)
+					}
+					return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s: keys %q and %q differ only in case; parsers that match keys case-insensitively would read either", top.path, first, t)
+				}
+				top.keys[folded] = t
+				path = top.path + "/" + t
+				expectKey = false
+				continue
+			}
+		}
+		// A value ended: inside an object the next token is a key.
+		if n := len(stack); n > 0 {
+			expectKey = stack[n-1].object
+			path = stack[n-1].path
+		}
+	}
+}
+
+// foldKey maps every rune of s to one member of its case-folding orbit
+// (the smallest, in lower case when that is an ASCII letter), so keys
+// equal under simple folding (K, k and the Kelvin sign among them) map
+// alike.
+func foldKey(s string) string {
+	ascii, upper := true, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if ascii && !upper {
+		return s
+	}
+	b := make([]rune, 0, len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		if 'A' <= min && min <= 'Z' {
+			min += 'a' - 'A'
+		}
+		b = append(b, min)
+	}
+	return string(b)
 }
