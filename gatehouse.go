@@ -117,6 +117,14 @@ type Route struct {
 	// KeepServerHeaders passes the upstream's Server and X-Powered-By
 	// response headers on; by default they are dropped.
 	KeepServerHeaders bool
+	// ReadTimeout bounds the time to read the request body in all, and
+	// MinRate (bytes per second after the first second) its slowest pace;
+	// 0: no bound.
+	ReadTimeout time.Duration
+	MinRate     int64
+	// BufferRequest reads the whole body (at most MaxBody) before the
+	// request is sent upstream.
+	BufferRequest bool
 }
 
 // UpstreamTLS is TLS (and mTLS) to an upstream. The upstream's certificate

@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
+	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/redact"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -183,7 +184,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 
 	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
-	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv})
+	hasher := password.NewHasher(password.HasherConfig{MemoryBudget: int64(cfg.Limits.PasswordHashMemory), QueueWait: cfg.Limits.PasswordHashWait})
+	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv, Hasher: hasher})
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +335,7 @@ func (a *App) routes(cfg *config.Config) ([]gatehouse.Route, error) {
 func (a *App) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.cfg.Limits.ReadHeaderTimeout, // slowloris: headers that never finish
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    int(a.cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

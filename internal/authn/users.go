@@ -36,6 +36,7 @@ type Users struct {
 	inv      Invalidator
 	settings atomic.Pointer[AuthSettings]
 	dummy    string // a hash to verify against for unknown users (equal timing)
+	hasher   *password.Hasher
 
 	mu       sync.Mutex
 	failures map[string]*loginFailures // by username, existing or not
@@ -56,6 +57,9 @@ type UsersConfig struct {
 	// Invalidator tells other replicas of disabled users and settings
 	// changes; nil publishes nothing.
 	Invalidator Invalidator
+	// Hasher bounds the memory of concurrent password hashes; nil: one
+	// with the default budget.
+	Hasher *password.Hasher
 }
 
 // NewUsers loads Settings → Authentication (defaults on first start).
@@ -66,13 +70,16 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Hasher == nil {
+		cfg.Hasher = password.NewHasher(password.HasherConfig{})
+	}
 	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
-		pats: cfg.PATs, inv: cfg.Invalidator, failures: map[string]*loginFailures{}}
+		pats: cfg.PATs, inv: cfg.Invalidator, failures: map[string]*loginFailures{}, hasher: cfg.Hasher}
 	if err := u.reloadSettings(ctx); err != nil {
 		return nil, err
 	}
 	var err error
-	if u.dummy, err = password.Hash("gatehouse-timing-equaliser", u.Settings().Argon2); err != nil {
+	if u.dummy, err = u.hasher.Hash(ctx, "gatehouse-timing-equaliser", u.Settings().Argon2); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -140,7 +147,7 @@ func (u *Users) Create(ctx context.Context, n NewUser) (*store.User, error) {
 	if err := s.Password.Check(n.Password, n.Username, nil); err != nil {
 		return nil, err
 	}
-	h, err := password.Hash(n.Password, s.Argon2)
+	h, err := u.hasher.Hash(ctx, n.Password, s.Argon2)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +224,11 @@ func (u *Users) ChangePassword(ctx context.Context, username, current, next stri
 	if err != nil {
 		return err
 	}
-	if ok, _, _ := password.Verify(current, usr.PasswordHash, u.Settings().Argon2); !ok {
+	ok, _, err := u.hasher.Verify(ctx, current, usr.PasswordHash, u.Settings().Argon2)
+	if errors.Is(err, password.ErrBusy) {
+		return err
+	}
+	if !ok {
 		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "current_password: does not match")
 	}
 	if err := u.setPassword(ctx, usr, next); err != nil {
@@ -238,7 +249,7 @@ func (u *Users) setPassword(ctx context.Context, usr *store.User, next string) e
 	if err := s.Password.Check(next, usr.Username, hist); err != nil {
 		return err
 	}
-	h, err := password.Hash(next, s.Argon2)
+	h, err := u.hasher.Hash(ctx, next, s.Argon2)
 	if err != nil {
 		return err
 	}
@@ -280,7 +291,10 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 	now := u.clock.Now()
 	key := strings.ToLower(l.Username)
 	if u.locked(key, now) {
-		password.Verify(l.Password, u.dummy, s.Argon2) // same cost as a real attempt
+		// Same cost as a real attempt (and the same refusal when busy).
+		if _, _, err := u.hasher.Verify(ctx, l.Password, u.dummy, s.Argon2); errors.Is(err, password.ErrBusy) {
+			return LoginResult{}, err
+		}
 		return LoginResult{}, ErrLoginFailed
 	}
 	usr, err := u.store.GetUser(ctx, l.Username)
@@ -291,7 +305,11 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 	if usr != nil {
 		hash = usr.PasswordHash
 	}
-	ok, rehash, _ := password.Verify(l.Password, hash, s.Argon2)
+	ok, rehash, err := u.hasher.Verify(ctx, l.Password, hash, s.Argon2)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		// Not an answer about the password: no failure is counted.
+		return LoginResult{}, err
+	}
 	if usr == nil || !ok || !usr.DisabledAt.IsZero() {
 		return LoginResult{Locked: u.fail(key, now, s)}, ErrLoginFailed
 	}
@@ -318,7 +336,7 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 		}
 	}
 	if rehash {
-		if h, err := password.Hash(l.Password, s.Argon2); err == nil {
+		if h, err := u.hasher.Hash(ctx, l.Password, s.Argon2); err == nil {
 			usr.PasswordHash = h
 			if err := u.store.UpdateUser(ctx, usr); err != nil {
 				return LoginResult{}, err

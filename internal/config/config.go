@@ -46,6 +46,16 @@ const (
 	DefaultMaxHeaders      = 100
 	DefaultRouteTimeout    = 30 * time.Second
 	DefaultShutdownTimeout = 15 * time.Second
+	// Slow clients (nginx: client_header_timeout and client_body_timeout
+	// 60s; Apache mod_reqtimeout: body MinRate 500 bytes/s).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultMinRate           = 500
+	// Pre-authentication limits: failed authentications and unknown
+	// routes allowed per source address.
+	DefaultPreAuthFailures = 20
+	DefaultPreAuthPer      = time.Minute
+	DefaultPreAuthSources  = 100_000
 )
 
 // Config is the whole configuration of one Gatehouse process.
@@ -82,6 +92,35 @@ type LimitsConfig struct {
 	MaxBody        ByteSize `yaml:"max_body"`
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
 	MaxHeaders     int      `yaml:"max_headers"`
+
+	// PasswordHashMemory bounds the argon2id memory of sign-ins checked at
+	// once; more wait up to PasswordHashWait, then get 503 with
+	// Retry-After. Default: GOMAXPROCS hashes of 19 MiB.
+	PasswordHashMemory ByteSize      `yaml:"password_hash_memory"`
+	PasswordHashWait   time.Duration `yaml:"password_hash_wait"` // default 2s
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// headers, on both listeners (default 10s).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout is how long a client may take to send a request body,
+	// in all (default 60s), and MinRate the slowest it may send it, in
+	// bytes per second after the first second (default 500). Routes may
+	// set their own.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	MinRate     ByteSize      `yaml:"min_rate"`
+	// PreAuth limits failed authentications and unknown routes per
+	// source address, before any credential is looked up.
+	PreAuth PreAuthConfig `yaml:"preauth"`
+}
+
+// PreAuthConfig limits what a source address may spend on failures: after
+// Failures failed authentications or unknown routes within Per (a token
+// bucket refilling Failures per Per), its requests are answered 429 before
+// the credential is looked up, and its failures are audited as one event
+// per Per with a count. At most Sources addresses are tracked.
+type PreAuthConfig struct {
+	Failures int           `yaml:"failures"` // default 20; -1 switches the limit off
+	Per      time.Duration `yaml:"per"`      // default 1m
+	Sources  int           `yaml:"sources"`  // default 100000
 }
 
 // PolicyConfig selects the authorization policy (default: the embedded
@@ -185,6 +224,13 @@ type RouteConfig struct {
 	MethodOverride bool `yaml:"method_override"`
 	// KeepServerHeaders passes the upstream's Server and X-Powered-By on.
 	KeepServerHeaders bool `yaml:"keep_server_headers"`
+	// ReadTimeout and MinRate override limits.read_timeout and
+	// limits.min_rate for this route's request bodies.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	MinRate     ByteSize      `yaml:"min_rate"`
+	// BufferRequest reads the whole body (at most max_body) before the
+	// upstream connection is used, so slow clients never hold one.
+	BufferRequest bool `yaml:"buffer_request"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -226,6 +272,28 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Limits.MaxHeaders == 0 {
 		c.Limits.MaxHeaders = DefaultMaxHeaders
+	}
+	l := &c.Limits
+	if l.PasswordHashWait == 0 {
+		l.PasswordHashWait = 2 * time.Second
+	}
+	if l.ReadHeaderTimeout == 0 {
+		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if l.ReadTimeout == 0 {
+		l.ReadTimeout = DefaultReadTimeout
+	}
+	if l.MinRate == 0 {
+		l.MinRate = DefaultMinRate
+	}
+	if l.PreAuth.Failures == 0 {
+		l.PreAuth.Failures = DefaultPreAuthFailures
+	}
+	if l.PreAuth.Per == 0 {
+		l.PreAuth.Per = DefaultPreAuthPer
+	}
+	if l.PreAuth.Sources == 0 {
+		l.PreAuth.Sources = DefaultPreAuthSources
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -292,6 +360,12 @@ func (c *Config) applyDefaults() {
 		}
 		if r.Timeout == 0 {
 			r.Timeout = DefaultRouteTimeout
+		}
+		if r.ReadTimeout == 0 {
+			r.ReadTimeout = c.Limits.ReadTimeout
+		}
+		if r.MinRate == 0 {
+			r.MinRate = c.Limits.MinRate
 		}
 		for j, m := range r.Methods {
 			r.Methods[j] = strings.ToUpper(m)
@@ -503,6 +577,12 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Limits.MaxHeaders < 0 {
 		return v.fail("limits.max_headers", "must not be negative")
 	}
+	if l := c.Limits; l.PasswordHashMemory < 0 || l.PasswordHashWait < 0 || l.ReadHeaderTimeout < 0 || l.ReadTimeout < 0 || l.MinRate < 0 {
+		return v.fail("limits", "password_hash_memory, password_hash_wait, read_header_timeout, read_timeout and min_rate must not be negative")
+	}
+	if p := c.Limits.PreAuth; p.Failures < -1 || p.Per < time.Second || p.Sources < 1 {
+		return v.fail("limits.preauth", "failures ≥ 1 (or -1: off), per ≥ 1s, sources ≥ 1")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return v.fail("log.level", "must be one of debug, info, warn, error; not %q", c.Log.Level)
 	}
@@ -630,6 +710,12 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if r.Timeout < 0 {
 			return v.fail(at+".timeout", "must not be negative")
+		}
+		if r.ReadTimeout < 0 || r.MinRate < 0 {
+			return v.fail(at+".read_timeout", "read_timeout and min_rate must not be negative")
+		}
+		if r.BufferRequest && r.MaxBody <= 0 {
+			return v.fail(at+".buffer_request", "needs a max_body to bound the buffer")
 		}
 		if r.ConnectTimeout < 0 || r.TotalTimeout < 0 {
 			return v.fail(at+".total_timeout", "timeouts must not be negative")
@@ -769,6 +855,9 @@ func (r *RouteConfig) Route() gatehouse.Route {
 
 		MethodOverride:    r.MethodOverride,
 		KeepServerHeaders: r.KeepServerHeaders,
+		ReadTimeout:       r.ReadTimeout,
+		MinRate:           int64(r.MinRate),
+		BufferRequest:     r.BufferRequest,
 	}
 }
 

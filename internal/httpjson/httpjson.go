@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -124,6 +126,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status := gatehouse.HTTPStatus(code)
 	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(max(int((ra.RetryAfter()+time.Second-1)/time.Second), 1)))
 	}
 	detail := ErrorDetail{Code: code, Message: gatehouse.ErrorMessage(err), RequestID: rid}
 	var ge *gatehouse.Error

@@ -2,7 +2,6 @@ package password
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -117,7 +116,8 @@ func encode(p Params, salt, key []byte) string {
 // hash was made with parameters other than current, so the caller should
 // store Hash(pw, current) in its place (rehash is always false when ok is
 // false). A malformed encoding yields an error wrapping ErrMalformedHash and
-// never panics. Verify is safe for concurrent use.
+// never panics. Verify is safe for concurrent use; servers should call it
+// through a Hasher, which bounds the memory of concurrent hashes.
 //
 // To keep login timing from revealing whether a username exists, callers
 // should Verify the submitted password against a hash made once with the
@@ -127,11 +127,7 @@ func Verify(pw, encoded string, current Params) (ok, rehash bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, p.KeyLen)
-	if subtle.ConstantTimeCompare(got, key) != 1 {
-		return false, false, nil
-	}
-	return true, p != current, nil
+	return verifyDecoded(pw, p, salt, key, current)
 }
 
 // Decode parses an encoded hash and returns the parameters it was made with
