@@ -118,7 +118,8 @@ rotation; Gatehouse keeps only its HMAC.`,
 	}
 	cmd.AddCommand(create, list,
 		action("revoke", "Revoke a client: no new tokens, and its tokens fail on their next use", "/revoke", "Revoked client %s."),
-		action("rotate", "Give a client a new secret (the old one stops working at once)", "/rotate", "Rotated the secret of client %s."))
+		action("rotate", "Give a client a new secret (the old one stops working at once)", "/rotate", "Rotated the secret of client %s."),
+		action("unlock", "Lift a client's lockouts after failed authentications (from every address)", "/unlock", "Unlocked client %s."))
 	return cmd
 }
 

@@ -75,6 +75,7 @@ func New(cfg Config) *Server {
 	s.handle("/v1/clients/{id}", areaClients, methods{http.MethodGet: s.getClient})
 	s.handle("/v1/clients/{id}/revoke", areaClients, methods{http.MethodPost: s.revokeClient})
 	s.handle("/v1/clients/{id}/rotate", areaClients, methods{http.MethodPost: s.rotateClient})
+	s.handle("/v1/clients/{id}/unlock", areaClients, methods{http.MethodPost: s.unlockClient})
 	s.handle("/v1/signing-keys", areaSigningKeys, methods{http.MethodGet: s.listSigningKeys})
 	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: s.rotateSigningKey})
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})

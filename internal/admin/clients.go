@@ -103,6 +103,18 @@ func (s *Server) rotateClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	return nil
 }
 
+// unlockClient lifts the client's lockouts (from every address) after
+// repeated failed authentications.
+func (s *Server) unlockClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	c, n, err := s.cfg.Clients.Unlock(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "client.unlock", "client:"+c.ID, map[string]any{"lockouts_lifted": n})
+	httpjson.Write(w, http.StatusOK, clientJSON(c))
+	return nil
+}
+
 func (s *Server) listSigningKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	httpjson.Write(w, http.StatusOK, map[string]any{"keys": s.cfg.Tokens.SigningKeys()})
 	return nil

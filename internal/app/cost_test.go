@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -128,4 +130,71 @@ func statusCounts(m map[int][]*http.Response) string {
 		fmt.Fprintf(&b, "%d×%d ", code, len(rs))
 	}
 	return b.String()
+}
+
+// from returns a copy of h whose requests come from the loopback address
+// ip (Linux routes all of 127.0.0.0/8 to lo).
+func (h *harness) from(ip string) *harness {
+	c := *h
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c.client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return &c
+}
+
+// TestClientLockoutFromAnotherAddress: an attacker who knows a client's id
+// (it is not secret) fails against it from 127.0.0.2 until locked out; the
+// real client, signing in from 127.0.0.1, still gets its tokens. An admin
+// can lift the lockout (audited), and an address failing against many
+// clients is locked for all of them.
+func TestClientLockoutFromAnotherAddress(t *testing.T) {
+	h := MustStart(t)
+	c := h.createClient("read:signals")
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	real, attacker, sprayer := h.from("127.0.0.1"), h.from("127.0.0.2"), h.from("127.0.0.3")
+	wrong := c.ClientSecret[:len(c.ClientSecret)-8] + "AAAAAAAA"
+
+	for i := 0; i < 12; i++ {
+		a := attacker.token(cc, c.ClientID, wrong)
+		if a.status != 401 && a.status != 429 {
+			t.Fatalf("attempt %d from 127.0.0.2: %d", i, a.status)
+		}
+		if i >= 5 && (a.status != 429 || a.header.Get("Retry-After") == "") {
+			t.Fatalf("attempt %d from 127.0.0.2: %d (Retry-After %q), want 429 once locked", i, a.status, a.header.Get("Retry-After"))
+		}
+		if a := real.token(cc, c.ClientID, c.ClientSecret); a.status != 200 {
+			t.Fatalf("after %d failures from 127.0.0.2, the real client from 127.0.0.1 got %d %s %s", i+1, a.status, a.Error, a.Desc)
+		}
+	}
+	if a := attacker.token(cc, c.ClientID, c.ClientSecret); a.status != 429 {
+		t.Fatalf("the locked pair (client, 127.0.0.2) got %d with the right secret; want 429", a.status)
+	}
+
+	var out struct {
+		ClientID string `json:"client_id"`
+	}
+	if code := h.adminCall("POST", "/v1/clients/"+c.ClientID+"/unlock", nil, &out); code != 200 || out.ClientID != c.ClientID {
+		t.Fatalf("unlock: %d %+v", code, out)
+	}
+	if a := attacker.token(cc, c.ClientID, c.ClientSecret); a.status != 200 {
+		t.Fatalf("after unlock, 127.0.0.2 with the right secret got %d %s", a.status, a.Desc)
+	}
+	if code := h.adminCall("POST", "/v1/clients/cl_nosuchclientnosuchclient/unlock", nil, nil); code != 404 {
+		t.Errorf("unlock of an unknown client: %d, want 404", code)
+	}
+	events := h.auditEvents("admin.client.unlock")
+	if len(events) != 1 || events[0]["resource"] != "client:"+c.ClientID {
+		t.Errorf("client.unlock events: %v", events)
+	}
+
+	// Spraying many client ids from one address locks the address.
+	other := h.createClient("read:signals")
+	for i := 0; i < 25; i++ {
+		sprayer.token(cc, fmt.Sprintf("cl_%016d", i), "gcs_nope")
+	}
+	if a := sprayer.token(cc, other.ClientID, other.ClientSecret); a.status != 429 {
+		t.Errorf("an address that failed against 25 clients got %d for a right secret; want 429", a.status)
+	}
+	if a := real.token(cc, other.ClientID, other.ClientSecret); a.status != 200 {
+		t.Errorf("another address got %d", a.status)
+	}
 }

@@ -158,8 +158,8 @@ func TestClientLockout(t *testing.T) {
 			t.Fatalf("failure %d: %d", i, a.status)
 		}
 	}
-	if a := h.token(cc, c.ClientID, c.ClientSecret); a.status != 401 {
-		t.Fatalf("locked client got a token: %d", a.status)
+	if a := h.token(cc, c.ClientID, c.ClientSecret); a.status != 429 || a.header.Get("Retry-After") == "" {
+		t.Fatalf("locked client (from the failing address) got %d, Retry-After %q; want 429 with Retry-After", a.status, a.header.Get("Retry-After"))
 	}
 	h.clock.Advance(16 * time.Minute)
 	if a := h.token(cc, c.ClientID, c.ClientSecret); a.status != 200 {

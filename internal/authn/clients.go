@@ -17,16 +17,35 @@ import (
 // ClientIDPrefix starts every client id ("cl_" + the id part of its secret).
 const ClientIDPrefix = "cl_"
 
-// Client lockout: this many failed authentications of one client within
-// the window lock it for the lockout period.
+// Client lockout. A client id is not secret, so failures lock a client
+// only for the source address they came from: clientMaxFailures failed
+// authentications of one client from one address within the window lock
+// that pair, and sourceMaxFailures failures of any clients from one address
+// lock the address, each for the lockout period. Someone who knows a
+// client's id cannot lock the client out from elsewhere.
 const (
 	clientMaxFailures   = 5
+	sourceMaxFailures   = 20
 	clientFailureWindow = 15 * time.Minute
 	clientLockout       = 15 * time.Minute
+	// maxFailureEntries bounds the lockout state (pairs and addresses).
+	maxFailureEntries = 100_000
 )
 
-// ErrClientLocked refuses a client after repeated failed authentications.
-var ErrClientLocked = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "client locked after repeated failed authentications; try again later")
+// ErrClientLocked refuses a client after repeated failed authentications
+// from the caller's address. It is ERATELIMITED (429) and carries a
+// RetryAfter.
+var ErrClientLocked error = lockedError{}
+
+type lockedError struct{}
+
+var errClientLocked = gatehouse.Errorf(gatehouse.ERATELIMITED, "too many failed client authentications from this address; try again later")
+
+func (lockedError) Error() string { return errClientLocked.Error() }
+func (lockedError) Unwrap() error { return errClientLocked }
+
+// RetryAfter is the lockout period (an upper bound of what is left).
+func (lockedError) RetryAfter() time.Duration { return clientLockout }
 
 // Clients manages OAuth service clients and authenticates them. It is safe
 // for concurrent use.
@@ -38,10 +57,15 @@ type Clients struct {
 	cache  *credCache
 	inv    Invalidator
 
-	mu       sync.RWMutex
-	revoked  map[string]bool // client ids revoked; their tokens fail at once
+	mu      sync.RWMutex
+	revoked map[string]bool // client ids revoked; their tokens fail at once
+	// failures holds lockout state by pairKey (client and address) and
+	// sourceKey (address), at most maxFailureEntries entries.
 	failures map[string]*clientFailures
 }
+
+func pairKey(id, source string) string { return id + "\x00" + source }
+func sourceKey(source string) string   { return "\x00" + source }
 
 type clientFailures struct {
 	times       []time.Time
@@ -86,10 +110,11 @@ func (c *Clients) loadRevoked(ctx context.Context) error {
 	return nil
 }
 
-// refresh drops the cached verification of the client's secret and
-// re-reads the client, adding it to the revoked set if it is revoked.
+// refresh drops the cached verification of the client's secret and its
+// lockouts, and re-reads the client, adding it to the revoked set if it is revoked.
 func (c *Clients) refresh(ctx context.Context, id string) error {
 	c.cache.invalidate(strings.TrimPrefix(id, ClientIDPrefix))
+	c.unlock(id) // an unlock (or a new secret) on another replica
 	cl, err := c.store.GetClient(ctx, id)
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
 		return nil
@@ -194,34 +219,43 @@ func (c *Clients) Revoked(id string) bool {
 }
 
 // Authenticate checks a client id and secret and returns the client's
-// principal (kind client, the client's full scopes). Failures count toward
-// the client's lockout.
+// principal (kind client, the client's full scopes). It is
+// AuthenticateFrom with no source address.
 func (c *Clients) Authenticate(ctx context.Context, id, secret string) (*gatehouse.Principal, error) {
+	return c.AuthenticateFrom(ctx, id, secret, "")
+}
+
+// AuthenticateFrom checks a client id and secret presented from source (the
+// client's address). Failures count toward the lockout of the client from
+// that address and of the address; a locked pair or address fails with
+// ErrClientLocked before the secret is checked.
+func (c *Clients) AuthenticateFrom(ctx context.Context, id, secret, source string) (*gatehouse.Principal, error) {
+	now := c.clock.Now()
+	if c.locked(id, source, now) {
+		return nil, ErrClientLocked
+	}
 	part, ok := ParseToken(PrefixClient, secret)
 	if !ok || ClientIDPrefix+part != id {
-		c.fail(id)
+		c.fail(id, source)
 		return nil, ErrUnknown
-	}
-	now := c.clock.Now()
-	if c.locked(id, now) {
-		return nil, ErrClientLocked
 	}
 	if p, hit, err := c.cache.lookup(part, secret, now); hit {
 		if err != nil {
-			c.fail(id)
+			c.fail(id, source)
 		}
 		return p, err
 	}
 	gen := c.cache.generation()
 	cl, err := c.store.GetClient(ctx, id)
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		c.fail(id, source)
 		return nil, ErrUnknown
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate client: %w", err)
 	}
 	if !hmac.Equal(hmacSHA256(c.pepper, secret), cl.SecretHash) {
-		c.fail(id)
+		c.fail(id, source)
 		return nil, ErrUnknown
 	}
 	if !cl.RevokedAt.IsZero() {
@@ -232,28 +266,74 @@ func (c *Clients) Authenticate(ctx context.Context, id, secret string) (*gatehou
 	return p, nil
 }
 
-func (c *Clients) locked(id string, now time.Time) bool {
+func (c *Clients) locked(id, source string, now time.Time) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	f := c.failures[id]
-	return f != nil && now.Before(f.lockedUntil)
+	for _, k := range [2]string{pairKey(id, source), sourceKey(source)} {
+		if f := c.failures[k]; f != nil && now.Before(f.lockedUntil) {
+			return true
+		}
+	}
+	return false
 }
 
-// fail records a failed authentication of a known-format client id.
-func (c *Clients) fail(id string) {
-	if !strings.HasPrefix(id, ClientIDPrefix) || len(id) != len(ClientIDPrefix)+idLen {
-		return
+// Unlock lifts the lockouts of client id from every address and reports
+// how many it lifted. Addresses locked for failing many clients stay
+// locked.
+func (c *Clients) Unlock(ctx context.Context, id string) (*store.Client, int, error) {
+	cl, err := c.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, 0, err
 	}
+	n := c.unlock(id)
+	publish(ctx, c.inv, c.log, Invalidation{Kind: InvalidateClient, ID: id})
+	c.log.InfoContext(ctx, "client unlocked", "client_id", id, "lockouts", n)
+	return cl, n, nil
+}
+
+func (c *Clients) unlock(id string) int {
+	now := c.clock.Now()
+	prefix := pairKey(id, "")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, f := range c.failures {
+		if strings.HasPrefix(k, prefix) {
+			if now.Before(f.lockedUntil) {
+				n++
+			}
+			delete(c.failures, k)
+		}
+	}
+	return n
+}
+
+// fail records a failed authentication of client id (counted only for a
+// well-formed id) from source, and of source.
+func (c *Clients) fail(id, source string) {
 	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f := c.failures[id]
+	if strings.HasPrefix(id, ClientIDPrefix) && len(id) == len(ClientIDPrefix)+idLen {
+		if c.count(pairKey(id, source), now, clientMaxFailures) {
+			c.log.Warn("client locked after repeated failed authentications from one address", "client_id", id, "source_ip", source, "minutes", clientLockout.Minutes())
+		}
+	}
+	if c.count(sourceKey(source), now, sourceMaxFailures) {
+		c.log.Warn("address locked after repeated failed client authentications", "source_ip", source, "minutes", clientLockout.Minutes())
+	}
+}
+
+// count adds a failure under key and reports whether it locked the key.
+// c.mu is held.
+func (c *Clients) count(key string, now time.Time, limit int) bool {
+	f := c.failures[key]
 	if f == nil {
-		if len(c.failures) > 100_000 { // bound memory under a flood of ids
-			clear(c.failures)
+		if len(c.failures) >= maxFailureEntries {
+			c.evict(now)
 		}
 		f = &clientFailures{}
-		c.failures[id] = f
+		c.failures[key] = f
 	}
 	keep := f.times[:0]
 	for _, t := range f.times {
@@ -262,9 +342,30 @@ func (c *Clients) fail(id string) {
 		}
 	}
 	f.times = append(keep, now)
-	if len(f.times) >= clientMaxFailures {
+	if len(f.times) >= limit {
 		f.lockedUntil = now.Add(clientLockout)
 		f.times = f.times[:0]
-		c.log.Warn("client locked after repeated failed authentications", "client_id", id, "until", f.lockedUntil)
+		return true
+	}
+	return false
+}
+
+// evict makes room in a full failures map: entries with nothing left to
+// remember go first, then unlocked ones, then any, until a tenth is free.
+// c.mu is held.
+func (c *Clients) evict(now time.Time) {
+	target := maxFailureEntries - maxFailureEntries/10
+	stale := func(f *clientFailures) bool {
+		return !now.Before(f.lockedUntil) && (len(f.times) == 0 || now.Sub(f.times[len(f.times)-1]) >= clientFailureWindow)
+	}
+	for pass := 0; pass < 3 && len(c.failures) > target; pass++ {
+		for k, f := range c.failures {
+			if len(c.failures) <= target {
+				break
+			}
+			if pass == 2 || (pass == 0 && stale(f)) || (pass == 1 && !now.Before(f.lockedUntil)) {
+				delete(c.failures, k)
+			}
+		}
 	}
 }

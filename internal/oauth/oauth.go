@@ -7,14 +7,18 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
 
@@ -75,13 +79,14 @@ type ErrorResponse struct {
 }
 
 type oauthError struct {
-	status int
-	code   string
-	desc   string
+	status     int
+	code       string
+	desc       string
+	retryAfter time.Duration
 }
 
 func invalidRequest(desc string) *oauthError {
-	return &oauthError{http.StatusBadRequest, "invalid_request", desc}
+	return &oauthError{status: http.StatusBadRequest, code: "invalid_request", desc: desc}
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +100,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		if e.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "POST")
 		}
+		if e.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(e.retryAfter.Seconds())))
+		}
 		s.audit(r.Context(), clientID, gatehouse.OutcomeFailure, e.code+": "+e.desc, nil)
 		writeJSON(w, e.status, ErrorResponse{Error: e.code, Description: e.desc})
 		return
@@ -105,7 +113,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) issue(r *http.Request) (*TokenResponse, string, *oauthError) {
 	if r.Method != http.MethodPost {
-		return nil, "", &oauthError{http.StatusMethodNotAllowed, "invalid_request", "use POST"}
+		return nil, "", &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request", desc: "use POST"}
 	}
 	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != "application/x-www-form-urlencoded" {
 		return nil, "", invalidRequest("Content-Type must be application/x-www-form-urlencoded")
@@ -125,33 +133,38 @@ func (s *Server) issue(r *http.Request) (*TokenResponse, string, *oauthError) {
 		return nil, "", invalidRequest("grant_type is required")
 	}
 	if grant != "client_credentials" {
-		return nil, "", &oauthError{http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported"}
+		return nil, "", &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "only client_credentials is supported"}
 	}
 	id, secret, e := clientCredentials(r, form)
 	if e != nil {
 		return nil, id, e
 	}
-	p, err := s.cfg.Clients.Authenticate(r.Context(), id, secret)
+	// Failures lock the client only from the caller's address (and the
+	// address, after many): the client id is not secret.
+	p, err := s.cfg.Clients.AuthenticateFrom(r.Context(), id, secret, gateway.SourceIPFromContext(r.Context()))
+	if errors.Is(err, authn.ErrClientLocked) {
+		return nil, id, &oauthError{status: http.StatusTooManyRequests, code: "invalid_client", desc: gatehouse.ErrorMessage(err), retryAfter: 15 * time.Minute}
+	}
 	if err != nil {
 		if gatehouse.ErrorCode(err) != gatehouse.EUNAUTHORIZED {
 			s.log.ErrorContext(r.Context(), "client authentication failed", "client_id", id, "err", err)
-			return nil, id, &oauthError{http.StatusInternalServerError, "server_error", "try again later"}
+			return nil, id, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "try again later"}
 		}
-		return nil, id, &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return nil, id, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed"}
 	}
 	scopes := p.Scopes
 	if req := form.Get("scope"); req != "" {
 		scopes = strings.Fields(req)
 		for _, sc := range scopes {
 			if !slices.Contains(p.Scopes, sc) {
-				return nil, id, &oauthError{http.StatusBadRequest, "invalid_scope", "scope " + sc + " is not granted to this client"}
+				return nil, id, &oauthError{status: http.StatusBadRequest, code: "invalid_scope", desc: "scope " + sc + " is not granted to this client"}
 			}
 		}
 	}
 	tok, _, err := s.cfg.Tokens.Issue(p, scopes)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "token issuance failed", "client_id", id, "err", err)
-		return nil, id, &oauthError{http.StatusInternalServerError, "server_error", "try again later"}
+		return nil, id, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "try again later"}
 	}
 	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.Tokens.TTL().Seconds()), Scope: strings.Join(scopes, " ")}, id, nil
 }
@@ -164,7 +177,7 @@ func clientCredentials(r *http.Request, form url.Values) (string, string, *oauth
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		if formID == "" || formSecret == "" {
-			return formID, "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication required: HTTP Basic or client_id and client_secret"}
+			return formID, "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication required: HTTP Basic or client_id and client_secret"}
 		}
 		return formID, formSecret, nil
 	}
@@ -173,17 +186,17 @@ func clientCredentials(r *http.Request, form url.Values) (string, string, *oauth
 	}
 	scheme, payload, _ := strings.Cut(auth, " ")
 	if !strings.EqualFold(scheme, "Basic") {
-		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "unsupported authentication scheme: use Basic"}
+		return "", "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "unsupported authentication scheme: use Basic"}
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
 	if err != nil {
-		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "malformed Basic credentials"}
+		return "", "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed Basic credentials"}
 	}
 	u, p, ok := strings.Cut(string(raw), ":")
 	id, err1 := url.QueryUnescape(u)
 	secret, err2 := url.QueryUnescape(p)
 	if !ok || err1 != nil || err2 != nil {
-		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "malformed Basic credentials"}
+		return "", "", &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed Basic credentials"}
 	}
 	if formID != "" && formID != id {
 		return id, "", invalidRequest("client_id in the form differs from the Basic credentials")
