@@ -120,8 +120,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+	if err := secureDir(dir, cfg.Mode, log); err != nil {
+		return nil, err
+	}
+	if cfg.Audit.Dir != "" {
+		if err := secureDir(cfg.Audit.Dir, cfg.Mode, log); err != nil {
+			return nil, err
+		}
 	}
 	pepper, err := secrets.LoadOrCreate(filepath.Join(dir, "server.secret"), 32)
 	if err != nil {
@@ -154,7 +159,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if cfg.Store.Driver == "postgres" {
 		a.store, err = postgres.Open(ctx, cfg.Store.DSN)
 	} else {
-		a.store, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
+		dbPath := filepath.Join(dir, "gatehouse.db")
+		if err = createPrivate(dbPath); err == nil {
+			a.store, err = sqlite.Open(ctx, dbPath)
+		}
 	}
 	if err != nil {
 		return nil, err

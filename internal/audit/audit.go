@@ -707,7 +707,7 @@ func (l *Log) loadCheckpoints(ctx context.Context) error {
 		return err
 	}
 	path := filepath.Join(l.dir, checkpointsFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit checkpoints: %w", err)
 	}

@@ -91,7 +91,7 @@ func loadOrCreateKey(dir, origin string) (note.Signer, string, error) {
 		if err := writeFileSync(kpath, []byte(skey+"\n"), 0o600); err != nil {
 			return nil, "", fmt.Errorf("write audit signing key: %w", err)
 		}
-		if err := writeFileSync(filepath.Join(dir, verifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+		if err := writeFileSync(filepath.Join(dir, verifierKeyFile), []byte(vkey+"\n"), 0o600); err != nil {
 			return nil, "", fmt.Errorf("write audit verifier key: %w", err)
 		}
 		b = []byte(skey)

@@ -105,7 +105,7 @@ func (l *Log) prune(ctx context.Context) (PruneResult, error) {
 		}
 		p.hashes = append(p.hashes, h)
 	}
-	if err := writeFileSync(filepath.Join(l.dir, prunedFile), encodePrune(p), 0o644); err != nil {
+	if err := writeFileSync(filepath.Join(l.dir, prunedFile), encodePrune(p), 0o600); err != nil {
 		return res, fmt.Errorf("prune: write prune state: %w", err)
 	}
 	l.mu.Lock()
@@ -155,10 +155,10 @@ func (l *Log) dropCheckpointsBefore(begin uint64) error {
 		}
 	}
 	path := filepath.Join(l.dir, checkpointsFile)
-	if err := writeFileSync(path, out, 0o644); err != nil {
+	if err := writeFileSync(path, out, 0o600); err != nil {
 		return fmt.Errorf("rewrite audit checkpoints: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit checkpoints: %w", err)
 	}

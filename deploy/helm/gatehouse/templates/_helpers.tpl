@@ -149,7 +149,7 @@ chart cannot tell. The audit signing key's name must equal it. */}}
 {{- fail "serverSecrets.fromSecret with the audit log in PostgreSQL needs secret.auditLogKey and secret.auditLogPub: every replica must sign the one log with the same key (docs/scaling.md)" -}}
 {{- end -}}
 {{- if and .Values.serverSecrets.fromSecret (dig "audit" "dir" "" (default dict .Values.config.file)) -}}
-{{- fail "serverSecrets.fromSecret seeds the audit key into /var/lib/gatehouse/audit: leave config.file.audit.dir unset" -}}
+{{- fail "serverSecrets.fromSecret seeds the audit key into /var/lib/gatehouse/data/audit: leave config.file.audit.dir unset" -}}
 {{- end -}}
 {{- with .Values.secret.serverSecretBase64 -}}
 {{- if ne (len (b64dec .)) 32 -}}
