@@ -265,6 +265,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		Version:        opts.Version,
 		Ready:          a.readiness(),
+		TrustedProxies: config.ParsePrefixes(cfg.TrustedProxies),
+		ForwardAuth:    gateway.ForwardAuth{Proxy: cfg.ForwardAuth.Proxy, TrustedProxies: config.ParsePrefixes(cfg.ForwardAuth.TrustedProxies)},
 	})
 	if err != nil {
 		return nil, err

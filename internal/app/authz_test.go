@@ -100,7 +100,7 @@ func TestDecisionAPI(t *testing.T) {
 }
 
 func TestForwardAuth(t *testing.T) {
-	h := MustStart(t)
+	h := MustStartWith(t, "forward_auth: {proxy: traefik}\n")
 	reader := h.createKey(map[string]any{"name": "r", "scopes": []string{"read:signals"}})
 	tests := []struct {
 		name    string
@@ -108,7 +108,7 @@ func TestForwardAuth(t *testing.T) {
 		status  int
 	}{
 		{"allowed (traefik headers)", []string{"X-API-Key: " + reader.Key, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/v1/signals/x?y=1"}, 200},
-		{"allowed (nginx headers)", []string{"Authorization: Bearer " + reader.Key, "X-Original-Method: GET", "X-Original-URI: /api/v1/signals/x"}, 200},
+		{"allowed (bearer)", []string{"Authorization: Bearer " + reader.Key, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/v1/signals/x"}, 200},
 		{"public route, anonymous", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /public/x"}, 200},
 		{"unauthenticated", []string{"X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/v1/signals/x"}, 401},
 		{"wrong method for scope", []string{"X-API-Key: " + reader.Key, "X-Forwarded-Method: POST", "X-Forwarded-Uri: /api/v1/signals/x"}, 403},
@@ -119,7 +119,7 @@ func TestForwardAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := h.do("GET", h.base+"/auth/verify", nil, tt.headers...)
+			res := h.do("GET", h.base+"/auth/verify", nil, append(tt.headers, "X-Forwarded-Host: app.example")...)
 			if res.StatusCode != tt.status {
 				b, _ := io.ReadAll(res.Body)
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tt.status, b)

@@ -100,10 +100,10 @@ func TestAnonymousLimitedPerIP(t *testing.T) {
 }
 
 func TestDecisionAndForwardAuthLimited(t *testing.T) {
-	h := MustStartWith(t, rateConfig)
+	h := MustStartWith(t, rateConfig+"forward_auth: {proxy: traefik}\n")
 	k := h.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}, "tier": "free"})
 	verify := func() int {
-		return h.do("GET", h.base+"/auth/verify", nil, "X-API-Key: "+k.Key, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/v1/signals/x").StatusCode
+		return h.do("GET", h.base+"/auth/verify", nil, "X-API-Key: "+k.Key, "X-Forwarded-Method: GET", "X-Forwarded-Uri: /api/v1/signals/x", "X-Forwarded-Host: app.example").StatusCode
 	}
 	decide := func() int {
 		return h.do("POST", h.base+"/v1/authorize", strings.NewReader(`{"action":"tool.execute","resource":"tool:x"}`), "X-API-Key: "+k.Key).StatusCode

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -74,11 +75,28 @@ type Config struct {
 	Audit           AuditConfig      `yaml:"audit"`
 	ShutdownTimeout time.Duration    `yaml:"shutdown_timeout"`
 	Routes          []RouteConfig    `yaml:"routes"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For is believed: the client address used for rate
+	// limits, policy input and audit is read right to left from it up to
+	// the first untrusted hop, and only when the TCP peer is one of these.
+	TrustedProxies []string          `yaml:"trusted_proxies"`
+	ForwardAuth    ForwardAuthConfig `yaml:"forward_auth"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
 	// Hash is the SHA-256 of the config file's bytes, hex ("" for defaults).
 	Hash string `yaml:"-"`
+}
+
+// ForwardAuthConfig configures GET /auth/verify.
+type ForwardAuthConfig struct {
+	// Proxy is the proxy in front (nginx | traefik | caddy | envoy); only
+	// its headers name the checked request. Unset: /auth/verify refuses
+	// every call with a message saying to set it.
+	Proxy string `yaml:"proxy"`
+	// TrustedProxies, if set, are the only peers (CIDRs or addresses)
+	// whose forward-auth calls are answered.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // StoreConfig selects where keys, users and settings live.
@@ -666,6 +684,9 @@ func (c *Config) validate(root *yaml.Node) error {
 			return v.fail(fmt.Sprintf("policy.headers[%d]", i), "%q cannot be shown to the policy (credentials never are)", h)
 		}
 	}
+	if err := c.validateProxies(v); err != nil {
+		return err
+	}
 	if c.ShutdownTimeout < 0 {
 		return v.fail("shutdown_timeout", "must not be negative")
 	}
@@ -747,6 +768,67 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 	}
 	return nil
+}
+
+// validateProxies checks trusted_proxies and forward_auth.
+func (c *Config) validateProxies(v *validator) error {
+	for i, s := range c.TrustedProxies {
+		if _, err := ParsePrefix(s); err != nil {
+			return v.fail(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	switch c.ForwardAuth.Proxy {
+	case "", "nginx", "traefik", "caddy", "envoy":
+	default:
+		return v.fail("forward_auth.proxy", "must be nginx, traefik, caddy or envoy, not %q", c.ForwardAuth.Proxy)
+	}
+	for i, s := range c.ForwardAuth.TrustedProxies {
+		if _, err := ParsePrefix(s); err != nil {
+			return v.fail(fmt.Sprintf("forward_auth.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if c.ForwardAuth.Proxy == "" && len(c.ForwardAuth.TrustedProxies) > 0 {
+		return v.fail("forward_auth.proxy", "is required with forward_auth.trusted_proxies (which proxy's headers should be read?)")
+	}
+	return nil
+}
+
+// ParsePrefix reads a trusted-proxy entry: a CIDR ("10.0.0.0/8") or one
+// address ("192.0.2.7", "::1"). A prefix of length 0 is refused: it would
+// let any client choose its own address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8) or an IP address", s)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return p, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8) or an IP address", s)
+		}
+		a = a.Unmap()
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+	}
+	if p.Bits() == 0 {
+		return p, fmt.Errorf("%q trusts every address, so any client could choose its own; list your proxies' networks", s)
+	}
+	return p.Masked(), nil
+}
+
+// ParsePrefixes parses validated trusted-proxy entries.
+func ParsePrefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func isToolName(s string) bool {

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -26,14 +28,114 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// forwardedTarget replaces the request's method and path with the
-// forwarded ones, on a copy.
+// Proxies forward-auth can sit behind (ForwardAuth.Proxy).
+const (
+	ProxyNginx   = "nginx"
+	ProxyTraefik = "traefik"
+	ProxyCaddy   = "caddy"
+	ProxyEnvoy   = "envoy"
+)
+
+// ForwardAuth configures forward-auth (GET /auth/verify).
+type ForwardAuth struct {
+	// Proxy names the proxy in front. Only its headers say which request
+	// is checked:
+	//   - nginx: X-Original-Method, X-Original-URI, X-Original-Host (set
+	//     with proxy_set_header in the auth_request location);
+	//   - traefik, caddy: X-Forwarded-Method, X-Forwarded-Uri,
+	//     X-Forwarded-Host (which both set, replacing the client's);
+	//   - envoy: the request line of the ext_authz HTTP check (the method,
+	//     and the path after path_prefix /auth/verify) and its Host.
+	// "" refuses every forward-auth call: no header is safe to read until
+	// the operator says which proxy writes them.
+	Proxy string
+	// TrustedProxies, if set, are the only peers whose forward-auth calls
+	// are answered; others get 403.
+	TrustedProxies []netip.Prefix
+}
+
+// forwardAuth is ForwardAuth compiled.
+type forwardAuth struct {
+	proxy   string
+	family  headerFamily
+	foreign []foreignHeader
+	trusted trustedProxies
+}
+
+// headerFamily is the set of headers one kind of proxy writes to name the
+// checked request; empty names mean the request line and Host (envoy).
+type headerFamily struct {
+	method, uri, host string
+}
+
+// foreignHeader is a header of another family: if present it must agree
+// with the configured family's value for the same part.
+type foreignHeader struct {
+	name string
+	part int // partMethod, partURI or partHost
+}
+
+const (
+	partMethod = iota
+	partURI
+	partHost
+)
+
+var (
+	nginxFamily     = headerFamily{"X-Original-Method", "X-Original-Uri", "X-Original-Host"}
+	forwardedFamily = headerFamily{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host"}
+	envoyFamily     = headerFamily{}
+	// envoyOriginalPath is what Envoy sets when a route rewrites a path;
+	// in a check request it is only ever another proxy's or the client's.
+	envoyOriginalPath = foreignHeader{"X-Envoy-Original-Path", partURI}
+)
+
+func (f headerFamily) headers() []foreignHeader {
+	if f.method == "" {
+		return nil
+	}
+	return []foreignHeader{{f.method, partMethod}, {f.uri, partURI}, {f.host, partHost}}
+}
+
+func newForwardAuth(c ForwardAuth) (forwardAuth, error) {
+	f := forwardAuth{proxy: c.Proxy, trusted: newTrustedProxies(c.TrustedProxies)}
+	switch c.Proxy {
+	case "":
+		return f, nil
+	case ProxyNginx:
+		f.family = nginxFamily
+	case ProxyTraefik, ProxyCaddy:
+		f.family = forwardedFamily
+	case ProxyEnvoy:
+		f.family = envoyFamily
+	default:
+		return f, fmt.Errorf("gateway: forward-auth proxy %q: must be nginx, traefik, caddy or envoy", c.Proxy)
+	}
+	for _, o := range []headerFamily{nginxFamily, forwardedFamily} {
+		if o != f.family {
+			f.foreign = append(f.foreign, o.headers()...)
+		}
+	}
+	f.foreign = append(f.foreign, envoyOriginalPath)
+	return f, nil
+}
+
+var errForwardAuthOff = gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth is not configured: set forward_auth.proxy (nginx, traefik, caddy or envoy) in the config so Gatehouse knows which proxy's headers to read")
+
+// forwardedTarget replaces the request's method, path and host with the
+// ones the configured proxy forwarded, on a copy. It refuses (403) a call
+// from a peer outside forward_auth.trusted_proxies, a missing or repeated
+// header of the proxy's family, a header of another family that
+// disagrees with it, and any inbound X-Gatehouse-* header (which would
+// otherwise ride along to the backend next to the ones Gatehouse answers).
 func (g *Gateway) forwardedTarget(next Handler) Handler {
 	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		method := firstHeader(r.Header, "X-Forwarded-Method", "X-Original-Method")
-		uri := firstHeader(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
-		if method == "" || uri == "" {
-			return gatehouse.Errorf(gatehouse.EINVALID, "forward-auth needs X-Forwarded-Method and X-Forwarded-Uri (or nginx's X-Original-Method and X-Original-URI)")
+		f := &g.fwd
+		ex := exchangeFrom(r.Context())
+		method, uri, host, err := f.target(r)
+		if err != nil {
+			ex.eventType = "forward_auth.refused"
+			return err
 		}
 		rawPath, _, _ := strings.Cut(uri, "?")
 		if err := CheckPath(rawPath); err != nil {
@@ -47,18 +149,93 @@ func (g *Gateway) forwardedTarget(next Handler) Handler {
 		*t = *r
 		t.Method = strings.ToUpper(method)
 		t.URL = &url.URL{Path: path, RawPath: rawPath}
-		exchangeFrom(r.Context()).target = t
+		t.Host = host
+		ex.target = t
 		return next.ServeHTTP(w, t)
 	})
 }
 
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
+// target reads the checked method, URI and host from r.
+func (f *forwardAuth) target(r *http.Request) (method, uri, host string, err error) {
+	if f.proxy == "" {
+		return "", "", "", errForwardAuthOff
+	}
+	if len(f.trusted) > 0 {
+		if a, err := netip.ParseAddr(sourceIP(r)); err != nil || !f.trusted.contains(a) {
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth is answered only for the proxies in forward_auth.trusted_proxies")
 		}
 	}
-	return ""
+	for k := range r.Header {
+		switch {
+		case hasFoldPrefix(k, "x-gatehouse-"):
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "the request carries an X-Gatehouse-* header; only Gatehouse sets those")
+		case foldEqual(k, "authorization") && k != "Authorization", foldEqual(k, "x-api-key") && k != "X-Api-Key":
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "credential header spelled with '_'; use Authorization or X-API-Key")
+		}
+	}
+	if f.proxy == ProxyEnvoy {
+		method, host = r.Method, r.Host
+		rest, ok := strings.CutPrefix(r.RequestURI, "/auth/verify")
+		if !ok || rest == "" || rest[0] != '/' {
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (envoy) checks the path after /auth/verify: set the ext_authz http_service path_prefix to /auth/verify")
+		}
+		uri = rest
+	} else {
+		if r.URL.Path != "/auth/verify" {
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (%s) is answered at /auth/verify; the checked request is named by headers, not the path", f.proxy)
+		}
+		var ok bool
+		if method, ok = single(r.Header, f.family.method); ok {
+			if uri, ok = single(r.Header, f.family.uri); ok {
+				host, ok = single(r.Header, f.family.host)
+			}
+		}
+		if !ok {
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (%s) needs exactly one each of %s, %s and %s", f.proxy, f.family.method, f.family.uri, f.family.host)
+		}
+	}
+	if !validMethod(method) || uri == "" || uri[0] != '/' || !validHost(host) {
+		return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (%s): malformed forwarded method, URI or host", f.proxy)
+	}
+	for _, o := range f.foreign {
+		for _, v := range r.Header[o.name] {
+			var agree bool
+			switch o.part {
+			case partMethod:
+				agree = strings.EqualFold(v, method)
+			case partURI:
+				agree = v == uri
+			default:
+				agree = strings.EqualFold(v, host)
+			}
+			if !agree {
+				return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (%s): %s disagrees with the request %s forwarded; refusing to guess which one the backend serves", f.proxy, o.name, f.proxy)
+			}
+		}
+	}
+	return method, uri, host, nil
+}
+
+// single returns the one value of header name; a missing, empty or
+// repeated header is not ok.
+func single(h http.Header, name string) (string, bool) {
+	v := h[name]
+	if len(v) != 1 || v[0] == "" {
+		return "", false
+	}
+	return v[0], true
+}
+
+func validMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // verifyOK answers an allowed forward-auth check.

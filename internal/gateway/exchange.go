@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -24,7 +23,9 @@ import (
 type exchange struct {
 	start     time.Time
 	requestID string
-	sourceIP  string // the TCP peer's address, without port
+	sourceIP  string // the client's address (see clientip.go), without port
+	client    clientAddr
+	realIP    [1]string // backs the X-Real-IP header value passed upstream
 	trace     traceParent
 	route     *route
 	principal *gatehouse.Principal
@@ -241,14 +242,6 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		}
 	}
 	return e
-}
-
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // logAccess writes the one access line of a request. It never logs a

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -105,6 +107,13 @@ type Config struct {
 	Redactor *redact.Redactor
 	// Transport is the base transport to upstreams; nil: a gateway-tuned one.
 	Transport *http.Transport
+	// TrustedProxies are the networks whose X-Forwarded-For the gateway
+	// believes (read right to left up to the first untrusted hop); empty:
+	// the client is always the TCP peer. See clientip.go.
+	TrustedProxies []netip.Prefix
+	// ForwardAuth configures GET /auth/verify; its zero value refuses
+	// every forward-auth call.
+	ForwardAuth ForwardAuth
 }
 
 // Gateway serves the public listener. It is safe for concurrent use.
@@ -118,6 +127,8 @@ type Gateway struct {
 	decide   Handler // decision API: POST /v1/authorize
 	health   *health
 	breakers breakers
+	trusted  trustedProxies
+	fwd      forwardAuth
 }
 
 // New compiles the request path for cfg.
@@ -135,6 +146,11 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Redactor = redact.New()
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock}
+	g.trusted = newTrustedProxies(cfg.TrustedProxies)
+	var err error
+	if g.fwd, err = newForwardAuth(cfg.ForwardAuth); err != nil {
+		return nil, err
+	}
 	g.health = &health{checks: append(cfg.Ready, ReadinessCheck{Name: "circuit_breakers", Check: g.breakers.check}), version: cfg.Version}
 
 	base := cfg.Transport
@@ -219,7 +235,8 @@ func (g *Gateway) SetDraining() { g.health.draining.Store(true) }
 // ServeHTTP runs the request path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.clock.Now()
-	ex := &exchange{start: start, sourceIP: sourceIP(r)}
+	ex := &exchange{start: start, client: g.trusted.resolve(r)}
+	ex.sourceIP = ex.client.ip
 	ex.requestID = httpjson.RequestID(r)
 	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
 
@@ -238,7 +255,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// trail (and cost an fsync per probe).
 		rec.noAudit = true
 		err = g.health.serve(rec, r, false)
-	case path == "/auth/verify":
+	case path == "/auth/verify" || strings.HasPrefix(path, "/auth/verify/"):
 		err = g.serveVerify(rec, r)
 	case path == "/v1/authorize":
 		err = g.decide.ServeHTTP(rec, r)

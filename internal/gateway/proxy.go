@@ -62,7 +62,11 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			}
 			pr.Out.URL.Path, pr.Out.URL.RawPath = path, ""
 			pr.SetURL(target)
+			// Client-claimed addresses and targets go; Gatehouse says
+			// who the client is (clientip.go).
+			scrubForwarded(pr.Out.Header)
 			pr.SetXForwarded()
+			setForwarded(pr.Out.Header, pr.In, ex)
 			scrubHeaders(pr.Out.Header)
 			h := pr.Out.Header
 			h["X-Request-Id"] = []string{ex.requestID}

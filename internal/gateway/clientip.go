@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// trustedProxies is the set of networks whose X-Forwarded-For the gateway
+// believes (Config.TrustedProxies). Its zero value trusts no one.
+type trustedProxies []netip.Prefix
+
+func newTrustedProxies(ps []netip.Prefix) trustedProxies {
+	if len(ps) == 0 {
+		return nil
+	}
+	t := make(trustedProxies, len(ps))
+	for i, p := range ps {
+		t[i] = p.Masked()
+	}
+	return t
+}
+
+// contains reports whether a is in one of the networks; IPv4-mapped IPv6
+// addresses are read as IPv4.
+func (t trustedProxies) contains(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxForwardedHops bounds how far X-Forwarded-For is walked.
+const maxForwardedHops = 32
+
+// clientAddr is who sent a request, as far as the gateway can tell.
+type clientAddr struct {
+	ip string // the client: the TCP peer, or through trusted proxies the first untrusted hop
+	// trusted is set when the TCP peer is a trusted proxy; then
+	// forwardedFor is the X-Forwarded-For to pass upstream: the verified
+	// hops from ip to the peer, comma-separated.
+	trusted      bool
+	forwardedFor string
+}
+
+// resolve finds the client address of r. Without trusted proxies, or when
+// the TCP peer is not one, it is the peer and nothing the request carries
+// is read (and nothing is allocated). From a trusted peer, X-Forwarded-For
+// (every field line, in order) is read right to left, skipping trusted
+// addresses, up to the first untrusted one, which is the client. A
+// malformed entry ends the walk: the client is then the nearest hop that
+// was verified. When every hop is trusted the leftmost is the client.
+func (t trustedProxies) resolve(r *http.Request) clientAddr {
+	peer := sourceIP(r)
+	if len(t) == 0 {
+		return clientAddr{ip: peer}
+	}
+	pa, err := netip.ParseAddr(peer)
+	if err != nil || !t.contains(pa) {
+		return clientAddr{ip: peer}
+	}
+	pa = pa.Unmap().WithZone("")
+	hops := make([]netip.Addr, 1, 4)
+	hops[0] = pa // right to left: hops[0] is the peer
+	lines := r.Header["X-Forwarded-For"]
+walk:
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		for len(line) > 0 {
+			entry := line
+			if j := strings.LastIndexByte(line, ','); j >= 0 {
+				entry, line = line[j+1:], line[:j]
+			} else {
+				line = ""
+			}
+			a, ok := parseForwardedAddr(entry)
+			if !ok || len(hops) > maxForwardedHops {
+				break walk
+			}
+			hops = append(hops, a)
+			if !t.contains(a) {
+				break walk
+			}
+		}
+	}
+	c := clientAddr{ip: hops[len(hops)-1].String(), trusted: true}
+	var b strings.Builder
+	for i := len(hops) - 1; i >= 0; i-- {
+		b.WriteString(hops[i].String())
+		if i > 0 {
+			b.WriteString(", ")
+		}
+	}
+	c.forwardedFor = b.String()
+	return c
+}
+
+// parseForwardedAddr reads one X-Forwarded-For entry: an IP address,
+// optionally with a port ("192.0.2.1:443", "[2001:db8::1]:443") or in
+// brackets, surrounded by optional whitespace. Zones, names, "unknown"
+// and obfuscated identifiers are refused.
+func parseForwardedAddr(s string) (netip.Addr, bool) {
+	s = strings.Trim(s, " \t")
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if s[0] == '[' && s[len(s)-1] == ']' {
+			a, err = netip.ParseAddr(s[1 : len(s)-1])
+		} else {
+			var ap netip.AddrPort
+			ap, err = netip.ParseAddrPort(s)
+			a = ap.Addr()
+		}
+		if err != nil {
+			return netip.Addr{}, false
+		}
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// sourceIP is the TCP peer's address without its port.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// scrubForwarded removes, before a request is proxied, every header in
+// which a client could claim an address or a different target: Forwarded,
+// X-Forwarded-*, X-Real-IP, True-Client-IP and the other client-address
+// headers CDNs use, and X-Original-* / X-Rewrite-URL /
+// X-Envoy-Original-Path (which some frameworks read as the request path).
+// Names are compared with '_' read as '-'. The gateway then sets its own
+// X-Forwarded-For, -Host, -Proto and X-Real-IP (setForwarded).
+func scrubForwarded(h http.Header) {
+	for k := range h {
+		if len(k) < 9 {
+			continue
+		}
+		switch foldByte(k[0]) {
+		case 'x':
+			if hasFoldPrefix(k, "x-forwarded-") || hasFoldPrefix(k, "x-original-") || foldEqual(k, "x-real-ip") ||
+				foldEqual(k, "x-client-ip") || foldEqual(k, "x-cluster-client-ip") || foldEqual(k, "x-rewrite-url") ||
+				foldEqual(k, "x-envoy-original-path") || foldEqual(k, "x-envoy-external-address") {
+				delete(h, k)
+			}
+		case 'f':
+			if foldEqual(k, "forwarded") || foldEqual(k, "fastly-client-ip") {
+				delete(h, k)
+			}
+		case 't':
+			if foldEqual(k, "true-client-ip") {
+				delete(h, k)
+			}
+		case 'c':
+			if foldEqual(k, "cf-connecting-ip") {
+				delete(h, k)
+			}
+		}
+	}
+}
+
+// setForwarded sets the forwarding headers the upstream sees, after
+// scrubForwarded: X-Forwarded-For is the TCP peer, or from a trusted proxy
+// the verified chain from the client; X-Forwarded-Host and -Proto are the
+// gateway's own view unless a trusted proxy sent exactly one plausible
+// value; X-Real-IP is the resolved client.
+func setForwarded(out http.Header, in *http.Request, ex *exchange) {
+	if ex.client.trusted {
+		out["X-Forwarded-For"] = []string{ex.client.forwardedFor}
+		if v := in.Header["X-Forwarded-Proto"]; len(v) == 1 && (v[0] == "https" || v[0] == "http") {
+			out["X-Forwarded-Proto"] = v
+		}
+		if v := in.Header["X-Forwarded-Host"]; len(v) == 1 && validHost(v[0]) {
+			out["X-Forwarded-Host"] = v
+		}
+	}
+	ex.realIP[0] = ex.sourceIP
+	out["X-Real-Ip"] = ex.realIP[:]
+}
+
+// validHost accepts a host or host:port without anything that could end
+// or change a URL authority.
+func validHost(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("/\\?#@,;\"'<>", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
