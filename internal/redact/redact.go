@@ -267,7 +267,7 @@ func (r *Redactor) String(s string) string {
 // Contains reports whether src holds anything the Redactor would replace
 // (as [Redactor.Bytes] would). It does not allocate.
 func (r *Redactor) Contains(src []byte) bool {
-	_, _, found := r.scan(nil, src, scanState{lineStart: true, eof: true})
+	_, _, _, found := r.scan(nil, src, scanState{lineStart: true, eof: true})
 	return found
 }
 
@@ -342,31 +342,42 @@ func needOrNo(eof bool) result {
 
 // scanState is what a scan needs to know about the input before data.
 type scanState struct {
-	hist      []byte // the input bytes just before data (up to histLen)
-	lineStart bool   // data starts a line (or the input): try name=value there
-	eof       bool   // data ends the input
+	hist      []byte   // the decoded input just before data (up to histLen bytes)
+	lineStart bool     // data starts a line (or the input): try name=value there
+	eof       bool     // data ends the input
+	sc        *scratch // memory for the escaped view, or nil
 }
 
-// scan appends the redacted form of data to out and returns how many bytes
-// of data it consumed, and whether data ends in a newline whose next line
+// scan appends the redacted form of src to out and returns how many bytes
+// of src it consumed, the decoded form of what it consumed (whose tail is
+// the next scan's hist), and whether src ends in a newline whose next line
 // the following scan must check (see matchParam). Unless st.eof, it stops
 // at the first position where a secret may start but cannot be decided
-// yet. With out nil it only looks for the first secret and reports
-// whether it found one.
-func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, endLine, found bool) {
+// yet, or at an escape src cuts short. With out nil it only looks for the
+// first secret and reports whether it found one.
+//
+// The matchers see the decoded view of src (see decode); the output is
+// made of src's own bytes, the replaced spans mapped back to it.
+func (r *Redactor) scan(out *[]byte, src []byte, st scanState) (consumed int, dec []byte, endLine, found bool) {
+	var prevIn byte
+	if len(st.hist) > 0 {
+		prevIn = st.hist[len(st.hist)-1]
+	}
+	v := decode(src, prevIn, st.eof, st.sc)
+	data := v.d
 	emitted, i := 0, 0
 	eof := st.eof
 	if st.lineStart && len(data) > 0 && r.enabled[kQuery] && isParamStart[data[0]] {
 		// A form body, query string or env line starts without a separator.
-		res := r.matchParam(data, 0, eof)
+		res := r.matchParam(data[:v.end(0)], 0, eof || v.end(0) < len(data))
 		switch res.st {
 		case stNeed:
-			return 0, false, false
+			return 0, nil, false, false
 		case stMatch:
 			if out == nil {
-				return 0, false, true
+				return 0, nil, false, true
 			}
-			*out = append(*out, data[:res.rs]...)
+			*out = append(*out, src[:v.orig(res.rs)]...)
 			*out = append(*out, r.markers[res.k]...)
 			emitted, i = res.re, res.re
 		}
@@ -402,22 +413,30 @@ func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, e
 		if c == '\n' && i == len(data)-1 {
 			endLine = true // the next line is checked by the next scan
 		}
-		res := r.match(data[i:], p, eof)
+		var res result
+		if len(v.toks) == 0 {
+			res = r.match(data[i:], p, eof)
+		} else {
+			// An escaped view: a matcher sees at most maxView input bytes.
+			e := v.end(i)
+			res = r.match(data[i:e], p, eof || e < len(data))
+		}
 		switch res.st {
 		case stNo:
 			i++
 		case stNeed:
 			if out != nil {
-				*out = append(*out, data[emitted:i]...)
+				*out = append(*out, src[v.orig(emitted):v.orig(i)]...)
 			}
-			return i, false, false
+			return v.orig(i), data[:i], false, false
 		case stMatch:
 			if out == nil {
-				return 0, false, true
+				return 0, nil, false, true
 			}
-			*out = append(*out, data[emitted:i+res.rs]...)
-			if res.k == kCard && jsonValueBefore(data[:i], st.hist) {
-				// A bare number in JSON: keep the document valid.
+			*out = append(*out, src[v.orig(emitted):v.orig(i+res.rs)]...)
+			if res.k == kCard && !v.escaped(i, i+res.re) && jsonValueBefore(data[:i], st.hist) {
+				// A bare number in JSON: keep the document valid. (Escaped
+				// digits are inside a string.)
 				*out = append(*out, '"')
 				*out = append(*out, r.markers[res.k]...)
 				*out = append(*out, '"')
@@ -429,9 +448,9 @@ func (r *Redactor) scan(out *[]byte, data []byte, st scanState) (consumed int, e
 		}
 	}
 	if out != nil {
-		*out = append(*out, data[emitted:]...)
+		*out = append(*out, src[v.orig(emitted):v.n]...)
 	}
-	return len(data), endLine, false
+	return v.n, data, endLine, false
 }
 
 // histLen is how much input before a candidate a stream remembers.

@@ -21,10 +21,11 @@ const maxKeep = 512 << 10
 type stream struct {
 	r    *Redactor
 	pend []byte // unconsumed input: a candidate that needs more bytes
-	hist []byte // the last histLen consumed input bytes
+	hist []byte // the last histLen bytes of the consumed input, decoded
 	mid  bool   // not at the start of a line whose name=value is unchecked
 	want int    // rescan only once pend holds this much (0: always)
 	out  []byte
+	sc   scratch // escaped views
 }
 
 // feed consumes p and returns redacted output ready to pass on. The result
@@ -42,12 +43,15 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 			return s.out
 		}
 	}
-	n, endLine, _ := s.r.scan(&s.out, data, scanState{hist: s.hist, lineStart: !s.mid, eof: eof})
-	s.consumed(data[:n], endLine)
+	if cap(s.sc.d) > maxKeep {
+		s.sc = scratch{}
+	}
+	n, dec, endLine, _ := s.r.scan(&s.out, data, scanState{hist: s.hist, lineStart: !s.mid, eof: eof, sc: &s.sc})
+	s.consumed(dec, endLine)
 	if n < len(data) && len(data)-n > maxHold {
 		// Cannot happen with the built-in matchers; fail safe on memory.
-		m, endLine, _ := s.r.scan(&s.out, data[n:], scanState{hist: s.hist, lineStart: !s.mid, eof: true})
-		s.consumed(data[n:n+m], endLine)
+		m, dec, endLine, _ := s.r.scan(&s.out, data[n:], scanState{hist: s.hist, lineStart: !s.mid, eof: true, sc: &s.sc})
+		s.consumed(dec, endLine)
 		n += m
 	}
 	rest := data[n:]
@@ -71,8 +75,8 @@ func (s *stream) feed(p []byte, eof bool) []byte {
 	return s.out
 }
 
-// consumed records input a scan consumed: its tail as history, and
-// whether the next scan starts a line to check.
+// consumed records input a scan consumed (decoded): its tail as history,
+// and whether the next scan starts a line to check.
 func (s *stream) consumed(consumed []byte, endLine bool) {
 	if len(consumed) == 0 {
 		return // the next scan starts where this one did
