@@ -98,7 +98,7 @@ func unescape(s string) string {
 // test also writes escaped.
 type escCase struct {
 	name, before, secret, after, label string
-	kind                                redact.Kind
+	kind                               redact.Kind
 }
 
 func escCases(t *testing.T) []escCase {
