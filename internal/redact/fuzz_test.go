@@ -28,8 +28,40 @@ func makeToken(prefix, id, secret string) string {
 }
 
 // fuzzSecrets are fixed secrets planted into fuzzed text; each pair is
-// what is planted and the part that must not appear in the output.
+// what is planted and the part that must not appear in the output, also
+// after decoding its JSON escapes. After the plain secrets come the same
+// written with escapes (see fuzzEscapes), four per secret.
 func fuzzSecrets() [][2]string {
+	plain := fuzzPlainSecrets()
+	out := plain
+	for _, s := range plain {
+		for _, e := range fuzzEscapes(s[0]) {
+			out = append(out, [2]string{e, s[1]})
+		}
+	}
+	return out
+}
+
+// fuzzEscapes writes s with JSON escapes: its first escapable character,
+// one in the middle, all of them, and all of them one level down.
+func fuzzEscapes(s string) [4]string {
+	first, mid := 0, len(s)/2
+	for first < len(s)-1 && !escapable(s, first) {
+		first++
+	}
+	for mid < len(s)-1 && !escapable(s, mid) {
+		mid++
+	}
+	all := func(int) bool { return true }
+	return [4]string{
+		escapeAt(s, 1, false, func(i int) bool { return i == first }),
+		escapeAt(s, 1, true, func(i int) bool { return i == mid }),
+		escapeAt(escapeSlashes(s, 1), 1, false, all),
+		escapeAt(s, 2, false, all),
+	}
+}
+
+func fuzzPlainSecrets() [][2]string {
 	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
 	der, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed))
 	if err != nil {
@@ -65,16 +97,18 @@ func fuzzSecrets() [][2]string {
 	}
 }
 
-// FuzzRedact plants known secrets, set apart by white space, at fuzzed
-// positions in fuzzed text, feeds the result to a Writer in two fuzzed
-// pieces, and checks that no planted secret comes out and that the stream
-// agrees with the one-shot path.
+// FuzzRedact plants known secrets, plain or written with JSON escapes and
+// set apart by white space, at fuzzed positions in fuzzed text, feeds the
+// result to a Writer in two fuzzed pieces, and checks that no planted
+// secret comes out, as it is or once its escapes are decoded, and that the
+// stream agrees with the one-shot path.
 func FuzzRedact(f *testing.F) {
 	secrets := fuzzSecrets()
 	r := redact.New()
 	f.Add([]byte("hello world"), uint8(0), uint16(5), uint8(3), uint16(0), uint16(7))
 	f.Add([]byte(`{"a":1,"password":"x","b":[1,2,3]}`), uint8(11), uint16(8), uint8(13), uint16(20), uint16(30))
 	f.Add([]byte("4111 1111 2026-11-22 eyJ gk_ -----BEGIN"), uint8(14), uint16(10), uint8(6), uint16(30), uint16(12))
+	f.Add([]byte(`{"a":"caf\u00e9 \/x\\u0067 \u00","b":"\"}`), uint8(len(secrets)-1), uint16(9), uint8(len(secrets)-30), uint16(17), uint16(25))
 	f.Fuzz(func(t *testing.T, text []byte, which1 uint8, pos1 uint16, which2 uint8, pos2 uint16, split uint16) {
 		s1 := secrets[int(which1)%len(secrets)]
 		s2 := secrets[int(which2)%len(secrets)]
@@ -94,6 +128,9 @@ func FuzzRedact(f *testing.F) {
 		for _, s := range [][2]string{s1, s2} {
 			if bytes.Count(want, []byte(s[1])) > bytes.Count(text, []byte(s[1])) {
 				t.Fatalf("secret %q survived in %q", s[1], want)
+			}
+			if strings.Count(unescape(string(want)), s[1]) > strings.Count(unescape(string(text)), s[1]) {
+				t.Fatalf("escaped secret %q survived in %q", s[1], want)
 			}
 		}
 		var buf bytes.Buffer
