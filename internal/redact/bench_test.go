@@ -79,6 +79,10 @@ func TestBenchInputs(t *testing.T) {
 	if out := r.Bytes(clean); string(out) != string(clean) {
 		t.Fatal("clean benchmark text is not clean")
 	}
+	esc := escapedText(1 << 20)
+	if out := r.Bytes(esc); string(out) != string(esc) {
+		t.Fatal("escaped benchmark text is not clean")
+	}
 	dense := denseText(t, 1<<20)
 	out := r.Bytes(dense)
 	if n := strings.Count(string(out), "[REDACTED:"); n < 10000 {
@@ -132,3 +136,14 @@ func BenchmarkHeldTailSmallWrites(b *testing.B) {
 		w.Close()
 	}
 }
+
+// escapedText is cleanText as PHP's json_encode and Go's HTML-safe
+// encoding/json write it: every '/' as "\/", '<', '>' and '&' as \u
+// escapes. It holds no secret but takes the escaped path throughout.
+func escapedText(n int) []byte {
+	s := strings.NewReplacer("/", `\/`, "(", `\u003c`, ")", `\u003e`, ";", `\u0026`).Replace(string(cleanText(n)))
+	return []byte(s[:n])
+}
+
+func BenchmarkEscaped(b *testing.B)      { benchWriter(b, escapedText(1<<20)) }
+func BenchmarkEscapedBytes(b *testing.B) { benchBytes(b, escapedText(1<<20)) }

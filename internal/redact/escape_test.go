@@ -93,7 +93,7 @@ func unescape(s string) string {
 }
 
 // escCase is a secret in its context: before and after stay as they are,
-// secret is replaced by the marker of kind; name, if set, is a label in
+// secret is replaced by the marker of kind; label, if set, is a name in
 // before (a JSON member name, a parameter name, an auth scheme) that the
 // test also writes escaped.
 type escCase struct {

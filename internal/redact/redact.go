@@ -50,6 +50,21 @@
 //     that is the bare numeric value of a JSON member ("pan": 4111…) is
 //     replaced by the quoted marker, so the document stays valid JSON.
 //
+// Every kind is also found when written with JSON escapes, as an upstream
+// or a log writer may spell it: "\uXXXX" for any of its characters
+// ("gk_\u0061bc…", "\u0067\u006b\u005f…", "eyJ\u0068…",
+// "\u002d\u002d\u002d\u002d\u002dBEGIN"), in a JSON member name or a label
+// ("pass\u0077ord", "\u0070assword", "\u0042earer"), "\/" for "/"
+// ("hooks.slack.com\/services\/…"), and the same one level down, in JSON
+// inside a JSON string ("\\u0061", "\\/"). Detection sees the decoded
+// text; the replacement covers the original bytes of the whole secret,
+// escapes included, and never cuts an escape, so a JSON document stays
+// valid. Only escapes of the ASCII characters the detectors look for are
+// decoded (tab, newline, carriage return and printable ASCII other than
+// '"' and '\'): escapes of non-ASCII look-alikes ("\uff47", a full-width
+// 'g') are left alone, as is a run of three or more backslashes. Input
+// without a backslash takes the usual path at no extra cost.
+//
 // # Streaming guarantee
 //
 // A [Writer] or [Reader] produces exactly the same output as
@@ -60,10 +75,12 @@
 // handled per kind is: private_key 64 KiB, jwt and json_secret values
 // 16 KiB, bearer_token 4 KiB, basic_auth and query_secret values 1 KiB,
 // GitHub and Slack tokens 255 characters after the prefix, the
-// fixed-length kinds their length. A PEM block, JWT, JSON value, bearer
-// token, query value, GitHub or Slack token longer than its limit is still
-// redacted up to the limit (fail closed), but the part beyond it is passed
-// through.
+// fixed-length kinds their length. These limits count decoded characters;
+// a secret written with escapes is in addition cut after MaxLookbehind
+// less 64 original bytes, so the bound on the tail is the same with
+// or without escapes. A PEM block, JWT, JSON value, bearer token, query
+// value, GitHub or Slack token longer than its limit is still redacted up
+// to the limit (fail closed), but the part beyond it is passed through.
 //
 // Streams ([Redactor.Writer], [Redactor.Reader], [RedactResponse]) suit
 // response bodies; [Redactor.String] and [Redactor.Bytes] suit single log
@@ -253,8 +270,8 @@ func (r *Redactor) Bytes(src []byte) []byte {
 	return out
 }
 
-// String returns s with every secret replaced. It returns s itself, without
-// allocating, when nothing was found.
+// String returns s with every secret replaced. It returns s itself when
+// nothing was found, without allocating unless s holds JSON escapes.
 func (r *Redactor) String(s string) string {
 	// Read-only view of s; scan never writes to its input.
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
@@ -265,7 +282,8 @@ func (r *Redactor) String(s string) string {
 }
 
 // Contains reports whether src holds anything the Redactor would replace
-// (as [Redactor.Bytes] would). It does not allocate.
+// (as [Redactor.Bytes] would). It does not allocate unless src holds JSON
+// escapes that it must decode.
 func (r *Redactor) Contains(src []byte) bool {
 	_, _, _, found := r.scan(nil, src, scanState{lineStart: true, eof: true})
 	return found
