@@ -122,6 +122,8 @@ type view struct {
 	d    []byte     // what the matchers see
 	toks []escToken // escape tokens in d, in order; none: d is the input
 	n    int        // input bytes d stands for (less than the input when it ends in an undecided escape)
+	cur  int        // orig's position in toks
+	ecur int        // end's position in toks
 }
 
 // scratch is memory a stream lends its scans for views.
@@ -164,6 +166,9 @@ func decode(src []byte, prev byte, eof bool, sc *scratch) view {
 	if sc != nil {
 		d, toks = sc.d[:0], sc.toks[:0]
 	}
+	if cap(d) < len(src) {
+		d = make([]byte, 0, len(src))
+	}
 	d = append(d, src[:s]...)
 	drop := 0
 	i := s
@@ -204,12 +209,20 @@ done:
 }
 
 // orig maps an index of the view to the input: the start of the input
-// bytes view byte j stands for (j == len(v.d): v.n).
+// bytes view byte j stands for (j == len(v.d): v.n). Scans ask in
+// increasing order, near the previous answer, so it walks from there.
 func (v *view) orig(j int) int {
 	if len(v.toks) == 0 {
 		return j
 	}
-	k := sort.Search(len(v.toks), func(x int) bool { return int(v.toks[x].at) >= j })
+	k := v.cur // tokens before view byte j
+	for k > 0 && int(v.toks[k-1].at) >= j {
+		k--
+	}
+	for k < len(v.toks) && int(v.toks[k].at) < j {
+		k++
+	}
+	v.cur = k
 	if k == 0 {
 		return j
 	}
@@ -218,17 +231,30 @@ func (v *view) orig(j int) int {
 
 // end returns the end of what a matcher at view index i may see: the
 // largest index whose input offset lies within maxView bytes of i's.
+// Calls come with i increasing.
 func (v *view) end(i int) int {
 	if len(v.toks) == 0 {
 		return len(v.d)
 	}
-	oi := v.orig(i)
-	if v.n-oi <= maxView {
+	target := v.orig(i) + maxView
+	if v.n <= target {
 		return len(v.d)
 	}
-	rest := len(v.d) - i
-	x := sort.Search(rest+1, func(x int) bool { return v.orig(i+x)-oi > maxView })
-	return i + x - 1
+	// Between tokens k-1 and k the view maps to the input at a fixed
+	// distance; find the last such stretch starting within target.
+	k := v.ecur
+	for k < len(v.toks) && int(v.toks[k].at)+1+int(v.toks[k].drop) <= target {
+		k++
+	}
+	v.ecur = k
+	drop, stop := 0, len(v.d)
+	if k > 0 {
+		drop = int(v.toks[k-1].drop)
+	}
+	if k < len(v.toks) {
+		stop = int(v.toks[k].at)
+	}
+	return min(stop, target-drop)
 }
 
 // escaped reports whether view bytes [i, j) hold an escape token.
