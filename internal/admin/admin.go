@@ -39,6 +39,11 @@ type Config struct {
 	// Health serves /health, /health/ready and /health/live with their
 	// details (the public listener shows status only); nil: /health/live.
 	Health http.Handler
+	// Tiers rates rate-limit tiers for the privilege ceilings; nil does
+	// not compare tiers.
+	Tiers authn.TierRate
+	// Usage holds last uses not yet written, for listings; nil: none.
+	Usage *authn.Usage
 }
 
 // AuditLog is what the admin API reads of the audit log; both its

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -22,10 +23,19 @@ type Client struct {
 	CreatedAt       time.Time  `json:"created_at"`
 	SecretRotatedAt *time.Time `json:"secret_rotated_at,omitempty"`
 	RevokedAt       *time.Time `json:"revoked_at,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	CreatedBy       string     `json:"created_by,omitempty"`
+	CreatedByRoot   string     `json:"created_by_root,omitempty"`
+	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
 }
 
 func clientJSON(c *store.Client) *Client {
-	out := &Client{ClientID: c.ID, Name: c.Name, Scopes: c.Scopes, Tier: c.Tier, CreatedAt: c.CreatedAt, Status: "active"}
+	out := &Client{ClientID: c.ID, Name: c.Name, Scopes: c.Scopes, Tier: c.Tier, CreatedAt: c.CreatedAt, Status: "active",
+		CreatedBy: c.CreatedBy, CreatedByRoot: c.CreatedByRoot, LastUsedAt: timePtr(c.LastUsedAt)}
+	if !c.ExpiresAt.IsZero() {
+		t := c.ExpiresAt
+		out.ExpiresAt = &t
+	}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
@@ -40,11 +50,23 @@ func clientJSON(c *store.Client) *Client {
 	return out
 }
 
+// clientOut is clientJSON with the status "expired" once the client's
+// expiry has passed.
+func (s *Server) clientOut(c *store.Client) *Client {
+	out := clientJSON(c)
+	if out.Status == "active" && !c.ExpiresAt.IsZero() && !s.cfg.Clock.Now().Before(c.ExpiresAt) {
+		out.Status = "expired"
+	}
+	return out
+}
+
 // CreateClientRequest is the body of POST /v1/clients.
 type CreateClientRequest struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
-	Tier   string   `json:"tier"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	Tier      string     `json:"tier"`
+	ExpiresIn string     `json:"expires_in"` // "90d", "36h"; default never
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -52,11 +74,38 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	c, secret, err := s.cfg.Clients.Create(r.Context(), authn.NewClient{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier})
+	by, err := s.creator(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "client.create", "client:"+c.ID, map[string]any{"name": c.Name, "scopes": c.Scopes, "tier": c.Tier})
+	now := s.cfg.Clock.Now().UTC()
+	n := authn.NewClient{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier, Lineage: by.Lineage}
+	switch {
+	case req.ExpiresIn != "" && req.ExpiresAt != nil:
+		return gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
+	case req.ExpiresIn != "":
+		d, err := config.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %q is not a positive duration (examples: 90d, 36h)", req.ExpiresIn)
+		}
+		n.ExpiresAt = now.Add(d)
+	case req.ExpiresAt != nil:
+		n.ExpiresAt = req.ExpiresAt.UTC()
+	default:
+		n.ExpiresAt = by.CapExpiry(time.Time{})
+	}
+	nk := authn.NewKey{Name: n.Name, Scopes: n.Scopes, Tier: n.Tier, ExpiresAt: n.ExpiresAt}
+	if err := nk.Validate(now); err != nil {
+		return err
+	}
+	if err := by.Check(authn.Grant{Scopes: n.Scopes, Tier: n.Tier, HasTier: true, ExpiresAt: n.ExpiresAt, HasLifetime: true}, s.tiers()); err != nil {
+		return err
+	}
+	c, secret, err := s.cfg.Clients.Create(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "client.create", "client:"+c.ID, lineageDetails(map[string]any{"name": c.Name, "scopes": c.Scopes, "tier": c.Tier, "expires_at": c.ExpiresAt}, c.Lineage))
 	out := clientJSON(c)
 	out.ClientSecret = secret
 	httpjson.Write(w, http.StatusCreated, out)
@@ -68,7 +117,10 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
-	writeList(w, "clients", all, clientJSON)
+	for _, c := range all {
+		c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
+	}
+	writeList(w, "clients", all, s.clientOut)
 	return nil
 }
 
@@ -77,7 +129,8 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, clientJSON(c))
+	c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
+	httpjson.Write(w, http.StatusOK, s.clientOut(c))
 	return nil
 }
 
@@ -92,6 +145,19 @@ func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request, p *gatehou
 }
 
 func (s *Server) rotateClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	// Whoever receives the new secret holds the client: the caller must be
+	// able to create it.
+	by, err := s.creator(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	cur, err := s.cfg.Clients.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := by.Check(authn.Grant{Scopes: cur.Scopes, Tier: cur.Tier, HasTier: true, ExpiresAt: cur.ExpiresAt, HasLifetime: true}, s.tiers()); err != nil {
+		return err
+	}
 	c, secret, err := s.cfg.Clients.RotateSecret(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err

@@ -25,13 +25,19 @@ type Key struct {
 	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
 	RotatedTo   string     `json:"rotated_to,omitempty"`
 	RotatedFrom string     `json:"rotated_from,omitempty"`
-	Previous    *Key       `json:"previous,omitempty"`
+	// CreatedBy is the credential that created this one ("kind:id"), and
+	// CreatedByRoot the person or bootstrap token behind it.
+	CreatedBy     string     `json:"created_by,omitempty"`
+	CreatedByRoot string     `json:"created_by_root,omitempty"`
+	LastUsedAt    *time.Time `json:"last_used_at,omitempty"`
+	Previous      *Key       `json:"previous,omitempty"`
 }
 
 func keyJSON(k *store.Key, now time.Time) *Key {
 	out := &Key{
 		ID: k.ID, Name: k.Name, Scopes: k.Scopes, Tier: k.Tier,
 		CreatedAt: k.CreatedAt, RotatedTo: k.RotatedTo, RotatedFrom: k.RotatedFrom,
+		CreatedBy: k.CreatedBy, CreatedByRoot: k.CreatedByRoot, LastUsedAt: timePtr(k.LastUsedAt),
 		Status: "active",
 	}
 	if out.Scopes == nil {
@@ -68,7 +74,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		return err
 	}
 	now := s.cfg.Clock.Now().UTC()
-	n := authn.NewKey{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier}
+	by, err := s.creator(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	n := authn.NewKey{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier, Lineage: by.Lineage}
 	switch {
 	case req.ExpiresIn != "" && req.ExpiresAt != nil:
 		return gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
@@ -80,12 +90,20 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		n.ExpiresAt = now.Add(d)
 	case req.ExpiresAt != nil:
 		n.ExpiresAt = req.ExpiresAt.UTC()
+	default:
+		n.ExpiresAt = by.CapExpiry(time.Time{}) // never, or when the creator's credential expires
+	}
+	if err := n.Validate(now); err != nil {
+		return err
+	}
+	if err := by.Check(authn.Grant{Scopes: n.Scopes, Tier: n.Tier, HasTier: true, ExpiresAt: n.ExpiresAt, HasLifetime: true}, s.tiers()); err != nil {
+		return err
 	}
 	k, token, err := s.cfg.Keys.Create(r.Context(), n)
 	if err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "key.create", "key:"+k.ID, map[string]any{"name": k.Name, "scopes": k.Scopes, "tier": k.Tier})
+	s.record(r.Context(), p, "key.create", "key:"+k.ID, lineageDetails(map[string]any{"name": k.Name, "scopes": k.Scopes, "tier": k.Tier, "expires_at": k.ExpiresAt}, k.Lineage))
 	out := keyJSON(k, now)
 	out.Key = token
 	httpjson.Write(w, http.StatusCreated, out)
@@ -98,6 +116,9 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 		return err
 	}
 	now := s.cfg.Clock.Now()
+	for _, k := range keys {
+		k.LastUsedAt = s.lastUsed(k.ID, k.LastUsedAt)
+	}
 	writeList(w, "keys", keys, func(k *store.Key) *Key { return keyJSON(k, now) })
 	return nil
 }
@@ -107,6 +128,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Pri
 	if err != nil {
 		return err
 	}
+	k.LastUsedAt = s.lastUsed(k.ID, k.LastUsedAt)
 	httpjson.Write(w, http.StatusOK, keyJSON(k, s.cfg.Clock.Now()))
 	return nil
 }
@@ -117,6 +139,9 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		return err
 	}
 	s.record(r.Context(), p, "key.revoke", "key:"+k.ID, nil)
+	if err := s.revokeDescendants(r.Context(), p, authn.Ref(gatehouse.KindAPIKey, k.ID)); err != nil {
+		return err
+	}
 	httpjson.Write(w, http.StatusOK, keyJSON(k, s.cfg.Clock.Now()))
 	return nil
 }
@@ -141,11 +166,15 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		}
 		grace = d
 	}
-	old, next, token, err := s.cfg.Keys.Rotate(r.Context(), r.PathValue("id"), grace)
+	by, err := s.creator(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "key.rotate", "key:"+old.ID, map[string]any{"new_key_id": next.ID, "grace": grace.String()})
+	old, next, token, err := s.cfg.Keys.RotateBy(r.Context(), r.PathValue("id"), grace, by, s.tiers())
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "key.rotate", "key:"+old.ID, lineageDetails(map[string]any{"new_key_id": next.ID, "grace": grace.String()}, next.Lineage))
 	now := s.cfg.Clock.Now()
 	out := keyJSON(next, now)
 	out.Key = token

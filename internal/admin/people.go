@@ -166,11 +166,14 @@ type User struct {
 	PasswordExpired   bool       `json:"password_expired,omitempty"`
 	CreatedAt         time.Time  `json:"created_at"`
 	DisabledAt        *time.Time `json:"disabled_at,omitempty"`
+	CreatedBy         string     `json:"created_by,omitempty"`
+	CreatedByRoot     string     `json:"created_by_root,omitempty"`
 }
 
 func userJSON(u *store.User) *User {
 	out := &User{Username: u.Username, Role: u.Role, Scopes: u.Scopes, Status: "active", TOTPEnabled: u.TOTPEnabled,
-		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt}
+		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt,
+		CreatedBy: u.CreatedBy, CreatedByRoot: u.CreatedByRoot}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
@@ -194,11 +197,18 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	u, err := s.cfg.Users.Create(r.Context(), authn.NewUser{Username: req.Username, Role: req.Role, Scopes: req.Scopes, Password: req.Password})
+	by, err := s.creator(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "user.create", "user:"+u.Username, map[string]any{"role": u.Role, "scopes": u.Scopes})
+	if err := by.Check(authn.Grant{Scopes: req.Scopes, Role: req.Role}, s.tiers()); err != nil {
+		return err
+	}
+	u, err := s.cfg.Users.Create(r.Context(), authn.NewUser{Username: req.Username, Role: req.Role, Scopes: req.Scopes, Password: req.Password, Lineage: by.Lineage})
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.create", "user:"+u.Username, lineageDetails(map[string]any{"role": u.Role, "scopes": u.Scopes}, u.Lineage))
 	httpjson.Write(w, http.StatusCreated, userJSON(u))
 	return nil
 }
@@ -227,6 +237,10 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, p *gatehous
 		return err
 	}
 	s.record(r.Context(), p, "user.disable", "user:"+u.Username, nil)
+	// What the user's tokens created goes with them.
+	if err := s.revokeUserDescendants(r.Context(), p, u.Username); err != nil {
+		return err
+	}
 	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
 }
@@ -335,10 +349,16 @@ type Token struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// CreatedBy is user:<owner> for a token made from a session, or the
+	// token that made it; CreatedByRoot the person behind it.
+	CreatedBy     string     `json:"created_by,omitempty"`
+	CreatedByRoot string     `json:"created_by_root,omitempty"`
+	LastUsedAt    *time.Time `json:"last_used_at,omitempty"`
 }
 
 func tokenJSON(t *store.PAT, now time.Time) *Token {
-	out := &Token{ID: t.ID, Username: t.Username, Name: t.Name, Scopes: t.Scopes, Role: t.Role, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Status: "active"}
+	out := &Token{ID: t.ID, Username: t.Username, Name: t.Name, Scopes: t.Scopes, Role: t.Role, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Status: "active",
+		CreatedBy: t.CreatedBy, CreatedByRoot: t.CreatedByRoot, LastUsedAt: timePtr(t.LastUsedAt)}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
@@ -368,16 +388,22 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	n := authn.NewPAT{Name: req.Name, Scopes: req.Scopes, Role: req.Role}
+	by, err := s.creator(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	// A token's own ceiling: its scopes, role and expiry (a session's is
+	// the user's, which PATs.Create checks as well).
+	if err := by.Check(authn.Grant{Scopes: req.Scopes, Role: req.Role}, s.tiers()); err != nil {
+		return err
+	}
+	n := authn.NewPAT{Name: req.Name, Scopes: req.Scopes, Role: req.Role, NotAfter: by.ExpiresAt, Lineage: by.Lineage}
 	if req.ExpiresIn != "" {
 		d, err := config.ParseDuration(req.ExpiresIn)
 		if err != nil {
 			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %v", err)
 		}
 		n.Lifetime = d
-	}
-	if p.Kind == gatehouse.KindPAT && !authn.RoleAtMost(n.Role, p.Role) {
-		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "role: a token cannot create a token with more than its own role")
 	}
 	owner, err := s.cfg.Users.Get(r.Context(), p.ID)
 	if err != nil {
@@ -387,7 +413,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "token.create", "token:"+t.ID, map[string]any{"scopes": t.Scopes, "role": t.Role, "expires_at": t.ExpiresAt})
+	s.record(r.Context(), p, "token.create", "token:"+t.ID, lineageDetails(map[string]any{"scopes": t.Scopes, "role": t.Role, "expires_at": t.ExpiresAt}, t.Lineage))
 	out := tokenJSON(t, s.cfg.Clock.Now())
 	out.Token = secret
 	httpjson.Write(w, http.StatusCreated, out)
@@ -410,6 +436,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse
 		return err
 	}
 	now := s.cfg.Clock.Now()
+	for _, t := range all {
+		t.LastUsedAt = s.lastUsed(t.ID, t.LastUsedAt)
+	}
 	writeList(w, "tokens", all, func(t *store.PAT) *Token { return tokenJSON(t, now) })
 	return nil
 }
@@ -427,6 +456,9 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p *gatehous
 		return err
 	}
 	s.record(r.Context(), p, "token.revoke", "token:"+t.ID, map[string]any{"owner": t.Username})
+	if err := s.revokeDescendants(r.Context(), p, authn.Ref(gatehouse.KindPAT, t.ID)); err != nil {
+		return err
+	}
 	httpjson.Write(w, http.StatusOK, tokenJSON(t, s.cfg.Clock.Now()))
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/redact"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -56,6 +57,10 @@ type App struct {
 	clients *authn.Clients
 	pats    *authn.PATs
 	users   *authn.Users
+	// usage records last use of keys, clients and tokens off the request
+	// path; usageWG is its flusher.
+	usage   *authn.Usage
+	usageWG sync.WaitGroup
 	// bus carries invalidations between replicas (postgres only; nil
 	// otherwise), applied through inv.
 	bus     *notify.Bus
@@ -175,7 +180,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		}
 		inv = busInvalidator{a.bus}
 	}
-	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
+	a.usage = authn.NewUsage(authn.UsageConfig{Store: a.store, Clock: opts.Clock, Logger: log})
+	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +197,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
-	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
+	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	hasher := password.NewHasher(password.HasherConfig{MemoryBudget: int64(cfg.Limits.PasswordHashMemory), QueueWait: cfg.Limits.PasswordHashWait})
 	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv, Hasher: hasher})
 	if err != nil {
 		return nil, err
 	}
-	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv})
+	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +279,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
-		Health: a.gateway.HealthHandler()})
+		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers
@@ -373,6 +379,11 @@ func (a *App) Start() error {
 			a.bus.Run(ctx)
 		}()
 	}
+	a.usageWG.Add(1)
+	go func() {
+		defer a.usageWG.Done()
+		a.usage.Run(ctx) // flushes once more when ctx ends
+	}()
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {
@@ -413,6 +424,20 @@ func (a *App) Store() store.Store { return a.store }
 
 // Keys returns the key service (for tests and in-process tools).
 func (a *App) Keys() *authn.Keys { return a.keys }
+
+// FlushUsage writes the last-use times noted so far (for tests and
+// in-process tools; the background flusher does it every minute).
+func (a *App) FlushUsage(ctx context.Context) error { return a.usage.Flush(ctx) }
+
+// tierRate rates a tier as the rate limiter does (the default limit for
+// unknown tiers), for the privilege ceilings.
+func tierRate(c ratelimit.Config) authn.TierRate {
+	c = c.WithDefaults()
+	return func(tier string) (int, time.Duration) {
+		_, l := c.LimitFor(tier)
+		return l.Requests, l.Per
+	}
+}
 
 // Err reports a listener that failed while serving.
 func (a *App) Err() <-chan error { return a.errs }
@@ -627,6 +652,7 @@ func (a *App) close() error {
 	if a.stop != nil {
 		a.stop()
 	}
+	a.usageWG.Wait() // the last flush of last-use times, before the store closes
 	if a.audit != nil {
 		// Flushes, writes the final checkpoint and releases the log.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -56,6 +56,7 @@ type Clients struct {
 	log    *slog.Logger
 	cache  *credCache
 	inv    Invalidator
+	usage  *Usage
 
 	mu      sync.RWMutex
 	revoked map[string]bool // client ids revoked; their tokens fail at once
@@ -86,7 +87,7 @@ func NewClients(ctx context.Context, cfg KeysConfig) (*Clients, error) {
 	}
 	c := &Clients{
 		store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("clients"),
-		cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, revoked: map[string]bool{}, failures: map[string]*clientFailures{},
+		cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage, revoked: map[string]bool{}, failures: map[string]*clientFailures{},
 	}
 	if err := c.loadRevoked(ctx); err != nil {
 		return nil, err
@@ -132,16 +133,19 @@ func (c *Clients) refresh(ctx context.Context, id string) error {
 
 // NewClient describes a client to create.
 type NewClient struct {
-	Name   string
-	Scopes []string
-	Tier   string
+	Name      string
+	Scopes    []string
+	Tier      string
+	ExpiresAt time.Time // zero: never
+	// Lineage records who creates it.
+	Lineage store.Lineage
 }
 
 // Create registers a client and returns it with its secret, which is never
 // stored and cannot be shown again.
 func (c *Clients) Create(ctx context.Context, n NewClient) (*store.Client, string, error) {
 	now := c.clock.Now().UTC()
-	nk := NewKey{Name: n.Name, Scopes: n.Scopes, Tier: n.Tier}
+	nk := NewKey{Name: n.Name, Scopes: n.Scopes, Tier: n.Tier, ExpiresAt: n.ExpiresAt}
 	if err := nk.Validate(now); err != nil {
 		return nil, "", err
 	}
@@ -151,7 +155,7 @@ func (c *Clients) Create(ctx context.Context, n NewClient) (*store.Client, strin
 	}
 	cl := &store.Client{
 		ID: ClientIDPrefix + part, Name: n.Name, SecretHash: hmacSHA256(c.pepper, secret),
-		Scopes: n.Scopes, Tier: n.Tier, CreatedAt: now,
+		Scopes: n.Scopes, Tier: n.Tier, CreatedAt: now, ExpiresAt: n.ExpiresAt, Lineage: n.Lineage,
 	}
 	if err := c.store.CreateClient(ctx, cl); err != nil {
 		return nil, "", fmt.Errorf("create client: %w", err)
@@ -210,6 +214,9 @@ func (c *Clients) RotateSecret(ctx context.Context, id string) (*store.Client, s
 	return cl, secret, nil
 }
 
+// Used notes a use of the client (its access token at the gateway).
+func (c *Clients) Used(id string, now time.Time) { c.usage.Touch(store.CredentialClient, id, now) }
+
 // Revoked reports whether the client has been revoked (tokens it holds
 // must fail).
 func (c *Clients) Revoked(id string) bool {
@@ -241,9 +248,13 @@ func (c *Clients) AuthenticateFrom(ctx context.Context, id, secret, source strin
 	}
 	if p, hit, err := c.cache.lookup(part, secret, now); hit {
 		if err != nil {
-			c.fail(id, source)
+			if err == ErrUnknown {
+				c.fail(id, source)
+			}
+			return p, err
 		}
-		return p, err
+		c.usage.Touch(store.CredentialClient, id, now)
+		return p, nil
 	}
 	gen := c.cache.generation()
 	cl, err := c.store.GetClient(ctx, id)
@@ -261,8 +272,12 @@ func (c *Clients) AuthenticateFrom(ctx context.Context, id, secret, source strin
 	if !cl.RevokedAt.IsZero() {
 		return nil, ErrRevoked
 	}
+	if !cl.ExpiresAt.IsZero() && !now.Before(cl.ExpiresAt) {
+		return nil, ErrExpired
+	}
 	p := gatehouse.NewPrincipal(cl.ID, gatehouse.KindClient, cl.Name, cl.Scopes, cl.Tier)
-	c.cache.store(part, secret, p, time.Time{}, now, gen)
+	c.cache.store(part, secret, p, cl.ExpiresAt, now, gen)
+	c.usage.Touch(store.CredentialClient, id, now)
 	return p, nil
 }
 

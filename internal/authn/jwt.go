@@ -404,8 +404,11 @@ func (t *Tokens) Authenticate(ctx context.Context, raw string) (*gatehouse.Princ
 		if !now.Before(e.expires.Add(Leeway)) {
 			return nil, ErrExpired
 		}
-		if e.client != "" && t.cfg.Clients != nil && t.cfg.Clients.Revoked(e.client) {
-			return nil, ErrRevoked
+		if e.client != "" && t.cfg.Clients != nil {
+			if t.cfg.Clients.Revoked(e.client) {
+				return nil, ErrRevoked
+			}
+			t.cfg.Clients.Used(e.client, now)
 		}
 		return e.principal, nil
 	}
@@ -455,6 +458,9 @@ func (t *Tokens) verifyOwn(tok *jwt.JSONWebToken, k *signingKey, key [32]byte, n
 	}
 	p := gatehouse.NewPrincipal(std.Subject, gatehouse.KindClient, "", strings.Fields(priv.Scope), priv.Tier)
 	t.cache.put(key, &cachedToken{principal: p, expires: std.Expiry.Time(), client: std.Subject})
+	if t.cfg.Clients != nil {
+		t.cfg.Clients.Used(std.Subject, now)
+	}
 	return p, nil
 }
 

@@ -28,6 +28,9 @@ type KeysConfig struct {
 	// Invalidator tells other replicas of revocations and rotations; nil
 	// publishes nothing.
 	Invalidator Invalidator
+	// Usage records when each credential was last used; nil records
+	// nothing.
+	Usage *Usage
 }
 
 // Keys issues, verifies, revokes and rotates API keys. Verified keys are
@@ -40,6 +43,7 @@ type Keys struct {
 	log    *slog.Logger
 	cache  *credCache
 	inv    Invalidator
+	usage  *Usage
 }
 
 // NewKeys returns a Keys service.
@@ -56,7 +60,7 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator}, nil
+	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}, nil
 }
 
 // NewKey describes a key to create.
@@ -65,6 +69,8 @@ type NewKey struct {
 	Scopes    []string
 	Tier      string
 	ExpiresAt time.Time // zero: never
+	// Lineage records who creates it.
+	Lineage store.Lineage
 }
 
 // Validate checks a NewKey, naming the failing field.
@@ -130,6 +136,7 @@ func (k *Keys) Create(ctx context.Context, n NewKey) (*store.Key, string, error)
 	if err != nil {
 		return nil, "", err
 	}
+	key.Lineage = n.Lineage
 	if err := k.store.CreateKey(ctx, key); err != nil {
 		return nil, "", fmt.Errorf("create key: %w", err)
 	}
@@ -179,6 +186,14 @@ func (k *Keys) Revoke(ctx context.Context, id string) (*store.Key, error) {
 // id, and lets the old key work for grace more (never longer than it would
 // have anyway). It returns the old key as updated, the new key and its token.
 func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (*store.Key, *store.Key, string, error) {
+	return k.RotateBy(ctx, id, grace, nil)
+}
+
+// RotateBy is Rotate on behalf of a creator: the new key records its
+// lineage and must pass its ceiling (the old key's scopes and tier, an
+// expiry no later than the creator's own). tiers rates tiers for the
+// ceiling. A nil creator is Rotate.
+func (k *Keys) RotateBy(ctx context.Context, id string, grace time.Duration, by *Creator, tiers ...TierRate) (*store.Key, *store.Key, string, error) {
 	if grace < 0 {
 		return nil, nil, "", gatehouse.Errorf(gatehouse.EINVALID, "grace: must not be negative")
 	}
@@ -195,9 +210,23 @@ func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (*sto
 	case !old.ExpiresAt.IsZero() && !old.ExpiresAt.After(now):
 		return nil, nil, "", gatehouse.Errorf(gatehouse.ECONFLICT, "key %s has expired; create a new key instead", id)
 	}
-	next, token, err := k.newKey(old.Name, old.Scopes, old.Tier, old.ExpiresAt, now)
+	expires := old.ExpiresAt
+	if by != nil {
+		expires = by.CapExpiry(expires)
+		var rate TierRate
+		if len(tiers) > 0 {
+			rate = tiers[0]
+		}
+		if err := by.Check(Grant{Scopes: old.Scopes, Tier: old.Tier, HasTier: true, ExpiresAt: expires, HasLifetime: true}, rate); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	next, token, err := k.newKey(old.Name, old.Scopes, old.Tier, expires, now)
 	if err != nil {
 		return nil, nil, "", err
+	}
+	if by != nil {
+		next.Lineage = by.Lineage
 	}
 	next.RotatedFrom = old.ID
 	oldExpires := now.Add(grace)
@@ -230,9 +259,16 @@ func (k *Keys) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	}
 	now := k.clock.Now()
 	if p, hit, err := k.cache.lookup(part, token, now); hit {
+		if err == nil {
+			k.usage.Touch(store.CredentialKey, p.ID, now)
+		}
 		return p, err
 	}
-	return k.verifySlow(ctx, token, part, now)
+	p, err := k.verifySlow(ctx, token, part, now)
+	if err == nil {
+		k.usage.Touch(store.CredentialKey, p.ID, now)
+	}
+	return p, err
 }
 
 func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time) (*gatehouse.Principal, error) {

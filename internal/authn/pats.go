@@ -32,6 +32,7 @@ type PATs struct {
 	log    *slog.Logger
 	cache  *credCache
 	inv    Invalidator
+	usage  *Usage
 }
 
 // NewPATs returns the token service.
@@ -42,7 +43,7 @@ func NewPATs(cfg KeysConfig) *PATs {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &PATs{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator}
+	return &PATs{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}
 }
 
 // NewPAT describes a token to create for Owner.
@@ -51,6 +52,12 @@ type NewPAT struct {
 	Scopes   []string
 	Role     string        // "" or a role no higher than the owner's
 	Lifetime time.Duration // 0: DefaultPATLifetime
+	// NotAfter, when set, caps the token's expiry (the expiry of the
+	// token creating it): a Lifetime reaching beyond it is refused, and
+	// the default lifetime is shortened to it.
+	NotAfter time.Time
+	// Lineage records who creates it.
+	Lineage store.Lineage
 }
 
 // Create issues a token for owner. Its scopes must be a subset of the
@@ -79,20 +86,28 @@ func (t *PATs) Create(ctx context.Context, owner *store.User, n NewPAT) (*store.
 	if len(n.Scopes) == 0 && n.Role == "" {
 		return nil, "", gatehouse.Errorf(gatehouse.EINVALID, "scopes or role: a token needs at least one")
 	}
-	if n.Lifetime == 0 {
+	defaulted := n.Lifetime == 0
+	if defaulted {
 		n.Lifetime = DefaultPATLifetime
 	}
 	if n.Lifetime < time.Minute || n.Lifetime > MaxPATLifetime {
 		return nil, "", gatehouse.Errorf(gatehouse.EINVALID, "expires_in: must be between 1m and 365d")
 	}
+	now := t.clock.Now().UTC()
+	expires := now.Add(n.Lifetime)
+	if !n.NotAfter.IsZero() && expires.After(n.NotAfter) {
+		if !defaulted {
+			return nil, "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "expires_in: must end no later than %s, when the token creating it expires", n.NotAfter.UTC().Format(time.RFC3339))
+		}
+		expires = n.NotAfter.UTC()
+	}
 	token, part, err := NewToken(PrefixPAT)
 	if err != nil {
 		return nil, "", err
 	}
-	now := t.clock.Now().UTC()
 	p := &store.PAT{
 		ID: PATIDPrefix + part, Username: owner.Username, Name: n.Name, Hash: hmacSHA256(t.pepper, token),
-		Scopes: n.Scopes, Role: n.Role, CreatedAt: now, ExpiresAt: now.Add(n.Lifetime),
+		Scopes: n.Scopes, Role: n.Role, CreatedAt: now, ExpiresAt: expires, Lineage: n.Lineage,
 	}
 	if err := t.store.CreatePAT(ctx, p); err != nil {
 		return nil, "", fmt.Errorf("create token: %w", err)
@@ -144,6 +159,9 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	}
 	now := t.clock.Now()
 	if p, hit, err := t.cache.lookup(part, token, now); hit {
+		if err == nil {
+			t.usage.Touch(store.CredentialPAT, p.Name, now)
+		}
 		return p, err
 	}
 	gen := t.cache.generation()
@@ -173,6 +191,7 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	p := gatehouse.NewPrincipal(u.Username, gatehouse.KindPAT, pat.ID, pat.Scopes, "")
 	p.Role = pat.Role
 	t.cache.store(part, token, p, pat.ExpiresAt, now, gen)
+	t.usage.Touch(store.CredentialPAT, pat.ID, now)
 	return p, nil
 }
 

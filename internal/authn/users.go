@@ -128,6 +128,8 @@ type NewUser struct {
 	Role     string
 	Scopes   []string
 	Password string
+	// Lineage records who creates it.
+	Lineage store.Lineage
 }
 
 // Create creates an account; the password must pass the policy.
@@ -152,7 +154,7 @@ func (u *Users) Create(ctx context.Context, n NewUser) (*store.User, error) {
 		return nil, err
 	}
 	now := u.clock.Now().UTC()
-	usr := &store.User{Username: n.Username, Role: n.Role, Scopes: n.Scopes, PasswordHash: h, PasswordChangedAt: now, CreatedAt: now}
+	usr := &store.User{Username: n.Username, Role: n.Role, Scopes: n.Scopes, PasswordHash: h, PasswordChangedAt: now, CreatedAt: now, Lineage: n.Lineage}
 	if err := u.store.CreateUser(ctx, usr); err != nil {
 		return nil, err
 	}

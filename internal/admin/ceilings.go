@@ -1,0 +1,103 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// creator describes the caller as the creator of a credential: what it
+// records as lineage and what its own credential is capped by (see
+// authn.Creator). A personal access token is capped by its own scopes,
+// role and expiry; a key by its expiry.
+func (s *Server) creator(ctx context.Context, p *gatehouse.Principal) (*authn.Creator, error) {
+	c := &authn.Creator{Principal: p}
+	switch p.Kind {
+	case gatehouse.KindAdmin, gatehouse.KindUser:
+		ref := authn.Ref(p.Kind, p.ID)
+		c.Lineage = store.Lineage{CreatedBy: ref, CreatedByRoot: ref}
+	case gatehouse.KindPAT:
+		// A token's principal is its owner (ID) and the token (Name).
+		t, err := s.cfg.PATs.Get(ctx, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		c.Lineage = store.Lineage{CreatedBy: authn.Ref(gatehouse.KindPAT, t.ID), CreatedByRoot: authn.Ref(gatehouse.KindUser, t.Username)}
+		c.ExpiresAt = t.ExpiresAt
+	case gatehouse.KindAPIKey:
+		k, err := s.cfg.Keys.Get(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		ref := authn.Ref(gatehouse.KindAPIKey, k.ID)
+		c.Lineage = store.Lineage{CreatedBy: ref, CreatedByRoot: k.CreatedByRoot}
+		if c.Lineage.CreatedByRoot == "" { // created before lineage was recorded
+			c.Lineage.CreatedByRoot = ref
+		}
+		c.ExpiresAt = k.ExpiresAt
+	default:
+		return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "a %s credential cannot create credentials", p.Kind)
+	}
+	return c, nil
+}
+
+// lineageDetails is the audit detail of who created a credential.
+func lineageDetails(d map[string]any, l store.Lineage) map[string]any {
+	d["created_by"], d["created_by_root"] = l.CreatedBy, l.CreatedByRoot
+	return d
+}
+
+// revokeDescendants revokes what the revoked credential ref created (and
+// so on down), auditing each revocation as caused by ref.
+func (s *Server) revokeDescendants(ctx context.Context, p *gatehouse.Principal, ref string) error {
+	l := authn.Lineage{Keys: s.cfg.Keys, Clients: s.cfg.Clients, PATs: s.cfg.PATs}
+	revoked, err := l.RevokeDescendants(ctx, ref)
+	for _, r := range revoked {
+		s.record(ctx, p, "credential.revoke_descendant", r, map[string]any{"because_revoked": ref})
+	}
+	return err
+}
+
+// lastUsed is the later of the stored last use and one noted in memory
+// but not yet written.
+func (s *Server) lastUsed(id string, stored time.Time) time.Time {
+	if m := s.cfg.Usage.Last(id); m.After(stored) {
+		return m
+	}
+	return stored
+}
+
+// timePtr is nil for the zero time (omitted from JSON).
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// tiers rates tiers for the ceiling (nil when the admin API was built
+// without a rate-limit config: only the caller's own tier is granted).
+func (s *Server) tiers() authn.TierRate { return s.cfg.Tiers }
+
+// revokeUserDescendants revokes what the tokens of a disabled user created
+// (the tokens themselves stop working with the user).
+func (s *Server) revokeUserDescendants(ctx context.Context, p *gatehouse.Principal, username string) error {
+	if s.cfg.PATs == nil {
+		return nil
+	}
+	l := authn.Lineage{PATs: s.cfg.PATs}
+	refs, err := l.UserTokenRefs(ctx, username)
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if err := s.revokeDescendants(ctx, p, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
