@@ -32,7 +32,8 @@ func MustOpenGatewayWith(tb testing.TB, upstream string, adjust func(*gateway.Co
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	keys, err := authn.NewKeys(authn.KeysConfig{Store: st, Pepper: make([]byte, 32)})
+	// As in the app: every use is noted for last_used_at (in memory).
+	keys, err := authn.NewKeys(authn.KeysConfig{Store: st, Pepper: make([]byte, 32), Usage: authn.NewUsage(authn.UsageConfig{Store: st})})
 	if err != nil {
 		tb.Fatal(err)
 	}
