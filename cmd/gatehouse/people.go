@@ -176,7 +176,27 @@ func newUsersCmd(env Env) *cobra.Command {
 		},
 	}
 	reset.Flags().BoolVar(&resetStdin, "password-stdin", false, "read the password from standard input")
-	cmd.AddCommand(create, list, disable, reset)
+	// post is a command that POSTs to /v1/users/NAME/<what> and prints done.
+	post := func(use, short, what, done string) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := client()
+				if err != nil {
+					return err
+				}
+				if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/"+what, nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), done+"\n", args[0])
+				return nil
+			},
+		}
+	}
+	unlock := post("unlock USERNAME", "End a sign-in lockout and forget the failed attempts (audited)", "unlock", "Unlocked user %s.")
+	resetTOTP := post("reset-totp USERNAME", "Remove a user's second factor (a lost authenticator) and end their sessions (audited)", "totp/reset",
+		"Removed the second factor of %s; they enrol a new one at their next sign-in.")
+	cmd.AddCommand(create, list, disable, reset, unlock, resetTOTP)
 	return cmd
 }
 

@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/ratelimit/memory"
 )
 
 // maxBody caps admin request bodies.
@@ -61,6 +64,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	// signIn limits sign-in attempts per source and per username.
+	signIn *memory.Limiter
 }
 
 // New returns the admin API handler.
@@ -71,7 +76,7 @@ func New(cfg Config) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = gatehouse.SystemClock{}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.WithGroup("admin"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger.WithGroup("admin"), mux: http.NewServeMux(), signIn: newSignInLimiter(cfg.Clock)}
 	s.handle("/v1/keys", areaKeys, methods{http.MethodGet: s.listKeys, http.MethodPost: s.createKey})
 	s.handle("/v1/keys/{id}", areaKeys, methods{http.MethodGet: s.getKey})
 	s.handle("/v1/keys/{id}/revoke", areaKeys, methods{http.MethodPost: s.revokeKey})
@@ -127,19 +132,35 @@ func (s *Server) handle(pattern string, a area, m methods) {
 			httpjson.WriteError(w, r, s.log, gatehouse.Errorf(gatehouse.EMETHOD, "use %s on %s", allowHeader, r.URL.Path))
 			return
 		}
-		p, err := s.authenticate(r)
-		if err == nil {
-			err = s.authorize(p, a, r.Method)
+		info := infoFrom(r.Context())
+		if info == nil { // not through ServeHTTP
+			info = &requestInfo{method: r.Method, path: r.URL.Path}
+			r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		}
-		if err == nil {
-			err = h(w, r, p)
+		info.area = a
+		p, err := s.authenticate(r)
+		switch {
+		case err != nil:
+			s.recordRefusal(r, info, err)
+		default:
+			info.actor = p
+			if err = s.authorize(p, a, r.Method); err != nil {
+				s.recordRefusal(r, info, err)
+			} else if err = h(w, r, p); err != nil {
+				// Refusals decided inside a handler (not a person, a
+				// ceiling, a wrong current password) are decisions too.
+				switch gatehouse.ErrorCode(err) {
+				case gatehouse.EUNAUTHORIZED, gatehouse.EFORBIDDEN, gatehouse.ERATELIMITED:
+					s.recordRefusal(r, info, err)
+				}
+			}
 		}
 		if err == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			// Changes record their own events; reads are recorded here.
 			s.record(r.Context(), p, "read", r.URL.Path, map[string]any{"query": r.URL.RawQuery})
 		}
 		if err != nil {
-			httpjson.WriteError(w, r, s.log, err)
+			s.writeError(w, r, err)
 		}
 	})
 }
@@ -150,7 +171,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpjson.SetSecurityHeaders(w.Header())
 	rid := httpjson.RequestID(r)
 	w.Header().Set("X-Request-Id", rid)
-	r = r.WithContext(httpjson.NewContextWithRequestID(r.Context(), rid))
+	ctx := httpjson.NewContextWithRequestID(r.Context(), rid)
+	r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, &requestInfo{method: r.Method, path: r.URL.Path}))
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -173,6 +195,9 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 		if err != nil {
 			return nil, err
 		}
+		if info := infoFrom(r.Context()); info != nil {
+			info.actor = p
+		}
 		if !p.HasScope(gatehouse.ScopeAdmin) {
 			return nil, gatehouse.Errorf(gatehouse.EFORBIDDEN, "key %s lacks the admin scope", p.ID)
 		}
@@ -194,20 +219,125 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 // decode reads a JSON body strictly (see httpjson.Decode).
 func decode(r *http.Request, v any) error { return httpjson.Decode(r, v, maxBody) }
 
-// record writes an audit event for an admin action.
+// record writes an audit event for a successful admin action.
 func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, resource string, details map[string]any) {
+	s.recordOutcome(ctx, gatehouse.Actor{Kind: string(p.Kind), ID: p.ID}, action, resource, gatehouse.OutcomeSuccess, details)
+}
+
+// requestInfo is what the admin API knows of a request while deciding it,
+// for its audit events.
+type requestInfo struct {
+	method, path string
+	area         area
+	retryAfter   time.Duration        // set by a limit that refused the request
+	actor        *gatehouse.Principal // once known (authentication may fail after)
+	// recorded: the failure was audited already (a sign-in attempt).
+	recorded bool
+}
+
+type requestInfoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	i, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return i
+}
+
+// recordRefusal audits an admin request refused by authentication (401),
+// a role or another access decision (403) or a limit (429): who as far as
+// known (never the presented secret), the area and the path.
+func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
+	if info == nil {
+		info = &requestInfo{}
+	}
+	if info.recorded {
+		return
+	}
+	action, outcome := "access.denied", gatehouse.OutcomeDenied
+	switch gatehouse.ErrorCode(err) {
+	case gatehouse.EUNAUTHORIZED:
+		action, outcome = "auth.failure", gatehouse.OutcomeFailure
+	case gatehouse.ERATELIMITED:
+		// One event per source a minute: a flood must not fill the log.
+		d, err := s.signIn.Allow(r.Context(), "audit|"+sourceAddr(r), ratelimit.Limit{Requests: 1, Per: time.Minute})
+		if err != nil || !d.Allowed {
+			return
+		}
+		action = "rate_limited"
+	case gatehouse.EFORBIDDEN:
+	default:
+		return
+	}
+	actor := presentedActor(r)
+	if info.actor != nil {
+		actor = gatehouse.Actor{Kind: string(info.actor.Kind), ID: info.actor.ID}
+	}
+	details := map[string]any{"area": string(info.area), "reason": gatehouse.ErrorMessage(err)}
+	if id := presentedCredentialID(r); id != "" {
+		details["credential_id"] = id
+	}
+	s.recordOutcome(r.Context(), actor, action, r.URL.Path, outcome, details)
+}
+
+// presentedActor is who a request claims to be, from the form of its
+// credential alone (the credential did not verify, or not yet).
+func presentedActor(r *http.Request) gatehouse.Actor {
+	auth := r.Header.Get("Authorization")
+	if user, _, ok := r.BasicAuth(); ok {
+		return gatehouse.Actor{Kind: string(gatehouse.KindUser), ID: user}
+	}
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	switch {
+	case auth == "":
+		if _, err := r.Cookie(authn.SessionCookie); err == nil {
+			return gatehouse.Actor{Kind: "session"}
+		}
+		return gatehouse.Actor{Kind: "anonymous"}
+	case !ok:
+		return gatehouse.Actor{Kind: "unknown"}
+	case strings.HasPrefix(token, authn.PrefixAPIKey):
+		return gatehouse.Actor{Kind: string(gatehouse.KindAPIKey)}
+	case strings.HasPrefix(token, authn.PrefixPAT):
+		return gatehouse.Actor{Kind: string(gatehouse.KindPAT)}
+	case strings.HasPrefix(token, authn.PrefixAdminToken):
+		return gatehouse.Actor{Kind: string(gatehouse.KindAdmin), ID: authn.AdminPrincipal().ID}
+	}
+	return gatehouse.Actor{Kind: "unknown"}
+}
+
+// presentedCredentialID is the public id part of a well-formed key or
+// token presented in the request ("" if none): which credential failed,
+// without its secret.
+func presentedCredentialID(r *http.Request) string {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	if part, ok := authn.ParseToken(authn.PrefixAPIKey, token); ok {
+		return authn.KeyIDPrefix + part
+	}
+	if part, ok := authn.ParseToken(authn.PrefixPAT, token); ok {
+		return authn.PATIDPrefix + part
+	}
+	return ""
+}
+
+// recordOutcome writes an audit event for an admin decision.
+func (s *Server) recordOutcome(ctx context.Context, actor gatehouse.Actor, action, resource, outcome string, details map[string]any) {
 	if s.cfg.Auditor == nil {
 		return
 	}
 	e := gatehouse.Event{
 		Time:     s.cfg.Clock.Now().UTC(),
 		Type:     "admin." + action,
-		Actor:    gatehouse.Actor{Kind: string(p.Kind), ID: p.ID},
+		Actor:    actor,
 		Action:   action,
 		Resource: resource,
-		Outcome:  gatehouse.OutcomeSuccess,
+		Outcome:  outcome,
 		Details:  details,
 		Request:  &gatehouse.RequestInfo{RequestID: httpjson.RequestIDFromContext(ctx)},
+	}
+	if r := infoFrom(ctx); r != nil {
+		e.Request.Method, e.Request.Path = r.method, r.path
 	}
 	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))

@@ -25,9 +25,11 @@ func (s *Server) people() {
 	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser})
 	s.handle("/v1/users/{name}/disable", areaUsers, methods{http.MethodPost: s.disableUser})
 	s.handle("/v1/users/{name}/password", areaUsers, methods{http.MethodPost: s.resetPassword})
+	s.handle("/v1/users/{name}/unlock", areaUsers, methods{http.MethodPost: s.unlockUser})
+	s.handle("/v1/users/{name}/totp/reset", areaUsers, methods{http.MethodPost: s.resetTOTP})
 	s.handle("/v1/me", areaSelf, methods{http.MethodGet: s.me})
 	s.handle("/v1/me/password", areaSelf, methods{http.MethodPost: s.changePassword})
-	s.handle("/v1/me/totp", areaSelf, methods{http.MethodPost: s.enrollTOTP})
+	s.handle("/v1/me/totp", areaSelf, methods{http.MethodPost: s.enrollTOTP, http.MethodDelete: s.removeTOTP})
 	s.handle("/v1/me/totp/verify", areaSelf, methods{http.MethodPost: s.confirmTOTP})
 	s.handle("/v1/tokens", areaSelf, methods{http.MethodGet: s.listTokens, http.MethodPost: s.createToken})
 	s.handle("/v1/tokens/{id}/revoke", areaSelf, methods{http.MethodPost: s.revokeToken})
@@ -44,6 +46,9 @@ func (s *Server) sessionPrincipal(r *http.Request) (*gatehouse.Principal, error)
 	p, restricted, err := s.cfg.Users.Session(r.Context(), c.Value)
 	if err != nil {
 		return nil, err
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.actor = p
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(s.cfg.Users.CSRFToken(c.Value))) != 1 {
@@ -63,9 +68,15 @@ func (s *Server) basicPrincipal(r *http.Request, user, pass string) (*gatehouse.
 	if !s.cfg.Users.Settings().BasicAuth {
 		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "HTTP Basic is switched off (Settings → Authentication); sign in at POST /v1/session")
 	}
+	if err := s.limitSignIn(r, user); err != nil {
+		return nil, err
+	}
 	res, err := s.cfg.Users.Authenticate(r.Context(), authn.Login{Username: user, Password: pass})
 	s.recordLogin(r, user, "basic", res, err)
 	if err != nil {
+		if info := infoFrom(r.Context()); info != nil {
+			info.recorded = true // as admin.login.failure
+		}
 		return nil, err
 	}
 	if res.User.TOTPEnabled || res.Restricted != "" {
@@ -126,7 +137,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 		err = gatehouse.Errorf(gatehouse.EMETHOD, "use POST to sign in, DELETE to sign out")
 	}
 	if err != nil {
-		httpjson.WriteError(w, r, s.log, err)
+		s.writeError(w, r, err)
 	}
 }
 
@@ -137,6 +148,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Username == "" || req.Password == "" {
 		return gatehouse.Errorf(gatehouse.EINVALID, "username and password: both are required")
+	}
+	if err := s.limitSignIn(r, req.Username); err != nil {
+		s.recordRefusal(r, infoFrom(r.Context()), err)
+		return err
 	}
 	res, err := s.cfg.Users.Authenticate(r.Context(), authn.Login{Username: req.Username, Password: req.Password, TOTPCode: req.TOTPCode, NewPassword: req.NewPassword})
 	s.recordLogin(r, req.Username, "session", res, err)
@@ -249,6 +264,16 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, p *gatehous
 type PasswordRequest struct {
 	CurrentPassword string `json:"current_password,omitempty"`
 	NewPassword     string `json:"new_password"`
+	// RevokeTokens also revokes every personal access token of one's own
+	// (a change after a suspected compromise); other sessions end anyway.
+	RevokeTokens bool `json:"revoke_tokens,omitempty"`
+}
+
+// TOTPRequest enrols (current password) or removes (current password and
+// a code) one's own second factor.
+type TOTPRequest struct {
+	CurrentPassword string `json:"current_password"`
+	Code            string `json:"code,omitempty"`
 }
 
 func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -297,10 +322,16 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *gateh
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := s.cfg.Users.ChangePassword(r.Context(), p.ID, req.CurrentPassword, req.NewPassword); err != nil {
+	keep := ""
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(authn.SessionCookie); err == nil {
+			keep = c.Value // the session this change is made with stays
+		}
+	}
+	if err := s.cfg.Users.ChangePassword(r.Context(), p.ID, req.CurrentPassword, req.NewPassword, keep, req.RevokeTokens); err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "user.password_change", "user:"+p.ID, nil)
+	s.record(r.Context(), p, "user.password_change", "user:"+p.ID, map[string]any{"other_sessions_ended": true, "tokens_revoked": req.RevokeTokens})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -309,12 +340,52 @@ func (s *Server) enrollTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse
 	if err := person(p); err != nil {
 		return err
 	}
-	secret, uri, err := s.cfg.Users.EnrollTOTP(r.Context(), p.ID, s.cfg.Issuer)
+	var req TOTPRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	secret, uri, err := s.cfg.Users.EnrollTOTP(r.Context(), p.ID, req.CurrentPassword, s.cfg.Issuer)
 	if err != nil {
 		return err
 	}
 	s.record(r.Context(), p, "user.totp_enroll", "user:"+p.ID, nil)
 	httpjson.Write(w, http.StatusOK, map[string]string{"secret": secret, "otpauth_uri": uri})
+	return nil
+}
+
+func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := person(p); err != nil {
+		return err
+	}
+	var req TOTPRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Users.RemoveTOTP(r.Context(), p.ID, req.CurrentPassword, req.Code); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.totp_remove", "user:"+p.ID, nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	u, err := s.cfg.Users.Unlock(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.unlock", "user:"+u.Username, nil)
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+func (s *Server) resetTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	u, err := s.cfg.Users.ResetTOTP(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.totp_reset", "user:"+u.Username, map[string]any{"sessions_ended": true})
+	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
 }
 

@@ -311,7 +311,7 @@ func TestTOTP(t *testing.T) {
 		Secret     string `json:"secret"`
 		OtpauthURI string `json:"otpauth_uri"`
 	}
-	if code := p.call("POST", "/v1/me/totp", nil, true, &enr); code != 200 || !strings.HasPrefix(enr.OtpauthURI, "otpauth://totp/") {
+	if code := p.call("POST", "/v1/me/totp", map[string]any{"current_password": alicePW}, true, &enr); code != 200 || !strings.HasPrefix(enr.OtpauthURI, "otpauth://totp/") {
 		t.Fatalf("enrol: %d %+v", code, enr)
 	}
 	code, _ := totp.Code(enr.Secret, h.clock.Now())

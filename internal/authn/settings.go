@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // AuthSettings is Settings → Authentication: how people sign in.
@@ -20,6 +21,18 @@ type AuthSettings struct {
 	Lockout           LockoutSettings `json:"lockout"`
 	Session           SessionSettings `json:"session"`
 	TOTPRequiredRoles []string        `json:"totp_required_roles"`
+	// SignInLimits bound sign-in attempts (session and HTTP Basic) on the
+	// admin listener, before any password is hashed.
+	SignInLimits SignInLimits `json:"sign_in_limits"`
+}
+
+// SignInLimits are rate limits on sign-in attempts, successful or not (each
+// costs a password hash). Beyond them the admin API answers 429 with
+// Retry-After. They are kept per process, in bounded memory; the lockout
+// (in the store) is what protects an account across replicas.
+type SignInLimits struct {
+	PerSource   ratelimit.Limit `json:"per_source"`   // per client address
+	PerUsername ratelimit.Limit `json:"per_username"` // per username tried, existing or not
 }
 
 // LockoutSettings locks an account after repeated failed logins.
@@ -65,6 +78,10 @@ func DefaultAuthSettings() AuthSettings {
 		Lockout:           LockoutSettings{MaxFailures: 5, Window: Duration(15 * time.Minute), Duration: Duration(15 * time.Minute)},
 		Session:           SessionSettings{IdleTimeout: Duration(30 * time.Minute), AbsoluteTimeout: Duration(12 * time.Hour)},
 		TOTPRequiredRoles: []string{},
+		SignInLimits: SignInLimits{
+			PerSource:   ratelimit.Limit{Requests: 30, Per: time.Minute},
+			PerUsername: ratelimit.Limit{Requests: 10, Per: time.Minute},
+		},
 	}
 }
 
@@ -88,6 +105,12 @@ func (s AuthSettings) Validate() error {
 		return bad("session.idle_timeout", "must be at least 1m")
 	case s.Session.AbsoluteTimeout < s.Session.IdleTimeout || s.Session.AbsoluteTimeout > Duration(7*24*time.Hour):
 		return bad("session.absolute_timeout", "must be between idle_timeout and 168h")
+	}
+	if err := s.SignInLimits.PerSource.Validate(); err != nil {
+		return bad("sign_in_limits.per_source", "%v", err)
+	}
+	if err := s.SignInLimits.PerUsername.Validate(); err != nil {
+		return bad("sign_in_limits.per_username", "%v", err)
 	}
 	for _, r := range s.TOTPRequiredRoles {
 		if !ValidRole(r) {

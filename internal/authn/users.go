@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,14 +36,6 @@ type Users struct {
 	settings atomic.Pointer[AuthSettings]
 	dummy    string // a hash to verify against for unknown users (equal timing)
 	hasher   *password.Hasher
-
-	mu       sync.Mutex
-	failures map[string]*loginFailures // by username, existing or not
-}
-
-type loginFailures struct {
-	times       []time.Time
-	lockedUntil time.Time
 }
 
 // UsersConfig configures Users.
@@ -74,7 +65,7 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 		cfg.Hasher = password.NewHasher(password.HasherConfig{})
 	}
 	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
-		pats: cfg.PATs, inv: cfg.Invalidator, failures: map[string]*loginFailures{}, hasher: cfg.Hasher}
+		pats: cfg.PATs, inv: cfg.Invalidator, hasher: cfg.Hasher}
 	if err := u.reloadSettings(ctx); err != nil {
 		return nil, err
 	}
@@ -220,24 +211,98 @@ func (u *Users) ResetPassword(ctx context.Context, username, pw string) (*store.
 	return usr, u.store.DeleteUserSessions(ctx, username)
 }
 
-// ChangePassword is a person changing their own password.
-func (u *Users) ChangePassword(ctx context.Context, username, current, next string) error {
-	usr, err := u.store.GetUser(ctx, username)
+// ChangePassword is a person changing their own password; current must
+// be right (see Reauthenticate). It ends every other session of theirs:
+// all but keepSession, the session id the change was made with ("" when
+// made with a token). Personal access tokens keep working unless
+// revokeTokens, since they are separate, scoped, expiring credentials that
+// a routine change (an expired password) should not break; after a
+// suspected compromise, revoke them with the change.
+func (u *Users) ChangePassword(ctx context.Context, username, current, next, keepSession string, revokeTokens bool) error {
+	usr, err := u.Reauthenticate(ctx, username, current)
 	if err != nil {
 		return err
-	}
-	ok, _, err := u.hasher.Verify(ctx, current, usr.PasswordHash, u.Settings().Argon2)
-	if errors.Is(err, password.ErrBusy) {
-		return err
-	}
-	if !ok {
-		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "current_password: does not match")
 	}
 	if err := u.setPassword(ctx, usr, next); err != nil {
 		return err
 	}
 	usr.PasswordExpired = false
-	return u.store.UpdateUser(ctx, usr)
+	if err := u.store.UpdateUser(ctx, usr); err != nil {
+		return err
+	}
+	var keep []byte
+	if keepSession != "" {
+		h := sha256.Sum256([]byte(keepSession))
+		keep = h[:]
+	}
+	if err := u.store.DeleteOtherSessions(ctx, username, keep); err != nil {
+		return err
+	}
+	if revokeTokens {
+		if err := u.revokeTokens(ctx, username); err != nil {
+			return err
+		}
+	}
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
+	return nil
+}
+
+// revokeTokens revokes every active personal access token of username.
+func (u *Users) revokeTokens(ctx context.Context, username string) error {
+	all, err := u.pats.List(ctx, username)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if t.RevokedAt.IsZero() {
+			if _, err := u.pats.Revoke(ctx, t.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ErrReauthFailed refuses a change that needs the current password when it
+// is wrong or the account is locked.
+var ErrReauthFailed = gatehouse.Errorf(gatehouse.EFORBIDDEN, "current_password: wrong, or the account is locked (try again later)")
+
+// Reauthenticate checks the current password of a signed-in person before
+// a change that a stolen session or token alone must not make (password,
+// second factor). A wrong password counts toward the account's lockout; a
+// right one does not clear it (only a complete sign-in does), so a stolen
+// token cannot reset the count between guesses of the second factor.
+func (u *Users) Reauthenticate(ctx context.Context, username, current string) (*store.User, error) {
+	s := u.Settings()
+	now := u.clock.Now()
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	lo, err := u.store.GetLockout(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	if lo.Locked(now) {
+		if _, _, err := u.hasher.Verify(ctx, current, u.dummy, s.Argon2); errors.Is(err, password.ErrBusy) {
+			return nil, err
+		}
+		return nil, ErrReauthFailed
+	}
+	if current == "" {
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "current_password: required for this change")
+	}
+	ok, _, err := u.hasher.Verify(ctx, current, usr.PasswordHash, s.Argon2)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		return nil, err // not an answer about the password: no failure counted
+	}
+	if !ok {
+		if _, err := u.fail(ctx, usr, now, s); err != nil {
+			return nil, err
+		}
+		return nil, ErrReauthFailed
+	}
+	return usr, nil
 }
 
 // setPassword checks next against the policy (including history) and
@@ -264,8 +329,7 @@ func (u *Users) setPassword(ctx context.Context, usr *store.User, next string) e
 // answer, as does a locked account, so answers never reveal whether an
 // account exists.
 var (
-	ErrLoginFailed     = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid username or password (or the account is locked; try again later)")
-	ErrTOTPRequired    = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "totp_code: a one-time code from your authenticator is required")
+	ErrLoginFailed     = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid username or password, or one-time code (totp_code) for accounts with a second factor; or the account is locked: try again later")
 	ErrPasswordExpired = gatehouse.Errorf(gatehouse.EFORBIDDEN, "password expired: sign in with new_password to set a new one")
 )
 
@@ -288,40 +352,57 @@ type LoginResult struct {
 // unknown username as for a wrong password. Every outcome is for the
 // caller to audit; failures return ErrLoginFailed and, when the attempt
 // locked the account, LoginResult.Locked.
+//
+// A wrong or missing one-time code is a failure like a wrong password:
+// it counts toward the same lockout and gets the same answer, so the
+// answer never tells whether the password was right. The count lives in
+// the store (it survives restarts and is shared by replicas) and only a
+// complete sign-in clears it. Unknown usernames leave no state at all.
 func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) {
 	s := u.Settings()
 	now := u.clock.Now()
-	key := strings.ToLower(l.Username)
-	if u.locked(key, now) {
-		// Same cost as a real attempt (and the same refusal when busy).
-		if _, _, err := u.hasher.Verify(ctx, l.Password, u.dummy, s.Argon2); errors.Is(err, password.ErrBusy) {
-			return LoginResult{}, err
-		}
-		return LoginResult{}, ErrLoginFailed
-	}
 	usr, err := u.store.GetUser(ctx, l.Username)
 	if err != nil && gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
 		return LoginResult{}, err
 	}
 	hash := u.dummy
+	var lo store.Lockout
 	if usr != nil {
 		hash = usr.PasswordHash
+		if lo, err = u.store.GetLockout(ctx, usr.Username); err != nil {
+			return LoginResult{}, err
+		}
+		if lo.Locked(now) {
+			// Same cost as a real attempt (and the same refusal when busy).
+			if _, _, err := u.hasher.Verify(ctx, l.Password, u.dummy, s.Argon2); errors.Is(err, password.ErrBusy) {
+				return LoginResult{}, err
+			}
+			return LoginResult{}, ErrLoginFailed
+		}
 	}
 	ok, rehash, err := u.hasher.Verify(ctx, l.Password, hash, s.Argon2)
 	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
 		// Not an answer about the password: no failure is counted.
 		return LoginResult{}, err
 	}
-	if usr == nil || !ok || !usr.DisabledAt.IsZero() {
-		return LoginResult{Locked: u.fail(key, now, s)}, ErrLoginFailed
-	}
-	u.clearFailures(key)
-	if usr.TOTPEnabled {
-		if l.TOTPCode == "" {
-			return LoginResult{}, ErrTOTPRequired
+	if ok && usr != nil && usr.DisabledAt.IsZero() && usr.TOTPEnabled {
+		switch err := u.checkTOTP(ctx, usr, l.TOTPCode); {
+		case err == errBadTOTP:
+			ok = false
+		case err != nil:
+			return LoginResult{}, err
 		}
-		if err := u.checkTOTP(ctx, usr, l.TOTPCode); err != nil {
-			return LoginResult{Locked: u.fail(key, now, s)}, err
+	}
+	if usr == nil || !ok || !usr.DisabledAt.IsZero() {
+		locked, err := u.fail(ctx, usr, now, s)
+		if err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{Locked: locked}, ErrLoginFailed
+	}
+	if lo.Failures > 0 || !lo.LockedUntil.IsZero() {
+		if err := u.store.ClearLoginFailures(ctx, usr.Username); err != nil {
+			return LoginResult{}, err
 		}
 	}
 	expired := usr.PasswordExpired || s.Password.Expired(usr.PasswordChangedAt, now)
@@ -356,55 +437,68 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 // factor (its role requires one and the user has none yet).
 const RestrictedTOTPEnrollment = "totp_enrollment"
 
-func (u *Users) locked(key string, now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	f := u.failures[key]
-	return f != nil && now.Before(f.lockedUntil)
+// fail records a failed attempt of an existing account in the store and
+// reports whether it locked the account. Unknown usernames (usr nil) are
+// not recorded: their answers are the same anyway, and a flood of made-up
+// names can neither fill the store nor push a real account's count out.
+func (u *Users) fail(ctx context.Context, usr *store.User, now time.Time, s AuthSettings) (bool, error) {
+	if usr == nil {
+		return false, nil
+	}
+	_, locked, err := u.store.RecordLoginFailure(ctx, usr.Username, now.UTC(), store.LockoutPolicy{
+		MaxFailures: s.Lockout.MaxFailures, Window: time.Duration(s.Lockout.Window), Duration: time.Duration(s.Lockout.Duration),
+	})
+	if locked {
+		u.log.WarnContext(ctx, "account locked after repeated failed sign-ins", "username", usr.Username)
+	}
+	return locked, err
 }
 
-// fail records a failed attempt and reports whether it locked the account.
-func (u *Users) fail(key string, now time.Time, s AuthSettings) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	f := u.failures[key]
-	if f == nil {
-		if len(u.failures) > 100_000 {
-			clear(u.failures)
-		}
-		f = &loginFailures{}
-		u.failures[key] = f
+// Unlock ends a lock and forgets the failures of an account (an
+// administrator's action).
+func (u *Users) Unlock(ctx context.Context, username string) (*store.User, error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
 	}
-	keep := f.times[:0]
-	for _, t := range f.times {
-		if now.Sub(t) < time.Duration(s.Lockout.Window) {
-			keep = append(keep, t)
-		}
-	}
-	f.times = append(keep, now)
-	if len(f.times) >= s.Lockout.MaxFailures {
-		f.lockedUntil, f.times = now.Add(time.Duration(s.Lockout.Duration)), nil
-		return true
-	}
-	return false
+	return usr, u.store.ClearLoginFailures(ctx, username)
 }
 
-func (u *Users) clearFailures(key string) {
-	u.mu.Lock()
-	delete(u.failures, key)
-	u.mu.Unlock()
+// Lockout returns the sign-in failure state of an account.
+func (u *Users) Lockout(ctx context.Context, username string) (store.Lockout, error) {
+	return u.store.GetLockout(ctx, username)
+}
+
+// ResetTOTP removes an account's second factor (an administrator's action,
+// for a lost authenticator) and ends its sessions; the next sign-in enrols
+// a new one where the role requires it.
+func (u *Users) ResetTOTP(ctx context.Context, username string) (*store.User, error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	usr.TOTPSecret, usr.TOTPEnabled = nil, false
+	if err := u.store.UpdateUser(ctx, usr); err != nil {
+		return nil, err
+	}
+	if err := u.store.DeleteUserSessions(ctx, username); err != nil {
+		return nil, err
+	}
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
+	return usr, nil
 }
 
 // TOTP enrolment.
 
 // EnrollTOTP starts enrolment: a new secret, not active until confirmed.
-func (u *Users) EnrollTOTP(ctx context.Context, username, issuer string) (secret, uri string, err error) {
-	usr, err := u.store.GetUser(ctx, username)
+// It needs the current password (see Reauthenticate).
+func (u *Users) EnrollTOTP(ctx context.Context, username, current, issuer string) (secret, uri string, err error) {
+	usr, err := u.Reauthenticate(ctx, username, current)
 	if err != nil {
 		return "", "", err
 	}
 	if usr.TOTPEnabled {
-		return "", "", gatehouse.Errorf(gatehouse.ECONFLICT, "a second factor is already enrolled; an administrator can reset it")
+		return "", "", gatehouse.Errorf(gatehouse.ECONFLICT, "a second factor is already enrolled: remove it first (DELETE /v1/me/totp with your password and a code), or an administrator can reset it")
 	}
 	if secret, err = totp.GenerateSecret(); err != nil {
 		return "", "", err
@@ -434,10 +528,38 @@ func (u *Users) ConfirmTOTP(ctx context.Context, username, code string) error {
 	return u.store.UpdateUser(ctx, usr)
 }
 
+// RemoveTOTP removes one's own second factor; it needs the current
+// password and a current code, and a wrong one counts toward the lockout.
+func (u *Users) RemoveTOTP(ctx context.Context, username, current, code string) error {
+	usr, err := u.Reauthenticate(ctx, username, current)
+	if err != nil {
+		return err
+	}
+	if !usr.TOTPEnabled {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "no second factor is enrolled")
+	}
+	switch err := u.checkTOTP(ctx, usr, code); {
+	case err == errBadTOTP:
+		if _, err := u.fail(ctx, usr, u.clock.Now(), u.Settings()); err != nil {
+			return err
+		}
+		return errBadTOTP
+	case err != nil:
+		return err
+	}
+	usr.TOTPSecret, usr.TOTPEnabled = nil, false
+	return u.store.UpdateUser(ctx, usr)
+}
+
 var errBadTOTP = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "totp_code: invalid or already used")
 
-// checkTOTP verifies code and records its step, so it is accepted once.
+// checkTOTP verifies code and takes its step with a compare-and-set in the
+// store, so that a code is accepted once even by parallel requests (on
+// any replica).
 func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) error {
+	if code == "" || usr.TOTPSecret == nil {
+		return errBadTOTP
+	}
 	secret, err := u.open(usr.TOTPSecret)
 	if err != nil {
 		return err
@@ -446,8 +568,15 @@ func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) err
 	if !ok || step <= usr.TOTPLastStep {
 		return errBadTOTP
 	}
+	won, err := u.store.AdvanceTOTPStep(ctx, usr.Username, step)
+	if err != nil {
+		return err
+	}
+	if !won {
+		return errBadTOTP
+	}
 	usr.TOTPLastStep = step
-	return u.store.UpdateUser(ctx, usr)
+	return nil
 }
 
 func (u *Users) aead() (cipher.AEAD, error) {

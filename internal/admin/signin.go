@@ -1,0 +1,71 @@
+package admin
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/ratelimit/memory"
+)
+
+// signInMaxKeys bounds the sign-in limiter's memory (about 300 bytes a
+// key): beyond it, idle keys and then the least recently used of a sample
+// are forgotten, so a flood of made-up usernames costs bounded memory. The
+// lockout that protects an account is in the store and is not affected.
+const signInMaxKeys = 1 << 16
+
+func newSignInLimiter(clock gatehouse.Clock) *memory.Limiter {
+	return memory.New(memory.Config{Clock: clock, Shards: 16, MaxKeys: signInMaxKeys})
+}
+
+// limitSignIn admits a sign-in attempt (session or HTTP Basic) within the
+// per-source and per-username limits of Settings → Authentication, before
+// any password is hashed. A refusal is ERATELIMITED with the wait recorded
+// for the Retry-After header.
+func (s *Server) limitSignIn(r *http.Request, username string) error {
+	lim := s.cfg.Users.Settings().SignInLimits
+	d, err := s.signIn.AllowAll(r.Context(), []ratelimit.Rule{
+		{Key: "src|" + sourceAddr(r), Limit: lim.PerSource},
+		{Key: "user|" + strings.ToLower(username), Limit: lim.PerUsername},
+	})
+	if err != nil {
+		return err
+	}
+	if d.Allowed {
+		return nil
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.retryAfter = d.RetryAfter
+	}
+	which := "from this address"
+	if d.Rule == 1 {
+		which = "for this username"
+	}
+	return gatehouse.Errorf(gatehouse.ERATELIMITED, "too many sign-in attempts %s: try again in %s", which, retrySeconds(d.RetryAfter)+"s")
+}
+
+// sourceAddr is the client address of r (the peer of the admin listener).
+func sourceAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func retrySeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
+
+// writeError answers err, with Retry-After when a limit refused it.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if info := infoFrom(r.Context()); info != nil && info.retryAfter > 0 && gatehouse.ErrorCode(err) == gatehouse.ERATELIMITED {
+		w.Header().Set("Retry-After", retrySeconds(info.retryAfter))
+	}
+	httpjson.WriteError(w, r, s.log, err)
+}
