@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -231,4 +233,61 @@ func readPrune(dir string) (prefixState, error) {
 		p.hashes = append(p.hashes, bytes.Clone(b[20+i*hashLen:20+(i+1)*hashLen]))
 	}
 	return p, nil
+}
+
+// checkpoint signs and stores a checkpoint of the current tree if it grew
+// (or if force is set and none exists yet). It refuses to write one that is
+// not consistent with the previous checkpoint.
+func (l *Log) checkpoint(force bool) ([]byte, error) {
+	w := &l.w
+	if w.haveCP && w.lastCPSize == w.size {
+		return l.Checkpoint(), nil
+	}
+	if !w.haveCP && w.size == 0 && !force {
+		return nil, nil
+	}
+	if err := l.syncData(); err != nil {
+		return nil, err
+	}
+	if err := w.idx.Sync(); err != nil {
+		return nil, fmt.Errorf("sync audit index %d: %w", w.segStart, err)
+	}
+	root := rfc6962.DefaultHasher.EmptyRoot()
+	if w.size > 0 {
+		r, err := w.rng.GetRootHash(nil)
+		if err != nil {
+			return nil, fmt.Errorf("audit root: %w", err)
+		}
+		root = r
+	}
+	if w.haveCP {
+		if w.size < w.lastCPSize {
+			return nil, fmt.Errorf("audit tree shrank from %d to %d", w.lastCPSize, w.size)
+		}
+		p, err := l.view().consistency(w.lastCPSize, w.size)
+		if err != nil {
+			return nil, fmt.Errorf("audit consistency proof %d→%d: %w", w.lastCPSize, w.size, err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, w.lastCPSize, w.size, p, w.lastCPRoot, root); err != nil {
+			return nil, fmt.Errorf("refusing checkpoint: tree of size %d is not consistent with checkpoint of size %d: %w", w.size, w.lastCPSize, err)
+		}
+	}
+	cp := Checkpoint{Origin: l.cfg.Origin, Size: w.size, Root: root}
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign audit checkpoint: %w", err)
+	}
+	frame := appendFrame(nil, signed)
+	if _, err := w.cp.Write(frame); err != nil {
+		return nil, fmt.Errorf("write audit checkpoint: %w", err)
+	}
+	if err := w.cp.Sync(); err != nil {
+		return nil, fmt.Errorf("sync audit checkpoint: %w", err)
+	}
+	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
+	l.mu.Lock()
+	l.latest, l.latestCP = signed, cp
+	l.mu.Unlock()
+	l.logger.Debug("audit checkpoint", logKeySize, cp.Size)
+	return signed, nil
 }

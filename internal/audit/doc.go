@@ -112,4 +112,14 @@
 // than are stored; and, given a checkpoint saved elsewhere, that the log
 // extends it (its root is recomputed and a consistency proof is checked).
 // Errors are *VerifyError values naming the first bad entry or checkpoint.
+//
+// # Where the code lives
+//
+// log.go is the Log's lifecycle (Config, Open, Sync, Close); open.go the
+// recovery at open; append.go the write path (Record, the group-committing
+// writer, fdatasync); segment.go the segment files (format, creation,
+// preallocation, sealing); checkpoint.go signing and checking checkpoints;
+// tree.go node hashes and proofs; verify.go offline verification; prune.go
+// retention; query.go reads for the admin API; stream.go the JSON-lines
+// copy.
 package audit

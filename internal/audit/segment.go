@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // On-disk constants. See doc.go for the layout they describe.
@@ -228,4 +230,165 @@ func readSegmentRoot(dir string, start uint64, segBits uint) ([]byte, error) {
 		return nil, fmt.Errorf("read audit index %d: %w", start, err)
 	}
 	return root, nil
+}
+
+// createSegment creates and opens an empty segment starting at start. If a
+// zero-filled file was prepared in the background it is used, so that
+// appends overwrite allocated blocks and fdatasync need not update the
+// file's size (about half the cost of an fsync that grows the file).
+func (l *Log) createSegment(start uint64) error {
+	w := &l.w
+	path := segPath(l.dir, start)
+	// The segment gets its header under a temporary name and appears
+	// under its real name only once the header is durable, so a crash
+	// never leaves a headerless newest segment.
+	tmp := filepath.Join(l.dir, segDirName, "new.seg.tmp")
+	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	select {
+	case p := <-w.prepared:
+		w.prepared = nil
+		if p != "" {
+			tmp, flags = p, os.O_RDWR
+		}
+	default:
+	}
+	f, err := os.OpenFile(tmp, flags, 0o600)
+	if err != nil {
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	if _, err := f.WriteAt(fileHeader(segMagic, start, l.segBits), 0); err != nil {
+		f.Close()
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync audit segment %d: %w", start, err)
+	}
+	if _, err := f.Seek(fileHeaderLen, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	xf, err := os.OpenFile(idxPath(l.dir, start), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("create audit index %d: %w", start, err)
+	}
+	if _, err := xf.Write(fileHeader(idxMagic, start, l.segBits)); err != nil {
+		f.Close()
+		xf.Close()
+		return fmt.Errorf("create audit index %d: %w", start, err)
+	}
+	// The index exists (with its header) before the segment appears, so a
+	// concurrent offline reader never finds a segment without one.
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		xf.Close()
+		return fmt.Errorf("create audit segment %d: %w", start, err)
+	}
+	if err := syncDir(filepath.Join(l.dir, segDirName)); err != nil {
+		return fmt.Errorf("sync audit segment dir: %w", err)
+	}
+	w.seg, w.idx = f, xf
+	w.segStart, w.segCount, w.segOff = start, 0, fileHeaderLen
+	w.size = start
+	w.segRoot = nil
+	l.mu.Lock()
+	l.segs = append(l.segs, segInfo{start: start})
+	l.mu.Unlock()
+	l.prepareNext()
+	return nil
+}
+
+// preparedName is the zero-filled file made ready for the next segment.
+const preparedName = "next.seg.tmp"
+
+// prepareNext zero-fills and syncs a file for the next segment on a
+// background goroutine, sized from the last sealed segment.
+func (l *Log) prepareNext() {
+	w := &l.w
+	if w.prepared != nil || l.cfg.NoPreallocate {
+		return // one preparation at a time; it will serve the next segment
+	}
+	size := w.preallocSize
+	if size == 0 {
+		size = min(max(int64(l.cfg.SegmentEntries)*512, 64<<10), 64<<20)
+	}
+	w.prepared = make(chan string, 1)
+	ch := w.prepared
+	path := filepath.Join(l.dir, segDirName, preparedName)
+	go func() {
+		err := zeroFile(path, size, &l.stopPrep)
+		if err != nil {
+			os.Remove(path)
+			if !l.stopPrep.Load() {
+				l.logger.Warn("audit: preallocating next segment failed", logKeyErr, err)
+			}
+			ch <- ""
+			return
+		}
+		ch <- path
+	}()
+}
+
+func zeroFile(path string, size int64, stop *atomic.Bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Write and sync in 1 MiB steps, so that no journal commit forced by
+	// an append's fdatasync has to wait for many megabytes of zeros.
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if stop.Load() {
+			return errors.New("log closing")
+		}
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.Write(zeros[:n]); err != nil {
+			return err
+		}
+		if err := fdatasync(f); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// seal finishes a full segment: its root goes into the index trailer, both
+// files are synced and closed, and the next segment is created.
+func (l *Log) seal() error {
+	w := &l.w
+	if w.segRoot == nil {
+		return fmt.Errorf("seal audit segment %d: no segment root", w.segStart)
+	}
+	root := bytes.Clone(w.segRoot)
+	// Cut the unused preallocated tail and size the next preallocation
+	// from this segment.
+	if err := w.seg.Truncate(w.segOff); err != nil {
+		return fmt.Errorf("seal audit segment %d: %w", w.segStart, err)
+	}
+	w.preallocSize = min(w.segOff+w.segOff/4, 256<<20)
+	if err := fdatasync(w.seg); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
+	}
+	if _, err := w.idx.Write(root); err != nil {
+		return fmt.Errorf("seal audit index %d: %w", w.segStart, err)
+	}
+	// The index (a few MB never synced so far) is synced off the append
+	// path; if that is lost in a crash, Open rebuilds it from the segment.
+	l.sealing.Add(1)
+	go func(seg, idx *os.File, start uint64) {
+		defer l.sealing.Done()
+		err := idx.Sync()
+		idx.Close()
+		seg.Close()
+		if err != nil {
+			l.fail(fmt.Errorf("sync audit index %d: %w", start, err))
+		}
+	}(w.seg, w.idx, w.segStart)
+	l.mu.Lock()
+	l.segs[len(l.segs)-1].root = root
+	l.segs[len(l.segs)-1].count = w.segCount
+	l.mu.Unlock()
+	return l.createSegment(w.segStart + w.segCount)
 }

@@ -1,0 +1,341 @@
+package audit
+
+// The write path: Record and Append queue events, one writer goroutine
+// group-commits them (one write and one fdatasync per batch in sync mode).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// maxGather bounds how long the writer waits for a batch to fill up.
+const maxGather = 150 * time.Microsecond
+
+// maxPending bounds the events queued for the writer; Record waits when it
+// is reached.
+const maxPending = 1 << 15
+
+// batch is a group of events committed with one write and one fsync.
+type batch struct {
+	buf    []byte // framed records
+	lens   []int  // frame lengths
+	leaves []byte // leaf hashes, hashLen each
+	n      int
+	start  uint64 // index of the first event, set by the writer
+	err    error
+	done   chan struct{}
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// newBatchLike returns an empty batch with room for as much as prev held, so
+// a steady load does not regrow the buffers batch after batch.
+func newBatchLike(prev *batch) *batch {
+	return &batch{
+		done:   make(chan struct{}),
+		buf:    make([]byte, 0, len(prev.buf)),
+		lens:   make([]int, 0, len(prev.lens)),
+		leaves: make([]byte, 0, len(prev.leaves)),
+	}
+}
+
+// Record appends e to the log. It sets e.ID (a ULID) and e.Time when they
+// are empty. With sync durability it returns once the event is fsynced; with
+// batch durability once it is written. If ctx ends first Record returns the
+// context's error, and the event may still be recorded. It implements
+// gatehouse.Auditor.
+func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
+	_, err := l.Append(ctx, e)
+	return err
+}
+
+// Append is Record returning the stored entry: its index and the event with
+// ID and Time filled in.
+func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
+	l.ids.Fill(&e, l.clock)
+	// buf holds 0x00 (the RFC 6962 leaf prefix) followed by the payload,
+	// so the leaf hash is one sha256.Sum256 without copying.
+	bp := l.bufs.Get().(*[]byte)
+	buf, err := appendEvent(append((*bp)[:0], 0), &e)
+	if cap(buf) <= 64<<10 { // keep rare huge buffers out of the pool
+		*bp = buf
+		defer l.bufs.Put(bp)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("encode audit event: %w", err)
+	}
+	payload := buf[1:]
+	if len(payload) > MaxEventSize {
+		return Entry{}, gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), MaxEventSize)
+	}
+	leaf := sha256.Sum256(buf)
+	var hdr [frameHeaderLn]byte
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[4:8], checksum(payload))
+
+	l.qmu.Lock()
+	for l.pending.n >= maxPending && !l.closed && l.failed == nil {
+		l.qcond.Wait()
+	}
+	if l.closed {
+		l.qmu.Unlock()
+		return Entry{}, ErrClosed
+	}
+	if l.failed != nil {
+		err := l.failed
+		l.qmu.Unlock()
+		return Entry{}, fmt.Errorf("audit log failed: %w", err)
+	}
+	b := l.pending
+	pos := b.n
+	b.buf = append(b.buf, hdr[:]...)
+	b.buf = append(b.buf, payload...)
+	b.lens = append(b.lens, frameHeaderLn+len(payload))
+	b.leaves = append(b.leaves, leaf[:]...)
+	b.n++
+	if l.want > 0 && b.n >= l.want {
+		l.want = 0
+		select {
+		case l.grown <- struct{}{}:
+		default:
+		}
+	}
+	l.qmu.Unlock()
+	if pos == 0 {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return Entry{}, ctx.Err()
+	}
+	if b.err != nil {
+		return Entry{}, b.err
+	}
+	return Entry{Index: b.start + uint64(pos), Event: e}, nil
+}
+
+// writer is the single goroutine that owns the files.
+func (l *Log) writer() {
+	defer close(l.writerDone)
+	tick := time.Second
+	if l.cfg.Durability == DurabilityBatch {
+		tick = l.cfg.BatchSyncInterval
+	}
+	if l.cfg.CheckpointInterval > 0 && l.cfg.CheckpointInterval < tick {
+		tick = l.cfg.CheckpointInterval
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	lastCP := time.Now()
+	for {
+		select {
+		case <-l.kick:
+			l.drain()
+		case <-ticker.C:
+			l.drain()
+			if l.w.unsynced && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
+				// Batch mode: fsync on the syncer goroutine so appends go
+				// on meanwhile. unsynced stays set: a checkpoint still
+				// syncs in the foreground before it covers the data.
+				select {
+				case l.bgSync <- l.w.seg:
+					l.w.lastSync = time.Now()
+				default:
+				}
+			}
+			if l.cfg.CheckpointInterval > 0 && time.Since(lastCP) >= l.cfg.CheckpointInterval {
+				lastCP = time.Now()
+				if _, err := l.checkpoint(false); err != nil {
+					l.logger.Error("audit checkpoint failed", logKeyErr, err)
+				}
+			}
+			if l.cfg.Retention > 0 && l.cfg.PruneInterval > 0 && time.Since(l.w.lastPrune) >= l.cfg.PruneInterval {
+				l.w.lastPrune = time.Now()
+				if _, err := l.prune(context.Background()); err != nil {
+					l.logger.Error("audit prune failed", logKeyErr, err)
+				}
+			}
+		case fn := <-l.ctl:
+			l.drain()
+			fn()
+		case <-l.quit:
+			l.drain() // commit what was queued before Close
+			return
+		}
+	}
+}
+
+// drain commits pending batches until the queue is empty.
+func (l *Log) drain() {
+	waited := false
+	for {
+		l.qmu.Lock()
+		b := l.pending
+		if b.n == 0 {
+			l.qmu.Unlock()
+			return
+		}
+		// Group commit gathering: callers acknowledged by the previous
+		// fsync are usually about to append again. If fewer events are
+		// queued than the last batch held, wait briefly (at most
+		// maxGather) for the batch to fill, rather than spend an fsync
+		// on a handful of events and make the rest wait for the next.
+		if l.cfg.Durability == DurabilitySync && !waited && b.n < l.w.lastN {
+			select {
+			case <-l.grown:
+			default:
+			}
+			l.want = l.w.lastN
+			l.qmu.Unlock()
+			l.w.gather.Reset(maxGather)
+			select {
+			case <-l.grown:
+			case <-l.w.gather.C:
+			}
+			l.w.gather.Stop()
+			waited = true
+			continue
+		}
+		waited = false
+		l.want = 0
+		l.w.lastN = b.n
+		l.pending = newBatchLike(b)
+		failed := l.failed
+		l.qcond.Broadcast()
+		l.qmu.Unlock()
+		if failed != nil {
+			b.err = fmt.Errorf("audit log failed: %w", failed)
+		} else if err := l.commit(b); err != nil {
+			l.fail(err)
+			b.err = err
+		}
+		// In batch mode commit did not fsync, so this acknowledges
+		// before the data is durable, as DurabilityBatch promises.
+		close(b.done)
+		if b.err == nil && l.stream != nil {
+			l.stream.sendBatch(b)
+		}
+	}
+}
+
+// fail makes every later Record fail with err: after a failed write or
+// fsync the state of the files is unknown until the next Open.
+func (l *Log) fail(err error) {
+	l.logger.Error("audit append failed; refusing further events", logKeyErr, err)
+	l.qmu.Lock()
+	if l.failed == nil {
+		l.failed = err
+	}
+	l.qcond.Broadcast()
+	l.qmu.Unlock()
+}
+
+// commit writes one batch, crossing segment boundaries as needed, and
+// fsyncs it in sync mode.
+func (l *Log) commit(b *batch) error {
+	w := &l.w
+	b.start = w.size
+	full := uint64(1) << l.segBits
+	off, i := 0, 0
+	for i < b.n {
+		k := b.n - i
+		if room := int(full - w.segCount); k > room {
+			k = room
+		}
+		w.idxBuf = w.idxBuf[:0]
+		pos := w.segOff
+		chunk := 0
+		for j := i; j < i+k; j++ {
+			leaf := b.leaves[j*hashLen : (j+1)*hashLen]
+			w.idxBuf = appendIdxEntry(w.idxBuf, uint64(pos), leaf)
+			pos += int64(b.lens[j])
+			chunk += b.lens[j]
+			if err := w.rng.Append(leaf, w.visit); err != nil {
+				return fmt.Errorf("append audit leaf: %w", err)
+			}
+		}
+		if _, err := w.seg.Write(b.buf[off : off+chunk]); err != nil {
+			return fmt.Errorf("write audit segment %d: %w", w.segStart, err)
+		}
+		if _, err := w.idx.Write(w.idxBuf); err != nil {
+			return fmt.Errorf("write audit index %d: %w", w.segStart, err)
+		}
+		w.segOff = pos
+		w.segCount += uint64(k)
+		w.size += uint64(k)
+		off += chunk
+		i += k
+		if w.segCount == full {
+			if err := l.seal(); err != nil {
+				return err
+			}
+		}
+	}
+	w.unsynced = true
+	if l.cfg.Durability == DurabilitySync {
+		if err := l.syncData(); err != nil {
+			return err
+		}
+	}
+	// Readers see the batch only once it is acknowledged.
+	l.mu.Lock()
+	l.segs[len(l.segs)-1].count = w.segCount
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Log) syncData() error {
+	w := &l.w
+	if !w.unsynced {
+		return nil
+	}
+	if err := fdatasync(w.seg); err != nil {
+		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
+	}
+	w.unsynced = false
+	w.lastSync = time.Now()
+	return nil
+}
+
+// fdatasync flushes f's data. It holds a reference to the descriptor, so
+// it is safe against a concurrent Close (it then fails with os.ErrClosed).
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// syncer fsyncs segments handed over by the writer in batch mode.
+func (l *Log) syncer() {
+	defer close(l.syncerDone)
+	for f := range l.bgSync {
+		if err := fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			l.fail(fmt.Errorf("sync audit segment: %w", err))
+		}
+	}
+}
