@@ -93,13 +93,16 @@ func TestBenchInputs(t *testing.T) {
 // Hostile inputs: many candidates that each need a long look ahead.
 func BenchmarkAdversarial(b *testing.B) {
 	inputs := map[string]string{
-		"pem begins":   strings.Repeat("-----BEGIN PRIVATE KEY-----\nQUJD\n", 1<<15),
-		"pem no end":   "-----BEGIN PRIVATE KEY-----\n" + strings.Repeat("QUJDREVG ", 1<<17),
-		"jwt headers":  strings.Repeat("eyJhbGciOiJub25lIn0.", 1<<16),
-		"digits":       strings.Repeat("4111 ", 1<<18),
-		"json secrets": strings.Repeat(`{"token":"`, 1<<17),
-		"dashes":       strings.Repeat("-", 1<<20),
-		"gk prefixes":  strings.Repeat("gk_abcdefghijklmnop_", 1<<16),
+		"pem begins":           strings.Repeat("-----BEGIN PRIVATE KEY-----\nQUJD\n", 1<<15),
+		"pem no end":           "-----BEGIN PRIVATE KEY-----\n" + strings.Repeat("QUJDREVG ", 1<<17),
+		"jwt headers":          strings.Repeat("eyJhbGciOiJub25lIn0.", 1<<16),
+		"digits":               strings.Repeat("4111 ", 1<<18),
+		"json secrets":         strings.Repeat(`{"token":"`, 1<<17),
+		"dashes":               strings.Repeat("-", 1<<20),
+		"gk prefixes":          strings.Repeat("gk_abcdefghijklmnop_", 1<<16),
+		"escaped pem begins":   strings.Repeat(`\u002d\u002d\u002d\u002d\u002dBEGIN PRIVATE KEY-----\nQUJD\n`, 1<<14),
+		"escaped json secrets": strings.Repeat(`{"pass\u0077ord":"\u0061`, 1<<15),
+		"escaped runs":         strings.Repeat(`\\\u0067k_\/\u00`, 1<<16),
 	}
 	for name, in := range inputs {
 		b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) { benchWriter(b, []byte(in)) })

@@ -431,14 +431,13 @@ func (r *Redactor) scan(out *[]byte, src []byte, st scanState) (consumed int, de
 		if c == '\n' && i == len(data)-1 {
 			endLine = true // the next line is checked by the next scan
 		}
-		var res result
-		if len(v.toks) == 0 {
-			res = r.match(data[i:], p, eof)
-		} else {
+		e, meof := len(data), eof
+		if len(v.toks) != 0 {
 			// An escaped view: a matcher sees at most maxView input bytes.
-			e := v.end(i)
-			res = r.match(data[i:e], p, eof || e < len(data))
+			e = v.end(i)
+			meof = eof || e < len(data)
 		}
+		res := r.match(data[i:e], p, meof)
 		switch res.st {
 		case stNo:
 			i++
@@ -452,7 +451,7 @@ func (r *Redactor) scan(out *[]byte, src []byte, st scanState) (consumed int, de
 				return 0, nil, false, true
 			}
 			*out = append(*out, src[v.orig(emitted):v.orig(i+res.rs)]...)
-			if res.k == kCard && !v.escaped(i, i+res.re) && jsonValueBefore(data[:i], st.hist) {
+			if res.k == kCard && (len(v.toks) == 0 || !v.escaped(i, i+res.re)) && jsonValueBefore(data[:i], st.hist) {
 				// A bare number in JSON: keep the document valid. (Escaped
 				// digits are inside a string.)
 				*out = append(*out, '"')
