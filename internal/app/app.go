@@ -273,6 +273,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Ready:          a.readiness(),
 		TrustedProxies: config.ParsePrefixes(cfg.TrustedProxies),
 		ForwardAuth:    gateway.ForwardAuth{Proxy: cfg.ForwardAuth.Proxy, TrustedProxies: config.ParsePrefixes(cfg.ForwardAuth.TrustedProxies)},
+		PreAuth:        preAuthConfig(cfg.Limits.PreAuth),
 	})
 	if err != nil {
 		return nil, err
@@ -348,6 +349,14 @@ func (a *App) routes(cfg *config.Config) ([]gatehouse.Route, error) {
 	return out, nil
 }
 
+// preAuthConfig is limits.preauth for the gateway (failures -1: off).
+func preAuthConfig(c config.PreAuthConfig) gateway.PreAuthConfig {
+	if c.Failures < 0 {
+		return gateway.PreAuthConfig{}
+	}
+	return gateway.PreAuthConfig{Failures: c.Failures, Per: c.Per, Sources: c.Sources}
+}
+
 func (a *App) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -371,6 +380,11 @@ func (a *App) Start() error {
 	go func() {
 		defer a.wg.Done()
 		a.tokens.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.gateway.Run(ctx) // aggregated pre-authentication audit events
 	}()
 	if a.bus != nil {
 		a.busWG.Add(1)
@@ -464,6 +478,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	a.gateway.FlushPreAuth(context.WithoutCancel(ctx))
 	a.system(ctx, "system.shutdown", nil)
 	if err := a.close(); err != nil {
 		errs = append(errs, err)

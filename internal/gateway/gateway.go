@@ -114,6 +114,9 @@ type Config struct {
 	// ForwardAuth configures GET /auth/verify; its zero value refuses
 	// every forward-auth call.
 	ForwardAuth ForwardAuth
+	// PreAuth limits failed authentications and unknown routes per source
+	// address; the zero value sets no limit.
+	PreAuth PreAuthConfig
 }
 
 // Gateway serves the public listener. It is safe for concurrent use.
@@ -129,6 +132,7 @@ type Gateway struct {
 	breakers breakers
 	trusted  trustedProxies
 	fwd      forwardAuth
+	pre      *preAuth // nil: no pre-authentication limit
 }
 
 // New compiles the request path for cfg.
@@ -145,7 +149,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Redactor == nil {
 		cfg.Redactor = redact.New()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth)}
 	g.trusted = newTrustedProxies(cfg.TrustedProxies)
 	var err error
 	if g.fwd, err = newForwardAuth(cfg.ForwardAuth); err != nil {
@@ -249,7 +253,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
 
 	var err error
+	if g.pre != nil && !isHealthPath(r.URL.Path) {
+		// Before anything is looked up: an address that spent its
+		// failures costs one map read.
+		err = g.preAuthCheck(ctx, ex, rec)
+	}
 	switch path := r.URL.Path; {
+	case err != nil:
 	case isHealthPath(path):
 		// Probes are not security events; auditing each would bury the
 		// trail (and cost an fsync per probe).
@@ -268,6 +278,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.err = err
 		if ex.outcome == "" {
 			ex.outcome = outcomeFor(err)
+		}
+		if g.pre != nil && preAuthFailure(ex, err) {
+			g.pre.fail(ex.sourceIP, start)
 		}
 		if !rec.wroteHeader {
 			httpjson.WriteError(rec, r, g.log, err)
