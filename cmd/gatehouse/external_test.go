@@ -22,6 +22,7 @@ func TestExternalIssuer(t *testing.T) {
     - issuer: %[1]s
       jwks_url: %[1]s/.well-known/jwks.json
       audiences: [gatehouse]
+      allowed_scopes: [demo:read]
 `, b.base)+demo)
 
 	out, errOut, code := run(t, b.env(), "clients", "create", "--name", "partner", "--scopes", "demo:read", "--json")

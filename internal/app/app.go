@@ -232,6 +232,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Auditor:  a.audit,
 		Clock:    opts.Clock,
 		Logger:   log,
+
+		// Dev mode may fetch external keys over plain http beyond loopback.
+		AllowPlainHTTP: cfg.Mode == config.ModeDev,
 	})
 	if err != nil {
 		return nil, err
@@ -551,6 +554,7 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 		// serve on local limits meanwhile.
 		checks = append(checks, gateway.ReadinessCheck{Name: "redis", Check: a.limiter.Ping, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"})
 	}
+	checks = append(checks, a.externalIssuersReady()...)
 	if a.pgAudit != nil {
 		checks = append(checks, gateway.ReadinessCheck{Name: "audit", Critical: true,
 			Check: func(ctx context.Context) error {
@@ -569,6 +573,44 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 					role += "; sequencer: " + detail
 				}
 				return role
+			}})
+	}
+	return checks
+}
+
+// externalIssuersReady is one check per external issuer,
+// "external_issuer:<issuer>": failing while its key set has never been
+// loaded or its last refresh failed. Not critical: the instance still
+// serves every other credential (and this issuer's tokens with the keys it
+// holds), and taking every replica out of the load balancer because an
+// IdP is down would turn its outage into Gatehouse's.
+func (a *App) externalIssuersReady() []gateway.ReadinessCheck {
+	var checks []gateway.ReadinessCheck
+	for i, e := range a.cfg.Auth.ExternalIssuers {
+		status := func() authn.ExternalIssuerStatus { return a.tokens.ExternalStatus()[i] }
+		checks = append(checks, gateway.ReadinessCheck{Name: "external_issuer:" + e.Issuer,
+			Check: func(ctx context.Context) error {
+				st := status()
+				switch {
+				case st.Keys == 0 && st.Err != nil:
+					return fmt.Errorf("JWKS not loaded: %v", st.Err)
+				case st.Keys == 0:
+					return errors.New("JWKS not loaded yet")
+				case st.Err != nil:
+					return fmt.Errorf("JWKS refresh failed, verifying with the %d keys loaded %s: %v", st.Keys, st.LoadedAt.UTC().Format(time.RFC3339), st.Err)
+				}
+				return nil
+			},
+			Detail: func() string {
+				st := status()
+				d := fmt.Sprintf("%d keys", st.Keys)
+				if st.JWKSURL != "" {
+					d += " from " + st.JWKSURL
+				}
+				if !st.LoadedAt.IsZero() {
+					d += ", loaded " + st.LoadedAt.UTC().Format(time.RFC3339)
+				}
+				return d
 			}})
 	}
 	return checks

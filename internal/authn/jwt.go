@@ -27,15 +27,18 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-// Signing algorithms Gatehouse issues and accepts. Nothing else is ever
-// accepted: not "none", not HMAC (so a public key can never be used as an
-// HMAC secret).
+// Signing algorithms Gatehouse issues (and accepts of its own tokens).
 const (
 	AlgEdDSA = "EdDSA"
 	AlgES256 = "ES256"
 )
 
-var acceptedAlgs = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
+// acceptedAlgs are all the algorithms a token may be parsed with: its own
+// two and ExternalAlgs. Nothing else is ever accepted: not "none", not
+// HMAC (so a public key can never be used as an HMAC secret). Each key
+// then verifies only its own algorithms.
+var acceptedAlgs = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256, jose.ES384,
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512}
 
 // Leeway is the clock skew allowed on exp, nbf and iat.
 const Leeway = 60 * time.Second
@@ -64,9 +67,12 @@ type TokensConfig struct {
 	Keys     SigningKeyStore
 	Clients  *Clients // revoked clients' tokens fail
 	External []ExternalIssuer
-	Clock    gatehouse.Clock
-	Logger   *slog.Logger
-	Auditor  gatehouse.Auditor
+	// AllowPlainHTTP (dev mode) lets external issuers' keys and discovery
+	// be fetched over plain http:// from hosts other than loopback.
+	AllowPlainHTTP bool
+	Clock          gatehouse.Clock
+	Logger         *slog.Logger
+	Auditor        gatehouse.Auditor
 }
 
 // Tokens issues and verifies JWTs: its own (client credentials) and those
@@ -80,6 +86,7 @@ type Tokens struct {
 	state atomic.Pointer[keyState]   // current signing keys, immutable
 	cache *tokenCache                // verified tokens
 	ext   map[string]*externalIssuer // by issuer
+	exts  []*externalIssuer          // in config order
 }
 
 // signingKey is one signing key pair.
@@ -162,11 +169,15 @@ func NewTokens(ctx context.Context, cfg TokensConfig) (*Tokens, error) {
 		t.publish(keys)
 	}
 	for _, e := range cfg.External {
-		x, err := newExternalIssuer(e, t.log, cfg.Clock)
+		if t.ext[e.Issuer] != nil {
+			return nil, fmt.Errorf("external issuer %s: configured twice", e.Issuer)
+		}
+		x, err := newExternalIssuer(e, cfg.AllowPlainHTTP, t.log, cfg.Clock, t.cache.clear)
 		if err != nil {
 			return nil, err
 		}
 		t.ext[e.Issuer] = x
+		t.exts = append(t.exts, x)
 	}
 	return t, nil
 }
@@ -344,6 +355,28 @@ func (t *Tokens) SigningKeys() []SigningKeyInfo {
 // JWKS returns the JSON Web Key Set of every key whose tokens may still
 // be valid.
 func (t *Tokens) JWKS() []byte { return t.state.Load().jwks }
+
+// ExternalStatus reports the key set of each external issuer, in config
+// order.
+func (t *Tokens) ExternalStatus() []ExternalIssuerStatus {
+	out := make([]ExternalIssuerStatus, 0, len(t.exts))
+	for _, x := range t.exts {
+		out = append(out, x.status())
+	}
+	return out
+}
+
+// RefreshExternal fetches every external issuer's key set now (Run also
+// does, in the background), returning the failures joined.
+func (t *Tokens) RefreshExternal(ctx context.Context) error {
+	var errs []error
+	for _, x := range t.exts {
+		if err := x.fetch(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("external issuer %s: %w", x.cfg.Issuer, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Issuer is the iss of issued tokens.
 func (t *Tokens) Issuer() string { return t.cfg.Issuer }

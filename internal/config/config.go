@@ -626,8 +626,17 @@ func (c *Config) validate(root *yaml.Node) error {
 		return v.fail("auth.signing_key_rotation", "must be at least 1d")
 	}
 	for i, e := range c.Auth.ExternalIssuers {
-		if err := e.Validate(); err != nil {
-			return v.fail(fmt.Sprintf("auth.external_issuers[%d]", i), "%v", err)
+		at := fmt.Sprintf("auth.external_issuers[%d]", i)
+		if err := e.Validate(c.Mode == ModeDev); err != nil {
+			if fe := (*authn.FieldError)(nil); errors.As(err, &fe) {
+				return v.fail(at+"."+fe.Field, "%s", fe.Msg)
+			}
+			return v.fail(at, "%v", err)
+		}
+		for _, prev := range c.Auth.ExternalIssuers[:i] {
+			if prev.Issuer == e.Issuer {
+				return v.fail(at+".issuer", "%q is configured twice", e.Issuer)
+			}
 		}
 	}
 	switch {
