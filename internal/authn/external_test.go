@@ -275,7 +275,9 @@ func TestExternalKeyAbuse(t *testing.T) {
 		token  func(iss string) string
 		accept bool
 	}
-	rsaA := func(alg string) string { return jwkJSON(jose.JSONWebKey{Key: &ra.PublicKey, KeyID: "a", Algorithm: alg, Use: "sig"}) }
+	rsaA := func(alg string) string {
+		return jwkJSON(jose.JSONWebKey{Key: &ra.PublicKey, KeyID: "a", Algorithm: alg, Use: "sig"})
+	}
 	rsaBJ := jwkJSON(jose.JSONWebKey{Key: &rb.PublicKey, KeyID: "b", Algorithm: "RS256"})
 	tok := func(alg string, key any, kid string, claims map[string]any) func(string) string {
 		return func(iss string) string { return sign(t, alg, key, kid, iss, testNow, claims) }
@@ -291,11 +293,17 @@ func TestExternalKeyAbuse(t *testing.T) {
 		{name: "allowed_algs ES256: RS256 key unusable", keys: []string{rsaA("RS256")}, algs: []string{"ES256"}, token: tok("RS256", ra, "a", nil)},
 		{name: "RSA 1024 key", keys: []string{jwkJSON(jose.JSONWebKey{Key: &small.PublicKey, KeyID: "a", Algorithm: "RS256"}), rsaBJ}, token: tok("RS256", small, "a", nil)},
 		{name: "HS256 with the RSA public key PEM as secret", keys: []string{rsaA("RS256")},
-			token: func(iss string) string { return hs256(t, "a", pubPEM, map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()}) }},
+			token: func(iss string) string {
+				return hs256(t, "a", pubPEM, map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()})
+			}},
 		{name: "HS256 with the RSA modulus as secret", keys: []string{rsaA("")},
-			token: func(iss string) string { return hs256(t, "a", ra.N.Bytes(), map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()}) }},
+			token: func(iss string) string {
+				return hs256(t, "a", ra.N.Bytes(), map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()})
+			}},
 		{name: "HS256 against an oct key in the JWKS", keys: []string{octJWK, rsaBJ},
-			token: func(iss string) string { return hs256(t, "oct", pubPEM, map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()}) }},
+			token: func(iss string) string {
+				return hs256(t, "oct", pubPEM, map[string]any{"iss": iss, "sub": "alice", "aud": "gatehouse", "exp": testNow.Add(time.Minute).Unix()})
+			}},
 		{name: "alg none", keys: []string{rsaA("RS256")}, token: noneTok},
 		{name: "private key published in the JWKS", keys: []string{string(privJWK), rsaA("RS256")}, token: tok("RS256", rb, "leaked", nil)},
 		{name: "encryption key", keys: []string{encKey, rsaA("RS256")}, token: tok("RS256", rb, "enc", nil)},
