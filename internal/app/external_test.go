@@ -60,14 +60,15 @@ func (idp *idpServer) token(t *testing.T, h *harness, scope any) string {
 	return tok
 }
 
-// readiness returns /health/ready's status code and its checks.
+// readiness returns the admin listener's /health/ready status code and
+// checks (the public one shows the status alone).
 func readiness(t *testing.T, h *harness) (int, map[string]struct {
 	OK     bool   `json:"ok"`
 	Error  string `json:"error"`
 	Detail string `json:"detail"`
 }) {
 	t.Helper()
-	res := h.do("GET", h.base+"/health/ready", nil)
+	res := h.do("GET", h.admin+"/health/ready", nil)
 	defer res.Body.Close()
 	var body struct {
 		Checks map[string]struct {
