@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -306,5 +307,45 @@ func TestForwardAuthTrustedProxies(t *testing.T) {
 	code, _, body := h.verifyCall(nil, "nginx", "GET", "/public/x")
 	if code != 403 || !strings.Contains(body, "trusted_proxies") {
 		t.Fatalf("from 127.0.0.1: %d %s; want 403", code, body)
+	}
+}
+
+// TestREADMEProxySnippets checks what can be checked here of the Traefik
+// and Caddy snippets (neither proxy runs in these tests): Traefik's
+// authResponseHeadersRegex — Go regexp, as Traefik uses — strips every
+// spelling of an X-Gatehouse-* header and nothing else, and the Caddy
+// route removes inbound X-Gatehouse-* before the check and the
+// credentials after it.
+func TestREADMEProxySnippets(t *testing.T) {
+	traefik := readmeSnippet(t, "**Traefik** (`ForwardAuth`", "yaml")
+	m := regexp.MustCompile(`authResponseHeadersRegex: "([^"]+)"`).FindStringSubmatch(traefik)
+	if m == nil {
+		t.Fatalf("no authResponseHeadersRegex in:\n%s", traefik)
+	}
+	re := regexp.MustCompile(m[1])
+	for _, name := range []string{"X-Gatehouse-Principal", "X-Gatehouse-Scopes", "X-Gatehouse-Tier", http.CanonicalHeaderKey("x-gatehouse-decision-id"), "X_gatehouse_principal", "X-GATEHOUSE-ROLE"} {
+		if !re.MatchString(name) {
+			t.Errorf("Traefik regex %q does not strip %s", m[1], name)
+		}
+	}
+	for _, name := range []string{"Authorization", "X-Gatehousex", "X-My-Gatehouse-Principal", "Content-Type"} {
+		if re.MatchString(name) {
+			t.Errorf("Traefik regex %q strips %s", m[1], name)
+		}
+	}
+	for _, want := range []string{"trustForwardHeader: false", "Authorization: \"\"", "X-API-Key: \"\"", "middlewares: [gatehouse, gatehouse-no-credentials]"} {
+		if !strings.Contains(traefik, want) {
+			t.Errorf("Traefik snippet lacks %q", want)
+		}
+	}
+	caddy := readmeSnippet(t, "**Caddy** (`forward_auth`", "caddy")
+	order := []string{"route {", "request_header -X-Gatehouse-*", "forward_auth 127.0.0.1:8080", "uri /auth/verify", "copy_headers X-Gatehouse-Principal X-Gatehouse-Scopes X-Gatehouse-Decision-Id", "request_header -Authorization", "request_header -X-API-Key", "reverse_proxy"}
+	at := 0
+	for _, want := range order {
+		i := strings.Index(caddy[at:], want)
+		if i < 0 {
+			t.Fatalf("Caddy snippet lacks %q after position %d:\n%s", want, at, caddy)
+		}
+		at += i + len(want)
 	}
 }

@@ -37,31 +37,23 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 // maxForwardedHops bounds how far X-Forwarded-For is walked.
 const maxForwardedHops = 32
 
-// clientAddr is who sent a request, as far as the gateway can tell.
-type clientAddr struct {
-	ip string // the client: the TCP peer, or through trusted proxies the first untrusted hop
-	// trusted is set when the TCP peer is a trusted proxy; then
-	// forwardedFor is the X-Forwarded-For to pass upstream: the verified
-	// hops from ip to the peer, comma-separated.
-	trusted      bool
-	forwardedFor string
-}
-
-// resolve finds the client address of r. Without trusted proxies, or when
+// resolve finds the client address of r and, when the TCP peer is a
+// trusted proxy, the X-Forwarded-For to pass upstream: the verified hops
+// from the client to the peer ("" otherwise). Without trusted proxies, or when
 // the TCP peer is not one, it is the peer and nothing the request carries
 // is read (and nothing is allocated). From a trusted peer, X-Forwarded-For
 // (every field line, in order) is read right to left, skipping trusted
 // addresses, up to the first untrusted one, which is the client. A
 // malformed entry ends the walk: the client is then the nearest hop that
 // was verified. When every hop is trusted the leftmost is the client.
-func (t trustedProxies) resolve(r *http.Request) clientAddr {
+func (t trustedProxies) resolve(r *http.Request) (client, forwardedFor string) {
 	peer := sourceIP(r)
 	if len(t) == 0 {
-		return clientAddr{ip: peer}
+		return peer, ""
 	}
 	pa, err := netip.ParseAddr(peer)
 	if err != nil || !t.contains(pa) {
-		return clientAddr{ip: peer}
+		return peer, ""
 	}
 	pa = pa.Unmap().WithZone("")
 	hops := make([]netip.Addr, 1, 4)
@@ -87,7 +79,6 @@ walk:
 			}
 		}
 	}
-	c := clientAddr{ip: hops[len(hops)-1].String(), trusted: true}
 	var b strings.Builder
 	for i := len(hops) - 1; i >= 0; i-- {
 		b.WriteString(hops[i].String())
@@ -95,8 +86,7 @@ walk:
 			b.WriteString(", ")
 		}
 	}
-	c.forwardedFor = b.String()
-	return c
+	return hops[len(hops)-1].String(), b.String()
 }
 
 // parseForwardedAddr reads one X-Forwarded-For entry: an IP address,
@@ -177,17 +167,22 @@ func scrubForwarded(h http.Header) {
 // gateway's own view unless a trusted proxy sent exactly one plausible
 // value; X-Real-IP is the resolved client.
 func setForwarded(out http.Header, in *http.Request, ex *exchange) {
-	if ex.client.trusted {
-		out["X-Forwarded-For"] = []string{ex.client.forwardedFor}
-		if v := in.Header["X-Forwarded-Proto"]; len(v) == 1 && (v[0] == "https" || v[0] == "http") {
-			out["X-Forwarded-Proto"] = v
+	if ex.forwardedFor == "" {
+		// X-Forwarded-For is the peer, which is the client: share the
+		// value rather than allocate another.
+		if v := out["X-Forwarded-For"]; len(v) > 0 {
+			out["X-Real-Ip"] = v
 		}
-		if v := in.Header["X-Forwarded-Host"]; len(v) == 1 && validHost(v[0]) {
-			out["X-Forwarded-Host"] = v
-		}
+		return
 	}
-	ex.realIP[0] = ex.sourceIP
-	out["X-Real-Ip"] = ex.realIP[:]
+	out["X-Forwarded-For"] = []string{ex.forwardedFor}
+	out["X-Real-Ip"] = []string{ex.sourceIP}
+	if v := in.Header["X-Forwarded-Proto"]; len(v) == 1 && (v[0] == "https" || v[0] == "http") {
+		out["X-Forwarded-Proto"] = v
+	}
+	if v := in.Header["X-Forwarded-Host"]; len(v) == 1 && validHost(v[0]) {
+		out["X-Forwarded-Host"] = v
+	}
 }
 
 // validHost accepts a host or host:port without anything that could end

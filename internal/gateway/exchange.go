@@ -24,13 +24,15 @@ type exchange struct {
 	start     time.Time
 	requestID string
 	sourceIP  string // the client's address (see clientip.go), without port
-	client    clientAddr
-	realIP    [1]string // backs the X-Real-IP header value passed upstream
-	trace     traceParent
-	route     *route
-	principal *gatehouse.Principal
-	decision  authz.Decision
-	decided   bool
+	// forwardedFor is set when the TCP peer is a trusted proxy: the
+	// X-Forwarded-For passed upstream, the verified hops from the client
+	// to the peer.
+	forwardedFor string
+	trace        traceParent
+	route        *route
+	principal    *gatehouse.Principal
+	decision     authz.Decision
+	decided      bool
 	// action and resource name what a decision request asked about; target
 	// is the forwarded request of a forward-auth check.
 	action, resource string

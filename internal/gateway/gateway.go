@@ -239,8 +239,8 @@ func (g *Gateway) SetDraining() { g.health.draining.Store(true) }
 // ServeHTTP runs the request path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.clock.Now()
-	ex := &exchange{start: start, client: g.trusted.resolve(r)}
-	ex.sourceIP = ex.client.ip
+	ex := &exchange{start: start}
+	ex.sourceIP, ex.forwardedFor = g.trusted.resolve(r)
 	ex.requestID = httpjson.RequestID(r)
 	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
 
