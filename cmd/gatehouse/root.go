@@ -88,7 +88,7 @@ GATEHOUSE_TOKEN.`,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
 	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env),
-		newUsersCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newVersionCmd())
+		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newVersionCmd())
 	return root
 }
 

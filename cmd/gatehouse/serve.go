@@ -24,7 +24,7 @@ the admin listener (admin API).
 With no config file it runs on embedded defaults: data in ./gatehouse-data
 (SQLite), public listener 127.0.0.1:8080, admin listener 127.0.0.1:8081, and
 one demo route /demo/ to a built-in echo upstream that needs scope demo:read.
-On first start it prints a bootstrap admin token once.
+On first start it prints a bootstrap admin token once, when it is serving.
 
 Environment: GATEHOUSE_CONFIG (config file), GATEHOUSE_DATA_DIR,
 GATEHOUSE_LISTEN, GATEHOUSE_ADMIN_LISTEN override the file;

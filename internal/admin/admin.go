@@ -91,6 +91,7 @@ func New(cfg Config) *Server {
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
 	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
 	s.people()
+	s.adminTokenRoutes()
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
@@ -210,7 +211,7 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 		}
 		return p, nil
 	}
-	if s.cfg.AdminToken != nil && s.cfg.AdminToken.Verify(token) {
+	if s.cfg.AdminToken != nil && s.cfg.AdminToken.Verify(r.Context(), token) {
 		return withRole(authn.AdminPrincipal(), authn.RoleAdmin), nil
 	}
 	return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid admin credential")

@@ -78,6 +78,11 @@ type App struct {
 	// auditStream is where audit events are also written as JSON lines.
 	auditStream io.Writer
 	version     string
+	// adminToken is the bootstrap admin token; showToken the newly
+	// generated one Start prints once serving (to stdout).
+	adminToken *authn.AdminToken
+	showToken  string
+	stdout     io.Writer
 
 	public, adminSrv, echo, redirect *http.Server
 	publicLn, adminLn, redirectLn    net.Listener
@@ -189,10 +194,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if generated != "" {
-		fmt.Fprintf(opts.Stdout, "\nGatehouse bootstrap admin token (shown once; it is stored only as a hash):\n\n    %s\n\n"+
-			"Use it with the CLI:  export GATEHOUSE_TOKEN=%s\n\n", generated, generated)
-	}
+	// A generated token is printed by Start, once serving: a start that
+	// fails before then leaves it unshown, and the next start makes another.
+	a.adminToken, a.showToken, a.stdout = adminToken, generated, opts.Stdout
+	a.auditAdminTokenEvents(ctx)
 	if envIgnored {
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
@@ -408,7 +413,36 @@ func (a *App) Start() error {
 	}
 	a.system(context.Background(), "system.startup", map[string]any{"listen": a.Addr(), "admin_listen": a.AdminAddr(), "version": a.version})
 	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
+	a.printAdminToken()
 	return nil
+}
+
+// printAdminToken prints a newly generated bootstrap admin token, once the
+// listeners serve, and records that it was shown.
+func (a *App) printAdminToken() {
+	if a.showToken == "" {
+		return
+	}
+	t := a.showToken
+	a.showToken = ""
+	fmt.Fprintf(a.stdout, "\nGatehouse bootstrap admin token (shown once; it is stored only as a hash):\n\n    %s\n\n"+
+		"Use it with the CLI:  export GATEHOUSE_TOKEN=%s\n\n", t, t)
+	if err := a.adminToken.Shown(context.Background()); err != nil {
+		a.log.Error("could not record that the admin token was shown; the next start makes a new one", "err", err)
+	}
+}
+
+// auditAdminTokenEvents records the offline changes of the bootstrap admin
+// token (gatehouse admin-token rotate/disable) made since the last start.
+func (a *App) auditAdminTokenEvents(ctx context.Context) {
+	events, err := authn.TakeAdminTokenEvents(ctx, a.store)
+	if err != nil {
+		a.log.Error("could not read the admin token's offline changes", "err", err)
+		return
+	}
+	for _, e := range events {
+		a.system(ctx, e.Action, map[string]any{"at": e.At, "via": e.Via})
+	}
 }
 
 func (a *App) serve(s *http.Server, ln net.Listener) {
