@@ -15,6 +15,7 @@ const (
 	EMETHOD          = "method_not_allowed"
 	ECONFLICT        = "conflict"               // 409
 	ETOOLARGE        = "too_large"              // 413
+	EREQUESTTIMEOUT  = "request_timeout"        // 408: the client sent too slowly
 	EUNPROCESSABLE   = "unprocessable"          // 422
 	EUNSUPPORTED     = "unsupported_media_type" // 415
 	ERATELIMITED     = "rate_limited"           // 429
@@ -77,6 +78,8 @@ func HTTPStatus(code string) int {
 		return http.StatusConflict
 	case ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
+	case EREQUESTTIMEOUT:
+		return http.StatusRequestTimeout
 	case EUNSUPPORTED:
 		return http.StatusUnsupportedMediaType
 	case EUNPROCESSABLE:

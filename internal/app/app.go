@@ -282,6 +282,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		TrustedProxies: config.ParsePrefixes(cfg.TrustedProxies),
 		ForwardAuth:    gateway.ForwardAuth{Proxy: cfg.ForwardAuth.Proxy, TrustedProxies: config.ParsePrefixes(cfg.ForwardAuth.TrustedProxies)},
 		PreAuth:        preAuthConfig(cfg.Limits.PreAuth),
+		ReadTimeout:    cfg.Limits.ReadTimeout,
+		MinRate:        int64(cfg.Limits.MinRate),
 	})
 	if err != nil {
 		return nil, err
@@ -296,7 +298,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// is set above it so that only gross excess meets it (and that answer
 	// too is rewritten to JSON on plaintext listeners: serve).
 	a.public.MaxHeaderBytes = 2 * int(cfg.Limits.MaxHeaderBytes)
-	a.adminSrv = a.newServer(adminAPI)
+	a.adminSrv = a.newServer(gateway.ReadLimits(adminAPI, cfg.Limits.ReadTimeout, int64(cfg.Limits.MinRate)))
 	if cfg.TLS.Enabled() {
 		tc, err := certs.NewServerConfig(certs.ServerConfig{
 			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: cfg.TLS.MinVersion, ClientCAFile: cfg.TLS.ClientCAFile,

@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // procStatus reads one "Name:   N kB" field of /proc/self/status in bytes.
@@ -196,5 +200,160 @@ func TestClientLockoutFromAnotherAddress(t *testing.T) {
 	}
 	if a := real.token(cc, other.ClientID, other.ClientSecret); a.status != 200 {
 		t.Errorf("another address got %d", a.status)
+	}
+}
+
+// closedWithin reads from c until the server closes it, failing the test
+// if that takes longer than limit (the bound under test is far shorter).
+// It returns what the server sent.
+func closedWithin(t *testing.T, c net.Conn, limit time.Duration) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(limit))
+	b, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the server kept the connection open for %v; got %q", limit, b)
+	}
+	return string(b)
+}
+
+// TestSlowClientsCutOff: raw sockets that trickle a body, never send it,
+// or never finish their headers are closed by the server on both listeners
+// (a body too slow is answered 408 first), well before the test's own
+// 15-second bound.
+func TestSlowClientsCutOff(t *testing.T) {
+	h := MustStartFull(t, "limits:\n  read_header_timeout: 500ms\n  read_timeout: 1s\n", `
+  - name: uploads
+    path: /uploads/
+    upstream: {{UP}}
+    public: true
+  - name: trickle-rate
+    path: /rate/
+    upstream: {{UP}}
+    public: true
+    read_timeout: 60s
+    min_rate: 1KiB
+`)
+	pub, adm := h.app.Addr(), h.app.AdminAddr()
+	body := func(addr, path string) string {
+		return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+	}
+	tests := []struct {
+		name    string
+		addr    string
+		send    string
+		trickle bool // one more byte every 100ms after send
+		want408 bool
+	}{
+		{"public: body never sent", pub, body(pub, "/uploads/x"), false, true},
+		{"public: body trickles (total deadline)", pub, body(pub, "/uploads/x") + `{"a":`, true, true},
+		{"public: body below min_rate", pub, body(pub, "/rate/x") + `{"a":`, true, true},
+		{"public: headers never finish", pub, "GET /uploads/x HTTP/1.1\r\nHost: x\r\nX-Slow: ", true, false},
+		{"admin: body trickles", adm, body(adm, "/v1/session") + `{"username":`, true, false},
+		{"admin: headers never finish", adm, "GET /v1/keys HTTP/1.1\r\nHost: x\r\nX-Slow: ", true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			if tc.trickle {
+				go func() {
+					tick := time.NewTicker(100 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-tick.C:
+							if _, err := c.Write([]byte("a")); err != nil {
+								return
+							}
+						}
+					}
+				}()
+			}
+			got := closedWithin(t, c, 15*time.Second)
+			if tc.want408 && !strings.HasPrefix(got, "HTTP/1.1 408 ") {
+				t.Errorf("answer before close: %q, want a 408", got)
+			}
+			if strings.HasPrefix(got, "HTTP/1.1 5") {
+				t.Errorf("a slow client got a 5xx: %q", got)
+			}
+		})
+	}
+}
+
+// TestBufferedRouteHoldsNoUpstreamConnection: on a route with
+// buffer_request, a body that arrives in pieces (chunked) is read whole
+// before the upstream is dialled: the upstream's first connection comes
+// after the last byte, and it receives the body with a Content-Length.
+func TestBufferedRouteHoldsNoUpstreamConnection(t *testing.T) {
+	var sent, sentAtDial atomic.Int64
+	sentAtDial.Store(-1)
+	var gotLen atomic.Int64
+	var gotBody atomic.Value
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotLen.Store(r.ContentLength)
+		gotBody.Store(string(b))
+		io.WriteString(w, "stored")
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			sentAtDial.CompareAndSwap(-1, sent.Load())
+		}
+	}
+	up.Start()
+	defer up.Close()
+	h := MustStartFull(t, "", `
+  - name: buffered
+    path: /buffered/
+    upstream: `+up.URL+`
+    public: true
+    buffer_request: true
+    max_body: 1KiB
+`)
+	c, err := net.Dial("tcp", h.app.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pieces := []string{`{"part":1,`, `"part2":"two",`, `"end":true}`}
+	io.WriteString(c, "POST /buffered/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for _, p := range pieces {
+		fmt.Fprintf(c, "%x\r\n%s\r\n", len(p), p)
+		// Give a gateway that streams the time to dial the upstream.
+		time.Sleep(150 * time.Millisecond)
+		sent.Add(int64(len(p)))
+	}
+	sent.Add(1) // the last chunk
+	io.WriteString(c, "0\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	whole := strings.Join(pieces, "")
+	if res.StatusCode != 200 {
+		t.Fatalf("buffered upload: %d", res.StatusCode)
+	}
+	if at := sentAtDial.Load(); at != int64(len(whole))+1 {
+		t.Errorf("the upstream was dialled when %d of %d body bytes had been sent; want after the whole body", at, len(whole))
+	}
+	if gotLen.Load() != int64(len(whole)) || gotBody.Load() != whole {
+		t.Errorf("upstream got Content-Length %d body %q, want %d %q", gotLen.Load(), gotBody.Load(), len(whole), whole)
+	}
+
+	// Over max_body: 413.
+	res2 := h.do("POST", h.base+"/buffered/x", strings.NewReader(strings.Repeat("x", 2048)), "Content-Type: application/json", "Transfer-Encoding: chunked")
+	if res2.StatusCode != 413 {
+		t.Errorf("buffered body over max_body: %d, want 413", res2.StatusCode)
 	}
 }

@@ -41,6 +41,8 @@ type exchange struct {
 	eventType        string // set by the step that refused the request
 	err              error
 	tooLarge         atomic.Bool // set by limitedBody when the body passed the cap
+	slowBody         atomic.Bool // set by deadlineBody when the body was too slow
+	body             *deadlineBody
 }
 
 type exchangeKey struct{}
@@ -151,7 +153,7 @@ func (w *recorder) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	if w.g.cfg.Auditor != nil && !w.noAudit {
-		if err := w.g.cfg.Auditor.Record(w.r.Context(), w.g.event(w.r, w.ex, code)); err != nil {
+		if err := w.g.cfg.Auditor.Record(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, code)); err != nil {
 			// Fail closed: a response whose audit event is not recorded is
 			// not sent. Whatever the handler writes next is discarded.
 			w.g.log.ErrorContext(w.r.Context(), "audit record failed; answering 503", "request_id", w.ex.requestID, "err", err)

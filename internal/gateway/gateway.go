@@ -117,6 +117,10 @@ type Config struct {
 	// PreAuth limits failed authentications and unknown routes per source
 	// address; the zero value sets no limit.
 	PreAuth PreAuthConfig
+	// ReadTimeout and MinRate bound request bodies until the route is
+	// known (which then applies its own); 0: no bound.
+	ReadTimeout time.Duration
+	MinRate     int64
 }
 
 // Gateway serves the public listener. It is safe for concurrent use.
@@ -200,7 +204,7 @@ func New(cfg Config) (*Gateway, error) {
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
 	// Forward-auth and the decision API reuse the same steps.
-	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.methodOverride, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.validateBody)
+	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.methodOverride, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.readLimits, g.validateBody)
 	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.rateLimit, g.authorize)
 	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate, g.rateLimit)
 	return g, nil
@@ -251,6 +255,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := newContextWithExchange(httpjson.NewContextWithRequestID(r.Context(), ex.requestID), ex)
 	r = r.WithContext(ctx)
 	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
+	if r.Body != nil && r.Body != http.NoBody && (g.cfg.ReadTimeout > 0 || g.cfg.MinRate > 0) {
+		ex.body = newDeadlineBody(w, r, g.cfg.ReadTimeout, g.cfg.MinRate, func() { ex.slowBody.Store(true) })
+		r.Body = ex.body
+	}
 
 	var err error
 	if g.pre != nil && !isHealthPath(r.URL.Path) {

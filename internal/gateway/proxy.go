@@ -109,6 +109,8 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			switch {
 			case ex.tooLarge.Load():
 				e = tooLarge(rt.MaxBody)
+			case ex.slowBody.Load():
+				e = bodyTooSlow() // the client's slowness, not the upstream's
 			case errors.Is(err, context.Canceled) && r.Context().Err() == context.Canceled:
 				// The client went away; there is no one to answer.
 				ex.err, ex.outcome = err, gatehouse.OutcomeFailure

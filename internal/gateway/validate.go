@@ -50,6 +50,9 @@ func (g *Gateway) validateBody(next Handler) Handler {
 			if exchangeFrom(r.Context()).tooLarge.Load() {
 				return tooLarge(rt.MaxBody)
 			}
+			if exchangeFrom(r.Context()).slowBody.Load() {
+				return bodyTooSlow()
+			}
 			return gatehouse.Errorf(gatehouse.EINVALID, "could not read the request body")
 		}
 		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
