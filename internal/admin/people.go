@@ -183,6 +183,9 @@ type User struct {
 	DisabledAt        *time.Time `json:"disabled_at,omitempty"`
 	CreatedBy         string     `json:"created_by,omitempty"`
 	CreatedByRoot     string     `json:"created_by_root,omitempty"`
+	// LockedUntil is set while repeated failed sign-ins lock the account
+	// (GET /v1/users/NAME only; POST /v1/users/NAME/unlock ends it).
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
 func userJSON(u *store.User) *User {
@@ -242,7 +245,16 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Pr
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, userJSON(u))
+	out := userJSON(u)
+	lo, err := s.cfg.Users.Lockout(r.Context(), u.Username)
+	if err != nil {
+		return err
+	}
+	if lo.Locked(s.cfg.Clock.Now()) {
+		t := lo.LockedUntil
+		out.LockedUntil = &t
+	}
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 

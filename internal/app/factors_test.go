@@ -314,6 +314,12 @@ func TestLockoutSurvivesRestartAndFlood(t *testing.T) {
 	if code, _ := h.newPerson().login("alice", alicePW, nil); code != 401 {
 		t.Fatalf("after a flood and a restart, the locked account signed in: %d", code)
 	}
+	var u struct {
+		LockedUntil *time.Time `json:"locked_until"`
+	}
+	if h.adminCall("GET", "/v1/users/alice", nil, &u); u.LockedUntil == nil || !u.LockedUntil.After(h.clock.Now()) {
+		t.Errorf("GET /v1/users/alice shows no lock: %v", u.LockedUntil)
+	}
 	// Only an admin ends the lock early; the security role may not.
 	h.createUser("sam", "security")
 	sec := h.newPerson()
@@ -484,4 +490,40 @@ func TestAdminDecisionsAudited(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestLockoutSharedByReplicas: on PostgreSQL, failures on one replica
+// lock the account on the other, and one code is accepted once across
+// both.
+func TestLockoutSharedByReplicas(t *testing.T) {
+	r := MustStartReplicas(t)
+	h := r.a
+	h.createUser("alice", "admin")
+	secret := h.newPerson().enrolTOTP("alice")
+	r.clock.Advance(h.clock.Now().Sub(r.clock.Now())) // B's clock to A's
+	onB := &harness{t: t, admin: "http://" + r.b.AdminAddr(), clock: r.clock}
+
+	good, _ := totp.Code(secret, h.clock.Now())
+	if code, _ := h.newPerson().login("alice", alicePW, map[string]any{"totp_code": good}); code != 200 {
+		t.Fatal("sign in on A")
+	}
+	if code, _ := onB.newPerson().login("alice", alicePW, map[string]any{"totp_code": good}); code != 401 {
+		t.Fatalf("the code A accepted, replayed on B: %d, want 401", code)
+	}
+	for i := range 4 { // with the replay above, five failures: two on B, three on A
+		target := h
+		if i%2 == 1 {
+			target = onB
+		}
+		target.newPerson().login("alice", alicePW, map[string]any{"totp_code": wrongCode(secret, h.clock.Now(), i)})
+	}
+	h.clock.Advance(30 * time.Second)
+	r.clock.Advance(30 * time.Second)
+	good, _ = totp.Code(secret, h.clock.Now())
+	if code, _ := onB.newPerson().login("alice", alicePW, map[string]any{"totp_code": good}); code != 401 {
+		t.Fatalf("after five failures across replicas, B signed in: %d, want 401 (locked)", code)
+	}
+	if code, _ := h.newPerson().login("alice", alicePW, map[string]any{"totp_code": good}); code != 401 {
+		t.Fatalf("after five failures across replicas, A signed in: %d, want 401 (locked)", code)
+	}
 }
