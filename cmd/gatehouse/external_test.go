@@ -12,20 +12,20 @@ import (
 )
 
 // TestExternalIssuer runs two gatehouse processes: B issues a token with
-// its OAuth endpoint, and A, configured to trust B as an external issuer,
-// accepts it at its gateway as a principal of kind external.
+// its OAuth endpoint, and A, configured to trust B as an external issuer
+// (its JWKS found through B's OIDC discovery document), accepts it at its
+// gateway as a principal of kind external, with only the scopes A allows.
 func TestExternalIssuer(t *testing.T) {
 	demo := "routes:\n  - name: demo\n    path: /demo/\n    upstream: builtin:echo\n    scopes: [demo:read]\n"
 	b := startServer(t, demo)
 	a := startServer(t, fmt.Sprintf(`auth:
   external_issuers:
     - issuer: %[1]s
-      jwks_url: %[1]s/.well-known/jwks.json
       audiences: [gatehouse]
       allowed_scopes: [demo:read]
 `, b.base)+demo)
 
-	out, errOut, code := run(t, b.env(), "clients", "create", "--name", "partner", "--scopes", "demo:read", "--json")
+	out, errOut, code := run(t, b.env(), "clients", "create", "--name", "partner", "--scopes", "demo:read,admin", "--json")
 	var c struct {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
@@ -70,6 +70,9 @@ func TestExternalIssuer(t *testing.T) {
 	}
 	if want := `"X-Gatehouse-Principal":"` + b.base + "#" + c.ClientID + `"`; !strings.Contains(body, want) {
 		t.Errorf("upstream did not see the external principal %s:\n%s", want, body)
+	}
+	if want := `"X-Gatehouse-Scopes":"demo:read"`; !strings.Contains(body, want) {
+		t.Errorf("upstream did not see exactly the allowed scopes %s (B's admin scope is not A's):\n%s", want, body)
 	}
 	// A tampered token from B fails at A.
 	parts := strings.Split(tok.AccessToken, ".")
