@@ -357,3 +357,38 @@ func TestBufferedRouteHoldsNoUpstreamConnection(t *testing.T) {
 		t.Errorf("buffered body over max_body: %d, want 413", res2.StatusCode)
 	}
 }
+
+// TestTokenEndpointFloodAggregated: a flood of wrong client secrets at
+// /oauth/token from one address spends the address's pre-authentication
+// failures like bad keys on a route: past the threshold it is refused 429
+// at the door, and the audit log holds the failures up to the threshold
+// and one preauth.limited event counting the rest, not one event each.
+func TestTokenEndpointFloodAggregated(t *testing.T) {
+	h := MustStartWith(t, "limits:\n  preauth: {failures: 10, per: 1m}\n")
+	flooder := h.from("127.0.0.4")
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	codes := map[int]int{}
+	for i := 0; i < 60; i++ {
+		a := flooder.token(cc, fmt.Sprintf("cl_%016d", i), "gcs_"+rand.Text())
+		codes[a.status]++
+	}
+	if codes[401] > 10 || codes[429] < 50 {
+		t.Errorf("answers %v: want at most 10 × 401, then 429", codes)
+	}
+	if n := len(h.auditEvents("oauth.token")); n > 10 {
+		t.Errorf("%d oauth.token events for a 60-attempt flood; want at most the 10 before the threshold", n)
+	}
+	h.clock.Advance(61 * time.Second) // the window ends; the next refusal records it
+	flooder.token(cc, "cl_0000000000000000", "gcs_x")
+	var counted float64
+	for _, e := range h.auditEvents("preauth.limited") {
+		if req, _ := e["request"].(map[string]any); req["source_ip"] == "127.0.0.4" {
+			d, _ := e["details"].(map[string]any)
+			c, _ := d["count"].(float64)
+			counted += c
+		}
+	}
+	if counted != float64(codes[429]) {
+		t.Errorf("preauth.limited events count %v refusals, want %d", counted, codes[429])
+	}
+}

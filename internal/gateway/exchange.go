@@ -42,6 +42,7 @@ type exchange struct {
 	err              error
 	tooLarge         atomic.Bool // set by limitedBody when the body passed the cap
 	slowBody         atomic.Bool // set by deadlineBody when the body was too slow
+	authFailed       bool        // an endpoint's authentication failed (CountAuthFailure)
 	body             *deadlineBody
 }
 

@@ -287,11 +287,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ex.outcome == "" {
 			ex.outcome = outcomeFor(err)
 		}
-		if g.pre != nil && preAuthFailure(ex, err) {
-			g.pre.fail(ex.sourceIP, start)
-		}
 		if !rec.wroteHeader {
 			httpjson.WriteError(rec, r, g.log, err)
+		}
+	}
+	if g.pre != nil && (ex.authFailed || (err != nil && preAuthFailure(ex, err))) {
+		if sum, ok := g.pre.fail(ex.sourceIP, start); ok {
+			g.recordSummary(ctx, sum)
 		}
 	}
 	if !rec.wroteHeader {

@@ -19,6 +19,16 @@ func SourceIPFromContext(ctx context.Context) string {
 	return ""
 }
 
+// CountAuthFailure tells the gateway that the request carrying ctx failed
+// to authenticate in one of its Endpoints (a wrong client secret at
+// /oauth/token), so it counts toward the address's pre-authentication
+// limit like a failed credential on a route.
+func CountAuthFailure(ctx context.Context) {
+	if ex := exchangeFrom(ctx); ex != nil {
+		ex.authFailed = true
+	}
+}
+
 // PreAuthConfig limits failures per source address, before credentials are
 // looked up: each address has a bucket of Failures tokens refilling over
 // Per; a failed authentication or an unknown route takes one, and an
@@ -127,8 +137,9 @@ func (p *preAuth) refuse(ip string, now time.Time) (summary, bool) {
 	return sum, ok
 }
 
-// fail takes a token from ip's bucket.
-func (p *preAuth) fail(ip string, now time.Time) {
+// fail takes a token from ip's bucket. It returns the event of a window
+// that has ended, if any.
+func (p *preAuth) fail(ip string, now time.Time) (summary, bool) {
 	s := p.shard(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +148,7 @@ func (p *preAuth) fail(ip string, now time.Time) {
 		e = p.insert(s, ip, now)
 	}
 	e.tokens, e.at = max(p.level(e, now)-1, 0), now
+	return p.roll(ip, e, now)
 }
 
 // roll starts a new window when e's has ended, returning the ended

@@ -150,6 +150,7 @@ func (s *Server) issue(r *http.Request) (*TokenResponse, string, *oauthError) {
 			s.log.ErrorContext(r.Context(), "client authentication failed", "client_id", id, "err", err)
 			return nil, id, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "try again later"}
 		}
+		gateway.CountAuthFailure(r.Context())
 		return nil, id, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed"}
 	}
 	scopes := p.Scopes
