@@ -28,7 +28,7 @@ rotation; Gatehouse keeps only its HMAC.`,
 		asJSON bool
 	)
 	create := &cobra.Command{
-		Use:   "create --name NAME --scopes A,B [--tier T]",
+		Use:   "create --name NAME --scopes A,B [--tier T] [--expires 90d]",
 		Short: "Register a client (its secret is printed once)",
 		Example: `  gatehouse clients create --name billing --scopes read:signals
   gatehouse clients create --name etl --scopes read:signals,write:signals --json`,
@@ -57,6 +57,7 @@ rotation; Gatehouse keeps only its HMAC.`,
 	create.Flags().StringVar(&req.Name, "name", "", "a name for the client")
 	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes the client may request")
 	create.Flags().StringVar(&req.Tier, "tier", "", "rate-limit tier")
+	create.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime, e.g. 90d or 36h (default: never; with a token as GATEHOUSE_TOKEN, when the token expires)")
 	create.Flags().BoolVar(&asJSON, "json", false, "print JSON (has client_id and client_secret)")
 
 	var listJSON bool
@@ -79,9 +80,10 @@ rotation; Gatehouse keeps only its HMAC.`,
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPES\tTIER\tSTATUS\tCREATED")
+			fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPES\tTIER\tSTATUS\tCREATED\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED")
 			for _, cl := range out.Clients {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, strings.Join(cl.Scopes, ","), dash(cl.Tier), cl.Status, cl.CreatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, strings.Join(cl.Scopes, ","), dash(cl.Tier), cl.Status, cl.CreatedAt.Format(time.RFC3339),
+					when(cl.ExpiresAt, "never"), dash(cl.CreatedBy), dash(cl.CreatedByRoot), when(cl.LastUsedAt, "never"))
 			}
 			return tw.Flush()
 		},

@@ -99,13 +99,14 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES")
+			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED")
 			for _, k := range out.Keys {
 				exp := "never"
 				if k.ExpiresAt != nil {
 					exp = k.ExpiresAt.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, exp)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, exp,
+					dash(k.CreatedBy), dash(k.CreatedByRoot), when(k.LastUsedAt, "never"))
 			}
 			return tw.Flush()
 		},
@@ -208,6 +209,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// when formats an optional time, or says none.
+func when(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.Format(time.RFC3339)
 }
 
 func dash(s string) string {

@@ -134,9 +134,10 @@ func newUsersCmd(env Env) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tROLE\tSTATUS\tTOTP\tPASSWORD CHANGED")
+			fmt.Fprintln(tw, "USERNAME\tROLE\tSTATUS\tTOTP\tPASSWORD CHANGED\tCREATED BY\tON BEHALF OF")
 			for _, u := range out.Users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", u.Username, u.Role, u.Status, u.TOTPEnabled, u.PasswordChangedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", u.Username, u.Role, u.Status, u.TOTPEnabled, u.PasswordChangedAt.Format(time.RFC3339),
+					dash(u.CreatedBy), dash(u.CreatedByRoot))
 			}
 			return tw.Flush()
 		},
@@ -354,9 +355,10 @@ func newTokensCmd(env Env) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSER\tNAME\tSCOPES\tROLE\tSTATUS\tEXPIRES")
+			fmt.Fprintln(tw, "ID\tUSER\tNAME\tSCOPES\tROLE\tSTATUS\tEXPIRES\tCREATED BY\tLAST USED")
 			for _, t := range out.Tokens {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Username, t.Name, strings.Join(t.Scopes, ","), dash(t.Role), t.Status, t.ExpiresAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Username, t.Name, strings.Join(t.Scopes, ","), dash(t.Role), t.Status, t.ExpiresAt.Format(time.RFC3339),
+					dash(t.CreatedBy), when(t.LastUsedAt, "never"))
 			}
 			return tw.Flush()
 		},
