@@ -47,6 +47,9 @@ type Config struct {
 	Tiers authn.TierRate
 	// Usage holds last uses not yet written, for listings; nil: none.
 	Usage *authn.Usage
+	// SourceIP maps a client address to its form in audit events (see
+	// audit.source_ip); nil leaves addresses out.
+	SourceIP func(ip string) string
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -173,7 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := httpjson.RequestID(r)
 	w.Header().Set("X-Request-Id", rid)
 	ctx := httpjson.NewContextWithRequestID(r.Context(), rid)
-	r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, &requestInfo{method: r.Method, path: r.URL.Path}))
+	r = r.WithContext(context.WithValue(ctx, requestInfoKey{}, &requestInfo{method: r.Method, path: r.URL.Path, source: sourceAddr(r)}))
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -229,6 +232,7 @@ func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, res
 // for its audit events.
 type requestInfo struct {
 	method, path string
+	source       string // client address (the listener's peer)
 	area         area
 	retryAfter   time.Duration        // set by a limit that refused the request
 	actor        *gatehouse.Principal // once known (authentication may fail after)
@@ -339,6 +343,9 @@ func (s *Server) recordOutcome(ctx context.Context, actor gatehouse.Actor, actio
 	}
 	if r := infoFrom(ctx); r != nil {
 		e.Request.Method, e.Request.Path = r.method, r.path
+		if s.cfg.SourceIP != nil && r.source != "" {
+			e.Request.SourceIP = s.cfg.SourceIP(r.source)
+		}
 	}
 	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))

@@ -290,7 +290,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
-		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage})
+		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage, SourceIP: a.gateway.AuditIP})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers

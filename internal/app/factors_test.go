@@ -461,6 +461,9 @@ func TestAdminDecisionsAudited(t *testing.T) {
 		if e["outcome"] != "failure" || d["area"] == nil || e["resource"] == nil {
 			t.Errorf("auth failure event lacks outcome/area/path: %v", e)
 		}
+		if req, _ := e["request"].(map[string]any); req["source_ip"] != "127.0.0.1" || req["method"] != "GET" {
+			t.Errorf("auth failure event lacks the source address or method: %v", e["request"])
+		}
 		if d["credential_id"] == tok.ID && e["actor"].(map[string]any)["kind"] == "pat" && e["resource"] == "/v1/users" && d["area"] == "users" {
 			sawRevoked = true
 		}

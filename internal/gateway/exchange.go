@@ -307,6 +307,10 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
 // auditIP applies the source-IP privacy setting.
+// AuditIP is how a client address appears in audit events (config
+// audit.source_ip: full, truncate or hash), for the admin API's events.
+func (g *Gateway) AuditIP(ip string) string { return g.auditIP(ip) }
+
 func (g *Gateway) auditIP(ip string) string {
 	switch g.cfg.SourceIP {
 	case "truncate":
