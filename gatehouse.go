@@ -125,6 +125,9 @@ type Route struct {
 	// BufferRequest reads the whole body (at most MaxBody) before the
 	// request is sent upstream.
 	BufferRequest bool
+	// AllowPathParams lets paths carry ';' path parameters (which Tomcat
+	// and Spring drop before routing); off, such paths are refused.
+	AllowPathParams bool
 }
 
 // UpstreamTLS is TLS (and mTLS) to an upstream. The upstream's certificate

@@ -249,6 +249,8 @@ type RouteConfig struct {
 	// BufferRequest reads the whole body (at most max_body) before the
 	// upstream connection is used, so slow clients never hold one.
 	BufferRequest bool `yaml:"buffer_request"`
+	// AllowPathParams admits ';' path parameters on this route.
+	AllowPathParams bool `yaml:"allow_path_params"`
 }
 
 // Default returns the configuration used when no file is given: embedded
@@ -949,6 +951,7 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		ReadTimeout:       r.ReadTimeout,
 		MinRate:           int64(r.MinRate),
 		BufferRequest:     r.BufferRequest,
+		AllowPathParams:   r.AllowPathParams,
 	}
 }
 

@@ -25,9 +25,13 @@ type upstreamBreaker struct {
 }
 
 // breakerTransport sends one route's requests through its own transport
-// and its upstream's breaker. Transport errors and 502/503/504 answers
-// count as failures; while the breaker is open, requests fail at once with
-// errBreakerOpen.
+// and its upstream's breaker. Only the upstream's failures count:
+// transport errors, timeouts (the route's timeout and total_timeout) and
+// 502/503/504 answers. A caller's doing is left out of the counts — the
+// client hung up (its context is canceled) or its request body failed
+// (cut off, the 413 cap of limitedBody included) — and any other answer,
+// 4xx included, is a success. The gateway's own refusals never reach the
+// breaker. While it is open, requests fail at once with errBreakerOpen.
 type breakerTransport struct {
 	rt http.RoundTripper
 	*upstreamBreaker
@@ -39,12 +43,38 @@ type upstreamFailure struct{ res *http.Response }
 
 func (upstreamFailure) Error() string { return "upstream answered 5xx" }
 
+// callerFailure carries an error the caller caused out of the breaker,
+// which excludes it from the counts.
+type callerFailure struct{ err error }
+
+func (e callerFailure) Error() string { return e.err.Error() }
+
+func isCallerFailure(err error) bool {
+	var cf callerFailure
+	return errors.As(err, &cf)
+}
+
 var errBreakerOpen = errors.New("circuit breaker open")
+
+// callerCaused tells whether a failed round trip was the caller's doing.
+// A canceled context is the client's (total_timeout ends it with
+// DeadlineExceeded instead, which is the upstream's).
+func callerCaused(req *http.Request) bool {
+	ctx := req.Context()
+	if ctx.Err() == context.Canceled {
+		return true
+	}
+	ex := exchangeFrom(ctx)
+	return ex != nil && (ex.bodyErr.Load() || ex.tooLarge.Load() || ex.slowBody.Load())
+}
 
 func (b *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := b.cb.Execute(func() (*http.Response, error) {
 		res, err := b.rt.RoundTrip(req)
 		if err != nil {
+			if callerCaused(req) {
+				return nil, callerFailure{err}
+			}
 			return nil, err
 		}
 		switch res.StatusCode {
@@ -54,9 +84,12 @@ func (b *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return res, nil
 	})
 	var uf upstreamFailure
+	var cf callerFailure
 	switch {
 	case errors.As(err, &uf):
 		return uf.res, nil
+	case errors.As(err, &cf):
+		return nil, cf.err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, errBreakerOpen
 	}
@@ -95,6 +128,7 @@ func (bs *breakers) get(upstream string, rt http.RoundTripper, s gatehouse.Break
 		MaxRequests: uint32(s.HalfOpenRequests),
 		Interval:    time.Minute,
 		Timeout:     s.OpenTimeout,
+		IsExcluded:  isCallerFailure,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return c.ConsecutiveFailures >= uint32(s.ConsecutiveFailures) ||
 				(c.Requests >= uint32(s.MinRequests) && float64(c.TotalFailures)/float64(c.Requests) >= s.FailureRatio)

@@ -44,6 +44,7 @@ type exchange struct {
 	slowBody         atomic.Bool // set by deadlineBody when the body was too slow
 	authFailed       bool        // an endpoint's authentication failed (CountAuthFailure)
 	body             *deadlineBody
+	bodyErr          atomic.Bool // set by watchedBody when reading the client's body failed
 }
 
 type exchangeKey struct{}
@@ -153,22 +154,44 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if w.g.cfg.Auditor != nil && !w.noAudit {
-		if err := w.g.cfg.Auditor.Record(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, code)); err != nil {
-			// Fail closed: a response whose audit event is not recorded is
-			// not sent. Whatever the handler writes next is discarded.
-			w.g.log.ErrorContext(w.r.Context(), "audit record failed; answering 503", "request_id", w.ex.requestID, "err", err)
-			w.auditFailed = true
-			h := w.ResponseWriter.Header()
-			clear(h)
-			httpjson.SetSecurityHeaders(h)
-			h["X-Request-Id"] = []string{w.ex.requestID}
-			w.status = http.StatusServiceUnavailable
-			httpjson.WriteError(w.ResponseWriter, w.r, nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable: the response was withheld; a proxied request may have reached the upstream, retry only if it is idempotent"))
-			return
-		}
+	if err := w.record(code); err != nil {
+		// Fail closed: a response whose audit event is not recorded is
+		// not sent. Whatever the handler writes next is discarded.
+		w.g.log.ErrorContext(w.r.Context(), "audit record failed; answering 503", "request_id", w.ex.requestID, "err", err)
+		w.auditFailed = true
+		h := w.ResponseWriter.Header()
+		clear(h)
+		httpjson.SetSecurityHeaders(h)
+		h["X-Request-Id"] = []string{w.ex.requestID}
+		w.status = http.StatusServiceUnavailable
+		httpjson.WriteError(w.ResponseWriter, w.r, nil, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "audit log unavailable: the response was withheld; a proxied request may have reached the upstream, retry only if it is idempotent"))
+		return
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// record records the request's one audit event with status. The event
+// outlives the client: a caller that hangs up does not cancel it.
+func (w *recorder) record(status int) error {
+	if w.g.cfg.Auditor == nil || w.noAudit {
+		return nil
+	}
+	return w.g.cfg.Auditor.Record(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
+}
+
+// abandon ends a response no one is likely to read (the client went
+// away): it records the event with status, unless a response was already
+// started (and so recorded), and sends the bare status, so that a client
+// that only half-closed its side does not get the server's implicit 200.
+func (w *recorder) abandon(status int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader, w.status = true, status
+	if err := w.record(status); err != nil {
+		w.g.log.ErrorContext(w.r.Context(), "audit record failed", "request_id", w.ex.requestID, "status", status, "err", err)
+	}
+	w.ResponseWriter.WriteHeader(status)
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
@@ -305,6 +328,26 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// watchedBody is the request body as the proxy reads it: a read error
+// (the client hung up mid-body, a broken chunked encoding, the cap of
+// limitedBody) is the client's doing, and the exchange learns of it so
+// that neither the answer nor the upstream's circuit breaker blames the
+// upstream.
+type watchedBody struct {
+	rc io.ReadCloser
+	ex *exchange
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.ex.bodyErr.Store(true)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error { return b.rc.Close() }
 
 // auditIP applies the source-IP privacy setting.
 // AuditIP is how a client address appears in audit events (config

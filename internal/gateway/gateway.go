@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -199,7 +200,10 @@ func New(cfg Config) (*Gateway, error) {
 		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor)
 		routes = append(routes, r)
 	}
-	g.router = newRouter(routes)
+	var err error
+	if g.router, err = newRouter(routes); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
@@ -259,6 +263,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.body = newDeadlineBody(w, r, g.cfg.ReadTimeout, g.cfg.MinRate, func() { ex.slowBody.Store(true) })
 		r.Body = ex.body
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.recovered(rec, r, ex, v)
+		}
+	}()
 
 	var err error
 	if g.pre != nil && !isHealthPath(r.URL.Path) {
@@ -304,6 +313,46 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// recovered ends a request whose handler panicked, with its one audit
+// event. http.ErrAbortHandler (the reverse proxy's way of cutting a
+// response short when the client or the upstream goes away mid-body) is
+// passed on so the server drops the connection; any other panic is logged
+// and answered 500 if nothing was sent yet, otherwise the connection is
+// dropped too, since the response is incomplete.
+func (g *Gateway) recovered(rec *recorder, r *http.Request, ex *exchange, v any) {
+	if v == http.ErrAbortHandler {
+		if !rec.wroteHeader {
+			ex.err, ex.outcome = errClientClosed, gatehouse.OutcomeFailure
+			rec.abandon(StatusClientClosedRequest)
+		}
+		if g.cfg.AccessLog {
+			g.logAccess(r.Context(), r, ex, rec)
+		}
+		panic(v)
+	}
+	g.log.ErrorContext(r.Context(), "handler panicked", "request_id", ex.requestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	started := rec.wroteHeader
+	if !started {
+		ex.err, ex.outcome = errPanic, gatehouse.OutcomeFailure
+		h := rec.Header()
+		for k := range h {
+			if k != "X-Request-Id" {
+				delete(h, k)
+			}
+		}
+		httpjson.SetSecurityHeaders(h)
+		httpjson.WriteError(rec, r, nil, errPanic)
+	}
+	if g.cfg.AccessLog {
+		g.logAccess(r.Context(), r, ex, rec)
+	}
+	if started {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+var errPanic = gatehouse.Errorf(gatehouse.EINTERNAL, "internal error")
+
 // limits refuses malformed paths and oversized header sets.
 func (g *Gateway) limits(next Handler) Handler {
 	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -342,6 +391,9 @@ func (g *Gateway) routeStep(next Handler) Handler {
 				return gatehouse.Errorf(gatehouse.EMETHOD, "method %s is not allowed on %s; allowed: %s", r.Method, grp.prefix, grp.allow)
 			}
 			return gatehouse.Errorf(gatehouse.ENOTFOUND, "no route for %s", r.URL.Path)
+		}
+		if err := g.router.ambiguous(grp, rt, r.URL.Path); err != nil {
+			return err
 		}
 		exchangeFrom(r.Context()).route = rt
 		return next.ServeHTTP(w, r)

@@ -111,11 +111,17 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 				e = tooLarge(rt.MaxBody)
 			case ex.slowBody.Load():
 				e = bodyTooSlow() // the client's slowness, not the upstream's
-			case errors.Is(err, context.Canceled) && r.Context().Err() == context.Canceled:
-				// The client went away; there is no one to answer.
-				ex.err, ex.outcome = err, gatehouse.OutcomeFailure
+			case ex.bodyErr.Load():
+				// Also when the client then went away: the body it sent
+				// was broken, whether or not anyone reads the answer.
+				e = gatehouse.Errorf(gatehouse.EINVALID, "the request body could not be read to its end")
+			case r.Context().Err() == context.Canceled:
+				// The client went away; there is no one to answer, but the
+				// request may have reached the upstream: its event is
+				// recorded all the same.
+				ex.err, ex.outcome = errClientClosed, gatehouse.OutcomeFailure
 				if rec, ok := w.(*recorder); ok {
-					rec.wroteHeader, rec.status = true, 499
+					rec.abandon(StatusClientClosedRequest)
 				}
 				return
 			case errors.Is(err, errBreakerOpen):
@@ -133,8 +139,18 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 	}
 }
 
+// StatusClientClosedRequest is the status recorded for a request whose
+// client went away before the upstream answered (nginx's 499).
+const StatusClientClosedRequest = 499
+
+var errClientClosed = gatehouse.Errorf(gatehouse.EINVALID, "the client closed the connection before the upstream answered")
+
 func proxyStep(w http.ResponseWriter, r *http.Request) error {
-	rt := exchangeFrom(r.Context()).route
+	ex := exchangeFrom(r.Context())
+	rt := ex.route
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &watchedBody{rc: r.Body, ex: ex}
+	}
 	if rt.TotalTimeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.TotalTimeout)
 		defer cancel()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -30,22 +31,28 @@ type route struct {
 // matching prefix owns a request; within it the method picks the route, and
 // a method no route of the group takes is answered 405.
 type prefixGroup struct {
-	prefix string
-	routes []*route
-	allow  string // value of the Allow header for a 405
+	prefix  string
+	trimmed string // prefix without its trailing slash
+	routes  []*route
+	allow   string // value of the Allow header for a 405
+	// folds are the groups an upstream that routes case-insensitively
+	// could pick for a path this group owns: the other prefixes that,
+	// compared without case, extend this one. Computed once, so the
+	// per-request check is a few EqualFolds, and none for most routes.
+	folds []*prefixGroup
 }
 
 type router struct {
 	groups []*prefixGroup // longest prefix first
 }
 
-func newRouter(routes []*route) *router {
+func newRouter(routes []*route) (*router, error) {
 	byPrefix := map[string]*prefixGroup{}
 	rt := &router{}
 	for _, r := range routes {
 		g := byPrefix[r.PathPrefix]
 		if g == nil {
-			g = &prefixGroup{prefix: r.PathPrefix}
+			g = &prefixGroup{prefix: r.PathPrefix, trimmed: strings.TrimSuffix(r.PathPrefix, "/")}
 			byPrefix[r.PathPrefix] = g
 			rt.groups = append(rt.groups, g)
 		}
@@ -69,14 +76,91 @@ func newRouter(routes []*route) *router {
 		}
 	}
 	sort.SliceStable(rt.groups, func(i, j int) bool { return len(rt.groups[i].prefix) > len(rt.groups[j].prefix) })
-	return rt
+	for _, g := range rt.groups {
+		for _, h := range rt.groups {
+			if h == g || !foldPrefixMatch(g.trimmed, h.trimmed) {
+				continue
+			}
+			if strings.EqualFold(g.trimmed, h.trimmed) {
+				return nil, fmt.Errorf("routes %s and %s: prefixes %q and %q differ only in case; an upstream that routes case-insensitively cannot tell them apart", g.routes[0].Name, h.routes[0].Name, g.prefix, h.prefix)
+			}
+			g.folds = append(g.folds, h)
+		}
+	}
+	return rt, nil
+}
+
+// ambiguous returns an error when an upstream could route path (owned by
+// group g, served by r) elsewhere: when a path that differs only in case
+// would belong to another prefix (Express, ASP.NET, IIS route without
+// case), or, for path parameters, when the route does not take them or the
+// path without them (as Tomcat and Spring read it) belongs to another
+// prefix.
+func (rt *router) ambiguous(g *prefixGroup, r *route, path string) error {
+	for _, h := range g.folds {
+		if foldPrefixMatch(h.trimmed, path) {
+			return errPath("it differs only in case from a path of route " + h.routes[0].Name)
+		}
+	}
+	if strings.IndexByte(path, ';') < 0 {
+		return nil
+	}
+	if !r.AllowPathParams {
+		return errPath("path parameter (;) on a route that does not allow them")
+	}
+	bare := stripParams(path)
+	if rt.group(bare) != g {
+		return errPath("without its path parameters it belongs to another route")
+	}
+	for _, h := range g.folds {
+		if foldPrefixMatch(h.trimmed, bare) {
+			return errPath("without its path parameters it differs only in case from a path of route " + h.routes[0].Name)
+		}
+	}
+	return nil
+}
+
+// group returns the group owning path, or nil.
+func (rt *router) group(path string) *prefixGroup {
+	for _, g := range rt.groups {
+		if segmentPrefix(g.trimmed, path) {
+			return g
+		}
+	}
+	return nil
+}
+
+// stripParams removes the ";…" parameters of every segment, as Tomcat and
+// Spring do before routing.
+func stripParams(path string) string {
+	var b strings.Builder
+	for path != "" {
+		seg, rest, found := strings.Cut(path, "/")
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		b.WriteString(seg)
+		if found {
+			b.WriteByte('/')
+		}
+		path = rest
+	}
+	return b.String()
+}
+
+// foldPrefixMatch is prefixMatch without case, on a trimmed prefix.
+func foldPrefixMatch(trimmed, path string) bool {
+	if len(path) < len(trimmed) || !strings.EqualFold(path[:len(trimmed)], trimmed) {
+		return false
+	}
+	return len(path) == len(trimmed) || path[len(trimmed)] == '/' || trimmed == ""
 }
 
 // match returns the route for path and method. When a group owns the path
 // but no route takes the method, it returns the group and a nil route.
 func (rt *router) match(path, method string) (*route, *prefixGroup) {
 	for _, g := range rt.groups {
-		if !prefixMatch(g.prefix, path) {
+		if !segmentPrefix(g.trimmed, path) {
 			continue
 		}
 		for _, r := range g.routes {
@@ -89,10 +173,10 @@ func (rt *router) match(path, method string) (*route, *prefixGroup) {
 	return nil, nil
 }
 
-// prefixMatch matches on segment boundaries: "/a/" and "/a" both match
-// "/a", "/a/" and "/a/b", and neither matches "/ab".
-func prefixMatch(prefix, path string) bool {
-	p := strings.TrimSuffix(prefix, "/")
+// segmentPrefix matches a prefix without its trailing slash on segment
+// boundaries: the prefix "/a" (of "/a/" or "/a") matches "/a", "/a/" and
+// "/a/b", not "/ab".
+func segmentPrefix(p, path string) bool {
 	if p == "" {
 		return true
 	}
