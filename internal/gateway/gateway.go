@@ -200,7 +200,6 @@ func New(cfg Config) (*Gateway, error) {
 		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor)
 		routes = append(routes, r)
 	}
-	var err error
 	if g.router, err = newRouter(routes); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
