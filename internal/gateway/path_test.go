@@ -192,6 +192,7 @@ func TestPathMatrix(t *testing.T) {
 	br := gatehouse.Breaker{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, OpenTimeout: 30 * time.Second, HalfOpenRequests: 1}
 	g, tok := MustOpenGatewayWith(t, up.URL, func(c *gateway.Config) {
 		c.Auditor = aud
+		c.ForwardAuth = gateway.ForwardAuth{Proxy: gateway.ProxyTraefik}
 		c.Routes = []gatehouse.Route{
 			{Name: "root", PathPrefix: "/", Upstream: up.URL, Scopes: []string{"bench"}, Breaker: br},
 			{Name: "api", PathPrefix: "/api/", Upstream: up.URL, Scopes: []string{"bench"}, Breaker: br},
@@ -303,7 +304,7 @@ func TestPathMatrix(t *testing.T) {
 			if want == 400 {
 				want = 403
 			}
-			if got := rawStatus(t, addr, "/auth/verify", key, "X-Forwarded-Method: GET", "X-Forwarded-Uri: "+tt.target); got != want {
+			if got := rawStatus(t, addr, "/auth/verify", key, "X-Forwarded-Method: GET", "X-Forwarded-Host: x", "X-Forwarded-Uri: "+tt.target); got != want {
 				t.Fatalf("forward-auth %s: %d, want %d", tt.target, got, want)
 			}
 		})
