@@ -269,7 +269,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	var err error
-	if g.pre != nil && !isHealthPath(r.URL.Path) {
+	pre := g.pre != nil && g.preAuthApplies(r, ex)
+	if pre {
 		// Before anything is looked up: an address that spent its
 		// failures costs one map read.
 		err = g.preAuthCheck(ctx, ex, rec)
@@ -299,7 +300,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpjson.WriteError(rec, r, g.log, err)
 		}
 	}
-	if g.pre != nil && (ex.authFailed || (err != nil && preAuthFailure(ex, err))) {
+	if pre && (ex.authFailed || (err != nil && preAuthFailure(ex, err))) {
 		if sum, ok := g.pre.fail(ex.sourceIP, start); ok {
 			g.recordSummary(ctx, sum)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
+	"net/http"
 	"sync"
 	"time"
 
@@ -299,6 +300,22 @@ func (g *Gateway) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// preAuthApplies reports whether the request counts toward, and is held
+// to, its address's limit. Health probes do not; nor does a forward-auth
+// check whose address is the proxy's own (no trusted X-Forwarded-For named
+// the client): its failures are many clients', and limiting the proxy
+// would shut every one of them out.
+func (g *Gateway) preAuthApplies(r *http.Request, ex *exchange) bool {
+	path := r.URL.Path
+	if isHealthPath(path) {
+		return false
+	}
+	if len(path) >= len("/auth/verify") && path[:len("/auth/verify")] == "/auth/verify" {
+		return ex.sourceIP != sourceIP(r)
+	}
+	return true
 }
 
 // preAuthCheck refuses a request from an address that has spent its

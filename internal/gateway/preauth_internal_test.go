@@ -58,3 +58,19 @@ type nopAuthz struct{}
 func (nopAuthz) Decide(context.Context, *authz.Input) (authz.Decision, error) {
 	return authz.Decision{}, nil
 }
+
+// BenchmarkPreAuthBlocked is the limit's cost on the allowed path: one
+// lookup of an address that has no entry, in a table of 10,000.
+func BenchmarkPreAuthBlocked(b *testing.B) {
+	p := newPreAuth(PreAuthConfig{Failures: 20, Per: time.Minute})
+	now := time.Now()
+	for i := 0; i < 10_000; i++ {
+		p.fail(fmt.Sprintf("10.0.%d.%d", i>>8, i&255), now)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if blocked, _ := p.blocked("192.0.2.44", now); blocked {
+			b.Fatal("blocked")
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -80,12 +81,18 @@ func TestPreAuthFlood(t *testing.T) {
 				c.Authenticator, c.Auditor, c.Clock = counter, aud, clock
 				c.PreAuth = gateway.PreAuthConfig{Failures: threshold, Per: time.Minute}
 				c.ForwardAuth = gateway.ForwardAuth{Proxy: "traefik"}
+				// The flood comes through a trusted proxy at 127.0.0.1
+				// naming the client 203.0.113.5.
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 			})
 			front := httptest.NewServer(g)
 			defer front.Close()
 			attacker := clientFrom("127.0.0.1")
 			send := func(c *http.Client, path, key string) *http.Response {
 				req, _ := http.NewRequest("GET", front.URL+path, nil)
+				if c == attacker {
+					req.Header.Set("X-Forwarded-For", "203.0.113.5")
+				}
 				if key != "" {
 					req.Header.Set("Authorization", "Bearer "+key)
 				}
@@ -147,14 +154,47 @@ func TestPreAuthFlood(t *testing.T) {
 				t.Fatalf("%d aggregated events, want 1", len(sums))
 			}
 			s := sums[0]
-			if s.Details["count"] != flood-threshold+1 || s.Request.SourceIP != "127.0.0.1" || s.Outcome != gatehouse.OutcomeDenied {
-				t.Errorf("aggregated event %+v %+v, want count %d from 127.0.0.1", s.Details, s.Request, flood-threshold+1)
+			if s.Details["count"] != flood-threshold+1 || s.Request.SourceIP != "203.0.113.5" || s.Outcome != gatehouse.OutcomeDenied {
+				t.Errorf("aggregated event %+v %+v, want count %d from 203.0.113.5", s.Details, s.Request, flood-threshold+1)
 			}
 			// Refilled: the address is served again.
 			if res := send(attacker, "/api/x", tok); res.StatusCode != 200 {
 				t.Errorf("valid key after the refill: %d, want 200", res.StatusCode)
 			}
 		})
+	}
+}
+
+// TestPreAuthSparesForwardAuthProxy: forward-auth checks whose address is
+// the proxy's own (no trusted X-Forwarded-For) carry many clients'
+// failures; they do not lock the proxy out.
+func TestPreAuthSparesForwardAuthProxy(t *testing.T) {
+	g, tok := MustOpenGatewayWith(t, "http://127.0.0.1:1", func(c *gateway.Config) {
+		c.PreAuth = gateway.PreAuthConfig{Failures: 3, Per: time.Minute}
+		c.ForwardAuth = gateway.ForwardAuth{Proxy: "traefik"}
+	})
+	front := httptest.NewServer(g)
+	defer front.Close()
+	check := func(key string) int {
+		req, _ := http.NewRequest("GET", front.URL+"/auth/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/api/x")
+		req.Header.Set("X-Forwarded-Host", "api.example")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for i := 0; i < 10; i++ {
+		if code := check(randomKey()); code != 401 {
+			t.Fatalf("check %d with a random key: %d, want 401", i, code)
+		}
+	}
+	if code := check(tok); code != 200 {
+		t.Errorf("a valid key through the proxy after 10 failures: %d, want 200", code)
 	}
 }
 
