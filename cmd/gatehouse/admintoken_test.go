@@ -81,3 +81,39 @@ func TestAdminTokenRotateAndDisable(t *testing.T) {
 		t.Errorf("the disabled token on the running server: exit %d, want 1", code)
 	}
 }
+
+// TestUsersUnlockAndResetTOTPCommands: `users unlock` ends a lockout and
+// `users reset-totp` removes a second factor, both through the admin API.
+func TestUsersUnlockAndResetTOTPCommands(t *testing.T) {
+	s := startServer(t, "")
+	const pw = "a long enough passphrase 42"
+	if _, e, code := runIn(t, s.env(), pw+"\n", "users", "create", "alice", "--role", "auditor", "--password-stdin"); code != 0 {
+		t.Fatalf("create: %d %q", code, e)
+	}
+	login := func(password string) int {
+		res, err := http.Post(s.admin+"/v1/session", "application/json", strings.NewReader(`{"username":"alice","password":"`+password+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for range 5 {
+		login("wrong")
+	}
+	if code := login(pw); code != 401 {
+		t.Fatalf("locked account: %d", code)
+	}
+	if out, e, code := run(t, s.env(), "users", "unlock", "alice"); code != 0 || !strings.Contains(out, "Unlocked user alice") {
+		t.Fatalf("users unlock: %d %q %q", code, out, e)
+	}
+	if code := login(pw); code != 200 {
+		t.Fatalf("after unlock: %d", code)
+	}
+	if out, e, code := run(t, s.env(), "users", "reset-totp", "alice"); code != 0 || !strings.Contains(out, "Removed the second factor of alice") {
+		t.Fatalf("users reset-totp: %d %q %q", code, out, e)
+	}
+	if _, e, code := run(t, s.env(), "users", "unlock", "nobody"); code != 1 || !strings.Contains(e, "not found") {
+		t.Fatalf("unlock of an unknown user: %d %q", code, e)
+	}
+}
