@@ -2,14 +2,18 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
 
 // Privilege ceilings (issue 13 item 2): no credential creates a credential
@@ -524,4 +528,76 @@ func TestLastUsedAt(t *testing.T) {
 		t.Errorf("stored key last_used_at = %v (%v), want %v", stored.LastUsedAt, err, want)
 	}
 	check("after the flush")
+}
+
+// TestCascadeAcrossReplicas: on PostgreSQL with two replicas, revoking a
+// token on A revokes the key it created on B too (the cascade publishes
+// each revocation), and last uses noted by both replicas land in the one
+// store, the latest winning.
+func TestCascadeAcrossReplicas(t *testing.T) {
+	r := MustStartReplicas(t)
+	r.a.createUser("alice", "security", "read:signals")
+	p := r.a.newPerson()
+	if code, e := p.login("alice", alicePW, nil); code != 200 {
+		t.Fatalf("login: %d %s", code, e.Error.Message)
+	}
+	var parent struct{ ID, Token string }
+	if code := p.call("POST", "/v1/tokens", map[string]any{"name": "p", "scopes": []string{"read:signals"}, "role": "security", "expires_in": "1h"}, true, &parent); code != 201 {
+		t.Fatal("token")
+	}
+	var child keyOut
+	if code, msg := (&caller{h: r.a, bearer: parent.Token}).call("POST", "/v1/keys", map[string]any{"name": "child", "scopes": []string{"read:signals"}}, &child); code != 201 {
+		t.Fatalf("child key: %d %s", code, msg)
+	}
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", child.Key); code != 200 {
+		t.Fatalf("child key on B: %d", code) // now cached on B
+	}
+	if code := r.a.do("GET", r.a.base+"/api/v1/signals/x", nil, "X-API-Key: "+child.Key).StatusCode; code != 200 {
+		t.Fatalf("child key on A: %d", code)
+	}
+	// B used it later than A (B's clock is ahead).
+	r.clock.Advance(5 * time.Minute)
+	if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", child.Key); code != 200 {
+		t.Fatalf("child key on B later: %d", code)
+	}
+	if err := r.b.FlushUsage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.a.app.FlushUsage(t.Context()); err != nil { // older: must not move it back
+		t.Fatal(err)
+	}
+	k, err := r.a.app.Store().GetKey(t.Context(), child.ID)
+	if err != nil || !k.LastUsedAt.Equal(r.clock.Now()) {
+		t.Errorf("stored last_used_at = %v (%v), want B's later use %v", k.LastUsedAt, err, r.clock.Now())
+	}
+	if code := p.call("POST", "/v1/tokens/"+parent.ID+"/revoke", nil, true, nil); code != 200 {
+		t.Fatalf("revoke parent on A: %d", code)
+	}
+	d := r.untilRefused(t, time.Now(), "X-API-Key", child.Key)
+	t.Logf("propagation delay, parent token revoked on A until B refuses its child key: %v", d)
+}
+
+// TestLastUsedFlushedAtShutdown: uses noted but not yet written are
+// written when the process stops, before the store closes.
+func TestLastUsedFlushedAtShutdown(t *testing.T) {
+	h := MustStart(t)
+	k := h.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+	if res := h.do("GET", h.base+"/api/v1/signals/x", nil, "X-API-Key: "+k.Key); res.StatusCode != 200 {
+		t.Fatalf("use: %d", res.StatusCode)
+	}
+	usedAt := h.clock.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := h.app.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(h.dataDir, "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.GetKey(ctx, k.ID)
+	if err != nil || !got.LastUsedAt.Equal(usedAt) {
+		t.Errorf("after shutdown: last_used_at %v (%v), want %v", got.LastUsedAt, err, usedAt)
+	}
 }
