@@ -272,6 +272,9 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 	default:
 		return
 	}
+	if action != "rate_limited" && !s.refusalAuditAllowed(r) {
+		return
+	}
 	actor := presentedActor(r)
 	if info.actor != nil {
 		actor = gatehouse.Actor{Kind: string(info.actor.Kind), ID: info.actor.ID}
@@ -281,6 +284,26 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 		details["credential_id"] = id
 	}
 	s.recordOutcome(r.Context(), actor, action, r.URL.Path, outcome, details)
+}
+
+// refusalsAudited is how many refused admin requests a minute one client
+// address gets recorded one by one; beyond, one admin.audit.suppressed
+// event a minute says so, so that a flood of bad credentials cannot fill
+// the audit log (the flood itself stays on record).
+const refusalsAudited = 60
+
+func (s *Server) refusalAuditAllowed(r *http.Request) bool {
+	src := sourceAddr(r)
+	d, err := s.signIn.Allow(r.Context(), "refusal|"+src, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
+	if err != nil || d.Allowed {
+		return true
+	}
+	if n, err := s.signIn.Allow(r.Context(), "suppressed|"+src, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
+		s.recordOutcome(r.Context(), gatehouse.Actor{Kind: "anonymous"}, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
+			"reason": fmt.Sprintf("more than %d refused admin requests a minute from this address: further ones are not recorded one by one for %s", refusalsAudited, d.RetryAfter.Round(time.Second)),
+		})
+	}
+	return false
 }
 
 // presentedActor is who a request claims to be, from the form of its

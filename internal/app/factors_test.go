@@ -530,3 +530,26 @@ func TestLockoutSharedByReplicas(t *testing.T) {
 		t.Fatalf("after five failures across replicas, A signed in: %d, want 401 (locked)", code)
 	}
 }
+
+// TestAdminRefusalFloodIsBoundedInAudit: a flood of bad credentials from
+// one address is recorded one by one up to 60 a minute, then summed up by
+// one admin.audit.suppressed event instead of filling the log.
+func TestAdminRefusalFloodIsBoundedInAudit(t *testing.T) {
+	h := MustStart(t)
+	for i := range 100 {
+		if res := h.do("GET", h.admin+"/v1/keys", nil, fmt.Sprintf("Authorization: Bearer gadm_flood-%d", i)); res.StatusCode != 401 {
+			t.Fatalf("bad token %d: %d", i, res.StatusCode)
+		}
+	}
+	if n := len(h.auditEvents("admin.auth.failure")); n != 60 {
+		t.Errorf("auth failure events: %d, want 60", n)
+	}
+	if n := len(h.auditEvents("admin.audit.suppressed")); n != 1 {
+		t.Errorf("suppressed events: %d, want 1", n)
+	}
+	h.clock.Advance(61 * time.Second)
+	h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer gadm_flood-again")
+	if n := len(h.auditEvents("admin.auth.failure")); n != 61 {
+		t.Errorf("auth failure events a minute later: %d, want 61", n)
+	}
+}
