@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -56,7 +57,7 @@ func (s *Server) revokeDescendants(ctx context.Context, p *gatehouse.Principal, 
 	l := authn.Lineage{Keys: s.cfg.Keys, Clients: s.cfg.Clients, PATs: s.cfg.PATs}
 	revoked, err := l.RevokeDescendants(ctx, ref)
 	for _, r := range revoked {
-		s.record(ctx, p, "credential.revoke_descendant", r, map[string]any{"because_revoked": ref})
+		s.record(ctx, p, "credential.revoke_descendant", resourceOf(r), map[string]any{"because_revoked": ref})
 	}
 	return err
 }
@@ -100,4 +101,17 @@ func (s *Server) revokeUserDescendants(ctx context.Context, p *gatehouse.Princip
 		}
 	}
 	return nil
+}
+
+// resourceOf turns a lineage ref ("api_key:key_…") into the resource name
+// the other admin events use ("key:key_…", "token:pat_…", "client:cl_…").
+func resourceOf(ref string) string {
+	kind, id, _ := strings.Cut(ref, ":")
+	switch gatehouse.PrincipalKind(kind) {
+	case gatehouse.KindAPIKey:
+		return "key:" + id
+	case gatehouse.KindPAT:
+		return "token:" + id
+	}
+	return ref
 }

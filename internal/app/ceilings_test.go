@@ -289,7 +289,19 @@ func TestTokenMintsNoMore(t *testing.T) {
 	if code, msg := c.call("POST", "/v1/keys", map[string]any{"name": "k", "scopes": []string{"read:signals"}}, &key); code != 201 || key.ExpiresAt == nil || !key.ExpiresAt.Equal(parent.ExpiresAt) {
 		t.Errorf("key without expiry from a one-minute token: %d %q, expires %v, want the parent's %v", code, msg, key.ExpiresAt, parent.ExpiresAt)
 	}
+	var cl struct {
+		ClientID     string     `json:"client_id"`
+		ClientSecret string     `json:"client_secret"`
+		ExpiresAt    *time.Time `json:"expires_at"`
+	}
+	if code, msg := c.call("POST", "/v1/clients", map[string]any{"name": "c", "scopes": []string{"read:signals"}}, &cl); code != 201 || cl.ExpiresAt == nil || !cl.ExpiresAt.Equal(parent.ExpiresAt) {
+		t.Errorf("client without expiry from a one-minute token: %d %q, expires %v, want the parent's %v", code, msg, cl.ExpiresAt, parent.ExpiresAt)
+	}
 	h.clock.Advance(time.Minute)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cl.ClientID}, "client_secret": {cl.ClientSecret}}
+	if res := h.do("POST", h.base+"/oauth/token", strings.NewReader(form.Encode()), "Content-Type: application/x-www-form-urlencoded"); res.StatusCode != 401 {
+		t.Errorf("child client at the token endpoint after the parent expired: %d, want 401", res.StatusCode)
+	}
 	for name, tok := range map[string]string{"child token": child.Token, "child key": key.Key} {
 		if res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+tok); res.StatusCode != 401 {
 			t.Errorf("%s after the parent expired: %d, want 401", name, res.StatusCode)
@@ -439,6 +451,15 @@ func TestLineageAndCascade(t *testing.T) {
 	}
 	if code := h.adminCall("GET", "/v1/audit?type=admin.credential.revoke_descendant&limit=100", nil, &page); code != 200 || len(page.Entries) != 4 {
 		t.Errorf("revoke_descendant events: %d, %d entries, want 4", code, len(page.Entries))
+	}
+	gotRes := map[string]bool{}
+	for _, e := range page.Entries {
+		gotRes[e.Event.Resource] = e.Event.Details["because_revoked"] == "pat:"+p1.ID || e.Event.Details["because_revoked"] == "pat:"+p2.ID
+	}
+	for _, res := range []string{"key:" + k1.ID, "key:" + k2.ID, "token:" + p2.ID, "client:" + cl.ClientID} {
+		if !gotRes[res] {
+			t.Errorf("no revoke_descendant event for %s naming its revoked ancestor (events %v)", res, gotRes)
+		}
 	}
 	// Revoking k0 revokes k3.
 	if code := h.adminCall("POST", "/v1/keys/"+k0.ID+"/revoke", nil, nil); code != 200 {
