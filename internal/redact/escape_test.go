@@ -207,6 +207,9 @@ func TestEscapedExamples(t *testing.T) {
 		{`{"u":"https:\/\/hooks.slack.com\/services\/T00000000\/B00000000\/XXXXXXXXXXXXXXXXXXXXXXXX"}`, `{"u":"https:\/\/` + marker(redact.KindSlackToken) + `"}`},
 		{`"\u002d\u002d\u002d\u002d\u002dBEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----\n"`, `"` + marker(redact.KindPrivateKey) + `\n"`},
 		{`t=eyJ\u0068bGciOiJub25lIn0.eyJzdWIiOiJhIn0.`, `t=` + marker(redact.KindJWT)},
+		// Go's encoding/json writes '&', '<' and '>' as \u escapes.
+		{`{"url":"/cb?state=x\u0026access_token=ya29.a0AfH6SMxyz\u0026x=1"}`, `{"url":"/cb?state=x\u0026access_token=` + marker(redact.KindQuerySecret) + `\u0026x=1"}`},
+		{`{"msg":"\u003c` + gk + `\u003e"}`, `{"msg":"\u003c` + marker(redact.KindGatehouseKey) + `\u003e"}`},
 		// The escape is replaced whole, never cut.
 		{`x AKIAIOSFODNN7EXAMPL\u0045 y`, `x ` + marker(redact.KindAWSAccessKey) + ` y`},
 		{`x \\u0041KIAIOSFODNN7EXAMPLE y`, `x ` + marker(redact.KindAWSAccessKey) + ` y`},
