@@ -553,3 +553,27 @@ func TestAdminRefusalFloodIsBoundedInAudit(t *testing.T) {
 		t.Errorf("auth failure events a minute later: %d, want 61", n)
 	}
 }
+
+// TestSignInLimitsAreSettings: the limits are in Settings →
+// Authentication, validated, and a change applies at once.
+func TestSignInLimitsAreSettings(t *testing.T) {
+	h := MustStart(t)
+	var s map[string]any
+	h.adminCall("GET", "/v1/settings/authentication", nil, &s)
+	lim := s["sign_in_limits"].(map[string]any)
+	lim["per_username"] = map[string]any{"requests": 0, "per": "1m"}
+	var e errorOut
+	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 400 || !strings.Contains(e.Error.Message, "sign_in_limits.per_username") {
+		t.Fatalf("zero per_username: %d %q", code, e.Error.Message)
+	}
+	lim["per_username"] = map[string]any{"requests": 2, "per": "1m"}
+	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 200 {
+		t.Fatalf("2 a minute: %d %q", code, e.Error.Message)
+	}
+	p := h.newPerson()
+	for i, want := range []int{401, 401, 429} {
+		if code, _ := p.login("bob", "x", nil); code != want {
+			t.Fatalf("attempt %d: %d, want %d", i+1, code, want)
+		}
+	}
+}
