@@ -282,6 +282,9 @@ func TestForwardAuthNotConfigured(t *testing.T) {
 	if ev := h.auditEvents("forward_auth.refused"); len(ev) == 0 {
 		t.Error("refused forward-auth calls are not audited")
 	}
+	if n := strings.Count(h.logs.String(), "forward_auth.proxy is not set"); n != 1 {
+		t.Errorf("operator warned %d times, want once", n)
+	}
 }
 
 // loopbackClient dials from the given local loopback address, so a test

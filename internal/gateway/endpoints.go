@@ -135,6 +135,11 @@ func (g *Gateway) forwardedTarget(next Handler) Handler {
 		method, uri, host, err := f.target(r)
 		if err != nil {
 			ex.eventType = "forward_auth.refused"
+			if err == errForwardAuthOff {
+				g.fwdOff.Do(func() {
+					g.log.WarnContext(r.Context(), "forward-auth call refused: forward_auth.proxy is not set, so /auth/verify answers 403 to every call; set it to the proxy in front (nginx, traefik, caddy or envoy)", "request_id", ex.requestID)
+				})
+			}
 			return err
 		}
 		rawPath, _, _ := strings.Cut(uri, "?")

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -137,7 +138,8 @@ type Gateway struct {
 	breakers breakers
 	trusted  trustedProxies
 	fwd      forwardAuth
-	pre      *preAuth // nil: no pre-authentication limit
+	fwdOff   sync.Once // warns once that forward-auth is called but not configured
+	pre      *preAuth  // nil: no pre-authentication limit
 }
 
 // New compiles the request path for cfg.
