@@ -17,7 +17,7 @@ import (
 //
 //   - dot segments, also hidden behind path parameters ("..;x", Tomcat's
 //     "/.;/"), and empty segments ("//", "/;x/" which Tomcat reads as "//");
-//   - backslashes, control characters, spaces, '#' and their
+//   - backslashes, control characters, spaces, '#', '?' and their
 //     percent-encodings, and percent-encodings of '/', '.', '?' and '%'
 //     (double encoding); malformed escapes, IIS's "%u002e" among them;
 //   - a segment ending in '.', ' ' or '+' (Windows and IIS drop trailing
@@ -38,20 +38,27 @@ func CheckPath(raw string) error {
 		return errPath("must start with /")
 	}
 	nonASCII := false
-	segStart := 1
-	for i := 0; i < len(raw); i++ {
+	segStart, param := 1, -1 // param: the segment's first ';' or "%3B"
+	for i := 1; i < len(raw); i++ {
 		c := raw[i]
+		if c > ' ' && c < 0x7f && c != '%' && c != '/' && c != ';' && c != '\\' && c != '#' && c != '?' {
+			continue // the common case: a plain path byte
+		}
 		switch {
+		case c >= 0x80:
+			nonASCII = true
 		case c < 0x20 || c == 0x7f:
 			return errPath("control character in path")
 		case c == ' ':
 			return errPath("space in path")
 		case c == '\\':
 			return errPath("backslash in path")
-		case c == '#':
-			return errPath("'#' in path")
-		case c >= 0x80:
-			nonASCII = true
+		case c == '#' || c == '?':
+			return errPath("'#' or '?' in path")
+		case c == ';':
+			if param < 0 {
+				param = i
+			}
 		case c == '%':
 			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
 				return errPath("malformed percent-encoding")
@@ -70,20 +77,22 @@ func CheckPath(raw string) error {
 				return errPath("encoded control character in path")
 			case d >= 0x80:
 				nonASCII = true
+			case d == ';' && param < 0:
+				param = i
 			}
 			i += 2
-		case c == '/' && i > 0:
+		default: // '/'
 			if i == segStart {
 				return errPath("empty path segment (//)")
 			}
-			if err := checkSegment(raw[segStart:i]); err != nil {
+			if err := checkSegment(raw, segStart, i, param); err != nil {
 				return err
 			}
-			segStart = i + 1
+			segStart, param = i+1, -1
 		}
 	}
 	if segStart < len(raw) {
-		if err := checkSegment(raw[segStart:]); err != nil {
+		if err := checkSegment(raw, segStart, len(raw), param); err != nil {
 			return err
 		}
 	}
@@ -93,14 +102,16 @@ func CheckPath(raw string) error {
 	return nil
 }
 
-// checkSegment checks one non-empty raw segment.
-func checkSegment(seg string) error {
-	if i := paramStart(seg); i >= 0 {
-		if i == 0 {
+// checkSegment checks the non-empty raw segment raw[start:end], whose
+// first path parameter starts at param (-1: none).
+func checkSegment(raw string, start, end, param int) error {
+	if param >= 0 {
+		if param == start {
 			return errPath("path parameter without a segment name (;)")
 		}
-		seg = seg[:i]
+		end = param
 	}
+	seg := raw[start:end]
 	if seg == "." || seg == ".." {
 		return errPath("dot segment in path")
 	}
@@ -113,22 +124,6 @@ func checkSegment(seg string) error {
 		}
 	}
 	return nil
-}
-
-// paramStart is the index of the first ';' or "%3B" in a raw segment, or -1.
-func paramStart(seg string) int {
-	for i := 0; i < len(seg); i++ {
-		switch seg[i] {
-		case ';':
-			return i
-		case '%':
-			if i+2 < len(seg) && seg[i+1] == '3' && (seg[i+2] == 'b' || seg[i+2] == 'B') {
-				return i
-			}
-			i += 2
-		}
-	}
-	return -1
 }
 
 // checkUnicode checks the decoded form of a path that has non-ASCII bytes.
