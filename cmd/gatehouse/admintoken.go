@@ -29,13 +29,14 @@ access to the data dir (and the config, for PostgreSQL), or disable it once
 an admin user exists. Offline changes are audited at the next start.`,
 	}
 	client := clientFlags(cmd, env)
-	var dataDir, configPath string
+	var dataDir, configPath, storeDSN string
 	offlineFlags := func(c *cobra.Command) {
 		c.Flags().StringVar(&dataDir, "data-dir", "", "the data dir (server.secret, and the SQLite database); default: the config's data_dir")
-		c.Flags().StringVarP(&configPath, "config", "c", "", "config file, for the store (PostgreSQL) and data_dir; default $GATEHOUSE_CONFIG")
+		c.Flags().StringVarP(&configPath, "config", "c", "", "config file, for the store and data_dir; default $GATEHOUSE_CONFIG")
+		c.Flags().StringVar(&storeDSN, "store", "", "PostgreSQL DSN of the store (instead of the config's store)")
 	}
 	rotate := &cobra.Command{
-		Use:   "rotate --data-dir D [--config F]",
+		Use:   "rotate --data-dir D [--config F | --store DSN]",
 		Short: "Make a new bootstrap admin token (offline; also re-enables a disabled one)",
 		Long: `Make a new bootstrap admin token and print it once; the old one stops
 working at once, also on a running server. It works on the data dir
@@ -44,7 +45,7 @@ dir owns the deployment anyway. Audited at the next start.`,
 		Example: "  gatehouse admin-token rotate --data-dir /var/lib/gatehouse",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, pepper, err := openOffline(cmd.Context(), env, configPath, dataDir)
+			st, pepper, err := openOffline(cmd.Context(), env, configPath, dataDir, storeDSN)
 			if err != nil {
 				return err
 			}
@@ -59,7 +60,7 @@ dir owns the deployment anyway. Audited at the next start.`,
 	}
 	offlineFlags(rotate)
 	disable := &cobra.Command{
-		Use:   "disable [--data-dir D | --config F]",
+		Use:   "disable [--data-dir D [--config F | --store DSN]]",
 		Short: "Switch the bootstrap admin token off (refused unless an enabled admin user exists)",
 		Long: `Switch the bootstrap admin token off on every replica. Through the admin
 API (an admin's credential) by default, or offline on the data dir with
@@ -68,7 +69,7 @@ exists. ` + "`gatehouse admin-token rotate`" + ` makes a new one if ever needed.
 		Example: "  gatehouse admin-token disable\n  gatehouse admin-token disable --data-dir /var/lib/gatehouse",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dataDir == "" && configPath == "" {
+			if dataDir == "" && configPath == "" && storeDSN == "" {
 				c, err := client()
 				if err != nil {
 					return err
@@ -77,7 +78,7 @@ exists. ` + "`gatehouse admin-token rotate`" + ` makes a new one if ever needed.
 					return err
 				}
 			} else {
-				st, pepper, err := openOffline(cmd.Context(), env, configPath, dataDir)
+				st, pepper, err := openOffline(cmd.Context(), env, configPath, dataDir, storeDSN)
 				if err != nil {
 					return err
 				}
@@ -97,7 +98,7 @@ exists. ` + "`gatehouse admin-token rotate`" + ` makes a new one if ever needed.
 
 // openOffline opens the store and loads the server secret of an existing
 // deployment, as `gatehouse serve` would with the same config.
-func openOffline(ctx context.Context, env Env, configPath, dataDir string) (store.Store, []byte, error) {
+func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN string) (store.Store, []byte, error) {
 	if configPath == "" {
 		configPath = env.Getenv("GATEHOUSE_CONFIG")
 	}
@@ -107,6 +108,9 @@ func openOffline(ctx context.Context, env Env, configPath, dataDir string) (stor
 	}
 	if dataDir != "" {
 		cfg.DataDir = dataDir
+	}
+	if storeDSN != "" {
+		cfg.Store.Driver, cfg.Store.DSN = "postgres", storeDSN
 	}
 	dir, err := cfg.ResolveDataDir()
 	if err != nil {

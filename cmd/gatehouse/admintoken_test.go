@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
 
 // TestAdminTokenRotateAndDisable: `admin-token rotate --data-dir` makes a
@@ -115,5 +118,26 @@ func TestUsersUnlockAndResetTOTPCommands(t *testing.T) {
 	}
 	if _, e, code := run(t, s.env(), "users", "unlock", "nobody"); code != 1 || !strings.Contains(e, "not found") {
 		t.Fatalf("unlock of an unknown user: %d %q", code, e)
+	}
+}
+
+// TestAdminTokenRotateOnPostgres: offline rotation against the PostgreSQL
+// store (--store) takes effect at once on the running server.
+func TestAdminTokenRotateOnPostgres(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	data := filepath.Join(t.TempDir(), "data")
+	const t1 = "first-admin-token-0123456789"
+	s := startServerWith(t, serverOpts{config: fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn), dataDir: data, env: []string{"GATEHOUSE_ADMIN_TOKEN=" + t1}})
+	out, e, code := run(t, nil, "admin-token", "rotate", "--data-dir", data, "--store", dsn)
+	m := regexp.MustCompile(`GATEHOUSE_TOKEN=(gadm_\S+)`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("rotate: %d %q %q", code, out, e)
+	}
+	env := func(token string) []string { return []string{"GATEHOUSE_ADDR=" + s.admin, "GATEHOUSE_TOKEN=" + token} }
+	if _, _, code := run(t, env(t1), "keys", "list"); code != 1 {
+		t.Errorf("the old token after rotate: exit %d, want 1", code)
+	}
+	if _, e, code := run(t, env(m[1]), "keys", "list"); code != 0 {
+		t.Errorf("the new token: %d %q", code, e)
 	}
 }
