@@ -21,6 +21,10 @@ const (
 	// sweepEvery is how often, at most, a shard looks for idle keys when a
 	// new key arrives.
 	sweepEvery = 30 * time.Second
+	// fullSweepEvery is how often, at most, a full shard is swept before
+	// evicting: a flood of new keys into a shard full of live ones must not
+	// cost a scan of the whole shard per key.
+	fullSweepEvery = time.Second
 	// evictSamples is how many entries are sampled to pick an eviction
 	// victim when a shard is full of live keys.
 	evictSamples = 8
@@ -59,8 +63,10 @@ type shard struct {
 	free      []*window
 	max       int
 	nextSweep int64 // µs
+	lastSweep int64 // µs
 	evictions uint64
-	_         [64]byte // 128 bytes per shard: no false sharing between shards
+	sweeps    uint64
+	_         [48]byte // 128 bytes per shard: no false sharing between shards
 }
 
 // window holds the granule counters of one key.
@@ -209,12 +215,24 @@ func (l *Limiter) Evictions() uint64 {
 	return n
 }
 
+// Sweeps returns how many times a shard was scanned for idle keys.
+func (l *Limiter) Sweeps() uint64 {
+	var n uint64
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += s.sweeps
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // get returns the window for h, creating it if needed. s.mu must be held.
 func (s *shard) get(h uint64, now int64) *window {
 	if w := s.m[h]; w != nil {
 		return w
 	}
-	if now >= s.nextSweep || len(s.m) >= s.max {
+	if now >= s.nextSweep || (len(s.m) >= s.max && now-s.lastSweep >= fullSweepEvery.Microseconds()) {
 		s.sweep(now)
 	}
 	if len(s.m) >= s.max {
@@ -234,7 +252,8 @@ func (s *shard) get(h uint64, now int64) *window {
 
 // sweep drops windows with nothing left in them. s.mu must be held.
 func (s *shard) sweep(now int64) {
-	s.nextSweep = now + sweepEvery.Microseconds()
+	s.nextSweep, s.lastSweep = now+sweepEvery.Microseconds(), now
+	s.sweeps++
 	for h, w := range s.m {
 		if w.gran == 0 || now/w.gran-w.head > ratelimit.Granules {
 			delete(s.m, h)

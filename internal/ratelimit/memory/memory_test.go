@@ -82,3 +82,29 @@ func TestAllowAllUnderEviction(t *testing.T) {
 		}
 	}
 }
+
+// TestFloodOfNewKeysIntoFullShard: per-IP state under a flood of new
+// addresses (IPv6 makes them free) stays within MaxKeys, and a shard full
+// of live keys is not scanned whole for every new key: at most once per
+// second, however many keys arrive.
+func TestFloodOfNewKeysIntoFullShard(t *testing.T) {
+	c := gatehouse.NewFakeClock(ratelimittest.Start)
+	l := memory.New(memory.Config{Clock: c, Shards: 1, MaxKeys: 1000})
+	lim := ratelimit.Limit{Requests: 10, Per: time.Minute}
+	for i := range 1000 {
+		ratelimittest.MustAllow(t, l, "ip:2001:db8::"+strconv.Itoa(i), lim)
+	}
+	before := l.Sweeps()
+	for i := range 50_000 {
+		ratelimittest.MustAllow(t, l, "ip:2001:db8:1::"+strconv.Itoa(i), lim)
+		if i%10_000 == 0 {
+			c.Advance(time.Second)
+		}
+		if n := l.Len(); n > 1000 {
+			t.Fatalf("after %d new keys Len = %d, want at most 1000", i+1, n)
+		}
+	}
+	if n := l.Sweeps() - before; n > 6 {
+		t.Errorf("%d whole-shard sweeps for 50,000 new keys over 5 seconds, want at most one a second", n)
+	}
+}
