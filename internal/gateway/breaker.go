@@ -49,9 +49,12 @@ type callerFailure struct{ err error }
 
 func (e callerFailure) Error() string { return e.err.Error() }
 
+// isCallerFailure is the breaker's IsExcluded. It runs on every request,
+// so it asserts the type (the breaker hands back the error as returned)
+// rather than calling errors.As, which would allocate.
 func isCallerFailure(err error) bool {
-	var cf callerFailure
-	return errors.As(err, &cf)
+	_, ok := err.(callerFailure)
+	return ok
 }
 
 var errBreakerOpen = errors.New("circuit breaker open")
@@ -83,13 +86,15 @@ func (b *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return res, nil
 	})
+	if err == nil {
+		return res, nil
+	}
 	var uf upstreamFailure
-	var cf callerFailure
-	switch {
+	switch cf, isCaller := err.(callerFailure); {
+	case isCaller:
+		return nil, cf.err
 	case errors.As(err, &uf):
 		return uf.res, nil
-	case errors.As(err, &cf):
-		return nil, cf.err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, errBreakerOpen
 	}
