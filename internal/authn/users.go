@@ -313,7 +313,7 @@ func (u *Users) setPassword(ctx context.Context, usr *store.User, next string) e
 	if len(hist) > s.Password.History {
 		hist = hist[:s.Password.History]
 	}
-	if err := s.Password.Check(next, usr.Username, hist); err != nil {
+	if err := s.Password.CheckWith(ctx, u.hasher, next, usr.Username, hist); err != nil {
 		return err
 	}
 	h, err := u.hasher.Hash(ctx, next, s.Argon2)

@@ -91,3 +91,25 @@ func TestHasherCanceled(t *testing.T) {
 		t.Errorf("malformed hash: %v", err)
 	}
 }
+
+// TestPolicyHistoryThroughHasher: the history comparisons of a password
+// change go through the Hasher (and so share its budget): a caller that
+// has gone gets its context's error from CheckWith instead of a hash made
+// outside the budget, and with room the history rule still holds.
+func TestPolicyHistoryThroughHasher(t *testing.T) {
+	p := password.DefaultParams()
+	old, _ := password.Hash("an old passphrase here", p)
+	pol := password.Policy{MinLength: 8, History: 3}
+	h := password.NewHasher(password.HasherConfig{})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := pol.CheckWith(gone, h, "a new passphrase here", "alice", []string{old}); !errors.Is(err, context.Canceled) {
+		t.Errorf("history check for a caller that has gone: %v, want context.Canceled", err)
+	}
+	if err := pol.CheckWith(context.Background(), h, "an old passphrase here", "alice", []string{old}); err == nil || errors.Is(err, password.ErrBusy) {
+		t.Errorf("a reused password: %v, want the history refusal", err)
+	}
+	if err := pol.CheckWith(context.Background(), h, "a new passphrase here", "alice", []string{old}); err != nil {
+		t.Errorf("a new password: %v", err)
+	}
+}

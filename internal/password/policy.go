@@ -1,6 +1,8 @@
 package password
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -112,7 +114,15 @@ func (p Policy) Expired(changedAt, now time.Time) bool {
 // A previous hash that cannot be decoded yields a non-EINVALID error
 // wrapping ErrMalformedHash (corrupt stored data, not the user's fault).
 // Check does not validate p; callers hold policies that passed Validate.
+// Servers call CheckWith, so the history comparisons share the Hasher's
+// memory budget.
 func (p *Policy) Check(pw, username string, previous []string) error {
+	return p.CheckWith(context.Background(), nil, pw, username, previous)
+}
+
+// CheckWith is Check with the history compared through h (nil: directly);
+// it fails with ErrBusy when h has no room within its queue wait.
+func (p *Policy) CheckWith(ctx context.Context, h *Hasher, pw, username string, previous []string) error {
 	n := utf8.RuneCountInString(pw)
 	if n < p.MinLength {
 		return invalid("password: too short: at least %d characters", p.MinLength)
@@ -140,7 +150,16 @@ func (p *Policy) Check(pw, username string, previous []string) error {
 			previous = previous[:p.History]
 		}
 		for i, enc := range previous {
-			ok, _, err := Verify(pw, enc, Params{})
+			var ok bool
+			var err error
+			if h != nil {
+				ok, _, err = h.Verify(ctx, pw, enc, Params{})
+			} else {
+				ok, _, err = Verify(pw, enc, Params{})
+			}
+			if errors.Is(err, ErrBusy) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
 			if err != nil {
 				return fmt.Errorf("password history entry %d: %w", i, err)
 			}
