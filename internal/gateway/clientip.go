@@ -79,14 +79,22 @@ walk:
 			}
 		}
 	}
+	// One allocation: the chain, of which the client is the first entry.
 	var b strings.Builder
+	b.Grow(len(hops) * 18)
+	var tmp [64]byte
+	clientLen := 0
 	for i := len(hops) - 1; i >= 0; i-- {
-		b.WriteString(hops[i].String())
+		b.Write(hops[i].AppendTo(tmp[:0]))
+		if i == len(hops)-1 {
+			clientLen = b.Len()
+		}
 		if i > 0 {
 			b.WriteString(", ")
 		}
 	}
-	return hops[len(hops)-1].String(), b.String()
+	chain := b.String()
+	return chain[:clientLen], chain
 }
 
 // parseForwardedAddr reads one X-Forwarded-For entry: an IP address,
