@@ -10,8 +10,13 @@
 // Every refusal is an EINVALID *gatehouse.Error whose message names the rule
 // that failed and is safe to show to the user.
 //
-// The package writes no logs, holds no mutable state beyond the lazily built
-// common-password set, and all of its functions are safe for concurrent use.
+// A Hasher runs Hash and Verify under a memory budget (with a short queue,
+// then ErrBusy), so that a flood of sign-ins costs bounded memory; servers
+// send every argon2id computation through one.
+//
+// The package writes no logs, holds no package-level mutable state beyond
+// the lazily built common-password set, and all of its functions are safe
+// for concurrent use.
 package password
 
 //go:generate go run ./internal/gencommon -o common.txt
