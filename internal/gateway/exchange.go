@@ -24,15 +24,14 @@ type exchange struct {
 	start     time.Time
 	requestID string
 	sourceIP  string // the client's address (see clientip.go), without port
-	// forwardedFor is set when the TCP peer is a trusted proxy: the
-	// X-Forwarded-For passed upstream, the verified hops from the client
-	// to the peer.
-	forwardedFor string
-	trace        traceParent
-	route        *route
-	principal    *gatehouse.Principal
-	decision     authz.Decision
-	decided      bool
+	trace     traceParent
+	route     *route
+	principal *gatehouse.Principal
+	decision  authz.Decision
+	decided   bool
+	// peerTrusted: the TCP peer is a trusted proxy (then the proxy step
+	// passes the verified X-Forwarded-For chain on).
+	peerTrusted bool
 	// action and resource name what a decision request asked about; target
 	// is the forwarded request of a forward-auth check.
 	action, resource string
