@@ -287,3 +287,35 @@ func TestRedHangUpStages(t *testing.T) {
 		})
 	}
 }
+
+// TestRedCompromiseResponseEndsAccess: the steps an administrator takes
+// when an account is compromised — reset its password, reset its second
+// factor, disable it — each end the sessions the attacker holds, and
+// disabling ends its tokens.
+func TestRedCompromiseResponseEndsAccess(t *testing.T) {
+	steps := []struct{ name, path string }{
+		{"password reset", "/v1/users/alice/password"},
+		{"disable", "/v1/users/alice/disable"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			h := MustStart(t)
+			h.createUser("alice", "security", "read:signals")
+			thief := h.newPerson()
+			if code, e := thief.login("alice", alicePW, nil); code != 200 {
+				t.Fatalf("login: %d %s", code, e.Error.Message)
+			}
+			var body any
+			if st.name == "password reset" {
+				body = map[string]any{"new_password": "a fresh temporary passphrase 31!"}
+			}
+			var e errorOut
+			if code := h.adminCall("POST", st.path, body, &e); code != 200 {
+				t.Fatalf("%s: %d %s", st.path, code, e.Error.Message)
+			}
+			if code := thief.call("GET", "/v1/me", nil, false, nil); code == 200 {
+				t.Errorf("after %s the stolen session still works", st.name)
+			}
+		})
+	}
+}
