@@ -319,3 +319,37 @@ func TestRedCompromiseResponseEndsAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestRedLockoutUsernameVariants: wrong passwords sent under spellings of
+// a username — case, surrounding or inner whitespace, Unicode look-alikes
+// and compatibility forms — either name the same account (and count
+// toward its lockout) or name no account at all (and cannot sign in to
+// it): a variant never signs in to an account while its lockout is
+// bypassed.
+func TestRedLockoutUsernameVariants(t *testing.T) {
+	variants := []string{"Alice", "ALICE", " alice", "alice ", "alice\t", "al\u200bice", "\uff41lice", "alic\u0435", "ALİCE", "alice\x00"}
+	h := MustStart(t)
+	h.createUser("alice", "admin")
+	// Which variants sign in to alice with the right password?
+	resolves := map[string]bool{}
+	for _, v := range variants {
+		if code, _ := h.newPerson().login(v, alicePW, nil); code == 200 {
+			resolves[v] = true
+		}
+	}
+	t.Logf("variants that sign in as alice: %v", resolves)
+	// Five wrong passwords, spread over the variants that resolve (and
+	// alice itself when none do), lock alice.
+	spell := []string{"alice"}
+	for v := range resolves {
+		spell = append(spell, v)
+	}
+	for i := 0; i < 5; i++ {
+		h.newPerson().login(spell[i%len(spell)], "wrong password "+fmt.Sprint(i), nil)
+	}
+	for _, v := range append([]string{"alice"}, variants...) {
+		if code, _ := h.newPerson().login(v, alicePW, nil); code == 200 {
+			t.Errorf("after 5 failures, %q signs in with the right password (lockout bypassed)", v)
+		}
+	}
+}
