@@ -168,7 +168,10 @@ func TestLockoutAndNoEnumeration(t *testing.T) {
 	for i := range known {
 		sk, su = sk+known[i], su+unknown[i]
 	}
-	if ratio := float64(sk) / float64(su); ratio < 0.5 || ratio > 2 {
+	// Both paths run one argon2id verification (the unknown name against
+	// a dummy hash); one that skipped it would answer ~100 times faster.
+	// The bound catches that, not scheduling noise on a loaded machine.
+	if ratio := float64(sk) / float64(su); ratio < 0.2 || ratio > 5 {
 		t.Errorf("known/unknown username timing ratio %.2f (known %v, unknown %v): reveals existence", ratio, sk, su)
 	}
 	h.clock.Advance(16 * time.Minute)
