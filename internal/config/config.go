@@ -733,8 +733,10 @@ func (c *Config) validate(root *yaml.Node) error {
 			return v.fail(at+".scopes", "at least one scope is required (or mark the route public: true to allow anonymous callers)")
 		}
 		for j, s := range r.Scopes {
-			if s == "" || strings.ContainsAny(s, " \t\r\n,") {
-				return v.fail(fmt.Sprintf("%s.scopes[%d]", at, j), "scope %q must be non-empty and contain no spaces or commas", s)
+			// The same rule as for every credential's scopes: a route scope
+			// no credential could hold would lock the route for good.
+			if authn.ValidateScope(s) != nil {
+				return v.fail(fmt.Sprintf("%s.scopes[%d]", at, j), "scope %q must be 1 to 128 printable ASCII characters without spaces, commas, quotes or backslashes", s)
 			}
 		}
 		if r.MaxBody < 0 {
