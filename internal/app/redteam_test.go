@@ -353,3 +353,34 @@ func TestRedLockoutUsernameVariants(t *testing.T) {
 		}
 	}
 }
+
+// TestRedDisabledOwnersTokenAtGateway: a personal access token whose owner
+// is disabled stops working at the gateway at once, also when its
+// verification was cached by a use just before.
+func TestRedDisabledOwnersTokenAtGateway(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("alice", "auditor", "read:signals")
+	p := h.newPerson()
+	if code, e := p.login("alice", alicePW, nil); code != 200 {
+		t.Fatalf("login: %d %s", code, e.Error.Message)
+	}
+	var tok struct{ Token string }
+	if code := p.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "auditor"}, true, &tok); code != 201 {
+		t.Fatalf("token: %d", code)
+	}
+	get := func() int {
+		res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+tok.Token)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := get(); code != 200 {
+		t.Fatalf("token at the gateway: %d", code)
+	}
+	if code := h.adminCall("POST", "/v1/users/alice/disable", nil, nil); code != 200 {
+		t.Fatalf("disable: %d", code)
+	}
+	if code := get(); code != 401 {
+		t.Errorf("token of a disabled user at the gateway: %d, want 401", code)
+	}
+}
