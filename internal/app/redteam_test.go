@@ -384,3 +384,23 @@ func TestRedDisabledOwnersTokenAtGateway(t *testing.T) {
 		t.Errorf("token of a disabled user at the gateway: %d, want 401", code)
 	}
 }
+
+// TestRedNoPlaintextHTTP2: the plaintext public listener does not speak
+// HTTP/2 with prior knowledge (h2c), whose requests would take another
+// parser's path; it answers the preface as HTTP/1.1 (an error) or closes.
+func TestRedNoPlaintextHTTP2(t *testing.T) {
+	h := MustStart(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	buf := make([]byte, 9)
+	n, _ := io.ReadFull(c, buf)
+	// An HTTP/2 server answers with a SETTINGS frame: type 0x4 at byte 3.
+	if n == 9 && buf[3] == 0x4 && !strings.HasPrefix(string(buf), "HTTP/") {
+		t.Errorf("the public listener speaks h2c: %x", buf)
+	}
+}
