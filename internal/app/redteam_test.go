@@ -5,9 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/totp"
 )
 
 // Red-team tests (issues 13 and 14): attacks on what landed, through real
@@ -402,5 +405,65 @@ func TestRedNoPlaintextHTTP2(t *testing.T) {
 	// An HTTP/2 server answers with a SETTINGS frame: type 0x4 at byte 3.
 	if n == 9 && buf[3] == 0x4 && !strings.HasPrefix(string(buf), "HTTP/") {
 		t.Errorf("the public listener speaks h2c: %x", buf)
+	}
+}
+
+// TestRedMintedSecretsNeverLogged: every secret Gatehouse hands out — a
+// key, its rotation, a client secret and its rotation, a personal access
+// token, a TOTP seed, a password set by an administrator — and every one
+// presented back (at the gateway, the token endpoint, the admin API, a
+// sign-in) appears in no audit event and no log line.
+func TestRedMintedSecretsNeverLogged(t *testing.T) {
+	h := MustStart(t)
+	var secrets []string
+	k := h.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+	var rk keyOut
+	if code := h.adminCall("POST", "/v1/keys/"+k.ID+"/rotate", nil, &rk); code != 201 {
+		t.Fatalf("rotate key: %d", code)
+	}
+	cl := h.createClient("read:signals")
+	var rc clientOut
+	if code := h.adminCall("POST", "/v1/clients/"+cl.ClientID+"/rotate", nil, &rc); code != 201 && code != 200 {
+		t.Fatalf("rotate client: %d", code)
+	}
+	h.createUser("alice", "security", "read:signals")
+	const resetPW = "administrator chosen passphrase 55!"
+	h.createUser("bob", "auditor")
+	if code := h.adminCall("POST", "/v1/users/bob/password", map[string]any{"new_password": resetPW}, nil); code != 200 {
+		t.Fatalf("reset: %d", code)
+	}
+	p := h.newPerson()
+	seed := p.enrolTOTP("alice")
+	code, _ := totp.Code(seed, h.clock.Now())
+	q := h.newPerson()
+	if c, e := q.login("alice", alicePW, map[string]any{"totp_code": code}); c != 200 {
+		t.Fatalf("login with code: %d %s", c, e.Error.Message)
+	}
+	var tok struct{ Token string }
+	if c := q.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "security"}, true, &tok); c != 201 {
+		t.Fatalf("token: %d", c)
+	}
+	a := h.token(url.Values{"grant_type": {"client_credentials"}}, rc.ClientID, rc.ClientSecret)
+	secrets = append(secrets, k.Key, rk.Key, cl.ClientSecret, rc.ClientSecret, tok.Token, seed, resetPW, alicePW, a.Access,
+		flipLast(rk.Key), flipLast(tok.Token), flipLast(rc.ClientSecret), resetPW+"x")
+	// Present them all back, rightly and wrongly.
+	for _, s := range []string{k.Key, rk.Key, tok.Token, a.Access, flipLast(rk.Key), flipLast(tok.Token)} {
+		res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+s)
+		res.Body.Close()
+		res = h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer "+s)
+		res.Body.Close()
+	}
+	h.token(url.Values{"grant_type": {"client_credentials"}}, rc.ClientID, flipLast(rc.ClientSecret))
+	h.newPerson().login("bob", resetPW+"x", nil)
+	var page map[string]any
+	h.adminCall("GET", "/v1/audit?limit=1000", nil, &page)
+	dump := jsonString(page) + h.logs.String()
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("a secret was not minted")
+		}
+		if strings.Contains(dump, s) {
+			t.Errorf("a minted secret (%.10s…) appears in the audit log or logs", s)
+		}
 	}
 }
