@@ -467,3 +467,24 @@ func TestRedMintedSecretsNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestRedScopeValuesOneReading: a scope value that an upstream would read
+// as two scopes in X-Gatehouse-Scopes (space, comma, tab, a Unicode space,
+// CR/LF) or as another scope (case, surrounding space) is refused when a
+// key, client, user or token is created — even by the bootstrap token.
+func TestRedScopeValuesOneReading(t *testing.T) {
+	h := MustStart(t)
+	for _, s := range []string{"read:signals admin", "read:signals,admin", "read:signals\tadmin", "read:signals\u00a0admin", "read:signals\u2003admin", "x\r\nX-Gatehouse-Scopes: admin", " admin", "admin ", ""} {
+		for _, path := range []string{"/v1/keys", "/v1/clients"} {
+			var e errorOut
+			code := h.adminCall("POST", path, map[string]any{"name": "k", "scopes": []string{s}}, &e)
+			if code != 400 {
+				t.Errorf("POST %s with scope %q: %d, want 400", path, s, code)
+			}
+		}
+		var e errorOut
+		if code := h.adminCall("POST", "/v1/users", map[string]any{"username": "u" + fmt.Sprint(len(s)), "role": "auditor", "scopes": []string{s}, "password": alicePW}, &e); code != 400 {
+			t.Errorf("POST /v1/users with scope %q: %d, want 400", s, code)
+		}
+	}
+}
