@@ -6,7 +6,6 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
-	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -80,19 +79,8 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	}
 	now := s.cfg.Clock.Now().UTC()
 	n := authn.NewClient{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier, Lineage: by.Lineage}
-	switch {
-	case req.ExpiresIn != "" && req.ExpiresAt != nil:
-		return gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
-	case req.ExpiresIn != "":
-		d, err := config.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 {
-			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %q is not a positive duration (examples: 90d, 36h)", req.ExpiresIn)
-		}
-		n.ExpiresAt = now.Add(d)
-	case req.ExpiresAt != nil:
-		n.ExpiresAt = req.ExpiresAt.UTC()
-	default:
-		n.ExpiresAt = by.CapExpiry(time.Time{})
+	if n.ExpiresAt, err = requestedExpiry(req.ExpiresIn, req.ExpiresAt, now, by); err != nil {
+		return err
 	}
 	nk := authn.NewKey{Name: n.Name, Scopes: n.Scopes, Tier: n.Tier, ExpiresAt: n.ExpiresAt}
 	if err := nk.Validate(now); err != nil {

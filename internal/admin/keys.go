@@ -79,19 +79,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		return err
 	}
 	n := authn.NewKey{Name: req.Name, Scopes: req.Scopes, Tier: req.Tier, Lineage: by.Lineage}
-	switch {
-	case req.ExpiresIn != "" && req.ExpiresAt != nil:
-		return gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
-	case req.ExpiresIn != "":
-		d, err := config.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 {
-			return gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %q is not a positive duration (examples: 90d, 36h)", req.ExpiresIn)
-		}
-		n.ExpiresAt = now.Add(d)
-	case req.ExpiresAt != nil:
-		n.ExpiresAt = req.ExpiresAt.UTC()
-	default:
-		n.ExpiresAt = by.CapExpiry(time.Time{}) // never, or when the creator's credential expires
+	if n.ExpiresAt, err = requestedExpiry(req.ExpiresIn, req.ExpiresAt, now, by); err != nil {
+		return err
 	}
 	if err := n.Validate(now); err != nil {
 		return err
@@ -181,4 +170,23 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	out.Previous = keyJSON(old, now)
 	httpjson.Write(w, http.StatusCreated, out)
 	return nil
+}
+
+// requestedExpiry reads a create request's expiry: expires_in (a duration
+// such as 90d) or expires_at, not both; neither means never, or when the
+// creator's own credential expires. The ceiling check comes later.
+func requestedExpiry(in string, at *time.Time, now time.Time, by *authn.Creator) (time.Time, error) {
+	switch {
+	case in != "" && at != nil:
+		return time.Time{}, gatehouse.Errorf(gatehouse.EINVALID, "expires_in and expires_at: give one, not both")
+	case in != "":
+		d, err := config.ParseDuration(in)
+		if err != nil || d <= 0 {
+			return time.Time{}, gatehouse.Errorf(gatehouse.EINVALID, "expires_in: %q is not a positive duration (examples: 90d, 36h)", in)
+		}
+		return now.Add(d), nil
+	case at != nil:
+		return at.UTC(), nil
+	}
+	return by.CapExpiry(time.Time{}), nil
 }
