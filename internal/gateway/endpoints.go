@@ -176,6 +176,8 @@ func (f *forwardAuth) target(r *http.Request) (method, uri, host string, err err
 			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "the request carries an X-Gatehouse-* header; only Gatehouse sets those")
 		case foldEqual(k, "authorization") && k != "Authorization", foldEqual(k, "x-api-key") && k != "X-Api-Key":
 			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "credential header spelled with '_'; use Authorization or X-API-Key")
+		case rereadHeader(k):
+			return "", "", "", gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (%s): the request carries %s, which backends may read as its path, prefix or method; the proxy passes it on and Gatehouse cannot remove it, so the check is refused", f.proxy, k)
 		}
 	}
 	if f.proxy == ProxyEnvoy {
@@ -219,6 +221,25 @@ func (f *forwardAuth) target(r *http.Request) (method, uri, host string, err err
 		}
 	}
 	return method, uri, host, nil
+}
+
+// rereadHeader reports whether a header of a forward-auth check is one a
+// backend could read as the request's path, prefix or method instead of
+// the request line the proxy checked: X-Original-URL and X-Rewrite-URL
+// (IIS URL Rewrite, Symfony, Zend/Laminas, Magento), any X-Original-*
+// other than nginx's three (checked against the request like every other
+// family's), X-Forwarded-Prefix (Spring, ASP.NET, Traefik's StripPrefix)
+// and the method-override headers, each in any case and with '_' for '-'.
+// In proxy mode Gatehouse removes these before proxying; forward-auth
+// cannot change the request the proxy sends on, so it refuses the check.
+func rereadHeader(k string) bool {
+	if hasFoldPrefix(k, "x-original-") {
+		// nginx's names, canonical (a '_' spelling is another header to a
+		// backend that folds it, and one Gatehouse does not read).
+		return k != nginxFamily.method && k != nginxFamily.uri && k != nginxFamily.host
+	}
+	return foldEqual(k, "x-rewrite-url") || foldEqual(k, "x-forwarded-prefix") ||
+		foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method")
 }
 
 // single returns the one value of header name; a missing, empty or

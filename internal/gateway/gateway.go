@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -286,7 +285,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// trail (and cost an fsync per probe).
 		rec.noAudit = true
 		err = g.health.serve(rec, r, false)
-	case path == "/auth/verify" || strings.HasPrefix(path, "/auth/verify/"):
+	case isVerifyPath(path):
 		err = g.serveVerify(rec, r)
 	case path == "/v1/authorize":
 		err = g.decide.ServeHTTP(rec, r)

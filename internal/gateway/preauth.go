@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"math"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -304,18 +306,31 @@ func (g *Gateway) Run(ctx context.Context) {
 
 // preAuthApplies reports whether the request counts toward, and is held
 // to, its address's limit. Health probes do not; nor does a forward-auth
-// check whose address is the proxy's own (no trusted X-Forwarded-For named
-// the client): its failures are many clients', and limiting the proxy
-// would shut every one of them out.
+// check from a peer in forward_auth.trusted_proxies whose address is the
+// proxy's own (no trusted X-Forwarded-For named the client): its failures
+// are many clients', and limiting the proxy would shut every one of them
+// out. With forward_auth.trusted_proxies unset no caller is known to be the
+// proxy, so every check is limited by its address like any request.
 func (g *Gateway) preAuthApplies(r *http.Request, ex *exchange) bool {
 	path := r.URL.Path
 	if isHealthPath(path) {
 		return false
 	}
-	if len(path) >= len("/auth/verify") && path[:len("/auth/verify")] == "/auth/verify" {
-		return ex.sourceIP != sourceIP(r)
+	if len(g.fwd.trusted) > 0 && isVerifyPath(path) {
+		peer := sourceIP(r)
+		if ex.sourceIP != peer {
+			return true
+		}
+		a, err := netip.ParseAddr(peer)
+		return err != nil || !g.fwd.trusted.contains(a)
 	}
 	return true
+}
+
+// isVerifyPath reports whether path is forward-auth's: /auth/verify, or
+// below /auth/verify/ (Envoy appends the checked path).
+func isVerifyPath(path string) bool {
+	return path == "/auth/verify" || strings.HasPrefix(path, "/auth/verify/")
 }
 
 // preAuthCheck refuses a request from an address that has spent its

@@ -165,13 +165,14 @@ func TestPreAuthFlood(t *testing.T) {
 	}
 }
 
-// TestPreAuthSparesForwardAuthProxy: forward-auth checks whose address is
-// the proxy's own (no trusted X-Forwarded-For) carry many clients'
-// failures; they do not lock the proxy out.
+// TestPreAuthSparesForwardAuthProxy: forward-auth checks from a peer in
+// forward_auth.trusted_proxies whose address is the proxy's own (no
+// trusted X-Forwarded-For) carry many clients' failures; they do not lock
+// the proxy out.
 func TestPreAuthSparesForwardAuthProxy(t *testing.T) {
 	g, tok := MustOpenGatewayWith(t, "http://127.0.0.1:1", func(c *gateway.Config) {
 		c.PreAuth = gateway.PreAuthConfig{Failures: 3, Per: time.Minute}
-		c.ForwardAuth = gateway.ForwardAuth{Proxy: "traefik"}
+		c.ForwardAuth = gateway.ForwardAuth{Proxy: "traefik", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
 	})
 	front := httptest.NewServer(g)
 	defer front.Close()
@@ -231,6 +232,55 @@ func BenchmarkRequestPathPreAuth(b *testing.B) {
 			for b.Loop() {
 				clear(w.h)
 				g.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+// TestPreAuthLimitsForwardAuthCallers: a forward-auth check is spared the
+// limit only when its peer is in a non-empty forward_auth.trusted_proxies;
+// with the list unset, or on a path that merely starts with /auth/verify,
+// a flood of random keys is answered 429. (A peer outside the list is
+// refused 403 before any credential is read.)
+func TestPreAuthLimitsForwardAuthCallers(t *testing.T) {
+	lo := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		peer    string
+		path    string
+		spared  bool
+	}{
+		{"no trusted proxies", nil, "127.0.0.1:1", "/auth/verify", false},
+		{"trusted proxy", lo, "127.0.0.1:1", "/auth/verify", true},
+		{"longer path from trusted proxy", lo, "127.0.0.1:1", "/auth/verifyX", false},
+		{"envoy path from trusted proxy", lo, "127.0.0.1:1", "/auth/verify/api/x", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, _ := MustOpenGatewayWith(t, "http://127.0.0.1:1", func(c *gateway.Config) {
+				c.PreAuth = gateway.PreAuthConfig{Failures: 3, Per: time.Minute}
+				c.ForwardAuth = gateway.ForwardAuth{Proxy: "traefik", TrustedProxies: tt.trusted}
+			})
+			limited := 0
+			for i := 0; i < 10; i++ {
+				r := httptest.NewRequest("GET", tt.path, nil)
+				r.RemoteAddr = tt.peer
+				r.Header.Set("Authorization", "Bearer "+randomKey())
+				r.Header.Set("X-Forwarded-Method", "GET")
+				r.Header.Set("X-Forwarded-Uri", "/api/x")
+				r.Header.Set("X-Forwarded-Host", "api.example")
+				w := httptest.NewRecorder()
+				g.ServeHTTP(w, r)
+				if w.Code == http.StatusTooManyRequests {
+					limited++
+				}
+			}
+			if tt.spared && limited > 0 {
+				t.Errorf("%d of 10 checks from the trusted proxy answered 429", limited)
+			}
+			if !tt.spared && limited == 0 {
+				t.Errorf("10 failures, none answered 429")
 			}
 		})
 	}
