@@ -282,6 +282,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		TrustedProxies: config.ParsePrefixes(cfg.TrustedProxies),
 		ForwardAuth:    gateway.ForwardAuth{Proxy: cfg.ForwardAuth.Proxy, TrustedProxies: config.ParsePrefixes(cfg.ForwardAuth.TrustedProxies)},
 		PreAuth:        preAuthConfig(cfg.Limits.PreAuth),
+		IPv6Prefix:     cfg.Limits.IPv6Prefix,
 		ReadTimeout:    cfg.Limits.ReadTimeout,
 		MinRate:        int64(cfg.Limits.MinRate),
 	})

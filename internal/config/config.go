@@ -57,6 +57,8 @@ const (
 	DefaultPreAuthFailures = 20
 	DefaultPreAuthPer      = time.Minute
 	DefaultPreAuthSources  = 100_000
+	// DefaultIPv6Prefix: per-source limits key IPv6 clients by their /64.
+	DefaultIPv6Prefix = 64
 )
 
 // Config is the whole configuration of one Gatehouse process.
@@ -128,6 +130,13 @@ type LimitsConfig struct {
 	// PreAuth limits failed authentications and unknown routes per
 	// source address, before any credential is looked up.
 	PreAuth PreAuthConfig `yaml:"preauth"`
+	// IPv6Prefix is how many leading bits of an IPv6 client address every
+	// per-source-address limit keys on (pre-authentication, anonymous
+	// rate limits, admin sign-in, /oauth/token lockouts): 48 to 128,
+	// default 64, so that one subscriber's /64 is one source. IPv4 (and
+	// IPv4-mapped IPv6) clients are keyed by address. Audit events keep
+	// the address (audit.source_ip).
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 }
 
 // PreAuthConfig limits what a source address may spend on failures: after
@@ -314,6 +323,9 @@ func (c *Config) applyDefaults() {
 	}
 	if l.PreAuth.Sources == 0 {
 		l.PreAuth.Sources = DefaultPreAuthSources
+	}
+	if l.IPv6Prefix == 0 {
+		l.IPv6Prefix = DefaultIPv6Prefix
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -602,6 +614,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if p := c.Limits.PreAuth; p.Failures < -1 || p.Per < time.Second || p.Sources < 1 {
 		return v.fail("limits.preauth", "failures ≥ 1 (or -1: off), per ≥ 1s, sources ≥ 1")
+	}
+	if b := c.Limits.IPv6Prefix; b < 48 || b > 128 {
+		return v.fail("limits.ipv6_prefix", "must be 48 to 128 (bits of an IPv6 address a per-source limit keys on), not %d", b)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return v.fail("log.level", "must be one of debug, info, warn, error; not %q", c.Log.Level)

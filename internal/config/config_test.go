@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Routes[0].MaxBody != 1<<20 || c.Routes[0].Timeout != 30*time.Second {
 		t.Errorf("route defaults: %+v", c.Routes[0])
+	}
+	if c.Limits.IPv6Prefix != 64 {
+		t.Errorf("limits.ipv6_prefix default: %d, want 64", c.Limits.IPv6Prefix)
 	}
 }
 
@@ -106,6 +110,9 @@ func TestInvalidConfigNamesFieldAndLine(t *testing.T) {
 		{"audit source ip", "audit: {source_ip: anonymise}\n", "audit.source_ip: must be full, truncate or hash"},
 		{"audit backend", "audit: {backend: s3}\n", "audit.backend: must be file or postgres"},
 		{"audit in postgres without the postgres store", "audit: {backend: postgres}\n", "audit.backend: postgres needs store.driver postgres"},
+		{"ipv6 prefix too short", "limits: {ipv6_prefix: 32}\n", "limits.ipv6_prefix: must be 48 to 128"},
+		{"ipv6 prefix too long", "limits: {ipv6_prefix: 129}\n", "limits.ipv6_prefix: must be 48 to 128"},
+		{"ipv6 prefix negative", "limits: {ipv6_prefix: -64}\n", "limits.ipv6_prefix: must be 48 to 128"},
 		{"audit in postgres in batch mode", "store: {driver: postgres, dsn: \"postgres://db/g\"}\naudit: {durability: batch}\n", "audit.durability: with backend postgres events are always committed"},
 	}
 	for _, tt := range tests {
@@ -175,6 +182,18 @@ func TestAuditBackendDefaults(t *testing.T) {
 		}
 		if c.Audit.Backend != tt.backend || (tt.origin != "" && c.Audit.Origin != tt.origin) {
 			t.Errorf("%q: backend %q origin %q, want %q %q", tt.yaml, c.Audit.Backend, c.Audit.Origin, tt.backend, tt.origin)
+		}
+	}
+}
+
+func TestIPv6PrefixAccepted(t *testing.T) {
+	for _, b := range []int{48, 56, 64, 128} {
+		c, err := config.Parse("g.yaml", []byte(fmt.Sprintf("limits: {ipv6_prefix: %d}\n", b)))
+		if err != nil {
+			t.Fatalf("ipv6_prefix %d: %v", b, err)
+		}
+		if c.Limits.IPv6Prefix != b {
+			t.Errorf("ipv6_prefix %d read as %d", b, c.Limits.IPv6Prefix)
 		}
 	}
 }

@@ -118,6 +118,10 @@ type Config struct {
 	// PreAuth limits failed authentications and unknown routes per source
 	// address; the zero value sets no limit.
 	PreAuth PreAuthConfig
+	// IPv6Prefix is how many leading bits of an IPv6 client address the
+	// per-source limits (PreAuth, anonymous rate limits) key on; 0: 64
+	// (ratelimit.SourcePrefix). IPv4 clients are keyed by address.
+	IPv6Prefix int
 	// ReadTimeout and MinRate bound request bodies until the route is
 	// known (which then applies its own); 0: no bound.
 	ReadTimeout time.Duration
@@ -155,7 +159,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Redactor == nil {
 		cfg.Redactor = redact.New()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth)}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth, cfg.IPv6Prefix)}
 	g.trusted = newTrustedProxies(cfg.TrustedProxies)
 	var err error
 	if g.fwd, err = newForwardAuth(cfg.ForwardAuth); err != nil {
@@ -501,7 +505,7 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 			tier = ex.principal.Tier
 		}
 		policy := g.cfg.RateLimiter.Policy(tier)
-		key := ratelimit.Key(ex.principal, ex.sourceIP)
+		key := ratelimit.Key(ex.principal, ex.sourceIP, g.cfg.IPv6Prefix)
 		var d ratelimit.Decision
 		var err error
 		if rt := ex.route; rt != nil && rt.limit != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // SourceIPFromContext returns the client address the gateway uses for the
@@ -39,7 +40,9 @@ func CountAuthFailure(ctx context.Context) {
 // Failures while the bucket holds tokens are audited one by one; the
 // refusals of an empty bucket are audited as one event per address per
 // Per, with their count. At most Sources addresses are tracked (memory,
-// per process: with N replicas an address gets N buckets).
+// per process: with N replicas an address gets N buckets). An IPv6
+// address counts as its network (Config.IPv6Prefix, ratelimit.SourcePrefix):
+// every address of one /64 shares one bucket.
 type PreAuthConfig struct {
 	Failures int // 0: no pre-authentication limit
 	Per      time.Duration
@@ -55,14 +58,15 @@ type preAuth struct {
 	rate   float64 // tokens per nanosecond
 	per    time.Duration
 	seed   maphash.Seed
+	v6bits int // the IPv6 prefix length sources are keyed by
 	max    int // entries per shard
 	shards [preAuthShards]preAuthShard
 }
 
 type preAuthShard struct {
 	mu sync.RWMutex
-	m  map[string]*preAuthEntry
-	_  [40]byte // no false sharing between shards
+	m  map[netip.Prefix]*preAuthEntry // by ratelimit.SourcePrefix
+	_  [40]byte                       // no false sharing between shards
 }
 
 type preAuthEntry struct {
@@ -71,6 +75,7 @@ type preAuthEntry struct {
 	// The aggregation window: refusals since since, not audited one by one.
 	since   time.Time
 	refused int
+	ip      string // the last address that failed or was refused, for audit
 }
 
 // summary is one aggregated audit event to record.
@@ -80,7 +85,7 @@ type summary struct {
 	refused     int
 }
 
-func newPreAuth(cfg PreAuthConfig) *preAuth {
+func newPreAuth(cfg PreAuthConfig, ipv6Prefix int) *preAuth {
 	if cfg.Failures <= 0 || cfg.Per <= 0 {
 		return nil
 	}
@@ -89,16 +94,20 @@ func newPreAuth(cfg PreAuthConfig) *preAuth {
 	}
 	p := &preAuth{
 		burst: float64(cfg.Failures), rate: float64(cfg.Failures) / float64(cfg.Per),
-		per: cfg.Per, seed: maphash.MakeSeed(), max: max(cfg.Sources/preAuthShards, 1),
+		per: cfg.Per, seed: maphash.MakeSeed(), v6bits: ipv6Prefix, max: max(cfg.Sources/preAuthShards, 1),
 	}
 	for i := range p.shards {
-		p.shards[i].m = map[string]*preAuthEntry{}
+		p.shards[i].m = map[netip.Prefix]*preAuthEntry{}
 	}
 	return p
 }
 
-func (p *preAuth) shard(ip string) *preAuthShard {
-	return &p.shards[maphash.String(p.seed, ip)%preAuthShards]
+// key is the network ip is counted under and its shard. Addresses that do
+// not parse (a listener without IP peers) share the zero Prefix.
+func (p *preAuth) key(ip string) (netip.Prefix, *preAuthShard) {
+	k, _ := ratelimit.SourcePrefix(ip, p.v6bits)
+	b := k.Addr().As16()
+	return k, &p.shards[maphash.Bytes(p.seed, b[:])%preAuthShards]
 }
 
 // level is e's token count at now.
@@ -109,9 +118,9 @@ func (p *preAuth) level(e *preAuthEntry, now time.Time) float64 {
 // blocked reports whether ip has spent its failures, and when it may come
 // back. It is the only cost on the allowed path.
 func (p *preAuth) blocked(ip string, now time.Time) (bool, time.Duration) {
-	s := p.shard(ip)
+	k, s := p.key(ip)
 	s.mu.RLock()
-	e := s.m[ip]
+	e := s.m[k]
 	var lv float64
 	if e != nil {
 		lv = p.level(e, now)
@@ -126,16 +135,17 @@ func (p *preAuth) blocked(ip string, now time.Time) (bool, time.Duration) {
 // refuse counts a refusal of ip for its aggregated event. It returns the
 // event of a window that has ended, if any.
 func (p *preAuth) refuse(ip string, now time.Time) (summary, bool) {
-	s := p.shard(ip)
+	k, s := p.key(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[ip]
+	e := s.m[k]
 	if e == nil {
 		// Evicted between blocked and refuse: track it again, empty.
-		e = p.insert(s, ip, now)
+		e = p.insert(s, k, now)
 		e.tokens = 0
 	}
-	sum, ok := p.roll(ip, e, now)
+	sum, ok := p.roll(e, now)
+	e.ip = ip
 	e.refused++
 	return sum, ok
 }
@@ -143,20 +153,22 @@ func (p *preAuth) refuse(ip string, now time.Time) (summary, bool) {
 // fail takes a token from ip's bucket. It returns the event of a window
 // that has ended, if any.
 func (p *preAuth) fail(ip string, now time.Time) (summary, bool) {
-	s := p.shard(ip)
+	k, s := p.key(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[ip]
+	e := s.m[k]
 	if e == nil {
-		e = p.insert(s, ip, now)
+		e = p.insert(s, k, now)
 	}
 	e.tokens, e.at = max(p.level(e, now)-1, 0), now
-	return p.roll(ip, e, now)
+	sum, ok := p.roll(e, now)
+	e.ip = ip
+	return sum, ok
 }
 
 // roll starts a new window when e's has ended, returning the ended
 // window's summary if it counted refusals. s.mu is held.
-func (p *preAuth) roll(ip string, e *preAuthEntry, now time.Time) (summary, bool) {
+func (p *preAuth) roll(e *preAuthEntry, now time.Time) (summary, bool) {
 	if e.since.IsZero() {
 		e.since = now
 		return summary{}, false
@@ -164,19 +176,19 @@ func (p *preAuth) roll(ip string, e *preAuthEntry, now time.Time) (summary, bool
 	if now.Sub(e.since) < p.per {
 		return summary{}, false
 	}
-	sum := summary{ip: ip, from: e.since, until: now, refused: e.refused}
+	sum := summary{ip: e.ip, from: e.since, until: now, refused: e.refused}
 	e.since, e.refused = now, 0
 	return sum, sum.refused > 0
 }
 
-// insert adds a full-bucket entry for ip, evicting to stay within the
+// insert adds a full-bucket entry for k, evicting to stay within the
 // shard's bound. s.mu is held.
-func (p *preAuth) insert(s *preAuthShard, ip string, now time.Time) *preAuthEntry {
+func (p *preAuth) insert(s *preAuthShard, k netip.Prefix, now time.Time) *preAuthEntry {
 	if len(s.m) >= p.max {
 		p.evict(s, now)
 	}
 	e := &preAuthEntry{tokens: p.burst, at: now}
-	s.m[ip] = e
+	s.m[k] = e
 	return e
 }
 
@@ -210,13 +222,13 @@ func (p *preAuth) sweep(now time.Time, final bool) []summary {
 	for i := range p.shards {
 		s := &p.shards[i]
 		s.mu.Lock()
-		for ip, e := range s.m {
+		for k, e := range s.m {
 			if e.refused > 0 && (final || now.Sub(e.since) >= p.per) {
-				out = append(out, summary{ip: ip, from: e.since, until: now, refused: e.refused})
+				out = append(out, summary{ip: e.ip, from: e.since, until: now, refused: e.refused})
 				e.since, e.refused = now, 0
 			}
 			if e.refused == 0 && p.level(e, now) >= p.burst {
-				delete(s.m, ip)
+				delete(s.m, k)
 			}
 		}
 		s.mu.Unlock()
@@ -278,6 +290,12 @@ func (g *Gateway) recordSummary(ctx context.Context, s summary) {
 		Reason:  "too many failed authentications or unknown routes from this address",
 		Request: &gatehouse.RequestInfo{SourceIP: g.auditIP(s.ip), Status: 429},
 		Details: map[string]any{"count": s.refused, "from": s.from.UTC().Format(time.RFC3339Nano), "until": s.until.UTC().Format(time.RFC3339Nano)},
+	}
+	if a, err := netip.ParseAddr(s.ip); err == nil && a.Unmap().Is6() {
+		// The count is of the address's network; the address is the last one seen.
+		if p, ok := ratelimit.SourcePrefix(s.ip, g.pre.v6bits); ok {
+			e.Details["ipv6_prefix"] = p.Bits()
+		}
 	}
 	if err := g.cfg.Auditor.Record(ctx, e); err != nil {
 		g.log.ErrorContext(ctx, "audit record failed", "event", e.Type, "err", err)

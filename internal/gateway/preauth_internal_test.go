@@ -62,7 +62,7 @@ func (nopAuthz) Decide(context.Context, *authz.Input) (authz.Decision, error) {
 // BenchmarkPreAuthBlocked is the limit's cost on the allowed path: one
 // lookup of an address that has no entry, in a table of 10,000.
 func BenchmarkPreAuthBlocked(b *testing.B) {
-	p := newPreAuth(PreAuthConfig{Failures: 20, Per: time.Minute})
+	p := newPreAuth(PreAuthConfig{Failures: 20, Per: time.Minute}, 64)
 	now := time.Now()
 	for i := 0; i < 10_000; i++ {
 		p.fail(fmt.Sprintf("10.0.%d.%d", i>>8, i&255), now)

@@ -100,15 +100,23 @@ func ExampleSetHeaders() {
 func TestKey(t *testing.T) {
 	for _, tc := range []struct {
 		p    *gatehouse.Principal
+		ip   string
 		want string
 	}{
-		{nil, "ip:203.0.113.7"},
-		{&gatehouse.Principal{Kind: gatehouse.KindAnonymous}, "ip:203.0.113.7"},
-		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindAPIKey}, "api_key:k_1"},
-		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindUser}, "user:k_1"},
+		{nil, "203.0.113.7", "ip:203.0.113.7"},
+		{&gatehouse.Principal{Kind: gatehouse.KindAnonymous}, "203.0.113.7", "ip:203.0.113.7"},
+		{nil, "::ffff:203.0.113.7", "ip:203.0.113.7"},
+		{nil, "2001:db8:1:2::1", "ip:2001:db8:1:2::/64"},
+		{nil, "2001:db8:1:2:ffff:ffff:ffff:ffff", "ip:2001:db8:1:2::/64"},
+		{&gatehouse.Principal{Kind: gatehouse.KindAnonymous}, "2001:db8:1:2::9", "ip:2001:db8:1:2::/64"},
+		{nil, "not-an-ip", "ip:not-an-ip"},
+		// Authenticated principals are keyed by principal, whatever the address.
+		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindAPIKey}, "203.0.113.7", "api_key:k_1"},
+		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindAPIKey}, "2001:db8:1:2::1", "api_key:k_1"},
+		{&gatehouse.Principal{ID: "k_1", Kind: gatehouse.KindUser}, "203.0.113.7", "user:k_1"},
 	} {
-		if got := ratelimit.Key(tc.p, "203.0.113.7"); got != tc.want {
-			t.Errorf("Key(%+v) = %q, want %q", tc.p, got, tc.want)
+		if got := ratelimit.Key(tc.p, tc.ip, ratelimit.DefaultIPv6Prefix); got != tc.want {
+			t.Errorf("Key(%+v, %q) = %q, want %q", tc.p, tc.ip, got, tc.want)
 		}
 	}
 }

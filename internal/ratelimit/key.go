@@ -3,12 +3,15 @@ package ratelimit
 import "github.com/gatehouse/gatehouse"
 
 // Key returns the counter key for a request: the principal's kind and id,
-// or the client IP for anonymous callers (nil p), so an API key and a user
-// with the same id never share a quota. Prefix it with the policy name
-// when one principal is limited under several policies.
-func Key(p *gatehouse.Principal, clientIP string) string {
+// or for anonymous callers (nil p) the client address's source key
+// (SourceKey: an IPv6 client by its first ipv6Prefix bits), so an API key
+// and a user with the same id never share a quota and one IPv6 network
+// cannot spread its requests over fresh addresses. Prefix it with the
+// policy name when one principal is limited under several policies.
+func Key(p *gatehouse.Principal, clientIP string, ipv6Prefix int) string {
 	if p == nil || p.Kind == gatehouse.KindAnonymous || p.ID == "" {
-		return "ip:" + clientIP
+		var buf [64]byte
+		return string(AppendSourceKey(append(buf[:0], "ip:"...), clientIP, ipv6Prefix))
 	}
 	return string(p.Kind) + ":" + p.ID
 }

@@ -27,7 +27,7 @@ func Example() {
 	p := &gatehouse.Principal{ID: "k_123", Kind: gatehouse.KindAPIKey, Tier: "free"}
 	policy := svc.Policy(p.Tier)
 	for range 3 {
-		d, err := svc.Allow(context.Background(), ratelimit.Key(p, "203.0.113.7"), policy.Limit)
+		d, err := svc.Allow(context.Background(), ratelimit.Key(p, "203.0.113.7", ratelimit.DefaultIPv6Prefix), policy.Limit)
 		if err != nil {
 			panic(err) // the gateway logs it and serves an internal error
 		}
