@@ -114,6 +114,12 @@ type Route struct {
 	// MethodOverride applies X-HTTP-Method-Override (and its kin) on POST
 	// in Gatehouse itself; otherwise those headers are removed.
 	MethodOverride bool
+	// WebSocket lets a request upgrade to a WebSocket (GET with Upgrade:
+	// websocket) on this route; the upgrade request is routed, authorized
+	// and audited like any other, the tunnel after it is not. Otherwise
+	// (and for any other protocol, such as h2c) a request carrying
+	// Upgrade is refused with 400.
+	WebSocket bool
 	// KeepServerHeaders passes the upstream's Server and X-Powered-By
 	// response headers on; by default they are dropped.
 	KeepServerHeaders bool

@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,6 +70,148 @@ func TestRedForwardAuthPathHeadersReachBackend(t *testing.T) {
 	}
 }
 
+// tunnelUpstream answers 101 to any Upgrade and then keeps reading HTTP
+// requests on the connection, as an h2c upstream does (in HTTP/2 framing)
+// and as WebSocket backends with their own sub-protocols do. It records
+// every path it serves.
+type tunnelUpstream struct {
+	ln    net.Listener
+	paths chan string
+}
+
+func newTunnelUpstream(t *testing.T) *tunnelUpstream {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &tunnelUpstream{ln: ln, paths: make(chan string, 100)}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufioReader(c)
+				upgraded := false
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					u.paths <- fmt.Sprintf("%s %s upgraded=%v", req.Method, req.URL.Path, upgraded)
+					if up := req.Header.Get("Upgrade"); up != "" && !upgraded {
+						fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", up)
+						upgraded = true
+						continue
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	return u
+}
+
+// TestRedUpgradeTunnelsPastAuthz: any route passes Upgrade (h2c or
+// websocket) to its upstream; once the upstream answers 101 the client's
+// connection is a raw tunnel, and every request sent through it reaches
+// the upstream with no route check, no authorization and no audit event.
+// Here an anonymous caller upgrades on the public route and then asks the
+// same upstream for the admin subtree. Envoy refuses upgrades unless a
+// route enables them (upgrade_configs), nginx unless configured to pass
+// Upgrade; h2c is never a thing to tunnel through a gateway.
+func TestRedUpgradeTunnelsPastAuthz(t *testing.T) {
+	up := newTunnelUpstream(t)
+	h := MustStartFull(t, "", "  - name: pub-tunnel\n    path: /pub2/\n    upstream: http://"+up.ln.Addr().String()+"\n    public: true\n  - name: admin-tunnel\n    path: /pub2/admin/\n    upstream: http://"+up.ln.Addr().String()+"\n    scopes: [signals:admin]\n")
+	for _, upgrade := range []string{"websocket", "h2c"} {
+		t.Run(upgrade, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			extra := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+			if upgrade == "h2c" {
+				extra = "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+			}
+			fmt.Fprintf(c, "GET /pub2/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n", upgrade, extra)
+			br := bufioReader(c)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != 101 {
+				t.Logf("upgrade refused: %d (defence holds)", res.StatusCode)
+				return
+			}
+			<-up.paths
+			fmt.Fprintf(c, "GET /pub2/admin/secret HTTP/1.1\r\nHost: x\r\n\r\n")
+			select {
+			case p := <-up.paths:
+				t.Errorf("anonymous caller reached the upstream through a %s tunnel: %s", upgrade, p)
+				if ev := h.requestEvents("/pub2/admin/secret"); len(ev) == 0 {
+					t.Errorf("and no audit event names /pub2/admin/secret")
+				}
+			case <-time.After(time.Second):
+			}
+		})
+	}
+}
+
+// TestWebSocketRouteOptIn: a route with websocket: true passes a
+// WebSocket handshake (the upstream answers 101), refuses every other
+// upgrade (h2c, a second token, a POST) with 400 JSON, and the route
+// without it refuses the handshake too.
+func TestWebSocketRouteOptIn(t *testing.T) {
+	up := newTunnelUpstream(t)
+	h := MustStartFull(t, "", "  - name: ws\n    path: /ws/\n    upstream: http://"+up.ln.Addr().String()+"\n    public: true\n    websocket: true\n  - name: plain\n    path: /plain/\n    upstream: http://"+up.ln.Addr().String()+"\n    public: true\n")
+	tests := []struct {
+		name, method, path, upgrade, connection string
+		want                                    int
+	}{
+		{"websocket on ws route", "GET", "/ws/x", "websocket", "Upgrade", 101},
+		{"WebSocket any case", "GET", "/ws/x", "WebSocket", "keep-alive, upgrade", 101},
+		{"h2c on ws route", "GET", "/ws/x", "h2c", "Upgrade, HTTP2-Settings", 400},
+		{"two protocols", "GET", "/ws/x", "websocket, h2c", "Upgrade", 400},
+		{"POST websocket", "POST", "/ws/x", "websocket", "Upgrade", 400},
+		{"no Connection upgrade", "GET", "/ws/x", "websocket", "keep-alive", 400},
+		{"websocket on plain route", "GET", "/plain/x", "websocket", "Upgrade", 400},
+		{"h2c on plain route", "GET", "/plain/x", "h2c", "Upgrade, HTTP2-Settings", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: %s\r\nUpgrade: %s\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n", tt.method, tt.path, tt.connection, tt.upgrade)
+			res, err := http.ReadResponse(bufioReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.want)
+			}
+			if tt.want == 400 {
+				if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+					t.Errorf("400 with Content-Type %q, want the JSON error", ct)
+				}
+				return
+			}
+			if p := <-up.paths; !strings.HasPrefix(p, "GET /ws/x ") {
+				t.Errorf("upstream served %q, want the handshake on /ws/x", p)
+			}
+		})
+	}
+}
+
 // TestRedForwardAuthEscapesPreAuthLimit: the pre-authentication limit
 // spares forward-auth checks whose client address is the TCP peer (meant
 // for a proxy that sent no trusted X-Forwarded-For). forward_auth.
@@ -103,4 +247,3 @@ func TestRedForwardAuthEscapesPreAuthLimit(t *testing.T) {
 		t.Fatalf("control: the same flood on a route was not limited either")
 	}
 }
-

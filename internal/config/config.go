@@ -249,6 +249,9 @@ type RouteConfig struct {
 	// itself (routed, authorized and forwarded as that method); otherwise
 	// the header is removed before proxying.
 	MethodOverride bool `yaml:"method_override"`
+	// WebSocket admits Upgrade: websocket on GET; other upgrades (h2c)
+	// and upgrades on other routes are refused (400).
+	WebSocket bool `yaml:"websocket"`
 	// KeepServerHeaders passes the upstream's Server and X-Powered-By on.
 	KeepServerHeaders bool `yaml:"keep_server_headers"`
 	// ReadTimeout and MinRate override limits.read_timeout and
@@ -964,6 +967,7 @@ func (r *RouteConfig) Route() gatehouse.Route {
 		ContentTypes:   r.ContentTypes,
 
 		MethodOverride:    r.MethodOverride,
+		WebSocket:         r.WebSocket,
 		KeepServerHeaders: r.KeepServerHeaders,
 		ReadTimeout:       r.ReadTimeout,
 		MinRate:           int64(r.MinRate),

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -73,3 +74,42 @@ func (g *Gateway) methodOverride(next Handler) Handler {
 // upstreamFingerprintHeaders name the upstream's software and version; they
 // are dropped from responses unless the route keeps them.
 var upstreamFingerprintHeaders = [...]string{"Server", "X-Powered-By", "X-Aspnet-Version", "X-Aspnetmvc-Version"}
+
+// upgradeStep refuses (400) a request that asks to switch protocols,
+// unless its route has websocket: true and it is a WebSocket handshake
+// (GET, Upgrade: websocket, Connection naming upgrade). After a 101 the
+// connection is a tunnel to the upstream: whatever the client sends
+// through it is not routed, authorized or audited, so only routes that
+// opted in may open one, and only to WebSocket. h2c is never tunnelled:
+// its "upgrade" would carry HTTP/2 requests past every check.
+func (g *Gateway) upgradeStep(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		up, ok := r.Header["Upgrade"]
+		if !ok {
+			return next.ServeHTTP(w, r)
+		}
+		rt := exchangeFrom(r.Context()).route
+		if !rt.WebSocket {
+			return gatehouse.Errorf(gatehouse.EINVALID, "route %s does not take protocol upgrades (Upgrade header); a route opts in to WebSocket with websocket: true", rt.Name)
+		}
+		if len(up) != 1 || !strings.EqualFold(strings.TrimSpace(up[0]), "websocket") || r.Method != http.MethodGet || !hasToken(r.Header["Connection"], "upgrade") {
+			return gatehouse.Errorf(gatehouse.EINVALID, "route %s accepts only a WebSocket upgrade: GET with Upgrade: websocket and Connection: Upgrade", rt.Name)
+		}
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// hasToken reports whether a comma-separated header (all its lines) lists
+// token, compared without case.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

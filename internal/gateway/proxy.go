@@ -172,13 +172,15 @@ func stripPrefix(prefix, path string) string {
 
 // scrubHeaders removes what a caller must not pass upstream: its
 // credential, any X-Gatehouse-* header (which only Gatehouse sets), and
-// method-override headers (see methodOverride).
+// method-override headers (see methodOverride), and HTTP2-Settings (h2c
+// is never tunnelled, see upgradeStep).
 // Names are compared with '_' read as '-', since some upstream frameworks
 // treat them alike.
 func scrubHeaders(h http.Header) {
 	for k := range h {
 		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") ||
-			foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method") {
+			foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method") ||
+			foldEqual(k, "http2-settings") {
 			delete(h, k)
 		}
 	}
