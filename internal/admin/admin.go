@@ -50,6 +50,10 @@ type Config struct {
 	// SourceIP maps a client address to its form in audit events (see
 	// audit.source_ip); nil leaves addresses out.
 	SourceIP func(ip string) string
+	// IPv6Prefix is how many leading bits of an IPv6 client address the
+	// per-source sign-in and refusal limits key on
+	// (ratelimit.SourcePrefix); 0: 64.
+	IPv6Prefix int
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -263,7 +267,7 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 		action, outcome = "auth.failure", gatehouse.OutcomeFailure
 	case gatehouse.ERATELIMITED:
 		// One event per source a minute: a flood must not fill the log.
-		d, err := s.signIn.Allow(r.Context(), "audit|"+sourceAddr(r), ratelimit.Limit{Requests: 1, Per: time.Minute})
+		d, err := s.signIn.Allow(r.Context(), "audit|"+s.sourceKey(r), ratelimit.Limit{Requests: 1, Per: time.Minute})
 		if err != nil || !d.Allowed {
 			return
 		}
@@ -293,7 +297,7 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 const refusalsAudited = 60
 
 func (s *Server) refusalAuditAllowed(r *http.Request) bool {
-	src := sourceAddr(r)
+	src := s.sourceKey(r)
 	d, err := s.signIn.Allow(r.Context(), "refusal|"+src, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
 	if err != nil || d.Allowed {
 		return true

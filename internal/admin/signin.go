@@ -30,7 +30,7 @@ func newSignInLimiter(clock gatehouse.Clock) *memory.Limiter {
 func (s *Server) limitSignIn(r *http.Request, username string) error {
 	lim := s.cfg.Users.Settings().SignInLimits
 	d, err := s.signIn.AllowAll(r.Context(), []ratelimit.Rule{
-		{Key: "src|" + sourceAddr(r), Limit: lim.PerSource},
+		{Key: "src|" + s.sourceKey(r), Limit: lim.PerSource},
 		{Key: "user|" + strings.ToLower(username), Limit: lim.PerUsername},
 	})
 	if err != nil {
@@ -56,6 +56,13 @@ func sourceAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// sourceKey is what the per-source limits count r under: its address's
+// limit key (an IPv6 client by its network, Config.IPv6Prefix). Audit
+// events keep the address (sourceAddr).
+func (s *Server) sourceKey(r *http.Request) string {
+	return ratelimit.SourceKey(sourceAddr(r), s.cfg.IPv6Prefix)
 }
 
 func retrySeconds(d time.Duration) string {

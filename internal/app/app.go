@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
+	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage, IPv6Prefix: cfg.Limits.IPv6Prefix})
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +291,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
-		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage, SourceIP: a.gateway.AuditIP})
+		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage, SourceIP: a.gateway.AuditIP,
+		IPv6Prefix: cfg.Limits.IPv6Prefix})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers
@@ -466,6 +467,11 @@ func (a *App) serve(s *http.Server, ln net.Listener) {
 
 // Addr is the public listener's address.
 func (a *App) Addr() string { return a.publicLn.Addr().String() }
+
+// AdminHandler is the admin listener's handler, for tests that must
+// present client addresses this host cannot connect from (the peers of
+// one IPv6 network).
+func (a *App) AdminHandler() http.Handler { return a.adminSrv.Handler }
 
 // AdminAddr is the admin listener's address.
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }

@@ -3,6 +3,9 @@ package app_test
 import (
 	"fmt"
 	"io"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -100,5 +103,100 @@ func TestPreAuthIPv6PrefixConfigurable(t *testing.T) {
 				t.Errorf("an IPv4-mapped caller with a good key: %d, want 200", code)
 			}
 		})
+	}
+}
+
+// TestClientLockoutPerIPv6Network: /oauth/token's lockout of a client
+// from one address (5 failures) and of an address (20 failures of any
+// clients) count one /64 as one address: failures spread over fresh
+// addresses lock the network, while the real client in the next /64 and
+// on IPv4 is not locked out. The pre-authentication limit is off so that
+// only the lockout answers.
+func TestClientLockoutPerIPv6Network(t *testing.T) {
+	h := MustStartWith(t, "trusted_proxies: [127.0.0.1]\nlimits: {preauth: {failures: -1}}\n")
+	c := h.createClient("read:signals")
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	wrong := c.ClientSecret[:len(c.ClientSecret)-8] + "AAAAAAAA"
+	from := func(ip string) string { return "X-Forwarded-For: " + ip }
+
+	// Per (client, source): five wrong secrets, a new address each.
+	for i := 1; i <= 5; i++ {
+		if a := h.token(cc, c.ClientID, wrong, from(fmt.Sprintf("2001:db8:c:1:%x::1", i))); a.status != 401 {
+			t.Fatalf("failure %d: %d", i, a.status)
+		}
+	}
+	if a := h.token(cc, c.ClientID, c.ClientSecret, from("2001:db8:c:1:ffff::1")); a.status != 429 || a.header.Get("Retry-After") == "" {
+		t.Errorf("the client from a sixth address of the failing /64: %d (Retry-After %q), want 429", a.status, a.header.Get("Retry-After"))
+	}
+	for _, ip := range []string{"2001:db8:c:2::1", "203.0.113.8", "::ffff:203.0.113.9"} {
+		if a := h.token(cc, c.ClientID, c.ClientSecret, from(ip)); a.status != 200 {
+			t.Errorf("the client from %s: %d %s, want 200", ip, a.status, a.Desc)
+		}
+	}
+
+	// Per source: twenty failures of made-up clients, a new address each.
+	other := h.createClient("read:signals")
+	for i := 1; i <= 20; i++ {
+		id := fmt.Sprintf("cl_made_up_%d", i)
+		if a := h.token(cc, id, wrong, from(fmt.Sprintf("2001:db8:c:3::%x", i))); a.status != 401 {
+			t.Fatalf("source failure %d: %d", i, a.status)
+		}
+	}
+	if a := h.token(cc, other.ClientID, other.ClientSecret, from("2001:db8:c:3::ffff")); a.status != 429 {
+		t.Errorf("another client from the flooding /64: %d, want 429", a.status)
+	}
+	if a := h.token(cc, other.ClientID, other.ClientSecret, from("2001:db8:c:4::1")); a.status != 200 {
+		t.Errorf("another client from the next /64: %d %s, want 200", a.status, a.Desc)
+	}
+}
+
+// TestSignInLimitPerIPv6Network: the admin sign-in limit per source
+// counts one /64 as one source: three attempts (the per_source limit set
+// here) from three addresses of the /64, each with its own username, and
+// a fourth address is refused 429; the next /64 is not. The admin
+// listener reads no forwarding header, so the addresses are the peers of
+// requests given to its handler (this host cannot connect from them).
+func TestSignInLimitPerIPv6Network(t *testing.T) {
+	h := MustStart(t)
+	var s map[string]any
+	h.adminCall("GET", "/v1/settings/authentication", nil, &s)
+	lim := s["sign_in_limits"].(map[string]any)
+	lim["per_source"] = map[string]any{"requests": 3, "per": "1m"}
+	var e errorOut
+	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 200 {
+		t.Fatalf("set per_source: %d %q", code, e.Error.Message)
+	}
+	admin := h.app.AdminHandler()
+	login := func(peer, user string) int {
+		req := httptest.NewRequest("POST", "/v1/session", strings.NewReader(`{"username":"`+user+`","password":"wrong password 1234"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = peer
+		w := httptest.NewRecorder()
+		admin.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := 1; i <= 3; i++ {
+		if code := login(fmt.Sprintf("[2001:db8:a:1::%x]:4000", i), fmt.Sprintf("user%d", i)); code != 401 {
+			t.Fatalf("attempt %d: %d, want 401", i, code)
+		}
+	}
+	if code := login("[2001:db8:a:1:ffff:ffff:ffff:ffff]:4000", "user4"); code != 429 {
+		t.Errorf("a fourth address of the /64: %d, want 429", code)
+	}
+	if code := login("[2001:db8:a:2::1]:4000", "user5"); code != 401 {
+		t.Errorf("the next /64: %d, want 401", code)
+	}
+	if code := login("[::ffff:198.51.100.4]:4000", "user6"); code != 401 {
+		t.Errorf("an IPv4-mapped peer: %d, want 401", code)
+	}
+	// Audit events keep the full address.
+	seen := map[string]bool{}
+	for _, ev := range h.auditEvents("") {
+		if req, _ := ev["request"].(map[string]any); req != nil {
+			seen[fmt.Sprint(req["source_ip"])] = true
+		}
+	}
+	if !seen["2001:db8:a:1::2"] {
+		t.Errorf("no audit event names 2001:db8:a:1::2 (seen %v)", seen)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -61,8 +62,11 @@ type Clients struct {
 	mu      sync.RWMutex
 	revoked map[string]bool // client ids revoked; their tokens fail at once
 	// failures holds lockout state by pairKey (client and address) and
-	// sourceKey (address), at most maxFailureEntries entries.
+	// sourceKey (address), at most maxFailureEntries entries. The address
+	// is its limit key (ratelimit.SourceKey: an IPv6 one by its first
+	// v6bits bits), so one /64 cannot spread its failures over addresses.
 	failures map[string]*clientFailures
+	v6bits   int
 }
 
 func pairKey(id, source string) string { return id + "\x00" + source }
@@ -88,6 +92,7 @@ func NewClients(ctx context.Context, cfg KeysConfig) (*Clients, error) {
 	c := &Clients{
 		store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("clients"),
 		cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage, revoked: map[string]bool{}, failures: map[string]*clientFailures{},
+		v6bits: cfg.IPv6Prefix,
 	}
 	if err := c.loadRevoked(ctx); err != nil {
 		return nil, err
@@ -284,7 +289,8 @@ func (c *Clients) AuthenticateFrom(ctx context.Context, id, secret, source strin
 func (c *Clients) locked(id, source string, now time.Time) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, k := range [2]string{pairKey(id, source), sourceKey(source)} {
+	src := ratelimit.SourceKey(source, c.v6bits)
+	for _, k := range [2]string{pairKey(id, src), sourceKey(src)} {
 		if f := c.failures[k]; f != nil && now.Before(f.lockedUntil) {
 			return true
 		}
@@ -327,14 +333,15 @@ func (c *Clients) unlock(id string) int {
 // well-formed id) from source, and of source.
 func (c *Clients) fail(id, source string) {
 	now := c.clock.Now()
+	src := ratelimit.SourceKey(source, c.v6bits)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if strings.HasPrefix(id, ClientIDPrefix) && len(id) == len(ClientIDPrefix)+idLen {
-		if c.count(pairKey(id, source), now, clientMaxFailures) {
+		if c.count(pairKey(id, src), now, clientMaxFailures) {
 			c.log.Warn("client locked after repeated failed authentications from one address", "client_id", id, "source_ip", source, "minutes", clientLockout.Minutes())
 		}
 	}
-	if c.count(sourceKey(source), now, sourceMaxFailures) {
+	if c.count(sourceKey(src), now, sourceMaxFailures) {
 		c.log.Warn("address locked after repeated failed client authentications", "source_ip", source, "minutes", clientLockout.Minutes())
 	}
 }

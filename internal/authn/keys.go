@@ -31,6 +31,9 @@ type KeysConfig struct {
 	// Usage records when each credential was last used; nil records
 	// nothing.
 	Usage *Usage
+	// IPv6Prefix is how many leading bits of an IPv6 address the client
+	// lockouts per source key on (ratelimit.SourcePrefix); 0: 64.
+	IPv6Prefix int
 }
 
 // Keys issues, verifies, revokes and rotates API keys. Verified keys are
