@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -20,7 +21,7 @@ import (
 func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) error {
 	err := g.verify.ServeHTTP(w, r)
 	switch gatehouse.ErrorCode(err) {
-	case gatehouse.ENOTFOUND, gatehouse.EMETHOD, gatehouse.EINVALID:
+	case gatehouse.ENOTFOUND, gatehouse.EMETHOD, gatehouse.EINVALID, gatehouse.ETOOLARGE:
 		w.Header().Del("Allow")
 		exchangeFrom(r.Context()).outcome = gatehouse.OutcomeDenied
 		return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Message: gatehouse.ErrorMessage(err)}
@@ -236,10 +237,70 @@ func rereadHeader(k string) bool {
 	if hasFoldPrefix(k, "x-original-") {
 		// nginx's names, canonical (a '_' spelling is another header to a
 		// backend that folds it, and one Gatehouse does not read).
-		return k != nginxFamily.method && k != nginxFamily.uri && k != nginxFamily.host
+		return k != nginxFamily.method && k != nginxFamily.uri && k != nginxFamily.host &&
+			k != nginxContentLength && k != nginxTransferEncoding
 	}
 	return foldEqual(k, "x-rewrite-url") || foldEqual(k, "x-forwarded-prefix") ||
 		foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method")
+}
+
+// The headers the README's nginx snippet sets from the checked request's
+// body framing ($content_length, $http_transfer_encoding); nginx replaces
+// a caller's and sends none when the value is empty.
+const (
+	nginxContentLength    = "X-Original-Content-Length"
+	nginxTransferEncoding = "X-Original-Transfer-Encoding"
+)
+
+// verifyBody holds a forward-auth check to its route's max_body, as far as
+// the proxy says what body follows: the body itself never reaches
+// Gatehouse. Behind nginx a declared length over the cap is refused, and
+// so is a body of unknown length (Transfer-Encoding, e.g. chunked), which
+// nothing would bound. Other proxies send no length, so max_body does not
+// apply through them (New warns); json_schema, content_types and redact
+// never apply through forward-auth.
+func (g *Gateway) verifyBody(next Handler) Handler {
+	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		max := exchangeFrom(r.Context()).route.MaxBody
+		if g.fwd.proxy != ProxyNginx || max <= 0 {
+			return next.ServeHTTP(w, r)
+		}
+		if te := r.Header[nginxTransferEncoding]; len(te) > 0 {
+			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (nginx): a request body of unknown length (Transfer-Encoding) cannot be held to the route's max_body of %d bytes; send it with Content-Length", max)
+		}
+		cl := r.Header[nginxContentLength]
+		if len(cl) == 0 {
+			return next.ServeHTTP(w, r)
+		}
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		if len(cl) != 1 || err != nil || n < 0 {
+			return gatehouse.Errorf(gatehouse.EFORBIDDEN, "forward-auth (nginx): malformed or repeated %s", nginxContentLength)
+		}
+		if n > max {
+			return tooLarge(max)
+		}
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// warnForwardAuthBody says at start which route controls a forward-auth
+// check cannot apply, since the request body never reaches Gatehouse.
+func (g *Gateway) warnForwardAuthBody(routes []*route) {
+	if g.fwd.proxy == "" {
+		return
+	}
+	var body []string
+	for _, rt := range routes {
+		if rt.JSONSchema != "" || len(rt.ContentTypes) > 0 || rt.Redact {
+			body = append(body, rt.Name)
+		}
+	}
+	if len(body) > 0 {
+		g.log.Warn("forward-auth: json_schema, content_types and redact do not apply to requests checked through /auth/verify (the body and response never pass through Gatehouse); send these routes through Gatehouse as a proxy to enforce them", "proxy", g.fwd.proxy, "routes", body)
+	}
+	if g.fwd.proxy != ProxyNginx {
+		g.log.Warn("forward-auth: max_body is not enforced through this proxy (it does not forward the body's length); bound bodies in the proxy", "proxy", g.fwd.proxy)
+	}
 }
 
 // single returns the one value of header name; a missing, empty or

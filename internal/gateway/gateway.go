@@ -208,12 +208,13 @@ func New(cfg Config) (*Gateway, error) {
 	if g.router, err = newRouter(routes); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	g.warnForwardAuthBody(routes)
 
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
 	// Forward-auth and the decision API reuse the same steps.
 	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.upgradeStep, g.methodOverride, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.readLimits, g.validateBody)
-	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.authenticate, g.rateLimit, g.authorize)
+	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.verifyBody, g.authenticate, g.rateLimit, g.authorize)
 	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate, g.rateLimit)
 	return g, nil
 }
