@@ -276,12 +276,12 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 	default:
 		return
 	}
-	if action != "rate_limited" && !s.refusalAuditAllowed(r) {
-		return
-	}
 	actor := presentedActor(r)
 	if info.actor != nil {
 		actor = gatehouse.Actor{Kind: string(info.actor.Kind), ID: info.actor.ID}
+	}
+	if action != "rate_limited" && !s.refusalAuditAllowed(r, info.actor) {
+		return
 	}
 	details := map[string]any{"area": string(info.area), "reason": gatehouse.ErrorMessage(err)}
 	if id := presentedCredentialID(r); id != "" {
@@ -296,7 +296,14 @@ func (s *Server) recordRefusal(r *http.Request, info *requestInfo, err error) {
 // the audit log (the flood itself stays on record).
 const refusalsAudited = 60
 
-func (s *Server) refusalAuditAllowed(r *http.Request) bool {
+// A refusal whose actor is known (the credential verified; a role or
+// another decision refused it) is not counted against the address — junk
+// credentials from the same address (or proxy) must not hide it — but
+// against that actor alone, so one credential can only mute itself.
+func (s *Server) refusalAuditAllowed(r *http.Request, actor *gatehouse.Principal) bool {
+	if actor != nil {
+		return s.actorRefusalAuditAllowed(r, actor)
+	}
 	src := s.sourceKey(r)
 	d, err := s.signIn.Allow(r.Context(), "refusal|"+src, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
 	if err != nil || d.Allowed {
@@ -305,6 +312,22 @@ func (s *Server) refusalAuditAllowed(r *http.Request) bool {
 	if n, err := s.signIn.Allow(r.Context(), "suppressed|"+src, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
 		s.recordOutcome(r.Context(), gatehouse.Actor{Kind: "anonymous"}, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
 			"reason": fmt.Sprintf("more than %d refused admin requests a minute from this address: further ones are not recorded one by one for %s", refusalsAudited, d.RetryAfter.Round(time.Second)),
+		})
+	}
+	return false
+}
+
+// actorRefusalAuditAllowed is refusalAuditAllowed for a known actor: its
+// own budget, and its own admin.audit.suppressed event naming it.
+func (s *Server) actorRefusalAuditAllowed(r *http.Request, p *gatehouse.Principal) bool {
+	who := string(p.Kind) + ":" + p.ID
+	d, err := s.signIn.Allow(r.Context(), "refusal-actor|"+who, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
+	if err != nil || d.Allowed {
+		return true
+	}
+	if n, err := s.signIn.Allow(r.Context(), "suppressed-actor|"+who, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
+		s.recordOutcome(r.Context(), gatehouse.Actor{Kind: string(p.Kind), ID: p.ID}, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
+			"reason": fmt.Sprintf("more than %d refused admin requests a minute by this credential: further ones are not recorded one by one for %s", refusalsAudited, d.RetryAfter.Round(time.Second)),
 		})
 	}
 	return false

@@ -211,6 +211,9 @@ type CreateUserRequest struct {
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "creating a user"); err != nil {
+		return err
+	}
 	var req CreateUserRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -289,6 +292,9 @@ type TOTPRequest struct {
 }
 
 func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "resetting a password"); err != nil {
+		return err
+	}
 	var req PasswordRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -300,6 +306,26 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, p *gateho
 	s.record(r.Context(), p, "user.password_reset", "user:"+u.Username, nil)
 	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
+}
+
+// interactive requires a person's own sign-in — a session (password, and
+// the second factor when enrolled) or HTTP Basic (refused to accounts with
+// a second factor) — or the bootstrap admin token, for managing people:
+// creating a user, resetting a password or second factor, unlocking. A
+// personal access token or a key is refused: a user or a password carries
+// no expiry and is in no revocation cascade, so a short-lived credential
+// would leave behind an account that outlives it. Disabling a user is
+// allowed to any admin credential (it only takes access away).
+func interactive(p *gatehouse.Principal, what string) error {
+	switch p.Kind {
+	case gatehouse.KindUser, gatehouse.KindAdmin:
+		return nil
+	}
+	cred := "key"
+	if p.Kind == gatehouse.KindPAT {
+		cred = "personal access token"
+	}
+	return gatehouse.Errorf(gatehouse.EFORBIDDEN, "%s needs a person's sign-in (a session or HTTP Basic) or the bootstrap admin token, not a %s: an account or password it set would outlive the %s", what, cred, cred)
 }
 
 // person requires the principal to be a person (not a machine credential).
@@ -382,6 +408,9 @@ func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse
 }
 
 func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "unlocking a user"); err != nil {
+		return err
+	}
 	u, err := s.cfg.Users.Unlock(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -392,6 +421,9 @@ func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request, p *gatehouse
 }
 
 func (s *Server) resetTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "resetting a second factor"); err != nil {
+		return err
+	}
 	u, err := s.cfg.Users.ResetTOTP(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
