@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -114,4 +115,31 @@ func resourceOf(ref string) string {
 		return "token:" + id
 	}
 	return ref
+}
+
+// revokeUserTokens revokes every active token of username and what the
+// tokens created (the cascade), auditing each as token.revoke caused by
+// the administrator's action (reset or disable): the account may be
+// compromised, and a token minted with a stolen session must not outlive
+// the response to it.
+func (s *Server) revokeUserTokens(ctx context.Context, p *gatehouse.Principal, username, because string) error {
+	if s.cfg.PATs == nil {
+		return nil
+	}
+	all, err := s.cfg.PATs.List(ctx, username)
+	if err != nil {
+		return fmt.Errorf("list tokens of %s: %w", username, err)
+	}
+	for _, t := range all {
+		if t.RevokedAt.IsZero() {
+			if _, err := s.cfg.PATs.Revoke(ctx, t.ID); err != nil {
+				return fmt.Errorf("revoke token %s of %s: %w", t.ID, username, err)
+			}
+			s.record(ctx, p, "token.revoke", "token:"+t.ID, map[string]any{"owner": username, "because": because})
+		}
+		if err := s.revokeDescendants(ctx, p, authn.Ref(gatehouse.KindPAT, t.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

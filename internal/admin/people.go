@@ -267,8 +267,8 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, p *gatehous
 		return err
 	}
 	s.record(r.Context(), p, "user.disable", "user:"+u.Username, nil)
-	// What the user's tokens created goes with them.
-	if err := s.revokeUserDescendants(r.Context(), p, u.Username); err != nil {
+	// The user's tokens, and what they created, go with the user.
+	if err := s.revokeUserTokens(r.Context(), p, u.Username, "user.disable"); err != nil {
 		return err
 	}
 	httpjson.Write(w, http.StatusOK, userJSON(u))
@@ -304,6 +304,9 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request, p *gateho
 		return err
 	}
 	s.record(r.Context(), p, "user.password_reset", "user:"+u.Username, nil)
+	if err := s.revokeUserTokens(r.Context(), p, u.Username, "user.password_reset"); err != nil {
+		return err
+	}
 	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
 }
@@ -370,6 +373,12 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *gateh
 		return err
 	}
 	s.record(r.Context(), p, "user.password_change", "user:"+p.ID, map[string]any{"other_sessions_ended": true, "tokens_revoked": req.RevokeTokens})
+	if req.RevokeTokens {
+		// What the revoked tokens created goes with them.
+		if err := s.revokeUserDescendants(r.Context(), p, p.ID); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -429,6 +438,9 @@ func (s *Server) resetTOTP(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		return err
 	}
 	s.record(r.Context(), p, "user.totp_reset", "user:"+u.Username, map[string]any{"sessions_ended": true})
+	if err := s.revokeUserTokens(r.Context(), p, u.Username, "user.totp_reset"); err != nil {
+		return err
+	}
 	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
 }
