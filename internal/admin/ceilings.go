@@ -143,3 +143,76 @@ func (s *Server) revokeUserTokens(ctx context.Context, p *gatehouse.Principal, u
 	}
 	return nil
 }
+
+// liveLineage closes the race between creating a credential and revoking
+// its creator. Creation checks the creator when it authenticates, a
+// revocation stores the revocation and then lists the descendants to
+// revoke them; a child inserted between that list and the end of the
+// creation would survive. So, after inserting the child, re-read every
+// credential up its chain (created_by, then theirs, up to the person or
+// bootstrap token): store reads and writes are linearisable, so either
+// this re-read comes after a revocation's write and sees it — and the
+// child is revoked here — or it comes before, the insert came earlier
+// still, and the revocation's later listing finds the child and revokes
+// it. ref names the new child; revoke revokes it. An error refuses the
+// creation (EUNAUTHORIZED: the credential used is gone).
+func (s *Server) liveLineage(ctx context.Context, p *gatehouse.Principal, ref string, l store.Lineage, revoke func() error) error {
+	gone, err := s.revokedAncestor(ctx, l.CreatedBy)
+	if err != nil || gone == "" {
+		return err
+	}
+	if err := revoke(); err != nil {
+		return fmt.Errorf("revoke %s (its creator %s was revoked meanwhile): %w", ref, gone, err)
+	}
+	s.record(ctx, p, "credential.revoke_descendant", resourceOf(ref), map[string]any{"because_revoked": gone})
+	return gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "%s was revoked or disabled while this was being created: the new credential is revoked", gone)
+}
+
+// revokedAncestor walks the chain up from ref and returns the first
+// credential on it that is revoked (or the user that is disabled), "" if
+// all are active.
+func (s *Server) revokedAncestor(ctx context.Context, ref string) (string, error) {
+	for hops := 0; ref != "" && hops < 64; hops++ {
+		kind, id, _ := strings.Cut(ref, ":")
+		next := ""
+		switch gatehouse.PrincipalKind(kind) {
+		case gatehouse.KindPAT:
+			t, err := s.cfg.PATs.Get(ctx, id)
+			if err != nil {
+				return "", fmt.Errorf("re-read %s: %w", ref, err)
+			}
+			if !t.RevokedAt.IsZero() {
+				return ref, nil
+			}
+			if t.CreatedBy == "" || t.CreatedBy == ref {
+				next = authn.Ref(gatehouse.KindUser, t.Username)
+			} else {
+				next = t.CreatedBy
+			}
+		case gatehouse.KindAPIKey:
+			k, err := s.cfg.Keys.Get(ctx, id)
+			if err != nil {
+				return "", fmt.Errorf("re-read %s: %w", ref, err)
+			}
+			if !k.RevokedAt.IsZero() {
+				return ref, nil
+			}
+			if k.CreatedBy != ref {
+				next = k.CreatedBy
+			}
+		case gatehouse.KindUser:
+			if s.cfg.Users == nil {
+				return "", nil
+			}
+			u, err := s.cfg.Users.Get(ctx, id)
+			if err != nil {
+				return "", fmt.Errorf("re-read %s: %w", ref, err)
+			}
+			if !u.DisabledAt.IsZero() {
+				return ref, nil
+			}
+		}
+		ref = next
+	}
+	return "", nil
+}

@@ -93,6 +93,12 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err != nil {
 		return err
 	}
+	if err := s.liveLineage(r.Context(), p, authn.Ref(gatehouse.KindClient, c.ID), c.Lineage, func() error {
+		_, err := s.cfg.Clients.Revoke(r.Context(), c.ID)
+		return err
+	}); err != nil {
+		return err
+	}
 	s.record(r.Context(), p, "client.create", "client:"+c.ID, lineageDetails(map[string]any{"name": c.Name, "scopes": c.Scopes, "tier": c.Tier, "expires_at": c.ExpiresAt}, c.Lineage))
 	out := clientJSON(c)
 	out.ClientSecret = secret

@@ -92,6 +92,12 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
+	if err := s.liveLineage(r.Context(), p, authn.Ref(gatehouse.KindAPIKey, k.ID), k.Lineage, func() error {
+		_, err := s.cfg.Keys.Revoke(r.Context(), k.ID)
+		return err
+	}); err != nil {
+		return err
+	}
 	s.record(r.Context(), p, "key.create", "key:"+k.ID, lineageDetails(map[string]any{"name": k.Name, "scopes": k.Scopes, "tier": k.Tier, "expires_at": k.ExpiresAt}, k.Lineage))
 	out := keyJSON(k, now)
 	out.Key = token
@@ -161,6 +167,12 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	}
 	old, next, token, err := s.cfg.Keys.RotateBy(r.Context(), r.PathValue("id"), grace, by, s.tiers())
 	if err != nil {
+		return err
+	}
+	if err := s.liveLineage(r.Context(), p, authn.Ref(gatehouse.KindAPIKey, next.ID), next.Lineage, func() error {
+		_, err := s.cfg.Keys.Revoke(r.Context(), next.ID)
+		return err
+	}); err != nil {
 		return err
 	}
 	s.record(r.Context(), p, "key.rotate", "key:"+old.ID, lineageDetails(map[string]any{"new_key_id": next.ID, "grace": grace.String()}, next.Lineage))

@@ -540,6 +540,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err != nil {
 		return err
 	}
+	if err := s.liveLineage(r.Context(), p, authn.Ref(gatehouse.KindPAT, t.ID), t.Lineage, func() error {
+		_, err := s.cfg.PATs.Revoke(r.Context(), t.ID)
+		return err
+	}); err != nil {
+		return err
+	}
 	s.record(r.Context(), p, "token.create", "token:"+t.ID, lineageDetails(map[string]any{"scopes": t.Scopes, "role": t.Role, "expires_at": t.ExpiresAt}, t.Lineage))
 	out := tokenJSON(t, s.cfg.Clock.Now())
 	out.Token = secret

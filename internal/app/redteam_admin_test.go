@@ -146,6 +146,12 @@ func TestRedCascadeRace(t *testing.T) {
 		res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
+		if res.StatusCode == 429 { // the pre-authentication limit, after many 401s: wait it out
+			h.clock.Advance(2 * time.Minute)
+			res = h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
 		if res.StatusCode != 401 {
 			t.Errorf("key %s, created by the token around its revocation, still works: %d", k.ID, res.StatusCode)
 		}
