@@ -255,3 +255,114 @@ func TestRedClientTokenEndsWithClient(t *testing.T) {
 		t.Errorf("a JWT of a client that expired 4 minutes ago: %d, want 401", res.StatusCode)
 	}
 }
+
+// TestPeopleManagementNeedsSignIn: each people-management endpoint × each
+// kind of caller with role admin. A person's sign-in (session, HTTP Basic)
+// and the bootstrap token manage people; a personal access token (with or
+// without an expiry) and a key with the admin scope are refused 403 with
+// a message that says what is needed; a client's JWT is no admin
+// credential at all (401). Disabling a user only takes access away and
+// stays open to every admin credential.
+func TestPeopleManagementNeedsSignIn(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("root1", "admin", "read:signals")
+	p := h.newPerson()
+	if code, e := p.login("root1", alicePW, nil); code != 200 {
+		t.Fatalf("login: %d %s", code, e.Error.Message)
+	}
+	pat := func(body map[string]any) string {
+		var tok struct{ Token string }
+		if code := p.call("POST", "/v1/tokens", body, true, &tok); code != 201 {
+			t.Fatalf("token: %d", code)
+		}
+		return tok.Token
+	}
+	cl := h.createClient("read:signals")
+	jwt := h.token(url.Values{"grant_type": {"client_credentials"}}, cl.ClientID, cl.ClientSecret)
+	if jwt.status != 200 {
+		t.Fatalf("client token: %d", jwt.status)
+	}
+	type who struct {
+		name string
+		c    *caller
+		want int // 0: allowed
+	}
+	callers := []who{
+		{"bootstrap token", &caller{h: h, bearer: adminToken}, 0},
+		{"session", &caller{h: h, session: p}, 0},
+		{"basic", nil, 0},
+		{"admin token (90d)", &caller{h: h, bearer: pat(map[string]any{"name": "long", "role": "admin"})}, 403},
+		{"admin token (1h)", &caller{h: h, bearer: pat(map[string]any{"name": "short", "role": "admin", "expires_in": "1h"})}, 403},
+		{"admin-scope key (no expiry)", &caller{h: h, bearer: h.createKey(map[string]any{"name": "a", "scopes": []string{"admin"}}).Key}, 403},
+		{"admin-scope key (1h)", &caller{h: h, bearer: h.createKey(map[string]any{"name": "b", "scopes": []string{"admin"}, "expires_in": "1h"}).Key}, 403},
+		{"client JWT", &caller{h: h, bearer: jwt.Access}, 401},
+	}
+	basic := func(method, path string, body any) (int, string) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, h.admin+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("root1", alicePW)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var e errorOut
+		json.NewDecoder(res.Body).Decode(&e)
+		return res.StatusCode, e.Error.Message
+	}
+	n := 0
+	for _, w := range callers {
+		call := basic
+		if w.c != nil {
+			call = func(method, path string, body any) (int, string) { return w.c.call(method, path, body, nil) }
+		}
+		n++
+		victim := fmt.Sprintf("victim%d", n)
+		h.createUser(victim, "security", "read:signals")
+		endpoints := []struct {
+			name, path string
+			body       any
+			ok         int
+		}{
+			{"create user", "/v1/users", map[string]any{"username": fmt.Sprintf("new%d", n), "role": "auditor", "password": alicePW}, 201},
+			{"reset password", "/v1/users/" + victim + "/password", map[string]any{"new_password": "a fresh temporary passphrase 31!"}, 200},
+			{"reset second factor", "/v1/users/" + victim + "/totp/reset", nil, 200},
+			{"unlock", "/v1/users/" + victim + "/unlock", nil, 200},
+			{"disable (allowed to every admin credential)", "/v1/users/" + victim + "/disable", nil, 200},
+		}
+		for _, ep := range endpoints {
+			t.Run(w.name+"/"+ep.name, func(t *testing.T) {
+				code, msg := call("POST", ep.path, ep.body)
+				want := w.want
+				if want == 403 && ep.path == "/v1/users/"+victim+"/disable" {
+					want = 0
+				}
+				switch want {
+				case 0:
+					if code != ep.ok {
+						t.Fatalf("HTTP %d %q, want %d", code, msg, ep.ok)
+					}
+				case 403:
+					if code != 403 || !strings.Contains(msg, "needs a person's sign-in") {
+						t.Fatalf("HTTP %d %q, want 403 saying a sign-in is needed", code, msg)
+					}
+				default:
+					if code != want {
+						t.Fatalf("HTTP %d %q, want %d", code, msg, want)
+					}
+				}
+			})
+		}
+	}
+	// The refusals are on record with their actor.
+	denied := 0
+	for _, e := range h.auditEvents("admin.access.denied") {
+		if strings.Contains(fmt.Sprint(e["details"]), "needs a person's sign-in") {
+			denied++
+		}
+	}
+	if denied != 4*4 {
+		t.Errorf("%d refusals of people management on record, want 16", denied)
+	}
+}

@@ -396,9 +396,19 @@ type claims struct {
 // Issue signs a token for principal p with the given scopes (a subset of
 // p's, checked by the caller).
 func (t *Tokens) Issue(p *gatehouse.Principal, scopes []string) (string, time.Time, error) {
+	return t.IssueUntil(p, scopes, time.Time{})
+}
+
+// IssueUntil is Issue with the token's expiry capped at notAfter (zero:
+// no cap), such as the expiry of the client it is issued to: no token
+// outlives the credential it was issued for.
+func (t *Tokens) IssueUntil(p *gatehouse.Principal, scopes []string, notAfter time.Time) (string, time.Time, error) {
 	st := t.state.Load()
 	now := t.clock.Now()
 	exp := now.Add(t.cfg.TTL)
+	if !notAfter.IsZero() && notAfter.Before(exp) {
+		exp = notAfter
+	}
 	std := jwt.Claims{
 		Issuer:    t.cfg.Issuer,
 		Subject:   p.ID,

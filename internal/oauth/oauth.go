@@ -162,12 +162,23 @@ func (s *Server) issue(r *http.Request) (*TokenResponse, string, *oauthError) {
 			}
 		}
 	}
-	tok, _, err := s.cfg.Tokens.Issue(p, scopes)
+	// A token ends no later than its client (a client created by an
+	// expiring credential expires with it).
+	cl, err := s.cfg.Clients.Get(r.Context(), id)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "client lookup failed", "client_id", id, "err", err)
+		return nil, id, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "try again later"}
+	}
+	tok, _, err := s.cfg.Tokens.IssueUntil(p, scopes, cl.ExpiresAt)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "token issuance failed", "client_id", id, "err", err)
 		return nil, id, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "try again later"}
 	}
-	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.Tokens.TTL().Seconds()), Scope: strings.Join(scopes, " ")}, id, nil
+	expiresIn := int(s.cfg.Tokens.TTL().Seconds())
+	if left := cl.ExpiresAt.Sub(s.cfg.Clock.Now()); !cl.ExpiresAt.IsZero() && left < s.cfg.Tokens.TTL() {
+		expiresIn = int(left.Seconds())
+	}
+	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: strings.Join(scopes, " ")}, id, nil
 }
 
 // clientCredentials reads the client's id and secret from HTTP Basic
