@@ -312,3 +312,28 @@ func TestRedForwardAuthSkipsBodyControls(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP2SettingsNeverReachesUpstream: an h2c upgrade's settings header,
+// sent without Upgrade (which would be refused), is removed before
+// proxying, in any case and with '_' for '-'.
+func TestHTTP2SettingsNeverReachesUpstream(t *testing.T) {
+	h := MustStartWith(t, "")
+	reader := h.createKey(map[string]any{"name": "r", "scopes": []string{"read:signals"}})
+	for _, name := range []string{"HTTP2-Settings", "http2-settings", "HTTP2_Settings"} {
+		t.Run(name, func(t *testing.T) {
+			h.up.take()
+			res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+reader.Key, name+": AAMAAABkAARAAAAAAAIAAAAA")
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			got := h.up.take()
+			if res.StatusCode != 200 || got == nil {
+				t.Fatalf("control: %d, upstream reached %v", res.StatusCode, got != nil)
+			}
+			for k := range got.Header {
+				if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "http2-settings") {
+					t.Errorf("upstream received %s", k)
+				}
+			}
+		})
+	}
+}
