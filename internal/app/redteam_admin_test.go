@@ -366,3 +366,236 @@ func TestPeopleManagementNeedsSignIn(t *testing.T) {
 		t.Errorf("%d refusals of people management on record, want 16", denied)
 	}
 }
+
+// TestCascadeRaceVariants: a token keeps creating keys, clients or tokens
+// while it is ended — revoked, its owner disabled, or its owner's
+// password reset by an administrator. Every credential it managed to
+// create is revoked afterwards (the cascade, or the creation's own
+// re-check of its creator chain). Status is read from the listings, so
+// the check does not depend on the gateway's limits.
+func TestCascadeRaceVariants(t *testing.T) {
+	kinds := []struct{ name, path, list, field string }{
+		{"keys", "/v1/keys", "/v1/keys", "keys"},
+		{"clients", "/v1/clients", "/v1/clients", "clients"},
+		{"tokens", "/v1/tokens", "/v1/tokens?all=true", "tokens"},
+	}
+	ends := []struct {
+		name string
+		end  func(h *harness, p *person, tokID string) int
+	}{
+		{"revoke", func(h *harness, p *person, id string) int {
+			return p.call("POST", "/v1/tokens/"+id+"/revoke", nil, true, nil)
+		}},
+		{"disable owner", func(h *harness, p *person, id string) int {
+			return h.adminCall("POST", "/v1/users/sec/disable", nil, nil)
+		}},
+		{"reset owner's password", func(h *harness, p *person, id string) int {
+			return h.adminCall("POST", "/v1/users/sec/password", map[string]any{"new_password": "a fresh temporary passphrase 31!"}, nil)
+		}},
+	}
+	for _, k := range kinds {
+		for _, e := range ends {
+			t.Run(k.name+"/"+e.name, func(t *testing.T) {
+				h := MustStart(t)
+				h.createUser("sec", "security", "read:signals")
+				p := h.newPerson()
+				if code, er := p.login("sec", alicePW, nil); code != 200 {
+					t.Fatalf("login: %d %s", code, er.Error.Message)
+				}
+				var tok struct{ ID, Token string }
+				if code := p.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "security"}, true, &tok); code != 201 {
+					t.Fatalf("token: %d", code)
+				}
+				var mu sync.Mutex
+				var minted []string
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for w := 0; w < 4; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							body, _ := json.Marshal(map[string]any{"name": "race", "scopes": []string{"read:signals"}, "role": "security"})
+							if k.name != "tokens" {
+								body, _ = json.Marshal(map[string]any{"name": "race", "scopes": []string{"read:signals"}})
+							}
+							req, _ := http.NewRequest("POST", h.admin+k.path, bytes.NewReader(body))
+							req.Header.Set("Authorization", "Bearer "+tok.Token)
+							req.Header.Set("Content-Type", "application/json")
+							res, err := http.DefaultClient.Do(req)
+							if err != nil {
+								return
+							}
+							var out struct {
+								ID       string `json:"id"`
+								ClientID string `json:"client_id"`
+							}
+							json.NewDecoder(res.Body).Decode(&out)
+							res.Body.Close()
+							if res.StatusCode == 401 {
+								return
+							}
+							if res.StatusCode != 201 {
+								continue
+							}
+							mu.Lock()
+							minted = append(minted, out.ID+out.ClientID)
+							mu.Unlock()
+						}
+					}()
+				}
+				waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(minted) >= 3 })
+				if code := e.end(h, p, tok.ID); code != 200 {
+					t.Fatalf("%s: %d", e.name, code)
+				}
+				close(stop)
+				wg.Wait()
+				all := h.listing(k.list, k.field)
+				for _, id := range minted {
+					if st := all[id].Status; st != "revoked" {
+						t.Errorf("%s created by the token around its end (%s) is %q", id, e.name, st)
+					}
+				}
+				t.Logf("%d %s minted during the race", len(minted), k.name)
+			})
+		}
+	}
+}
+
+// TestAdminResetRevokesTokens: each administrator action on a possibly
+// compromised account — password reset, second-factor reset, disable —
+// revokes the account's tokens and what they created (the cascade), each
+// on record; the user's own password change without revoke_tokens keeps
+// them (control).
+func TestAdminResetRevokesTokens(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		body       any
+		revokes    bool
+	}{
+		{"password reset", "/v1/users/alice/password", map[string]any{"new_password": "a fresh temporary passphrase 31!"}, true},
+		{"second-factor reset", "/v1/users/alice/totp/reset", nil, true},
+		{"disable", "/v1/users/alice/disable", nil, true},
+		{"unlock (control)", "/v1/users/alice/unlock", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := MustStart(t)
+			h.createUser("alice", "security", "read:signals")
+			p := h.newPerson()
+			if code, e := p.login("alice", alicePW, nil); code != 200 {
+				t.Fatalf("login: %d %s", code, e.Error.Message)
+			}
+			var tok struct{ ID, Token string }
+			if code := p.call("POST", "/v1/tokens", map[string]any{"name": "persist", "scopes": []string{"read:signals"}, "role": "security"}, true, &tok); code != 201 {
+				t.Fatalf("token: %d", code)
+			}
+			var k keyOut
+			if code, msg := (&caller{h: h, bearer: tok.Token}).call("POST", "/v1/keys", map[string]any{"name": "k", "scopes": []string{"read:signals"}}, &k); code != 201 {
+				t.Fatalf("key: %d %s", code, msg)
+			}
+			var e errorOut
+			if code := h.adminCall("POST", tc.path, tc.body, &e); code != 200 {
+				t.Fatalf("%s: %d %s", tc.name, code, e.Error.Message)
+			}
+			tokens := h.listing("/v1/tokens?all=true", "tokens")
+			keys := h.listing("/v1/keys", "keys")
+			if got := tokens[tok.ID].Status == "revoked"; got != tc.revokes {
+				t.Errorf("token status %q after %s", tokens[tok.ID].Status, tc.name)
+			}
+			if got := keys[k.ID].Status == "revoked"; got != tc.revokes {
+				t.Errorf("key the token created: status %q after %s", keys[k.ID].Status, tc.name)
+			}
+			res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if tc.revokes && res.StatusCode != 401 {
+				t.Errorf("the key the token created still works at the gateway: %d", res.StatusCode)
+			}
+			if !tc.revokes {
+				return
+			}
+			found := false
+			for _, ev := range h.auditEvents("admin.token.revoke") {
+				if ev["resource"] == "token:"+tok.ID {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no admin.token.revoke event for token %s after %s", tok.ID, tc.name)
+			}
+		})
+	}
+}
+
+// TestRefusalFloodKnownActors: after a flood of junk credentials from the
+// address, refusals of credentials that did verify — a key without the
+// admin scope, an auditor's token — are still recorded with their actor.
+func TestRefusalFloodKnownActors(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("mallory", "auditor", "read:signals")
+	p := h.newPerson()
+	if code, e := p.login("mallory", alicePW, nil); code != 200 {
+		t.Fatalf("login: %d %s", code, e.Error.Message)
+	}
+	var tok struct{ ID, Token string }
+	if code := p.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "auditor"}, true, &tok); code != 201 {
+		t.Fatalf("token: %d", code)
+	}
+	plain := h.createKey(map[string]any{"name": "plain", "scopes": []string{"read:signals"}})
+	for i := 0; i < 61; i++ {
+		res := h.do("GET", h.admin+"/v1/keys", nil, "Authorization: Bearer gadm_junk-"+fmt.Sprint(i))
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	for _, c := range []struct{ name, bearer, id string }{
+		{"auditor token", tok.Token, "mallory"},
+		{"key without the admin scope", plain.Key, plain.ID},
+	} {
+		if code, _ := (&caller{h: h, bearer: c.bearer}).call("POST", "/v1/keys", map[string]any{"name": "k", "scopes": []string{"read:signals"}}, nil); code != 403 {
+			t.Fatalf("%s: %d, want 403", c.name, code)
+		}
+		recorded := 0
+		for _, e := range h.auditEvents("admin.access.denied") {
+			if a, _ := e["actor"].(map[string]any); a["id"] == c.id {
+				recorded++
+			}
+		}
+		if recorded != 1 {
+			t.Errorf("%s's denial after a flood of junk credentials: %d recorded, want 1", c.name, recorded)
+		}
+	}
+	// The junk beyond the budget is still aggregated (control).
+	if n := len(h.auditEvents("admin.audit.suppressed")); n == 0 {
+		t.Errorf("no admin.audit.suppressed event after 61 junk credentials")
+	}
+}
+
+// TestClientTokenExpiresInCapped: the token endpoint's expires_in says
+// when the JWT really ends (the client's expiry, when sooner than the TTL).
+func TestClientTokenExpiresInCapped(t *testing.T) {
+	h := MustStart(t)
+	var cl clientOut
+	if code := h.adminCall("POST", "/v1/clients", map[string]any{"name": "c", "scopes": []string{"read:signals"}, "expires_in": "10m"}, &cl); code != 201 {
+		t.Fatalf("client: %d", code)
+	}
+	h.clock.Advance(8 * time.Minute)
+	a := h.token(url.Values{"grant_type": {"client_credentials"}}, cl.ClientID, cl.ClientSecret)
+	if a.status != 200 {
+		t.Fatalf("token: %d %s", a.status, a.Desc)
+	}
+	if a.Expires <= 0 || a.Expires > 120 {
+		t.Errorf("expires_in %d, want at most 120 (the client ends in 2 minutes)", a.Expires)
+	}
+	h.clock.Advance(3*time.Minute + time.Second + time.Minute) // past the client's end and the leeway
+	res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+a.Access)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Errorf("JWT after its client ended: %d, want 401", res.StatusCode)
+	}
+}
