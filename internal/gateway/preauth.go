@@ -65,8 +65,8 @@ type preAuth struct {
 
 type preAuthShard struct {
 	mu sync.RWMutex
-	m  map[netip.Prefix]*preAuthEntry // by ratelimit.SourcePrefix
-	_  [40]byte                       // no false sharing between shards
+	m  map[string]*preAuthEntry // by ratelimit.AppendSourceKey
+	_  [40]byte                 // no false sharing between shards
 }
 
 type preAuthEntry struct {
@@ -97,17 +97,17 @@ func newPreAuth(cfg PreAuthConfig, ipv6Prefix int) *preAuth {
 		per: cfg.Per, seed: maphash.MakeSeed(), v6bits: ipv6Prefix, max: max(cfg.Sources/preAuthShards, 1),
 	}
 	for i := range p.shards {
-		p.shards[i].m = map[netip.Prefix]*preAuthEntry{}
+		p.shards[i].m = map[string]*preAuthEntry{}
 	}
 	return p
 }
 
-// key is the network ip is counted under and its shard. Addresses that do
-// not parse (a listener without IP peers) share the zero Prefix.
-func (p *preAuth) key(ip string) (netip.Prefix, *preAuthShard) {
-	k, _ := ratelimit.SourcePrefix(ip, p.v6bits)
-	b := k.Addr().As16()
-	return k, &p.shards[maphash.Bytes(p.seed, b[:])%preAuthShards]
+// key appends to buf the key ip is counted under (its address, or an
+// IPv6 address's network: ratelimit.AppendSourceKey) and returns its
+// shard. Lookups by string(k) do not allocate.
+func (p *preAuth) key(buf []byte, ip string) ([]byte, *preAuthShard) {
+	k := ratelimit.AppendSourceKey(buf, ip, p.v6bits)
+	return k, &p.shards[maphash.Bytes(p.seed, k)%preAuthShards]
 }
 
 // level is e's token count at now.
@@ -118,9 +118,10 @@ func (p *preAuth) level(e *preAuthEntry, now time.Time) float64 {
 // blocked reports whether ip has spent its failures, and when it may come
 // back. It is the only cost on the allowed path.
 func (p *preAuth) blocked(ip string, now time.Time) (bool, time.Duration) {
-	k, s := p.key(ip)
+	var buf [64]byte
+	k, s := p.key(buf[:0], ip)
 	s.mu.RLock()
-	e := s.m[k]
+	e := s.m[string(k)]
 	var lv float64
 	if e != nil {
 		lv = p.level(e, now)
@@ -135,13 +136,14 @@ func (p *preAuth) blocked(ip string, now time.Time) (bool, time.Duration) {
 // refuse counts a refusal of ip for its aggregated event. It returns the
 // event of a window that has ended, if any.
 func (p *preAuth) refuse(ip string, now time.Time) (summary, bool) {
-	k, s := p.key(ip)
+	var buf [64]byte
+	k, s := p.key(buf[:0], ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[k]
+	e := s.m[string(k)]
 	if e == nil {
 		// Evicted between blocked and refuse: track it again, empty.
-		e = p.insert(s, k, now)
+		e = p.insert(s, string(k), now)
 		e.tokens = 0
 	}
 	sum, ok := p.roll(e, now)
@@ -153,12 +155,13 @@ func (p *preAuth) refuse(ip string, now time.Time) (summary, bool) {
 // fail takes a token from ip's bucket. It returns the event of a window
 // that has ended, if any.
 func (p *preAuth) fail(ip string, now time.Time) (summary, bool) {
-	k, s := p.key(ip)
+	var buf [64]byte
+	k, s := p.key(buf[:0], ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[k]
+	e := s.m[string(k)]
 	if e == nil {
-		e = p.insert(s, k, now)
+		e = p.insert(s, string(k), now)
 	}
 	e.tokens, e.at = max(p.level(e, now)-1, 0), now
 	sum, ok := p.roll(e, now)
@@ -183,7 +186,7 @@ func (p *preAuth) roll(e *preAuthEntry, now time.Time) (summary, bool) {
 
 // insert adds a full-bucket entry for k, evicting to stay within the
 // shard's bound. s.mu is held.
-func (p *preAuth) insert(s *preAuthShard, k netip.Prefix, now time.Time) *preAuthEntry {
+func (p *preAuth) insert(s *preAuthShard, k string, now time.Time) *preAuthEntry {
 	if len(s.m) >= p.max {
 		p.evict(s, now)
 	}

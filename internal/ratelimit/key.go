@@ -9,9 +9,11 @@ import "github.com/gatehouse/gatehouse"
 // cannot spread its requests over fresh addresses. Prefix it with the
 // policy name when one principal is limited under several policies.
 func Key(p *gatehouse.Principal, clientIP string, ipv6Prefix int) string {
-	if p == nil || p.Kind == gatehouse.KindAnonymous || p.ID == "" {
-		var buf [64]byte
-		return string(AppendSourceKey(append(buf[:0], "ip:"...), clientIP, ipv6Prefix))
+	if p != nil && p.Kind != gatehouse.KindAnonymous && p.ID != "" {
+		return string(p.Kind) + ":" + p.ID
 	}
-	return string(p.Kind) + ":" + p.ID
+	// One allocation, as for the principal: "ip:" and the source key
+	// are built on the stack.
+	var buf [64]byte
+	return string(AppendSourceKey(append(buf[:0], "ip:"...), clientIP, ipv6Prefix))
 }

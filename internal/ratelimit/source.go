@@ -1,6 +1,9 @@
 package ratelimit
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // DefaultIPv6Prefix is how many leading bits of an IPv6 address a
 // per-source limit keys on when none is configured: one /64 is one
@@ -32,8 +35,14 @@ func SourcePrefix(ip string, ipv6Prefix int) (p netip.Prefix, ok bool) {
 
 // AppendSourceKey appends the limit key of ip (SourcePrefix) to dst: the
 // address alone for IPv4 ("192.0.2.1"), the network for IPv6
-// ("2001:db8:1:2::/64"), ip as it is when it is not an address.
+// ("2001:db8:1:2::/64"), ip as it is when it is not an address. An ip
+// without a colon is IPv4 or not an address, kept as it is either way
+// (netip reads dotted decimal only in its one canonical form), so IPv4
+// costs a copy, not a parse.
 func AppendSourceKey(dst []byte, ip string, ipv6Prefix int) []byte {
+	if strings.IndexByte(ip, ':') < 0 {
+		return append(dst, ip...)
+	}
 	p, ok := SourcePrefix(ip, ipv6Prefix)
 	switch {
 	case !ok:

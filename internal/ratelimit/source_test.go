@@ -103,3 +103,14 @@ func BenchmarkKey(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkSourcePrefix(b *testing.B) {
+	for _, ip := range []string{"192.0.2.44", "2001:db8:1:2::1"} {
+		b.Run(ip, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ratelimit.SourcePrefix(ip, 64)
+			}
+		})
+	}
+}
