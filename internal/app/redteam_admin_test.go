@@ -99,49 +99,16 @@ func TestRedCascadeRace(t *testing.T) {
 	if code := p.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "security"}, true, &tok); code != 201 {
 		t.Fatalf("token: %d", code)
 	}
-	var mu sync.Mutex
 	var minted []keyOut
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body, _ := json.Marshal(map[string]any{"name": "race", "scopes": []string{"read:signals"}})
-				req, _ := http.NewRequest("POST", h.admin+"/v1/keys", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+tok.Token)
-				req.Header.Set("Content-Type", "application/json")
-				res, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return
-				}
-				var k keyOut
-				json.NewDecoder(res.Body).Decode(&k)
-				res.Body.Close()
-				if res.StatusCode != 201 {
-					if res.StatusCode == 401 {
-						return
-					}
-					continue
-				}
-				mu.Lock()
-				minted = append(minted, k)
-				mu.Unlock()
-			}
-		}()
+	for _, raw := range mintWhileEnded(t, tok.Token, h.admin+"/v1/keys", map[string]any{"name": "race", "scopes": []string{"read:signals"}}, func() {
+		if code := p.call("POST", "/v1/tokens/"+tok.ID+"/revoke", nil, true, nil); code != 200 {
+			t.Fatalf("revoke: %d", code)
+		}
+	}) {
+		var k keyOut
+		json.Unmarshal(raw, &k)
+		minted = append(minted, k)
 	}
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(minted) >= 3 })
-	if code := p.call("POST", "/v1/tokens/"+tok.ID+"/revoke", nil, true, nil); code != 200 {
-		t.Fatalf("revoke: %d", code)
-	}
-	close(stop)
-	wg.Wait()
 	for _, k := range minted {
 		res := h.do("GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
 		io.Copy(io.Discard, res.Body)
@@ -406,55 +373,23 @@ func TestCascadeRaceVariants(t *testing.T) {
 				if code := p.call("POST", "/v1/tokens", map[string]any{"name": "t", "scopes": []string{"read:signals"}, "role": "security"}, true, &tok); code != 201 {
 					t.Fatalf("token: %d", code)
 				}
-				var mu sync.Mutex
+				body := map[string]any{"name": "race", "scopes": []string{"read:signals"}}
+				if k.name == "tokens" {
+					body["role"] = "security"
+				}
 				var minted []string
-				stop := make(chan struct{})
-				var wg sync.WaitGroup
-				for w := 0; w < 4; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							select {
-							case <-stop:
-								return
-							default:
-							}
-							body, _ := json.Marshal(map[string]any{"name": "race", "scopes": []string{"read:signals"}, "role": "security"})
-							if k.name != "tokens" {
-								body, _ = json.Marshal(map[string]any{"name": "race", "scopes": []string{"read:signals"}})
-							}
-							req, _ := http.NewRequest("POST", h.admin+k.path, bytes.NewReader(body))
-							req.Header.Set("Authorization", "Bearer "+tok.Token)
-							req.Header.Set("Content-Type", "application/json")
-							res, err := http.DefaultClient.Do(req)
-							if err != nil {
-								return
-							}
-							var out struct {
-								ID       string `json:"id"`
-								ClientID string `json:"client_id"`
-							}
-							json.NewDecoder(res.Body).Decode(&out)
-							res.Body.Close()
-							if res.StatusCode == 401 {
-								return
-							}
-							if res.StatusCode != 201 {
-								continue
-							}
-							mu.Lock()
-							minted = append(minted, out.ID+out.ClientID)
-							mu.Unlock()
-						}
-					}()
+				for _, raw := range mintWhileEnded(t, tok.Token, h.admin+k.path, body, func() {
+					if code := e.end(h, p, tok.ID); code != 200 {
+						t.Fatalf("%s: %d", e.name, code)
+					}
+				}) {
+					var out struct {
+						ID       string `json:"id"`
+						ClientID string `json:"client_id"`
+					}
+					json.Unmarshal(raw, &out)
+					minted = append(minted, out.ID+out.ClientID)
 				}
-				waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(minted) >= 3 })
-				if code := e.end(h, p, tok.ID); code != 200 {
-					t.Fatalf("%s: %d", e.name, code)
-				}
-				close(stop)
-				wg.Wait()
 				all := h.listing(k.list, k.field)
 				for _, id := range minted {
 					if st := all[id].Status; st != "revoked" {
@@ -598,4 +533,54 @@ func TestClientTokenExpiresInCapped(t *testing.T) {
 	if res.StatusCode != 401 {
 		t.Errorf("JWT after its client ended: %d, want 401", res.StatusCode)
 	}
+}
+
+// mintWhileEnded has four callers create credentials with token at url
+// (POSTing body) until the token stops working, calls end once at least
+// three exist, and returns the body of every creation that succeeded.
+func mintWhileEnded(t *testing.T, token, url string, body map[string]any, end func()) []json.RawMessage {
+	t.Helper()
+	var mu sync.Mutex
+	var minted []json.RawMessage
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	b, _ := json.Marshal(body)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				data, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode == 401 {
+					return
+				}
+				if res.StatusCode != 201 {
+					continue
+				}
+				mu.Lock()
+				minted = append(minted, data)
+				mu.Unlock()
+			}
+		}()
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(minted) >= 3 })
+	func() {
+		defer close(stop) // also when end fails the test
+		end()
+	}()
+	wg.Wait()
+	return minted
 }
