@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/logbuf"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -71,7 +72,9 @@ type App struct {
 	limiter *service.Service
 	gateway *gateway.Gateway
 	stop    context.CancelFunc // ends background work
-	audit   auditLog
+	// logBuf queues the process log (nil when the caller gave a Logger).
+	logBuf *logbuf.Writer
+	audit  auditLog
 	// pgAudit is the audit log when it is in PostgreSQL (nil otherwise),
 	// for readiness.
 	pgAudit *pgaudit.Log
@@ -116,10 +119,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		opts.Clock = gatehouse.SystemClock{}
 	}
 	log := opts.Logger
+	var logBuf *logbuf.Writer
 	if log == nil {
-		log = NewLogger(cfg, opts.Stderr)
+		// Log lines (the access log above all) are queued and written,
+		// through the redactor, off the request path.
+		logBuf = logbuf.New(redact.New().Writer(opts.Stderr), 0)
+		log = newLogger(cfg, logBuf)
 	}
-	a := &App{cfg: cfg, log: log, errs: make(chan error, 3), version: opts.Version}
+	a := &App{cfg: cfg, log: log, logBuf: logBuf, errs: make(chan error, 3), version: opts.Version}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -749,6 +756,11 @@ func redirectHandler(httpsAddr string) http.Handler {
 func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(ctx) }
 
 func (a *App) close() error {
+	if a.logBuf != nil {
+		// Whatever happens below, what was logged reaches the operator
+		// before the process exits; later lines are written directly.
+		defer a.logBuf.Close()
+	}
 	if a.stop != nil {
 		a.stop()
 	}
@@ -791,7 +803,11 @@ func (a *App) close() error {
 // NewLogger returns the process logger the config asks for. Everything it
 // writes passes through the secret redactor.
 func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	w = redact.New().Writer(w)
+	return newLogger(cfg, redact.New().Writer(w))
+}
+
+// newLogger is NewLogger on a writer that already redacts.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
