@@ -240,8 +240,7 @@ func rereadHeader(k string) bool {
 		return k != nginxFamily.method && k != nginxFamily.uri && k != nginxFamily.host &&
 			k != nginxContentLength && k != nginxTransferEncoding
 	}
-	return foldEqual(k, "x-rewrite-url") || foldEqual(k, "x-forwarded-prefix") ||
-		foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method")
+	return foldEqual(k, "x-rewrite-url") || foldEqual(k, "x-forwarded-prefix") || isMethodOverride(k)
 }
 
 // The headers the README's nginx snippet sets from the checked request's

@@ -13,6 +13,12 @@ import (
 // method. Canonical forms; scrubHeaders also removes their '_' spellings.
 var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Method-Override", "X-Http-Method"}
 
+// isMethodOverride reports whether header name k is one of
+// methodOverrideHeaders in any case, with '_' read as '-'.
+func isMethodOverride(k string) bool {
+	return foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method")
+}
+
 // overridableMethods are the methods an override may name.
 var overridableMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPut: true, http.MethodPatch: true,

@@ -179,8 +179,7 @@ func stripPrefix(prefix, path string) string {
 func scrubHeaders(h http.Header) {
 	for k := range h {
 		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") ||
-			foldEqual(k, "x-http-method-override") || foldEqual(k, "x-method-override") || foldEqual(k, "x-http-method") ||
-			foldEqual(k, "http2-settings") {
+			isMethodOverride(k) || foldEqual(k, "http2-settings") {
 			delete(h, k)
 		}
 	}
