@@ -174,8 +174,8 @@ func scrubForwarded(h http.Header) {
 // the verified chain from the client; X-Forwarded-Host and -Proto are the
 // gateway's own view unless a trusted proxy sent exactly one plausible
 // value; X-Real-IP is the resolved client.
-func setForwarded(out http.Header, in *http.Request, ex *exchange, trusted trustedProxies) {
-	if !ex.peerTrusted {
+func setForwarded(out http.Header, in *http.Request, ex *exchange) {
+	if ex.forwardedFor == "" {
 		// X-Forwarded-For is the peer, which is the client: share the
 		// value rather than allocate another.
 		if v := out["X-Forwarded-For"]; len(v) > 0 {
@@ -183,10 +183,7 @@ func setForwarded(out http.Header, in *http.Request, ex *exchange, trusted trust
 		}
 		return
 	}
-	// The chain is read again rather than kept in every request's
-	// exchange: only requests from trusted proxies pay for it.
-	_, chain := trusted.resolve(in)
-	out["X-Forwarded-For"] = []string{chain}
+	out["X-Forwarded-For"] = []string{ex.forwardedFor}
 	out["X-Real-Ip"] = []string{ex.sourceIP}
 	if v := in.Header["X-Forwarded-Proto"]; len(v) == 1 && (v[0] == "https" || v[0] == "http") {
 		out["X-Forwarded-Proto"] = v

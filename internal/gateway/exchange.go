@@ -29,9 +29,9 @@ type exchange struct {
 	principal *gatehouse.Principal
 	decision  authz.Decision
 	decided   bool
-	// peerTrusted: the TCP peer is a trusted proxy (then the proxy step
-	// passes the verified X-Forwarded-For chain on).
-	peerTrusted bool
+	// forwardedFor is the verified X-Forwarded-For chain when the TCP peer
+	// is a trusted proxy (the proxy step passes it on), "" otherwise.
+	forwardedFor string
 	// action and resource name what a decision request asked about; target
 	// is the forwarded request of a forward-auth check.
 	action, resource string

@@ -202,7 +202,7 @@ func New(cfg Config) (*Gateway, error) {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
 			r.limitPrefix = "route:" + rc.Name + "|"
 		}
-		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor, g.trusted)
+		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor)
 		routes = append(routes, r)
 	}
 	if g.router, err = newRouter(routes); err != nil {
@@ -253,9 +253,7 @@ func (g *Gateway) SetDraining() { g.health.draining.Store(true) }
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.clock.Now()
 	ex := &exchange{start: start}
-	var chain string
-	ex.sourceIP, chain = g.trusted.resolve(r)
-	ex.peerTrusted = chain != ""
+	ex.sourceIP, ex.forwardedFor = g.trusted.resolve(r)
 	ex.requestID = httpjson.RequestID(r)
 	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
 

@@ -254,7 +254,7 @@ func (p *preAuth) len() int {
 // errPreAuthLimited refuses an address that spent its failures.
 func errPreAuthLimited(retry time.Duration) error {
 	return &retryError{
-		err:   gatehouse.Errorf(gatehouse.ERATELIMITED, "too many failed requests from this address; retry after %d seconds", ceilSeconds(retry)),
+		err:   gatehouse.Errorf(gatehouse.ERATELIMITED, "too many failed requests from this address; retry after %d seconds", max(ratelimit.CeilSeconds(retry), 1)),
 		after: retry,
 	}
 }
@@ -268,10 +268,6 @@ type retryError struct {
 func (e *retryError) Error() string             { return e.err.Error() }
 func (e *retryError) Unwrap() error             { return e.err }
 func (e *retryError) RetryAfter() time.Duration { return e.after }
-
-func ceilSeconds(d time.Duration) int {
-	return max(int((d+time.Second-1)/time.Second), 1)
-}
 
 // preAuthFailure reports whether a request that failed with err counts
 // against its address: a failed authentication, or no such route.

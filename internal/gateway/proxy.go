@@ -50,7 +50,7 @@ func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
 
 // newProxy returns the reverse proxy of one route.
-func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger, red *redact.Redactor, trusted trustedProxies) *httputil.ReverseProxy {
+func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger, red *redact.Redactor) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ex := exchangeFrom(pr.In.Context())
@@ -66,7 +66,7 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			// who the client is (clientip.go).
 			scrubForwarded(pr.Out.Header)
 			pr.SetXForwarded()
-			setForwarded(pr.Out.Header, pr.In, ex, trusted)
+			setForwarded(pr.Out.Header, pr.In, ex)
 			scrubHeaders(pr.Out.Header)
 			h := pr.Out.Header
 			h["X-Request-Id"] = []string{ex.requestID}

@@ -44,7 +44,7 @@ func NewPolicy(name string, limit Limit) *Policy {
 	b = append(b, ";q="...)
 	b = strconv.AppendInt(b, int64(limit.Requests), 10)
 	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, int64(ceilSeconds(limit.Per)), 10)
+	b = strconv.AppendInt(b, int64(CeilSeconds(limit.Per)), 10)
 	p.policy = string(b)
 	p.prefix = string(append(q, ";r="...))
 	return p
@@ -62,7 +62,7 @@ func SetHeaders(h http.Header, d Decision, name string) {
 	b := append(q, ";q="...)
 	b = strconv.AppendInt(b, int64(d.Limit), 10)
 	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, int64(ceilSeconds(d.Window)), 10)
+	b = strconv.AppendInt(b, int64(CeilSeconds(d.Window)), 10)
 	p.policy = string(b)
 	p.prefix = string(append(q, ";r="...))
 	p.limit = strconv.Itoa(d.Limit)
@@ -73,11 +73,11 @@ func SetHeaders(h http.Header, d Decision, name string) {
 // for d, which must come from a rule using p's limit. It costs two or three
 // small allocations per response.
 func (p *Policy) SetHeaders(h http.Header, d Decision) {
-	reset := ceilSeconds(d.Reset)
+	reset := CeilSeconds(d.Reset)
 	if !d.Allowed {
 		// Retry-After must not point before the end of the effective
 		// window, so both carry the same value.
-		reset = max(ceilSeconds(d.RetryAfter), 1)
+		reset = max(CeilSeconds(d.RetryAfter), 1)
 	}
 	resetStr := strconv.Itoa(reset) // no allocation below 100
 	var a [128]byte
@@ -107,11 +107,12 @@ func (p *Policy) SetHeaders(h http.Header, d Decision) {
 // Error returns the client-safe error for a refused decision, which the
 // gateway maps to 429 with a JSON body.
 func Error(d Decision) *gatehouse.Error {
-	return gatehouse.Errorf(gatehouse.ERATELIMITED, "rate limit exceeded; retry after %d seconds", max(ceilSeconds(d.RetryAfter), 1))
+	return gatehouse.Errorf(gatehouse.ERATELIMITED, "rate limit exceeded; retry after %d seconds", max(CeilSeconds(d.RetryAfter), 1))
 }
 
-// ceilSeconds rounds d up to whole seconds; negative durations give 0.
-func ceilSeconds(d time.Duration) int {
+// CeilSeconds is d in whole seconds, rounded up (0 for d <= 0), as the
+// RateLimit and Retry-After headers count.
+func CeilSeconds(d time.Duration) int {
 	if d <= 0 {
 		return 0
 	}
