@@ -101,11 +101,7 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED")
 			for _, k := range out.Keys {
-				exp := "never"
-				if k.ExpiresAt != nil {
-					exp = k.ExpiresAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, exp,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, when(k.ExpiresAt, "never"),
 					dash(k.CreatedBy), dash(k.CreatedByRoot), when(k.LastUsedAt, "never"))
 			}
 			return tw.Flush()

@@ -143,20 +143,6 @@ func newUsersCmd(env Env) *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	disable := &cobra.Command{
-		Use: "disable USERNAME", Short: "Disable a user: their sessions and tokens stop working at once", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/disable", nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Disabled user %s.\n", args[0])
-			return nil
-		},
-	}
 	var resetStdin bool
 	reset := &cobra.Command{
 		Use: "reset-password USERNAME [--password-stdin]", Short: "Set a temporary password the user must change at next sign-in", Args: cobra.ExactArgs(1),
@@ -194,6 +180,7 @@ func newUsersCmd(env Env) *cobra.Command {
 			},
 		}
 	}
+	disable := post("disable USERNAME", "Disable a user: their sessions and tokens stop working at once", "disable", "Disabled user %s.")
 	unlock := post("unlock USERNAME", "End a sign-in lockout and forget the failed attempts (audited)", "unlock", "Unlocked user %s.")
 	resetTOTP := post("reset-totp USERNAME", "Remove a user's second factor (a lost authenticator) and end their sessions (audited)", "totp/reset",
 		"Removed the second factor of %s; they enrol a new one at their next sign-in.")
