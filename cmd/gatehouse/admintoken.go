@@ -11,12 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
-	"github.com/gatehouse/gatehouse/internal/store/postgres"
-	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
 
 func newAdminTokenCmd(env Env) *cobra.Command {
@@ -116,20 +115,15 @@ func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN str
 	if err != nil {
 		return nil, nil, err
 	}
-	secretPath := filepath.Join(dir, "server.secret")
+	secretPath := filepath.Join(dir, app.SecretFile)
 	if _, err := os.Stat(secretPath); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, usageError{fmt.Errorf("%s is not the data dir of a Gatehouse that has started (no server.secret)", dir)}
+		return nil, nil, usageError{fmt.Errorf("%s is not the data dir of a Gatehouse that has started (no %s)", dir, app.SecretFile)}
 	}
 	pepper, err := secrets.LoadOrCreate(secretPath, 32)
 	if err != nil {
 		return nil, nil, err
 	}
-	var st store.Store
-	if cfg.Store.Driver == "postgres" {
-		st, err = postgres.Open(ctx, cfg.Store.DSN)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(dir, "gatehouse.db"))
-	}
+	st, err := app.OpenStore(ctx, cfg, dir)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			return nil, err
 		}
 	}
-	pepper, err := secrets.LoadOrCreate(filepath.Join(dir, "server.secret"), 32)
+	pepper, err := secrets.LoadOrCreate(filepath.Join(dir, SecretFile), 32)
 	if err != nil {
 		return nil, err
 	}
@@ -173,15 +173,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.audit, err = a.openAudit(ctx, cfg, dir, stream, opts.Clock); err != nil {
 		return nil, err
 	}
-	if cfg.Store.Driver == "postgres" {
-		a.store, err = postgres.Open(ctx, cfg.Store.DSN)
-	} else {
-		dbPath := filepath.Join(dir, "gatehouse.db")
-		if err = createPrivate(dbPath); err == nil {
-			a.store, err = sqlite.Open(ctx, dbPath)
-		}
-	}
-	if err != nil {
+	if a.store, err = OpenStore(ctx, cfg, dir); err != nil {
 		return nil, err
 	}
 	a.inv = &authn.Invalidations{}
@@ -298,7 +290,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
-		Health: a.gateway.HealthHandler(), Tiers: tierRate(cfg.RateLimit), Usage: a.usage, SourceIP: a.gateway.AuditIP,
+		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix})
 
 	a.public = a.newServer(a.gateway)
@@ -332,6 +324,24 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
 	}
 	return a, nil
+}
+
+// SecretFile is the server secret's file in the data dir: the HMAC pepper
+// of every stored key, token and secret hash.
+const SecretFile = "server.secret"
+
+// OpenStore opens the store cfg names: PostgreSQL, or SQLite in dataDir
+// (created 0600 first, so its WAL and shm files are private too). Offline
+// commands open it the same way serve does.
+func OpenStore(ctx context.Context, cfg *config.Config, dataDir string) (store.Store, error) {
+	if cfg.Store.Driver == "postgres" {
+		return postgres.Open(ctx, cfg.Store.DSN)
+	}
+	dbPath := filepath.Join(dataDir, "gatehouse.db")
+	if err := createPrivate(dbPath); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, dbPath)
 }
 
 func sourceName(cfg *config.Config) string {
@@ -497,9 +507,9 @@ func (a *App) Keys() *authn.Keys { return a.keys }
 func (a *App) FlushUsage(ctx context.Context) error { return a.usage.Flush(ctx) }
 
 // tierRate rates a tier as the rate limiter does (the default limit for
-// unknown tiers), for the privilege ceilings.
+// unknown tiers), for the privilege ceilings; c is the limiter's own
+// configuration, defaults applied.
 func tierRate(c ratelimit.Config) authn.TierRate {
-	c = c.WithDefaults()
 	return func(tier string) (int, time.Duration) {
 		_, l := c.LimitFor(tier)
 		return l.Requests, l.Per
