@@ -100,14 +100,27 @@ func checkOneReading(body []byte) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
+	// Each open object or array, with the member key it is the value of
+	// (keyed false inside an array); the path is joined only for an error.
 	type frame struct {
 		keys   map[string]string // folded key → key as sent
 		object bool
-		path   string
+		key    string
+		keyed  bool
 	}
 	var stack []frame
+	pathOf := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.keyed {
+				b.WriteString("/")
+				b.WriteString(f.key)
+			}
+		}
+		return b.String()
+	}
 	expectKey := false
-	path := ""
+	key, keyed := "", false // the member whose value comes next
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -120,8 +133,8 @@ func checkOneReading(body []byte) error {
 		case json.Delim:
 			switch t {
 			case '{', '[':
-				stack = append(stack, frame{object: t == '{', path: path})
-				expectKey = t == '{'
+				stack = append(stack, frame{object: t == '{', key: key, keyed: keyed})
+				expectKey, keyed = t == '{', false
 				continue
 			case '}', ']':
 				stack = stack[:len(stack)-1]
@@ -135,12 +148,12 @@ func checkOneReading(body []byte) error {
 				folded := foldKey(t)
 				if first, dup := top.keys[folded]; dup {
 					if first == t {
-						return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s/%s: duplicate object key", top.path, t)
+						return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s/%s: duplicate object key", pathOf(), t)
 					}
-					return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s: keys %q and %q differ only in case; parsers that match keys case-insensitively would read either", top.path, first, t)
+					return gatehouse.Errorf(gatehouse.EINVALID, "request body: %s: keys %q and %q differ only in case; parsers that match keys case-insensitively would read either", pathOf(), first, t)
 				}
 				top.keys[folded] = t
-				path = top.path + "/" + t
+				key, keyed = t, true
 				expectKey = false
 				continue
 			}
@@ -148,8 +161,8 @@ func checkOneReading(body []byte) error {
 		// A value ended: inside an object the next token is a key.
 		if n := len(stack); n > 0 {
 			expectKey = stack[n-1].object
-			path = stack[n-1].path
 		}
+		keyed = false
 	}
 }
 
