@@ -24,7 +24,7 @@ import (
 // HiddenHttpMethodFilter variants, ASP.NET Web API, Google APIs). Gatehouse
 // checks the request line nginx saw and answers 200; nginx passes the
 // header to the backend, which serves the admin path or another method.
-// In proxy mode Gatehouse scrubs exactly these headers (scrubForwarded,
+// In proxy mode Gatehouse scrubs exactly these headers (scrubHeaders,
 // method override); in forward-auth it must refuse them (it cannot remove
 // them), or the snippet must clear them.
 func TestRedForwardAuthPathHeadersReachBackend(t *testing.T) {

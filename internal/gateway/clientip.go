@@ -134,14 +134,18 @@ func sourceIP(r *http.Request) string {
 	return host
 }
 
-// scrubForwarded removes, before a request is proxied, every header in
-// which a client could claim an address or a different target: Forwarded,
+// scrubHeaders removes, in one pass before a request is proxied, what a
+// caller must not pass upstream: its credential (Authorization,
+// X-API-Key), any X-Gatehouse-* header (which only Gatehouse sets),
+// method-override headers (see methodOverride), HTTP2-Settings (h2c is
+// never tunnelled, see upgradeStep), and every header in which a client
+// could claim an address or a different target: Forwarded,
 // X-Forwarded-*, X-Real-IP, True-Client-IP and the other client-address
 // headers CDNs use, and X-Original-* / X-Rewrite-URL /
 // X-Envoy-Original-Path (which some frameworks read as the request path).
 // Names are compared with '_' read as '-'. The gateway then sets its own
 // X-Forwarded-For, -Host, -Proto and X-Real-IP (setForwarded).
-func scrubForwarded(h http.Header) {
+func scrubHeaders(h http.Header) {
 	for k := range h {
 		if len(k) < 9 {
 			continue
@@ -150,7 +154,16 @@ func scrubForwarded(h http.Header) {
 		case 'x':
 			if hasFoldPrefix(k, "x-forwarded-") || hasFoldPrefix(k, "x-original-") || foldEqual(k, "x-real-ip") ||
 				foldEqual(k, "x-client-ip") || foldEqual(k, "x-cluster-client-ip") || foldEqual(k, "x-rewrite-url") ||
-				foldEqual(k, "x-envoy-original-path") || foldEqual(k, "x-envoy-external-address") {
+				foldEqual(k, "x-envoy-original-path") || foldEqual(k, "x-envoy-external-address") ||
+				hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "x-api-key") || isMethodOverride(k) {
+				delete(h, k)
+			}
+		case 'a':
+			if foldEqual(k, "authorization") {
+				delete(h, k)
+			}
+		case 'h':
+			if foldEqual(k, "http2-settings") {
 				delete(h, k)
 			}
 		case 'f':
@@ -170,7 +183,7 @@ func scrubForwarded(h http.Header) {
 }
 
 // setForwarded sets the forwarding headers the upstream sees, after
-// scrubForwarded: X-Forwarded-For is the TCP peer, or from a trusted proxy
+// scrubHeaders: X-Forwarded-For is the TCP peer, or from a trusted proxy
 // the verified chain from the client; X-Forwarded-Host and -Proto are the
 // gateway's own view unless a trusted proxy sent exactly one plausible
 // value; X-Real-IP is the resolved client.

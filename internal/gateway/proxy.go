@@ -64,10 +64,9 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			pr.SetURL(target)
 			// Client-claimed addresses and targets go; Gatehouse says
 			// who the client is (clientip.go).
-			scrubForwarded(pr.Out.Header)
+			scrubHeaders(pr.Out.Header)
 			pr.SetXForwarded()
 			setForwarded(pr.Out.Header, pr.In, ex)
-			scrubHeaders(pr.Out.Header)
 			h := pr.Out.Header
 			h["X-Request-Id"] = []string{ex.requestID}
 			h["Traceparent"] = []string{ex.trace.header}
@@ -168,21 +167,6 @@ func stripPrefix(prefix, path string) string {
 		rest = "/" + rest
 	}
 	return rest
-}
-
-// scrubHeaders removes what a caller must not pass upstream: its
-// credential, any X-Gatehouse-* header (which only Gatehouse sets), and
-// method-override headers (see methodOverride), and HTTP2-Settings (h2c
-// is never tunnelled, see upgradeStep).
-// Names are compared with '_' read as '-', since some upstream frameworks
-// treat them alike.
-func scrubHeaders(h http.Header) {
-	for k := range h {
-		if hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "authorization") || foldEqual(k, "x-api-key") ||
-			isMethodOverride(k) || foldEqual(k, "http2-settings") {
-			delete(h, k)
-		}
-	}
 }
 
 func foldByte(c byte) byte {
