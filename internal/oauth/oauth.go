@@ -143,7 +143,9 @@ func (s *Server) issue(r *http.Request) (*TokenResponse, string, *oauthError) {
 	// address, after many): the client id is not secret.
 	p, err := s.cfg.Clients.AuthenticateFrom(r.Context(), id, secret, gateway.SourceIPFromContext(r.Context()))
 	if errors.Is(err, authn.ErrClientLocked) {
-		return nil, id, &oauthError{status: http.StatusTooManyRequests, code: "invalid_client", desc: gatehouse.ErrorMessage(err), retryAfter: 15 * time.Minute}
+		var locked interface{ RetryAfter() time.Duration }
+		errors.As(err, &locked) // the lockout's own duration, not a copy of it
+		return nil, id, &oauthError{status: http.StatusTooManyRequests, code: "invalid_client", desc: gatehouse.ErrorMessage(err), retryAfter: locked.RetryAfter()}
 	}
 	if err != nil {
 		if gatehouse.ErrorCode(err) != gatehouse.EUNAUTHORIZED {
