@@ -168,7 +168,7 @@ func (s *Server) handle(pattern string, a area, m methods) {
 			s.record(r.Context(), p, "read", r.URL.Path, map[string]any{"query": r.URL.RawQuery})
 		}
 		if err != nil {
-			s.writeError(w, r, err)
+			httpjson.WriteError(w, r, s.log, err)
 		}
 	})
 }
@@ -238,7 +238,6 @@ type requestInfo struct {
 	method, path string
 	source       string // client address (the listener's peer)
 	area         area
-	retryAfter   time.Duration        // set by a limit that refused the request
 	actor        *gatehouse.Principal // once known (authentication may fail after)
 	// recorded: the failure was audited already (a sign-in attempt).
 	recorded bool

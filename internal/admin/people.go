@@ -137,7 +137,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 		err = gatehouse.Errorf(gatehouse.EMETHOD, "use POST to sign in, DELETE to sign out")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
+		httpjson.WriteError(w, r, s.log, err)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/memory"
 )
@@ -25,8 +24,8 @@ func newSignInLimiter(clock gatehouse.Clock) *memory.Limiter {
 
 // limitSignIn admits a sign-in attempt (session or HTTP Basic) within the
 // per-source and per-username limits of Settings → Authentication, before
-// any password is hashed. A refusal is ERATELIMITED with the wait recorded
-// for the Retry-After header.
+// any password is hashed. A refusal is ERATELIMITED and carries the wait,
+// which httpjson.WriteError sends as Retry-After.
 func (s *Server) limitSignIn(r *http.Request, username string) error {
 	lim := s.cfg.Users.Settings().SignInLimits
 	d, err := s.signIn.AllowAll(r.Context(), []ratelimit.Rule{
@@ -39,15 +38,26 @@ func (s *Server) limitSignIn(r *http.Request, username string) error {
 	if d.Allowed {
 		return nil
 	}
-	if info := infoFrom(r.Context()); info != nil {
-		info.retryAfter = d.RetryAfter
-	}
 	which := "from this address"
 	if d.Rule == 1 {
 		which = "for this username"
 	}
-	return gatehouse.Errorf(gatehouse.ERATELIMITED, "too many sign-in attempts %s: try again in %s", which, retrySeconds(d.RetryAfter)+"s")
+	return &signInLimited{
+		err:   gatehouse.Errorf(gatehouse.ERATELIMITED, "too many sign-in attempts %s: try again in %s", which, retrySeconds(d.RetryAfter)+"s"),
+		after: d.RetryAfter,
+	}
 }
+
+// signInLimited is a sign-in refused by a limit: ERATELIMITED, with the
+// wait for the Retry-After header.
+type signInLimited struct {
+	err   *gatehouse.Error
+	after time.Duration
+}
+
+func (e *signInLimited) Error() string             { return e.err.Error() }
+func (e *signInLimited) Unwrap() error             { return e.err }
+func (e *signInLimited) RetryAfter() time.Duration { return e.after }
 
 // sourceAddr is the client address of r (the peer of the admin listener).
 func sourceAddr(r *http.Request) string {
@@ -67,12 +77,4 @@ func (s *Server) sourceKey(r *http.Request) string {
 
 func retrySeconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
-}
-
-// writeError answers err, with Retry-After when a limit refused it.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if info := infoFrom(r.Context()); info != nil && info.retryAfter > 0 && gatehouse.ErrorCode(err) == gatehouse.ERATELIMITED {
-		w.Header().Set("Retry-After", retrySeconds(info.retryAfter))
-	}
-	httpjson.WriteError(w, r, s.log, err)
 }
