@@ -301,32 +301,26 @@ const refusalsAudited = 60
 // against that actor alone, so one credential can only mute itself.
 func (s *Server) refusalAuditAllowed(r *http.Request, actor *gatehouse.Principal) bool {
 	if actor != nil {
-		return s.actorRefusalAuditAllowed(r, actor)
+		who := string(actor.Kind) + ":" + actor.ID
+		return s.refusalBudget(r, "refusal-actor|"+who, "suppressed-actor|"+who,
+			gatehouse.Actor{Kind: string(actor.Kind), ID: actor.ID}, "by this credential")
 	}
 	src := s.sourceKey(r)
-	d, err := s.signIn.Allow(r.Context(), "refusal|"+src, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
-	if err != nil || d.Allowed {
-		return true
-	}
-	if n, err := s.signIn.Allow(r.Context(), "suppressed|"+src, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
-		s.recordOutcome(r.Context(), gatehouse.Actor{Kind: "anonymous"}, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
-			"reason": fmt.Sprintf("more than %d refused admin requests a minute from this address: further ones are not recorded one by one for %s", refusalsAudited, d.RetryAfter.Round(time.Second)),
-		})
-	}
-	return false
+	return s.refusalBudget(r, "refusal|"+src, "suppressed|"+src, gatehouse.Actor{Kind: "anonymous"}, "from this address")
 }
 
-// actorRefusalAuditAllowed is refusalAuditAllowed for a known actor: its
-// own budget, and its own admin.audit.suppressed event naming it.
-func (s *Server) actorRefusalAuditAllowed(r *http.Request, p *gatehouse.Principal) bool {
-	who := string(p.Kind) + ":" + p.ID
-	d, err := s.signIn.Allow(r.Context(), "refusal-actor|"+who, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
+// refusalBudget counts one refusal under key (refusalsAudited a minute)
+// and reports whether it is recorded one by one; beyond the budget, one
+// admin.audit.suppressed event a minute (counted under suppressedKey), by
+// actor, says that refusals whom (a phrase) are no longer recorded.
+func (s *Server) refusalBudget(r *http.Request, key, suppressedKey string, actor gatehouse.Actor, whom string) bool {
+	d, err := s.signIn.Allow(r.Context(), key, ratelimit.Limit{Requests: refusalsAudited, Per: time.Minute})
 	if err != nil || d.Allowed {
 		return true
 	}
-	if n, err := s.signIn.Allow(r.Context(), "suppressed-actor|"+who, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
-		s.recordOutcome(r.Context(), gatehouse.Actor{Kind: string(p.Kind), ID: p.ID}, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
-			"reason": fmt.Sprintf("more than %d refused admin requests a minute by this credential: further ones are not recorded one by one for %s", refusalsAudited, d.RetryAfter.Round(time.Second)),
+	if n, err := s.signIn.Allow(r.Context(), suppressedKey, ratelimit.Limit{Requests: 1, Per: time.Minute}); err == nil && n.Allowed {
+		s.recordOutcome(r.Context(), actor, "audit.suppressed", r.URL.Path, gatehouse.OutcomeDenied, map[string]any{
+			"reason": fmt.Sprintf("more than %d refused admin requests a minute %s: further ones are not recorded one by one for %s", refusalsAudited, whom, d.RetryAfter.Round(time.Second)),
 		})
 	}
 	return false
