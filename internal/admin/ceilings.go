@@ -52,13 +52,14 @@ func lineageDetails(d map[string]any, l store.Lineage) map[string]any {
 	return d
 }
 
-// revokeDescendants revokes what the revoked credential ref created (and
-// so on down), auditing each revocation as caused by ref.
-func (s *Server) revokeDescendants(ctx context.Context, p *gatehouse.Principal, ref string) error {
+// revokeDescendants revokes what the revoked credentials refs created (and
+// so on down), auditing each revocation as caused by the one of refs it
+// descends from.
+func (s *Server) revokeDescendants(ctx context.Context, p *gatehouse.Principal, refs ...string) error {
 	l := authn.Lineage{Keys: s.cfg.Keys, Clients: s.cfg.Clients, PATs: s.cfg.PATs}
-	revoked, err := l.RevokeDescendants(ctx, ref)
+	revoked, err := l.RevokeDescendants(ctx, refs...)
 	for _, r := range revoked {
-		s.record(ctx, p, "credential.revoke_descendant", resourceOf(r), map[string]any{"because_revoked": ref})
+		s.record(ctx, p, "credential.revoke_descendant", resourceOf(r.Ref), map[string]any{"because_revoked": r.Root})
 	}
 	return err
 }
@@ -96,12 +97,7 @@ func (s *Server) revokeUserDescendants(ctx context.Context, p *gatehouse.Princip
 	if err != nil {
 		return err
 	}
-	for _, ref := range refs {
-		if err := s.revokeDescendants(ctx, p, ref); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.revokeDescendants(ctx, p, refs...)
 }
 
 // resourceOf turns a lineage ref ("api_key:key_…") into the resource name

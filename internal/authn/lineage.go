@@ -19,16 +19,29 @@ type Lineage struct {
 	PATs    *PATs
 }
 
-// RevokeDescendants revokes every active credential descending from ref
-// ("kind:id", as store.Lineage records it) and returns the refs it
-// revoked, parents before children. It reads each list of credentials once.
-func (l *Lineage) RevokeDescendants(ctx context.Context, ref string) ([]string, error) {
+// Revocation is one credential RevokeDescendants revoked: Ref, because
+// Root (one of the refs it was given) was revoked.
+type Revocation struct {
+	Ref, Root string
+}
+
+// RevokeDescendants revokes every active credential descending from each
+// of refs ("kind:id", as store.Lineage records it) and returns what it
+// revoked, root by root in the order given, parents before children. It
+// reads each list of credentials once, however many roots. The roots are
+// walked one after another as separate calls would walk them: a
+// credential below two of them (one root below another) is revoked for
+// the first walked that reaches it while it is active.
+func (l *Lineage) RevokeDescendants(ctx context.Context, refs ...string) ([]Revocation, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
 	type child struct {
 		ref    string
 		active bool
 		revoke func() error
 	}
-	children := map[string][]child{}
+	children := map[string][]*child{}
 	if l.Keys != nil {
 		keys, err := l.Keys.List(ctx)
 		if err != nil {
@@ -37,7 +50,7 @@ func (l *Lineage) RevokeDescendants(ctx context.Context, ref string) ([]string, 
 		for _, k := range keys {
 			if k.CreatedBy != "" {
 				id := k.ID
-				children[k.CreatedBy] = append(children[k.CreatedBy], child{Ref(gatehouse.KindAPIKey, id), k.RevokedAt.IsZero(), func() error {
+				children[k.CreatedBy] = append(children[k.CreatedBy], &child{Ref(gatehouse.KindAPIKey, id), k.RevokedAt.IsZero(), func() error {
 					_, err := l.Keys.Revoke(ctx, id)
 					return err
 				}})
@@ -52,7 +65,7 @@ func (l *Lineage) RevokeDescendants(ctx context.Context, ref string) ([]string, 
 		for _, c := range all {
 			if c.CreatedBy != "" {
 				id := c.ID
-				children[c.CreatedBy] = append(children[c.CreatedBy], child{Ref(gatehouse.KindClient, id), c.RevokedAt.IsZero(), func() error {
+				children[c.CreatedBy] = append(children[c.CreatedBy], &child{Ref(gatehouse.KindClient, id), c.RevokedAt.IsZero(), func() error {
 					_, err := l.Clients.Revoke(ctx, id)
 					return err
 				}})
@@ -67,32 +80,35 @@ func (l *Lineage) RevokeDescendants(ctx context.Context, ref string) ([]string, 
 		for _, p := range all {
 			if p.CreatedBy != "" {
 				id := p.ID
-				children[p.CreatedBy] = append(children[p.CreatedBy], child{Ref(gatehouse.KindPAT, id), p.RevokedAt.IsZero(), func() error {
+				children[p.CreatedBy] = append(children[p.CreatedBy], &child{Ref(gatehouse.KindPAT, id), p.RevokedAt.IsZero(), func() error {
 					_, err := l.PATs.Revoke(ctx, id)
 					return err
 				}})
 			}
 		}
 	}
-	var revoked []string
-	seen := map[string]bool{ref: true}
-	queue := []string{ref}
-	for len(queue) > 0 {
-		parent := queue[0]
-		queue = queue[1:]
-		for _, c := range children[parent] {
-			if seen[c.ref] {
-				continue
+	var revoked []Revocation
+	for _, ref := range refs {
+		seen := map[string]bool{ref: true}
+		queue := []string{ref}
+		for len(queue) > 0 {
+			parent := queue[0]
+			queue = queue[1:]
+			for _, c := range children[parent] {
+				if seen[c.ref] {
+					continue
+				}
+				seen[c.ref] = true
+				queue = append(queue, c.ref) // a revoked child's children go too
+				if !c.active {
+					continue
+				}
+				if err := c.revoke(); err != nil {
+					return revoked, fmt.Errorf("revoke %s (created by %s): %w", c.ref, parent, err)
+				}
+				c.active = false // as a later root's walk would list it
+				revoked = append(revoked, Revocation{Ref: c.ref, Root: ref})
 			}
-			seen[c.ref] = true
-			queue = append(queue, c.ref) // a revoked child's children go too
-			if !c.active {
-				continue
-			}
-			if err := c.revoke(); err != nil {
-				return revoked, fmt.Errorf("revoke %s (created by %s): %w", c.ref, parent, err)
-			}
-			revoked = append(revoked, c.ref)
 		}
 	}
 	return revoked, nil
