@@ -28,7 +28,9 @@ const (
 // and p99 Record latency, and whether the leader keeps up: the most events
 // seen queued while recording (max-pending, sampled every 50 ms) and how
 // long after the last Record the leader had sequenced everything
-// (leader-lag-ms). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
+// (leader-lag-ms). When PostgreSQL runs on this host it also reports the
+// CPU time its processes spent per event, from the first Record until
+// everything is sequenced (pg-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
 // postgres.DefaultWriters). The log is verified afterwards.
 func BenchmarkAppendThreeReplicas(b *testing.B) {
 	ctx := context.Background()
@@ -78,6 +80,11 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 			}
 		}
 	}()
+	cpu, haveCPU := pgCPU(b, db)
+	var cpu0 time.Duration
+	if haveCPU {
+		cpu0 = cpu()
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -123,6 +130,9 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	lag := time.Since(start) - elapsed
+	if haveCPU {
+		b.ReportMetric(float64(cpu()-cpu0)/float64(time.Microsecond)/float64(b.N), "pg-cpu-µs/op")
+	}
 
 	all := slices.Concat(lats...)
 	slices.Sort(all)
