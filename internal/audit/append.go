@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,38 @@ const maxGather = 150 * time.Microsecond
 // maxPending bounds the events queued for the writer; Record waits when it
 // is reached.
 const maxPending = 1 << 15
+
+// Stats are counters of the write path since Open. They are read with
+// atomic loads, each on its own, so a snapshot taken under load may be a
+// few events apart between fields.
+type Stats struct {
+	// Events is the number of events committed.
+	Events uint64 `json:"events"`
+	// Bytes is the number of segment bytes written (framed records).
+	Bytes uint64 `json:"bytes"`
+	// Fsyncs is the number of fdatasyncs of segment data: one per batch in
+	// sync mode, one per BatchSyncInterval in batch mode, one per sealed
+	// segment.
+	Fsyncs uint64 `json:"fsyncs"`
+	// Batches is the number of group commits (one write per file each).
+	Batches uint64 `json:"batches"`
+}
+
+// stats holds the counters behind Stats.
+type stats struct {
+	events, bytes, fsyncs, batches atomic.Uint64
+}
+
+// Stats returns the write path's counters. It is safe to call at any time,
+// also after Close.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Events:  l.stats.events.Load(),
+		Bytes:   l.stats.bytes.Load(),
+		Fsyncs:  l.stats.fsyncs.Load(),
+		Batches: l.stats.batches.Load(),
+	}
+}
 
 // batch is a group of events committed with one write and one fsync.
 type batch struct {
@@ -284,6 +317,9 @@ func (l *Log) commit(b *batch) error {
 		}
 	}
 	w.unsynced = true
+	l.stats.batches.Add(1)
+	l.stats.events.Add(uint64(b.n))
+	l.stats.bytes.Add(uint64(len(b.buf)))
 	if l.cfg.Durability == DurabilitySync {
 		if err := l.syncData(); err != nil {
 			return err
@@ -301,12 +337,18 @@ func (l *Log) syncData() error {
 	if !w.unsynced {
 		return nil
 	}
-	if err := fdatasync(w.seg); err != nil {
+	if err := l.fdatasync(w.seg); err != nil {
 		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
 	}
 	w.unsynced = false
 	w.lastSync = time.Now()
 	return nil
+}
+
+// fdatasync flushes the data of segment f and counts it in Stats.
+func (l *Log) fdatasync(f *os.File) error {
+	l.stats.fsyncs.Add(1)
+	return fdatasync(f)
 }
 
 // fdatasync flushes f's data. It holds a reference to the descriptor, so
@@ -334,7 +376,7 @@ func fdatasync(f *os.File) error {
 func (l *Log) syncer() {
 	defer close(l.syncerDone)
 	for f := range l.bgSync {
-		if err := fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+		if err := l.fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
 			l.fail(fmt.Errorf("sync audit segment: %w", err))
 		}
 	}

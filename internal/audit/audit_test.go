@@ -111,6 +111,15 @@ func TestRecordAndVerify(t *testing.T) {
 			if !strings.Contains(res.String(), "400 entries") {
 				t.Fatalf("summary %q", res.String())
 			}
+			// Stats count what reached the segments; in sync mode every
+			// batch was fsynced before it was acknowledged.
+			st := l.Stats()
+			if st.Events != 400 || st.Bytes != uint64(res.Bytes) || st.Batches == 0 || st.Batches > 400 {
+				t.Fatalf("stats = %+v, want 400 events and %d bytes", st, res.Bytes)
+			}
+			if durability == audit.DurabilitySync && st.Fsyncs < st.Batches {
+				t.Fatalf("sync mode: %d fsyncs for %d batches", st.Fsyncs, st.Batches)
+			}
 			// Reopen continues the same tree.
 			l2 := MustOpenLog(t, dir, nil)
 			appendN(t, l2, 10, 0)

@@ -181,6 +181,7 @@ type Log struct {
 	syncerDone chan struct{}
 	writerDone chan struct{}
 	stream     *Stream
+	stats      stats
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	w writerState

@@ -368,7 +368,7 @@ func (l *Log) seal() error {
 		return fmt.Errorf("seal audit segment %d: %w", w.segStart, err)
 	}
 	w.preallocSize = min(w.segOff+w.segOff/4, 256<<20)
-	if err := fdatasync(w.seg); err != nil {
+	if err := l.fdatasync(w.seg); err != nil {
 		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
 	}
 	if _, err := w.idx.Write(root); err != nil {
