@@ -1,12 +1,13 @@
 // Package postgres stores Gatehouse's tamper-evident audit log in
 // PostgreSQL, so that every replica of a deployment writes to one log.
 //
-// Each replica appends its events to a queue table (audit_pending) with
-// group commit: concurrent Record calls share one COPY, and Record returns
-// once that COPY is committed, so an acknowledged event survives the
-// replica's death. One replica at a time, the leader, holds a session
-// advisory lock; it moves queued events into audit_entries in commit order,
-// giving each its index in the RFC 6962 tree, stores the tree's compact
+// Each replica writes its events with group commit: concurrent Record
+// calls share one statement, which stores each event once (audit_events)
+// and queues the batch (audit_queue), and Record returns once it is
+// committed, so an acknowledged event survives the replica's death. One
+// replica at a time, the leader, holds a session advisory lock; it
+// sequences queued batches from their leaf hashes, giving each the tree
+// index of its first event (audit_batches), stores the tree's compact
 // range and every node hash at a level divisible by 8 (for proofs) in the
 // same transaction, and signs checkpoints (C2SP signed notes, the same as
 // the file log's) into audit_checkpoints. When the leader dies PostgreSQL
@@ -34,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse"
@@ -52,8 +54,11 @@ const (
 	DefaultLeaderPoll         = 500 * time.Millisecond
 	DefaultSequenceInterval   = 20 * time.Millisecond
 	DefaultCheckpointInterval = 10 * time.Second
-	// maxSequence is the most events one sequencing transaction moves.
-	maxSequence = 20000
+	// maxSequence is the most events one sequencing transaction moves,
+	// unless a single batch is larger; maxSequenceBatches the most
+	// batches.
+	maxSequence        = 20000
+	maxSequenceBatches = 4096
 	// maxPending bounds the events queued in a replica; Record waits when
 	// it is reached.
 	maxPending = 1 << 15
@@ -136,22 +141,29 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// row is one queued event.
-type row struct {
-	payload    []byte
-	time       time.Time
-	typ        string
-	actorKind  string
-	actorID    string
-	streamable bool
+// batch is a group of events committed with one statement, held as the
+// columns it is sent as.
+type batch struct {
+	leaves, payloads       [][]byte
+	times                  []time.Time
+	types, kinds, actorIDs []string
+	err                    error
+	done                   chan struct{}
 }
 
-// batch is a group of events committed with one COPY.
-type batch struct {
-	rows []row
-	err  error
-	done chan struct{}
+func newBatch(capacity int) *batch {
+	return &batch{
+		done:     make(chan struct{}),
+		leaves:   make([][]byte, 0, capacity),
+		payloads: make([][]byte, 0, capacity),
+		times:    make([]time.Time, 0, capacity),
+		types:    make([]string, 0, capacity),
+		kinds:    make([]string, 0, capacity),
+		actorIDs: make([]string, 0, capacity),
+	}
 }
+
+func (b *batch) len() int { return len(b.payloads) }
 
 // Log is an audit log in PostgreSQL. It is safe for concurrent use.
 type Log struct {
@@ -203,7 +215,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cfg: cfg, pool: pool, signer: signer, vkey: vkey,
 		ids:     audit.NewIDSource(),
 		logger:  cfg.Logger.WithGroup("audit"),
-		pending: &batch{done: make(chan struct{})},
+		pending: newBatch(0),
 		seqDone: make(chan struct{}),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
@@ -280,9 +292,9 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 	if len(payload) > audit.MaxEventSize {
 		return gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), audit.MaxEventSize)
 	}
-	r := row{payload: payload, time: e.Time, typ: e.Type, actorKind: e.Actor.Kind, actorID: e.Actor.ID}
+	leaf := rfc6962.DefaultHasher.HashLeaf(payload)
 	l.qmu.Lock()
-	for len(l.pending.rows) >= maxPending && !l.closed {
+	for l.pending.len() >= maxPending && !l.closed {
 		l.qcond.Wait()
 	}
 	if l.closed {
@@ -290,8 +302,9 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 		return audit.ErrClosed
 	}
 	b := l.pending
-	b.rows = append(b.rows, r)
-	if len(b.rows) == 1 {
+	b.leaves, b.payloads, b.times = append(b.leaves, leaf), append(b.payloads, payload), append(b.times, e.Time)
+	b.types, b.kinds, b.actorIDs = append(b.types, e.Type), append(b.kinds, e.Actor.Kind), append(b.actorIDs, e.Actor.ID)
+	if b.len() == 1 {
 		l.qcond.Broadcast()
 	}
 	l.qmu.Unlock()
@@ -310,36 +323,44 @@ func (l *Log) writer() {
 	defer l.writers.Done()
 	for {
 		l.qmu.Lock()
-		for len(l.pending.rows) == 0 && !l.closed {
+		for l.pending.len() == 0 && !l.closed {
 			l.qcond.Wait()
 		}
 		b := l.pending
-		if len(b.rows) == 0 {
+		if b.len() == 0 {
 			l.qmu.Unlock()
 			return
 		}
-		l.pending = &batch{done: make(chan struct{}), rows: make([]row, 0, len(b.rows))}
+		l.pending = newBatch(b.len())
 		l.qcond.Broadcast()
 		l.qmu.Unlock()
 		b.err = l.commit(b)
 		close(b.done)
 		if b.err == nil && l.stream != nil {
-			for _, r := range b.rows {
-				l.stream.Send(r.payload)
+			for _, p := range b.payloads {
+				l.stream.Send(p)
 			}
 		}
 	}
 }
 
-// commit writes one batch with one COPY, which PostgreSQL commits (and
-// flushes to its WAL) before it answers.
+// insertBatch is how a replica writes a batch: one statement, so one
+// round trip and one transaction, which PostgreSQL commits (and flushes
+// to its WAL) before it answers. It queues the batch and stores its
+// events, each once.
+const insertBatch = `WITH q AS (INSERT INTO audit_queue (n) VALUES ($1) RETURNING batch)
+INSERT INTO audit_events (batch, ord, leaf, payload, time, type, actor_kind, actor_id)
+SELECT q.batch, u.ord - 1, u.leaf, u.payload, u.time, u.type, u.actor_kind, u.actor_id
+FROM q, unnest($2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+	WITH ORDINALITY AS u(leaf, payload, time, type, actor_kind, actor_id, ord)`
+
+// commit writes one batch.
 func (l *Log) commit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := l.pool.CopyFrom(ctx, pgx.Identifier{"audit_pending"},
-		[]string{"payload", "time", "type", "actor_kind", "actor_id"}, &copySource{rows: b.rows, i: -1})
+	_, err := l.pool.Exec(ctx, insertBatch, b.len(), b.leaves, b.payloads, b.times, b.types, b.kinds, b.actorIDs)
 	if err != nil {
-		err = fmt.Errorf("write %d audit events to postgres: %w", len(b.rows), err)
+		err = fmt.Errorf("write %d audit events to postgres: %w", b.len(), err)
 		msg := err.Error()
 		l.lastErr.Store(&msg)
 		if !l.failing.Swap(true) {
@@ -351,21 +372,6 @@ func (l *Log) commit(b *batch) error {
 		l.logger.Info("audit appends succeed again")
 	}
 	return nil
-}
-
-// copySource feeds a batch to CopyFrom without building a [][]any.
-type copySource struct {
-	rows []row
-	i    int
-	vals [5]any
-}
-
-func (s *copySource) Next() bool { s.i++; return s.i < len(s.rows) }
-func (s *copySource) Err() error { return nil }
-func (s *copySource) Values() ([]any, error) {
-	r := &s.rows[s.i]
-	s.vals = [5]any{r.payload, r.time, r.typ, r.actorKind, r.actorID}
-	return s.vals[:], nil
 }
 
 // Healthy reports whether the last commit succeeded, whether this replica

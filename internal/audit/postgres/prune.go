@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -47,13 +49,16 @@ func (s *sequencer) prune(ctx context.Context) (audit.PruneResult, error) {
 	// The first entry young enough to keep bounds what may go; the chunk
 	// holding it stays whole.
 	cutoff := s.l.cfg.Clock.Now().Add(-ret)
-	var keep *int64
-	if err := s.conn.QueryRow(ctx, `SELECT min(idx) FROM audit_entries WHERE time >= $1`, cutoff).Scan(&keep); err != nil {
-		return res, fmt.Errorf("prune audit log: %w", err)
-	}
+	// Entries are in time order but for clock skew between replicas: the
+	// scan from the start reads about as many as may be pruned.
 	limit := st.size
-	if keep != nil {
-		limit = uint64(*keep)
+	var keep int64
+	err = s.conn.QueryRow(ctx, entriesFrom(entryIndex, " AND e.time >= $2")+` LIMIT 1`, int64(st.pruned), cutoff).Scan(&keep)
+	switch {
+	case err == nil:
+		limit = uint64(keep)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	if !s.haveCP || s.cpSize < limit {
 		if _, err := s.checkpoint(ctx); err != nil {
@@ -83,8 +88,15 @@ func (s *sequencer) prune(ctx context.Context) (audit.PruneResult, error) {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	tag, err := tx.Exec(ctx, `DELETE FROM audit_entries WHERE idx >= $1 AND idx < $2`, int64(st.pruned), int64(begin))
+	// The events of [pruned, begin), then the batches left without any (a
+	// batch across begin keeps its later events).
+	tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE (batch, ord) IN (`+entriesIn("e.batch, e.ord")+`)`,
+		int64(st.pruned), int64(begin))
 	if err != nil {
+		return res, fmt.Errorf("prune audit log: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_batches b WHERE b.first_idx < $1
+		AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.batch = b.batch)`, int64(begin)); err != nil {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	// Nodes below the chunk level inside the pruned prefix serve no proof

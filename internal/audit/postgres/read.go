@@ -26,6 +26,38 @@ const (
 	tileBits = 8
 )
 
+// entryIndex is the index of the entry in entriesFrom and entriesIn.
+const entryIndex = "b.first_idx + e.ord"
+
+// entriesFrom selects cols (of audit_events e and audit_batches b) of the
+// sequenced entries from index $1 on, in index order, adding the
+// conditions in where (" AND …"). Entries are stored by batch: entry i is
+// event i - b.first_idx of the batch b with the greatest first_idx <= i.
+func entriesFrom(cols, where string) string { return entries(cols, "", "", where) }
+
+// entriesIn selects cols of the sequenced entries with index in [$1, $2),
+// in index order.
+func entriesIn(cols string) string {
+	return entries(cols, " AND first_idx < $2", " AND e.ord < $2 - b.first_idx", "")
+}
+
+// entries walks the batches from the one holding entry $1 in index order
+// and each batch's events in ord order: a nested loop on the two primary
+// keys (the OFFSET 0 keeps the planner from turning it into a join of the
+// whole tables), so a page costs what it returns.
+func entries(cols, batchCond, eventCond, where string) string {
+	return `SELECT ` + cols + ` FROM (SELECT first_idx, batch FROM audit_batches
+		WHERE first_idx >= coalesce((SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1), 0)` + batchCond + `) b
+	CROSS JOIN LATERAL (SELECT * FROM audit_events e WHERE e.batch = b.batch AND e.ord >= $1 - b.first_idx` + eventCond + ` OFFSET 0) e
+	WHERE true` + where + ` ORDER BY b.first_idx, e.ord`
+}
+
+// entryAt selects cols of entry $1.
+func entryAt(cols string) string {
+	return `SELECT ` + cols + ` FROM audit_batches b JOIN audit_events e ON e.batch = b.batch AND e.ord = $1 - b.first_idx
+		WHERE b.first_idx = (SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1)`
+}
+
 // nodeHash returns the hash of a complete tree node from the stored leaf
 // and node hashes: one query.
 func nodeHash(ctx context.Context, q querier, id compact.NodeID) ([]byte, error) {
@@ -44,7 +76,7 @@ func nodeHash(ctx context.Context, q querier, id compact.NodeID) ([]byte, error)
 	first := id.Index << (id.Level - base)
 	n := uint64(1) << (id.Level - base)
 	if base == 0 {
-		rows, err = q.Query(ctx, `SELECT leaf FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(begin), int64(end))
+		rows, err = q.Query(ctx, entriesIn("e.leaf"), int64(begin), int64(end))
 	} else {
 		rows, err = q.Query(ctx, `SELECT hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
 			int16(base), int64(first), int64(first+n))
@@ -99,7 +131,7 @@ func inclusionProof(ctx context.Context, q querier, vkey string, index uint64) (
 			index, cp.Size, audit.ErrNotFound)
 	}
 	var payload, leaf []byte
-	err = q.QueryRow(ctx, `SELECT payload, leaf FROM audit_entries WHERE idx = $1`, int64(index)).Scan(&payload, &leaf)
+	err = q.QueryRow(ctx, entryAt("e.payload, e.leaf"), int64(index)).Scan(&payload, &leaf)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return audit.Proof{}, fmt.Errorf("entry %d: %w", index, audit.ErrPruned)
 	}
@@ -136,32 +168,32 @@ func (l *Log) Proof(ctx context.Context, index uint64) (audit.Proof, error) {
 	return p, err
 }
 
-// filterSQL is the WHERE clause of a Filter over audit_entries, with its
+// filterSQL is the conditions of a Filter for entriesFrom, with its
 // arguments from $2 on ($1 is the first index).
 func filterSQL(f audit.Filter) (string, []any) {
-	where := "idx >= $1"
+	var where string
 	var args []any
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where += fmt.Sprintf(" AND "+cond, len(args)+1)
 	}
 	if !f.Since.IsZero() {
-		add("time >= $%d", f.Since)
+		add("e.time >= $%d", f.Since)
 	}
 	if !f.Until.IsZero() {
-		add("time < $%d", f.Until)
+		add("e.time < $%d", f.Until)
 	}
 	if f.Type != "" {
 		if p, ok := strings.CutSuffix(f.Type, "*"); ok {
-			add("starts_with(type, $%d)", p)
+			add("starts_with(e.type, $%d)", p)
 		} else {
-			add("type = $%d", f.Type)
+			add("e.type = $%d", f.Type)
 		}
 	}
 	if f.Actor != "" {
 		args = append(args, f.Actor)
 		n := len(args) + 1
-		where += fmt.Sprintf(" AND (actor_id = $%d OR actor_kind || ':' || actor_id = $%d)", n, n)
+		where += fmt.Sprintf(" AND (e.actor_id = $%d OR e.actor_kind || ':' || e.actor_id = $%d)", n, n)
 	}
 	return where, args
 }
@@ -182,7 +214,7 @@ func (l *Log) Query(ctx context.Context, f audit.Filter, cursor string, limit in
 		from = n
 	}
 	where, args := filterSQL(f)
-	rows, err := l.pool.Query(ctx, `SELECT idx, payload FROM audit_entries WHERE `+where+` ORDER BY idx LIMIT `+strconv.Itoa(limit),
+	rows, err := l.pool.Query(ctx, entriesFrom(entryIndex+", e.payload", where)+` LIMIT `+strconv.Itoa(limit),
 		append([]any{int64(from)}, args...)...)
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("query audit log: %w", err)
@@ -217,7 +249,7 @@ func export(ctx context.Context, q querier, f audit.Filter, w io.Writer) (int, e
 	n := 0
 	from := int64(0)
 	for {
-		rows, err := q.Query(ctx, `SELECT idx, payload FROM audit_entries WHERE `+where+` ORDER BY idx LIMIT 10000`, append([]any{from}, args...)...)
+		rows, err := q.Query(ctx, entriesFrom(entryIndex+", e.payload", where)+` LIMIT 10000`, append([]any{from}, args...)...)
 		if err != nil {
 			return n, fmt.Errorf("export audit log: %w", err)
 		}

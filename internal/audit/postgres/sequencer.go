@@ -74,7 +74,7 @@ func (s *sequencer) run(ctx context.Context) {
 			}
 		}
 		if s.leader.Load() {
-			n, err := s.step(ctx)
+			_, more, err := s.step(ctx)
 			if err != nil && ctx.Err() == nil {
 				s.l.logger.Error("audit sequencing failed", logKeyErr, err)
 				s.setErr(err)
@@ -94,7 +94,7 @@ func (s *sequencer) run(ctx context.Context) {
 					}
 				}
 			}
-			if n == maxSequence {
+			if more && err == nil {
 				continue
 			}
 			wait = s.l.cfg.SequenceInterval
@@ -200,40 +200,58 @@ func (s *sequencer) resign() {
 	s.conn = nil
 }
 
-// step moves up to maxSequence queued events into the tree in one
-// transaction and returns how many it moved.
-func (s *sequencer) step(ctx context.Context) (int, error) {
+// step sequences queued batches, oldest first, in one transaction: at
+// least one and no more than make maxSequence events, unless one batch
+// alone is larger. It returns how many events it sequenced and whether
+// more are queued.
+func (s *sequencer) step(ctx context.Context) (n int, more bool, err error) {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
+		return 0, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := tx.Query(ctx, `SELECT seq, sha256('\x00'::bytea || payload) FROM audit_pending ORDER BY seq LIMIT $1`, maxSequence)
+	rows, err := tx.Query(ctx, `SELECT batch, n FROM audit_queue ORDER BY batch LIMIT $1`, maxSequenceBatches)
 	if err != nil {
-		return 0, fmt.Errorf("read queued events: %w", err)
+		return 0, false, fmt.Errorf("read queued batches: %w", err)
 	}
-	var seqs []int64
-	var leaves [][]byte
+	var batches []int64
+	var sizes []int
 	for rows.Next() {
-		var seq int64
-		var leaf []byte
-		if err := rows.Scan(&seq, &leaf); err != nil {
+		var b int64
+		var size int32
+		if err := rows.Scan(&b, &size); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("read queued events: %w", err)
+			return 0, false, fmt.Errorf("read queued batches: %w", err)
 		}
-		seqs = append(seqs, seq)
-		leaves = append(leaves, leaf)
+		if n > 0 && n+int(size) > maxSequence {
+			more = true
+			break
+		}
+		batches, sizes, n = append(batches, b), append(sizes, int(size)), n+int(size)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read queued events: %w", err)
+		return 0, false, fmt.Errorf("read queued batches: %w", err)
 	}
-	if len(seqs) == 0 {
-		return 0, nil
+	more = more || len(batches) == maxSequenceBatches
+	if len(batches) == 0 {
+		return 0, false, nil
+	}
+	rows, err = tx.Query(ctx, `SELECT leaf FROM audit_events WHERE batch = ANY($1) ORDER BY batch, ord`, batches)
+	if err != nil {
+		return 0, false, fmt.Errorf("read leaf hashes: %w", err)
+	}
+	leaves, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return 0, false, fmt.Errorf("read leaf hashes: %w", err)
+	}
+	if len(leaves) != n {
+		return 0, false, fmt.Errorf("read leaf hashes: %d of the %d queued events found", len(leaves), n)
 	}
 	old := s.rng.End()
 	next, err := audit.NewRange(old, s.rng.Hashes())
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	var nLevels []int16
 	var nIdx []int64
@@ -246,42 +264,44 @@ func (s *sequencer) step(ctx context.Context) (int, error) {
 		}
 	}
 	for _, leaf := range leaves {
+		if len(leaf) != hashLen {
+			return 0, false, fmt.Errorf("a queued event's leaf hash is %d bytes", len(leaf))
+		}
 		if err := next.Append(leaf, visit); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO audit_entries (idx, leaf, payload, time, type, actor_kind, actor_id)
-		SELECT $2::bigint + u.ord - 1, u.leaf, p.payload, p.time, p.type, p.actor_kind, p.actor_id
-		FROM unnest($1::bigint[], $3::bytea[]) WITH ORDINALITY AS u(seq, leaf, ord) JOIN audit_pending p ON p.seq = u.seq`,
-		seqs, int64(old), leaves)
-	if err != nil {
-		return 0, fmt.Errorf("insert entries: %w", err)
+	firsts := make([]int64, len(batches))
+	at := int64(old)
+	for i, size := range sizes {
+		firsts[i], at = at, at+int64(size)
 	}
-	if tag.RowsAffected() != int64(len(seqs)) {
-		return 0, fmt.Errorf("insert entries: %d of %d queued events found", tag.RowsAffected(), len(seqs))
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_batches (first_idx, batch) SELECT * FROM unnest($1::bigint[], $2::bigint[])`,
+		firsts, batches); err != nil {
+		return 0, false, fmt.Errorf("sequence batches: %w", err)
 	}
 	if len(nIdx) > 0 {
 		if _, err := tx.Exec(ctx, `INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
 			nLevels, nIdx, nHash); err != nil {
-			return 0, fmt.Errorf("insert node hashes: %w", err)
+			return 0, false, fmt.Errorf("insert node hashes: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM audit_pending WHERE seq = ANY($1)`, seqs); err != nil {
-		return 0, fmt.Errorf("dequeue events: %w", err)
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_queue WHERE batch = ANY($1)`, batches); err != nil {
+		return 0, false, fmt.Errorf("dequeue batches: %w", err)
 	}
-	tag, err = tx.Exec(ctx, `UPDATE audit_state SET size = $1, range = $2, updated_at = now() WHERE id = 1 AND size = $3`,
+	tag, err := tx.Exec(ctx, `UPDATE audit_state SET size = $1, range = $2, updated_at = now() WHERE id = 1 AND size = $3`,
 		int64(next.End()), joinHashes(next.Hashes()), int64(old))
 	if err != nil {
-		return 0, fmt.Errorf("update tree state: %w", err)
+		return 0, false, fmt.Errorf("update tree state: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
-		return 0, fmt.Errorf("tree state is no longer at size %d: another sequencer wrote it", old)
+		return 0, false, fmt.Errorf("tree state is no longer at size %d: another sequencer wrote it", old)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+		return 0, false, fmt.Errorf("commit: %w", err)
 	}
 	s.rng = next
-	return len(seqs), nil
+	return n, more, nil
 }
 
 // checkpoint signs and stores a checkpoint of the tree if it grew since the
@@ -325,12 +345,12 @@ func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
 // drain sequences until the queue is empty, then signs a checkpoint.
 func (s *sequencer) drain(ctx context.Context) ([]byte, error) {
 	for {
-		n, err := s.step(ctx)
+		_, more, err := s.step(ctx)
 		if err != nil {
 			s.lose()
 			return nil, err
 		}
-		if n == 0 {
+		if !more {
 			break
 		}
 	}

@@ -161,6 +161,19 @@ type tamperDB struct {
 	conn *pgx.Conn
 }
 
+// mustTamperDB connects to the log's database with a view of its entries
+// by index: entries (idx, batch, ord, leaf, payload, time, type…).
+func mustTamperDB(t *testing.T, dsn string) *tamperDB {
+	t.Helper()
+	d := &tamperDB{t: t, conn: mustConnect(t, dsn)}
+	d.exec(`CREATE TEMPORARY VIEW entries AS
+		SELECT b.first_idx + e.ord AS idx, e.* FROM audit_batches b JOIN audit_events e ON e.batch = b.batch`)
+	return d
+}
+
+// entry is the condition selecting the audit_events row a of entry $1.
+const entry = `(a.batch, a.ord) = (SELECT batch, ord FROM entries WHERE idx = $1)`
+
 func (d *tamperDB) exec(sql string, args ...any) int64 {
 	d.t.Helper()
 	tag, err := d.conn.Exec(context.Background(), sql, args...)
@@ -173,7 +186,7 @@ func (d *tamperDB) exec(sql string, args ...any) int64 {
 // flipPayload flips a bit of entry idx's payload.
 func (d *tamperDB) flipPayload(idx int64) {
 	d.t.Helper()
-	if d.exec(`UPDATE audit_entries SET payload = set_byte(payload, 10, get_byte(payload, 10) # 1) WHERE idx = $1`, idx) != 1 {
+	if d.exec(`UPDATE audit_events a SET payload = set_byte(payload, 10, get_byte(payload, 10) # 1) WHERE `+entry, idx) != 1 {
 		d.t.Fatalf("no entry %d", idx)
 	}
 }
@@ -181,13 +194,13 @@ func (d *tamperDB) flipPayload(idx int64) {
 // fixLeaf stores the leaf hash of entry idx's current payload.
 func (d *tamperDB) fixLeaf(idx int64) {
 	d.t.Helper()
-	d.exec(`UPDATE audit_entries SET leaf = sha256('\x00'::bytea || payload) WHERE idx = $1`, idx)
+	d.exec(`UPDATE audit_events a SET leaf = sha256('\x00'::bytea || payload) WHERE `+entry, idx)
 }
 
 // leaves returns the stored leaf hashes, in index order.
 func (d *tamperDB) leaves() [][]byte {
 	d.t.Helper()
-	rows, err := d.conn.Query(context.Background(), `SELECT leaf FROM audit_entries ORDER BY idx`)
+	rows, err := d.conn.Query(context.Background(), `SELECT leaf FROM entries ORDER BY idx`)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -348,7 +361,7 @@ func TestVerifyTamper(t *testing.T) {
 			wantEntry: 749, wantCheckpoint: -1, wantReason: "leaf hash differs"},
 		{name: "modified leaf hash",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`UPDATE audit_entries SET leaf = set_byte(leaf, 0, get_byte(leaf, 0) # 1) WHERE idx = 400`)
+				d.exec(`UPDATE audit_events a SET leaf = set_byte(leaf, 0, get_byte(leaf, 0) # 1) WHERE `+entry, 400)
 			},
 			wantEntry: 400, wantCheckpoint: -1, wantReason: "leaf hash differs"},
 		{name: "modified payload with leaf fixed",
@@ -395,31 +408,33 @@ func TestVerifyTamper(t *testing.T) {
 			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_nodes WHERE level = 8 AND idx = 0`) },
 			wantEntry: 0, wantCheckpoint: -1, wantReason: "node hash of entries [0, 256) is missing"},
 		{name: "removed entry",
-			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_entries WHERE idx = 400`) },
+			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_events a WHERE `+entry, 400) },
 			wantEntry: 400, wantCheckpoint: -1, wantReason: "missing: the next stored entry is 401"},
 		{name: "removed first entry",
-			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_entries WHERE idx = 0`) },
+			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_events a WHERE `+entry, 0) },
 			wantEntry: 0, wantCheckpoint: -1, wantReason: "missing: the next stored entry is 1"},
 		{name: "swapped entries",
 			tamper: func(t *testing.T, d *tamperDB) {
-				if d.exec(`UPDATE audit_entries a SET payload = b.payload, leaf = b.leaf, time = b.time
-					FROM audit_entries b WHERE (a.idx, b.idx) IN ((400, 401), (401, 400))`) != 2 {
+				if d.exec(`UPDATE audit_events a SET payload = b.payload, leaf = b.leaf, time = b.time
+					FROM entries x, entries b WHERE (a.batch, a.ord) = (x.batch, x.ord) AND (x.idx, b.idx) IN ((400, 401), (401, 400))`) != 2 {
 					t.Fatal("entries 400 and 401 not swapped")
 				}
 			},
 			wantEntry: 256, wantCheckpoint: -1, wantReason: "node hash of entries [256, 512) differs"},
 		{name: "swapped entries after the last stored node hash",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`UPDATE audit_entries a SET payload = b.payload, leaf = b.leaf, time = b.time
-					FROM audit_entries b WHERE (a.idx, b.idx) IN ((600, 601), (601, 600))`)
+				d.exec(`UPDATE audit_events a SET payload = b.payload, leaf = b.leaf, time = b.time
+					FROM entries x, entries b WHERE (a.batch, a.ord) = (x.batch, x.ord) AND (x.idx, b.idx) IN ((600, 601), (601, 600))`)
 			},
 			wantEntry: 520, wantCheckpoint: 3, wantReason: "root hash of tree size 700 does not match"},
 		{name: "removed entries after the last checkpoint",
-			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_entries WHERE idx >= 730`) },
+			tamper: func(t *testing.T, d *tamperDB) {
+				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 730`)
+			},
 			wantEntry: 730, wantCheckpoint: -1, wantReason: "the sequencer recorded 750 entries but the log holds 730"},
 		{name: "removed entries after the last checkpoint, state rewritten",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_entries WHERE idx >= 730`)
+				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 730`)
 				d.fixState()
 			},
 			// Nothing signed covers entries after the last checkpoint:
@@ -427,13 +442,13 @@ func TestVerifyTamper(t *testing.T) {
 			external: true, wantOK: true},
 		{name: "truncated log with state rewritten",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_entries WHERE idx >= 600`)
+				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 600`)
 				d.fixState()
 			},
 			wantEntry: 600, wantCheckpoint: 3, wantReason: "covers 700 entries but the log holds only 600"},
 		{name: "truncated log with state and checkpoints rolled back",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_entries WHERE idx >= 600`)
+				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 600`)
 				d.fixState()
 				d.exec(`DELETE FROM audit_checkpoints WHERE size > 600`)
 			},
@@ -489,8 +504,9 @@ func TestVerifyTamper(t *testing.T) {
 			wantEntry: -1, wantCheckpoint: 0, wantReason: "not signed by the log's key"},
 		{name: "inserted entry at the end",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`INSERT INTO audit_entries (idx, leaf, payload, time, type, actor_kind, actor_id)
-					SELECT 750, leaf, payload, time, type, actor_kind, actor_id FROM audit_entries WHERE idx = 749`)
+				d.exec(`INSERT INTO audit_batches (first_idx, batch) VALUES (750, 1 << 40)`)
+				d.exec(`INSERT INTO audit_events (batch, ord, leaf, payload, time, type, actor_kind, actor_id)
+					SELECT 1 << 40, 0, leaf, payload, time, type, actor_kind, actor_id FROM entries WHERE idx = 749`)
 			},
 			wantEntry: 750, wantCheckpoint: -1, wantReason: "not sequenced: the log holds 751 entries but the sequencer recorded 750"},
 		{name: "altered state range",
@@ -532,7 +548,7 @@ func TestVerifyTamper(t *testing.T) {
 				s, _ := attackerSigner(t)
 				opts.Checkpoint = mustSign(t, s, 700, make([]byte, 32))
 			}
-			tt.tamper(t, &tamperDB{t: t, conn: mustConnect(t, f.dsn)})
+			tt.tamper(t, mustTamperDB(t, f.dsn))
 
 			if tt.undetectedWithout {
 				if res, err := postgres.Verify(ctx, f.dsn, audit.VerifyOptions{}); err != nil {
@@ -567,7 +583,7 @@ func TestVerifyTamper(t *testing.T) {
 // sequenced are reported, not failed.
 func checkUntampered(t *testing.T, f *tamperLog) {
 	ctx := context.Background()
-	d := &tamperDB{t: t, conn: mustConnect(t, f.dsn)}
+	d := mustTamperDB(t, f.dsn)
 	roots, _, _ := d.tree(700, tamperSequenced)
 	for _, opts := range []audit.VerifyOptions{{}, {VerifierKey: f.vkey, Checkpoint: f.saved}} {
 		res, err := postgres.Verify(ctx, f.dsn, opts)

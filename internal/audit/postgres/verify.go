@@ -92,7 +92,7 @@ func Verify(ctx context.Context, dsn string, opts audit.VerifyOptions) (audit.Ve
 			idx           int64
 			leaf, payload []byte
 		}
-		rows, err := tx.Query(ctx, `SELECT idx, leaf, payload FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2`, int64(next), verifyPage)
+		rows, err := tx.Query(ctx, entriesFrom(entryIndex+", e.leaf, e.payload", "")+` LIMIT $2`, int64(next), verifyPage)
 		if err != nil {
 			return *r, fmt.Errorf("audit verify: read entries: %w", err)
 		}
@@ -112,6 +112,9 @@ func Verify(ctx context.Context, dsn string, opts audit.VerifyOptions) (audit.Ve
 		}
 		for _, e := range page {
 			i := uint64(e.idx)
+			if i < next {
+				return *r, entryErr(i, "stored twice (entries inserted)")
+			}
 			if i != next {
 				return *r, entryErr(next, "missing: the next stored entry is %d (entries removed)", i)
 			}
@@ -159,7 +162,7 @@ func Verify(ctx context.Context, dsn string, opts audit.VerifyOptions) (audit.Ve
 			return res, entryErr(st.size-1, "the sequencer's recorded tree differs from the stored entries (entries or tree state altered)")
 		}
 	}
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_pending`).Scan(&res.Pending); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM audit_queue`).Scan(&res.Pending); err != nil {
 		return res, fmt.Errorf("audit verify: count queued events: %w", err)
 	}
 	return res, nil
