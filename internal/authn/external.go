@@ -484,15 +484,16 @@ var (
 	errBadScope     = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid token: a scope value contains whitespace, a comma or a control character")
 )
 
-// verify checks an external token: a key of the issuer that verifies the
-// token's alg (by kid; without kid only if exactly one fits), the
-// signature, iss, aud and times, the subject, and maps its scopes.
-func (x *externalIssuer) verify(tok *jwt.JSONWebToken, kid string, now time.Time) (*gatehouse.Principal, time.Time, error) {
-	alg := tok.Headers[0].Algorithm
+// verify checks an external token whose claims (decoded, not yet
+// trusted) are std: a key of the issuer that verifies the token's alg (by
+// kid; without kid only if exactly one fits), the signature, iss, aud and
+// times, the subject, and maps its scopes.
+func (x *externalIssuer) verify(tok *compactJWS, std jwt.Claims, now time.Time) (*gatehouse.Principal, error) {
+	alg, kid := tok.alg, tok.kid
 	set := x.keys.Load()
 	if set == nil {
 		x.refreshSoon()
-		return nil, time.Time{}, errUnknownKID
+		return nil, errUnknownKID
 	}
 	var cands []*extKey
 	kidKnown := false
@@ -508,38 +509,32 @@ func (x *externalIssuer) verify(tok *jwt.JSONWebToken, kid string, now time.Time
 	}
 	switch {
 	case len(cands) == 0 && kidKnown:
-		return nil, time.Time{}, errBadToken // the key exists but not for this alg
+		return nil, errBadToken // the key exists but not for this alg
 	case len(cands) == 0:
 		x.refreshSoon()
-		return nil, time.Time{}, errUnknownKID
+		return nil, errUnknownKID
 	case kid == "" && len(cands) > 1:
-		return nil, time.Time{}, errAmbiguousKey
+		return nil, errAmbiguousKey
 	}
-	var std jwt.Claims
-	var all map[string]any
-	verified := false
-	for _, k := range cands {
-		if err := tok.Claims(k.key, &std, &all); err == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return nil, time.Time{}, errBadSignature
+	if !slices.ContainsFunc(cands, func(k *extKey) bool { return verifyJWS(alg, k.key, tok.signingInput, tok.sig) }) {
+		return nil, errBadSignature
 	}
 	if err := validateClaims(std, jwt.Expected{Issuer: x.cfg.Issuer, AnyAudience: x.cfg.Audiences, Time: now}); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
+	}
+	var all map[string]any
+	if err := decodeJOSE(tok.payload, &all); err != nil {
+		return nil, errBadToken
 	}
 	sub, _ := all[x.cfg.SubjectClaim].(string)
 	if sub == "" || len(sub) > 256 || !utf8.ValidString(sub) || strings.IndexFunc(sub, unicode.IsControl) >= 0 {
-		return nil, time.Time{}, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid token: %s claim must be 1 to 256 characters without control characters", x.cfg.SubjectClaim)
+		return nil, gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "invalid token: %s claim must be 1 to 256 characters without control characters", x.cfg.SubjectClaim)
 	}
 	scopes, err := x.mapScopes(all[x.cfg.ScopeClaim])
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	p := gatehouse.NewPrincipal(x.cfg.Issuer+"#"+sub, gatehouse.KindExternal, sub, scopes, "")
-	return p, std.Expiry.Time(), nil
+	return gatehouse.NewPrincipal(x.cfg.Issuer+"#"+sub, gatehouse.KindExternal, sub, scopes, ""), nil
 }
 
 // mapScopes turns the scope claim (a space-separated string or an array
