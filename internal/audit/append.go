@@ -17,9 +17,6 @@ import (
 	"github.com/gatehouse/gatehouse"
 )
 
-// maxGather bounds how long the writer waits for a batch to fill up.
-const maxGather = 150 * time.Microsecond
-
 // maxPending bounds the events queued for the writer; Record waits when it
 // is reached.
 const maxPending = 1 << 15
@@ -178,9 +175,9 @@ func (l *Log) writer() {
 			l.drain()
 		case <-ticker.C:
 			l.drain()
-			if l.w.unsynced && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
+			if l.w.unsyncedBytes > 0 && time.Since(l.w.lastSync) >= l.cfg.BatchSyncInterval {
 				// Batch mode: fsync on the syncer goroutine so appends go
-				// on meanwhile. unsynced stays set: a checkpoint still
+				// on meanwhile. unsyncedBytes stays set: a checkpoint still
 				// syncs in the foreground before it covers the data.
 				select {
 				case l.bgSync <- l.w.seg:
@@ -211,6 +208,15 @@ func (l *Log) writer() {
 }
 
 // drain commits pending batches until the queue is empty.
+//
+// In sync mode it applies a commit delay, like PostgreSQL's commit_delay
+// and commit_siblings: the callers acknowledged by the last fsync are
+// usually about to append again, so when fewer events are queued than
+// there were concurrent callers during the last commit (the events of
+// that batch plus those queued while it was written and synced), it
+// waits, at most CommitDelay, for them rather than spend an fsync on a
+// handful of events and make the others wait for the next. A lone caller
+// never waits: there are no others to wait for.
 func (l *Log) drain() {
 	waited := false
 	for {
@@ -220,19 +226,14 @@ func (l *Log) drain() {
 			l.qmu.Unlock()
 			return
 		}
-		// Group commit gathering: callers acknowledged by the previous
-		// fsync are usually about to append again. If fewer events are
-		// queued than the last batch held, wait briefly (at most
-		// maxGather) for the batch to fill, rather than spend an fsync
-		// on a handful of events and make the rest wait for the next.
-		if l.cfg.Durability == DurabilitySync && !waited && b.n < l.w.lastN {
+		if l.cfg.Durability == DurabilitySync && !waited && b.n < l.w.callers && l.cfg.CommitDelay > 0 {
 			select {
 			case <-l.grown:
 			default:
 			}
-			l.want = l.w.lastN
+			l.want = l.w.callers
 			l.qmu.Unlock()
-			l.w.gather.Reset(maxGather)
+			l.w.gather.Reset(l.cfg.CommitDelay)
 			select {
 			case <-l.grown:
 			case <-l.w.gather.C:
@@ -243,7 +244,6 @@ func (l *Log) drain() {
 		}
 		waited = false
 		l.want = 0
-		l.w.lastN = b.n
 		l.pending = newBatchLike(b)
 		failed := l.failed
 		l.qcond.Broadcast()
@@ -254,6 +254,11 @@ func (l *Log) drain() {
 			l.fail(err)
 			b.err = err
 		}
+		// The callers queued meanwhile are others than this batch's,
+		// which are still waiting.
+		l.qmu.Lock()
+		l.w.callers = b.n + l.pending.n
+		l.qmu.Unlock()
 		// In batch mode commit did not fsync, so this acknowledges
 		// before the data is durable, as DurabilityBatch promises.
 		close(b.done)
@@ -275,6 +280,13 @@ func (l *Log) fail(err error) {
 	l.qmu.Unlock()
 }
 
+// maxUnsynced bounds the segment bytes written since the last fdatasync:
+// commit syncs before it would exceed it, whatever the durability mode. So
+// after a power loss only the last maxUnsynced bytes of a segment can hold
+// a torn write, which is how recovery tells one from damage (scanFrames).
+// It is larger than the largest frame, so every write makes progress.
+const maxUnsynced = 4 << 20
+
 // commit writes one batch, crossing segment boundaries as needed, and
 // fsyncs it in sync mode.
 func (l *Log) commit(b *batch) error {
@@ -283,21 +295,30 @@ func (l *Log) commit(b *batch) error {
 	full := uint64(1) << l.segBits
 	off, i := 0, 0
 	for i < b.n {
-		k := b.n - i
-		if room := int(full - w.segCount); k > room {
-			k = room
+		if w.unsyncedBytes > 0 && w.unsyncedBytes+int64(b.lens[i]) > maxUnsynced {
+			if err := l.syncData(); err != nil {
+				return err
+			}
 		}
+		// Events i..j-1 go into one write: they fit in the segment and
+		// keep the unsynced bytes within maxUnsynced.
 		w.idxBuf = w.idxBuf[:0]
 		pos := w.segOff
-		chunk := 0
-		for j := i; j < i+k; j++ {
+		j := i
+		for j < b.n && w.segCount+uint64(j-i) < full && (j == i || w.unsyncedBytes+(pos-w.segOff)+int64(b.lens[j]) <= maxUnsynced) {
 			leaf := b.leaves[j*hashLen : (j+1)*hashLen]
 			w.idxBuf = appendIdxEntry(w.idxBuf, uint64(pos), leaf)
 			pos += int64(b.lens[j])
-			chunk += b.lens[j]
 			if err := w.rng.Append(leaf, w.visit); err != nil {
 				return fmt.Errorf("append audit leaf: %w", err)
 			}
+			j++
+		}
+		chunk := int(pos - w.segOff)
+		if pos > w.allocEnd {
+			// The zeros ahead ran out: wait for the zero-fill that may be
+			// writing where this write goes.
+			l.collectExtension(true)
 		}
 		if _, err := w.seg.Write(b.buf[off : off+chunk]); err != nil {
 			return fmt.Errorf("write audit segment %d: %w", w.segStart, err)
@@ -306,17 +327,18 @@ func (l *Log) commit(b *batch) error {
 			return fmt.Errorf("write audit index %d: %w", w.segStart, err)
 		}
 		w.segOff = pos
-		w.segCount += uint64(k)
-		w.size += uint64(k)
+		w.allocEnd = max(w.allocEnd, pos)
+		w.unsyncedBytes += int64(chunk)
+		w.segCount += uint64(j - i)
+		w.size += uint64(j - i)
 		off += chunk
-		i += k
+		i = j
 		if w.segCount == full {
 			if err := l.seal(); err != nil {
 				return err
 			}
 		}
 	}
-	w.unsynced = true
 	l.stats.batches.Add(1)
 	l.stats.events.Add(uint64(b.n))
 	l.stats.bytes.Add(uint64(len(b.buf)))
@@ -329,18 +351,20 @@ func (l *Log) commit(b *batch) error {
 	l.mu.Lock()
 	l.segs[len(l.segs)-1].count = w.segCount
 	l.mu.Unlock()
+	l.collectExtension(false)
+	l.extend()
 	return nil
 }
 
 func (l *Log) syncData() error {
 	w := &l.w
-	if !w.unsynced {
+	if w.unsyncedBytes == 0 {
 		return nil
 	}
 	if err := l.fdatasync(w.seg); err != nil {
 		return fmt.Errorf("sync audit segment %d: %w", w.segStart, err)
 	}
-	w.unsynced = false
+	w.unsyncedBytes = 0
 	w.lastSync = time.Now()
 	return nil
 }

@@ -2,13 +2,17 @@ package audit_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -118,16 +122,27 @@ func TestCrashKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var acked []string
+	preallocated := 0
 	// A process crash loses nothing in either mode: batch mode only risks
 	// events on a power loss.
 	for round, d := range []audit.Durability{audit.DurabilitySync, audit.DurabilityBatch, audit.DurabilitySync, audit.DurabilityBatch} {
 		acks := runCrashChild(t, dir, d, 2000+round*1000)
 		acked = append(acked, acks...)
+		zeros := zeroTail(mustRead(t, newestSegment(t, dir)))
+		if zeros > 0 {
+			preallocated++
+		}
 		res, err := audit.Verify(context.Background(), dir, audit.VerifyOptions{})
 		if err != nil {
 			t.Fatalf("round %d: verify after kill -9 (before reopen): %v", round, err)
 		}
-		t.Logf("round %d (%s): %d acknowledged, log holds %d, torn tail: %q", round, d, len(acks), res.TreeSize, res.TornTail)
+		// As if the kill had been a power loss that also lost a sector of
+		// the write in flight; the next round's Open recovers from it.
+		lost := loseUnackedSector(t, dir, acks)
+		t.Logf("round %d (%s): %d acknowledged, log holds %d, torn tail: %q, %d preallocated zero bytes, lost a sector after them: %v", round, d, len(acks), res.TreeSize, res.TornTail, zeros, lost)
+	}
+	if preallocated == 0 {
+		t.Fatal("no crash left preallocated zeros ahead of the writer: the recovery of a preallocated segment went untested")
 	}
 	// Reopen (recovering a torn tail if there is one) and close cleanly.
 	l := MustOpenLog(t, dir, nil)
@@ -158,6 +173,58 @@ func TestCrashKill9(t *testing.T) {
 	t.Logf("all %d acknowledged events present; log holds %d entries", len(acked), res.TreeSize)
 }
 
+// newestSegment is the path of the newest segment file in dir.
+func newestSegment(t *testing.T, dir string) string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no segment in %s: %v", dir, err)
+	}
+	return slices.Max(paths) // zero-padded names sort by first entry
+}
+
+// zeroTail is the number of zero bytes after the last record of segment b.
+func zeroTail(b []byte) int {
+	end := hdrLen
+	if fs := frames(b, hdrLen); len(fs) > 0 {
+		end = fs[len(fs)-1].off + fs[len(fs)-1].n
+	}
+	return len(b) - end
+}
+
+// loseUnackedSector makes the 512 to 1024 bytes from the first record after
+// the last acknowledged one, in the newest segment, read as zeros: a sector
+// of the unacknowledged write in flight lost by a power cut (the records
+// after it may have been written). It reports whether there was such a
+// record.
+func loseUnackedSector(t *testing.T, dir string, acks []string) bool {
+	t.Helper()
+	acked := map[string]bool{}
+	for _, id := range acks {
+		acked[id] = true
+	}
+	path := newestSegment(t, dir)
+	b := mustRead(t, path)
+	fs := frames(b, hdrLen)
+	first := 0
+	for i, f := range fs {
+		var e struct{ ID string }
+		if err := json.Unmarshal(b[f.off+8:f.off+f.n], &e); err != nil {
+			t.Fatal(err)
+		}
+		if acked[e.ID] {
+			first = i + 1
+		}
+	}
+	if first == len(fs) {
+		return false
+	}
+	x := fs[first].off
+	clear(b[x:min(len(b), (x/512+2)*512)])
+	mustWrite(t, path, b)
+	return true
+}
+
 func TestRecoverTornTail(t *testing.T) {
 	tests := []struct {
 		name string
@@ -175,6 +242,21 @@ func TestRecoverTornTail(t *testing.T) {
 			return append(b, p...)
 		}},
 		{"zeros", func([]byte) []byte { return make([]byte, 4096) }},
+		// In preallocated space the sectors a power loss kept from the
+		// last write read as zeros, and the ones after them may have
+		// been written.
+		{"lost sector in preallocated space", func(p []byte) []byte {
+			torn := rawFrame(p)
+			clear(torn[12:])
+			b := append(torn, rawFrame(p)...)
+			return append(append(b, rawFrame(p)...), make([]byte, 8192)...)
+		}},
+		{"lost header in preallocated space", func(p []byte) []byte {
+			torn := rawFrame(p)
+			clear(torn[:8])
+			b := append(torn, rawFrame(p)...)
+			return append(b, make([]byte, 8192)...)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,15 +299,71 @@ func TestRecoverTornTail(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesMidLogDamage checks that Open refuses, and leaves the
+// files alone, when a bad record cannot be a torn write: valid records
+// follow it, or a checkpoint covers it.
 func TestOpenRefusesMidLogDamage(t *testing.T) {
-	dir := t.TempDir()
-	l := MustOpenLog(t, dir, nil)
-	appendN(t, l, 20, 0)
-	l.Close(context.Background())
-	editSegment(t, dir, 16, flipPayload(1, false))
-	if _, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin}); err == nil || !strings.Contains(err.Error(), "entry 17") {
-		t.Fatalf("open with damaged entry 17: %v", err)
+	big := []byte(`{"id":"pad","type":"request","reason":"` + strings.Repeat("x", 900<<10) + `"}`)
+	tests := []struct {
+		name      string
+		damage    func(t *testing.T, dir string)
+		wantEntry int64
+		wantErr   string
+	}{
+		{"modified byte", func(t *testing.T, dir string) {
+			editSegment(t, dir, 16, flipPayload(1, false))
+		}, 17, "not at the tail"},
+		// A crash leaves at most 4 MiB unsynced, so zeros followed by
+		// more records than that are damage, not a lost write.
+		{"zeros followed by more than a crash leaves unsynced", func(t *testing.T, dir string) {
+			editSegment(t, dir, 16, func(b []byte, fs []frame) []byte {
+				torn := rawFrame(big)
+				clear(torn[100:600])
+				b = append(b, torn...)
+				for range 6 {
+					b = append(b, rawFrame(big)...)
+				}
+				return append(b, make([]byte, 4096)...)
+			})
+		}, 20, "not at the tail"},
+		{"zeros in a checkpointed entry", func(t *testing.T, dir string) {
+			editSegment(t, dir, 16, func(b []byte, fs []frame) []byte {
+				clear(b[fs[2].off+20 : fs[2].off+fs[2].n])
+				return b
+			})
+		}, 18, "covered by the checkpoint of size 20"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := MustOpenLog(t, dir, nil)
+			appendN(t, l, 20, 0)
+			if err := l.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, dir)
+			before := mustRead(t, segFile(dir, 16))
+			_, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin, SegmentEntries: 16})
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("entry %d ", tt.wantEntry)) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("open: %v, want entry %d: %s", err, tt.wantEntry, tt.wantErr)
+			}
+			if after := mustRead(t, segFile(dir, 16)); !bytes.Equal(after, before) {
+				t.Fatalf("refused open changed the segment: %d bytes, were %d", len(after), len(before))
+			}
+			_, err = audit.Verify(context.Background(), dir, audit.VerifyOptions{})
+			var ve *audit.VerifyError
+			if !errors.As(err, &ve) || ve.Entry != tt.wantEntry {
+				t.Fatalf("verify: %v, want an error naming entry %d", err, tt.wantEntry)
+			}
+		})
+	}
+}
+
+// rawFrame frames payload as a segment record.
+func rawFrame(payload []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(payload, castagnoli))
+	return append(b, payload...)
 }
 
 func TestRecoverTornCheckpoint(t *testing.T) {

@@ -17,7 +17,7 @@
 //	pruned               compact range of the pruned prefix (only after pruning)
 //	segments/NNN.seg     records of entries NNN.. (NNN: 20-digit first index)
 //	segments/NNN.idx     fixed-width index of the same entries
-//	segments/*.seg.tmp   the next segment, zero-filled ahead of use (no data)
+//	segments/new.seg.tmp a segment being created (header only, no data)
 //
 // All integers are big-endian. Segment and index files start with a 24-byte
 // header: an 8-byte magic ("GHAUDSEG" or "GHAUDIDX"), the index of the
@@ -66,30 +66,39 @@
 // # Durability
 //
 // A single writer goroutine owns the files. Record queues the encoded event
-// and waits; the writer takes everything queued, writes it with one write
-// per file and, in "sync" mode (the default), one fdatasync, then wakes all
-// the callers of that batch (group commit). Record therefore returns only
-// after its event is on stable storage, and concurrent callers share the
-// cost of an fsync. When fewer events are queued than the previous batch
-// held, the writer waits up to 150µs for the batch to refill, so that the
-// callers just woken by an fsync share the next one. Segment files are
-// zero-filled ahead of use by a background goroutine (Config.NoPreallocate
-// turns this off), so an append's fdatasync has no file size to update.
+// and waits on a channel (no spinning); the writer takes everything queued,
+// writes it with one write per file and, in "sync" mode (the default), one
+// fdatasync, then wakes all the callers of that batch (group commit).
+// Record therefore returns only after its event is on stable storage, and
+// concurrent callers share the cost of an fsync. Like PostgreSQL's
+// commit_delay with commit_siblings, when fewer events are queued than
+// there were concurrent callers during the last commit, the writer waits
+// for the missing ones (at most Config.CommitDelay, 1ms), so that the
+// callers just woken by an fsync share the next one; a lone caller never
+// waits. The active segment keeps zeros, written and synced by a
+// background goroutine, up to a few MiB ahead of the writer
+// (Config.NoPreallocate turns this off), so an append's fdatasync has no
+// file size or extent to update; a clean Close cuts them. No more than 4
+// MiB is ever written to a segment without an fdatasync, in either mode.
 // In "batch" mode Record returns once the batch is written
 // to the operating system, and the writer fsyncs every BatchSyncInterval
 // (100ms) and before every checkpoint: a process crash loses nothing, a
 // power loss can lose the last acknowledged events (never a checkpointed
-// one).
+// one). Log.Stats counts events, bytes, fsyncs and batches.
 //
 // # Crash recovery
 //
-// Open rescans the newest segment. A bad record at its tail (a partial
-// frame, a length running past the end of the file, or a checksum mismatch
-// followed by nothing but zeros) is a torn write: Open cuts it, logs it and
-// appends an "audit.recovered" event that says what was cut. A bad record
-// followed by valid data is damage, not a torn write: Open refuses to start
-// and Verify names the entry. Open also checks the latest checkpoint against
-// the stored tree.
+// Open rescans the newest segment. A bad record at its tail is a torn
+// write: a partial frame, a length running past the end of the file, a bad
+// record followed by nothing but zeros, or a bad record showing a lost
+// write (zeros where its length or JSON payload should be: in preallocated
+// space the sectors a power cut lost read as zeros, and later ones of the
+// same write may have landed) with nothing but zeros 4 MiB beyond it. Open
+// cuts it, logs it and appends an "audit.recovered" event that says what
+// was cut. Any other bad record (valid data follows it) is damage, not a
+// torn write, and so is one the latest checkpoint covers: Open refuses to
+// start, leaves the files alone, and Verify names the entry. Open also
+// checks the latest checkpoint against the stored tree.
 //
 // # Retention
 //

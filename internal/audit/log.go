@@ -97,9 +97,13 @@ type Config struct {
 	Stream io.Writer
 	// StreamBuffer is the stream buffer size in events. Zero means 4096.
 	StreamBuffer int
-	// NoPreallocate turns off zero-filling the next segment file in the
-	// background. Preallocation makes each fdatasync cheaper on ext4 and
-	// xfs (no size update); it does not help on copy-on-write filesystems.
+	// CommitDelay bounds how long, in sync mode, the writer waits for more
+	// events before it commits a batch when other callers are about to
+	// append (see drain). Zero means 1ms; negative commits at once.
+	CommitDelay time.Duration
+	// NoPreallocate turns off zero-filling the active segment ahead of the
+	// writer. Preallocation makes each fdatasync cheaper on ext4 and xfs
+	// (no size update); it does not help on copy-on-write filesystems.
 	NoPreallocate bool
 }
 
@@ -119,6 +123,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.CommitDelay == 0 {
+		c.CommitDelay = time.Millisecond
 	}
 	if c.BatchSyncInterval <= 0 {
 		c.BatchSyncInterval = 100 * time.Millisecond
@@ -176,7 +183,7 @@ type Log struct {
 	ctl        chan func()
 	quit       chan struct{}
 	sealing    sync.WaitGroup // background syncs of sealed indexes
-	stopPrep   atomic.Bool    // tells segment preallocation to give up
+	stopPrep   atomic.Bool    // tells a running zero-fill to give up
 	bgSync     chan *os.File  // batch mode: segments to fsync off the append path
 	syncerDone chan struct{}
 	writerDone chan struct{}
@@ -195,27 +202,28 @@ type Log struct {
 }
 
 type writerState struct {
-	seg, idx     *os.File
-	cp           *os.File
-	segStart     uint64
-	segCount     uint64
-	segOff       int64
-	size         uint64
-	rng          *compact.Range
-	segRoot      []byte // set by the range visitor when a segment fills
-	visit        compact.VisitFn
-	idxBuf       []byte
-	unsynced     bool
-	lastSync     time.Time
-	lastPrune    time.Time
-	lastCPSize   uint64
-	haveCP       bool
-	lastCPRoot   []byte
-	recoveredMsg string
-	prepared     chan string // path of a zero-filled next segment, or ""
-	preallocSize int64
-	lastN        int         // events in the last committed batch
-	gather       *time.Timer // bounds the wait for a batch to fill
+	seg, idx      *os.File
+	cp            *os.File
+	segStart      uint64
+	segCount      uint64
+	segOff        int64
+	size          uint64
+	rng           *compact.Range
+	segRoot       []byte // set by the range visitor when a segment fills
+	visit         compact.VisitFn
+	idxBuf        []byte
+	unsyncedBytes int64 // written to the segment since its last fdatasync
+	lastSync      time.Time
+	lastPrune     time.Time
+	lastCPSize    uint64
+	haveCP        bool
+	lastCPRoot    []byte
+	recoveredMsg  string
+	allocEnd      int64       // the segment holds zeros from segOff to here
+	ext           *extension  // zero-fill running ahead of allocEnd, or nil
+	extStep       int64       // size of the next zero-fill
+	callers       int         // concurrent callers during the last commit
+	gather        *time.Timer // bounds the commit delay
 }
 
 var _ gatehouse.Auditor = (*Log)(nil)
@@ -344,6 +352,7 @@ func (l *Log) Close(ctx context.Context) error {
 			cerr = err
 		}
 		// Leave no preallocated zeros behind a clean shutdown.
+		l.collectExtension(true)
 		if err := l.w.seg.Truncate(l.w.segOff); err != nil && cerr == nil {
 			cerr = fmt.Errorf("truncate audit segment %d: %w", l.w.segStart, err)
 		}
@@ -369,11 +378,9 @@ func (l *Log) closeFiles() {
 	l.sealing.Wait()
 	w := &l.w
 	l.stopPrep.Store(true)
-	if w.prepared != nil {
-		if p := <-w.prepared; p != "" {
-			os.Remove(p)
-		}
-		w.prepared = nil
+	if w.ext != nil {
+		<-w.ext.done
+		w.ext = nil
 	}
 	for _, f := range []*os.File{w.seg, w.idx, w.cp} {
 		if f != nil {

@@ -28,8 +28,10 @@ func (l *Log) load(ctx context.Context) error {
 		return err
 	}
 	l.prefix = prefix
-	os.Remove(filepath.Join(l.dir, segDirName, preparedName))
+	// A segment being created, and the zero-filled next segment earlier
+	// versions prepared.
 	os.Remove(filepath.Join(l.dir, segDirName, "new.seg.tmp"))
+	os.Remove(filepath.Join(l.dir, segDirName, "next.seg.tmp"))
 	starts, err := listSegments(l.dir)
 	if err != nil {
 		return err
@@ -104,14 +106,28 @@ func (l *Log) load(ctx context.Context) error {
 		l.segs = append(l.segs, segInfo{start: start, count: full, root: root})
 		next = start + full
 	}
+	// The checkpoints are read first: recovery must not cut what the
+	// latest one covers.
+	cps, torn, err := readCheckpoints(l.dir, true)
+	if err != nil {
+		return err
+	}
+	var latest *Checkpoint
+	if len(cps) > 0 {
+		cp, err := OpenCheckpoint(cps[len(cps)-1].Signed, l.vkey)
+		if err != nil {
+			return fmt.Errorf("latest audit checkpoint: %w", err)
+		}
+		latest = &cp
+	}
 	if len(starts) == 0 {
 		if err := l.createSegment(next); err != nil {
 			return err
 		}
-	} else if err := l.recoverActive(starts[len(starts)-1]); err != nil {
+	} else if err := l.recoverActive(starts[len(starts)-1], latest); err != nil {
 		return err
 	}
-	return l.loadCheckpoints(ctx)
+	return l.loadCheckpoints(ctx, cps, torn, latest)
 }
 
 // reseal rebuilds the index of a full, older segment from its records.
@@ -149,8 +165,10 @@ func (l *Log) reseal(start uint64) ([]byte, error) {
 }
 
 // recoverActive scans the newest segment, cuts a torn tail, rebuilds its
-// index and opens both files for appending.
-func (l *Log) recoverActive(start uint64) error {
+// index and opens both files for appending. It refuses to cut entries that
+// the latest checkpoint (nil if none) covers: those were synced, so a bad
+// record among them is damage.
+func (l *Log) recoverActive(start uint64, latest *Checkpoint) error {
 	w := &l.w
 	path := segPath(l.dir, start)
 	data, err := os.ReadFile(path)
@@ -181,6 +199,9 @@ func (l *Log) recoverActive(start uint64) error {
 	if stop != nil {
 		if !stop.Tail {
 			return fmt.Errorf("audit segment %d: entry %d at offset %d: %s (not at the tail; run verify)", start, start+count, stop.Offset, stop.Reason)
+		}
+		if latest != nil && start+count < latest.Size {
+			return fmt.Errorf("audit segment %d: entry %d at offset %d: %s (covered by the checkpoint of size %d; run verify)", start, start+count, stop.Offset, stop.Reason, latest.Size)
 		}
 		end, truncate = stop.Offset, true
 		l.w.recoveredMsg = fmt.Sprintf("cut torn tail of segment %d at entry %d (offset %d, %d bytes): %s", start, start+count, end, int64(len(data))-end, stop.Reason)
@@ -218,23 +239,24 @@ func (l *Log) recoverActive(start uint64) error {
 	}
 	w.seg, w.idx = f, xf
 	w.segStart, w.segCount, w.segOff = start, count, end
+	w.allocEnd, w.extStep = end, minExtend
+	if !truncate {
+		w.allocEnd = int64(len(data)) // zeros preallocated before the crash
+	}
 	w.size = start + count
 	l.segs = append(l.segs, segInfo{start: start, count: count})
 	if count == 1<<l.segBits {
 		return l.seal()
 	}
-	l.prepareNext()
+	l.extend()
 	return nil
 }
 
-// loadCheckpoints reads the latest checkpoint, cuts a torn one and checks the
-// latest against the stored tree.
-func (l *Log) loadCheckpoints(ctx context.Context) error {
+// loadCheckpoints opens the checkpoints file (read into cps by load, a torn
+// frame at offset torn, or -1), cuts a torn checkpoint and checks the
+// latest (nil if none) against the stored tree.
+func (l *Log) loadCheckpoints(ctx context.Context, cps []storedCheckpoint, torn int64, latest *Checkpoint) error {
 	w := &l.w
-	cps, torn, err := readCheckpoints(l.dir, true)
-	if err != nil {
-		return err
-	}
 	path := filepath.Join(l.dir, checkpointsFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -250,14 +272,10 @@ func (l *Log) loadCheckpoints(ctx context.Context) error {
 	if _, err := f.Seek(0, io.SeekEnd); err != nil {
 		return err
 	}
-	if len(cps) == 0 {
+	if latest == nil {
 		return nil
 	}
-	last := cps[len(cps)-1]
-	cp, err := OpenCheckpoint(last.Signed, l.vkey)
-	if err != nil {
-		return fmt.Errorf("latest audit checkpoint: %w", err)
-	}
+	cp := *latest
 	if cp.Size > w.size {
 		return fmt.Errorf("latest audit checkpoint covers %d entries but the log holds %d: log truncated (run verify)", cp.Size, w.size)
 	}
@@ -269,6 +287,6 @@ func (l *Log) loadCheckpoints(ctx context.Context) error {
 		return fmt.Errorf("latest audit checkpoint (size %d) does not match the stored log (run verify)", cp.Size)
 	}
 	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
-	l.latest, l.latestCP = last.Signed, cp
+	l.latest, l.latestCP = cps[len(cps)-1].Signed, cp
 	return nil
 }
