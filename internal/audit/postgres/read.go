@@ -168,6 +168,24 @@ func (l *Log) Proof(ctx context.Context, index uint64) (audit.Proof, error) {
 	return p, err
 }
 
+// ConsistencyProof returns the hashes proving that the tree of size1 is a
+// prefix of the tree of the latest stored checkpoint, and that checkpoint
+// (as audit.Log.ConsistencyProof does for a log in files).
+func (l *Log) ConsistencyProof(ctx context.Context, size1 uint64) ([][]byte, []byte, error) {
+	signed, cp, err := latestCheckpoint(ctx, l.pool, l.vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size1 > cp.Size {
+		return nil, nil, fmt.Errorf("size %d is beyond the latest checkpoint (size %d): %w", size1, cp.Size, audit.ErrNotFound)
+	}
+	p, err := consistencyProof(ctx, l.pool, size1, cp.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("consistency proof %d→%d: %w", size1, cp.Size, err)
+	}
+	return p, signed, nil
+}
+
 // filterSQL is the conditions of a Filter for entriesFrom, with its
 // arguments from $2 on ($1 is the first index).
 func filterSQL(f audit.Filter) (string, []any) {

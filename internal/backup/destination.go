@@ -1,0 +1,182 @@
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Destination is where backups are kept: a directory (Dir) or S3-compatible
+// object storage (package backup/s3). Names are file names as FileName
+// makes them. Implementations are safe for concurrent use.
+type Destination interface {
+	// Put stores r, read to its end, under name. The backup appears only
+	// once complete: a failed or cancelled Put leaves nothing under name.
+	Put(ctx context.Context, name string, r io.Reader) error
+	// Open reads the backup stored under name; a missing one is an error
+	// wrapping fs.ErrNotExist.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// List returns the stored objects whose names FileName could have made.
+	List(ctx context.Context) ([]Object, error)
+	// Delete removes the backup stored under name.
+	Delete(ctx context.Context, name string) error
+	// Location is where name is (or would be) stored, for people.
+	Location(name string) string
+}
+
+// Object is one stored backup as a Destination lists it.
+type Object struct {
+	Name     string
+	Size     int64
+	Modified time.Time
+}
+
+// idPattern is a backup id: its UTC creation time and 6 random hex digits.
+const idPattern = `[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}`
+
+var (
+	idRE   = regexp.MustCompile(`^` + idPattern + `$`)
+	fileRE = regexp.MustCompile(`^gatehouse-(` + idPattern + `)\.age$`)
+)
+
+const idTimeLayout = "20060102T150405Z"
+
+// newID returns a new backup id for time t.
+func newID(t time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return t.UTC().Format(idTimeLayout) + "-" + hex.EncodeToString(b[:])
+}
+
+func validID(id string) bool { return idRE.MatchString(id) }
+
+// FileName is the name a backup with the given id is stored under.
+func FileName(id string) string { return "gatehouse-" + id + ".age" }
+
+// idOf returns the id in a backup file name, or "".
+func idOf(name string) string {
+	m := fileRE.FindStringSubmatch(name)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// idTime is the creation time an id carries.
+func idTime(id string) time.Time {
+	t, _ := time.Parse(idTimeLayout, id[:len(idTimeLayout)])
+	return t
+}
+
+// Dir is a Destination in a directory of the local filesystem (a mounted
+// share works too). Put writes a temporary file, fsyncs it, renames it into
+// place and fsyncs the directory.
+type Dir struct {
+	Path string
+}
+
+var _ Destination = Dir{}
+
+// Put implements Destination.
+func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
+	if err := os.MkdirAll(d.Path, 0o700); err != nil {
+		return fmt.Errorf("backup dir: %w", err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	tmp := filepath.Join(d.Path, "."+name+"."+hex.EncodeToString(b[:])+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := io.Copy(f, r); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(d.Path, name)); err != nil {
+		return fmt.Errorf("backup dir: %w", err)
+	}
+	return syncDir(d.Path)
+}
+
+// Open implements Destination.
+func (d Dir) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if idOf(name) == "" {
+		return nil, fmt.Errorf("open backup %q: %w", name, fs.ErrNotExist)
+	}
+	return os.Open(filepath.Join(d.Path, name))
+}
+
+// List implements Destination.
+func (d Dir) List(ctx context.Context) ([]Object, error) {
+	ents, err := os.ReadDir(d.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	var out []Object
+	for _, e := range ents {
+		if idOf(e.Name()) == "" || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, Object{Name: e.Name(), Size: fi.Size(), Modified: fi.ModTime()})
+	}
+	return out, nil
+}
+
+// Delete implements Destination.
+func (d Dir) Delete(ctx context.Context, name string) error {
+	if idOf(name) == "" {
+		return fmt.Errorf("delete backup %q: %w", name, fs.ErrNotExist)
+	}
+	if err := os.Remove(filepath.Join(d.Path, name)); err != nil {
+		return fmt.Errorf("delete backup: %w", err)
+	}
+	return syncDir(d.Path)
+}
+
+// Location implements Destination.
+func (d Dir) Location(name string) string {
+	p, err := filepath.Abs(filepath.Join(d.Path, name))
+	if err != nil {
+		return filepath.Join(d.Path, name)
+	}
+	return p
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
