@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -27,43 +31,103 @@ type apiClient struct {
 	http        *http.Client
 }
 
-// clientFlags adds --addr and --token to cmd and returns a constructor
-// reading them (falling back to GATEHOUSE_ADDR and GATEHOUSE_TOKEN).
+// conn is how a command reaches the admin API: --addr, --ca-cert and
+// --tls-server-name, each falling back to its environment variable.
+type conn struct {
+	env                      Env
+	cmd                      *cobra.Command
+	addr, caCert, serverName string
+}
+
+// connFlags adds the connection flags to cmd (persistent: its subcommands
+// inherit them).
+func connFlags(cmd *cobra.Command, env Env) *conn {
+	c := &conn{env: env, cmd: cmd}
+	f := cmd.PersistentFlags()
+	f.StringVar(&c.addr, "addr", "", "admin API address (default $GATEHOUSE_ADDR or "+defaultAddr+")")
+	f.StringVar(&c.caCert, "ca-cert", "", "PEM file of the CA that signed the admin listener's certificate (default $GATEHOUSE_CACERT; else the system roots)")
+	f.StringVar(&c.serverName, "tls-server-name", "", "name to verify the admin listener's certificate against, when it is not the host of --addr (default $GATEHOUSE_TLS_SERVER_NAME)")
+	return c
+}
+
+// address is the admin API's base URL: --addr, $GATEHOUSE_ADDR, else
+// stored (a `gatehouse login` address, "" for none), else the default.
+func (c *conn) address(stored string) string {
+	addr := c.addr
+	if addr == "" {
+		addr = c.env.Getenv("GATEHOUSE_ADDR")
+	}
+	if addr == "" {
+		addr = stored
+	}
+	if addr == "" {
+		addr = defaultAddr
+	}
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimSuffix(addr, "/")
+}
+
+// client returns a client of addr with the TLS settings (a cookie jar when
+// jar, for a sign-in).
+func (c *conn) client(addr, token string, jar bool) (*apiClient, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: or(c.serverName, c.env.Getenv("GATEHOUSE_TLS_SERVER_NAME"))}
+	if file := or(c.caCert, c.env.Getenv("GATEHOUSE_CACERT")); file != "" {
+		pem, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--ca-cert: %w", err)}
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Errorf("--ca-cert: %s holds no PEM certificate", file)}
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	if jar {
+		hc.Jar, _ = cookiejar.New(nil)
+	}
+	return &apiClient{addr: addr, token: token, http: hc}, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// clientFlags adds --addr, --token and the TLS flags to cmd and returns a
+// constructor reading them (falling back to GATEHOUSE_ADDR,
+// GATEHOUSE_TOKEN, then what `gatehouse login` stored).
 func clientFlags(cmd *cobra.Command, env Env) func() (*apiClient, error) {
-	var addr, token string
-	cmd.PersistentFlags().StringVar(&addr, "addr", "", "admin API address (default $GATEHOUSE_ADDR or "+defaultAddr+")")
+	c := connFlags(cmd, env)
+	var token string
 	cmd.PersistentFlags().StringVar(&token, "token", "", "admin token (default $GATEHOUSE_TOKEN)")
 	return func() (*apiClient, error) {
-		if addr == "" {
-			addr = env.Getenv("GATEHOUSE_ADDR")
-		}
-		if addr == "" {
-			addr = defaultAddr
-		}
-		if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-			addr = "http://" + addr
-		}
+		stored, cc := "", *c
 		if token == "" {
 			token = env.Getenv("GATEHOUSE_TOKEN")
 		}
 		if token == "" {
-			// The token `gatehouse login` stored, with its address.
+			// The token `gatehouse login` stored, with its address and
+			// TLS settings.
 			if cr, err := loadCredentials(env); err == nil {
-				token = cr.Token
-				if env.Getenv("GATEHOUSE_ADDR") == "" && !addrFlagSet(cmd) {
-					addr = cr.Addr
-				}
+				token, stored = cr.Token, cr.Addr
+				cc.caCert, cc.serverName = or(or(c.caCert, env.Getenv("GATEHOUSE_CACERT")), cr.CACert), or(or(c.serverName, env.Getenv("GATEHOUSE_TLS_SERVER_NAME")), cr.TLSServerName)
 			}
 		}
 		if token == "" {
 			return nil, usageError{errors.New("no admin token: run `gatehouse login`, set GATEHOUSE_TOKEN (printed by `gatehouse serve` on first start) or pass --token")}
 		}
-		return &apiClient{addr: strings.TrimSuffix(addr, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+		return cc.client(cc.address(stored), token, false)
 	}
 }
 
 // do sends a JSON request and decodes a JSON answer into out. API errors
-// come back as one readable line.
+// come back as *apiError, failures to get an answer as *localError.
 func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -75,7 +139,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.addr+path, body)
 	if err != nil {
-		return fmt.Errorf("bad admin address %q: %w", c.addr, err)
+		return usageError{fmt.Errorf("bad admin address %q: %w", c.addr, err)}
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -88,22 +152,24 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		if isConnRefused(err) {
-			return fmt.Errorf("cannot reach the admin API at %s: is `gatehouse serve` running? (set GATEHOUSE_ADDR to point elsewhere)", c.addr)
-		}
-		return fmt.Errorf("admin API at %s: %w", c.addr, err)
+		return c.connError(err)
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("read admin API answer: %w", err)
+		return &localError{codeUnreachable, fmt.Errorf("read admin API answer: %w", err)}
 	}
 	if res.StatusCode >= 300 {
+		if res.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte("Client sent an HTTP request to an HTTPS server")) {
+			return &localError{codeUnreachable, fmt.Errorf("the admin API at %s speaks TLS: use %s (with --ca-cert FILE or GATEHOUSE_CACERT if a private CA signed its certificate)",
+				c.addr, "https://"+strings.TrimPrefix(c.addr, "http://"))}
+		}
+		ae := &apiError{Status: res.StatusCode, Code: "http_error", Message: fmt.Sprintf("admin API answered HTTP %d", res.StatusCode)}
 		var e httpjson.ErrorBody
 		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s (HTTP %d %s)", e.Error.Message, res.StatusCode, e.Error.Code)
+			ae.Code, ae.Message, ae.RequestID = e.Error.Code, e.Error.Message, e.Error.RequestID
 		}
-		return fmt.Errorf("admin API answered HTTP %d", res.StatusCode)
+		return ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -113,12 +179,29 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	return nil
 }
 
+// connError explains a request that got no answer, saying what to do for
+// the usual causes.
+func (c *apiClient) connError(err error) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		recordHdr tls.RecordHeaderError
+	)
+	msg := fmt.Sprintf("admin API at %s: %v", c.addr, err)
+	switch {
+	case isConnRefused(err):
+		msg = fmt.Sprintf("cannot reach the admin API at %s: is `gatehouse serve` running? (set GATEHOUSE_ADDR to point elsewhere)", c.addr)
+	case errors.As(err, &unknownCA):
+		msg = fmt.Sprintf("the admin API at %s presents a certificate signed by an unknown authority: pass the CA's PEM file with --ca-cert or GATEHOUSE_CACERT", c.addr)
+	case errors.As(err, &hostname):
+		msg = fmt.Sprintf("the admin API's certificate is not valid for %s (%v): use an address it names, or --tls-server-name NAME", hostname.Host, err)
+	case errors.As(err, &recordHdr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		msg = fmt.Sprintf("the admin API at %s speaks plain HTTP, not TLS: use %s", c.addr, "http://"+strings.TrimPrefix(c.addr, "https://"))
+	}
+	return &localError{codeUnreachable, errors.New(msg)}
+}
+
 func isConnRefused(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial")
-}
-
-func addrFlagSet(cmd *cobra.Command) bool {
-	f := cmd.PersistentFlags().Lookup("addr")
-	return f != nil && f.Changed
 }

@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +25,6 @@ rotation; Gatehouse keeps only its HMAC.`,
 	var (
 		req    admin.CreateClientRequest
 		scopes string
-		asJSON bool
 	)
 	create := &cobra.Command{
 		Use:   "create --name NAME --scopes A,B [--tier T] [--expires 90d]",
@@ -46,21 +45,18 @@ rotation; Gatehouse keeps only its HMAC.`,
 			if err := c.do(cmd.Context(), "POST", "/v1/clients", req, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created client %s (%s) with scopes %s.\nThe secret is shown only now; store it safely:\n\n    client_id:     %s\n    client_secret: %s\n\n",
-				out.ClientID, out.Name, strings.Join(out.Scopes, ","), out.ClientID, out.ClientSecret)
-			return nil
+			return output(cmd, out, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "Created client %s (%s) with scopes %s.\nThe secret is shown only now; store it safely:\n\n    client_id:     %s\n    client_secret: %s\n\n",
+					out.ClientID, out.Name, strings.Join(out.Scopes, ","), out.ClientID, out.ClientSecret)
+				return err
+			})
 		},
 	}
 	create.Flags().StringVar(&req.Name, "name", "", "a name for the client")
 	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes the client may request")
 	create.Flags().StringVar(&req.Tier, "tier", "", "rate-limit tier")
 	create.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime, e.g. 90d or 36h (default: never; with a token as GATEHOUSE_TOKEN, when the token expires)")
-	create.Flags().BoolVar(&asJSON, "json", false, "print JSON (has client_id and client_secret)")
 
-	var listJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List clients (never their secrets)",
@@ -76,23 +72,38 @@ rotation; Gatehouse keeps only its HMAC.`,
 			if err := c.do(cmd.Context(), "GET", "/v1/clients", nil, &out); err != nil {
 				return err
 			}
-			if listJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPES\tTIER\tSTATUS\tCREATED\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED")
-			for _, cl := range out.Clients {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, strings.Join(cl.Scopes, ","), dash(cl.Tier), cl.Status, cl.CreatedAt.Format(time.RFC3339),
-					when(cl.ExpiresAt, "never"), dash(cl.CreatedBy), dash(cl.CreatedByRoot), when(cl.LastUsedAt, "never"))
-			}
-			return tw.Flush()
+			return output(cmd, out, func(w io.Writer) error {
+				return table(w, "CLIENT_ID\tNAME\tSCOPES\tTIER\tSTATUS\tCREATED\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED", out.Clients, func(cl admin.Client) []string {
+					return []string{cl.ClientID, cl.Name, strings.Join(cl.Scopes, ","), dash(cl.Tier), lockedStatus(cl.Status, cl.LockedUntil), cl.CreatedAt.Format(time.RFC3339),
+						when(cl.ExpiresAt, "never"), dash(cl.CreatedBy), dash(cl.CreatedByRoot), when(cl.LastUsedAt, "never")}
+				})
+			})
 		},
 	}
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-
+	get := &cobra.Command{
+		Use:     "get CLIENT_ID",
+		Short:   "Show one client (never its secret)",
+		Example: "  gatehouse clients get cl_3k2x7q9mfa4ebz6c --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var cl admin.Client
+			if err := c.do(cmd.Context(), "GET", "/v1/clients/"+url.PathEscape(args[0]), nil, &cl); err != nil {
+				return err
+			}
+			return output(cmd, cl, func(w io.Writer) error {
+				return fields(w, "Client ID", cl.ClientID, "Name", cl.Name, "Scopes", strings.Join(cl.Scopes, ","), "Tier", dash(cl.Tier),
+					"Status", lockedStatus(cl.Status, cl.LockedUntil), "Created", cl.CreatedAt.Format(time.RFC3339), "Secret rotated", when(cl.SecretRotatedAt, "never"),
+					"Expires", when(cl.ExpiresAt, "never"), "Revoked", when(cl.RevokedAt, "-"), "Created by", dash(cl.CreatedBy),
+					"On behalf of", dash(cl.CreatedByRoot), "Last used", when(cl.LastUsedAt, "never"))
+			})
+		},
+	}
 	action := func(use, short, path, done string) *cobra.Command {
-		var asJSON bool
-		c := &cobra.Command{
+		return &cobra.Command{
 			Use:   use + " CLIENT_ID",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
@@ -105,24 +116,30 @@ rotation; Gatehouse keeps only its HMAC.`,
 				if err := c.do(cmd.Context(), "POST", "/v1/clients/"+url.PathEscape(args[0])+path, nil, &out); err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(cmd.OutOrStdout(), out)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), done+"\n", out.ClientID)
-				if out.ClientSecret != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "The new secret is shown only now; store it safely:\n\n    client_secret: %s\n\n", out.ClientSecret)
-				}
-				return nil
+				return output(cmd, out, func(w io.Writer) error {
+					fmt.Fprintf(w, done+"\n", out.ClientID)
+					if out.ClientSecret != "" {
+						fmt.Fprintf(w, "The new secret is shown only now; store it safely:\n\n    client_secret: %s\n\n", out.ClientSecret)
+					}
+					return nil
+				})
 			},
 		}
-		c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-		return c
 	}
-	cmd.AddCommand(create, list,
+	cmd.AddCommand(create, list, get,
 		action("revoke", "Revoke a client: no new tokens, and its tokens fail on their next use", "/revoke", "Revoked client %s."),
 		action("rotate", "Give a client a new secret (the old one stops working at once)", "/rotate", "Rotated the secret of client %s."),
 		action("unlock", "Lift a client's lockouts after failed authentications (from every address)", "/unlock", "Unlocked client %s."))
 	return cmd
+}
+
+// lockedStatus is a status, with "locked until T" while a lockout is in
+// force.
+func lockedStatus(status string, lockedUntil *time.Time) string {
+	if lockedUntil == nil {
+		return status
+	}
+	return status + ", locked until " + lockedUntil.Format(time.RFC3339)
 }
 
 func newSigningKeysCmd(env Env) *cobra.Command {
@@ -136,7 +153,7 @@ default 180d) and on demand; a retired key stays published until the tokens
 it signed have expired.`,
 	}
 	client := clientFlags(cmd, env)
-	show := func(cmd *cobra.Command, method, path string, asJSON bool) error {
+	show := func(cmd *cobra.Command, method, path string) error {
 		c, err := client()
 		if err != nil {
 			return err
@@ -147,30 +164,21 @@ it signed have expired.`,
 		if err := c.do(cmd.Context(), method, path, nil, &out); err != nil {
 			return err
 		}
-		if asJSON {
-			return writeJSON(cmd.OutOrStdout(), out)
-		}
-		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
-		for _, k := range out.Keys {
-			state := "active"
-			if k.RetiredAt != nil {
-				state = "retired " + k.RetiredAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.CreatedAt.Format(time.RFC3339), state)
-		}
-		return tw.Flush()
+		return output(cmd, out, func(w io.Writer) error {
+			return table(w, "KID\tALG\tCREATED\tSTATE", out.Keys, func(k authn.SigningKeyInfo) []string {
+				state := "active"
+				if k.RetiredAt != nil {
+					state = "retired " + k.RetiredAt.Format(time.RFC3339)
+				}
+				return []string{k.KID, k.Alg, k.CreatedAt.Format(time.RFC3339), state}
+			})
+		})
 	}
-	var listJSON, rotJSON bool
 	list := &cobra.Command{Use: "list", Short: "List signing keys", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return show(cmd, "GET", "/v1/signing-keys", listJSON) }}
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+		RunE: func(cmd *cobra.Command, args []string) error { return show(cmd, "GET", "/v1/signing-keys") }}
 	rotate := &cobra.Command{Use: "rotate", Short: "Start signing with a new key now", Args: cobra.NoArgs,
 		Example: "  gatehouse signing-keys rotate",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return show(cmd, "POST", "/v1/signing-keys/rotate", rotJSON)
-		}}
-	rotate.Flags().BoolVar(&rotJSON, "json", false, "print JSON")
+		RunE:    func(cmd *cobra.Command, args []string) error { return show(cmd, "POST", "/v1/signing-keys/rotate") }}
 	cmd.AddCommand(list, rotate)
 	return cmd
 }

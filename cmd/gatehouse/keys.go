@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +31,6 @@ func newKeysCreateCmd(client func() (*apiClient, error)) *cobra.Command {
 	var (
 		req    admin.CreateKeyRequest
 		scopes string
-		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --scopes A,B [--tier T] [--expires 90d]",
@@ -57,29 +54,25 @@ func newKeysCreateCmd(client func() (*apiClient, error)) *cobra.Command {
 			if err := c.do(cmd.Context(), "POST", "/v1/keys", req, &k); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(w, k)
-			}
-			fmt.Fprintf(w, "Created key %s (%s) with scopes %s", k.ID, k.Name, strings.Join(k.Scopes, ","))
-			if k.ExpiresAt != nil {
-				fmt.Fprintf(w, ", expires %s", k.ExpiresAt.Format(time.RFC3339))
-			}
-			fmt.Fprintf(w, ".\nThe key is shown only now; store it safely:\n\n    %s\n\n", k.Key)
-			return nil
+			return output(cmd, k, func(w io.Writer) error {
+				fmt.Fprintf(w, "Created key %s (%s) with scopes %s", k.ID, k.Name, strings.Join(k.Scopes, ","))
+				if k.ExpiresAt != nil {
+					fmt.Fprintf(w, ", expires %s", k.ExpiresAt.Format(time.RFC3339))
+				}
+				_, err := fmt.Fprintf(w, ".\nThe key is shown only now; store it safely:\n\n    %s\n\n", k.Key)
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&req.Name, "name", "", "a name for the key (who or what uses it)")
 	cmd.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes, e.g. read:signals,demo:read")
 	cmd.Flags().StringVar(&req.Tier, "tier", "", "rate-limit tier")
 	cmd.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime, e.g. 90d or 36h (default: never)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (has id and key)")
 	return cmd
 }
 
 func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:     "list",
 		Short:   "List API keys (never their secrets)",
 		Example: "  gatehouse keys list\n  gatehouse keys list --json",
@@ -95,26 +88,20 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 			if err := c.do(cmd.Context(), "GET", "/v1/keys", nil, &out); err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED")
-			for _, k := range out.Keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, when(k.ExpiresAt, "never"),
-					dash(k.CreatedBy), dash(k.CreatedByRoot), when(k.LastUsedAt, "never"))
-			}
-			return tw.Flush()
+			return output(cmd, out, func(w io.Writer) error {
+				return table(w, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED", out.Keys, func(k admin.Key) []string {
+					return []string{k.ID, k.Name, strings.Join(k.Scopes, ","), dash(k.Tier), k.Status, when(k.ExpiresAt, "never"),
+						dash(k.CreatedBy), dash(k.CreatedByRoot), when(k.LastUsedAt, "never")}
+				})
+			})
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 func newKeysGetCmd(client func() (*apiClient, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:     "get ID",
-		Short:   "Show one API key as JSON",
+		Short:   "Show one API key",
 		Example: "  gatehouse keys get key_3k2x7q9mfa4ebz6c",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -126,14 +113,17 @@ func newKeysGetCmd(client func() (*apiClient, error)) *cobra.Command {
 			if err := c.do(cmd.Context(), "GET", "/v1/keys/"+url.PathEscape(args[0]), nil, &k); err != nil {
 				return err
 			}
-			return writeJSON(cmd.OutOrStdout(), k)
+			return output(cmd, k, func(w io.Writer) error {
+				return fields(w, "ID", k.ID, "Name", k.Name, "Scopes", strings.Join(k.Scopes, ","), "Tier", dash(k.Tier), "Status", k.Status,
+					"Created", k.CreatedAt.Format(time.RFC3339), "Expires", when(k.ExpiresAt, "never"), "Revoked", when(k.RevokedAt, "-"),
+					"Rotated to", dash(k.RotatedTo), "Created by", dash(k.CreatedBy), "On behalf of", dash(k.CreatedByRoot), "Last used", when(k.LastUsedAt, "never"))
+			})
 		},
 	}
 }
 
 func newKeysRevokeCmd(client func() (*apiClient, error)) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:     "revoke ID",
 		Short:   "Revoke an API key: the next request that presents it fails",
 		Example: "  gatehouse keys revoke key_3k2x7q9mfa4ebz6c",
@@ -147,22 +137,16 @@ func newKeysRevokeCmd(client func() (*apiClient, error)) *cobra.Command {
 			if err := c.do(cmd.Context(), "POST", "/v1/keys/"+url.PathEscape(args[0])+"/revoke", nil, &k); err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), k)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Revoked key %s (%s).\n", k.ID, k.Name)
-			return nil
+			return output(cmd, k, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "Revoked key %s (%s).\n", k.ID, k.Name)
+				return err
+			})
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
 }
 
 func newKeysRotateCmd(client func() (*apiClient, error)) *cobra.Command {
-	var (
-		grace  string
-		asJSON bool
-	)
+	var grace string
 	cmd := &cobra.Command{
 		Use:   "rotate ID [--grace 24h]",
 		Short: "Replace an API key; the old one keeps working for a grace period",
@@ -180,50 +164,16 @@ printed once.`,
 			if err := c.do(cmd.Context(), "POST", "/v1/keys/"+url.PathEscape(args[0])+"/rotate", admin.RotateKeyRequest{Grace: grace}, &k); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(w, k)
-			}
-			until := "now"
-			if k.Previous != nil && k.Previous.ExpiresAt != nil {
-				until = k.Previous.ExpiresAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "Rotated %s to %s. The old key works until %s.\nThe new key is shown only now; store it safely:\n\n    %s\n\n", args[0], k.ID, until, k.Key)
-			return nil
+			return output(cmd, k, func(w io.Writer) error {
+				until := "now"
+				if k.Previous != nil && k.Previous.ExpiresAt != nil {
+					until = k.Previous.ExpiresAt.Format(time.RFC3339)
+				}
+				_, err := fmt.Fprintf(w, "Rotated %s to %s. The old key works until %s.\nThe new key is shown only now; store it safely:\n\n    %s\n\n", args[0], k.ID, until, k.Key)
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&grace, "grace", "", "how long the old key keeps working (default 24h)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (has id and key)")
 	return cmd
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// when formats an optional time, or says none.
-func when(t *time.Time, none string) string {
-	if t == nil {
-		return none
-	}
-	return t.Format(time.RFC3339)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

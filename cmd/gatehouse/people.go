@@ -7,19 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/authn"
 )
 
 // credentials is what `gatehouse login` stores for later commands.
@@ -28,6 +27,10 @@ type credentials struct {
 	Token    string `json:"token"`
 	TokenID  string `json:"token_id"`
 	Username string `json:"username"`
+	// CACert and TLSServerName are the TLS settings the sign-in used,
+	// for later commands that give none.
+	CACert        string `json:"ca_cert,omitempty"`
+	TLSServerName string `json:"tls_server_name,omitempty"`
 }
 
 func credentialsPath(env Env) (string, error) {
@@ -57,182 +60,183 @@ func loadCredentials(env Env) (*credentials, error) {
 	return &c, nil
 }
 
+// readLine reads one line of standard input (shared by every read of the
+// command, so that a second secret comes from the second line).
+func readLine(env Env) (string, error) {
+	r := env.lines
+	if r == nil {
+		r = bufio.NewReader(env.Stdin)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// terminal returns the terminal standard input is, if it is one.
+func terminal(env Env) (int, bool) {
+	f, ok := env.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}
+
 // readPassword reads a password from stdin (one line) when fromStdin, or
 // prompts without echo on the terminal.
 func readPassword(env Env, prompt string, fromStdin bool) (string, error) {
 	if fromStdin {
-		line, err := bufio.NewReader(env.Stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", err
-		}
-		return strings.TrimRight(line, "\r\n"), nil
+		return readLine(env)
 	}
-	f, ok := env.Stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	fd, ok := terminal(env)
+	if !ok {
 		return "", usageError{errors.New("no terminal to prompt for a password: use --password-stdin")}
 	}
 	fmt.Fprint(env.Stderr, prompt)
-	b, err := term.ReadPassword(int(f.Fd()))
+	b, err := term.ReadPassword(fd)
 	fmt.Fprintln(env.Stderr)
 	return string(b), err
 }
 
-func newUsersCmd(env Env) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "users",
-		Short: "Manage the people who run Gatehouse (admin, security, auditor)",
-	}
-	client := clientFlags(cmd, env)
-	var (
-		req      admin.CreateUserRequest
-		scopes   string
-		pwdStdin bool
-		listJSON bool
-	)
-	create := &cobra.Command{
-		Use:   "create USERNAME --role admin|security|auditor [--scopes a,b] [--password-stdin]",
-		Short: "Create a user (prompts for the password)",
-		Example: `  gatehouse users create alice --role admin
-  echo "$PASSWORD" | gatehouse users create audit-bob --role auditor --password-stdin`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Username, req.Scopes = args[0], splitList(scopes)
-			pw, err := readPassword(env, "Password for "+args[0]+": ", pwdStdin)
-			if err != nil {
-				return err
-			}
-			req.Password = pw
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var u admin.User
-			if err := c.do(cmd.Context(), "POST", "/v1/users", req, &u); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created user %s (%s).\n", u.Username, u.Role)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&req.Role, "role", "", "admin, security or auditor")
-	create.Flags().StringVar(&scopes, "scopes", "", "gateway scopes the user may delegate to tokens")
-	create.Flags().BoolVar(&pwdStdin, "password-stdin", false, "read the password from standard input")
-	list := &cobra.Command{
-		Use: "list", Short: "List users", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var out struct {
-				Users []admin.User `json:"users"`
-			}
-			if err := c.do(cmd.Context(), "GET", "/v1/users", nil, &out); err != nil {
-				return err
-			}
-			if listJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tROLE\tSTATUS\tTOTP\tPASSWORD CHANGED\tCREATED BY\tON BEHALF OF")
-			for _, u := range out.Users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", u.Username, u.Role, u.Status, u.TOTPEnabled, u.PasswordChangedAt.Format(time.RFC3339),
-					dash(u.CreatedBy), dash(u.CreatedByRoot))
-			}
-			return tw.Flush()
-		},
-	}
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	var resetStdin bool
-	reset := &cobra.Command{
-		Use: "reset-password USERNAME [--password-stdin]", Short: "Set a temporary password the user must change at next sign-in", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(env, "Temporary password for "+args[0]+": ", resetStdin)
-			if err != nil {
-				return err
-			}
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/password", admin.PasswordRequest{NewPassword: pw}, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Reset the password of %s; they must choose a new one at next sign-in.\n", args[0])
-			return nil
-		},
-	}
-	reset.Flags().BoolVar(&resetStdin, "password-stdin", false, "read the password from standard input")
-	// post is a command that POSTs to /v1/users/NAME/<what> and prints done.
-	post := func(use, short, what, done string) *cobra.Command {
-		return &cobra.Command{
-			Use: use, Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := client()
-				if err != nil {
-					return err
-				}
-				if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/"+what, nil, nil); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), done+"\n", args[0])
-				return nil
-			},
-		}
-	}
-	disable := post("disable USERNAME", "Disable a user: their sessions and tokens stop working at once", "disable", "Disabled user %s.")
-	unlock := post("unlock USERNAME", "End a sign-in lockout and forget the failed attempts (audited)", "unlock", "Unlocked user %s.")
-	resetTOTP := post("reset-totp USERNAME", "Remove a user's second factor (a lost authenticator) and end their sessions (audited)", "totp/reset",
-		"Removed the second factor of %s; they enrol a new one at their next sign-in.")
-	cmd.AddCommand(create, list, disable, reset, unlock, resetTOTP)
-	return cmd
+// prompt asks for one line on the terminal, echoed (a one-time code).
+func prompt(env Env, text string) (string, error) {
+	fmt.Fprint(env.Stderr, text)
+	return readLine(env)
 }
 
 func newLoginCmd(env Env) *cobra.Command {
 	var (
-		addr, username, totp string
-		pwdStdin             bool
-		expires              string
+		username, totp   string
+		pwdStdin, newPwd bool
+		expires          string
+		cn               *conn
 	)
 	cmd := &cobra.Command{
-		Use:   "login --username NAME [--password-stdin] [--totp CODE]",
+		Use:   "login --username NAME [--password-stdin [--new-password-stdin]] [--totp CODE]",
 		Short: "Sign in and store a personal access token for this CLI",
 		Long: `Sign in to the admin API and create a personal access token for this CLI
 (with your role and scopes, 90 days by default). It is stored in your
 config dir (mode 0600) and used by later commands when GATEHOUSE_TOKEN is
-unset. ` + "`gatehouse logout`" + ` revokes and deletes it.`,
-		Example: "  gatehouse login --username alice\n  echo \"$PW\" | gatehouse login --username alice --password-stdin --totp 123456",
-		Args:    cobra.NoArgs,
+unset. ` + "`gatehouse logout`" + ` revokes and deletes it.
+
+An expired or reset password is replaced as part of the sign-in: on a
+terminal you are asked for the new one twice; in a script, give it as the
+second line of standard input with --new-password-stdin (the first line
+is the current password).
+
+Accounts with a second factor give the one-time code with --totp; on a
+terminal you are asked for it when the sign-in fails without one.`,
+		Example: `  gatehouse login --username alice
+  echo "$PW" | gatehouse login --username alice --password-stdin --totp 123456
+  printf '%s\n%s\n' "$OLD" "$NEW" | gatehouse login --username alice --password-stdin --new-password-stdin`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if username == "" {
 				return usageError{errors.New("--username is required")}
 			}
-			if addr == "" {
-				addr = env.Getenv("GATEHOUSE_ADDR")
-			}
-			if addr == "" {
-				addr = defaultAddr
+			if newPwd && !pwdStdin {
+				return usageError{errors.New("--new-password-stdin reads the second line of standard input: give the current password on the first, with --password-stdin")}
 			}
 			pw, err := readPassword(env, "Password for "+username+": ", pwdStdin)
 			if err != nil {
 				return err
 			}
-			return runLogin(cmd.Context(), env, cmd.OutOrStdout(), strings.TrimSuffix(addr, "/"), admin.LoginRequest{Username: username, Password: pw, TOTPCode: totp}, expires)
+			login := admin.LoginRequest{Username: username, Password: pw, TOTPCode: totp}
+			if newPwd {
+				if login.NewPassword, err = readLine(env); err != nil {
+					return err
+				}
+				if login.NewPassword == "" {
+					return usageError{errors.New("--new-password-stdin: no new password on the second line of standard input")}
+				}
+			}
+			return runLogin(cmd, env, cn, login, expires)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "", "admin API address (default $GATEHOUSE_ADDR or "+defaultAddr+")")
+	cn = connFlags(cmd, env)
 	cmd.Flags().StringVar(&username, "username", "", "your username")
 	cmd.Flags().StringVar(&totp, "totp", "", "one-time code, if your account has a second factor")
 	cmd.Flags().BoolVar(&pwdStdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().BoolVar(&newPwd, "new-password-stdin", false, "replace an expired password with the second line of standard input")
 	cmd.Flags().StringVar(&expires, "expires", "90d", "lifetime of the CLI token (at most 365d)")
 	return cmd
 }
 
-func runLogin(ctx context.Context, env Env, w io.Writer, addr string, login admin.LoginRequest, expires string) error {
-	jar, _ := cookiejar.New(nil)
-	c := &apiClient{addr: addr, http: &http.Client{Timeout: 30 * time.Second, Jar: jar}}
+// isPasswordExpired reports the sign-in refusal that asks for a new
+// password.
+func isPasswordExpired(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Code == gatehouse.EFORBIDDEN && ae.Message == gatehouse.ErrorMessage(authn.ErrPasswordExpired)
+}
+
+// signIn posts the sign-in, completing it interactively on a terminal:
+// the one-time code when it was missing, and a new password (twice) when
+// the current one expired.
+func signIn(ctx context.Context, env Env, c *apiClient, login admin.LoginRequest) (*admin.SessionResponse, error) {
 	var sess admin.SessionResponse
-	if err := c.do(ctx, "POST", "/v1/session", login, &sess); err != nil {
+	err := c.do(ctx, "POST", "/v1/session", login, &sess)
+	_, tty := terminal(env)
+	var ae *apiError
+	if err != nil && tty && login.TOTPCode == "" && errors.As(err, &ae) && ae.Status == 401 {
+		// The answer never says whether the password was right; ask for
+		// a code in case the account has a second factor.
+		code, perr := prompt(env, "One-time code (Enter if your account has no second factor): ")
+		if perr != nil || code == "" {
+			return nil, err
+		}
+		login.TOTPCode = code
+		err = c.do(ctx, "POST", "/v1/session", login, &sess)
+	}
+	if isPasswordExpired(err) {
+		if !tty {
+			return nil, fmt.Errorf("%w: run `gatehouse login` on a terminal, or give the new password with --new-password-stdin", err)
+		}
+		fmt.Fprintln(env.Stderr, "Your password has expired or was reset: choose a new one.")
+		next, err := readPassword(env, "New password: ", false)
+		if err != nil {
+			return nil, err
+		}
+		again, err := readPassword(env, "New password again: ", false)
+		if err != nil {
+			return nil, err
+		}
+		if next != again {
+			return nil, usageError{errors.New("the new passwords do not match; nothing was changed")}
+		}
+		login.NewPassword = next
+		if login.TOTPCode != "" {
+			// A code is accepted once: the sign-in above used it.
+			if login.TOTPCode, err = prompt(env, "Next one-time code (the last one was used): "); err != nil {
+				return nil, err
+			}
+		}
+		err = c.do(ctx, "POST", "/v1/session", login, &sess)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// loginResult is what `gatehouse login --json` prints.
+type loginResult struct {
+	Username        string    `json:"username"`
+	Role            string    `json:"role"`
+	TokenID         string    `json:"token_id"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	CredentialsFile string    `json:"credentials_file"`
+}
+
+func runLogin(cmd *cobra.Command, env Env, cn *conn, login admin.LoginRequest, expires string) error {
+	ctx := cmd.Context()
+	addr := cn.address("")
+	c, err := cn.client(addr, "", true)
+	if err != nil {
+		return err
+	}
+	sess, err := signIn(ctx, env, c, login)
+	if err != nil {
 		return err
 	}
 	if sess.Restricted != "" {
@@ -241,7 +245,7 @@ func runLogin(ctx context.Context, env Env, w io.Writer, addr string, login admi
 	c.csrf = sess.CSRFToken
 	host, _ := os.Hostname()
 	var tok admin.Token
-	err := c.do(ctx, "POST", "/v1/tokens", admin.CreateTokenRequest{Name: "gatehouse CLI on " + host, Role: sess.User.Role, Scopes: sess.User.Scopes, ExpiresIn: expires}, &tok)
+	err = c.do(ctx, "POST", "/v1/tokens", admin.CreateTokenRequest{Name: "gatehouse CLI on " + host, Role: sess.User.Role, Scopes: sess.User.Scopes, ExpiresIn: expires}, &tok)
 	c.do(ctx, "DELETE", "/v1/session", nil, nil)
 	if err != nil {
 		return err
@@ -253,15 +257,25 @@ func runLogin(ctx context.Context, env Env, w io.Writer, addr string, login admi
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(credentials{Addr: addr, Token: tok.Token, TokenID: tok.ID, Username: login.Username}, "", "  ")
+	cr := credentials{Addr: addr, Token: tok.Token, TokenID: tok.ID, Username: login.Username,
+		CACert: or(cn.caCert, env.Getenv("GATEHOUSE_CACERT")), TLSServerName: or(cn.serverName, env.Getenv("GATEHOUSE_TLS_SERVER_NAME"))}
+	if cr.CACert != "" {
+		if abs, err := filepath.Abs(cr.CACert); err == nil {
+			cr.CACert = abs
+		}
+	}
+	b, _ := json.MarshalIndent(cr, "", "  ")
 	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(p+".tmp", p); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Signed in as %s (%s). Token %s stored in %s, valid until %s.\n", login.Username, sess.User.Role, tok.ID, p, tok.ExpiresAt.Format(time.RFC3339))
-	return nil
+	res := loginResult{Username: login.Username, Role: sess.User.Role, TokenID: tok.ID, ExpiresAt: tok.ExpiresAt, CredentialsFile: p}
+	return output(cmd, res, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "Signed in as %s (%s). Token %s stored in %s, valid until %s.\n", res.Username, res.Role, res.TokenID, p, res.ExpiresAt.Format(time.RFC3339))
+		return err
+	})
 }
 
 func newLogoutCmd(env Env) *cobra.Command {
@@ -272,7 +286,10 @@ func newLogoutCmd(env Env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("not signed in (%v)", err)
 			}
-			c := &apiClient{addr: cr.Addr, token: cr.Token, http: &http.Client{Timeout: 30 * time.Second}}
+			c, err := (&conn{env: env, caCert: cr.CACert, serverName: cr.TLSServerName}).client(cr.Addr, cr.Token, false)
+			if err != nil {
+				return err
+			}
 			if err := c.do(cmd.Context(), "POST", "/v1/tokens/"+url.PathEscape(cr.TokenID)+"/revoke", nil, nil); err != nil {
 				return fmt.Errorf("revoke token %s: %w (the file was kept)", cr.TokenID, err)
 			}
@@ -284,88 +301,4 @@ func newLogoutCmd(env Env) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func newTokensCmd(env Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "tokens", Short: "Create, list and revoke your personal access tokens"}
-	client := clientFlags(cmd, env)
-	var (
-		req      admin.CreateTokenRequest
-		scopes   string
-		asJSON   bool
-		all      bool
-		listJSON bool
-	)
-	create := &cobra.Command{
-		Use: "create --name N [--scopes a,b] [--role R] [--expires 90d]", Short: "Create a token with a subset of your scopes (printed once)", Args: cobra.NoArgs,
-		Example: "  gatehouse tokens create --name ci --scopes read:signals --expires 30d",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Scopes = splitList(scopes)
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var t admin.Token
-			if err := c.do(cmd.Context(), "POST", "/v1/tokens", req, &t); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), t)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created token %s, valid until %s. It is shown only now:\n\n    %s\n\n", t.ID, t.ExpiresAt.Format(time.RFC3339), t.Token)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&req.Name, "name", "", "what the token is for")
-	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated subset of your scopes")
-	create.Flags().StringVar(&req.Role, "role", "", "admin-API role, at most yours")
-	create.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime (default 90d, at most 365d)")
-	create.Flags().BoolVar(&asJSON, "json", false, "print JSON (has id and token)")
-	list := &cobra.Command{
-		Use: "list [--all]", Short: "List your tokens (admins: --all)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			path := "/v1/tokens"
-			if all {
-				path += "?all=true"
-			}
-			var out struct {
-				Tokens []admin.Token `json:"tokens"`
-			}
-			if err := c.do(cmd.Context(), "GET", path, nil, &out); err != nil {
-				return err
-			}
-			if listJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSER\tNAME\tSCOPES\tROLE\tSTATUS\tEXPIRES\tCREATED BY\tLAST USED")
-			for _, t := range out.Tokens {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Username, t.Name, strings.Join(t.Scopes, ","), dash(t.Role), t.Status, t.ExpiresAt.Format(time.RFC3339),
-					dash(t.CreatedBy), when(t.LastUsedAt, "never"))
-			}
-			return tw.Flush()
-		},
-	}
-	list.Flags().BoolVar(&all, "all", false, "everyone's tokens (admins)")
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	revoke := &cobra.Command{
-		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), "POST", "/v1/tokens/"+url.PathEscape(args[0])+"/revoke", nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Revoked token %s.\n", args[0])
-			return nil
-		},
-	}
-	cmd.AddCommand(create, list, revoke)
-	return cmd
 }

@@ -6,12 +6,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 )
 
-// exitCode makes Run exit with a given code after the command printed its
-// own output (like `opa test`).
-type exitCode int
-
-func (e exitCode) Error() string { return "" }
-
 func newPolicyCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",

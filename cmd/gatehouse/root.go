@@ -1,11 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -13,58 +12,30 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes.
-const (
-	exitOK    = 0
-	exitError = 1 // the command failed
-	exitUsage = 2 // bad flags, arguments or config
-)
-
 // Env is what a command may touch of its process.
 type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// lines reads Stdin by lines, for every read of one run.
+	lines *bufio.Reader
 }
 
-// usageError marks errors that exit with code 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// Run runs the gatehouse command line with args and returns the exit code.
-// Errors print as one line: "gatehouse: …".
+// Run runs the gatehouse command line with args and returns the exit code
+// (see errors.go). Errors print as one line, "gatehouse: …", or with
+// --json as {"error": {…}} on stderr.
 func Run(ctx context.Context, args []string, env Env) int {
+	env.lines = bufio.NewReader(env.Stdin)
 	root := newRootCmd(env)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
-	var ec exitCode
-	if errors.As(err, &ec) {
-		return int(ec)
-	}
-	fmt.Fprintf(env.Stderr, "gatehouse: %s\n", strings.TrimSpace(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		return exitUsage
-	}
-	return exitError
-}
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "invalid argument", "flag needs an argument", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+	return report(env.Stderr, err, wantsJSON(cmd, args))
 }
 
 func newRootCmd(env Env) *cobra.Command {
@@ -87,8 +58,11 @@ GATEHOUSE_TOKEN.`,
 		Version:       version,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
+	root.PersistentFlags().Bool("json", false, "print results as JSON on stdout, and errors as JSON on stderr")
 	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env),
-		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newVersionCmd())
+		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newSettingsCmd(env), newVersionCmd())
+	root.InitDefaultCompletionCmd()
+	strict(root)
 	return root
 }
 

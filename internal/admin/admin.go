@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -73,6 +74,9 @@ type Server struct {
 	mux *http.ServeMux
 	// signIn limits sign-in attempts per source and per username.
 	signIn *memory.Limiter
+	// peopleMu serialises the changes that must leave an enabled admin
+	// (see keepAnAdmin).
+	peopleMu sync.Mutex
 }
 
 // New returns the admin API handler.

@@ -201,6 +201,9 @@ func (s *Server) revokedAncestor(ctx context.Context, ref string) (string, error
 				return "", nil
 			}
 			u, err := s.cfg.Users.Get(ctx, id)
+			if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+				return ref, nil // deleted: as gone as disabled
+			}
 			if err != nil {
 				return "", fmt.Errorf("re-read %s: %w", ref, err)
 			}

@@ -26,6 +26,10 @@ type Client struct {
 	CreatedBy       string     `json:"created_by,omitempty"`
 	CreatedByRoot   string     `json:"created_by_root,omitempty"`
 	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
+	// LockedUntil is set while repeated failed authentications lock the
+	// client out from some address, as this replica counts them (POST
+	// /v1/clients/ID/unlock ends it).
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
 func clientJSON(c *store.Client) *Client {
@@ -50,11 +54,14 @@ func clientJSON(c *store.Client) *Client {
 }
 
 // clientOut is clientJSON with the status "expired" once the client's
-// expiry has passed.
-func (s *Server) clientOut(c *store.Client) *Client {
+// expiry has passed, and its lockout from locked (Clients.LockedUntil).
+func (s *Server) clientOut(c *store.Client, locked map[string]time.Time) *Client {
 	out := clientJSON(c)
 	if out.Status == "active" && !c.ExpiresAt.IsZero() && !s.cfg.Clock.Now().Before(c.ExpiresAt) {
 		out.Status = "expired"
+	}
+	if t, ok := locked[c.ID]; ok {
+		out.LockedUntil = &t
 	}
 	return out
 }
@@ -114,7 +121,8 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehous
 	for _, c := range all {
 		c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
 	}
-	writeList(w, "clients", all, s.clientOut)
+	locked := s.cfg.Clients.LockedUntil()
+	writeList(w, "clients", all, func(c *store.Client) *Client { return s.clientOut(c, locked) })
 	return nil
 }
 
@@ -124,7 +132,7 @@ func (s *Server) getClient(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		return err
 	}
 	c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
-	httpjson.Write(w, http.StatusOK, s.clientOut(c))
+	httpjson.Write(w, http.StatusOK, s.clientOut(c, s.cfg.Clients.LockedUntil()))
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -22,8 +24,10 @@ func (s *Server) people() {
 	}
 	s.mux.HandleFunc("/v1/session", s.session)
 	s.handle("/v1/users", areaUsers, methods{http.MethodGet: s.listUsers, http.MethodPost: s.createUser})
-	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser})
+	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser, http.MethodDelete: s.deleteUser})
 	s.handle("/v1/users/{name}/disable", areaUsers, methods{http.MethodPost: s.disableUser})
+	s.handle("/v1/users/{name}/enable", areaUsers, methods{http.MethodPost: s.enableUser})
+	s.handle("/v1/users/{name}/role", areaUsers, methods{http.MethodPut: s.setUserRole})
 	s.handle("/v1/users/{name}/password", areaUsers, methods{http.MethodPost: s.resetPassword})
 	s.handle("/v1/users/{name}/unlock", areaUsers, methods{http.MethodPost: s.unlockUser})
 	s.handle("/v1/users/{name}/totp/reset", areaUsers, methods{http.MethodPost: s.resetTOTP})
@@ -184,7 +188,8 @@ type User struct {
 	CreatedBy         string     `json:"created_by,omitempty"`
 	CreatedByRoot     string     `json:"created_by_root,omitempty"`
 	// LockedUntil is set while repeated failed sign-ins lock the account
-	// (GET /v1/users/NAME only; POST /v1/users/NAME/unlock ends it).
+	// (in listings and GET /v1/users/NAME; POST /v1/users/NAME/unlock
+	// ends it).
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
 }
 
@@ -239,8 +244,31 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	writeList(w, "users", all, userJSON)
+	out := make([]*User, 0, len(all))
+	for _, u := range all {
+		j, err := s.userOut(r.Context(), u)
+		if err != nil {
+			return err
+		}
+		out = append(out, j)
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"users": out})
 	return nil
+}
+
+// userOut is userJSON with the account's sign-in lockout, if one is in
+// force.
+func (s *Server) userOut(ctx context.Context, u *store.User) (*User, error) {
+	out := userJSON(u)
+	lo, err := s.cfg.Users.Lockout(ctx, u.Username)
+	if err != nil {
+		return nil, err
+	}
+	if lo.Locked(s.cfg.Clock.Now()) {
+		t := lo.LockedUntil
+		out.LockedUntil = &t
+	}
+	return out, nil
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -248,14 +276,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Pr
 	if err != nil {
 		return err
 	}
-	out := userJSON(u)
-	lo, err := s.cfg.Users.Lockout(r.Context(), u.Username)
+	out, err := s.userOut(r.Context(), u)
 	if err != nil {
 		return err
-	}
-	if lo.Locked(s.cfg.Clock.Now()) {
-		t := lo.LockedUntil
-		out.LockedUntil = &t
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
@@ -273,6 +296,138 @@ func (s *Server) disableUser(w http.ResponseWriter, r *http.Request, p *gatehous
 	}
 	httpjson.Write(w, http.StatusOK, userJSON(u))
 	return nil
+}
+
+// enableUser re-enables a disabled account. Giving access back is a
+// grant: it needs a person's sign-in (see interactive) whose ceiling
+// covers the account's role and scopes.
+func (s *Server) enableUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "enabling a user"); err != nil {
+		return err
+	}
+	u, err := s.cfg.Users.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if err := s.checkGrant(r.Context(), p, authn.Grant{Role: u.Role, Scopes: u.Scopes}); err != nil {
+		return err
+	}
+	if u, err = s.cfg.Users.Enable(r.Context(), u.Username); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.enable", "user:"+u.Username, map[string]any{"role": u.Role, "scopes": u.Scopes})
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+// RoleRequest is the body of PUT /v1/users/NAME/role.
+type RoleRequest struct {
+	Role string `json:"role"`
+}
+
+// setUserRole changes an account's role: a grant when it raises it
+// (ceiling-checked like creating the user), and never leaving no enabled
+// admin. A demotion also revokes the account's tokens (they carry the old
+// role) and what they created.
+func (s *Server) setUserRole(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "changing a role"); err != nil {
+		return err
+	}
+	var req RoleRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if !authn.ValidRole(req.Role) {
+		return gatehouse.Errorf(gatehouse.EINVALID, "role: must be one of %s", strings.Join(authn.Roles(), ", "))
+	}
+	s.peopleMu.Lock()
+	defer s.peopleMu.Unlock()
+	u, err := s.cfg.Users.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if err := s.checkGrant(r.Context(), p, authn.Grant{Role: req.Role, Scopes: u.Scopes}); err != nil {
+		return err
+	}
+	if req.Role != authn.RoleAdmin {
+		if err := s.keepAnAdmin(r.Context(), u, "demoted"); err != nil {
+			return err
+		}
+	}
+	old, u, err := s.cfg.Users.SetRole(r.Context(), u.Username, req.Role)
+	if err != nil {
+		return err
+	}
+	if old != u.Role {
+		s.record(r.Context(), p, "user.role_change", "user:"+u.Username, map[string]any{"old": old, "new": u.Role})
+		if !authn.RoleAtMost(old, u.Role) {
+			if err := s.revokeUserTokens(r.Context(), p, u.Username, "user.role_change"); err != nil {
+				return err
+			}
+		}
+	}
+	httpjson.Write(w, http.StatusOK, userJSON(u))
+	return nil
+}
+
+// deleteUser removes an account: disabled first (sessions, tokens and
+// what the tokens created go at once, as for disable), then removed with
+// its tokens. Nobody deletes their own account, and the last enabled admin
+// stays.
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if err := interactive(p, "deleting a user"); err != nil {
+		return err
+	}
+	s.peopleMu.Lock()
+	defer s.peopleMu.Unlock()
+	u, err := s.cfg.Users.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	if p.Kind == gatehouse.KindUser && p.ID == u.Username {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "you cannot delete your own account: another admin can")
+	}
+	if err := s.keepAnAdmin(r.Context(), u, "deleted"); err != nil {
+		return err
+	}
+	if err := s.revokeUserTokens(r.Context(), p, u.Username, "user.delete"); err != nil {
+		return err
+	}
+	if err := s.cfg.Users.Delete(r.Context(), u.Username); err != nil {
+		return err
+	}
+	s.record(r.Context(), p, "user.delete", "user:"+u.Username, map[string]any{"role": u.Role})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkGrant checks that the caller's ceiling covers g (see authn.Creator).
+func (s *Server) checkGrant(ctx context.Context, p *gatehouse.Principal, g authn.Grant) error {
+	by, err := s.creator(ctx, p)
+	if err != nil {
+		return err
+	}
+	return by.Check(g, s.tiers())
+}
+
+// keepAnAdmin refuses (ECONFLICT) to remove u's admin role — by demotion
+// or deletion — when u is the last enabled admin: the admin API would be
+// left to the bootstrap token, which may be disabled. s.peopleMu is held,
+// so two such changes on this replica cannot each count the other.
+func (s *Server) keepAnAdmin(ctx context.Context, u *store.User, how string) error {
+	if u.Role != authn.RoleAdmin || !u.DisabledAt.IsZero() {
+		return nil
+	}
+	all, err := s.cfg.Users.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.Username != u.Username && o.Role == authn.RoleAdmin && o.DisabledAt.IsZero() {
+			return nil
+		}
+	}
+	return gatehouse.Errorf(gatehouse.ECONFLICT, "%s is the last enabled admin and cannot be %s: make another user admin first", u.Username, how)
 }
 
 // PasswordRequest sets (admin reset) or changes (own) a password.

@@ -312,6 +312,23 @@ func (c *Clients) Unlock(ctx context.Context, id string) (*store.Client, int, er
 	return cl, n, nil
 }
 
+// LockedUntil returns, for each client locked out from some address on
+// this replica (lockouts are kept per process), when its last lockout
+// ends. Addresses locked for failing many clients are not counted.
+func (c *Clients) LockedUntil() map[string]time.Time {
+	now := c.clock.Now()
+	out := map[string]time.Time{}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k, f := range c.failures {
+		id, _, ok := strings.Cut(k, "\x00")
+		if ok && id != "" && now.Before(f.lockedUntil) && f.lockedUntil.After(out[id]) {
+			out[id] = f.lockedUntil
+		}
+	}
+	return out
+}
+
 func (c *Clients) unlock(id string) int {
 	now := c.clock.Now()
 	prefix := pairKey(id, "")

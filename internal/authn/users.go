@@ -194,6 +194,64 @@ func (u *Users) Disable(ctx context.Context, username string) (*store.User, erro
 	return usr, nil
 }
 
+// Enable re-enables a disabled account. Its sessions and tokens ended
+// when it was disabled and stay ended.
+func (u *Users) Enable(ctx context.Context, username string) (*store.User, error) {
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	if !usr.DisabledAt.IsZero() {
+		usr.DisabledAt = time.Time{}
+		if err := u.store.UpdateUser(ctx, usr); err != nil {
+			return nil, err
+		}
+		publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
+	}
+	return usr, nil
+}
+
+// SetRole changes an account's role and returns its previous one. A
+// demotion ends the account's sessions; its personal access tokens carry
+// their own role and are the caller's to revoke.
+func (u *Users) SetRole(ctx context.Context, username, role string) (string, *store.User, error) {
+	if !ValidRole(role) {
+		return "", nil, gatehouse.Errorf(gatehouse.EINVALID, "role: must be one of %s", strings.Join(Roles(), ", "))
+	}
+	usr, err := u.store.GetUser(ctx, username)
+	if err != nil {
+		return "", nil, err
+	}
+	old := usr.Role
+	if old == role {
+		return old, usr, nil
+	}
+	usr.Role = role
+	if err := u.store.UpdateUser(ctx, usr); err != nil {
+		return "", nil, err
+	}
+	if !RoleAtMost(old, role) {
+		if err := u.store.DeleteUserSessions(ctx, username); err != nil {
+			return "", nil, err
+		}
+	}
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
+	return old, usr, nil
+}
+
+// Delete disables an account (ending its sessions and tokens at once) and
+// then removes it with its tokens and sign-in record.
+func (u *Users) Delete(ctx context.Context, username string) error {
+	if _, err := u.Disable(ctx, username); err != nil {
+		return err
+	}
+	if err := u.store.DeleteUser(ctx, username); err != nil {
+		return err
+	}
+	publish(ctx, u.inv, u.log, Invalidation{Kind: InvalidateUser, ID: username})
+	return nil
+}
+
 // ResetPassword sets a password chosen by an administrator; it is expired
 // at once, so the user must set their own at the next sign-in.
 func (u *Users) ResetPassword(ctx context.Context, username, pw string) (*store.User, error) {

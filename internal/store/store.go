@@ -160,6 +160,10 @@ type Store interface {
 	// back: the stored value becomes the larger of the two, so a stale
 	// copy of u cannot reopen a used code.
 	UpdateUser(ctx context.Context, u *User) error
+	// DeleteUser removes an account with its sessions, sign-in failures
+	// and personal access tokens, in one transaction. A missing user is
+	// ENOTFOUND.
+	DeleteUser(ctx context.Context, username string) error
 	// AdvanceTOTPStep is the compare-and-set that makes a one-time code
 	// one-time: it sets the user's TOTPLastStep to step only if the stored
 	// value is below step, and reports whether it did. Of concurrent calls

@@ -133,6 +133,32 @@ func (s *DB) DeleteSession(ctx context.Context, idHash []byte) error {
 	return nil
 }
 
+// DeleteUser removes an account with its sessions, sign-in failures and
+// personal access tokens.
+func (s *DB) DeleteUser(ctx context.Context, username string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", username, err)
+	}
+	defer tx.Rollback(ctx)
+	for _, table := range []string{"sessions", "login_failures", "pats"} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE username = $1`, username); err != nil {
+			return fmt.Errorf("delete user %s: %s: %w", username, table, err)
+		}
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", username, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return store.NotFound("user", username)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("delete user %s: commit: %w", username, err)
+	}
+	return nil
+}
+
 // DeleteUserSessions ends every session of a user.
 func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE username = $1`, username); err != nil {

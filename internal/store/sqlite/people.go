@@ -135,6 +135,32 @@ func (s *DB) DeleteSession(ctx context.Context, idHash []byte) error {
 	return nil
 }
 
+// DeleteUser removes an account with its sessions, sign-in failures and
+// personal access tokens.
+func (s *DB) DeleteUser(ctx context.Context, username string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", username, err)
+	}
+	defer tx.Rollback()
+	for _, table := range []string{"sessions", "login_failures", "pats"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE username = ?`, username); err != nil {
+			return fmt.Errorf("delete user %s: %s: %w", username, table, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return store.NotFound("user", username)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete user %s: commit: %w", username, err)
+	}
+	return nil
+}
+
 // DeleteUserSessions ends all sessions of a user.
 func (s *DB) DeleteUserSessions(ctx context.Context, username string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE username = ?`, username); err != nil {

@@ -78,6 +78,7 @@ var cases = []testCase{
 	{"User/ListOrder", testUserListOrder},
 	{"User/Update", testUserUpdate},
 	{"User/UpdateMissing", testUserUpdateMissing},
+	{"User/Delete", testUserDelete},
 	{"User/UpdateNeverLowersTOTPStep", testUserUpdateTOTPStep},
 	{"User/AdvanceTOTPStep", testAdvanceTOTPStep},
 	{"User/AdvanceTOTPStepConcurrent", testAdvanceTOTPStepConcurrent},
@@ -672,6 +673,36 @@ func testUserUpdate(t *testing.T, s store.Store) {
 
 func testUserUpdateMissing(t *testing.T, s store.Store) {
 	wantCode(t, s.UpdateUser(t.Context(), newUser("nobody")), gatehouse.ENOTFOUND)
+}
+
+func testUserDelete(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	must(t, s.CreateSession(ctx, newSession(7, "alice")))
+	must(t, s.CreatePAT(ctx, newPAT("pat_alice", "alice", 20)))
+	must(t, s.CreatePAT(ctx, newPAT("pat_bob", "bob", 20)))
+	if _, _, err := s.RecordLoginFailure(ctx, "alice", time.Now(), store.LockoutPolicy{MaxFailures: 5, Window: time.Minute, Duration: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.DeleteUser(ctx, "alice"))
+	_, err := s.GetUser(ctx, "alice")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	_, err = s.GetPAT(ctx, "pat_alice")
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	_, err = s.GetSession(ctx, bytes.Repeat([]byte{7}, 32))
+	wantCode(t, err, gatehouse.ENOTFOUND)
+	if _, err := s.GetPAT(ctx, "pat_bob"); err != nil {
+		t.Fatalf("another user's token went with the deleted user: %v", err)
+	}
+	wantCode(t, s.DeleteUser(ctx, "alice"), gatehouse.ENOTFOUND)
+	// The name can be taken again, with a clean sign-in record.
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	lo, err := s.GetLockout(ctx, "alice")
+	must(t, err)
+	if lo.Failures != 0 {
+		t.Fatalf("re-created user inherits %d failures", lo.Failures)
+	}
 }
 
 func testUserUpdateTOTPStep(t *testing.T, s store.Store) {
