@@ -84,6 +84,7 @@ type serverOpts struct {
 	config  string   // YAML after the listen lines
 	dataDir string   // default: a new temporary one
 	env     []string // extra environment
+	args    []string // extra serve flags
 }
 
 func startServerWith(t *testing.T, o serverOpts) *server {
@@ -97,7 +98,7 @@ func startServerWith(t *testing.T, o serverOpts) *server {
 		t.Fatal(err)
 	}
 	s := &server{exited: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve", "--config", cfg)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--config", cfg}, o.args...)...)
 	s.cmd.Env = append(append(os.Environ(), "GATEHOUSE_DATA_DIR="+o.dataDir), o.env...)
 	stdout, _ := s.cmd.StdoutPipe()
 	stderr, _ := s.cmd.StderrPipe()

@@ -15,6 +15,7 @@ import (
 
 func newServeCmd(env Env) *cobra.Command {
 	var configPath string
+	var pprof bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway",
@@ -32,30 +33,35 @@ GATEHOUSE_ADMIN_TOKEN sets the bootstrap admin token on first start.
 
 SIGHUP reloads the policy (a policy that fails to compile or to pass its
 tests is refused; the running one keeps serving). SIGTERM or SIGINT stops accepting connections, lets in-flight requests
-finish (shutdown_timeout, default 15s) and exits 0.`,
+finish (shutdown_timeout, default 15s) and exits 0.
+
+--pprof serves the Go runtime profiles (net/http/pprof) under /debug/pprof/
+on the admin listener only, to admin credentials only; off by default.`,
 		Example: `  gatehouse serve
   gatehouse serve --config gatehouse.yaml
+  gatehouse serve --pprof   # then: curl -H "Authorization: Bearer $GATEHOUSE_TOKEN" $GATEHOUSE_ADDR/debug/pprof/profile?seconds=30 >cpu.prof
   GATEHOUSE_LISTEN=0.0.0.0:8080 gatehouse serve --config gatehouse.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if configPath == "" {
 				configPath = env.Getenv("GATEHOUSE_CONFIG")
 			}
-			return runServe(cmd.Context(), configPath, env)
+			return runServe(cmd.Context(), configPath, pprof, env)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (YAML); default: $GATEHOUSE_CONFIG, else built-in defaults")
+	cmd.Flags().BoolVar(&pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener (admin credentials only)")
 	return cmd
 }
 
-func runServe(ctx context.Context, configPath string, env Env) error {
+func runServe(ctx context.Context, configPath string, pprof bool, env Env) error {
 	cfg, err := config.Load(configPath, env.Getenv)
 	if err != nil {
 		return usageError{fmt.Errorf("invalid config: %w", err)}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{Getenv: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr, Version: version})
+	a, err := app.New(ctx, cfg, app.Options{Getenv: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr, Version: version, Pprof: pprof})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,10 @@ type Config struct {
 	// per-source sign-in and refusal limits key on
 	// (ratelimit.SourcePrefix); 0: 64.
 	IPv6Prefix int
+	// Pprof serves the Go runtime profiles (net/http/pprof) under
+	// /debug/pprof/, to the admin role only (serve --pprof); false: not
+	// mounted.
+	Pprof bool
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -103,6 +107,9 @@ func New(cfg Config) *Server {
 	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
 	s.people()
 	s.adminTokenRoutes()
+	if cfg.Pprof {
+		s.mountPprof()
+	}
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
