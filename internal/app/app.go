@@ -601,8 +601,9 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 
 // readiness lists what /health/ready checks: the store (SQLite or
 // PostgreSQL, pinged), the policy, the limiter, Redis when the limiter
-// uses it (pinged), TLS, cross-replica invalidation and, in PostgreSQL,
-// the audit log (which replica sequences it).
+// uses it (pinged), TLS, cross-replica invalidation, the log lines
+// dropped by the asynchronous log writer and, in PostgreSQL, the audit log
+// (which replica sequences it).
 func (a *App) readiness() []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true,
@@ -618,6 +619,12 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 		checks = append(checks, gateway.ReadinessCheck{Name: "redis", Check: a.limiter.Ping, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"})
 	}
 	checks = append(checks, a.externalIssuersReady()...)
+	if a.logBuf != nil {
+		// Never failing: a dropped log line costs no request, but the
+		// operator should see that lines were lost.
+		checks = append(checks, gateway.ReadinessCheck{Name: "log", Check: func(context.Context) error { return nil },
+			Detail: func() string { return fmt.Sprintf("%d lines dropped since start", a.logBuf.Dropped()) }})
+	}
 	if a.pgAudit != nil {
 		checks = append(checks, gateway.ReadinessCheck{Name: "audit", Critical: true,
 			Check: func(ctx context.Context) error {

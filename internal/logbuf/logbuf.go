@@ -2,8 +2,11 @@
 // each line into a bounded buffer and returns at once, and one goroutine
 // writes the buffer out in batches (many lines to one write under load).
 // When the buffer is full a line is dropped and counted rather than making
-// a request wait; the count is reported in the log itself. The access log
-// and every other process log line go through one Writer.
+// a request wait; the count is reported in the log itself, in a WARN line
+// after the next batch written (count: since the last report, total: since
+// start), and Dropped gives the total (the app shows it in the admin
+// /health/ready details, check "log"). The access log and every other
+// process log line go through one Writer.
 package logbuf
 
 import (
@@ -100,8 +103,8 @@ func (w *Writer) flush() bool {
 		w.out.Write(b) // nowhere to report a failed log write
 	}
 	if n := w.dropped.Swap(0); n > 0 {
-		fmt.Fprintf(w.out, `{"time":%q,"level":"WARN","msg":"log lines dropped: the log writer could not keep up","count":%d}`+"\n",
-			time.Now().UTC().Format(time.RFC3339Nano), n)
+		fmt.Fprintf(w.out, `{"time":%q,"level":"WARN","msg":"log lines dropped: the log writer could not keep up","count":%d,"total":%d}`+"\n",
+			time.Now().UTC().Format(time.RFC3339Nano), n, w.total.Load())
 	}
 	w.outMu.Unlock()
 	w.mu.Lock()

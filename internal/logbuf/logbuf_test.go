@@ -2,6 +2,8 @@ package logbuf
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,8 +104,83 @@ func TestStalledOutputDropsAndReports(t *testing.T) {
 	}
 	close(out.gate)
 	w.Close()
-	if !strings.Contains(out.String(), `"msg":"log lines dropped`) {
-		t.Errorf("no report of the dropped lines in %d bytes", len(out.String()))
+	// Every drop is reported: the counts add up to Dropped, and the last
+	// report's total is Dropped.
+	var sum, total uint64
+	for l := range strings.SplitSeq(out.String(), "\n") {
+		if !strings.Contains(l, `"msg":"log lines dropped`) {
+			continue
+		}
+		var rep struct {
+			Level        string
+			Count, Total uint64
+		}
+		if err := json.Unmarshal([]byte(l), &rep); err != nil || rep.Level != "WARN" {
+			t.Fatalf("report %q: %v", l, err)
+		}
+		sum, total = sum+rep.Count, rep.Total
+	}
+	if sum != w.Dropped() || total != w.Dropped() {
+		t.Errorf("reported %d dropped (total %d), Dropped %d", sum, total, w.Dropped())
+	}
+}
+
+// accessLine logs a line like the gateway's access line: nine attributes
+// on the gateway's group (gateway's TestAccessLogAllocs holds the real
+// call to its allocation budget).
+func accessLine(ctx context.Context, log *slog.Logger, i int) {
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("request_id", "01M8T7B5CXT7WXNN8SA2CDBWWV"),
+		slog.String("method", "GET"),
+		slog.String("path", "/api/x"),
+		slog.Int("status", 200+i%300),
+		slog.Int64("bytes", int64(i)),
+		slog.Float64("duration_ms", float64(i)/1000),
+		slog.String("trace_id", "4760983c6dbfdfbf5287b4f079dfa2c6"),
+	)
+	attrs = append(attrs, slog.String("route", "bench"))
+	attrs = append(attrs, slog.String("principal", "key_5jym7b6q2a2p6yyw"))
+	log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// TestSameJSONAsSynchronous: the Writer changes when bytes are written,
+// never which: a run of records (secrets among them, for the redactor
+// behind it) comes out byte for byte as the slog JSON handler writes it
+// synchronously through the redactor, as before this package.
+func TestSameJSONAsSynchronous(t *testing.T) {
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	records := func(h slog.Handler) {
+		log := slog.New(h).WithGroup("gateway")
+		for i := range 2000 {
+			r := slog.NewRecord(at.Add(time.Duration(i)*time.Millisecond), slog.LevelInfo, "request", 0)
+			r.AddAttrs(slog.String("path", fmt.Sprintf("/api/%d?x=\"y\"\n", i)), slog.Int("status", 200),
+				slog.Float64("duration_ms", float64(i)/7), slog.String("authorization", "Bearer gk_live_0123456789abcdef"),
+				slog.Any("err", fmt.Errorf("upstream %d: <tag> & \u2028", i)))
+			if i%3 == 0 {
+				r.Level = slog.LevelWarn
+			}
+			log.Handler().Handle(context.Background(), r)
+		}
+	}
+	var want, got syncBuf
+	direct := redact.New().Writer(&want)
+	records(slog.NewJSONHandler(direct, nil))
+	direct.Close()
+
+	red := redact.New().Writer(&got)
+	w := New(red, 0)
+	records(slog.NewJSONHandler(w, nil))
+	w.Close()
+	red.Close()
+	if w.Dropped() != 0 {
+		t.Fatalf("dropped %d", w.Dropped())
+	}
+	if got.String() != want.String() {
+		t.Fatalf("async output differs from sync: %d bytes vs %d", len(got.String()), len(want.String()))
+	}
+	if !strings.Contains(want.String(), `"gateway":{"path":"/api/1999`) || strings.Contains(want.String(), "0123456789abcdef") {
+		t.Fatalf("unexpected reference output: %.300s", want.String())
 	}
 }
 
@@ -133,18 +210,8 @@ func BenchmarkAccessLine(b *testing.B) {
 			ctx := b.Context()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					log.LogAttrs(ctx, slog.LevelInfo, "request",
-						slog.String("request_id", "01M8T7B5CXT7WXNN8SA2CDBWWV"),
-						slog.String("method", "GET"),
-						slog.String("path", "/api/x"),
-						slog.Int("status", 200),
-						slog.Int64("bytes", 2),
-						slog.Float64("duration_ms", 0.123),
-						slog.String("trace_id", "4760983c6dbfdfbf5287b4f079dfa2c6"),
-						slog.String("route", "bench"),
-						slog.String("principal", "key_5jym7b6q2a2p6yyw"),
-					)
+				for i := 0; pb.Next(); i++ {
+					accessLine(ctx, log, i)
 				}
 			})
 		})
