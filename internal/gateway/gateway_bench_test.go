@@ -61,11 +61,24 @@ func MustOpenGatewayWith(tb testing.TB, upstream string, adjust func(*gateway.Co
 	return g, tok
 }
 
-type discardWriter struct{ h http.Header }
+// discardWriter is a ResponseWriter that keeps the status and nothing else.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
 
 // BenchmarkRequestPathRefused measures every step before the proxy, on a
 // request refused at the scope check.
