@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/audit/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
@@ -28,7 +30,8 @@ const (
 // and p99 Record latency, and whether the leader keeps up: the most events
 // seen queued while recording (max-pending, sampled every 50 ms) and how
 // long after the last Record the leader had sequenced everything
-// (leader-lag-ms). When PostgreSQL runs on this host it also reports the
+// (leader-lag-ms). It reports the events per batch (group commit) and per
+// WAL fsync of the whole server (pg_stat_wal). When PostgreSQL runs on this host it also reports the
 // CPU time its processes spent per event, from the first Record until
 // everything is sequenced (pg-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
 // postgres.DefaultWriters). The log is verified afterwards.
@@ -85,6 +88,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	if haveCPU {
 		cpu0 = cpu()
 	}
+	syncs0 := walSyncs(b, db)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -130,6 +134,15 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	lag := time.Since(start) - elapsed
+	syncs := walSyncs(b, db) - syncs0
+	var batches int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_batches`).Scan(&batches); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/float64(batches), "events/batch")
+	if syncs > 0 {
+		b.ReportMetric(float64(b.N)/float64(syncs), "events/fsync")
+	}
 	if haveCPU {
 		b.ReportMetric(float64(cpu()-cpu0)/float64(time.Microsecond)/float64(b.N), "pg-cpu-µs/op")
 	}
@@ -159,4 +172,14 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	if res.TreeSize != uint64(b.N) || res.Pending != 0 {
 		b.Fatalf("verify after %d events: %v", b.N, res)
 	}
+}
+
+// walSyncs returns how many times the server has synced its WAL.
+func walSyncs(tb testing.TB, db *pgx.Conn) int64 {
+	tb.Helper()
+	var n int64
+	if err := db.QueryRow(context.Background(), `SELECT wal_sync FROM pg_stat_wal`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
 }

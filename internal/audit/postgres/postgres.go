@@ -2,9 +2,9 @@
 // PostgreSQL, so that every replica of a deployment writes to one log.
 //
 // Each replica writes its events with group commit: concurrent Record
-// calls share one statement, which stores each event once (audit_events)
-// and queues the batch (audit_queue), and Record returns once it is
-// committed, so an acknowledged event survives the replica's death. One
+// calls share one statement, which stores their events once, in one row
+// (audit_records), and queues the batch (audit_queue); Record returns once
+// it is committed, so an acknowledged event survives the replica's death. One
 // replica at a time, the leader, holds a session advisory lock; it
 // sequences queued batches from their leaf hashes, giving each the tree
 // index of its first event (audit_batches), stores the tree's compact
@@ -62,6 +62,9 @@ const (
 	// maxPending bounds the events queued in a replica; Record waits when
 	// it is reached.
 	maxPending = 1 << 15
+	// lingerMin and maxLinger bound a writer's lingering (see writer).
+	lingerMin = 8
+	maxLinger = 2 * time.Millisecond
 )
 
 // Config configures Open. DSN, Origin and KeyDir are required.
@@ -141,29 +144,29 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// batch is a group of events committed with one statement, held as the
-// columns it is sent as.
+// batch is a group of events committed with one statement.
 type batch struct {
-	leaves, payloads       [][]byte
-	times                  []time.Time
-	types, kinds, actorIDs []string
-	err                    error
-	done                   chan struct{}
+	leaves, payloads [][]byte
+	minTime, maxTime time.Time
+	err              error
+	done             chan struct{}
 }
 
 func newBatch(capacity int) *batch {
-	return &batch{
-		done:     make(chan struct{}),
-		leaves:   make([][]byte, 0, capacity),
-		payloads: make([][]byte, 0, capacity),
-		times:    make([]time.Time, 0, capacity),
-		types:    make([]string, 0, capacity),
-		kinds:    make([]string, 0, capacity),
-		actorIDs: make([]string, 0, capacity),
-	}
+	return &batch{done: make(chan struct{}), leaves: make([][]byte, 0, capacity), payloads: make([][]byte, 0, capacity)}
 }
 
 func (b *batch) len() int { return len(b.payloads) }
+
+func (b *batch) add(leaf, payload []byte, t time.Time) {
+	if b.len() == 0 || t.Before(b.minTime) {
+		b.minTime = t
+	}
+	if b.len() == 0 || t.After(b.maxTime) {
+		b.maxTime = t
+	}
+	b.leaves, b.payloads = append(b.leaves, leaf), append(b.payloads, payload)
+}
 
 // Log is an audit log in PostgreSQL. It is safe for concurrent use.
 type Log struct {
@@ -179,6 +182,10 @@ type Log struct {
 	qcond   *sync.Cond
 	pending *batch
 	closed  bool
+	// expect is how many events the next batch should gather before it
+	// is committed, or zero; a writer lingers up to linger for them.
+	expect  int
+	linger  time.Duration
 	writers sync.WaitGroup
 
 	seq       *sequencer
@@ -302,9 +309,8 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 		return audit.ErrClosed
 	}
 	b := l.pending
-	b.leaves, b.payloads, b.times = append(b.leaves, leaf), append(b.payloads, payload), append(b.times, e.Time)
-	b.types, b.kinds, b.actorIDs = append(b.types, e.Type), append(b.kinds, e.Actor.Kind), append(b.actorIDs, e.Actor.ID)
-	if b.len() == 1 {
+	b.add(leaf, payload, e.Time)
+	if b.len() == 1 || b.len() == l.expect {
 		l.qcond.Broadcast()
 	}
 	l.qmu.Unlock()
@@ -319,12 +325,33 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 // writer commits queued batches until the log is closed and its queue
 // empty. Several writers run at once, so one batch commits while the next
 // fills.
+//
+// Under load a writer lingers before it commits (as PostgreSQL's
+// commit_delay): when the last batch held at least lingerMin events, the
+// next one is expected to gather as many again plus those queued while
+// it committed (the requests that waited for it come back), and the
+// writer waits for them up to the last commit's duration, at most
+// maxLinger. Fewer, larger batches cost PostgreSQL less per event, and
+// under light load (small batches) nothing waits.
 func (l *Log) writer() {
 	defer l.writers.Done()
 	for {
 		l.qmu.Lock()
 		for l.pending.len() == 0 && !l.closed {
 			l.qcond.Wait()
+		}
+		if n := l.expect; l.pending.len() < n && !l.closed {
+			expired := false
+			t := time.AfterFunc(l.linger, func() {
+				l.qmu.Lock()
+				expired = true
+				l.qcond.Broadcast()
+				l.qmu.Unlock()
+			})
+			for l.pending.len() < n && !l.closed && !expired {
+				l.qcond.Wait()
+			}
+			t.Stop()
 		}
 		b := l.pending
 		if b.len() == 0 {
@@ -334,8 +361,16 @@ func (l *Log) writer() {
 		l.pending = newBatch(b.len())
 		l.qcond.Broadcast()
 		l.qmu.Unlock()
+		start := time.Now()
 		b.err = l.commit(b)
+		took := time.Since(start)
 		close(b.done)
+		l.qmu.Lock()
+		l.expect = 0
+		if b.len() >= lingerMin && b.err == nil {
+			l.expect, l.linger = min(b.len()+l.pending.len(), maxPending), min(took, maxLinger)
+		}
+		l.qmu.Unlock()
 		if b.err == nil && l.stream != nil {
 			for _, p := range b.payloads {
 				l.stream.Send(p)
@@ -347,18 +382,15 @@ func (l *Log) writer() {
 // insertBatch is how a replica writes a batch: one statement, so one
 // round trip and one transaction, which PostgreSQL commits (and flushes
 // to its WAL) before it answers. It queues the batch and stores its
-// events, each once.
+// events, once, in one row.
 const insertBatch = `WITH q AS (INSERT INTO audit_queue (n) VALUES ($1) RETURNING batch)
-INSERT INTO audit_events (batch, ord, leaf, payload, time, type, actor_kind, actor_id)
-SELECT q.batch, u.ord - 1, u.leaf, u.payload, u.time, u.type, u.actor_kind, u.actor_id
-FROM q, unnest($2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
-	WITH ORDINALITY AS u(leaf, payload, time, type, actor_kind, actor_id, ord)`
+INSERT INTO audit_records (batch, leaves, payloads, min_time, max_time) SELECT batch, $2, $3, $4, $5 FROM q`
 
 // commit writes one batch.
 func (l *Log) commit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := l.pool.Exec(ctx, insertBatch, b.len(), b.leaves, b.payloads, b.times, b.types, b.kinds, b.actorIDs)
+	_, err := l.pool.Exec(ctx, insertBatch, b.len(), b.leaves, b.payloads, b.minTime, b.maxTime)
 	if err != nil {
 		err = fmt.Errorf("write %d audit events to postgres: %w", b.len(), err)
 		msg := err.Error()

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -49,15 +50,23 @@ func (s *sequencer) prune(ctx context.Context) (audit.PruneResult, error) {
 	// The first entry young enough to keep bounds what may go; the chunk
 	// holding it stays whole.
 	cutoff := s.l.cfg.Clock.Now().Add(-ret)
-	// Entries are in time order but for clock skew between replicas: the
-	// scan from the start reads about as many as may be pruned.
+	// Batches are in time order but for clock skew between replicas: the
+	// scan skips those all older than the cutoff and reads about one.
 	limit := st.size
-	var keep int64
-	err = s.conn.QueryRow(ctx, entriesFrom(entryIndex, " AND e.time >= $2")+` LIMIT 1`, int64(st.pruned), cutoff).Scan(&keep)
-	switch {
-	case err == nil:
-		limit = uint64(keep)
-	case !errors.Is(err, pgx.ErrNoRows):
+	err = scan(ctx, s.conn, st.pruned, true, window{from: cutoff}, func(i uint64, _, payload []byte) (bool, error) {
+		var e struct {
+			Time time.Time `json:"time"`
+		}
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return false, fmt.Errorf("decode audit entry %d: %w", i, err)
+		}
+		if !e.Time.Before(cutoff) {
+			limit = i
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	if !s.haveCP || s.cpSize < limit {
@@ -88,15 +97,32 @@ func (s *sequencer) prune(ctx context.Context) (audit.PruneResult, error) {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	// The events of [pruned, begin), then the batches left without any (a
-	// batch across begin keeps its later events).
-	tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE (batch, ord) IN (`+entriesIn("e.batch, e.ord")+`)`,
-		int64(st.pruned), int64(begin))
-	if err != nil {
+	// The batch holding entry begin loses its earlier events and starts
+	// at begin; the batches before it go.
+	var straddler, cut int64
+	err = tx.QueryRow(ctx, `SELECT b.batch, $1 - b.first_idx FROM audit_batches b JOIN audit_records r ON r.batch = b.batch
+		WHERE b.first_idx = (SELECT max(first_idx) FROM audit_batches WHERE first_idx < $1) AND b.first_idx + cardinality(r.leaves) > $1`,
+		int64(begin)).Scan(&straddler, &cut)
+	switch {
+	case err == nil:
+		if _, err := tx.Exec(ctx, `UPDATE audit_records SET leaves = leaves[$2 + 1:], payloads = payloads[$2 + 1:] WHERE batch = $1`,
+			straddler, cut); err != nil {
+			return res, fmt.Errorf("prune audit log: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE audit_batches SET first_idx = $2 WHERE batch = $1`, straddler, int64(begin)); err != nil {
+			return res, fmt.Errorf("prune audit log: %w", err)
+		}
+	case errors.Is(err, pgx.ErrNoRows):
+		cut = 0
+	default:
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM audit_batches b WHERE b.first_idx < $1
-		AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.batch = b.batch)`, int64(begin)); err != nil {
+	var removed int64
+	if err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM audit_records r USING audit_batches b WHERE r.batch = b.batch AND b.first_idx < $1
+		RETURNING cardinality(r.leaves) AS n) SELECT coalesce(sum(n), 0) FROM d`, int64(begin)).Scan(&removed); err != nil {
+		return res, fmt.Errorf("prune audit log: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_batches WHERE first_idx < $1`, int64(begin)); err != nil {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
 	// Nodes below the chunk level inside the pruned prefix serve no proof
@@ -115,7 +141,7 @@ func (s *sequencer) prune(ctx context.Context) (audit.PruneResult, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("prune audit log: %w", err)
 	}
-	res.Entries, res.RetainedFrom = uint64(tag.RowsAffected()), begin
+	res.Entries, res.RetainedFrom = uint64(removed+cut), begin
 	s.l.logger.Info("audit log pruned", "entries", res.Entries, "retained_from", begin)
 	return res, nil
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/compact"
@@ -26,36 +26,99 @@ const (
 	tileBits = 8
 )
 
-// entryIndex is the index of the entry in entriesFrom and entriesIn.
-const entryIndex = "b.first_idx + e.ord"
+// scanPage is how many batches scan reads per query.
+const scanPage = 256
 
-// entriesFrom selects cols (of audit_events e and audit_batches b) of the
-// sequenced entries from index $1 on, in index order, adding the
-// conditions in where (" AND …"). Entries are stored by batch: entry i is
-// event i - b.first_idx of the batch b with the greatest first_idx <= i.
-func entriesFrom(cols, where string) string { return entries(cols, "", "", where) }
-
-// entriesIn selects cols of the sequenced entries with index in [$1, $2),
-// in index order.
-func entriesIn(cols string) string {
-	return entries(cols, " AND first_idx < $2", " AND e.ord < $2 - b.first_idx", "")
+// scan calls fn with each sequenced entry from index from on, in index
+// order, until fn returns false or an error, reading the payloads only if
+// withPayloads. Entries are stored by batch: entry i is element
+// i - b.first_idx of the record of the audit_batches row b with the
+// greatest first_idx <= i. Skipped are entries before from, elements
+// NULL in both arrays (removed) and, if w is not zero, batches whose
+// events are all outside it. Tampering can make the indexes go backwards
+// or skip: scan reports them as stored, for Verify to name.
+func scan(ctx context.Context, q querier, from uint64, withPayloads bool, w window,
+	fn func(i uint64, leaf, payload []byte) (bool, error)) error {
+	payloads := "NULL::bytea[]"
+	if withPayloads {
+		payloads = "r.payloads"
+	}
+	query := `SELECT b.first_idx, r.leaves, ` + payloads + ` FROM audit_batches b JOIN audit_records r ON r.batch = b.batch
+		WHERE b.first_idx >= coalesce((SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1), 0) AND b.first_idx > $2
+		AND ($3::timestamptz IS NULL OR r.max_time >= $3) AND ($4::timestamptz IS NULL OR r.min_time < $4)
+		ORDER BY b.first_idx LIMIT ` + strconv.Itoa(scanPage)
+	after := int64(-1)
+	for {
+		rows, err := q.Query(ctx, query, int64(from), after, w.since(), w.until())
+		if err != nil {
+			return fmt.Errorf("read audit entries: %w", err)
+		}
+		// Collected, not streamed: fn may query on the same connection.
+		page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (record, error) {
+			var r record
+			err := row.Scan(&r.first, &r.leaves, &r.payloads)
+			return r, err
+		})
+		if err != nil {
+			return fmt.Errorf("read audit entries: %w", err)
+		}
+		for _, r := range page {
+			for k := range max(len(r.leaves), len(r.payloads)) {
+				i := uint64(r.first) + uint64(k)
+				leaf, payload := element(r.leaves, k), element(r.payloads, k)
+				if i < from || leaf == nil && (payload == nil || !withPayloads) {
+					continue
+				}
+				if more, err := fn(i, leaf, payload); err != nil || !more {
+					return err
+				}
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+		after = page[len(page)-1].first
+	}
 }
 
-// entries walks the batches from the one holding entry $1 in index order
-// and each batch's events in ord order: a nested loop on the two primary
-// keys (the OFFSET 0 keeps the planner from turning it into a join of the
-// whole tables), so a page costs what it returns.
-func entries(cols, batchCond, eventCond, where string) string {
-	return `SELECT ` + cols + ` FROM (SELECT first_idx, batch FROM audit_batches
-		WHERE first_idx >= coalesce((SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1), 0)` + batchCond + `) b
-	CROSS JOIN LATERAL (SELECT * FROM audit_events e WHERE e.batch = b.batch AND e.ord >= $1 - b.first_idx` + eventCond + ` OFFSET 0) e
-	WHERE true` + where + ` ORDER BY b.first_idx, e.ord`
+// record is a sequenced batch's row, as scan reads it.
+type record struct {
+	first            int64
+	leaves, payloads [][]byte
 }
 
-// entryAt selects cols of entry $1.
-func entryAt(cols string) string {
-	return `SELECT ` + cols + ` FROM audit_batches b JOIN audit_events e ON e.batch = b.batch AND e.ord = $1 - b.first_idx
-		WHERE b.first_idx = (SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1)`
+func element(a [][]byte, k int) []byte {
+	if k < len(a) {
+		return a[k]
+	}
+	return nil
+}
+
+// window is the times a scan's batches must have events in; zero bounds
+// are open.
+type window struct{ from, to time.Time }
+
+func (w window) since() *time.Time {
+	if w.from.IsZero() {
+		return nil
+	}
+	return &w.from
+}
+
+func (w window) until() *time.Time {
+	if w.to.IsZero() {
+		return nil
+	}
+	return &w.to
+}
+
+// entryAt returns the leaf hash and payload of entry i, or found false.
+func entryAt(ctx context.Context, q querier, i uint64) (leaf, payload []byte, found bool, err error) {
+	err = scan(ctx, q, i, true, window{}, func(j uint64, l, p []byte) (bool, error) {
+		leaf, payload, found = l, p, j == i
+		return false, nil
+	})
+	return leaf, payload, found, err
 }
 
 // nodeHash returns the hash of a complete tree node from the stored leaf
@@ -71,22 +134,30 @@ func nodeHash(ctx context.Context, q querier, id compact.NodeID) ([]byte, error)
 		}
 		return h, err
 	}
-	var rows pgx.Rows
-	var err error
 	first := id.Index << (id.Level - base)
 	n := uint64(1) << (id.Level - base)
+	var hs [][]byte
 	if base == 0 {
-		rows, err = q.Query(ctx, entriesIn("e.leaf"), int64(begin), int64(end))
+		next := begin
+		err := scan(ctx, q, begin, false, window{}, func(i uint64, leaf, _ []byte) (bool, error) {
+			if i != next || i >= end {
+				return false, nil
+			}
+			hs, next = append(hs, leaf), next+1
+			return next < end, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read hashes of entries [%d, %d): %w", begin, end, err)
+		}
 	} else {
-		rows, err = q.Query(ctx, `SELECT hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
+		rows, err := q.Query(ctx, `SELECT hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
 			int16(base), int64(first), int64(first+n))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read hashes of entries [%d, %d): %w", begin, end, err)
-	}
-	hs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return nil, fmt.Errorf("read hashes of entries [%d, %d): %w", begin, end, err)
+		if err != nil {
+			return nil, fmt.Errorf("read hashes of entries [%d, %d): %w", begin, end, err)
+		}
+		if hs, err = pgx.CollectRows(rows, pgx.RowTo[[]byte]); err != nil {
+			return nil, fmt.Errorf("read hashes of entries [%d, %d): %w", begin, end, err)
+		}
 	}
 	if uint64(len(hs)) != n {
 		return nil, fmt.Errorf("hashes of entries [%d, %d): %d of %d stored", begin, end, len(hs), n)
@@ -130,13 +201,12 @@ func inclusionProof(ctx context.Context, q querier, vkey string, index uint64) (
 		return audit.Proof{}, fmt.Errorf("entry %d is not covered by the latest checkpoint (size %d); checkpoints are signed every few seconds: %w",
 			index, cp.Size, audit.ErrNotFound)
 	}
-	var payload, leaf []byte
-	err = q.QueryRow(ctx, entryAt("e.payload, e.leaf"), int64(index)).Scan(&payload, &leaf)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return audit.Proof{}, fmt.Errorf("entry %d: %w", index, audit.ErrPruned)
-	}
+	leaf, payload, found, err := entryAt(ctx, q, index)
 	if err != nil {
 		return audit.Proof{}, fmt.Errorf("read audit entry %d: %w", index, err)
+	}
+	if !found {
+		return audit.Proof{}, fmt.Errorf("entry %d: %w", index, audit.ErrPruned)
 	}
 	if string(rfc6962.DefaultHasher.HashLeaf(payload)) != string(leaf) {
 		return audit.Proof{}, fmt.Errorf("entry %d: stored entry does not match its leaf hash (run gatehouse audit verify)", index)
@@ -186,36 +256,6 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1 uint64) ([][]byte, []b
 	return p, signed, nil
 }
 
-// filterSQL is the conditions of a Filter for entriesFrom, with its
-// arguments from $2 on ($1 is the first index).
-func filterSQL(f audit.Filter) (string, []any) {
-	var where string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where += fmt.Sprintf(" AND "+cond, len(args)+1)
-	}
-	if !f.Since.IsZero() {
-		add("e.time >= $%d", f.Since)
-	}
-	if !f.Until.IsZero() {
-		add("e.time < $%d", f.Until)
-	}
-	if f.Type != "" {
-		if p, ok := strings.CutSuffix(f.Type, "*"); ok {
-			add("starts_with(e.type, $%d)", p)
-		} else {
-			add("e.type = $%d", f.Type)
-		}
-	}
-	if f.Actor != "" {
-		args = append(args, f.Actor)
-		n := len(args) + 1
-		where += fmt.Sprintf(" AND (e.actor_id = $%d OR e.actor_kind || ':' || e.actor_id = $%d)", n, n)
-	}
-	return where, args
-}
-
 // Query returns up to limit sequenced entries matching f, oldest first,
 // from cursor on (as audit.Log.Query). Events queued but not yet sequenced
 // (for a few milliseconds) are not listed yet.
@@ -231,67 +271,51 @@ func (l *Log) Query(ctx context.Context, f audit.Filter, cursor string, limit in
 		}
 		from = n
 	}
-	where, args := filterSQL(f)
-	rows, err := l.pool.Query(ctx, entriesFrom(entryIndex+", e.payload", where)+` LIMIT `+strconv.Itoa(limit),
-		append([]any{int64(from)}, args...)...)
+	page := audit.Page{Entries: []audit.Entry{}}
+	var last uint64
+	err := scan(ctx, l.pool, from, true, window{f.Since, f.Until}, func(i uint64, _, payload []byte) (bool, error) {
+		var e gatehouse.Event
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return false, fmt.Errorf("decode audit entry %d: %w", i, err)
+		}
+		if f.Match(&e) {
+			page.Entries, last = append(page.Entries, audit.Entry{Index: i, Event: e}), i
+		}
+		return len(page.Entries) < limit, nil
+	})
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("query audit log: %w", err)
 	}
-	defer rows.Close()
-	page := audit.Page{Entries: []audit.Entry{}}
-	var last int64
-	for rows.Next() {
-		var payload []byte
-		if err := rows.Scan(&last, &payload); err != nil {
-			return audit.Page{}, fmt.Errorf("query audit log: %w", err)
-		}
-		var e gatehouse.Event
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return audit.Page{}, fmt.Errorf("decode audit entry %d: %w", last, err)
-		}
-		page.Entries = append(page.Entries, audit.Entry{Index: uint64(last), Event: e})
-	}
-	if err := rows.Err(); err != nil {
-		return audit.Page{}, fmt.Errorf("query audit log: %w", err)
-	}
 	if len(page.Entries) == limit {
-		page.Next = strconv.FormatInt(last+1, 10)
+		page.Next = strconv.FormatUint(last+1, 10)
 	}
 	return page, nil
 }
 
-// export writes the sequenced entries matching f as JSON lines.
+// export writes the sequenced entries matching f as JSON lines, exactly
+// as stored.
 func export(ctx context.Context, q querier, f audit.Filter, w io.Writer) (int, error) {
-	where, args := filterSQL(f)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	n := 0
-	from := int64(0)
-	for {
-		rows, err := q.Query(ctx, entriesFrom(entryIndex+", e.payload", where)+` LIMIT 10000`, append([]any{from}, args...)...)
-		if err != nil {
-			return n, fmt.Errorf("export audit log: %w", err)
-		}
-		got := 0
-		for rows.Next() {
-			var payload []byte
-			if err := rows.Scan(&from, &payload); err != nil {
-				rows.Close()
-				return n, fmt.Errorf("export audit log: %w", err)
+	err := scan(ctx, q, 0, true, window{f.Since, f.Until}, func(i uint64, _, payload []byte) (bool, error) {
+		if f != (audit.Filter{}) {
+			var e gatehouse.Event
+			if err := json.Unmarshal(payload, &e); err != nil {
+				return false, fmt.Errorf("decode audit entry %d: %w", i, err)
 			}
-			bw.Write(payload)
-			bw.WriteByte('\n')
-			got++
+			if !f.Match(&e) {
+				return true, nil
+			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return n, fmt.Errorf("export audit log: %w", err)
-		}
-		n += got
-		if got < 10000 {
-			return n, bw.Flush()
-		}
-		from++
+		bw.Write(payload)
+		bw.WriteByte('\n')
+		n++
+		return true, nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("export audit log: %w", err)
 	}
+	return n, bw.Flush()
 }
 
 // Export writes every sequenced entry matching f to w as JSON lines.

@@ -200,53 +200,41 @@ func (s *sequencer) resign() {
 	s.conn = nil
 }
 
-// step sequences queued batches, oldest first, in one transaction: at
-// least one and no more than make maxSequence events, unless one batch
-// alone is larger. It returns how many events it sequenced and whether
-// more are queued.
+// step sequences queued batches, oldest first, in two statements: at
+// least one batch and no more than make maxSequence events, unless one
+// batch alone is larger. It returns how many events it sequenced and
+// whether more are queued.
 func (s *sequencer) step(ctx context.Context) (n int, more bool, err error) {
-	tx, err := s.conn.Begin(ctx)
-	if err != nil {
-		return 0, false, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := tx.Query(ctx, `SELECT batch, n FROM audit_queue ORDER BY batch LIMIT $1`, maxSequenceBatches)
+	rows, err := s.conn.Query(ctx, `SELECT q.batch, q.n, r.leaves FROM (SELECT batch, n FROM audit_queue ORDER BY batch LIMIT $1) q
+		LEFT JOIN audit_records r ON r.batch = q.batch ORDER BY q.batch`, maxSequenceBatches)
 	if err != nil {
 		return 0, false, fmt.Errorf("read queued batches: %w", err)
 	}
 	var batches []int64
-	var sizes []int
-	for rows.Next() {
-		var b int64
-		var size int32
-		if err := rows.Scan(&b, &size); err != nil {
-			rows.Close()
-			return 0, false, fmt.Errorf("read queued batches: %w", err)
-		}
-		if n > 0 && n+int(size) > maxSequence {
+	var leaves [][][]byte
+	var b int64
+	var size int32
+	var ls [][]byte
+	_, err = pgx.ForEachRow(rows, []any{&b, &size, &ls}, func() error {
+		switch {
+		case more:
+		case n > 0 && n+int(size) > maxSequence:
 			more = true
-			break
+		case ls == nil:
+			return fmt.Errorf("queued batch %d has no record", b)
+		case len(ls) != int(size):
+			return fmt.Errorf("queued batch %d holds %d leaf hashes, not %d", b, len(ls), size)
+		default:
+			batches, leaves, n = append(batches, b), append(leaves, ls), n+len(ls)
 		}
-		batches, sizes, n = append(batches, b), append(sizes, int(size)), n+int(size)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return 0, false, fmt.Errorf("read queued batches: %w", err)
 	}
 	more = more || len(batches) == maxSequenceBatches
 	if len(batches) == 0 {
 		return 0, false, nil
-	}
-	rows, err = tx.Query(ctx, `SELECT leaf FROM audit_events WHERE batch = ANY($1) ORDER BY batch, ord`, batches)
-	if err != nil {
-		return 0, false, fmt.Errorf("read leaf hashes: %w", err)
-	}
-	leaves, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return 0, false, fmt.Errorf("read leaf hashes: %w", err)
-	}
-	if len(leaves) != n {
-		return 0, false, fmt.Errorf("read leaf hashes: %d of the %d queued events found", len(leaves), n)
 	}
 	old := s.rng.End()
 	next, err := audit.NewRange(old, s.rng.Hashes())
@@ -263,42 +251,39 @@ func (s *sequencer) step(ctx context.Context) (n int, more bool, err error) {
 			nHash = append(nHash, h)
 		}
 	}
-	for _, leaf := range leaves {
-		if len(leaf) != hashLen {
-			return 0, false, fmt.Errorf("a queued event's leaf hash is %d bytes", len(leaf))
-		}
-		if err := next.Append(leaf, visit); err != nil {
-			return 0, false, err
-		}
-	}
 	firsts := make([]int64, len(batches))
-	at := int64(old)
-	for i, size := range sizes {
-		firsts[i], at = at, at+int64(size)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_batches (first_idx, batch) SELECT * FROM unnest($1::bigint[], $2::bigint[])`,
-		firsts, batches); err != nil {
-		return 0, false, fmt.Errorf("sequence batches: %w", err)
-	}
-	if len(nIdx) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`,
-			nLevels, nIdx, nHash); err != nil {
-			return 0, false, fmt.Errorf("insert node hashes: %w", err)
+	for i, ls := range leaves {
+		firsts[i] = int64(next.End())
+		for _, leaf := range ls {
+			if len(leaf) != hashLen {
+				return 0, false, fmt.Errorf("queued batch %d holds a leaf hash of %d bytes", batches[i], len(leaf))
+			}
+			if err := next.Append(leaf, visit); err != nil {
+				return 0, false, err
+			}
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM audit_queue WHERE batch = ANY($1)`, batches); err != nil {
-		return 0, false, fmt.Errorf("dequeue batches: %w", err)
-	}
-	tag, err := tx.Exec(ctx, `UPDATE audit_state SET size = $1, range = $2, updated_at = now() WHERE id = 1 AND size = $3`,
-		int64(next.End()), joinHashes(next.Hashes()), int64(old))
+	// One statement, so one atomic transaction, in which nothing is
+	// written unless the tree state is still the one this step extends.
+	// It need not wait for its WAL flush: if PostgreSQL crashes before it,
+	// the step is lost as a whole and its batches are still queued, to be
+	// sequenced again. A checkpoint is inserted with a synchronous commit,
+	// which flushes the WAL of every step before it, so no tree state that
+	// could be lost is ever signed.
+	var done int
+	err = s.conn.QueryRow(ctx, `WITH st AS (
+			UPDATE audit_state SET size = $1, range = $2, updated_at = now()
+			FROM (SELECT set_config('synchronous_commit', 'off', true)) async WHERE id = 1 AND size = $3 RETURNING 1),
+		b AS (INSERT INTO audit_batches (first_idx, batch) SELECT u.* FROM st, unnest($4::bigint[], $5::bigint[]) u),
+		n AS (INSERT INTO audit_nodes (level, idx, hash) SELECT u.* FROM st, unnest($6::smallint[], $7::bigint[], $8::bytea[]) u),
+		q AS (DELETE FROM audit_queue WHERE batch = ANY($5) AND EXISTS (SELECT FROM st))
+		SELECT count(*) FROM st`,
+		int64(next.End()), joinHashes(next.Hashes()), int64(old), firsts, batches, nLevels, nIdx, nHash).Scan(&done)
 	if err != nil {
-		return 0, false, fmt.Errorf("update tree state: %w", err)
+		return 0, false, fmt.Errorf("sequence %d queued batches: %w", len(batches), err)
 	}
-	if tag.RowsAffected() != 1 {
+	if done != 1 {
 		return 0, false, fmt.Errorf("tree state is no longer at size %d: another sequencer wrote it", old)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, false, fmt.Errorf("commit: %w", err)
 	}
 	s.rng = next
 	return n, more, nil
@@ -334,7 +319,11 @@ func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, int64(size), signed); err != nil {
+	// Committed synchronously even where the server's default is off: its
+	// WAL flush makes the steps it signs durable (see step).
+	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note)
+		SELECT $1, $2 FROM (SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
+			WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)) c`, int64(size), signed); err != nil {
 		return nil, fmt.Errorf("store audit checkpoint: %w", err)
 	}
 	s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, size, root, signed

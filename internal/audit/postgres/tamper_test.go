@@ -162,17 +162,52 @@ type tamperDB struct {
 }
 
 // mustTamperDB connects to the log's database with a view of its entries
-// by index: entries (idx, batch, ord, leaf, payload, time, type…).
+// by index: entries (idx, batch, k, leaf, payload), entry idx being
+// element k (from 1) of the arrays of its batch's audit_records row.
 func mustTamperDB(t *testing.T, dsn string) *tamperDB {
 	t.Helper()
 	d := &tamperDB{t: t, conn: mustConnect(t, dsn)}
 	d.exec(`CREATE TEMPORARY VIEW entries AS
-		SELECT b.first_idx + e.ord AS idx, e.* FROM audit_batches b JOIN audit_events e ON e.batch = b.batch`)
+		SELECT b.first_idx + u.k - 1 AS idx, r.batch, u.k, u.leaf, u.payload
+		FROM audit_batches b JOIN audit_records r ON r.batch = b.batch, unnest(r.leaves, r.payloads) WITH ORDINALITY AS u(leaf, payload, k)`)
 	return d
 }
 
-// entry is the condition selecting the audit_events row a of entry $1.
-const entry = `(a.batch, a.ord) = (SELECT batch, ord FROM entries WHERE idx = $1)`
+// set sets the elements of entry idx's record: set is "leaves[e.k] = …,
+// payloads[e.k] = …", with e the entry's row of entries and args from $2.
+func (d *tamperDB) set(idx int64, set string, args ...any) {
+	d.t.Helper()
+	if d.exec(`UPDATE audit_records r SET `+set+` FROM entries e WHERE r.batch = e.batch AND e.idx = $1`, append([]any{idx}, args...)...) != 1 {
+		d.t.Fatalf("no entry %d", idx)
+	}
+}
+
+// entry returns the leaf hash and payload of entry idx.
+func (d *tamperDB) entry(idx int64) (leaf, payload []byte) {
+	d.t.Helper()
+	if err := d.conn.QueryRow(context.Background(), `SELECT leaf, payload FROM entries WHERE idx = $1`, idx).Scan(&leaf, &payload); err != nil {
+		d.t.Fatalf("entry %d: %v", idx, err)
+	}
+	return leaf, payload
+}
+
+// swap swaps entries a and b, leaf hashes with them.
+func (d *tamperDB) swap(a, b int64) {
+	d.t.Helper()
+	la, pa := d.entry(a)
+	lb, pb := d.entry(b)
+	d.set(a, `leaves[e.k] = $2, payloads[e.k] = $3`, lb, pb)
+	d.set(b, `leaves[e.k] = $2, payloads[e.k] = $3`, la, pa)
+}
+
+// truncate removes the entries from idx on.
+func (d *tamperDB) truncate(idx int64) {
+	d.t.Helper()
+	d.exec(`UPDATE audit_records r SET leaves = r.leaves[1:$1 - b.first_idx], payloads = r.payloads[1:$1 - b.first_idx]
+		FROM audit_batches b WHERE b.batch = r.batch AND b.first_idx < $1 AND b.first_idx + cardinality(r.leaves) > $1`, idx)
+	d.exec(`DELETE FROM audit_records r USING audit_batches b WHERE b.batch = r.batch AND b.first_idx >= $1`, idx)
+	d.exec(`DELETE FROM audit_batches WHERE first_idx >= $1`, idx)
+}
 
 func (d *tamperDB) exec(sql string, args ...any) int64 {
 	d.t.Helper()
@@ -186,15 +221,13 @@ func (d *tamperDB) exec(sql string, args ...any) int64 {
 // flipPayload flips a bit of entry idx's payload.
 func (d *tamperDB) flipPayload(idx int64) {
 	d.t.Helper()
-	if d.exec(`UPDATE audit_events a SET payload = set_byte(payload, 10, get_byte(payload, 10) # 1) WHERE `+entry, idx) != 1 {
-		d.t.Fatalf("no entry %d", idx)
-	}
+	d.set(idx, `payloads[e.k] = set_byte(e.payload, 10, get_byte(e.payload, 10) # 1)`)
 }
 
 // fixLeaf stores the leaf hash of entry idx's current payload.
 func (d *tamperDB) fixLeaf(idx int64) {
 	d.t.Helper()
-	d.exec(`UPDATE audit_events a SET leaf = sha256('\x00'::bytea || payload) WHERE `+entry, idx)
+	d.set(idx, `leaves[e.k] = sha256('\x00'::bytea || e.payload)`)
 }
 
 // leaves returns the stored leaf hashes, in index order.
@@ -361,7 +394,7 @@ func TestVerifyTamper(t *testing.T) {
 			wantEntry: 749, wantCheckpoint: -1, wantReason: "leaf hash differs"},
 		{name: "modified leaf hash",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`UPDATE audit_events a SET leaf = set_byte(leaf, 0, get_byte(leaf, 0) # 1) WHERE `+entry, 400)
+				d.set(400, `leaves[e.k] = set_byte(e.leaf, 0, get_byte(e.leaf, 0) # 1)`)
 			},
 			wantEntry: 400, wantCheckpoint: -1, wantReason: "leaf hash differs"},
 		{name: "modified payload with leaf fixed",
@@ -408,33 +441,40 @@ func TestVerifyTamper(t *testing.T) {
 			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_nodes WHERE level = 8 AND idx = 0`) },
 			wantEntry: 0, wantCheckpoint: -1, wantReason: "node hash of entries [0, 256) is missing"},
 		{name: "removed entry",
-			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_events a WHERE `+entry, 400) },
+			tamper:    func(t *testing.T, d *tamperDB) { d.set(400, `leaves[e.k] = NULL, payloads[e.k] = NULL`) },
 			wantEntry: 400, wantCheckpoint: -1, wantReason: "missing: the next stored entry is 401"},
+		{name: "removed entry, later ones moved up",
+			tamper: func(t *testing.T, d *tamperDB) {
+				d.set(400, `leaves = r.leaves[:e.k - 1] || r.leaves[e.k + 1:], payloads = r.payloads[:e.k - 1] || r.payloads[e.k + 1:]`)
+				// In two steps: first_idx is unique at every row.
+				d.exec(`UPDATE audit_batches SET first_idx = -first_idx WHERE first_idx > 400`)
+				d.exec(`UPDATE audit_batches SET first_idx = -first_idx - 1 WHERE first_idx < 0`)
+			},
+			wantEntry: 256, wantCheckpoint: -1, wantReason: "node hash of entries [256, 512) differs"},
+		{name: "removed payload, leaf hash kept",
+			tamper:    func(t *testing.T, d *tamperDB) { d.set(400, `payloads = r.payloads[:e.k - 1]`) },
+			wantEntry: 400, wantCheckpoint: -1, wantReason: "leaf hash differs"},
 		{name: "removed first entry",
-			tamper:    func(t *testing.T, d *tamperDB) { d.exec(`DELETE FROM audit_events a WHERE `+entry, 0) },
+			tamper:    func(t *testing.T, d *tamperDB) { d.set(0, `leaves[e.k] = NULL, payloads[e.k] = NULL`) },
 			wantEntry: 0, wantCheckpoint: -1, wantReason: "missing: the next stored entry is 1"},
 		{name: "swapped entries",
 			tamper: func(t *testing.T, d *tamperDB) {
-				if d.exec(`UPDATE audit_events a SET payload = b.payload, leaf = b.leaf, time = b.time
-					FROM entries x, entries b WHERE (a.batch, a.ord) = (x.batch, x.ord) AND (x.idx, b.idx) IN ((400, 401), (401, 400))`) != 2 {
-					t.Fatal("entries 400 and 401 not swapped")
-				}
+				d.swap(400, 401)
 			},
 			wantEntry: 256, wantCheckpoint: -1, wantReason: "node hash of entries [256, 512) differs"},
 		{name: "swapped entries after the last stored node hash",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`UPDATE audit_events a SET payload = b.payload, leaf = b.leaf, time = b.time
-					FROM entries x, entries b WHERE (a.batch, a.ord) = (x.batch, x.ord) AND (x.idx, b.idx) IN ((600, 601), (601, 600))`)
+				d.swap(600, 601)
 			},
 			wantEntry: 520, wantCheckpoint: 3, wantReason: "root hash of tree size 700 does not match"},
 		{name: "removed entries after the last checkpoint",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 730`)
+				d.truncate(730)
 			},
 			wantEntry: 730, wantCheckpoint: -1, wantReason: "the sequencer recorded 750 entries but the log holds 730"},
 		{name: "removed entries after the last checkpoint, state rewritten",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 730`)
+				d.truncate(730)
 				d.fixState()
 			},
 			// Nothing signed covers entries after the last checkpoint:
@@ -442,13 +482,13 @@ func TestVerifyTamper(t *testing.T) {
 			external: true, wantOK: true},
 		{name: "truncated log with state rewritten",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 600`)
+				d.truncate(600)
 				d.fixState()
 			},
 			wantEntry: 600, wantCheckpoint: 3, wantReason: "covers 700 entries but the log holds only 600"},
 		{name: "truncated log with state and checkpoints rolled back",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`DELETE FROM audit_events a USING entries x WHERE (a.batch, a.ord) = (x.batch, x.ord) AND x.idx >= 600`)
+				d.truncate(600)
 				d.fixState()
 				d.exec(`DELETE FROM audit_checkpoints WHERE size > 600`)
 			},
@@ -504,9 +544,7 @@ func TestVerifyTamper(t *testing.T) {
 			wantEntry: -1, wantCheckpoint: 0, wantReason: "not signed by the log's key"},
 		{name: "inserted entry at the end",
 			tamper: func(t *testing.T, d *tamperDB) {
-				d.exec(`INSERT INTO audit_batches (first_idx, batch) VALUES (750, 1 << 40)`)
-				d.exec(`INSERT INTO audit_events (batch, ord, leaf, payload, time, type, actor_kind, actor_id)
-					SELECT 1 << 40, 0, leaf, payload, time, type, actor_kind, actor_id FROM entries WHERE idx = 749`)
+				d.set(749, `leaves = r.leaves || e.leaf, payloads = r.payloads || e.payload`)
 			},
 			wantEntry: 750, wantCheckpoint: -1, wantReason: "not sequenced: the log holds 751 entries but the sequencer recorded 750"},
 		{name: "altered state range",

@@ -84,61 +84,48 @@ func Verify(ctx context.Context, dsn string, opts audit.VerifyOptions) (audit.Ve
 			nodeErr = entryErr(begin, "the stored node hash of entries [%d, %d) differs from the recomputed one (an entry in that range was altered)", begin, end)
 		}
 	}
-	for {
+	var storedTo uint64 // stored holds the node hashes completed by entries [.., storedTo)
+	err = scan(ctx, tx, next, true, window{}, func(i uint64, storedLeaf, payload []byte) (bool, error) {
 		if err := ctx.Err(); err != nil {
-			return *r, err
+			return false, err
 		}
-		type entry struct {
-			idx           int64
-			leaf, payload []byte
+		if i < next {
+			return false, entryErr(i, "stored twice (entries inserted)")
 		}
-		rows, err := tx.Query(ctx, entriesFrom(entryIndex+", e.leaf, e.payload", "")+` LIMIT $2`, int64(next), verifyPage)
-		if err != nil {
-			return *r, fmt.Errorf("audit verify: read entries: %w", err)
+		if i != next {
+			return false, entryErr(next, "missing: the next stored entry is %d (entries removed)", i)
 		}
-		page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (entry, error) {
-			var e entry
-			err := row.Scan(&e.idx, &e.leaf, &e.payload)
-			return e, err
-		})
-		if err != nil {
-			return *r, fmt.Errorf("audit verify: read entries: %w", err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		if stored, err = storedNodes(ctx, tx, next, uint64(page[len(page)-1].idx)); err != nil {
-			return *r, err
-		}
-		for _, e := range page {
-			i := uint64(e.idx)
-			if i < next {
-				return *r, entryErr(i, "stored twice (entries inserted)")
+		if i >= storedTo {
+			var err error
+			if stored, err = storedNodes(ctx, tx, i, i+verifyPage-1); err != nil {
+				return false, err
 			}
-			if i != next {
-				return *r, entryErr(next, "missing: the next stored entry is %d (entries removed)", i)
-			}
-			leaf := rfc6962.DefaultHasher.HashLeaf(e.payload)
-			if !bytes.Equal(leaf, e.leaf) {
-				return *r, entryErr(i, "leaf hash differs from the stored one (entry modified)")
-			}
-			if i == st.pruned {
-				var ev struct {
-					Time time.Time `json:"time"`
-				}
-				if json.Unmarshal(e.payload, &ev) == nil {
-					r.RetainedSince = ev.Time
-				}
-			}
-			r.Bytes += int64(len(e.payload))
-			if err := chk.Append(leaf, visit); err != nil {
-				return *r, err
-			}
-			if nodeErr != nil {
-				return *r, nodeErr
-			}
-			next++
+			storedTo = i + verifyPage
 		}
+		leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+		if !bytes.Equal(leaf, storedLeaf) {
+			return false, entryErr(i, "leaf hash differs from the stored one (entry modified)")
+		}
+		if i == st.pruned {
+			var ev struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal(payload, &ev) == nil {
+				r.RetainedSince = ev.Time
+			}
+		}
+		r.Bytes += int64(len(payload))
+		if err := chk.Append(leaf, visit); err != nil {
+			return false, err
+		}
+		if nodeErr != nil {
+			return false, nodeErr
+		}
+		next++
+		return true, nil
+	})
+	if err != nil {
+		return *r, err
 	}
 	res, err = chk.Finish()
 	if err != nil {
