@@ -5,7 +5,9 @@
 # (gatehouse) and Gatehouse with a JWT from its own token endpoint (jwt).
 # For each it reports req/s, p50 and p99, and the proxy process's CPU per
 # request (utime+stime from /proc/PID/stat over the run, divided by the
-# requests wrk completed), and the ratios to the bare proxy. Then an
+# requests wrk completed), and the ratios to the bare proxy; for the
+# gatehouse target also the audit log's fsyncs per second and events per
+# fsync (from the admin listener's /health/ready). Then an
 # open-loop run (bench/openloop) at OPEN_SHARE of the bare proxy's
 # measured capacity reports the latency Gatehouse adds at that load.
 #
@@ -114,6 +116,12 @@ pids_of() {
   esac
 }
 
+# audit_counts → "events fsyncs" of Gatehouse's file audit log so far, from
+# the audit check's detail on the admin listener's /health/ready.
+audit_counts() {
+  curl -s http://127.0.0.1:9103/health/ready | sed -n 's/.*"detail":"file ([a-z]*): \([0-9]*\) events in \([0-9]*\) fsyncs.*/\1 \2/p'
+}
+
 # wrk_once URL [header] → "reqs_per_s p50_ms p99_ms total_requests"
 wrk_once() {
   local args=(-t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$1")
@@ -129,6 +137,7 @@ targets="direct bare nginx gatehouse jwt"
 for round in $(seq "$ROUNDS"); do
   for t in $targets; do
     read -r -a tp <<<"$(pids_of "$t")"
+    [ "$t" = gatehouse ] && { read -r ev0 fs0 <<<"$(audit_counts)"; t0=$(date +%s%N); }
     before=$(cpu_ticks "${tp[@]}")
     case $t in
       direct)    res=$(wrk_once http://127.0.0.1:9100/api/x) ;;
@@ -141,6 +150,11 @@ for round in $(seq "$ROUNDS"); do
     read -r r p50 p99 n <<<"$res"
     cpu_us=$(awk -v d="$((after - before))" -v tck="$tck" -v n="$n" 'BEGIN { if (n > 0 && d > 0) printf "%.1f", d * 1e6 / tck / n; else print "-" }')
     printf 'round %d  %-10s %8s req/s  p50 %7s ms  p99 %7s ms  cpu %6s µs/req\n' "$round" "$t" "$r" "$p50" "$p99" "$cpu_us" >&2
+    if [ "$t" = gatehouse ] && [ -n "${fs0:-}" ]; then
+      read -r ev1 fs1 <<<"$(audit_counts)"
+      echo "$((ev1 - ev0)) $((fs1 - fs0)) $(($(date +%s%N) - t0))" >>"$work/audit"
+      tail -n1 "$work/audit" | awk '$2 > 0 { printf "         audit      %8.0f fsyncs/s  %6.1f events per fsync\n", $2 * 1e9 / $3, $1 / $2 }' >&2
+    fi
     echo "$t $r $p50 $p99 $round $cpu_us" >>"$work/results"
   done
 done
@@ -174,6 +188,8 @@ awk -v rounds="$ROUNDS" -v dur="$DURATION" -v conns="$CONNS" '
     printf "median per-round req/s ratio to bare: api key %.3f   jwt %.3f\n", med[1], med[2]
     printf "(%d rounds x %s, %d connections, interleaved)\n", rounds, dur, conns
   }' "$work/results"
+
+[ -s "$work/audit" ] && awk '{ e += $1; f += $2; ns += $3 } END { if (f > 0) printf "gatehouse audit (%s): %.0f fsyncs/s, %.1f events per fsync\n", "'"${AUDIT_DURABILITY:-sync}"'", f * 1e9 / ns, e / f }' "$work/audit"
 
 # Open loop: a fixed rate at OPEN_SHARE of the bare proxy's capacity.
 bare_rps=$(awk '$1 == "bare" { s += $2; n++ } END { printf "%.0f", s / n }' "$work/results")

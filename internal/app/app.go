@@ -602,8 +602,8 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 // readiness lists what /health/ready checks: the store (SQLite or
 // PostgreSQL, pinged), the policy, the limiter, Redis when the limiter
 // uses it (pinged), TLS, cross-replica invalidation, the log lines
-// dropped by the asynchronous log writer and, in PostgreSQL, the audit log
-// (which replica sequences it).
+// dropped by the asynchronous log writer and the audit log (in files: its
+// write counters; in PostgreSQL: which replica sequences it).
 func (a *App) readiness() []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true,
@@ -624,6 +624,15 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 		// operator should see that lines were lost.
 		checks = append(checks, gateway.ReadinessCheck{Name: "log", Check: func(context.Context) error { return nil },
 			Detail: func() string { return fmt.Sprintf("%d lines dropped since start", a.logBuf.Dropped()) }})
+	}
+	if fl, ok := a.audit.(*audit.Log); ok {
+		checks = append(checks, gateway.ReadinessCheck{Name: "audit", Critical: true,
+			Check: func(context.Context) error { return fl.Err() },
+			Detail: func() string {
+				s := fl.Stats()
+				return fmt.Sprintf("file (%s): %d events in %d fsyncs, %d commit batches, %d bytes",
+					a.cfg.Audit.Durability, s.Events, s.Fsyncs, s.Batches, s.Bytes)
+			}})
 	}
 	if a.pgAudit != nil {
 		checks = append(checks, gateway.ReadinessCheck{Name: "audit", Critical: true,

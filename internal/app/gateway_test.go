@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -483,6 +484,15 @@ func TestHealth(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	if !strings.Contains(string(body), `"store":{"ok":true,"detail":"sqlite"}`) {
 		t.Errorf("admin ready body %s", body)
+	}
+	// The file audit log shows its write counters: every event so far
+	// (the admin key's creation at least) was fsynced.
+	_, checks := readiness(t, h)
+	var events, fsyncs, batches, bytes int
+	if c := checks["audit"]; !c.OK {
+		t.Errorf("audit check %+v", c)
+	} else if _, err := fmt.Sscanf(c.Detail, "file (sync): %d events in %d fsyncs, %d commit batches, %d bytes", &events, &fsyncs, &batches, &bytes); err != nil || events == 0 || fsyncs == 0 || batches > events || bytes == 0 {
+		t.Errorf("audit detail %q: %v", c.Detail, err)
 	}
 	res = h.do("GET", h.admin+"/health", nil)
 	body, _ = io.ReadAll(res.Body)

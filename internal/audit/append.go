@@ -53,6 +53,21 @@ func (l *Log) Stats() Stats {
 	}
 }
 
+// Err returns why Record refuses events: the failed write or fsync that
+// stops the log until it is reopened, ErrClosed after Close, or nil while
+// the log accepts events.
+func (l *Log) Err() error {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	switch {
+	case l.failed != nil:
+		return fmt.Errorf("audit log failed: %w", l.failed)
+	case l.closed:
+		return ErrClosed
+	}
+	return nil
+}
+
 // batch is a group of events committed with one write and one fsync.
 type batch struct {
 	buf    []byte // framed records
@@ -65,17 +80,6 @@ type batch struct {
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
-
-// newBatchLike returns an empty batch with room for as much as prev held, so
-// a steady load does not regrow the buffers batch after batch.
-func newBatchLike(prev *batch) *batch {
-	return &batch{
-		done:   make(chan struct{}),
-		buf:    make([]byte, 0, len(prev.buf)),
-		lens:   make([]int, 0, len(prev.lens)),
-		leaves: make([]byte, 0, len(prev.leaves)),
-	}
-}
 
 // Record appends e to the log. It sets e.ID (a ULID) and e.Time when they
 // are empty. With sync durability it returns once the event is fsynced; with
@@ -131,15 +135,20 @@ func (l *Log) Append(ctx context.Context, e gatehouse.Event) (Entry, error) {
 	b.lens = append(b.lens, frameHeaderLn+len(payload))
 	b.leaves = append(b.leaves, leaf[:]...)
 	b.n++
-	if l.want > 0 && b.n >= l.want {
-		l.want = 0
-		select {
-		case l.grown <- struct{}{}:
-		default:
+	// A committing writer looks at the queue when it is done. An idle one
+	// is woken when the batch has as many events as there were callers
+	// during the last commit; the first event of a smaller batch starts
+	// the commit delay instead (see drain).
+	kick := false
+	if !l.committing {
+		if b.n == max(l.target, 1) {
+			kick = true
+		} else if pos == 0 {
+			l.delay.Reset(l.cfg.CommitDelay)
 		}
 	}
 	l.qmu.Unlock()
-	if pos == 0 {
+	if kick {
 		select {
 		case l.kick <- struct{}{}:
 		default:
@@ -172,6 +181,8 @@ func (l *Log) writer() {
 	for {
 		select {
 		case <-l.kick:
+			l.drain()
+		case <-l.delay.C:
 			l.drain()
 		case <-ticker.C:
 			l.drain()
@@ -207,18 +218,21 @@ func (l *Log) writer() {
 	}
 }
 
-// drain commits pending batches until the queue is empty.
+// drain commits the queued events.
 //
-// In sync mode it applies a commit delay, like PostgreSQL's commit_delay
-// and commit_siblings: the callers acknowledged by the last fsync are
-// usually about to append again, so when fewer events are queued than
-// there were concurrent callers during the last commit (the events of
-// that batch plus those queued while it was written and synced), it
-// waits, at most CommitDelay, for them rather than spend an fsync on a
-// handful of events and make the others wait for the next. A lone caller
-// never waits: there are no others to wait for.
+// In sync mode the writer applies a commit delay, like PostgreSQL's
+// commit_delay and commit_siblings: the callers acknowledged by the last
+// fsync are usually about to append again, so while fewer events are
+// queued than there were concurrent callers during the last commit (the
+// events of that batch plus those queued while it was written and
+// synced), it waits, at most CommitDelay from the end of that commit or
+// from the first event of the batch, for them rather than spend an fsync
+// on a handful of events and make the others wait for the next. The
+// caller that completes the batch wakes it (Append), so the writer wakes
+// once per batch. A lone caller never waits: there are no others to wait
+// for. drain returns when the queue is empty or waiting.
 func (l *Log) drain() {
-	waited := false
+	gather := l.cfg.Durability == DurabilitySync && l.cfg.CommitDelay > 0
 	for {
 		l.qmu.Lock()
 		b := l.pending
@@ -226,25 +240,9 @@ func (l *Log) drain() {
 			l.qmu.Unlock()
 			return
 		}
-		if l.cfg.Durability == DurabilitySync && !waited && b.n < l.w.callers && l.cfg.CommitDelay > 0 {
-			select {
-			case <-l.grown:
-			default:
-			}
-			l.want = l.w.callers
-			l.qmu.Unlock()
-			l.w.gather.Reset(l.cfg.CommitDelay)
-			select {
-			case <-l.grown:
-			case <-l.w.gather.C:
-			}
-			l.w.gather.Stop()
-			waited = true
-			continue
-		}
-		waited = false
-		l.want = 0
-		l.pending = newBatchLike(b)
+		l.delay.Stop()
+		l.committing = true
+		l.pending = l.w.nextBatch(b)
 		failed := l.failed
 		l.qcond.Broadcast()
 		l.qmu.Unlock()
@@ -254,10 +252,19 @@ func (l *Log) drain() {
 			l.fail(err)
 			b.err = err
 		}
-		// The callers queued meanwhile are others than this batch's,
-		// which are still waiting.
 		l.qmu.Lock()
-		l.w.callers = b.n + l.pending.n
+		l.committing = false
+		queued := l.pending.n
+		// Those queued meanwhile are others than this batch's callers,
+		// which are still waiting.
+		l.target = 1
+		if gather {
+			l.target = min(b.n+queued, maxPending)
+		}
+		wait := queued > 0 && queued < l.target
+		if wait {
+			l.delay.Reset(l.cfg.CommitDelay)
+		}
 		l.qmu.Unlock()
 		// In batch mode commit did not fsync, so this acknowledges
 		// before the data is durable, as DurabilityBatch promises.
@@ -265,7 +272,28 @@ func (l *Log) drain() {
 		if b.err == nil && l.stream != nil {
 			l.stream.sendBatch(b)
 		}
+		l.w.spare = b
+		if wait {
+			return
+		}
 	}
+}
+
+// nextBatch returns an empty batch to queue events in while prev is
+// committed. It reuses the record buffers of the batch committed before
+// prev, which the writer is done with (its callers read only start and
+// err), so a steady load does not allocate them batch after batch. Leaf
+// hashes get a new buffer: the compact range keeps the slices it is given.
+func (w *writerState) nextBatch(prev *batch) *batch {
+	nb := &batch{done: make(chan struct{}), leaves: make([]byte, 0, len(prev.leaves))}
+	if s := w.spare; s != nil && cap(s.buf) <= 1<<20 {
+		nb.buf, nb.lens = s.buf[:0], s.lens[:0]
+	} else {
+		nb.buf = make([]byte, 0, len(prev.buf))
+		nb.lens = make([]int, 0, len(prev.lens))
+	}
+	w.spare = nil
+	return nb
 }
 
 // fail makes every later Record fail with err: after a failed write or

@@ -442,3 +442,27 @@ func TestRecordRejects(t *testing.T) {
 	}
 	appendN(t, l, 3, 0) // the log still works
 }
+
+// TestLoneCallerNeverWaits: the commit delay waits only for other callers,
+// so one caller appending in turn is never held by it, however long it is.
+func TestLoneCallerNeverWaits(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), func(c *audit.Config) { c.CommitDelay = time.Hour })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			if err := l.Record(context.Background(), testEvent(i)); err != nil {
+				t.Errorf("record %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("a lone caller waited for the commit delay")
+	}
+	if st := l.Stats(); st.Events != 20 || st.Batches != 20 || st.Fsyncs < 20 {
+		t.Fatalf("stats %+v, want 20 events in 20 fsynced batches", st)
+	}
+}

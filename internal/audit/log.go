@@ -176,9 +176,13 @@ type Log struct {
 	pending *batch
 	closed  bool
 	failed  error
-	kick    chan struct{}
-	want    int           // batch size the writer is waiting for, or 0
-	grown   chan struct{} // signalled when the pending batch reaches want
+	kick    chan struct{} // wakes the writer: the pending batch is ready
+	// committing is set while the writer commits a batch; target is the
+	// number of concurrent callers during the last commit, the batch size
+	// that wakes the writer; delay bounds its wait for a smaller batch.
+	committing bool
+	target     int
+	delay      *time.Timer
 
 	ctl        chan func()
 	quit       chan struct{}
@@ -219,11 +223,10 @@ type writerState struct {
 	haveCP        bool
 	lastCPRoot    []byte
 	recoveredMsg  string
-	allocEnd      int64       // the segment holds zeros from segOff to here
-	ext           *extension  // zero-fill running ahead of allocEnd, or nil
-	extStep       int64       // size of the next zero-fill
-	callers       int         // concurrent callers during the last commit
-	gather        *time.Timer // bounds the commit delay
+	allocEnd      int64      // the segment holds zeros from segOff to here
+	ext           *extension // zero-fill running ahead of allocEnd, or nil
+	extStep       int64      // size of the next zero-fill
+	spare         *batch     // committed batch whose buffers are free
 }
 
 var _ gatehouse.Auditor = (*Log)(nil)
@@ -244,7 +247,6 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		clock:      cfg.Clock,
 		ids:        NewIDSource(),
 		kick:       make(chan struct{}, 1),
-		grown:      make(chan struct{}, 1),
 		ctl:        make(chan func()),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -253,8 +255,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		pending:    newBatch(),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
-	l.w.gather = time.NewTimer(time.Hour)
-	l.w.gather.Stop()
+	l.delay = time.NewTimer(time.Hour)
+	l.delay.Stop()
 	l.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if err := os.MkdirAll(filepath.Join(l.dir, segDirName), 0o700); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
