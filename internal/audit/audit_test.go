@@ -56,6 +56,19 @@ func testEvent(i int) gatehouse.Event {
 	}
 }
 
+// mustClosedLog makes a log of n events (a checkpoint every cpEvery events,
+// 0: none) in a new directory, closes it and returns the directory.
+func mustClosedLog(t *testing.T, n, cpEvery int) string {
+	t.Helper()
+	dir := t.TempDir()
+	l := MustOpenLog(t, dir, nil)
+	appendN(t, l, n, cpEvery)
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // appendN appends n events, one checkpoint every cpEvery events (0: none).
 func appendN(tb testing.TB, l *audit.Log, n, cpEvery int) {
 	tb.Helper()

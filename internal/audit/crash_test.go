@@ -260,12 +260,7 @@ func TestRecoverTornTail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			l := MustOpenLog(t, dir, nil)
-			appendN(t, l, 20, 0)
-			if err := l.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			dir := mustClosedLog(t, 20, 0)
 			f, err := os.OpenFile(segFile(dir, 16), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -275,7 +270,7 @@ func TestRecoverTornTail(t *testing.T) {
 			if _, err := audit.Verify(context.Background(), dir, audit.VerifyOptions{}); err != nil {
 				t.Fatalf("verify with torn tail: %v", err)
 			}
-			l = MustOpenLog(t, dir, nil)
+			l := MustOpenLog(t, dir, nil)
 			p, err := l.Query(context.Background(), audit.Filter{Type: "audit.recovered"}, "", 10)
 			if err != nil {
 				t.Fatal(err)
@@ -335,12 +330,7 @@ func TestOpenRefusesMidLogDamage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			l := MustOpenLog(t, dir, nil)
-			appendN(t, l, 20, 0)
-			if err := l.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			dir := mustClosedLog(t, 20, 0)
 			tt.damage(t, dir)
 			before := mustRead(t, segFile(dir, 16))
 			_, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin, SegmentEntries: 16})

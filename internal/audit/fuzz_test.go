@@ -32,12 +32,7 @@ func FuzzOpenDamagedTail(f *testing.F) {
 	f.Add(uint16(30), []byte("garbage"))
 	f.Add(uint16(200), []byte{0, 0, 0, 0, 0, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, back uint16, junk []byte) {
-		dir := t.TempDir()
-		l := MustOpenLog(t, dir, nil)
-		appendN(t, l, 20, 0)
-		if err := l.Close(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		dir := mustClosedLog(t, 20, 0)
 		b := mustRead(t, segFile(dir, 16))
 		at := max(len(b)-int(back), hdrLen)
 		b = append(b[:at], junk...)

@@ -267,12 +267,7 @@ func TestVerifyTamper(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			l := MustOpenLog(t, dir, nil)
-			appendN(t, l, 100, 20)
-			if err := l.Close(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			dir := mustClosedLog(t, 100, 20)
 			saved, err := audit.LatestCheckpoint(dir)
 			if err != nil {
 				t.Fatal(err)
