@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ const (
 // (leader-lag-ms). It reports the events per batch (group commit) and per
 // WAL fsync of the whole server (pg_stat_wal). When PostgreSQL runs on this host it also reports the
 // CPU time its processes spent per event, from the first Record until
-// everything is sequenced (pg-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
+// everything is sequenced (pg-cpu-µs/op), and the CPU time of this process
+// (the three replicas and their clients: go-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
 // postgres.DefaultWriters). The log is verified afterwards.
 func BenchmarkAppendThreeReplicas(b *testing.B) {
 	ctx := context.Background()
@@ -51,7 +53,8 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	for i := range logs {
 		logs[i] = MustOpen(b, dsn, keys, func(c *postgres.Config) {
 			c.Writers = writers
-			c.CheckpointInterval = 0 // the default: a checkpoint every 10 s
+			c.CheckpointInterval = 0 // the defaults: a checkpoint every 10 s,
+			c.LeaderPoll = 0         // a campaign every 0.5 s
 		})
 	}
 	leader := waitLeader(b, logs...)
@@ -89,6 +92,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 		cpu0 = cpu()
 	}
 	syncs0 := walSyncs(b, db)
+	self0 := selfCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -134,6 +138,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	lag := time.Since(start) - elapsed
+	b.ReportMetric(float64(selfCPU(b)-self0)/float64(time.Microsecond)/float64(b.N), "go-cpu-µs/op")
 	syncs := walSyncs(b, db) - syncs0
 	var batches int64
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_batches`).Scan(&batches); err != nil {
@@ -182,4 +187,14 @@ func walSyncs(tb testing.TB, db *pgx.Conn) int64 {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// selfCPU returns the CPU time this process has used.
+func selfCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -52,7 +52,7 @@ const (
 const (
 	DefaultWriters            = 2
 	DefaultLeaderPoll         = 500 * time.Millisecond
-	DefaultSequenceInterval   = 20 * time.Millisecond
+	DefaultSequenceInterval   = 100 * time.Millisecond
 	DefaultCheckpointInterval = 10 * time.Second
 	// maxSequence is the most events one sequencing transaction moves,
 	// unless a single batch is larger; maxSequenceBatches the most
@@ -82,8 +82,10 @@ type Config struct {
 	// LeaderPoll is how often a replica that is not the leader tries to
 	// become it. Zero means DefaultLeaderPoll.
 	LeaderPoll time.Duration
-	// SequenceInterval is how often the leader looks for queued events
-	// when the queue was empty. Zero means DefaultSequenceInterval.
+	// SequenceInterval is how long the leader waits after a step that
+	// left nothing queued: how long an event may wait to be sequenced,
+	// and what amortizes a step's cost over the events it moves. Zero
+	// means DefaultSequenceInterval.
 	SequenceInterval time.Duration
 	// CheckpointInterval is how often the leader signs a checkpoint when
 	// the tree grew. Zero means DefaultCheckpointInterval; negative turns

@@ -43,7 +43,11 @@ func scan(ctx context.Context, q querier, from uint64, withPayloads bool, w wind
 	if withPayloads {
 		payloads = "r.payloads"
 	}
-	query := `SELECT b.first_idx, r.leaves, ` + payloads + ` FROM audit_batches b JOIN audit_records r ON r.batch = b.batch
+	// A lateral join, fenced by OFFSET 0, so that the planner walks
+	// audit_batches in order and finds each record by its key rather than
+	// scanning both tables: a page costs what it returns.
+	query := `SELECT b.first_idx, r.leaves, ` + payloads + ` FROM audit_batches b
+		CROSS JOIN LATERAL (SELECT * FROM audit_records r WHERE r.batch = b.batch OFFSET 0) r
 		WHERE b.first_idx >= coalesce((SELECT max(first_idx) FROM audit_batches WHERE first_idx <= $1), 0) AND b.first_idx > $2
 		AND ($3::timestamptz IS NULL OR r.max_time >= $3) AND ($4::timestamptz IS NULL OR r.min_time < $4)
 		ORDER BY b.first_idx LIMIT ` + strconv.Itoa(scanPage)
@@ -258,7 +262,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1 uint64) ([][]byte, []b
 
 // Query returns up to limit sequenced entries matching f, oldest first,
 // from cursor on (as audit.Log.Query). Events queued but not yet sequenced
-// (for a few milliseconds) are not listed yet.
+// (for up to Config.SequenceInterval) are not listed yet.
 func (l *Log) Query(ctx context.Context, f audit.Filter, cursor string, limit int) (audit.Page, error) {
 	if limit <= 0 {
 		limit = 100

@@ -205,8 +205,10 @@ func (s *sequencer) resign() {
 // batch alone is larger. It returns how many events it sequenced and
 // whether more are queued.
 func (s *sequencer) step(ctx context.Context) (n int, more bool, err error) {
+	// A lateral join, fenced by OFFSET 0, so that each record is found by
+	// its key rather than by scanning the table.
 	rows, err := s.conn.Query(ctx, `SELECT q.batch, q.n, r.leaves FROM (SELECT batch, n FROM audit_queue ORDER BY batch LIMIT $1) q
-		LEFT JOIN audit_records r ON r.batch = q.batch ORDER BY q.batch`, maxSequenceBatches)
+		LEFT JOIN LATERAL (SELECT leaves FROM audit_records r WHERE r.batch = q.batch OFFSET 0) r ON true ORDER BY q.batch`, maxSequenceBatches)
 	if err != nil {
 		return 0, false, fmt.Errorf("read queued batches: %w", err)
 	}
