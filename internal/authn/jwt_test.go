@@ -16,12 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/cputime"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 )
 
@@ -120,14 +120,14 @@ func BenchmarkVerifyJWTCacheMiss(b *testing.B) {
 	reportCPU(b, cpu+processCPU(b)-cpu0)
 }
 
-// processCPU is the user and system CPU time the process has used so far.
+// processCPU is the CPU time the process has used so far.
 func processCPU(tb testing.TB) time.Duration {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	d, err := cputime.Process()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 func reportCPU(b *testing.B, cpu time.Duration) {
