@@ -58,9 +58,9 @@ func TestBadConfigExits2WithOneLine(t *testing.T) {
 	if code != 2 {
 		t.Fatalf("exit %d, want 2; stderr %q", code, stderr)
 	}
-	want := "gatehouse: invalid config: " + cfg + ":4: routes[0].upstream: must be an absolute http:// or https:// URL"
-	if !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 {
-		t.Errorf("stderr = %q\nwant one line starting %q", stderr, want)
+	want := cfg + ":4: routes[0].upstream: must be an absolute http:// or https:// URL"
+	if !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, "\ngatehouse: invalid config: 1 problem\n") || strings.Count(stderr, "\n") != 2 {
+		t.Errorf("stderr = %q\nwant a line starting %q and the count", stderr, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("data dir created although the config was invalid")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse/gatehouse/internal/app"
-	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 func newServeCmd(env Env) *cobra.Command {
@@ -55,9 +53,9 @@ on the admin listener only, to admin credentials only; off by default.`,
 }
 
 func runServe(ctx context.Context, configPath string, pprof bool, env Env) error {
-	cfg, err := config.Load(configPath, env.Getenv)
+	cfg, err := loadConfig(ctx, configPath, env)
 	if err != nil {
-		return usageError{fmt.Errorf("invalid config: %w", err)}
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

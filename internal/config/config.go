@@ -4,15 +4,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +22,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -88,6 +87,11 @@ type Config struct {
 	Source string `yaml:"-"`
 	// Hash is the SHA-256 of the config file's bytes, hex ("" for defaults).
 	Hash string `yaml:"-"`
+
+	// lines are the lines of the fields in Source, by path; env the
+	// environment variables that set fields, by path (see Problem).
+	lines map[string]int
+	env   map[string]string
 }
 
 // ForwardAuthConfig configures GET /auth/verify.
@@ -388,6 +392,7 @@ func (c *Config) applyDefaults() {
 	if c.Auth.SigningRotation == 0 {
 		c.Auth.SigningRotation = Duration(authn.DefaultSigningRotation)
 	}
+	c.RateLimit = c.RateLimit.WithDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if r.MaxBody == 0 {
@@ -428,400 +433,98 @@ func (c *Config) applyDefaults() {
 func (c *Config) AccessLog() bool { return c.Log.Access == nil || *c.Log.Access }
 
 // Load reads the file at path (or the defaults when path is ""), applies the
-// environment overrides of DESIGN.md §7 and validates the result. Errors
-// name the file, line and field.
+// environment overrides of DESIGN.md §8 and validates the result.
+//
+// A config with problems returns them all as Problems, each placed at its
+// file and line (or at the environment variable that set the value),
+// together with the config as far as it could be read, so that a caller
+// can check what it names on disk too (app.Check) and report everything at
+// once; such a config must not be served.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	var c *Config
 	if path == "" {
-		c = Default()
+		c := Default()
 		c.applyEnv(getenv)
-		return c, c.validate(nil)
+		return c.checked(nil)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, Problems{{File: path, Message: "cannot read the config file: " + pathError(err)}}
 	}
-	c, err = Parse(path, data)
-	if err != nil {
-		return nil, err
-	}
-	c.applyEnv(getenv)
-	return c, c.validate(nil)
+	return parse(path, data, getenv)
 }
 
-// Parse decodes and validates a config file's bytes. Unknown keys are errors.
-// name is used in error messages only.
+// Parse decodes and validates a config file's bytes, as Load does without
+// the environment. name is used in problems only.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, data, nil)
+}
+
+func parse(name string, data []byte, getenv func(string) string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{File: name, Msg: cleanYAMLError(err)}
+		return nil, Problems{syntaxProblem(name, err)}
 	}
 	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Msg: cleanYAMLError(err)}
-	}
-	c.Source = name
-	c.Hash = hashHex(data)
-	c.applyDefaults()
-	if err := c.validate(&root); err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			ce.File = name
+	d := &decoder{lines: map[string]int{}}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if d.value(doc, reflect.TypeFor[Config](), "") {
+			if err := doc.Decode(c); err != nil {
+				// The walk above refuses what YAML cannot decode; this
+				// is only a safety net.
+				d.add(doc, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			}
 		}
-		return nil, err
+	}
+	c.Source, c.Hash, c.lines = name, hashHex(data), d.lines
+	c.applyEnv(getenv)
+	c.applyDefaults()
+	ps := Problems(d.problems) // placed where the walk found them
+	for i := range ps {
+		ps[i].File = name
+	}
+	return c.checked(ps)
+}
+
+// checked validates c, whose defaults are applied.
+func (c *Config) checked(ps Problems) (*Config, error) {
+	if ps = ps.With(c.place(c.validate())); len(ps) > 0 {
+		return c, ps
 	}
 	return c, nil
 }
 
+// pathError is an *fs.PathError's reason alone ("no such file or
+// directory"), or err's text.
+func pathError(err error) string {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// applyEnv applies the environment overrides and notes which variable set
+// which field, for problems with the value.
 func (c *Config) applyEnv(getenv func(string) string) {
 	if getenv == nil {
 		return
 	}
-	if v := getenv("GATEHOUSE_DATA_DIR"); v != "" {
-		c.DataDir = v
-	}
-	if v := getenv("GATEHOUSE_LISTEN"); v != "" {
-		c.Listen = v
-	}
-	if v := getenv("GATEHOUSE_ADMIN_LISTEN"); v != "" {
-		c.AdminListen = v
-	}
-}
-
-// Error is a configuration error. Its text reads
-// "FILE:LINE: FIELD: MESSAGE" with whatever of those is known.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(e.Line))
-		}
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// cleanYAMLError turns yaml.v3's "yaml: line 3: field foo not found in type
-// config.RouteConfig" into "line 3: unknown key "foo"".
-func cleanYAMLError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type") {
-		field := msg[i+len("field "):]
-		field = field[:strings.Index(field, " not found in type")]
-		return msg[:i] + fmt.Sprintf("unknown key %q", field)
-	}
-	return msg
-}
-
-// validator collects the first error with its line.
-type validator struct {
-	root *yaml.Node
-}
-
-// fail returns an *Error for the field at path (dotted, with [i] indexes).
-func (v *validator) fail(path, format string, args ...any) error {
-	return &Error{Field: path, Line: v.line(path), Msg: fmt.Sprintf(format, args...)}
-}
-
-// line finds the line of the YAML node at path, or of its nearest ancestor.
-func (v *validator) line(path string) int {
-	if v.root == nil || len(v.root.Content) == 0 {
-		return 0
-	}
-	n := v.root.Content[0]
-	line := n.Line
-	for _, part := range strings.Split(path, ".") {
-		name, idx := part, -1
-		if i := strings.IndexByte(part, '['); i >= 0 {
-			name = part[:i]
-			idx, _ = strconv.Atoi(strings.TrimSuffix(part[i+1:], "]"))
-		}
-		next := mappingValue(n, name)
-		if next == nil {
-			return line
-		}
-		n, line = next, next.Line
-		if idx >= 0 {
-			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return line
+	for _, o := range []struct {
+		name, path string
+		to         *string
+	}{
+		{"GATEHOUSE_DATA_DIR", "data_dir", &c.DataDir},
+		{"GATEHOUSE_LISTEN", "listen", &c.Listen},
+		{"GATEHOUSE_ADMIN_LISTEN", "admin_listen", &c.AdminListen},
+	} {
+		if v := getenv(o.name); v != "" {
+			*o.to = v
+			if c.env == nil {
+				c.env = map[string]string{}
 			}
-			n, line = n.Content[idx], n.Content[idx].Line
+			c.env[o.path] = o.name
 		}
 	}
-	return line
-}
-
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-func (c *Config) validate(root *yaml.Node) error {
-	v := &validator{root: root}
-	if c.Mode != ModeProd && c.Mode != ModeDev {
-		return v.fail("mode", "must be %q or %q, not %q", ModeProd, ModeDev, c.Mode)
-	}
-	if err := checkHostPort(c.Listen); err != nil {
-		return v.fail("listen", "%v", err)
-	}
-	if err := checkHostPort(c.AdminListen); err != nil {
-		return v.fail("admin_listen", "%v", err)
-	}
-	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
-		return v.fail("admin_listen", "must differ from listen (%s)", c.Listen)
-	}
-	switch c.Store.Driver {
-	case "sqlite":
-		if c.Store.DSN != "" {
-			return v.fail("store.dsn", "sqlite keeps its database in data_dir; remove dsn")
-		}
-	case "postgres":
-		if !strings.HasPrefix(c.Store.DSN, "postgres://") && !strings.HasPrefix(c.Store.DSN, "postgresql://") && !strings.Contains(c.Store.DSN, "host=") {
-			return v.fail("store.dsn", "must be a PostgreSQL URL (postgres://user@host:5432/db) or key=value DSN")
-		}
-	default:
-		return v.fail("store.driver", "must be sqlite or postgres, not %q", c.Store.Driver)
-	}
-	if c.Limits.MaxBody < 0 {
-		return v.fail("limits.max_body", "must not be negative")
-	}
-	if c.Limits.MaxHeaders < 0 {
-		return v.fail("limits.max_headers", "must not be negative")
-	}
-	if l := c.Limits; l.PasswordHashMemory < 0 || l.PasswordHashWait < 0 || l.ReadHeaderTimeout < 0 || l.ReadTimeout < 0 || l.MinRate < 0 {
-		return v.fail("limits", "password_hash_memory, password_hash_wait, read_header_timeout, read_timeout and min_rate must not be negative")
-	}
-	if p := c.Limits.PreAuth; p.Failures < -1 || p.Per < time.Second || p.Sources < 1 {
-		return v.fail("limits.preauth", "failures ≥ 1 (or -1: off), per ≥ 1s, sources ≥ 1")
-	}
-	if b := c.Limits.IPv6Prefix; b < 48 || b > 128 {
-		return v.fail("limits.ipv6_prefix", "must be 48 to 128 (bits of an IPv6 address a per-source limit keys on), not %d", b)
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		return v.fail("log.level", "must be one of debug, info, warn, error; not %q", c.Log.Level)
-	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		return v.fail("log.format", "must be json or text, not %q", c.Log.Format)
-	}
-	c.RateLimit = c.RateLimit.WithDefaults()
-	if err := c.RateLimit.Validate(); err != nil {
-		return v.fail("ratelimit", "%s", strings.TrimPrefix(err.Error(), "ratelimit: "))
-	}
-	if c.Auth.Issuer != "" {
-		if u, err := url.Parse(c.Auth.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return v.fail("auth.issuer", "must be an http(s) URL, not %q", c.Auth.Issuer)
-		}
-	}
-	if c.Auth.SigningAlg != authn.AlgEdDSA && c.Auth.SigningAlg != authn.AlgES256 {
-		return v.fail("auth.signing_alg", "must be %s or %s, not %q", authn.AlgEdDSA, authn.AlgES256, c.Auth.SigningAlg)
-	}
-	if c.Auth.TokenTTL < Duration(time.Minute) || c.Auth.TokenTTL > Duration(24*time.Hour) {
-		return v.fail("auth.token_ttl", "must be between 1m and 24h, not %s", time.Duration(c.Auth.TokenTTL))
-	}
-	if c.Auth.SigningRotation < Duration(24*time.Hour) {
-		return v.fail("auth.signing_key_rotation", "must be at least 1d")
-	}
-	for i, e := range c.Auth.ExternalIssuers {
-		at := fmt.Sprintf("auth.external_issuers[%d]", i)
-		if err := e.Validate(c.Mode == ModeDev); err != nil {
-			if fe := (*authn.FieldError)(nil); errors.As(err, &fe) {
-				return v.fail(at+"."+fe.Field, "%s", fe.Msg)
-			}
-			return v.fail(at, "%v", err)
-		}
-		for _, prev := range c.Auth.ExternalIssuers[:i] {
-			if prev.Issuer == e.Issuer {
-				return v.fail(at+".issuer", "%q is configured twice", e.Issuer)
-			}
-		}
-	}
-	switch {
-	case c.Audit.Backend != "file" && c.Audit.Backend != "postgres":
-		return v.fail("audit.backend", "must be file or postgres, not %q", c.Audit.Backend)
-	case c.Audit.Backend == "postgres" && c.Store.Driver != "postgres":
-		return v.fail("audit.backend", "postgres needs store.driver postgres (the log lives in the store's database)")
-	case c.Audit.Backend == "postgres" && c.Audit.Durability != "sync":
-		return v.fail("audit.durability", "with backend postgres events are always committed before the response (sync); remove durability: %s", c.Audit.Durability)
-	}
-	if c.Audit.Durability != "sync" && c.Audit.Durability != "batch" {
-		return v.fail("audit.durability", "must be sync or batch, not %q", c.Audit.Durability)
-	}
-	if err := audit.ValidateRetention(time.Duration(c.Audit.Retention), c.Mode == ModeDev); err != nil {
-		return v.fail("audit.retention", "%s", strings.TrimPrefix(err.Error(), "audit.retention "))
-	}
-	if !slices.Contains([]string{"full", "truncate", "hash"}, c.Audit.SourceIP) {
-		return v.fail("audit.source_ip", "must be full, truncate or hash, not %q", c.Audit.SourceIP)
-	}
-	if strings.ContainsAny(c.Audit.Origin, " \t\n+") {
-		return v.fail("audit.origin", "must contain no spaces or '+'")
-	}
-	if c.Audit.CheckpointInterval < time.Second {
-		return v.fail("audit.checkpoint_interval", "must be at least 1s")
-	}
-	if t := c.TLS; t.CertFile != "" || t.KeyFile != "" {
-		if t.CertFile == "" || t.KeyFile == "" {
-			return v.fail("tls", "cert_file and key_file are both required")
-		}
-		if t.MinVersion != "" && t.MinVersion != "1.2" && t.MinVersion != "1.3" {
-			return v.fail("tls.min_version", "must be \"1.2\" or \"1.3\", not %q", t.MinVersion)
-		}
-	} else if c.TLS.ClientCAFile != "" || c.TLS.RedirectListen != "" || c.TLS.Admin {
-		return v.fail("tls", "client_ca_file, redirect_listen and admin need cert_file and key_file")
-	}
-	if c.TLS.RedirectListen != "" {
-		if err := checkHostPort(c.TLS.RedirectListen); err != nil {
-			return v.fail("tls.redirect_listen", "%v", err)
-		}
-	}
-	for i, cp := range c.TLS.ClientPrincipals {
-		if err := cp.Validate(); err != nil {
-			return v.fail(fmt.Sprintf("tls.client_principals[%d]", i), "%v", err)
-		}
-	}
-	if len(c.TLS.ClientPrincipals) > 0 && c.TLS.ClientCAFile == "" {
-		return v.fail("tls.client_principals", "needs tls.client_ca_file (the CAs client certificates must chain to)")
-	}
-	if err := c.Policy.Validate(); err != nil {
-		return v.fail("policy", "%s", strings.TrimPrefix(err.Error(), "policy: "))
-	}
-	for i, h := range c.Policy.Headers {
-		if h == "" || strings.EqualFold(h, "authorization") || strings.EqualFold(h, "x-api-key") || strings.EqualFold(h, "cookie") {
-			return v.fail(fmt.Sprintf("policy.headers[%d]", i), "%q cannot be shown to the policy (credentials never are)", h)
-		}
-	}
-	if err := c.validateProxies(v); err != nil {
-		return err
-	}
-	if c.ShutdownTimeout < 0 {
-		return v.fail("shutdown_timeout", "must not be negative")
-	}
-	names := map[string]int{}
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		at := fmt.Sprintf("routes[%d]", i)
-		if r.Name == "" {
-			return v.fail(at+".name", "is required")
-		}
-		if j, dup := names[r.Name]; dup {
-			return v.fail(at+".name", "duplicate route name %q (also routes[%d])", r.Name, j)
-		}
-		names[r.Name] = i
-		if err := checkRoutePath(r.Path); err != nil {
-			return v.fail(at+".path", "%v", err)
-		}
-		for j, m := range r.Methods {
-			if !slices.Contains(httpMethods, m) {
-				return v.fail(fmt.Sprintf("%s.methods[%d]", at, j), "unknown HTTP method %q (use one of %s)", m, strings.Join(httpMethods, ", "))
-			}
-		}
-		if err := checkUpstream(r.Upstream); err != nil {
-			return v.fail(at+".upstream", "%v", err)
-		}
-		if r.Tool != "" && !isToolName(r.Tool) {
-			return v.fail(at+".tool", "%q must be letters, digits, '_', '-', '.' or ':'", r.Tool)
-		}
-		if r.Public && len(r.Scopes) > 0 {
-			return v.fail(at+".scopes", "a public route takes no scopes; remove scopes or public: true")
-		}
-		if !r.Public && len(r.Scopes) == 0 {
-			return v.fail(at+".scopes", "at least one scope is required (or mark the route public: true to allow anonymous callers)")
-		}
-		for j, s := range r.Scopes {
-			// The same rule as for every credential's scopes: a route scope
-			// no credential could hold would lock the route for good.
-			if authn.ValidateScope(s) != nil {
-				return v.fail(fmt.Sprintf("%s.scopes[%d]", at, j), "scope %q must be 1 to 128 printable ASCII characters without spaces, commas, quotes or backslashes", s)
-			}
-		}
-		if r.MaxBody < 0 {
-			return v.fail(at+".max_body", "must not be negative")
-		}
-		if r.Timeout < 0 {
-			return v.fail(at+".timeout", "must not be negative")
-		}
-		if r.ReadTimeout < 0 || r.MinRate < 0 {
-			return v.fail(at+".read_timeout", "read_timeout and min_rate must not be negative")
-		}
-		if r.BufferRequest && r.MaxBody <= 0 {
-			return v.fail(at+".buffer_request", "needs a max_body to bound the buffer")
-		}
-		if r.ConnectTimeout < 0 || r.TotalTimeout < 0 {
-			return v.fail(at+".total_timeout", "timeouts must not be negative")
-		}
-		if b := r.Breaker; b.ConsecutiveFailures < 1 || b.FailureRatio <= 0 || b.FailureRatio > 1 || b.MinRequests < 1 || b.OpenTimeout < time.Second || b.HalfOpenRequests < 1 {
-			return v.fail(at+".breaker", "consecutive_failures ≥ 1, 0 < failure_ratio ≤ 1, min_requests ≥ 1, open_timeout ≥ 1s, half_open_requests ≥ 1")
-		}
-		if r.TLS != nil && !strings.HasPrefix(r.Upstream, "https://") {
-			return v.fail(at+".tls", "set only for an https:// upstream")
-		}
-		if r.TLS != nil && (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
-			return v.fail(at+".tls", "cert_file and key_file go together")
-		}
-		if r.JSONSchema != "" {
-			if _, err := os.Stat(r.JSONSchema); err != nil {
-				return v.fail(at+".json_schema", "cannot read %s: %v", r.JSONSchema, errors.Unwrap(err))
-			}
-		}
-		if r.RateLimit != nil {
-			if err := r.RateLimit.Validate(); err != nil {
-				return v.fail(at+".ratelimit", "%v", err)
-			}
-		}
-		for j := 0; j < i; j++ {
-			o := &c.Routes[j]
-			if o.Path == r.Path && methodsOverlap(o.Methods, r.Methods) {
-				return v.fail(at+".path", "duplicate route: %s %s is already served by route %q", methodsString(r.Methods), r.Path, o.Name)
-			}
-		}
-	}
-	return nil
-}
-
-// validateProxies checks trusted_proxies and forward_auth.
-func (c *Config) validateProxies(v *validator) error {
-	for i, s := range c.TrustedProxies {
-		if _, err := ParsePrefix(s); err != nil {
-			return v.fail(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
-		}
-	}
-	switch c.ForwardAuth.Proxy {
-	case "", "nginx", "traefik", "caddy", "envoy":
-	default:
-		return v.fail("forward_auth.proxy", "must be nginx, traefik, caddy or envoy, not %q", c.ForwardAuth.Proxy)
-	}
-	for i, s := range c.ForwardAuth.TrustedProxies {
-		if _, err := ParsePrefix(s); err != nil {
-			return v.fail(fmt.Sprintf("forward_auth.trusted_proxies[%d]", i), "%v", err)
-		}
-	}
-	if c.ForwardAuth.Proxy == "" && len(c.ForwardAuth.TrustedProxies) > 0 {
-		return v.fail("forward_auth.proxy", "is required with forward_auth.trusted_proxies (which proxy's headers should be read?)")
-	}
-	return nil
 }
 
 // ParsePrefix reads a trusted-proxy entry: a CIDR ("10.0.0.0/8") or one

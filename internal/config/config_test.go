@@ -72,65 +72,6 @@ routes:
 	}
 }
 
-func TestInvalidConfigNamesFieldAndLine(t *testing.T) {
-	const route = "routes:\n  - name: a\n    path: /a/\n    upstream: http://127.0.0.1:9000\n    scopes: [x]\n"
-	tests := []struct {
-		name string
-		yaml string
-		want string
-	}{
-		{"unknown top-level key", "listne: 1.2.3.4:80\n", `g.yaml: line 1: unknown key "listne"`},
-		{"unknown route key", route + "    upstreem: x\n", `line 6: unknown key "upstreem"`},
-		{"bad mode", "mode: staging\n", `g.yaml:1: mode: must be "prod" or "dev", not "staging"`},
-		{"bad listen", "listen: nowhere\n", `g.yaml:1: listen: must be host:port`},
-		{"same listeners", "listen: 127.0.0.1:80\nadmin_listen: 127.0.0.1:80\n", "g.yaml:2: admin_listen: must differ"},
-		{"unknown store driver", "store: {driver: mysql}\n", "g.yaml:1: store.driver: must be sqlite or postgres"},
-		{"postgres without dsn", "store: {driver: postgres}\n", "g.yaml:1: store.dsn: must be a PostgreSQL URL"},
-		{"bad url", strings.Replace(route, "http://127.0.0.1:9000", "ftp://x", 1), "g.yaml:4: routes[0].upstream: must be an absolute http:// or https:// URL"},
-		{"relative url", strings.Replace(route, "http://127.0.0.1:9000", "localhost:9000", 1), "g.yaml:4: routes[0].upstream:"},
-		{"missing scopes", "routes:\n  - name: a\n    path: /a/\n    upstream: http://h\n", "g.yaml:2: routes[0].scopes: at least one scope is required"},
-		{"missing name", "routes:\n  - path: /a/\n    upstream: http://h\n    scopes: [x]\n", "g.yaml:2: routes[0].name: is required"},
-		{"duplicate name", route + strings.Replace(route, "routes:\n", "", 1), `g.yaml:6: routes[1].name: duplicate route name "a"`},
-		{"duplicate path", route + "  - name: b\n    path: /a/\n    upstream: http://h\n    scopes: [x]\n", `g.yaml:7: routes[1].path: duplicate route: any method on /a/ is already served by route "a"`},
-		{"dot path", strings.Replace(route, "/a/", "/a/../b/", 1), "g.yaml:3: routes[0].path:"},
-		{"relative path", strings.Replace(route, "/a/", "a/", 1), "g.yaml:3: routes[0].path: must start with /"},
-		{"reserved path", strings.Replace(route, "/a/", "/health/x", 1), "g.yaml:3: routes[0].path:"},
-		{"bad method", route + "    methods: [GET, FETCH]\n", `g.yaml:6: routes[0].methods[1]: unknown HTTP method "FETCH"`},
-		{"bad size", route + "    max_body: lots\n", `line 6: invalid size "lots"`},
-		{"bad duration", route + "    timeout: soon\n", "line 6"},
-		{"public with scopes", route + "    public: true\n", "routes[0].scopes: a public route takes no scopes"},
-		{"scope with space", strings.Replace(route, "[x]", `["a b"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
-		{"scope with a quote", strings.Replace(route, "[x]", `["a\"b"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
-		{"scope with a control character", strings.Replace(route, "[x]", `["a\u0001b"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
-		{"scope not ASCII", strings.Replace(route, "[x]", `["adm\u0131n"]`, 1), "g.yaml:5: routes[0].scopes[0]:"},
-		{"not yaml", "routes: [\n", "g.yaml: "},
-		{"audit retention below 90d in prod", "audit: {retention: 60d}\n", "g.yaml:1: audit.retention: 1440h0m0s is below the 90-day minimum"},
-		{"audit retention below 30d in dev", "mode: dev\naudit: {retention: 20d}\n", "audit.retention: 480h0m0s is below the 30-day minimum"},
-		{"audit durability", "audit: {durability: eventually}\n", "audit.durability: must be sync or batch"},
-		{"audit source ip", "audit: {source_ip: anonymise}\n", "audit.source_ip: must be full, truncate or hash"},
-		{"audit backend", "audit: {backend: s3}\n", "audit.backend: must be file or postgres"},
-		{"audit in postgres without the postgres store", "audit: {backend: postgres}\n", "audit.backend: postgres needs store.driver postgres"},
-		{"ipv6 prefix too short", "limits: {ipv6_prefix: 32}\n", "limits.ipv6_prefix: must be 48 to 128"},
-		{"ipv6 prefix too long", "limits: {ipv6_prefix: 129}\n", "limits.ipv6_prefix: must be 48 to 128"},
-		{"ipv6 prefix negative", "limits: {ipv6_prefix: -64}\n", "limits.ipv6_prefix: must be 48 to 128"},
-		{"audit in postgres in batch mode", "store: {driver: postgres, dsn: \"postgres://db/g\"}\naudit: {durability: batch}\n", "audit.durability: with backend postgres events are always committed"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.Parse("g.yaml", []byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("no error for:\n%s", tt.yaml)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q\ndoes not contain %q", err, tt.want)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error spans lines: %q", err)
-			}
-		})
-	}
-}
-
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{"90d": 90 * 24 * time.Hour, "36h": 36 * time.Hour, "1y": 365 * 24 * time.Hour, "0s": 0} {
 		if got, err := config.ParseDuration(in); err != nil || got != want {
@@ -151,6 +92,14 @@ func FuzzParse(f *testing.F) {
 		c, err := config.Parse("fuzz.yaml", data)
 		if err == nil && c == nil {
 			t.Fatal("nil config without error")
+		}
+		if err != nil && config.AsProblems(err) == nil {
+			t.Fatalf("error is not Problems: %v", err)
+		}
+		for _, p := range config.AsProblems(err) {
+			if strings.Contains(p.String(), "\n") || typeName.MatchString(p.Message) {
+				t.Errorf("problem %q spans lines or names a Go type", p)
+			}
 		}
 	})
 }

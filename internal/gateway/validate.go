@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -27,6 +28,16 @@ func compileSchema(file string) (*jsonschema.Schema, error) {
 		return nil, fmt.Errorf("compile JSON schema %s: %w", file, err)
 	}
 	return s, nil
+}
+
+// CheckSchema reports whether file is a JSON Schema a route can use (it
+// reads and compiles it), for checking a config before serving it.
+func CheckSchema(file string) error {
+	_, err := compileSchema(file)
+	if sve, ok := errors.AsType[*jsonschema.SchemaValidationError](err); ok {
+		return fmt.Errorf("not a valid JSON Schema: %s", schemaMessage(sve.Err))
+	}
+	return err
 }
 
 // validateBody enforces the route's content types and JSON Schema. The
