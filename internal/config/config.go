@@ -4,8 +4,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -460,8 +462,15 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func parse(name string, data []byte, getenv func(string) string) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	var root, next yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, Problems{syntaxProblem(name, err)}
+	}
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, Problems{{File: name, Line: next.Line, Message: "a config file holds one YAML document; another starts here"}}
+	case !errors.Is(err, io.EOF):
 		return nil, Problems{syntaxProblem(name, err)}
 	}
 	c := &Config{}

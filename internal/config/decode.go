@@ -63,7 +63,11 @@ func (d *decoder) value(n *yaml.Node, t reflect.Type, path string) bool {
 	switch t.Kind() {
 	case reflect.Struct:
 		fs := fields(t)
-		return d.mapping(n, path, "must be a mapping of settings (key: value)", func(key *yaml.Node) (reflect.Type, bool, []string) {
+		want := "must be a mapping of settings (key: value)"
+		if t == reflect.TypeFor[limitShape]() {
+			want = "must be a limit such as {requests: 60, per: 1m}"
+		}
+		return d.mapping(n, path, want, func(key *yaml.Node) (reflect.Type, bool, []string) {
 			f, ok := fs[key.Value]
 			if !ok {
 				return nil, false, fieldNames(t)
@@ -93,6 +97,9 @@ func (d *decoder) value(n *yaml.Node, t reflect.Type, path string) bool {
 // a key's value, or false and the known keys for an unknown one.
 func (d *decoder) mapping(n *yaml.Node, path, want string, elem func(key *yaml.Node) (reflect.Type, bool, []string)) bool {
 	if n.Kind != yaml.MappingNode {
+		if path == "" {
+			want = "the file " + want
+		}
 		d.add(n, path, "%s, not %s", want, shown(n))
 		return false
 	}
@@ -168,9 +175,6 @@ func (d *decoder) scalar(n *yaml.Node, t reflect.Type, path string) bool {
 }
 
 func (d *decoder) add(n *yaml.Node, path, format string, args ...any) {
-	if path == "" {
-		format = "the file " + format
-	}
 	d.problems.add(path, format, args...)
 	d.problems[len(d.problems)-1].Line = n.Line
 }

@@ -24,6 +24,10 @@ var problemCases = []struct{ name, yaml string }{
 	{"not yaml", "routes: [\n"},
 	{"tab indentation", "mode: dev\n\tlisten: x\n"},
 	{"not a mapping", "- mode: dev\n"},
+	{"two documents", "mode: dev\n---\nmode: prod\n"},
+	{"not yaml in a second document", "mode: dev\n---\n[\n"},
+	{"a key that is not a name", "? [a]\n: b\n"},
+	{"unknown key in a merged mapping", "routes:\n  - <<: {name: a, path: /a/, upstream: \"http://h\", scopes: [x], bogus: 1}\n"},
 	{"unknown top-level key", "listne: 1.2.3.4:80\n"},
 	{"unknown key in capitals", "Listen: 127.0.0.1:80\n"},
 	{"unknown key, nothing near", "colour: red\n"},
@@ -45,6 +49,7 @@ var problemCases = []struct{ name, yaml string }{
 	{"limit with a word for requests", "ratelimit:\n  default: {requests: many, per: 1m}\n"},
 	{"limit with an unknown key", "ratelimit:\n  tiers:\n    free: {requests: 10, window: 1m}\n"},
 	{"tiers as a list", "ratelimit:\n  tiers: [free]\n"},
+	{"limit given a number", "ratelimit:\n  tiers: {free: 5}\n"},
 	{"several problems at once", "mode: staging\nlisten: nowhere\nroutes:\n  - name: a\n    path: a/\n    upstream: ftp://x\n    scopes: [x]\n    timeout: 30\n    upstreem: y\n  - name: a\n    path: /b/\n    upstream: http://h\n"},
 
 	// Server and store.
