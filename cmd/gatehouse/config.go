@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -24,13 +24,14 @@ file it names (the policy directory or bundle is compiled and its tests run,
 TLS certificates and keys are loaded and matched, CA files parsed, JSON
 Schemas compiled) and every tier it names. Nothing is created or written.
 
-Every problem is printed on stderr, one a line, as FILE:LINE: field: message.
+Every problem is printed on stderr, one a line, as FILE:LINE: field: message
+(with --json, one error object whose message holds those lines).
 Exit codes: 0 the config is valid (one "ok" line on stdout), 2 it is not.`,
 		Example: `  gatehouse config check --config gatehouse.yaml
   GATEHOUSE_CONFIG=gatehouse.yaml gatehouse config check`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd.Context(), configPath, env)
+			cfg, err := loadConfig(cmd, configPath, env)
 			if err != nil {
 				return err
 			}
@@ -38,8 +39,10 @@ Exit codes: 0 the config is valid (one "ok" line on stdout), 2 it is not.`,
 			if name == "" {
 				name = "built-in defaults"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", name)
-			return nil
+			return output(cmd, map[string]any{"config": name, "ok": true}, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s: ok\n", name)
+				return err
+			})
 		},
 	}
 	check.Flags().StringVarP(&configPath, "config", "c", "", "config file (YAML); default: $GATEHOUSE_CONFIG, else built-in defaults")
@@ -49,8 +52,9 @@ Exit codes: 0 the config is valid (one "ok" line on stdout), 2 it is not.`,
 
 // loadConfig loads the config at path ($GATEHOUSE_CONFIG when "") and
 // checks what it names on disk, before anything else happens. Problems are
-// printed to stderr, one a line, and come back as a usage error (exit 2).
-func loadConfig(ctx context.Context, path string, env Env) (*config.Config, error) {
+// printed to stderr, one a line, and come back as a usage error (exit 2);
+// with --json they are only in the error, for Run to print as JSON.
+func loadConfig(cmd *cobra.Command, path string, env Env) (*config.Config, error) {
 	if path == "" {
 		path = env.Getenv("GATEHOUSE_CONFIG")
 	}
@@ -60,10 +64,13 @@ func loadConfig(ctx context.Context, path string, env Env) (*config.Config, erro
 		return nil, err
 	}
 	if cfg != nil {
-		ps = ps.With(app.Check(ctx, cfg))
+		ps = ps.With(app.Check(cmd.Context(), cfg))
 	}
 	if len(ps) == 0 {
 		return cfg, nil
+	}
+	if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+		return nil, usageError{ps}
 	}
 	for _, p := range ps {
 		fmt.Fprintln(env.Stderr, p)

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,23 @@ func TestConfigCheck(t *testing.T) {
 	stdout, _, code = run(t, append(env, "GATEHOUSE_CONFIG="+good), "config", "check")
 	if code != 0 || stdout != good+": ok\n" {
 		t.Errorf("GATEHOUSE_CONFIG: exit %d, stdout %q", code, stdout)
+	}
+
+	// With --json: the result on stdout, the problems in one error object.
+	stdout, stderr, code = run(t, env, "config", "check", "-c", good, "--json")
+	var ok struct {
+		Config string `json:"config"`
+		OK     bool   `json:"ok"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &ok) != nil || ok.Config != good || !ok.OK || stderr != "" {
+		t.Errorf("--json, valid: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = run(t, env, "config", "check", "-c", bad, "--json")
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if code != 2 || stdout != "" || json.Unmarshal([]byte(stderr), &e) != nil || e.Error.Code != "usage" || e.Error.Message != strings.Join(want[:len(want)-1], "\n") {
+		t.Errorf("--json, invalid: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if _, err := os.Stat(data); err == nil {
 		t.Error("config check created the data dir")

@@ -44,7 +44,7 @@ on the admin listener only, to admin credentials only; off by default.`,
 			if configPath == "" {
 				configPath = env.Getenv("GATEHOUSE_CONFIG")
 			}
-			return runServe(cmd.Context(), configPath, pprof, env)
+			return runServe(cmd, configPath, pprof, env)
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file (YAML); default: $GATEHOUSE_CONFIG, else built-in defaults")
@@ -52,8 +52,9 @@ on the admin listener only, to admin credentials only; off by default.`,
 	return cmd
 }
 
-func runServe(ctx context.Context, configPath string, pprof bool, env Env) error {
-	cfg, err := loadConfig(ctx, configPath, env)
+func runServe(cmd *cobra.Command, configPath string, pprof bool, env Env) error {
+	ctx := cmd.Context()
+	cfg, err := loadConfig(cmd, configPath, env)
 	if err != nil {
 		return err
 	}
