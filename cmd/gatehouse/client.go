@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
@@ -35,19 +36,28 @@ type apiClient struct {
 // --tls-server-name, each falling back to its environment variable.
 type conn struct {
 	env                      Env
-	cmd                      *cobra.Command
 	addr, caCert, serverName string
 }
 
 // connFlags adds the connection flags to cmd (persistent: its subcommands
-// inherit them).
-func connFlags(cmd *cobra.Command, env Env) *conn {
-	c := &conn{env: env, cmd: cmd}
+// inherit them); connOf reads them.
+func connFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVar(&c.addr, "addr", "", "admin API address (default $GATEHOUSE_ADDR or "+defaultAddr+")")
-	f.StringVar(&c.caCert, "ca-cert", "", "PEM file of the CA that signed the admin listener's certificate (default $GATEHOUSE_CACERT; else the system roots)")
-	f.StringVar(&c.serverName, "tls-server-name", "", "name to verify the admin listener's certificate against, when it is not the host of --addr (default $GATEHOUSE_TLS_SERVER_NAME)")
-	return c
+	f.String("addr", "", "admin API address (default $GATEHOUSE_ADDR or "+defaultAddr+")")
+	f.String("ca-cert", "", "PEM file of the CA that signed the admin listener's certificate (default $GATEHOUSE_CACERT; else the system roots)")
+	f.String("tls-server-name", "", "name to verify the admin listener's certificate against, when it is not the host of --addr (default $GATEHOUSE_TLS_SERVER_NAME)")
+}
+
+// connOf reads the connection flags from flags (a group's persistent
+// flags, or a parsed command's flags, which include them).
+func connOf(flags *pflag.FlagSet, env Env) *conn {
+	get := func(name string) string {
+		if f := flags.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return &conn{env: env, addr: get("addr"), caCert: get("ca-cert"), serverName: get("tls-server-name")}
 }
 
 // address is the admin API's base URL: --addr, $GATEHOUSE_ADDR, else
@@ -100,30 +110,35 @@ func or(a, b string) string {
 }
 
 // clientFlags adds --addr, --token and the TLS flags to cmd and returns a
-// constructor reading them (falling back to GATEHOUSE_ADDR,
-// GATEHOUSE_TOKEN, then what `gatehouse login` stored).
+// constructor of its client (see clientOf).
 func clientFlags(cmd *cobra.Command, env Env) func() (*apiClient, error) {
-	c := connFlags(cmd, env)
-	var token string
-	cmd.PersistentFlags().StringVar(&token, "token", "", "admin token (default $GATEHOUSE_TOKEN)")
-	return func() (*apiClient, error) {
-		stored, cc := "", *c
-		if token == "" {
-			token = env.Getenv("GATEHOUSE_TOKEN")
-		}
-		if token == "" {
-			// The token `gatehouse login` stored, with its address and
-			// TLS settings.
-			if cr, err := loadCredentials(env); err == nil {
-				token, stored = cr.Token, cr.Addr
-				cc.caCert, cc.serverName = or(or(c.caCert, env.Getenv("GATEHOUSE_CACERT")), cr.CACert), or(or(c.serverName, env.Getenv("GATEHOUSE_TLS_SERVER_NAME")), cr.TLSServerName)
-			}
-		}
-		if token == "" {
-			return nil, usageError{errors.New("no admin token: run `gatehouse login`, set GATEHOUSE_TOKEN (printed by `gatehouse serve` on first start) or pass --token")}
-		}
-		return cc.client(cc.address(stored), token, false)
+	connFlags(cmd)
+	cmd.PersistentFlags().String("token", "", "admin token (default $GATEHOUSE_TOKEN)")
+	return func() (*apiClient, error) { return clientOf(cmd.PersistentFlags(), env) }
+}
+
+// clientOf returns the admin API client the flags name, falling back to
+// GATEHOUSE_ADDR, GATEHOUSE_TOKEN, then what `gatehouse login` stored.
+func clientOf(flags *pflag.FlagSet, env Env) (*apiClient, error) {
+	c := connOf(flags, env)
+	token, _ := flags.GetString("token")
+	stored := ""
+	if token == "" {
+		token = env.Getenv("GATEHOUSE_TOKEN")
 	}
+	if token == "" {
+		// The token `gatehouse login` stored, with its address and TLS
+		// settings.
+		if cr, err := loadCredentials(env); err == nil {
+			token, stored = cr.Token, cr.Addr
+			c.caCert = or(or(c.caCert, env.Getenv("GATEHOUSE_CACERT")), cr.CACert)
+			c.serverName = or(or(c.serverName, env.Getenv("GATEHOUSE_TLS_SERVER_NAME")), cr.TLSServerName)
+		}
+	}
+	if token == "" {
+		return nil, usageError{errors.New("no admin token: run `gatehouse login`, set GATEHOUSE_TOKEN (printed by `gatehouse serve` on first start) or pass --token")}
+	}
+	return c.client(c.address(stored), token, false)
 }
 
 // do sends a JSON request and decodes a JSON answer into out. API errors

@@ -110,7 +110,6 @@ func newLoginCmd(env Env) *cobra.Command {
 		username, totp   string
 		pwdStdin, newPwd bool
 		expires          string
-		cn               *conn
 	)
 	cmd := &cobra.Command{
 		Use:   "login --username NAME [--password-stdin [--new-password-stdin]] [--totp CODE]",
@@ -151,10 +150,10 @@ terminal you are asked for it when the sign-in fails without one.`,
 					return usageError{errors.New("--new-password-stdin: no new password on the second line of standard input")}
 				}
 			}
-			return runLogin(cmd, env, cn, login, expires)
+			return runLogin(cmd, env, connOf(cmd.Flags(), env), login, expires)
 		},
 	}
-	cn = connFlags(cmd, env)
+	connFlags(cmd)
 	cmd.Flags().StringVar(&username, "username", "", "your username")
 	cmd.Flags().StringVar(&totp, "totp", "", "one-time code, if your account has a second factor")
 	cmd.Flags().BoolVar(&pwdStdin, "password-stdin", false, "read the password from standard input")

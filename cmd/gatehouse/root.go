@@ -3,14 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // Env is what a command may touch of its process.
 type Env struct {
@@ -55,25 +51,14 @@ GATEHOUSE_ADDR (default http://127.0.0.1:8081) with the token in
 GATEHOUSE_TOKEN.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       readBuildInfo().Version,
 	}
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
 	root.PersistentFlags().Bool("json", false, "print results as JSON on stdout, and errors as JSON on stderr")
 	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env),
 		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newSettingsCmd(env), newConfigCmd(env), newVersionCmd())
 	root.InitDefaultCompletionCmd()
+	addCompletions(root, env)
 	strict(root)
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "gatehouse %s\n", version)
-			return nil
-		},
-	}
 }

@@ -60,7 +60,7 @@ func runServe(cmd *cobra.Command, configPath string, pprof bool, env Env) error 
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{Getenv: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr, Version: version, Pprof: pprof})
+	a, err := app.New(ctx, cfg, app.Options{Getenv: env.Getenv, Stdout: env.Stdout, Stderr: env.Stderr, Version: readBuildInfo().Version, Pprof: pprof})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,12 @@ func TestClientsUnlockCommand(t *testing.T) {
 	if got := token(c.ClientSecret); got != http.StatusTooManyRequests {
 		t.Fatalf("locked client: %d, want 429", got)
 	}
+	if out, _, _ := run(t, s.env(), "clients", "list"); !strings.Contains(out, "active, locked until ") {
+		t.Errorf("clients list does not show the lockout:\n%s", out)
+	}
+	if out, _, _ := run(t, s.env(), "clients", "get", c.ClientID, "--json"); !strings.Contains(out, `"locked_until"`) {
+		t.Errorf("clients get --json has no locked_until:\n%s", out)
+	}
 	out, errOut, code = run(t, s.env(), "clients", "unlock", c.ClientID)
 	if code != 0 || !strings.Contains(out, "Unlocked client "+c.ClientID) {
 		t.Fatalf("unlock: exit %d: %q %q", code, out, errOut)
@@ -48,5 +54,27 @@ func TestClientsUnlockCommand(t *testing.T) {
 	}
 	if _, _, code := run(t, s.env(), "clients", "unlock", "cl_0000000000000000"); code == 0 {
 		t.Errorf("unlock of an unknown client exited 0")
+	}
+}
+
+// TestLockedUserListing: a locked account shows "locked until …" in the
+// listing until an administrator unlocks it.
+func TestLockedUserListing(t *testing.T) {
+	s := startServer(t, "")
+	if _, e, code := runIn(t, s.env(), "correct horse battery staple 42!\n", "users", "create", "hal", "--role", "auditor", "--password-stdin"); code != 0 {
+		t.Fatalf("users create: %d %s", code, e)
+	}
+	env := []string{"GATEHOUSE_ADDR=" + s.admin, "GATEHOUSE_TOKEN=", "GATEHOUSE_CONFIG_DIR=" + t.TempDir()}
+	for i := 0; i < 5; i++ {
+		runIn(t, env, "not the password at all\n", "login", "--username", "hal", "--password-stdin")
+	}
+	if out, _, _ := run(t, s.env(), "users", "list"); !strings.Contains(out, "active, locked until ") {
+		t.Fatalf("users list does not show the lockout:\n%s", out)
+	}
+	if _, e, code := run(t, s.env(), "users", "unlock", "hal"); code != 0 {
+		t.Fatalf("unlock: %d %s", code, e)
+	}
+	if out, _, _ := run(t, s.env(), "users", "list"); strings.Contains(out, "locked until") {
+		t.Errorf("still shown locked after unlock:\n%s", out)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,9 @@ type Config struct {
 	// Tiers rates rate-limit tiers for the privilege ceilings; nil does
 	// not compare tiers.
 	Tiers authn.TierRate
+	// TierLimits are the configured rate-limit tiers, listed at GET
+	// /v1/tiers (for completion and forms); nil: none.
+	TierLimits map[string]ratelimit.Limit
 	// Usage holds last uses not yet written, for listings; nil: none.
 	Usage *authn.Usage
 	// SourceIP maps a client address to its form in audit events (see
@@ -101,6 +106,7 @@ func New(cfg Config) *Server {
 	s.handle("/v1/clients/{id}/revoke", areaClients, methods{http.MethodPost: s.revokeClient})
 	s.handle("/v1/clients/{id}/rotate", areaClients, methods{http.MethodPost: s.rotateClient})
 	s.handle("/v1/clients/{id}/unlock", areaClients, methods{http.MethodPost: s.unlockClient})
+	s.handle("/v1/tiers", areaKeys, methods{http.MethodGet: s.listTiers})
 	s.handle("/v1/signing-keys", areaSigningKeys, methods{http.MethodGet: s.listSigningKeys})
 	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: s.rotateSigningKey})
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
@@ -421,6 +427,24 @@ func (s *Server) reloadPolicy(w http.ResponseWriter, r *http.Request, p *gatehou
 		return gatehouse.Errorf(gatehouse.EUNPROCESSABLE, "policy refused, previous policy keeps serving: %v", err)
 	}
 	httpjson.Write(w, http.StatusOK, st)
+	return nil
+}
+
+// Tier is the JSON form of a configured rate-limit tier.
+type Tier struct {
+	Name     string `json:"name"`
+	Requests int    `json:"requests"`
+	Per      string `json:"per"`
+}
+
+// listTiers lists the configured rate-limit tiers by name (the default
+// limit, which a key without a tier gets, is not a tier).
+func (s *Server) listTiers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	names := slices.Sorted(maps.Keys(s.cfg.TierLimits))
+	writeList(w, "tiers", names, func(n string) Tier {
+		l := s.cfg.TierLimits[n]
+		return Tier{Name: n, Requests: l.Requests, Per: l.Per.String()}
+	})
 	return nil
 }
 

@@ -293,7 +293,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
-		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), Usage: a.usage, SourceIP: a.gateway.AuditIP,
+		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof})
 
 	a.public = a.newServer(a.gateway)
