@@ -322,10 +322,7 @@ func TestOpenRefusesMidLogDamage(t *testing.T) {
 			})
 		}, 20, "not at the tail"},
 		{"zeros in a checkpointed entry", func(t *testing.T, dir string) {
-			editSegment(t, dir, 16, func(b []byte, fs []frame) []byte {
-				clear(b[fs[2].off+20 : fs[2].off+fs[2].n])
-				return b
-			})
+			editSegment(t, dir, 16, zeroPayload(2))
 		}, 18, "covered by the checkpoint of size 20"},
 	}
 	for _, tt := range tests {

@@ -84,6 +84,15 @@ func flipPayload(k int, fixCRC bool) func([]byte, []frame) []byte {
 	}
 }
 
+// zeroPayload clears the payload of record k of a segment from its 12th
+// byte on, as a lost sector would.
+func zeroPayload(k int) func([]byte, []frame) []byte {
+	return func(b []byte, fs []frame) []byte {
+		clear(b[fs[k].off+20 : fs[k].off+fs[k].n])
+		return b
+	}
+}
+
 // fixIndexLeaf rewrites index entry k of a segment with the leaf hash of
 // the record now stored there.
 func fixIndexLeaf(t *testing.T, dir string, start, k int) {
@@ -183,6 +192,15 @@ func TestVerifyTamper(t *testing.T) {
 		{"modified byte of the last entry", func(t *testing.T, dir string) {
 			editSegment(t, dir, 96, flipPayload(3, false))
 		}, false, 99, -1},
+		// Zeros look like a write lost in preallocated space, which is
+		// forgiven only at the tail of the newest segment, and never for
+		// an entry the index lists.
+		{"zeroed bytes in an entry", func(t *testing.T, dir string) {
+			editSegment(t, dir, 32, zeroPayload(5))
+		}, false, 37, -1},
+		{"zeroed bytes in an entry of the newest segment", func(t *testing.T, dir string) {
+			editSegment(t, dir, 96, zeroPayload(1))
+		}, false, 97, -1},
 		{"modified byte with checksum fixed", func(t *testing.T, dir string) {
 			editSegment(t, dir, 32, flipPayload(5, true))
 		}, false, 37, -1},
