@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -59,9 +60,11 @@ const (
 	// batches.
 	maxSequence        = 20000
 	maxSequenceBatches = 4096
-	// maxPending bounds the events queued in a replica; Record waits when
-	// it is reached.
-	maxPending = 1 << 15
+	// maxPending and maxBatchBytes bound the events queued in a replica,
+	// in number and in bytes (but for one event), which is a batch; Record
+	// waits when it is reached.
+	maxPending    = 1 << 15
+	maxBatchBytes = 4 << 20
 	// lingerMin and maxLinger bound a writer's lingering (see writer).
 	lingerMin = 8
 	maxLinger = 2 * time.Millisecond
@@ -149,6 +152,7 @@ func (c *Config) setDefaults() error {
 // batch is a group of events committed with one statement.
 type batch struct {
 	leaves, payloads [][]byte
+	bytes            int // of the payloads
 	minTime, maxTime time.Time
 	err              error
 	done             chan struct{}
@@ -160,6 +164,12 @@ func newBatch(capacity int) *batch {
 
 func (b *batch) len() int { return len(b.payloads) }
 
+// full reports whether the batch must be committed before it takes an
+// event of size bytes.
+func (b *batch) full(size int) bool {
+	return b.len() >= maxPending || b.len() > 0 && b.bytes+size > maxBatchBytes
+}
+
 func (b *batch) add(leaf, payload []byte, t time.Time) {
 	if b.len() == 0 || t.Before(b.minTime) {
 		b.minTime = t
@@ -168,6 +178,7 @@ func (b *batch) add(leaf, payload []byte, t time.Time) {
 		b.maxTime = t
 	}
 	b.leaves, b.payloads = append(b.leaves, leaf), append(b.payloads, payload)
+	b.bytes += len(payload)
 }
 
 // Log is an audit log in PostgreSQL. It is safe for concurrent use.
@@ -303,7 +314,7 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 	}
 	leaf := rfc6962.DefaultHasher.HashLeaf(payload)
 	l.qmu.Lock()
-	for l.pending.len() >= maxPending && !l.closed {
+	for l.pending.full(len(payload)) && !l.closed {
 		l.qcond.Wait()
 	}
 	if l.closed {
@@ -392,7 +403,9 @@ INSERT INTO audit_records (batch, leaves, payloads, min_time, max_time) SELECT b
 func (l *Log) commit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := l.pool.Exec(ctx, insertBatch, b.len(), b.leaves, b.payloads, b.minTime, b.maxTime)
+	// FlatArray encodes without reflection, in half the time.
+	_, err := l.pool.Exec(ctx, insertBatch, b.len(), pgtype.FlatArray[[]byte](b.leaves), pgtype.FlatArray[[]byte](b.payloads),
+		b.minTime, b.maxTime)
 	if err != nil {
 		err = fmt.Errorf("write %d audit events to postgres: %w", b.len(), err)
 		msg := err.Error()

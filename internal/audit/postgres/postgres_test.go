@@ -281,3 +281,40 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("after the outage the log holds %d events from before and %d from after (want 100 each), %d pending: %s", before, after, res.Pending, res)
 	}
 }
+
+// TestLargeEvents records events of half a megabyte at once: batches stop
+// at 4 MiB (one row each), so they split, and every event is in the
+// verified log, whole.
+func TestLargeEvents(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	l := MustOpen(t, dsn, t.TempDir())
+	ctx := context.Background()
+	const n, size = 24, 512 << 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := event(i, "big")
+			e.Request.Path = "/" + strings.Repeat("x", size)
+			if err := l.Record(ctx, e); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := waitLeader(t, l).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{})
+	if err != nil || res.TreeSize != n || res.Bytes < n*size {
+		t.Fatalf("verify: %v, %v", res, err)
+	}
+	var batches, biggest int64
+	if err := mustConnect(t, dsn).QueryRow(ctx, `SELECT count(*), max(cardinality(leaves)) FROM audit_records`).Scan(&batches, &biggest); err != nil {
+		t.Fatal(err)
+	}
+	if biggest > 8 {
+		t.Fatalf("%d batches, one of %d events of %d KiB", batches, biggest, size>>10)
+	}
+}

@@ -26,8 +26,9 @@ const (
 	tileBits = 8
 )
 
-// scanPage is how many batches scan reads per query.
-const scanPage = 256
+// scanPage is how many batches scan reads per query: a few thousand
+// events, at most 64 × (maxBatchBytes + audit.MaxEventSize) bytes.
+const scanPage = 64
 
 // scan calls fn with each sequenced entry from index from on, in index
 // order, until fn returns false or an error, reading the payloads only if
