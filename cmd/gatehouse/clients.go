@@ -37,12 +37,8 @@ rotation; Gatehouse keeps only its HMAC.`,
 			if req.Name == "" || len(req.Scopes) == 0 {
 				return usageError{fmt.Errorf("--name and --scopes are required")}
 			}
-			c, err := client()
+			out, err := request[admin.Client](cmd.Context(), client, "POST", "/v1/clients", req)
 			if err != nil {
-				return err
-			}
-			var out admin.Client
-			if err := c.do(cmd.Context(), "POST", "/v1/clients", req, &out); err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
@@ -62,14 +58,10 @@ rotation; Gatehouse keeps only its HMAC.`,
 		Short: "List clients (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var out struct {
+			out, err := request[struct {
 				Clients []admin.Client `json:"clients"`
-			}
-			if err := c.do(cmd.Context(), "GET", "/v1/clients", nil, &out); err != nil {
+			}](cmd.Context(), client, "GET", "/v1/clients", nil)
+			if err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
@@ -86,12 +78,8 @@ rotation; Gatehouse keeps only its HMAC.`,
 		Example: "  gatehouse clients get cl_3k2x7q9mfa4ebz6c --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			cl, err := request[admin.Client](cmd.Context(), client, "GET", "/v1/clients/"+url.PathEscape(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var cl admin.Client
-			if err := c.do(cmd.Context(), "GET", "/v1/clients/"+url.PathEscape(args[0]), nil, &cl); err != nil {
 				return err
 			}
 			return output(cmd, cl, func(w io.Writer) error {
@@ -108,12 +96,8 @@ rotation; Gatehouse keeps only its HMAC.`,
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := client()
+				out, err := request[admin.Client](cmd.Context(), client, "POST", "/v1/clients/"+url.PathEscape(args[0])+path, nil)
 				if err != nil {
-					return err
-				}
-				var out admin.Client
-				if err := c.do(cmd.Context(), "POST", "/v1/clients/"+url.PathEscape(args[0])+path, nil, &out); err != nil {
 					return err
 				}
 				return output(cmd, out, func(w io.Writer) error {
@@ -154,14 +138,10 @@ it signed have expired.`,
 	}
 	client := clientFlags(cmd, env)
 	show := func(cmd *cobra.Command, method, path string) error {
-		c, err := client()
-		if err != nil {
-			return err
-		}
-		var out struct {
+		out, err := request[struct {
 			Keys []authn.SigningKeyInfo `json:"keys"`
-		}
-		if err := c.do(cmd.Context(), method, path, nil, &out); err != nil {
+		}](cmd.Context(), client, method, path, nil)
+		if err != nil {
 			return err
 		}
 		return output(cmd, out, func(w io.Writer) error {

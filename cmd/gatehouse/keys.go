@@ -46,12 +46,8 @@ func newKeysCreateCmd(client func() (*apiClient, error)) *cobra.Command {
 			if len(req.Scopes) == 0 {
 				return usageError{fmt.Errorf("--scopes is required (comma-separated, e.g. --scopes demo:read)")}
 			}
-			c, err := client()
+			k, err := request[admin.Key](cmd.Context(), client, "POST", "/v1/keys", req)
 			if err != nil {
-				return err
-			}
-			var k admin.Key
-			if err := c.do(cmd.Context(), "POST", "/v1/keys", req, &k); err != nil {
 				return err
 			}
 			return output(cmd, k, func(w io.Writer) error {
@@ -78,14 +74,10 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 		Example: "  gatehouse keys list\n  gatehouse keys list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var out struct {
+			out, err := request[struct {
 				Keys []admin.Key `json:"keys"`
-			}
-			if err := c.do(cmd.Context(), "GET", "/v1/keys", nil, &out); err != nil {
+			}](cmd.Context(), client, "GET", "/v1/keys", nil)
+			if err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
@@ -105,12 +97,8 @@ func newKeysGetCmd(client func() (*apiClient, error)) *cobra.Command {
 		Example: "  gatehouse keys get key_3k2x7q9mfa4ebz6c",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			k, err := request[admin.Key](cmd.Context(), client, "GET", "/v1/keys/"+url.PathEscape(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var k admin.Key
-			if err := c.do(cmd.Context(), "GET", "/v1/keys/"+url.PathEscape(args[0]), nil, &k); err != nil {
 				return err
 			}
 			return output(cmd, k, func(w io.Writer) error {
@@ -129,12 +117,8 @@ func newKeysRevokeCmd(client func() (*apiClient, error)) *cobra.Command {
 		Example: "  gatehouse keys revoke key_3k2x7q9mfa4ebz6c",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			k, err := request[admin.Key](cmd.Context(), client, "POST", "/v1/keys/"+url.PathEscape(args[0])+"/revoke", nil)
 			if err != nil {
-				return err
-			}
-			var k admin.Key
-			if err := c.do(cmd.Context(), "POST", "/v1/keys/"+url.PathEscape(args[0])+"/revoke", nil, &k); err != nil {
 				return err
 			}
 			return output(cmd, k, func(w io.Writer) error {
@@ -156,12 +140,8 @@ printed once.`,
 		Example: "  gatehouse keys rotate key_3k2x7q9mfa4ebz6c\n  gatehouse keys rotate key_3k2x7q9mfa4ebz6c --grace 0s --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			k, err := request[admin.Key](cmd.Context(), client, "POST", "/v1/keys/"+url.PathEscape(args[0])+"/rotate", admin.RotateKeyRequest{Grace: grace})
 			if err != nil {
-				return err
-			}
-			var k admin.Key
-			if err := c.do(cmd.Context(), "POST", "/v1/keys/"+url.PathEscape(args[0])+"/rotate", admin.RotateKeyRequest{Grace: grace}, &k); err != nil {
 				return err
 			}
 			return output(cmd, k, func(w io.Writer) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,4 +69,15 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// request sends one admin API request with the client the command's
+// flags name and decodes the answer into a new T.
+func request[T any](ctx context.Context, client func() (*apiClient, error), method, path string, in any) (T, error) {
+	var out T
+	c, err := client()
+	if err != nil {
+		return out, err
+	}
+	return out, c.do(ctx, method, path, in, &out)
 }

@@ -28,12 +28,8 @@ old and new values.`,
 		Example: "  gatehouse settings get\n  gatehouse settings get lockout.max_failures\n  gatehouse settings get --json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			cur, err := request[map[string]any](cmd.Context(), client, "GET", "/v1/settings/authentication", nil)
 			if err != nil {
-				return err
-			}
-			var cur map[string]any
-			if err := c.do(cmd.Context(), "GET", "/v1/settings/authentication", nil, &cur); err != nil {
 				return err
 			}
 			var v any = cur
@@ -81,12 +77,8 @@ with the reason (exit 1); unknown keys are refused here (exit 2).`,
 					return usageError{fmt.Errorf("%s: a JSON object of settings: %v", file, err)}
 				}
 			}
-			c, err := client()
+			cur, err := request[map[string]any](cmd.Context(), client, "GET", "/v1/settings/authentication", nil)
 			if err != nil {
-				return err
-			}
-			var cur map[string]any
-			if err := c.do(cmd.Context(), "GET", "/v1/settings/authentication", nil, &cur); err != nil {
 				return err
 			}
 			if change != nil {
@@ -103,8 +95,8 @@ with the reason (exit 1); unknown keys are refused here (exit 2).`,
 					return err
 				}
 			}
-			var out map[string]any
-			if err := c.do(cmd.Context(), "PUT", "/v1/settings/authentication", cur, &out); err != nil {
+			out, err := request[map[string]any](cmd.Context(), client, "PUT", "/v1/settings/authentication", cur)
+			if err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error { return writeSettings(w, "", out) })

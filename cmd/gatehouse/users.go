@@ -49,12 +49,8 @@ func newUsersCmd(env Env) *cobra.Command {
 				return err
 			}
 			req.Password = pw
-			c, err := client()
+			u, err := request[admin.User](cmd.Context(), client, "POST", "/v1/users", req)
 			if err != nil {
-				return err
-			}
-			var u admin.User
-			if err := c.do(cmd.Context(), "POST", "/v1/users", req, &u); err != nil {
 				return err
 			}
 			return show(cmd, u, "Created user %s ("+u.Role+").")
@@ -66,14 +62,10 @@ func newUsersCmd(env Env) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var out struct {
+			out, err := request[struct {
 				Users []admin.User `json:"users"`
-			}
-			if err := c.do(cmd.Context(), "GET", "/v1/users", nil, &out); err != nil {
+			}](cmd.Context(), client, "GET", "/v1/users", nil)
+			if err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
@@ -87,12 +79,8 @@ func newUsersCmd(env Env) *cobra.Command {
 	get := &cobra.Command{
 		Use: "get USERNAME", Short: "Show one user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			u, err := request[admin.User](cmd.Context(), client, "GET", "/v1/users/"+url.PathEscape(args[0]), nil)
 			if err != nil {
-				return err
-			}
-			var u admin.User
-			if err := c.do(cmd.Context(), "GET", "/v1/users/"+url.PathEscape(args[0]), nil, &u); err != nil {
 				return err
 			}
 			return show(cmd, u, "")
@@ -106,12 +94,8 @@ func newUsersCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := client()
+			u, err := request[admin.User](cmd.Context(), client, "POST", "/v1/users/"+url.PathEscape(args[0])+"/password", admin.PasswordRequest{NewPassword: pw})
 			if err != nil {
-				return err
-			}
-			var u admin.User
-			if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/password", admin.PasswordRequest{NewPassword: pw}, &u); err != nil {
 				return err
 			}
 			return show(cmd, u, "Reset the password of %s; they must choose a new one at next sign-in.")
@@ -123,12 +107,8 @@ func newUsersCmd(env Env) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := client()
+				u, err := request[admin.User](cmd.Context(), client, "POST", "/v1/users/"+url.PathEscape(args[0])+"/"+what, nil)
 				if err != nil {
-					return err
-				}
-				var u admin.User
-				if err := c.do(cmd.Context(), "POST", "/v1/users/"+url.PathEscape(args[0])+"/"+what, nil, &u); err != nil {
 					return err
 				}
 				return show(cmd, u, done)
@@ -143,12 +123,8 @@ func newUsersCmd(env Env) *cobra.Command {
 			if !authn.ValidRole(args[1]) {
 				return usageError{fmt.Errorf("role %q: must be one of %s", args[1], strings.Join(authn.Roles(), ", "))}
 			}
-			c, err := client()
+			u, err := request[admin.User](cmd.Context(), client, "PUT", "/v1/users/"+url.PathEscape(args[0])+"/role", admin.RoleRequest{Role: args[1]})
 			if err != nil {
-				return err
-			}
-			var u admin.User
-			if err := c.do(cmd.Context(), "PUT", "/v1/users/"+url.PathEscape(args[0])+"/role", admin.RoleRequest{Role: args[1]}, &u); err != nil {
 				return err
 			}
 			return show(cmd, u, "User %s now has role "+u.Role+".")
@@ -195,12 +171,8 @@ func newTokensCmd(env Env) *cobra.Command {
 		Example: "  gatehouse tokens create --name ci --scopes read:signals --expires 30d",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Scopes = splitList(scopes)
-			c, err := client()
+			t, err := request[admin.Token](cmd.Context(), client, "POST", "/v1/tokens", req)
 			if err != nil {
-				return err
-			}
-			var t admin.Token
-			if err := c.do(cmd.Context(), "POST", "/v1/tokens", req, &t); err != nil {
 				return err
 			}
 			return output(cmd, t, func(w io.Writer) error {
@@ -242,12 +214,8 @@ func newTokensCmd(env Env) *cobra.Command {
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
+			t, err := request[admin.Token](cmd.Context(), client, "POST", "/v1/tokens/"+url.PathEscape(args[0])+"/revoke", nil)
 			if err != nil {
-				return err
-			}
-			var t admin.Token
-			if err := c.do(cmd.Context(), "POST", "/v1/tokens/"+url.PathEscape(args[0])+"/revoke", nil, &t); err != nil {
 				return err
 			}
 			return output(cmd, t, func(w io.Writer) error {
