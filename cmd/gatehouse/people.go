@@ -192,23 +192,8 @@ func signIn(ctx context.Context, env Env, c *apiClient, login admin.LoginRequest
 			return nil, fmt.Errorf("%w: run `gatehouse login` on a terminal, or give the new password with --new-password-stdin", err)
 		}
 		fmt.Fprintln(env.Stderr, "Your password has expired or was reset: choose a new one.")
-		next, err := readPassword(env, "New password: ", false)
-		if err != nil {
+		if err := newPassword(env, &login); err != nil {
 			return nil, err
-		}
-		again, err := readPassword(env, "New password again: ", false)
-		if err != nil {
-			return nil, err
-		}
-		if next != again {
-			return nil, usageError{errors.New("the new passwords do not match; nothing was changed")}
-		}
-		login.NewPassword = next
-		if login.TOTPCode != "" {
-			// A code is accepted once: the sign-in above used it.
-			if login.TOTPCode, err = prompt(env, "Next one-time code (the last one was used): "); err != nil {
-				return nil, err
-			}
 		}
 		err = c.do(ctx, "POST", "/v1/session", login, &sess)
 	}
@@ -216,6 +201,30 @@ func signIn(ctx context.Context, env Env, c *apiClient, login admin.LoginRequest
 		return nil, err
 	}
 	return &sess, nil
+}
+
+// newPassword asks on the terminal for a new password, twice, and, when
+// the sign-in used a one-time code, for the next one (a code is accepted
+// once: the refused sign-in used it).
+func newPassword(env Env, login *admin.LoginRequest) error {
+	next, err := readPassword(env, "New password: ", false)
+	if err != nil {
+		return err
+	}
+	again, err := readPassword(env, "New password again: ", false)
+	if err != nil {
+		return err
+	}
+	if next != again {
+		return usageError{errors.New("the new passwords do not match; nothing was changed")}
+	}
+	login.NewPassword = next
+	if login.TOTPCode != "" {
+		if login.TOTPCode, err = prompt(env, "Next one-time code (the last one was used): "); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loginResult is what `gatehouse login --json` prints.
