@@ -94,7 +94,10 @@ func schemaMessage(err error) string {
 	}
 	loc := "/" + strings.Join(ve.InstanceLocation, "/")
 	rule := strings.Join(ve.ErrorKind.KeywordPath(), "/")
-	return fmt.Sprintf("%s: %s: %s", loc, rule, ve.ErrorKind.LocalizedString(message.NewPrinter(language.English)))
+	// Some kinds' texts start with their keyword ("minimum: got -1, want
+	// 0"), others do not ("missing property 'sku'"): name it once.
+	text := strings.TrimPrefix(ve.ErrorKind.LocalizedString(message.NewPrinter(language.English)), rule+": ")
+	return fmt.Sprintf("%s: %s: %s", loc, rule, text)
 }
 
 // checkOneReading refuses JSON that parsers read differently: an object
