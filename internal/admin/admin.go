@@ -5,8 +5,10 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -81,6 +83,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	// routes lists what mux serves, for Routes.
+	routes []Route
 	// signIn limits sign-in attempts per source and per username.
 	signIn *memory.Limiter
 	// peopleMu serialises the changes that must leave an enabled admin
@@ -99,23 +103,24 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger.WithGroup("admin"), mux: http.NewServeMux(), signIn: newSignInLimiter(cfg.Clock)}
 	s.handle("/v1/keys", areaKeys, methods{http.MethodGet: s.listKeys, http.MethodPost: s.createKey})
 	s.handle("/v1/keys/{id}", areaKeys, methods{http.MethodGet: s.getKey})
-	s.handle("/v1/keys/{id}/revoke", areaKeys, methods{http.MethodPost: s.revokeKey})
+	s.handle("/v1/keys/{id}/revoke", areaKeys, methods{http.MethodPost: noBody(s.revokeKey)})
 	s.handle("/v1/keys/{id}/rotate", areaKeys, methods{http.MethodPost: s.rotateKey})
 	s.handle("/v1/clients", areaClients, methods{http.MethodGet: s.listClients, http.MethodPost: s.createClient})
 	s.handle("/v1/clients/{id}", areaClients, methods{http.MethodGet: s.getClient})
-	s.handle("/v1/clients/{id}/revoke", areaClients, methods{http.MethodPost: s.revokeClient})
-	s.handle("/v1/clients/{id}/rotate", areaClients, methods{http.MethodPost: s.rotateClient})
-	s.handle("/v1/clients/{id}/unlock", areaClients, methods{http.MethodPost: s.unlockClient})
+	s.handle("/v1/clients/{id}/revoke", areaClients, methods{http.MethodPost: noBody(s.revokeClient)})
+	s.handle("/v1/clients/{id}/rotate", areaClients, methods{http.MethodPost: noBody(s.rotateClient)})
+	s.handle("/v1/clients/{id}/unlock", areaClients, methods{http.MethodPost: noBody(s.unlockClient)})
 	s.handle("/v1/tiers", areaKeys, methods{http.MethodGet: s.listTiers})
 	s.handle("/v1/signing-keys", areaSigningKeys, methods{http.MethodGet: s.listSigningKeys})
-	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: s.rotateSigningKey})
+	s.handle("/v1/signing-keys/rotate", areaSigningKeys, methods{http.MethodPost: noBody(s.rotateSigningKey)})
 	s.handle("/v1/policies", areaPolicies, methods{http.MethodGet: s.policyStatus})
-	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: s.reloadPolicy})
+	s.handle("/v1/policies/reload", areaPolicies, methods{http.MethodPost: noBody(s.reloadPolicy)})
 	s.people()
 	s.adminTokenRoutes()
 	if cfg.Pprof {
 		s.mountPprof()
 	}
+	s.route("/v1/openapi.json", http.HandlerFunc(s.serveOpenAPI), http.MethodGet, http.MethodHead)
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
@@ -126,12 +131,12 @@ func New(cfg Config) *Server {
 		// name dependencies and their state, never a secret, and the admin
 		// listener is an operator's network.
 		for _, p := range []string{"/health", "/health/live", "/health/ready"} {
-			s.mux.Handle(p, cfg.Health)
+			s.route(p, cfg.Health, http.MethodGet, http.MethodHead)
 		}
 	} else {
-		s.mux.HandleFunc("/health/live", func(w http.ResponseWriter, r *http.Request) {
+		s.route("/health/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-		})
+		}), http.MethodGet, http.MethodHead)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, r, s.log, gatehouse.Errorf(gatehouse.ENOTFOUND, "no admin endpoint %s", r.URL.Path))
@@ -144,13 +149,30 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p *gatehouse.Princ
 // methods maps an HTTP method to its handler for one path.
 type methods map[string]handlerFunc
 
+// Route is one path the admin API serves and the methods it answers
+// (others get 405).
+type Route struct {
+	// Pattern is the path, with {name} for a path segment (the form of
+	// net/http patterns and of OpenAPI path templates alike).
+	Pattern string
+	Methods []string // sorted
+}
+
+// Routes lists every path the server serves, in registration order: what
+// the OpenAPI document (GET /v1/openapi.json) must describe.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// route serves pattern with h, which answers methods.
+func (s *Server) route(pattern string, h http.Handler, methods ...string) {
+	slices.Sort(methods)
+	s.routes = append(s.routes, Route{Pattern: pattern, Methods: methods})
+	s.mux.Handle(pattern, h)
+}
+
 func (s *Server) handle(pattern string, a area, m methods) {
-	allow := make([]string, 0, len(m))
-	for k := range m {
-		allow = append(allow, k)
-	}
+	allow := slices.Sorted(maps.Keys(m))
 	allowHeader := strings.Join(allow, ", ")
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.route(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := m[r.Method]
 		if h == nil {
 			w.Header().Set("Allow", allowHeader)
@@ -187,7 +209,7 @@ func (s *Server) handle(pattern string, a area, m methods) {
 		if err != nil {
 			httpjson.WriteError(w, r, s.log, err)
 		}
-	})
+	}), allow...)
 }
 
 // ServeHTTP serves the admin API with the security headers and request ids
@@ -243,6 +265,32 @@ func (s *Server) authenticate(r *http.Request) (*gatehouse.Principal, error) {
 
 // decode reads a JSON body strictly (see httpjson.Decode).
 func decode(r *http.Request, v any) error { return httpjson.Decode(r, v, maxBody) }
+
+// decodeOptional is decode for a body that may be left out: an empty (or
+// blank) body leaves v as it is.
+func decodeOptional(r *http.Request, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return gatehouse.Errorf(gatehouse.EINVALID, "could not read the request body")
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return decode(r, v)
+}
+
+// noBody wraps the handler of a change that takes nothing in its body: no
+// body, or {}. Anything else is refused like an unknown field of any
+// other body, rather than ignored.
+func noBody(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+		if err := decodeOptional(r, &struct{}{}); err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
 
 // record writes an audit event for a successful admin action.
 func (s *Server) record(ctx context.Context, p *gatehouse.Principal, action, resource string, details map[string]any) {

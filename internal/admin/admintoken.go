@@ -12,7 +12,7 @@ func (s *Server) adminTokenRoutes() {
 		return
 	}
 	s.handle("/v1/admin-token", areaSettings, methods{http.MethodGet: s.adminTokenStatus})
-	s.handle("/v1/admin-token/disable", areaSettings, methods{http.MethodPost: s.disableAdminToken})
+	s.handle("/v1/admin-token/disable", areaSettings, methods{http.MethodPost: noBody(s.disableAdminToken)})
 }
 
 // adminTokenStatus is GET /v1/admin-token: {"status": "enabled"|"disabled"}.

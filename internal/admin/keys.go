@@ -148,10 +148,8 @@ type RotateKeyRequest struct {
 
 func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	var req RotateKeyRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			return err
-		}
+	if err := decodeOptional(r, &req); err != nil {
+		return err
 	}
 	grace := authn.DefaultRotationGrace
 	if req.Grace != "" {

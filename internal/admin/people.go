@@ -22,21 +22,21 @@ func (s *Server) people() {
 	if s.cfg.Users == nil {
 		return
 	}
-	s.mux.HandleFunc("/v1/session", s.session)
+	s.route("/v1/session", http.HandlerFunc(s.session), http.MethodDelete, http.MethodPost)
 	s.handle("/v1/users", areaUsers, methods{http.MethodGet: s.listUsers, http.MethodPost: s.createUser})
-	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser, http.MethodDelete: s.deleteUser})
-	s.handle("/v1/users/{name}/disable", areaUsers, methods{http.MethodPost: s.disableUser})
-	s.handle("/v1/users/{name}/enable", areaUsers, methods{http.MethodPost: s.enableUser})
+	s.handle("/v1/users/{name}", areaUsers, methods{http.MethodGet: s.getUser, http.MethodDelete: noBody(s.deleteUser)})
+	s.handle("/v1/users/{name}/disable", areaUsers, methods{http.MethodPost: noBody(s.disableUser)})
+	s.handle("/v1/users/{name}/enable", areaUsers, methods{http.MethodPost: noBody(s.enableUser)})
 	s.handle("/v1/users/{name}/role", areaUsers, methods{http.MethodPut: s.setUserRole})
 	s.handle("/v1/users/{name}/password", areaUsers, methods{http.MethodPost: s.resetPassword})
-	s.handle("/v1/users/{name}/unlock", areaUsers, methods{http.MethodPost: s.unlockUser})
-	s.handle("/v1/users/{name}/totp/reset", areaUsers, methods{http.MethodPost: s.resetTOTP})
+	s.handle("/v1/users/{name}/unlock", areaUsers, methods{http.MethodPost: noBody(s.unlockUser)})
+	s.handle("/v1/users/{name}/totp/reset", areaUsers, methods{http.MethodPost: noBody(s.resetTOTP)})
 	s.handle("/v1/me", areaSelf, methods{http.MethodGet: s.me})
 	s.handle("/v1/me/password", areaSelf, methods{http.MethodPost: s.changePassword})
 	s.handle("/v1/me/totp", areaSelf, methods{http.MethodPost: s.enrollTOTP, http.MethodDelete: s.removeTOTP})
 	s.handle("/v1/me/totp/verify", areaSelf, methods{http.MethodPost: s.confirmTOTP})
 	s.handle("/v1/tokens", areaSelf, methods{http.MethodGet: s.listTokens, http.MethodPost: s.createToken})
-	s.handle("/v1/tokens/{id}/revoke", areaSelf, methods{http.MethodPost: s.revokeToken})
+	s.handle("/v1/tokens/{id}/revoke", areaSelf, methods{http.MethodPost: noBody(s.revokeToken)})
 	s.handle("/v1/settings/authentication", areaSettings, methods{http.MethodGet: s.getAuthSettings, http.MethodPut: s.putAuthSettings})
 }
 

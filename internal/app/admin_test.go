@@ -31,6 +31,9 @@ func TestAdminAPIValidation(t *testing.T) {
 		{"unknown key", "GET", "/v1/keys/key_nope", "", []string{auth}, 404, `key "key_nope" not found`},
 		{"revoke unknown", "POST", "/v1/keys/key_nope/revoke", "", []string{auth}, 404, "not found"},
 		{"bad grace", "POST", "/v1/keys/key_nope/rotate", `{"grace":"-1h"}`, []string{auth}, 400, "grace:"},
+		{"array body", "POST", "/v1/keys", "[]", []string{auth}, 400, "request body: must be an object, not array"},
+		{"field on a change without parameters", "POST", "/v1/users/alice/disable", `{"x":1}`, []string{auth}, 400, `unknown field "x"`},
+		{"array on a change without parameters", "POST", "/v1/keys/key_nope/revoke", `[]`, []string{auth}, 400, "request body: must be an object, not array"},
 		{"wrong method", "DELETE", "/v1/keys", "", []string{auth}, 405, "use "},
 		{"no endpoint", "GET", "/v1/nothing", "", []string{auth}, 404, "no admin endpoint"},
 	}

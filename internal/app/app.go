@@ -74,6 +74,7 @@ type App struct {
 	policy  *authz.Engine
 	limiter *service.Service
 	gateway *gateway.Gateway
+	admin   *admin.Server
 	stop    context.CancelFunc // ends background work
 	// logBuf queues the process log (nil when the caller gave a Logger).
 	logBuf *logbuf.Writer
@@ -291,7 +292,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	adminAPI := admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
+	a.admin = admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof})
@@ -302,7 +303,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// is set above it so that only gross excess meets it (and that answer
 	// too is rewritten to JSON on plaintext listeners: serve).
 	a.public.MaxHeaderBytes = 2 * int(cfg.Limits.MaxHeaderBytes)
-	a.adminSrv = a.newServer(gateway.ReadLimits(adminAPI, cfg.Limits.ReadTimeout, int64(cfg.Limits.MinRate)))
+	a.adminSrv = a.newServer(gateway.ReadLimits(a.admin, cfg.Limits.ReadTimeout, int64(cfg.Limits.MinRate)))
 	if cfg.TLS.Enabled() {
 		tc, err := certs.NewServerConfig(certs.ServerConfig{
 			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: cfg.TLS.MinVersion, ClientCAFile: cfg.TLS.ClientCAFile,
@@ -492,6 +493,13 @@ func (a *App) Addr() string { return a.publicLn.Addr().String() }
 // present client addresses this host cannot connect from (the peers of
 // one IPv6 network).
 func (a *App) AdminHandler() http.Handler { return a.adminSrv.Handler }
+
+// Routes lists what the admin listener serves and the paths the public
+// listener answers itself (beside the configured routes): what the
+// OpenAPI document must describe.
+func (a *App) Routes() (adminRoutes []admin.Route, publicPaths []string) {
+	return a.admin.Routes(), a.gateway.Paths()
+}
 
 // AdminAddr is the admin listener's address.
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }

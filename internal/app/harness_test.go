@@ -95,6 +95,9 @@ type harness struct {
 	logs    *syncBuffer
 	dataDir string
 	client  *http.Client
+	// contract checks every exchange of do (without client) against the
+	// OpenAPI document.
+	contract *contractTransport
 }
 
 const testRoutes = `
@@ -185,6 +188,7 @@ func MustStartFull(t testing.TB, extra, routes string) *harness {
 		t.Fatalf("start: %v", err)
 	}
 	h.app, h.base, h.admin = a, "http://"+a.Addr(), "http://"+a.AdminAddr()
+	h.contract = newContractTransport(t, a.AdminAddr(), a.Addr())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -206,7 +210,7 @@ func (h *harness) do(method, url string, body io.Reader, headers ...string) *htt
 	}
 	client := h.client
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Transport: h.transport()}
 	}
 	res, err := client.Do(req)
 	if err != nil {
@@ -214,6 +218,15 @@ func (h *harness) do(method, url string, body io.Reader, headers ...string) *htt
 	}
 	h.t.Cleanup(func() { res.Body.Close() })
 	return res
+}
+
+// transport is the contract transport, or the default one for a harness
+// put together by hand.
+func (h *harness) transport() http.RoundTripper {
+	if h.contract == nil {
+		return http.DefaultTransport
+	}
+	return h.contract
 }
 
 // adminCall calls the admin API with the bootstrap token and decodes JSON.

@@ -31,7 +31,7 @@ func (h *harness) createUser(name, role string, scopes ...string) {
 
 func (h *harness) newPerson() *person {
 	jar, _ := cookiejar.New(nil)
-	return &person{h: h, client: &http.Client{Jar: jar}}
+	return &person{h: h, client: &http.Client{Jar: jar, Transport: h.transport()}}
 }
 
 // call sends JSON to the admin API with the session cookie (and the CSRF

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -380,4 +381,17 @@ func (g *Gateway) decisionAPI(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpjson.Write(w, http.StatusOK, AuthorizeResponse{Allow: d.Allow, Reasons: reasons, DecisionID: d.DecisionID.String(), Revision: d.Revision})
 	return nil
+}
+
+// Paths lists the paths the gateway answers itself, before routing: the
+// health probes, forward-auth (and below /auth/verify/ behind Envoy), the
+// decision API and Config.Endpoints, sorted. Everything else goes to the
+// configured routes. The OpenAPI drift test reads it.
+func (g *Gateway) Paths() []string {
+	paths := []string{"/health", "/health/live", "/health/ready", "/auth/verify", "/v1/authorize"}
+	for p := range g.cfg.Endpoints {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
 }

@@ -154,6 +154,9 @@ func Decode(r *http.Request, v any, max int64) error {
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
+			if te.Field == "" { // the body itself, such as [] for an object
+				return gatehouse.Errorf(gatehouse.EINVALID, "request body: must be %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+			}
 			return gatehouse.Errorf(gatehouse.EINVALID, "%s: must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
 		}
 		return gatehouse.Errorf(gatehouse.EINVALID, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
