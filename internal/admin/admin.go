@@ -455,7 +455,9 @@ func (s *Server) recordOutcome(ctx context.Context, actor gatehouse.Actor, actio
 			e.Request.SourceIP = s.cfg.SourceIP(r.source)
 		}
 	}
-	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
+	// Recorded whatever the client does: one that hangs up while its
+	// answer is sent must neither lose the event nor log a failure.
+	if err := s.cfg.Auditor.Record(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))
 	}
 }

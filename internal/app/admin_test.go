@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -81,4 +83,46 @@ func TestKeysListedWithoutSecrets(t *testing.T) {
 	if strings.Contains(string(body), k.Key) || strings.Contains(string(body), `"key":`) {
 		t.Errorf("list shows a secret: %s", body)
 	}
+}
+
+// hangUp is a client that goes away as its answer starts to arrive.
+type hangUp struct {
+	*httptest.ResponseRecorder
+	cancel context.CancelFunc
+}
+
+func (w hangUp) Write(b []byte) (int, error) {
+	w.cancel()
+	return w.ResponseRecorder.Write(b)
+}
+
+// TestAdminReadAuditedWhenClientHangsUp: a reader that disconnects while
+// its answer is sent still leaves its admin.read event, and no ERROR
+// (nothing failed but the client).
+func TestAdminReadAuditedWhenClientHangsUp(t *testing.T) {
+	h := MustStart(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/v1/audit?limit=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	h.app.AdminHandler().ServeHTTP(hangUp{httptest.NewRecorder(), cancel}, req)
+	if logs := h.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("a client hanging up is logged as an error:\n%s", logs)
+	}
+	var page struct {
+		Entries []struct {
+			Event struct {
+				Details map[string]any `json:"details"`
+			} `json:"event"`
+		} `json:"entries"`
+	}
+	if code := h.adminCall("GET", "/v1/audit?type=admin.read", nil, &page); code != 200 {
+		t.Fatalf("GET /v1/audit: %d", code)
+	}
+	for _, e := range page.Entries {
+		if e.Event.Details["query"] == "limit=1000" {
+			return
+		}
+	}
+	t.Errorf("no admin.read event for the read whose client hung up: %+v", page.Entries)
 }

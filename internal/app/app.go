@@ -790,7 +790,16 @@ func redirectHandler(httpsAddr string) http.Handler {
 
 // ReloadPolicy re-reads the policy source (SIGHUP). A policy that fails to
 // compile or to pass its tests is refused and the running one keeps serving.
-func (a *App) ReloadPolicy(ctx context.Context) error { return a.policy.Reload(ctx) }
+func (a *App) ReloadPolicy(ctx context.Context) error {
+	before := a.policy.Status().Generation
+	err := a.policy.Reload(ctx)
+	if st := a.policy.Status(); err == nil && st.Generation == before {
+		// The engine logs a new policy and a refused one; say so too
+		// when the signal found nothing to load.
+		a.log.InfoContext(ctx, "policy unchanged", "source", st.Source, "revision", st.Revision, "sha256", st.SHA256)
+	}
+	return err
+}
 
 func (a *App) close() error {
 	if a.logBuf != nil {

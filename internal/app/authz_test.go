@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -174,4 +175,33 @@ func policyFile(name string) ([]byte, error) {
 	}
 	defer f.Close()
 	return io.ReadAll(f)
+}
+
+// TestPolicyReloadUnchangedIsLogged: a reload (SIGHUP) that finds the same
+// policy says so, with the revision serving, instead of logging nothing.
+func TestPolicyReloadUnchangedIsLogged(t *testing.T) {
+	h := MustStart(t)
+	if err := h.app.ReloadPolicy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Revision string `json:"revision"`
+	}
+	if code := h.adminCall("GET", "/v1/policies", nil, &st); code != 200 || st.Revision == "" {
+		t.Fatalf("GET /v1/policies: %d, revision %q", code, st.Revision)
+	}
+	for line := range strings.Lines(h.logs.String()) {
+		var rec struct {
+			Msg      string `json:"msg"`
+			Level    string `json:"level"`
+			Revision string `json:"revision"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "policy unchanged" {
+			if rec.Level != "INFO" || rec.Revision != st.Revision {
+				t.Errorf("logged %s %q revision %q, want INFO, revision %q", rec.Level, rec.Msg, rec.Revision, st.Revision)
+			}
+			return
+		}
+	}
+	t.Errorf("a reload of the same policy logged no \"policy unchanged\":\n%s", h.logs.String())
 }

@@ -381,6 +381,10 @@ func TestChunkedBodyOverCap(t *testing.T) {
 	if _, body := h.up.lastRequest(); len(body) > 1024 {
 		t.Errorf("upstream received %d bytes, more than the cap", len(body))
 	}
+	// The client's fault, not the upstream's.
+	if logs := h.logs.String(); strings.Contains(logs, "upstream error") {
+		t.Errorf("a 413 is logged as an upstream error:\n%s", logs)
+	}
 }
 
 func TestHeaderLimits(t *testing.T) {

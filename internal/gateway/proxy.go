@@ -131,7 +131,12 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			default:
 				e = gatehouse.Errorf(gatehouse.EBADGATEWAY, "upstream of route %s is unavailable", rt.Name)
 			}
-			log.WarnContext(r.Context(), "upstream error", "request_id", ex.requestID, "route", rt.Name, "err", err)
+			// The request body's faults (413, 408, 400) are the client's:
+			// answered and audited, but no upstream error to warn of.
+			switch gatehouse.ErrorCode(e) {
+			case gatehouse.EUNAVAILABLE, gatehouse.ETIMEOUT, gatehouse.EBADGATEWAY:
+				log.WarnContext(r.Context(), "upstream error", "request_id", ex.requestID, "route", rt.Name, "err", err)
+			}
 			ex.err = e
 			httpjson.WriteError(w, r, log, e)
 		},
