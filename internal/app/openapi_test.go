@@ -139,6 +139,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"PolicyStatus", authz.Status{}, true},
 		{"User", admin.User{}, true},
 		{"CreateUserRequest", admin.CreateUserRequest{}, false},
+		{"RoleRequest", admin.RoleRequest{}, false},
 		{"PasswordRequest", admin.PasswordRequest{}, false},
 		{"TOTPRequest", admin.TOTPRequest{}, false},
 		{"Token", admin.Token{}, true},
@@ -301,6 +302,11 @@ func TestOpenAPIContract(t *testing.T) {
 	call(200, "POST", "/v1/users/bob/unlock", nil, nil)
 	call(200, "POST", "/v1/users/bob/totp/reset", nil, nil)
 	call(200, "POST", "/v1/users/bob/disable", nil, nil)
+	call(200, "POST", "/v1/users/bob/enable", nil, nil)
+	call(200, "PUT", "/v1/users/bob/role", map[string]any{"role": "security"}, nil)
+	call(400, "PUT", "/v1/users/bob/role", map[string]any{"role": "root"}, nil)
+	call(204, "DELETE", "/v1/users/bob", nil, nil)
+	call(404, "DELETE", "/v1/users/bob", nil, nil)
 
 	p := h.newPerson()
 	if code, e := p.login("alice", alicePW, nil); code != 200 {
