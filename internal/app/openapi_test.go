@@ -136,6 +136,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Client", admin.Client{}, true},
 		{"CreateClientRequest", admin.CreateClientRequest{}, false},
 		{"SigningKey", authn.SigningKeyInfo{}, true},
+		{"Tier", admin.Tier{}, true},
 		{"PolicyStatus", authz.Status{}, true},
 		{"User", admin.User{}, true},
 		{"CreateUserRequest", admin.CreateUserRequest{}, false},
@@ -278,6 +279,7 @@ func TestOpenAPIContract(t *testing.T) {
 	call(200, "POST", "/v1/clients/"+client+"/revoke", nil, nil)
 
 	// Signing keys, policies, the public auth endpoints.
+	call(200, "GET", "/v1/tiers", nil, nil)
 	call(200, "GET", "/v1/signing-keys", nil, nil)
 	call(200, "POST", "/v1/signing-keys/rotate", nil, nil)
 	for _, p := range []string{"/.well-known/jwks.json", "/.well-known/openid-configuration"} {
