@@ -25,15 +25,18 @@ const maxPending = 1 << 15
 // atomic loads, each on its own, so a snapshot taken under load may be a
 // few events apart between fields.
 type Stats struct {
-	// Events is the number of events committed.
+	// Events is the number of events committed (written, and in sync
+	// mode fsynced).
 	Events uint64 `json:"events"`
 	// Bytes is the number of segment bytes written (framed records).
 	Bytes uint64 `json:"bytes"`
-	// Fsyncs is the number of fdatasyncs of segment data: one per batch in
-	// sync mode, one per BatchSyncInterval in batch mode, one per sealed
-	// segment.
+	// Fsyncs is the number of fdatasyncs of segment data (not of the zeros
+	// written ahead): one per batch in sync mode, one per
+	// BatchSyncInterval in batch mode, and one per checkpoint, sealed
+	// segment or 4 MiB written.
 	Fsyncs uint64 `json:"fsyncs"`
-	// Batches is the number of group commits (one write per file each).
+	// Batches is the number of group commits (usually one write per file
+	// each).
 	Batches uint64 `json:"batches"`
 }
 
@@ -367,14 +370,14 @@ func (l *Log) commit(b *batch) error {
 			}
 		}
 	}
-	l.stats.batches.Add(1)
-	l.stats.events.Add(uint64(b.n))
-	l.stats.bytes.Add(uint64(len(b.buf)))
 	if l.cfg.Durability == DurabilitySync {
 		if err := l.syncData(); err != nil {
 			return err
 		}
 	}
+	l.stats.batches.Add(1)
+	l.stats.events.Add(uint64(b.n))
+	l.stats.bytes.Add(uint64(len(b.buf)))
 	// Readers see the batch only once it is acknowledged.
 	l.mu.Lock()
 	l.segs[len(l.segs)-1].count = w.segCount
