@@ -288,6 +288,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		IPv6Prefix:     cfg.Limits.IPv6Prefix,
 		ReadTimeout:    cfg.Limits.ReadTimeout,
 		MinRate:        int64(cfg.Limits.MinRate),
+
+		AccessLogWriter: a.accessLogWriter(),
 	})
 	if err != nil {
 		return nil, err
@@ -853,6 +855,16 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // newLogger is NewLogger on a writer that already redacts.
+// accessLogWriter is where the gateway writes its access lines itself, in
+// the JSON newLogger's handler would: the log's queue when the log is
+// that JSON handler; nil (through the logger) otherwise.
+func (a *App) accessLogWriter() io.Writer {
+	if a.logBuf == nil || a.cfg.Log.Format == "text" {
+		return nil
+	}
+	return a.logBuf
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))

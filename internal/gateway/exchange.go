@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -269,35 +268,6 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		}
 	}
 	return e
-}
-
-// logAccess writes the one access line of a request. It never logs a
-// query string (it may carry secrets) or any credential.
-func (g *Gateway) logAccess(ctx context.Context, r *http.Request, ex *exchange, w *recorder) {
-	level := slog.LevelInfo
-	if w.status >= 500 {
-		level = slog.LevelWarn
-	}
-	if !g.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 9)
-	attrs = append(attrs,
-		slog.String("request_id", ex.requestID),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", w.status),
-		slog.Int64("bytes", w.bytes),
-		slog.Float64("duration_ms", float64(g.clock.Now().Sub(ex.start).Microseconds())/1000),
-		slog.String("trace_id", ex.trace.traceID()),
-	)
-	if ex.route != nil {
-		attrs = append(attrs, slog.String("route", ex.route.Name))
-	}
-	if ex.principal != nil {
-		attrs = append(attrs, slog.String("principal", ex.principal.ID))
-	}
-	g.log.LogAttrs(ctx, level, "request", attrs...)
 }
 
 // limitedBody is a request body that fails once more than left bytes have

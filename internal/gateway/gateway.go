@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,15 +95,22 @@ type Config struct {
 	// SourceIP is how client addresses appear in audit events: "full"
 	// (default), "truncate" (IPv4 /24, IPv6 /48) or "hash" (HMAC-SHA-256
 	// under SourceIPKey, hex).
-	SourceIP       string
-	SourceIPKey    []byte
-	Logger         *slog.Logger
-	Clock          gatehouse.Clock
-	AccessLog      bool
-	MaxHeaders     int // most header fields a request may carry; 0: unlimited
-	MaxHeaderBytes int // most bytes of header fields; 0: unlimited
-	Ready          []ReadinessCheck
-	Version        string
+	SourceIP    string
+	SourceIPKey []byte
+	Logger      *slog.Logger
+	Clock       gatehouse.Clock
+	AccessLog   bool
+	// AccessLogWriter, when set, takes the access lines directly, one
+	// Write per line, in exactly the JSON slog.NewJSONHandler(w, nil) would
+	// write for Logger under the group "gateway"; Logger still decides
+	// whether a line's level is enabled. Set it only when Logger is that
+	// JSON handler on that writer (serve's default); nil: lines go through
+	// Logger.
+	AccessLogWriter io.Writer
+	MaxHeaders      int // most header fields a request may carry; 0: unlimited
+	MaxHeaderBytes  int // most bytes of header fields; 0: unlimited
+	Ready           []ReadinessCheck
+	Version         string
 	// Redactor redacts response bodies of routes with Redact set; nil: a
 	// default one.
 	Redactor *redact.Redactor
@@ -143,6 +151,7 @@ type Gateway struct {
 	fwd      forwardAuth
 	fwdOff   sync.Once // warns once that forward-auth is called but not configured
 	pre      *preAuth  // nil: no pre-authentication limit
+	lines    sync.Pool // *[]byte buffers for access lines
 }
 
 // New compiles the request path for cfg.
@@ -160,6 +169,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Redactor = redact.New()
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth, cfg.IPv6Prefix)}
+	g.lines.New = func() any { b := make([]byte, 0, 512); return &b }
 	g.trusted = newTrustedProxies(cfg.TrustedProxies)
 	var err error
 	if g.fwd, err = newForwardAuth(cfg.ForwardAuth); err != nil {
