@@ -145,7 +145,12 @@ func clientOf(flags *pflag.FlagSet, env Env) (*apiClient, error) {
 // come back as *apiError, failures to get an answer as *localError.
 func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	contentType := "application/json"
+	switch in := in.(type) {
+	case nil:
+	case io.Reader: // a file, sent as it is
+		body, contentType = in, "application/octet-stream"
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -163,7 +168,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 		req.Header.Set("X-CSRF-Token", c.csrf)
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {

@@ -66,6 +66,8 @@ type Config struct {
 	// /debug/pprof/, to the admin role only (serve --pprof); false: not
 	// mounted.
 	Pprof bool
+	// Backups serves /v1/backups; nil answers that backups are off.
+	Backups Backups
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -121,6 +123,7 @@ func New(cfg Config) *Server {
 		s.mountPprof()
 	}
 	s.route("/v1/openapi.json", http.HandlerFunc(s.serveOpenAPI), http.MethodGet, http.MethodHead)
+	s.backupRoutes()
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
@@ -447,19 +450,25 @@ func (s *Server) recordOutcome(ctx context.Context, actor gatehouse.Actor, actio
 		Resource: resource,
 		Outcome:  outcome,
 		Details:  details,
-		Request:  &gatehouse.RequestInfo{RequestID: httpjson.RequestIDFromContext(ctx)},
-	}
-	if r := infoFrom(ctx); r != nil {
-		e.Request.Method, e.Request.Path = r.method, r.path
-		if s.cfg.SourceIP != nil && r.source != "" {
-			e.Request.SourceIP = s.cfg.SourceIP(r.source)
-		}
+		Request:  s.requestInfo(ctx),
 	}
 	// Recorded whatever the client does: one that hangs up while its
 	// answer is sent must neither lose the event nor log a failure.
 	if err := s.cfg.Auditor.Record(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "audit record failed", "action", action, "err", fmt.Sprint(err))
 	}
+}
+
+// requestInfo is the request of ctx as audit events show it.
+func (s *Server) requestInfo(ctx context.Context) *gatehouse.RequestInfo {
+	ri := &gatehouse.RequestInfo{RequestID: httpjson.RequestIDFromContext(ctx)}
+	if r := infoFrom(ctx); r != nil {
+		ri.Method, ri.Path = r.method, r.path
+		if s.cfg.SourceIP != nil && r.source != "" {
+			ri.SourceIP = s.cfg.SourceIP(r.source)
+		}
+	}
+	return ri
 }
 
 func (s *Server) policyStatus(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -22,6 +22,7 @@ import (
 	pgaudit "github.com/gatehouse/gatehouse/internal/audit/postgres"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
@@ -76,6 +77,11 @@ type App struct {
 	gateway *gateway.Gateway
 	admin   *admin.Server
 	stop    context.CancelFunc // ends background work
+	// backups makes scheduled backups (nil without backup.dir or
+	// backup.url); backupWG is its schedule.
+	backups  *backup.Service
+	backupWG sync.WaitGroup
+	dataDir  string
 	// logBuf queues the process log (nil when the caller gave a Logger).
 	logBuf *logbuf.Writer
 	audit  auditLog
@@ -102,6 +108,7 @@ type App struct {
 type auditLog interface {
 	gatehouse.Auditor
 	admin.AuditLog
+	backup.LiveLog
 	// Close flushes, writes a final checkpoint where this process signs
 	// them, and releases the log.
 	Close(ctx context.Context) error
@@ -141,6 +148,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	a.dataDir = dir
 	if err := secureDir(dir, cfg.Mode, log); err != nil {
 		return nil, err
 	}
@@ -178,6 +186,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	if a.store, err = OpenStore(ctx, cfg, dir); err != nil {
+		return nil, err
+	}
+	a.auditRestore(ctx, dir)
+	if a.backups, err = a.openBackups(ctx, cfg, dir, opts); err != nil {
 		return nil, err
 	}
 	a.inv = &authn.Invalidations{}
@@ -297,7 +309,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.admin = admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
-		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof})
+		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI()})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers
@@ -433,6 +445,7 @@ func (a *App) Start() error {
 		defer a.usageWG.Done()
 		a.usage.Run(ctx) // flushes once more when ctx ends
 	}()
+	a.runBackups(ctx, a.dataDir)
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {
@@ -812,7 +825,8 @@ func (a *App) close() error {
 	if a.stop != nil {
 		a.stop()
 	}
-	a.usageWG.Wait() // the last flush of last-use times, before the store closes
+	a.usageWG.Wait()  // the last flush of last-use times, before the store closes
+	a.backupWG.Wait() // a backup under way stops (its partial file removed) before the log closes
 	if a.audit != nil {
 		// Flushes, writes the final checkpoint and releases the log.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

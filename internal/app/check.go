@@ -38,6 +38,7 @@ func Check(ctx context.Context, cfg *config.Config) config.Problems {
 		c.route(fmt.Sprintf("routes[%d]", i), r)
 	}
 	c.dirs()
+	c.backup(ctx)
 	c.problems.Sort()
 	return c.problems
 }

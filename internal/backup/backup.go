@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -90,12 +89,13 @@ type Config struct {
 }
 
 // Service makes, lists, verifies and prunes the backups of the running
-// deployment. One operation runs at a time; it is safe for concurrent use.
+// deployment. It is safe for concurrent use: operations run one at a
+// time, each waiting for the one before.
 type Service struct {
 	cfg Config
 	log *slog.Logger
-	// busy is held by the operation that runs.
-	busy sync.Mutex
+	// busy holds a token while an operation runs; the next one waits.
+	busy chan struct{}
 }
 
 // New returns a Service.
@@ -127,11 +127,20 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ProgressEvery == 0 {
 		cfg.ProgressEvery = progressEvery
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.WithGroup("backup")}, nil
+	return &Service{cfg: cfg, log: cfg.Logger.WithGroup("backup"), busy: make(chan struct{}, 1)}, nil
 }
 
-// ErrBusy is returned while another backup operation runs.
-var ErrBusy = gatehouse.Errorf(gatehouse.ECONFLICT, "another backup operation is running; try again when it ends")
+// acquire waits until no other operation runs (or ctx ends).
+func (s *Service) acquire(ctx context.Context) error {
+	select {
+	case s.busy <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) release() { <-s.busy }
 
 // By says who asked for an operation, for its audit event.
 type By struct {
@@ -156,10 +165,10 @@ type Info struct {
 // the gateway: the store is copied in one read transaction (SQLite) or one
 // snapshot (pg_dump), the audit log at a checkpoint.
 func (s *Service) Create(ctx context.Context, by By) (Info, error) {
-	if !s.busy.TryLock() {
-		return Info{}, ErrBusy
+	if err := s.acquire(ctx); err != nil {
+		return Info{}, err
 	}
-	defer s.busy.Unlock()
+	defer s.release()
 	start := s.cfg.Clock.Now()
 	info, err := s.create(ctx, start)
 	details := map[string]any{"duration_ms": time.Since(start).Milliseconds()}
@@ -300,7 +309,7 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 	}
 	out := make([]Info, 0, len(objs))
 	for _, o := range objs {
-		id := idOf(o.Name)
+		id := IDOf(o.Name)
 		out = append(out, Info{ID: id, Location: s.cfg.Destination.Location(o.Name), Size: o.Size, CreatedAt: idTime(id)})
 	}
 	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(b.ID, a.ID) })

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/backup"
+	"github.com/gatehouse/gatehouse/internal/backup/desttest"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
@@ -42,15 +43,15 @@ type deployment struct {
 	dest     backup.Dir
 	identity *age.X25519Identity
 	idFile   string
-	clock    *gatehouse.FakeClock
+	clock    gatehouse.Clock
 	pepper   []byte
 }
 
 type depOpts struct {
 	origin   string
 	identity *age.X25519Identity // nil: a new one
-	dest     string              // nil: a new directory
-	clock    *gatehouse.FakeClock
+	dest     string              // "": a new directory
+	clock    gatehouse.Clock     // nil: a fake clock at t0
 }
 
 func MustDeployment(tb testing.TB, o depOpts) *deployment {
@@ -453,4 +454,54 @@ func TestPruneKeepsRetentionAndTheNewest(t *testing.T) {
 			t.Errorf("deletion event %d: %+v", i, e.Event)
 		}
 	}
+}
+
+// Serve's schedule: a backup every period, pruning after each, and a
+// restore test after the first, recorded so a restart does not repeat it.
+func TestSchedule(t *testing.T) {
+	d := MustDeployment(t, depOpts{clock: gatehouse.SystemClock{}})
+	state := filepath.Join(t.TempDir(), "state.json")
+	sch := backup.Schedule{Every: 700 * time.Millisecond, VerifyEvery: time.Hour, StateFile: state}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.svc.Run(ctx, sch) }()
+	events := func(typ string) []audit.Entry {
+		page, err := d.log.Query(context.Background(), audit.Filter{Type: typ}, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Entries
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(events("backup.create")) < 3 || len(events("backup.verify")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: %d backups, %d restore tests", len(events("backup.create")), len(events("backup.verify")))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, e := range append(events("backup.create"), events("backup.verify")...) {
+		if e.Event.Actor.ID != "backup-schedule" || e.Event.Outcome != gatehouse.OutcomeSuccess {
+			t.Errorf("scheduled event %+v", e.Event)
+		}
+	}
+	if n := len(events("backup.verify")); n != 1 {
+		t.Errorf("%d restore tests within the hour, want 1", n)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("no state file: %v", err)
+	}
+	// Restarted: the newest backup is recent and so is the restore test.
+	before := len(events("backup.create"))
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	d.svc.Run(ctx, backup.Schedule{Every: time.Hour, VerifyEvery: time.Hour, StateFile: state})
+	if n := len(events("backup.create")); n != before || len(events("backup.verify")) != 1 {
+		t.Errorf("a restart made %d backups and %d tests, want none", n-before, len(events("backup.verify"))-1)
+	}
+}
+
+func TestDirDestination(t *testing.T) {
+	desttest.Run(t, func(t *testing.T) backup.Destination { return backup.Dir{Path: filepath.Join(t.TempDir(), "b")} })
 }

@@ -61,8 +61,9 @@ func validID(id string) bool { return idRE.MatchString(id) }
 // FileName is the name a backup with the given id is stored under.
 func FileName(id string) string { return "gatehouse-" + id + ".age" }
 
-// idOf returns the id in a backup file name, or "".
-func idOf(name string) string {
+// IDOf returns the id in a backup file name FileName made, or "" for any
+// other name.
+func IDOf(name string) string {
 	m := fileRE.FindStringSubmatch(name)
 	if m == nil {
 		return ""
@@ -99,7 +100,7 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			f.Close()
+			f.Close() // a second Close is harmless
 			os.Remove(tmp)
 		}
 	}()
@@ -112,6 +113,9 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err // cancelled: the backup may be whole, but nobody wants it
+	}
 	if err := os.Rename(tmp, filepath.Join(d.Path, name)); err != nil {
 		return fmt.Errorf("backup dir: %w", err)
 	}
@@ -120,7 +124,7 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
 
 // Open implements Destination.
 func (d Dir) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	if idOf(name) == "" {
+	if IDOf(name) == "" {
 		return nil, fmt.Errorf("open backup %q: %w", name, fs.ErrNotExist)
 	}
 	return os.Open(filepath.Join(d.Path, name))
@@ -137,7 +141,7 @@ func (d Dir) List(ctx context.Context) ([]Object, error) {
 	}
 	var out []Object
 	for _, e := range ents {
-		if idOf(e.Name()) == "" || !e.Type().IsRegular() {
+		if IDOf(e.Name()) == "" || !e.Type().IsRegular() {
 			continue
 		}
 		fi, err := e.Info()
@@ -151,7 +155,7 @@ func (d Dir) List(ctx context.Context) ([]Object, error) {
 
 // Delete implements Destination.
 func (d Dir) Delete(ctx context.Context, name string) error {
-	if idOf(name) == "" {
+	if IDOf(name) == "" {
 		return fmt.Errorf("delete backup %q: %w", name, fs.ErrNotExist)
 	}
 	if err := os.Remove(filepath.Join(d.Path, name)); err != nil {

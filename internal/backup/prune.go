@@ -12,10 +12,10 @@ import (
 // newest one, and records each deletion as an audit event (C1.2, CC6.5).
 // It returns what it deleted, and stops at the first deletion that fails.
 func (s *Service) Prune(ctx context.Context, by By) ([]Info, error) {
-	if !s.busy.TryLock() {
-		return nil, ErrBusy
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
 	}
-	defer s.busy.Unlock()
+	defer s.release()
 	return s.prune(ctx, by)
 }
 

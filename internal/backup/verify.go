@@ -54,10 +54,10 @@ type VerifyResult struct {
 // error; errors are for a backup that could not be read at all (unknown
 // id, unreachable destination, another operation running).
 func (s *Service) Verify(ctx context.Context, by By, id string) (VerifyResult, error) {
-	if !s.busy.TryLock() {
-		return VerifyResult{}, ErrBusy
+	if err := s.acquire(ctx); err != nil {
+		return VerifyResult{}, err
 	}
-	defer s.busy.Unlock()
+	defer s.release()
 	r, err := s.find(ctx, id)
 	if err != nil {
 		return VerifyResult{}, err
@@ -68,10 +68,10 @@ func (s *Service) Verify(ctx context.Context, by By, id string) (VerifyResult, e
 
 // VerifyFile restore-tests a backup read from r (an uploaded file).
 func (s *Service) VerifyFile(ctx context.Context, by By, r io.Reader) (VerifyResult, error) {
-	if !s.busy.TryLock() {
-		return VerifyResult{}, ErrBusy
+	if err := s.acquire(ctx); err != nil {
+		return VerifyResult{}, err
 	}
-	defer s.busy.Unlock()
+	defer s.release()
 	return s.verifyAndRecord(ctx, by, r, "backup:upload"), nil
 }
 

@@ -84,6 +84,7 @@ type Config struct {
 	// the first untrusted hop, and only when the TCP peer is one of these.
 	TrustedProxies []string          `yaml:"trusted_proxies"`
 	ForwardAuth    ForwardAuthConfig `yaml:"forward_auth"`
+	Backup         BackupConfig      `yaml:"backup"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -382,6 +383,7 @@ func (c *Config) applyDefaults() {
 		}, host)
 		c.Audit.Origin = "gatehouse/" + host
 	}
+	c.Backup.applyDefaults()
 	if c.Auth.Audience == "" {
 		c.Auth.Audience = authn.DefaultAudience
 	}

@@ -28,6 +28,7 @@ func (c *Config) validate() problems {
 	c.validateTLS(&p)
 	c.validatePolicy(&p)
 	c.validateProxies(&p)
+	c.validateBackup(&p)
 	c.validateRoutes(&p)
 	return p
 }
