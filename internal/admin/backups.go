@@ -31,10 +31,10 @@ var errNoBackups = gatehouse.Errorf(gatehouse.ECONFLICT, "backups are not config
 // /v1/backups/verify, application/octet-stream) and prune (POST
 // /v1/backups/prune). Each operation records its own audit event.
 func (s *Server) backupRoutes() {
-	s.handle("/v1/backups", areaBackups, methods{http.MethodGet: s.listBackups, http.MethodPost: s.createBackup})
-	s.handle("/v1/backups/{id}/verify", areaBackups, methods{http.MethodPost: s.verifyBackup})
+	s.handle("/v1/backups", areaBackups, methods{http.MethodGet: s.listBackups, http.MethodPost: noBody(s.createBackup)})
+	s.handle("/v1/backups/{id}/verify", areaBackups, methods{http.MethodPost: noBody(s.verifyBackup)})
 	s.handle("/v1/backups/verify", areaBackups, methods{http.MethodPost: s.verifyUpload})
-	s.handle("/v1/backups/prune", areaBackups, methods{http.MethodPost: s.pruneBackups})
+	s.handle("/v1/backups/prune", areaBackups, methods{http.MethodPost: noBody(s.pruneBackups)})
 }
 
 func (s *Server) listBackups(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ func AuditDir(cfg *config.Config, dataDir string) string {
 func BackupLayout(cfg *config.Config, dataDir string) backup.Layout {
 	return backup.Layout{
 		DataDir: dataDir, AuditDir: AuditDir(cfg, dataDir), Store: cfg.Store.Driver, DSN: cfg.Store.DSN,
-		AuditBackend: cfg.Audit.Backend, ConfigFile: cfg.Source,
+		AuditBackend: cfg.Audit.Backend,
 	}
 }
 
@@ -84,6 +85,14 @@ func (a *App) openBackups(ctx context.Context, cfg *config.Config, dataDir strin
 		return nil, errors.New("backup.identity_file holds no X25519 identity to encrypt backups to; set backup.recipients")
 	}
 	layout := BackupLayout(cfg, dataDir)
+	if cfg.Source != "" {
+		// The config as serve loaded it, not as the file may be later.
+		if b, err := os.ReadFile(cfg.Source); err == nil && fmt.Sprintf("%x", sha256.Sum256(b)) == cfg.Hash {
+			layout.Config = b
+		} else {
+			a.log.Warn("backups will not hold the config: the file cannot be read, or changed since it was loaded", "source", cfg.Source)
+		}
+	}
 	signer, vkey, err := audit.LoadOrCreateSigner(layout.AuditDir, cfg.Audit.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)

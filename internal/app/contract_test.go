@@ -350,6 +350,8 @@ func (d *contractDoc) checkRequest(op *contractOp, x exchange) []string {
 		switch {
 		case !ok:
 			fail("%s accepted a %q body, which the document does not declare", op.key, x.reqType)
+		case mt == "application/octet-stream":
+			// A file (a backup), opaque to the document.
 		case mt == "application/x-www-form-urlencoded":
 			form, err := url.ParseQuery(string(x.reqBody))
 			if err != nil {

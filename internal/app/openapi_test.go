@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
@@ -165,6 +167,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Discovery", oauth.Discovery{}, true},
 		{"AuthorizeRequest", gateway.AuthorizeRequest{}, false},
 		{"AuthorizeResponse", gateway.AuthorizeResponse{}, true},
+		{"Backup", backup.Info{}, true},
+		{"BackupVerifyResult", backup.VerifyResult{}, true},
+		{"StoreCheck", backup.StoreCheck{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -231,7 +236,8 @@ func (h *harness) expect(want int, method, url string, body any, headers ...stri
 // contract transport (which checks each status and body, of the request
 // and the response), and fails if one was never reached.
 func TestOpenAPIContract(t *testing.T) {
-	h := MustStart(t)
+	backups := filepath.Join(t.TempDir(), "backups")
+	h := MustStartWith(t, backupConfig(t, backups))
 	auth, js := "Authorization: Bearer "+adminToken, "Content-Type: application/json"
 	call := func(want int, method, path string, body any, out any) {
 		t.Helper()
@@ -359,6 +365,19 @@ func TestOpenAPIContract(t *testing.T) {
 	h.expect(200, "GET", h.admin+"/v1/audit/checkpoint", nil, auth)
 	call(200, "GET", "/v1/audit/proof?index=0", nil, nil)
 	call(400, "GET", "/v1/audit/proof?index=x", nil, nil)
+	var b struct{ ID, Location string }
+	call(201, "POST", "/v1/backups", nil, &b)
+	call(200, "GET", "/v1/backups", nil, nil)
+	call(200, "POST", "/v1/backups/"+b.ID+"/verify", nil, nil)
+	call(404, "POST", "/v1/backups/20990101T000000Z-abcdef/verify", nil, nil)
+	call(400, "POST", "/v1/backups/not-an-id/verify", nil, nil)
+	file, err := os.ReadFile(b.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expect(200, "POST", h.admin+"/v1/backups/verify", string(file), auth, "Content-Type: application/octet-stream")
+	h.expect(415, "POST", h.admin+"/v1/backups/verify", string(file), auth, js)
+	call(200, "POST", "/v1/backups/prune", nil, nil)
 	h.expect(200, "GET", h.admin+"/v1/openapi.json", nil)
 	h.expect(200, "HEAD", h.admin+"/v1/openapi.json", nil)
 	for _, base := range []string{h.admin, h.base} {

@@ -169,9 +169,9 @@ func (s *Service) Create(ctx context.Context, by By) (Info, error) {
 		return Info{}, err
 	}
 	defer s.release()
-	start := s.cfg.Clock.Now()
-	info, err := s.create(ctx, start)
-	details := map[string]any{"duration_ms": time.Since(start).Milliseconds()}
+	began := time.Now() // durations in real time, whatever the clock says
+	info, err := s.create(ctx, s.cfg.Clock.Now())
+	details := map[string]any{"duration_ms": time.Since(began).Milliseconds()}
 	if err != nil {
 		details["error"] = err.Error()
 		s.record(ctx, by, "backup.create", "backup:"+info.ID, gatehouse.OutcomeFailure, details)
@@ -275,12 +275,8 @@ func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, 
 	for _, sec := range secrets {
 		parts = append(parts, &staged{Part: Part{Name: "secrets/" + sec.Name}, data: sec.Data})
 	}
-	if l.ConfigFile != "" {
-		b, err := os.ReadFile(l.ConfigFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read config: %w", err)
-		}
-		parts = append(parts, &staged{Part: Part{Name: "config/gatehouse.yaml"}, data: b})
+	if l.Config != nil {
+		parts = append(parts, &staged{Part: Part{Name: "config/gatehouse.yaml"}, data: l.Config})
 	}
 	for _, p := range parts {
 		if err := p.hash(); err != nil {

@@ -81,9 +81,7 @@ func MustDeployment(tb testing.TB, o depOpts) *deployment {
 	rand.Read(d.pepper)
 	mustWrite(tb, filepath.Join(d.layout.DataDir, "server.secret"), d.pepper)
 	mustWrite(tb, filepath.Join(d.layout.DataDir, "signing-keys.json"), []byte(`{"keys":[]}`))
-	cfgFile := filepath.Join(root, "gatehouse.yaml")
-	mustWrite(tb, cfgFile, []byte("mode: prod\n"))
-	d.layout.ConfigFile = cfgFile
+	d.layout.Config = []byte("mode: prod\n")
 	var err error
 	if d.log, err = audit.Open(ctx, audit.Config{Dir: d.layout.AuditDir, Origin: o.origin, CheckpointInterval: -1, PruneInterval: -1, SegmentEntries: 16, Clock: o.clock}); err != nil {
 		tb.Fatal(err)

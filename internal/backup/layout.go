@@ -29,9 +29,9 @@ type Layout struct {
 	DSN   string
 	// AuditBackend is file or postgres.
 	AuditBackend string
-	// ConfigFile is the config file serve runs with ("" for the built-in
-	// defaults, then no config is backed up).
-	ConfigFile string
+	// Config is the config file serve runs with, as it read it (nil for
+	// the built-in defaults: then no config is backed up).
+	Config []byte
 }
 
 // The files of a data dir a backup reads and a restore writes.
