@@ -134,56 +134,56 @@ func sourceIP(r *http.Request) string {
 	return host
 }
 
-// scrubHeaders removes, in one pass before a request is proxied, what a
-// caller must not pass upstream: its credential (Authorization,
-// X-API-Key), any X-Gatehouse-* header (which only Gatehouse sets),
-// method-override headers (see methodOverride), HTTP2-Settings (h2c is
-// never tunnelled, see upgradeStep), and every header in which a client
-// could claim an address or a different target: Forwarded,
-// X-Forwarded-*, X-Real-IP, True-Client-IP and the other client-address
-// headers CDNs use, and X-Original-* / X-Rewrite-URL /
+// scrubbedHeaders returns the outbound headers h without, in one pass
+// before a request is proxied, what a caller must not pass upstream: its
+// credential (Authorization, X-API-Key), any X-Gatehouse-* header (which
+// only Gatehouse sets), method-override headers (see methodOverride),
+// HTTP2-Settings (h2c is never tunnelled, see upgradeStep), and every
+// header in which a client could claim an address or a different target:
+// Forwarded, X-Forwarded-*, X-Real-IP, True-Client-IP and the other
+// client-address headers CDNs use, and X-Original-* / X-Rewrite-URL /
 // X-Envoy-Original-Path (which some frameworks read as the request path).
 // Names are compared with '_' read as '-'. The gateway then sets its own
-// X-Forwarded-For, -Host, -Proto and X-Real-IP (setForwarded).
-func scrubHeaders(h http.Header) {
-	for k := range h {
-		if len(k) < 9 {
-			continue
-		}
-		switch foldByte(k[0]) {
-		case 'x':
-			if hasFoldPrefix(k, "x-forwarded-") || hasFoldPrefix(k, "x-original-") || foldEqual(k, "x-real-ip") ||
-				foldEqual(k, "x-client-ip") || foldEqual(k, "x-cluster-client-ip") || foldEqual(k, "x-rewrite-url") ||
-				foldEqual(k, "x-envoy-original-path") || foldEqual(k, "x-envoy-external-address") ||
-				hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "x-api-key") || isMethodOverride(k) {
-				delete(h, k)
-			}
-		case 'a':
-			if foldEqual(k, "authorization") {
-				delete(h, k)
-			}
-		case 'h':
-			if foldEqual(k, "http2-settings") {
-				delete(h, k)
-			}
-		case 'f':
-			if foldEqual(k, "forwarded") || foldEqual(k, "fastly-client-ip") {
-				delete(h, k)
-			}
-		case 't':
-			if foldEqual(k, "true-client-ip") {
-				delete(h, k)
-			}
-		case 'c':
-			if foldEqual(k, "cf-connecting-ip") {
-				delete(h, k)
-			}
+// X-Forwarded-For, -Host, -Proto and X-Real-IP (setForwarded) and a few
+// more: the map returned has room for extra of them without growing.
+// The values are h's, not copied.
+func scrubbedHeaders(h http.Header, extra int) http.Header {
+	out := make(http.Header, len(h)+extra)
+	for k, v := range h {
+		if !scrubbed(k) {
+			out[k] = v
 		}
 	}
+	return out
+}
+
+// scrubbed tells whether scrubbedHeaders leaves the header named k out.
+func scrubbed(k string) bool {
+	if len(k) < 9 {
+		return false
+	}
+	switch foldByte(k[0]) {
+	case 'x':
+		return hasFoldPrefix(k, "x-forwarded-") || hasFoldPrefix(k, "x-original-") || foldEqual(k, "x-real-ip") ||
+			foldEqual(k, "x-client-ip") || foldEqual(k, "x-cluster-client-ip") || foldEqual(k, "x-rewrite-url") ||
+			foldEqual(k, "x-envoy-original-path") || foldEqual(k, "x-envoy-external-address") ||
+			hasFoldPrefix(k, "x-gatehouse-") || foldEqual(k, "x-api-key") || isMethodOverride(k)
+	case 'a':
+		return foldEqual(k, "authorization")
+	case 'h':
+		return foldEqual(k, "http2-settings")
+	case 'f':
+		return foldEqual(k, "forwarded") || foldEqual(k, "fastly-client-ip")
+	case 't':
+		return foldEqual(k, "true-client-ip")
+	case 'c':
+		return foldEqual(k, "cf-connecting-ip")
+	}
+	return false
 }
 
 // setForwarded sets the forwarding headers the upstream sees, after
-// scrubHeaders: X-Forwarded-For is the TCP peer, or from a trusted proxy
+// scrubbedHeaders: X-Forwarded-For is the TCP peer, or from a trusted proxy
 // the verified chain from the client; X-Forwarded-Host and -Proto are the
 // gateway's own view unless a trusted proxy sent exactly one plausible
 // value; X-Real-IP is the resolved client.

@@ -43,6 +43,12 @@ type exchange struct {
 	authFailed       bool        // an endpoint's authentication failed (CountAuthFailure)
 	body             *deadlineBody
 	bodyErr          atomic.Bool // set by watchedBody when reading the client's body failed
+	// headerValues back the headers the gateway sets, one array instead
+	// of a slice each: [0] the response's X-Request-Id (ServeHTTP), [1:5]
+	// what the proxy adds to the outbound request (newProxy).
+	headerValues [5]string
+	// input is the policy input of the request's decision (decideFor).
+	input authz.Input
 }
 
 type exchangeKey struct{}
@@ -237,7 +243,7 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		e.Request.Method, e.Request.Path = ex.target.Method, ex.target.URL.Path
 	}
 	if ex.route != nil {
-		e.Resource = "route:" + ex.route.Name
+		e.Resource = ex.route.resource
 	}
 	if ex.eventType != "" {
 		e.Type = ex.eventType

@@ -182,6 +182,7 @@ func New(cfg Config) (*Gateway, error) {
 		base = NewTransport()
 	}
 	transports := map[time.Duration]*http.Transport{}
+	bufs := newBufferPool()
 	routes := make([]*route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
 		target, err := url.Parse(rc.Upstream)
@@ -200,7 +201,7 @@ func New(cfg Config) (*Gateway, error) {
 			t.ResponseHeaderTimeout = rc.Timeout
 			transports[rc.Timeout] = t
 		}
-		r := &route{Route: rc}
+		r := &route{Route: rc, resource: "route:" + rc.Name}
 		if rc.JSONSchema != "" {
 			if r.schema, err = compileSchema(rc.JSONSchema); err != nil {
 				return nil, fmt.Errorf("route %s: %w", rc.Name, err)
@@ -210,9 +211,9 @@ func New(cfg Config) (*Gateway, error) {
 		r.input = authz.NewRouteInput(&r.Route)
 		if rc.RateLimit.Requests > 0 {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
-			r.limitPrefix = "route:" + rc.Name + "|"
+			r.limitPrefix = r.resource + "|"
 		}
-		r.proxy = newProxy(r, target, r.breaker, g.log, cfg.Redactor)
+		r.proxy = newProxy(r, target, r.breaker, bufs, g.log, cfg.Redactor)
 		routes = append(routes, r)
 	}
 	if g.router, err = newRouter(routes); err != nil {
@@ -269,7 +270,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h := w.Header()
 	httpjson.SetSecurityHeaders(h)
-	h["X-Request-Id"] = []string{ex.requestID}
+	ex.headerValues[0] = ex.requestID
+	h["X-Request-Id"] = ex.headerValues[0:1:1]
 
 	ctx := newContextWithExchange(httpjson.NewContextWithRequestID(r.Context(), ex.requestID), ex)
 	r = r.WithContext(ctx)
@@ -560,7 +562,8 @@ func (g *Gateway) authorize(next Handler) Handler {
 // in the exchange. A policy that has not loaded yet is EUNAVAILABLE; an
 // evaluation error is logged under the decision id and denies.
 func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource string) (authz.Decision, error) {
-	in := &authz.Input{
+	in := &ex.input // in the exchange: no allocation of its own
+	*in = authz.Input{
 		Request: authz.RequestInput{
 			Method:   r.Method,
 			Path:     r.URL.Path,

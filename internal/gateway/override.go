@@ -10,7 +10,7 @@ import (
 // methodOverrideHeaders are the headers frameworks (Rails, Express's
 // method-override, ASP.NET, Symfony, Laravel, Spring's
 // HiddenHttpMethodFilter behind a proxy) read to turn a POST into another
-// method. Canonical forms; scrubHeaders also removes their '_' spellings.
+// method. Canonical forms; scrubbedHeaders also removes their '_' spellings.
 var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Method-Override", "X-Http-Method"}
 
 // isMethodOverride reports whether header name k is one of

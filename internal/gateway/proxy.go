@@ -39,18 +39,32 @@ func NewTransport() *http.Transport {
 	}
 }
 
-// bufferPool lends the proxy its copy buffers.
+// copyBufferSize is the size of the buffers the proxy copies bodies with.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends the proxies their copy buffers. It keeps pointers to
+// the arrays, so that neither Get nor Put allocates.
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if cap(s) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s[:copyBufferSize]))
+	}
+}
+
+// upstreamHeaders is how many headers the proxy may add to the client's
+// (X-Forwarded-For, -Host, -Proto, X-Real-Ip, X-Request-Id, Traceparent,
+// X-Gatehouse-Principal, -Scopes; User-Agent and Te by ReverseProxy).
+const upstreamHeaders = 10
 
 // newProxy returns the reverse proxy of one route.
-func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger, red *redact.Redactor) *httputil.ReverseProxy {
+func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool, log *slog.Logger, red *redact.Redactor) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ex := exchangeFrom(pr.In.Context())
@@ -64,15 +78,20 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			pr.SetURL(target)
 			// Client-claimed addresses and targets go; Gatehouse says
 			// who the client is (clientip.go).
-			scrubHeaders(pr.Out.Header)
+			pr.Out.Header = scrubbedHeaders(pr.Out.Header, upstreamHeaders)
 			pr.SetXForwarded()
 			setForwarded(pr.Out.Header, pr.In, ex)
 			h := pr.Out.Header
-			h["X-Request-Id"] = []string{ex.requestID}
-			h["Traceparent"] = []string{ex.trace.header}
+			// One array for the values, not a slice each; capacity 1 so
+			// that an Add copies rather than writes into the next.
+			v := &ex.headerValues
+			v[1], v[2] = ex.requestID, ex.trace.header
+			h["X-Request-Id"] = v[1:2:2]
+			h["Traceparent"] = v[2:3:3]
 			if p := ex.principal; p != nil {
-				h["X-Gatehouse-Principal"] = []string{p.ID}
-				h["X-Gatehouse-Scopes"] = []string{p.ScopesHeader}
+				v[3], v[4] = p.ID, p.ScopesHeader
+				h["X-Gatehouse-Principal"] = v[3:4:4]
+				h["X-Gatehouse-Scopes"] = v[4:5:5]
 			}
 			if rt.Redact {
 				// Only encodings the redactor can read, and whole bodies.
@@ -86,7 +105,7 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, log *slog.Logger,
 			}
 		},
 		Transport:  t,
-		BufferPool: newBufferPool(),
+		BufferPool: bufs,
 		ModifyResponse: func(res *http.Response) error {
 			// Gatehouse's security headers and request id are the only ones.
 			httpjson.DeleteSecurityHeaders(res.Header)

@@ -17,8 +17,9 @@ import (
 // route is a configured route compiled for serving.
 type route struct {
 	gatehouse.Route
-	input *authz.RouteInput // the policy's view, built once
-	proxy http.Handler
+	input    *authz.RouteInput // the policy's view, built once
+	resource string            // "route:" + Name, its audit events' resource
+	proxy    http.Handler
 	// limit is the route's own rate limit (nil: none); limitPrefix makes
 	// its counter keys distinct from the tier counters.
 	limit       *ratelimit.Policy
