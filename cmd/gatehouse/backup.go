@@ -105,7 +105,7 @@ it, check the manifest's signature and every part's SHA-256, run PRAGMA
 integrity_check, verify the audit log and prove it a prefix of the live one.
 Prints how long that took (RTO evidence) and how old the backup is and how
 many audit entries it would lose (RPO evidence). Exit 1 if it is refused.`,
-		Example: "  gatehouse backup verify 20260102T150405Z-a1b2c3\n  gatehouse backup verify ./gatehouse-20260102T150405Z-a1b2c3.age --json",
+		Example: "  gatehouse backup verify 20260102T150405.000Z-a1b2c3\n  gatehouse backup verify ./gatehouse-20260102T150405.000Z-a1b2c3.age --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
@@ -206,7 +206,7 @@ data, unless --force; a backup of another deployment (another audit key or
 audit.origin), unless --allow-foreign. The signature is checked against
 --verifier-key, else the audit key of the data at the target, else the key
 the backup names.`,
-		Example: `  gatehouse backup restore /backups/gatehouse-20260102T150405Z-a1b2c3.age --data-dir /var/lib/gatehouse --identity /etc/gatehouse/backup.key
+		Example: `  gatehouse backup restore /backups/gatehouse-20260102T150405.000Z-a1b2c3.age --data-dir /var/lib/gatehouse --identity /etc/gatehouse/backup.key
   gatehouse backup restore b.age --data-dir /var/lib/gatehouse --identity backup.key --store postgres://gatehouse@db:5432/gatehouse --force`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -39,7 +39,7 @@ func TestBackupsAdminOnly(t *testing.T) {
 		}
 		for _, tc := range []struct{ method, path string }{
 			{"GET", "/v1/backups"}, {"POST", "/v1/backups"}, {"POST", "/v1/backups/prune"},
-			{"POST", "/v1/backups/20260102T030405Z-abcdef/verify"},
+			{"POST", "/v1/backups/20260102T030405.000Z-abcdef/verify"},
 		} {
 			if code := p.call(tc.method, tc.path, nil, true, nil); code != 403 {
 				t.Errorf("%s: %s %s = %d, want 403", who, tc.method, tc.path, code)

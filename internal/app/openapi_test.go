@@ -369,7 +369,7 @@ func TestOpenAPIContract(t *testing.T) {
 	call(201, "POST", "/v1/backups", nil, &b)
 	call(200, "GET", "/v1/backups", nil, nil)
 	call(200, "POST", "/v1/backups/"+b.ID+"/verify", nil, nil)
-	call(404, "POST", "/v1/backups/20990101T000000Z-abcdef/verify", nil, nil)
+	call(404, "POST", "/v1/backups/20990101T000000.000Z-abcdef/verify", nil, nil)
 	call(400, "POST", "/v1/backups/not-an-id/verify", nil, nil)
 	file, err := os.ReadFile(b.Location)
 	if err != nil {

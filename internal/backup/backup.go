@@ -369,7 +369,7 @@ func ParseRecipients(list []string) ([]age.Recipient, error) {
 // find opens the stored backup with the given id.
 func (s *Service) find(ctx context.Context, id string) (io.ReadCloser, error) {
 	if !validID(id) {
-		return nil, gatehouse.Errorf(gatehouse.EINVALID, "%q is not a backup id (like 20260102T150405Z-a1b2c3)", id)
+		return nil, gatehouse.Errorf(gatehouse.EINVALID, "%q is not a backup id (like 20260102T150405.000Z-a1b2c3)", id)
 	}
 	r, err := s.cfg.Destination.Open(ctx, FileName(id))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -39,15 +39,17 @@ type Object struct {
 	Modified time.Time
 }
 
-// idPattern is a backup id: its UTC creation time and 6 random hex digits.
-const idPattern = `[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}`
+// idPattern is a backup id: its UTC creation time to the millisecond (so
+// two backups made in the same second still list in the order they were
+// made) and 6 random hex digits.
+const idPattern = `[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[0-9a-f]{6}`
 
 var (
 	idRE   = regexp.MustCompile(`^` + idPattern + `$`)
 	fileRE = regexp.MustCompile(`^gatehouse-(` + idPattern + `)\.age$`)
 )
 
-const idTimeLayout = "20060102T150405Z"
+const idTimeLayout = "20060102T150405.000Z"
 
 // newID returns a new backup id for time t.
 func newID(t time.Time) string {

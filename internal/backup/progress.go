@@ -14,7 +14,7 @@ const progressEvery = 5 * time.Second
 // progress counts the bytes of a long operation (written to it, as to an
 // io.Writer) and reports them every interval, through out, as one line:
 //
-//	backup 20260102T150405Z-a1b2c3: 120.0 MiB of 480.0 MiB (25%), 60.0 MiB/s
+//	backup 20260102T150405.000Z-a1b2c3: 120.0 MiB of 480.0 MiB (25%), 60.0 MiB/s
 type progress struct {
 	what  string
 	total int64 // 0: unknown

@@ -282,6 +282,35 @@ func TestOutage(t *testing.T) {
 	}
 }
 
+// TestCloseAfterUnnoticedCut cuts the leader's session while the
+// sequencer is idle, so it still holds a dead connection when Close
+// drains: Close takes the lock again on a new session and sequences
+// everything, instead of failing with the dead session's error.
+func TestCloseAfterUnnoticedCut(t *testing.T) {
+	dsn := pgtest.MustCreateDatabase(t)
+	proxy, proxied := pgtest.MustProxy(t, dsn)
+	l := MustOpen(t, proxied, t.TempDir(), func(c *postgres.Config) { c.SequenceInterval = time.Hour })
+	waitLeader(t, l)
+	ctx := context.Background()
+	recordN(t, l, 20, "before")
+	proxy.Cut()
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Record(ctx, event(0, "after")) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("appends did not resume after the connection came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := postgres.Verify(ctx, dsn, audit.VerifyOptions{})
+	if err != nil || res.TreeSize != 21 || res.Pending != 0 {
+		t.Fatalf("verify after Close: %v, %v; want 21 entries, none pending", res, err)
+	}
+}
+
 // TestLargeEvents records events of half a megabyte at once: batches stop
 // at 4 MiB (one row each), so they split, and every event is in the
 // verified log, whole.

@@ -412,8 +412,19 @@ func (s *sequencer) closing(ctx context.Context) error {
 		}
 		s.stopped = true
 		if s.leader.Load() {
-			if _, err := s.drain(c); err != nil {
-				derr = err
+			_, derr = s.drain(c)
+			if derr != nil && c.Err() == nil {
+				// The lock's session may have died unnoticed (a database
+				// restart or a cut connection since the last step): drain
+				// loses it; take it again on a new session and retry once.
+				s.l.logger.Warn("audit sequencer: drain at shutdown failed, retrying on a new connection", logKeyErr, derr)
+				if err := s.campaign(c); err != nil {
+					derr = fmt.Errorf("%w; then reconnecting: %w", derr, err)
+				} else if s.leader.Load() {
+					_, derr = s.drain(c)
+				} else {
+					derr = nil // another replica leads now and sequences the queue
+				}
 			}
 			s.resign()
 		}

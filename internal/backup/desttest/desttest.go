@@ -20,7 +20,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) backup.Destination) {
 	ctx := context.Background()
 	name := func(i int) string {
-		return backup.FileName(time.Date(2026, 1, 2, 3, 4, 5+i, 0, time.UTC).Format("20060102T150405Z") + "-abcdef")
+		return backup.FileName(time.Date(2026, 1, 2, 3, 4, 5+i, 0, time.UTC).Format("20060102T150405.000Z") + "-abcdef")
 	}
 	t.Run("put, open, list, delete", func(t *testing.T) {
 		d := open(t)
