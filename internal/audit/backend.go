@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -237,3 +238,42 @@ func (c *Checker) Finish() (VerifyResult, error) {
 	res.RootHash = root
 	return res, nil
 }
+
+// reportNoteHeader is the first line of a report signature's note text. It
+// can never be a checkpoint's origin line followed by a decimal size, so a
+// report signature is never mistaken for a checkpoint and the reverse.
+const reportNoteHeader = "gatehouse evidence report"
+
+// SignReport signs the SHA-256 of an evidence report with the log's key: a
+// signed note whose text is "gatehouse evidence report\nsha256 <hex>\n".
+// Only a digest is ever signed, never caller-chosen text.
+func SignReport(s note.Signer, sum [32]byte) ([]byte, error) {
+	return note.Sign(&note.Note{Text: fmt.Sprintf("%s\nsha256 %x\n", reportNoteHeader, sum)}, s)
+}
+
+// OpenReportSignature checks a report signature made by SignReport with
+// the verifier key vkey and returns the digest it signs.
+func OpenReportSignature(signed []byte, vkey string) ([32]byte, error) {
+	var sum [32]byte
+	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return sum, fmt.Errorf("parse verifier key: %w", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return sum, fmt.Errorf("open report signature: %w", err)
+	}
+	var hexSum string
+	if _, err := fmt.Sscanf(n.Text, reportNoteHeader+"\nsha256 %64x\n", &hexSum); err != nil {
+		return sum, errors.New("report signature: not a signed report digest")
+	}
+	if len(hexSum) != 32 || n.Text != fmt.Sprintf("%s\nsha256 %x\n", reportNoteHeader, hexSum) {
+		return sum, errors.New("report signature: not a signed report digest")
+	}
+	copy(sum[:], hexSum)
+	return sum, nil
+}
+
+// SignReport signs an evidence report's SHA-256 with the log's checkpoint
+// key (see the package function SignReport).
+func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return SignReport(l.signer, sum) }

@@ -389,3 +389,7 @@ func Export(ctx context.Context, dsn string, f audit.Filter, w io.Writer) (int, 
 	defer conn.Close(context.WithoutCancel(ctx))
 	return export(ctx, conn, f, w)
 }
+
+// SignReport signs an evidence report's SHA-256 with the log's checkpoint
+// key (see audit.SignReport).
+func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return audit.SignReport(l.signer, sum) }

@@ -1,0 +1,176 @@
+package compliance
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// VerifyResult is what Verify checked.
+type VerifyResult struct {
+	// Problems name every part of the report that does not check; empty
+	// when the report is intact.
+	Problems []string `json:"problems"`
+	// KeyFromReport is set when no key was given and the report's own
+	// audit_public_key was used: that proves integrity only against edits
+	// that did not also replace the key.
+	KeyFromReport bool   `json:"key_from_report"`
+	Controls      int    `json:"controls"`
+	Findings      int    `json:"findings"`
+	Proofs        int    `json:"proofs"`
+	TreeSize      uint64 `json:"tree_size"`
+}
+
+// OK reports whether nothing failed.
+func (v VerifyResult) OK() bool { return len(v.Problems) == 0 }
+
+// ExtractJSON returns the JSON report in data: data itself, or the report
+// embedded in an HTML rendering.
+func ExtractJSON(data []byte) []byte {
+	start := bytes.Index(data, []byte(htmlReportStart))
+	if start < 0 {
+		return data
+	}
+	rest := data[start+len(htmlReportStart):]
+	end := bytes.Index(rest, []byte("</pre>"))
+	if end < 0 {
+		return data
+	}
+	b, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(rest[:end])))
+	if err != nil {
+		return data
+	}
+	return b
+}
+
+// Verify checks a JSON report offline, holding only the log's verifier key
+// vkey ("" uses the report's own, and says so): the report's signature,
+// the checkpoint's signature, every inclusion proof, that each cited entry
+// is what its claim says (the evaluation entry: the finding's status and
+// the digest of its observed data), that no check claims pass without
+// data, and that each control's status follows from its findings.
+func Verify(data []byte, vkey string) (VerifyResult, error) {
+	var res VerifyResult
+	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
+	var generic map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
+		return res, fmt.Errorf("read report: not JSON: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return res, fmt.Errorf("read report: %w", err)
+	}
+	if r.Format != FormatVersion {
+		return res, fmt.Errorf("read report: format %q, want %q", r.Format, FormatVersion)
+	}
+	if strings.TrimSpace(vkey) == "" {
+		vkey, res.KeyFromReport = r.AuditPublicKey, true
+	} else if strings.TrimSpace(vkey) != strings.TrimSpace(r.AuditPublicKey) {
+		bad("audit_public_key: the report names another key than the one given")
+	}
+
+	// The signature covers every field but itself, as written.
+	sig, _ := generic["signature"].(string)
+	delete(generic, "signature")
+	body, err := json.Marshal(generic)
+	if err != nil {
+		return res, fmt.Errorf("encode report: %w", err)
+	}
+	if sig == "" {
+		bad("signature: missing")
+	} else if signed, err := audit.OpenReportSignature([]byte(sig), vkey); err != nil {
+		bad("signature: %v", err)
+	} else if sha := sha256Sum(body); signed != sha {
+		bad("signature: the report was modified after signing (sha256 %x, signed %x)", sha, signed)
+	}
+
+	cp, err := audit.OpenCheckpoint([]byte(r.Checkpoint), vkey)
+	if err != nil {
+		bad("checkpoint: %v", err)
+		return res, nil
+	}
+	res.TreeSize = cp.Size
+	checkRef := func(where string, ref Ref) (gatehouse.Event, bool) {
+		res.Proofs++
+		leaf := rfc6962.DefaultHasher.HashLeaf(ref.Entry)
+		if !bytes.Equal(leaf, ref.LeafHash) {
+			bad("%s: leaf_hash is not the hash of the entry", where)
+			return gatehouse.Event{}, false
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, ref.Index, cp.Size, leaf, ref.Proof, cp.Root); err != nil {
+			bad("%s: inclusion proof of entry %d does not verify against the checkpoint: %v", where, ref.Index, err)
+			return gatehouse.Event{}, false
+		}
+		var e gatehouse.Event
+		if err := json.Unmarshal(ref.Entry, &e); err != nil {
+			bad("%s: entry %d is not an event: %v", where, ref.Index, err)
+			return e, false
+		}
+		if e.ID != ref.Claim.ID || e.Type != ref.Claim.Type {
+			bad("%s: entry %d is %s %s, the claim says %s %s", where, ref.Index, e.Type, e.ID, ref.Claim.Type, ref.Claim.ID)
+			return e, false
+		}
+		return e, true
+	}
+	for _, c := range r.Controls {
+		res.Controls++
+		for _, f := range c.Findings {
+			res.Findings++
+			where := fmt.Sprintf("controls[%s].findings[%s]", c.ID, f.Check)
+			if !f.Status.Valid() {
+				bad("%s: status %q is not pass, fail, manual or not_applicable", where, f.Status)
+			}
+			if f.Status == StatusPass && len(f.Observed) == 0 {
+				bad("%s: claims pass with no observed data", where)
+			}
+			evaluated := false
+			for i, ref := range f.Evidence {
+				e, ok := checkRef(fmt.Sprintf("%s.evidence[%d]", where, i), ref)
+				if !ok || ref.Claim.Check == "" {
+					continue
+				}
+				evaluated = true
+				if ref.Claim.Check != f.Check || ref.Claim.Status != f.Status {
+					bad("%s.evidence[%d]: claims %s %s, the finding says %s %s", where, i, ref.Claim.Check, ref.Claim.Status, f.Check, f.Status)
+				}
+				checks, _ := e.Details["checks"].(map[string]any)
+				rec, _ := checks[f.Check].(map[string]any)
+				if rec == nil {
+					bad("%s.evidence[%d]: the evaluation entry has no result for %s", where, i, f.Check)
+					continue
+				}
+				if st, _ := rec["status"].(string); Status(st) != f.Status {
+					bad("%s: status %s, the audit log recorded %s", where, f.Status, st)
+				}
+				if d, _ := rec["observed_sha256"].(string); d != digest(f.Observed) {
+					bad("%s: observed data differs from what the audit log recorded", where)
+				}
+			}
+			if !evaluated {
+				bad("%s: cites no evaluation entry", where)
+			}
+		}
+		if st, _ := controlStatus(c.Findings); st != c.Status {
+			bad("controls[%s]: status %s does not follow from its findings (%s)", c.ID, c.Status, st)
+		}
+	}
+	if res.Controls == 0 {
+		bad("controls: none")
+	}
+	return res, nil
+}
+
+// ErrNotVerified is returned by callers that want an error for a report
+// with problems.
+var ErrNotVerified = errors.New("evidence report does not verify")
