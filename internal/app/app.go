@@ -509,6 +509,10 @@ func (a *App) Addr() string { return a.publicLn.Addr().String() }
 // one IPv6 network).
 func (a *App) AdminHandler() http.Handler { return a.adminSrv.Handler }
 
+// PublicHandler is the public listener's handler, for tests that must
+// control the request's context (a client that hangs up).
+func (a *App) PublicHandler() http.Handler { return a.public.Handler }
+
 // Routes lists what the admin listener serves and the paths the public
 // listener answers itself (beside the configured routes): what the
 // OpenAPI document must describe.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -351,5 +352,61 @@ func TestDiscovery(t *testing.T) {
 	}
 	if g, _ := d["grant_types_supported"].([]any); len(g) != 1 || g[0] != "client_credentials" {
 		t.Errorf("grant types: %v", d["grant_types_supported"])
+	}
+}
+
+// TestTokenAuditedWhenClientHangsUp: a token request whose client has gone
+// away (its context canceled) still leaves its oauth.token event, for a
+// refusal and for an issued token, and logs no ERROR: nothing failed but
+// the client.
+func TestTokenAuditedWhenClientHangsUp(t *testing.T) {
+	h := MustStart(t)
+	c := h.createClient("read:things")
+	if a := h.token(url.Values{"grant_type": {"client_credentials"}}, c.ClientID, c.ClientSecret); a.status != 200 {
+		t.Fatalf("first token: %d %s", a.status, a.Desc) // warms the client cache: no store read below
+	}
+	for _, tc := range []struct {
+		name, secret string
+		status       int
+		outcome      string
+	}{
+		{"refused", "gcs_not-a-secret", 401, "failure"},
+		{"issued", c.ClientSecret, 200, "success"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			req := httptest.NewRequestWithContext(ctx, "POST", "/oauth/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(c.ClientID, tc.secret)
+			rec := httptest.NewRecorder()
+			h.app.PublicHandler().ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			rid := rec.Header().Get("X-Request-Id")
+			if logs := h.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+				t.Errorf("a client hanging up is logged as an error:\n%s", logs)
+			}
+			var page struct {
+				Entries []struct {
+					Event struct {
+						Outcome string `json:"outcome"`
+						Request struct {
+							RequestID string `json:"request_id"`
+						} `json:"request"`
+					} `json:"event"`
+				} `json:"entries"`
+			}
+			if code := h.adminCall("GET", "/v1/audit?type=oauth.token", nil, &page); code != 200 {
+				t.Fatalf("GET /v1/audit: %d", code)
+			}
+			for _, e := range page.Entries {
+				if e.Event.Outcome == tc.outcome && e.Event.Request.RequestID == rid {
+					return
+				}
+			}
+			t.Errorf("no %s oauth.token event for the request whose client hung up: %+v", tc.outcome, page.Entries)
+		})
 	}
 }

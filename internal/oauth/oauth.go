@@ -90,6 +90,11 @@ func invalidRequest(desc string) *oauthError {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	// A token request is short (one store read, one signature) and runs to
+	// its end whatever the client does: one that hangs up meanwhile must
+	// neither fail a store read into a logged ERROR and a 500 nor lose the
+	// request's audit event (recorded with the true outcome).
+	r = r.WithContext(context.WithoutCancel(r.Context()))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	resp, clientID, e := s.issue(r)
