@@ -566,6 +566,10 @@ func TestSignInLimitsAreSettings(t *testing.T) {
 	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 400 || !strings.Contains(e.Error.Message, "sign_in_limits.per_username") {
 		t.Fatalf("zero per_username: %d %q", code, e.Error.Message)
 	}
+	lim["per_username"] = map[string]any{"requests": 2, "per": "1m", "burst": 9}
+	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 400 || !strings.Contains(e.Error.Message, `unknown limit field "burst"`) {
+		t.Fatalf("unknown field in a limit: %d %q", code, e.Error.Message)
+	}
 	lim["per_username"] = map[string]any{"requests": 2, "per": "1m"}
 	if code := h.adminCall("PUT", "/v1/settings/authentication", s, &e); code != 200 {
 		t.Fatalf("2 a minute: %d %q", code, e.Error.Message)

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,11 +193,37 @@ func (l Limit) MarshalYAML() (any, error) {
 	return limitDoc{Requests: l.Requests, Per: l.Per.String()}, nil
 }
 
-// UnmarshalJSON decodes {"requests": 600, "per": "1m"}.
+// UnmarshalJSON decodes {"requests": 600, "per": "1m"}. Like
+// UnmarshalYAML it refuses anything else: a value that is not an object,
+// an unknown field (named in the error), a field of the wrong type.
 func (l *Limit) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil // as encoding/json leaves a value alone for null
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return errors.New(`a limit is an object like {"requests": 600, "per": "1m"}`)
+	}
+	unknown := make([]string, 0, len(fields))
+	for k := range fields {
+		if k != "requests" && k != "per" {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown limit field %q (want requests, per)", unknown[0])
+	}
 	var d limitDoc
-	if err := json.Unmarshal(b, &d); err != nil {
-		return fmt.Errorf("decode limit: %w", err)
+	if raw, ok := fields["requests"]; ok {
+		if err := json.Unmarshal(raw, &d.Requests); err != nil {
+			return fmt.Errorf("requests: must be a whole number, not %s", raw)
+		}
+	}
+	if raw, ok := fields["per"]; ok {
+		if err := json.Unmarshal(raw, &d.Per); err != nil {
+			return fmt.Errorf(`per: must be a duration string such as "1m", not %s`, raw)
+		}
 	}
 	return l.fromDoc(d, 0)
 }

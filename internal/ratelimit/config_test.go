@@ -89,6 +89,46 @@ func TestLimitJSON(t *testing.T) {
 	}
 }
 
+// TestLimitJSONErrors: a limit sent as JSON (Settings → Authentication's
+// sign-in limits over the admin API) is refused unless it is exactly
+// {"requests", "per"}, with an error naming what is wrong and no Go type
+// name.
+func TestLimitJSONErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"unknown field", `{"requests":60,"per":"1m","burst":5}`, `unknown limit field "burst" (want requests, per)`},
+		{"misspelt field", `{"request":60,"per":"1m"}`, `unknown limit field "request"`},
+		{"array", `[60,"1m"]`, `a limit is an object like {"requests": 600, "per": "1m"}`},
+		{"number", `60`, `a limit is an object`},
+		{"requests a string", `{"requests":"60","per":"1m"}`, `requests: must be a whole number, not "60"`},
+		{"requests a fraction", `{"requests":1.5,"per":"1m"}`, `requests: must be a whole number, not 1.5`},
+		{"per a number", `{"requests":60,"per":60}`, `per: must be a duration string such as "1m", not 60`},
+		{"per not a duration", `{"requests":60,"per":"a minute"}`, `per: "a minute" is not a duration like 1m or 1h`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l ratelimit.Limit
+			err := json.Unmarshal([]byte(tc.in), &l)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "limitDoc") || strings.Contains(err.Error(), "Go ") {
+				t.Errorf("error names a Go type: %v", err)
+			}
+		})
+	}
+	// Through a strict decoder, as the admin API decodes bodies.
+	var s struct {
+		Limit ratelimit.Limit `json:"limit"`
+	}
+	dec := json.NewDecoder(strings.NewReader(`{"limit":{"requests":1,"per":"1s","extra":true}}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err == nil || !strings.Contains(err.Error(), `"extra"`) {
+		t.Errorf("strict decode: err = %v, want the unknown field named", err)
+	}
+	if err := json.Unmarshal([]byte(`null`), &s.Limit); err != nil {
+		t.Errorf("null: %v", err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	lim := func(n int, per time.Duration) ratelimit.Limit { return ratelimit.Limit{Requests: n, Per: per} }
 	for _, tc := range []struct {
