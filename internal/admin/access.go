@@ -27,11 +27,11 @@ const (
 var access = map[string]struct{ read, write []area }{
 	authn.RoleAdmin: {},
 	authn.RoleSecurity: {
-		read:  []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaAudit, areaSettings, areaSelf},
-		write: []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaSelf},
+		read:  []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaAudit, areaSettings, areaSelf, areaEvidence, areaReviews, areaIncidents},
+		write: []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaSelf, areaReviews, areaIncidents},
 	},
 	authn.RoleAuditor: {
-		read:  []area{areaAudit, areaSettings, areaSelf},
+		read:  []area{areaAudit, areaSettings, areaSelf, areaEvidence, areaReviews, areaIncidents},
 		write: []area{areaSelf},
 	},
 }

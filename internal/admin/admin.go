@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/memory"
@@ -68,6 +69,11 @@ type Config struct {
 	Pprof bool
 	// Backups serves /v1/backups; nil answers that backups are off.
 	Backups Backups
+	// Evidence builds the reports of /v1/evidence, and Records keeps the
+	// access reviews and incidents of /v1/reviews and /v1/incidents; nil:
+	// those endpoints answer 409.
+	Evidence Evidence
+	Records  *compliance.Records
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -124,6 +130,7 @@ func New(cfg Config) *Server {
 	}
 	s.route("/v1/openapi.json", http.HandlerFunc(s.serveOpenAPI), http.MethodGet, http.MethodHead)
 	s.backupRoutes()
+	s.complianceRoutes()
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/certs"
+	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
@@ -76,6 +77,9 @@ type App struct {
 	limiter *service.Service
 	gateway *gateway.Gateway
 	admin   *admin.Server
+	// records keeps access reviews and incidents (in the store).
+	records *compliance.Records
+	clock   gatehouse.Clock
 	stop    context.CancelFunc // ends background work
 	// backups makes scheduled backups (nil without backup.dir or
 	// backup.url); backupWG is its schedule.
@@ -137,7 +141,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		logBuf = logbuf.New(redact.New().Writer(opts.Stderr), 0)
 		log = newLogger(cfg, logBuf)
 	}
-	a := &App{cfg: cfg, log: log, logBuf: logBuf, errs: make(chan error, 3), version: opts.Version}
+	a := &App{cfg: cfg, log: log, logBuf: logBuf, errs: make(chan error, 3), version: opts.Version, clock: opts.Clock}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -306,7 +310,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.admin = admin.New(admin.Config{Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
+	a.records = compliance.NewRecords(a.store, opts.Clock)
+	a.admin = admin.New(admin.Config{Evidence: evidence{a}, Records: a.records, Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI()})
@@ -337,7 +342,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("TLS IS OFF in prod mode: the public listener serves plain HTTP; set tls.cert_file and tls.key_file")
 	}
 	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
-	a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes)})
+	pst := a.policy.Status()
+	a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes),
+		"policy_source": pst.Source, "policy_revision": pst.Revision, "policy_sha256": pst.SHA256, "policy_tests": pst.Tests})
 	if cfg.Mode == config.ModeDev {
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
 	}
@@ -812,7 +819,10 @@ func redirectHandler(httpsAddr string) http.Handler {
 func (a *App) ReloadPolicy(ctx context.Context) error {
 	before := a.policy.Status().Generation
 	err := a.policy.Reload(ctx)
-	if st := a.policy.Status(); err == nil && st.Generation == before {
+	if st := a.policy.Status(); err == nil && st.Generation != before {
+		// A policy changed by a signal is a change like any other.
+		a.system(ctx, "policy.reloaded", map[string]any{"via": "SIGHUP", "source": st.Source, "revision": st.Revision, "sha256": st.SHA256, "tests": st.Tests})
+	} else if err == nil && st.Generation == before {
 		// The engine logs a new policy and a refused one; say so too
 		// when the signal found nothing to load.
 		a.log.InfoContext(ctx, "policy unchanged", "source", st.Source, "revision", st.Revision, "sha256", st.SHA256)

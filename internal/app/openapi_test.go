@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/backup"
+	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
@@ -170,6 +171,17 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"Backup", backup.Info{}, true},
 		{"BackupVerifyResult", backup.VerifyResult{}, true},
 		{"StoreCheck", backup.StoreCheck{}, true},
+		{"Review", compliance.Review{}, true},
+		{"ReviewItem", compliance.ReviewItem{}, true},
+		{"Incident", compliance.Incident{}, true},
+		{"DecideRequest", admin.DecideRequest{}, false},
+		{"OpenIncidentRequest", admin.OpenIncidentRequest{}, false},
+		{"NoteRequest", admin.NoteRequest{}, false},
+		{"ContainRequest", admin.ContainRequest{}, false},
+		{"ReviewIncidentRequest", admin.ReviewIncidentRequest{}, false},
+		{"EvidenceRef", compliance.Ref{}, true},
+		{"EvidenceFinding", compliance.Finding{}, true},
+		{"EvidenceReport", compliance.Report{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -378,6 +390,35 @@ func TestOpenAPIContract(t *testing.T) {
 	h.expect(200, "POST", h.admin+"/v1/backups/verify", string(file), auth, "Content-Type: application/octet-stream")
 	h.expect(415, "POST", h.admin+"/v1/backups/verify", string(file), auth, js)
 	call(200, "POST", "/v1/backups/prune", nil, nil)
+
+	// Evidence, access reviews, incidents.
+	call(200, "GET", "/v1/evidence?period=2025-12-01..2026-01-31", nil, nil)
+	call(400, "GET", "/v1/evidence?period=nonsense", nil, nil)
+	var rv struct {
+		ID    string
+		Items []struct{ ID string }
+	}
+	call(201, "POST", "/v1/reviews", nil, &rv)
+	call(200, "GET", "/v1/reviews", nil, nil)
+	call(200, "GET", "/v1/reviews/"+rv.ID, nil, nil)
+	call(404, "GET", "/v1/reviews/rev_nope", nil, nil)
+	call(409, "POST", "/v1/reviews/"+rv.ID+"/complete", nil, nil)
+	call(400, "POST", "/v1/reviews/"+rv.ID+"/items/"+rv.Items[0].ID, map[string]any{"decision": "approve"}, nil)
+	for _, it := range rv.Items {
+		call(200, "POST", "/v1/reviews/"+rv.ID+"/items/"+it.ID, map[string]any{"decision": "change", "reason": "narrow scopes"}, nil)
+	}
+	call(200, "POST", "/v1/reviews/"+rv.ID+"/complete", nil, nil)
+	var inc struct{ ID string }
+	call(201, "POST", "/v1/incidents", map[string]any{"title": "t", "severity": "low", "impact": "none"}, &inc)
+	call(400, "POST", "/v1/incidents", map[string]any{"title": "t", "severity": "odd", "impact": "none"}, nil)
+	call(200, "GET", "/v1/incidents", nil, nil)
+	call(200, "GET", "/v1/incidents/"+inc.ID, nil, nil)
+	call(404, "GET", "/v1/incidents/inc_nope", nil, nil)
+	call(200, "POST", "/v1/incidents/"+inc.ID+"/notes", map[string]any{"text": "seen"}, nil)
+	call(200, "POST", "/v1/incidents/"+inc.ID+"/contain", map[string]any{"revoke_before": "2000-01-01T00:00:00Z"}, nil)
+	call(409, "POST", "/v1/incidents/"+inc.ID+"/review", map[string]any{"summary": "s"}, nil)
+	call(200, "POST", "/v1/incidents/"+inc.ID+"/close", nil, nil)
+	call(200, "POST", "/v1/incidents/"+inc.ID+"/review", map[string]any{"summary": "s"}, nil)
 	h.expect(200, "GET", h.admin+"/v1/openapi.json", nil)
 	h.expect(200, "HEAD", h.admin+"/v1/openapi.json", nil)
 	for _, base := range []string{h.admin, h.base} {

@@ -1,6 +1,20 @@
 package compliance
 
-import "time"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/gatehouse/gatehouse"
+)
 
 // Review is an access review (CC6.2, CC6.3): a snapshot of every
 // principal, each item decided by a reviewer.
@@ -77,4 +91,366 @@ func BusinessDaysAfter(t time.Time, n int) time.Time {
 	}
 	y, m, day := d.Date()
 	return time.Date(y, m, day, 23, 59, 59, 0, time.UTC)
+}
+
+// Settings is where Records keeps reviews and incidents: the store's
+// settings (store.Store provides it).
+type Settings interface {
+	GetSetting(ctx context.Context, name string) ([]byte, error)
+	PutSetting(ctx context.Context, name string, value []byte) error
+}
+
+// Setting names of the records.
+const (
+	settingReviews   = "compliance.reviews"
+	settingIncidents = "compliance.incidents"
+)
+
+// Limits on what people write into records.
+const (
+	maxText  = 4000
+	maxTitle = 200
+)
+
+// Records keeps access reviews and incidents. Changes are serialised in
+// this process; replicas sharing a store may interleave (last write wins
+// on the whole list), which docs/evidence.md notes.
+type Records struct {
+	st    Settings
+	clock gatehouse.Clock
+	mu    sync.Mutex
+}
+
+// NewRecords returns the records kept in st.
+func NewRecords(st Settings, clock gatehouse.Clock) *Records {
+	if clock == nil {
+		clock = gatehouse.SystemClock{}
+	}
+	return &Records{st: st, clock: clock}
+}
+
+func load[T any](ctx context.Context, st Settings, name string) ([]T, error) {
+	b, err := st.GetSetting(ctx, name)
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return []T{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	var out []T
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func save[T any](ctx context.Context, st Settings, name string, v []T) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := st.PutSetting(ctx, name, b); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func newID(prefix string, t time.Time) string {
+	return prefix + strings.ToLower(ulid.MustNew(ulid.Timestamp(t), rand.Reader).String())
+}
+
+// Reviews lists the access reviews, oldest first.
+func (r *Records) Reviews(ctx context.Context) ([]Review, error) {
+	return load[Review](ctx, r.st, settingReviews)
+}
+
+// Review returns one review (ENOTFOUND if there is none).
+func (r *Records) Review(ctx context.Context, id string) (Review, error) {
+	list, err := r.Reviews(ctx)
+	if err != nil {
+		return Review{}, err
+	}
+	for _, rv := range list {
+		if rv.ID == id {
+			return rv, nil
+		}
+	}
+	return Review{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+}
+
+// updateReview applies fn to review id and saves it.
+func (r *Records) updateReview(ctx context.Context, id string, fn func(*Review) error) (Review, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.Reviews(ctx)
+	if err != nil {
+		return Review{}, err
+	}
+	for i := range list {
+		if list[i].ID == id {
+			if err := fn(&list[i]); err != nil {
+				return Review{}, err
+			}
+			return list[i], save(ctx, r.st, settingReviews, list)
+		}
+	}
+	return Review{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+}
+
+// StartReview records a new review of items (the snapshot of every
+// principal), started by by. Only one review may be open at a time.
+func (r *Records) StartReview(ctx context.Context, by string, items []ReviewItem) (Review, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.Reviews(ctx)
+	if err != nil {
+		return Review{}, err
+	}
+	for _, rv := range list {
+		if rv.CompletedAt.IsZero() {
+			return Review{}, gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is still open: complete it first", rv.ID)
+		}
+	}
+	now := r.clock.Now().UTC()
+	rv := Review{ID: newID("rev_", now), StartedAt: now, StartedBy: by, Items: items}
+	for i := range rv.Items {
+		rv.Items[i].ID = "item_" + strconv.Itoa(i+1)
+		if rv.Items[i].Scopes == nil {
+			rv.Items[i].Scopes = []string{}
+		}
+	}
+	list = append(list, rv)
+	return rv, save(ctx, r.st, settingReviews, list)
+}
+
+// Decisions on review items.
+const (
+	DecisionApprove = "approve"
+	DecisionRevoke  = "revoke"
+	DecisionChange  = "change"
+)
+
+// ValidateDecision checks a decision and its reason, naming the field.
+func ValidateDecision(decision, reason string) error {
+	switch decision {
+	case DecisionApprove, DecisionRevoke, DecisionChange:
+	default:
+		return gatehouse.Errorf(gatehouse.EINVALID, "decision: must be approve, revoke or change")
+	}
+	if strings.TrimSpace(reason) == "" {
+		return gatehouse.Errorf(gatehouse.EINVALID, "reason: required: say why")
+	}
+	if len(reason) > maxText {
+		return gatehouse.Errorf(gatehouse.EINVALID, "reason: at most %d bytes", maxText)
+	}
+	return nil
+}
+
+// ReviewItemOf returns an item of an open review, for a decision on it.
+func (r *Records) ReviewItemOf(ctx context.Context, reviewID, itemID string) (ReviewItem, error) {
+	rv, err := r.Review(ctx, reviewID)
+	if err != nil {
+		return ReviewItem{}, err
+	}
+	if !rv.CompletedAt.IsZero() {
+		return ReviewItem{}, gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is complete", reviewID)
+	}
+	for _, it := range rv.Items {
+		if it.ID == itemID {
+			if it.Decision == DecisionRevoke {
+				return ReviewItem{}, gatehouse.Errorf(gatehouse.ECONFLICT, "item %s was revoked already", itemID)
+			}
+			return it, nil
+		}
+	}
+	return ReviewItem{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "item %q not found in review %s", itemID, reviewID)
+}
+
+// Decide records a decision on an item of an open review.
+func (r *Records) Decide(ctx context.Context, reviewID, itemID, decision, reason, by string) (ReviewItem, error) {
+	if err := ValidateDecision(decision, reason); err != nil {
+		return ReviewItem{}, err
+	}
+	var out ReviewItem
+	_, err := r.updateReview(ctx, reviewID, func(rv *Review) error {
+		if !rv.CompletedAt.IsZero() {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is complete", reviewID)
+		}
+		for i := range rv.Items {
+			it := &rv.Items[i]
+			if it.ID == itemID {
+				it.Decision, it.Reason, it.DecidedBy, it.DecidedAt = decision, reason, by, r.clock.Now().UTC()
+				out = *it
+				return nil
+			}
+		}
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "item %q not found in review %s", itemID, reviewID)
+	})
+	return out, err
+}
+
+// CompleteReview closes a review whose every item is decided.
+func (r *Records) CompleteReview(ctx context.Context, id, by string) (Review, error) {
+	return r.updateReview(ctx, id, func(rv *Review) error {
+		if !rv.CompletedAt.IsZero() {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is complete already", id)
+		}
+		var open []string
+		for _, it := range rv.Items {
+			if it.Decision == "" {
+				open = append(open, it.ID)
+			}
+		}
+		if len(open) > 0 {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "%d items are not decided: %s", len(open), strings.Join(open, ", "))
+		}
+		rv.CompletedAt, rv.CompletedBy = r.clock.Now().UTC(), by
+		return nil
+	})
+}
+
+// ReviewDigest is the SHA-256 of a review's canonical JSON, recorded when
+// it is completed (what the reviewer signed off).
+func ReviewDigest(rv Review) string { return digest(rv) }
+
+// Incident severities.
+var severities = []string{"low", "medium", "high", "critical"}
+
+// Incidents lists the incidents, oldest first.
+func (r *Records) Incidents(ctx context.Context) ([]Incident, error) {
+	return load[Incident](ctx, r.st, settingIncidents)
+}
+
+// Incident returns one incident (ENOTFOUND if there is none).
+func (r *Records) Incident(ctx context.Context, id string) (Incident, error) {
+	list, err := r.Incidents(ctx)
+	if err != nil {
+		return Incident{}, err
+	}
+	for _, in := range list {
+		if in.ID == id {
+			return in, nil
+		}
+	}
+	return Incident{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "incident %q not found", id)
+}
+
+func textField(name, v string, max int) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return gatehouse.Errorf(gatehouse.EINVALID, "%s: required", name)
+	case len(v) > max:
+		return gatehouse.Errorf(gatehouse.EINVALID, "%s: at most %d bytes", name, max)
+	case strings.ContainsAny(v, "\x00"):
+		return gatehouse.Errorf(gatehouse.EINVALID, "%s: must not contain NUL", name)
+	}
+	return nil
+}
+
+// OpenIncident records a new incident.
+func (r *Records) OpenIncident(ctx context.Context, by, title, severity, impact string) (Incident, error) {
+	if err := textField("title", title, maxTitle); err != nil {
+		return Incident{}, err
+	}
+	if !slices.Contains(severities, severity) {
+		return Incident{}, gatehouse.Errorf(gatehouse.EINVALID, "severity: must be low, medium, high or critical")
+	}
+	if err := textField("impact", impact, maxText); err != nil {
+		return Incident{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.Incidents(ctx)
+	if err != nil {
+		return Incident{}, err
+	}
+	now := r.clock.Now().UTC()
+	in := Incident{ID: newID("inc_", now), Title: title, Severity: severity, Impact: impact, OpenedAt: now, OpenedBy: by,
+		Notes: []IncidentNote{}, Actions: []Containment{}}
+	list = append(list, in)
+	return in, save(ctx, r.st, settingIncidents, list)
+}
+
+// UpdateIncident applies fn to incident id and saves it.
+func (r *Records) UpdateIncident(ctx context.Context, id string, fn func(*Incident) error) (Incident, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list, err := r.Incidents(ctx)
+	if err != nil {
+		return Incident{}, err
+	}
+	for i := range list {
+		if list[i].ID == id {
+			if err := fn(&list[i]); err != nil {
+				return Incident{}, err
+			}
+			return list[i], save(ctx, r.st, settingIncidents, list)
+		}
+	}
+	return Incident{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "incident %q not found", id)
+}
+
+// AddNote adds a note to an open incident's timeline.
+func (r *Records) AddNote(ctx context.Context, id, by, text string) (Incident, error) {
+	if err := textField("text", text, maxText); err != nil {
+		return Incident{}, err
+	}
+	return r.UpdateIncident(ctx, id, func(in *Incident) error {
+		if !in.ClosedAt.IsZero() {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s is closed", id)
+		}
+		in.Notes = append(in.Notes, IncidentNote{At: r.clock.Now().UTC(), By: by, Text: text})
+		return nil
+	})
+}
+
+// OpenCheck returns an incident that is still open, for containment.
+func (r *Records) OpenCheck(ctx context.Context, id string) (Incident, error) {
+	in, err := r.Incident(ctx, id)
+	if err == nil && !in.ClosedAt.IsZero() {
+		err = gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s is closed", id)
+	}
+	return in, err
+}
+
+// AddContainment records a containment action taken.
+func (r *Records) AddContainment(ctx context.Context, id string, c Containment) (Incident, error) {
+	return r.UpdateIncident(ctx, id, func(in *Incident) error {
+		c.At = r.clock.Now().UTC()
+		if c.Revoked == nil {
+			c.Revoked = []string{}
+		}
+		in.Actions = append(in.Actions, c)
+		return nil
+	})
+}
+
+// CloseIncident closes an incident; its post-incident review is due
+// reviewDays business days later.
+func (r *Records) CloseIncident(ctx context.Context, id, by string, reviewDays int) (Incident, error) {
+	return r.UpdateIncident(ctx, id, func(in *Incident) error {
+		if !in.ClosedAt.IsZero() {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s is closed already", id)
+		}
+		in.ClosedAt, in.ClosedBy = r.clock.Now().UTC(), by
+		in.ReviewDue = BusinessDaysAfter(in.ClosedAt, reviewDays)
+		return nil
+	})
+}
+
+// ReviewIncident records the post-incident review of a closed incident.
+func (r *Records) ReviewIncident(ctx context.Context, id, by, summary string) (Incident, error) {
+	if err := textField("summary", summary, maxText); err != nil {
+		return Incident{}, err
+	}
+	return r.UpdateIncident(ctx, id, func(in *Incident) error {
+		switch {
+		case in.ClosedAt.IsZero():
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s is open: close it first", id)
+		case !in.ReviewedAt.IsZero():
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s was reviewed already", id)
+		}
+		in.ReviewedAt, in.ReviewedBy, in.Review = r.clock.Now().UTC(), by, summary
+		return nil
+	})
 }

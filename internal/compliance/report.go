@@ -229,7 +229,7 @@ func Build(ctx context.Context, s *State, opts BuildOptions) (*Report, error) {
 	}
 	r.Signature = string(sig)
 	err = opts.Log.Record(ctx, gatehouse.Event{
-		Time: time.Now().UTC(), Type: EventReport, Actor: opts.By, Action: EventReport, Resource: "report:" + id,
+		Time: s.Now.UTC(), Type: EventReport, Actor: opts.By, Action: EventReport, Resource: "report:" + id,
 		Outcome: gatehouse.OutcomeSuccess, Request: opts.Request,
 		Details: map[string]any{"sha256": fmt.Sprintf("%x", sum), "evaluation": evalEntry.Index, "summary": r.Summary},
 	})

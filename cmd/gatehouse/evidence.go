@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/compliance"
+)
+
+func newEvidenceCmd(env Env) *cobra.Command {
+	var format, out, period string
+	cmd := &cobra.Command{
+		Use:   "evidence [--format json|html|md] [--out FILE] [--period FROM..TO]",
+		Short: "Write a signed SOC 2 evidence report; verify one offline",
+		Long: `Ask the running server (GATEHOUSE_ADDR, GATEHOUSE_TOKEN; admin, security or
+auditor role) for an evidence report of the period (default: the last 90
+days): every control of the catalog decided from live state, each finding
+citing audit entries with RFC 6962 inclusion proofs against a signed
+checkpoint, the report signed with the audit log's key. The server records
+the evaluation and the report's SHA-256 in the audit log.
+
+json is the signed machine form; html is one self-contained page that also
+carries the signed JSON; md is Markdown. Check any of json and html with
+gatehouse evidence verify FILE --key PUB (docs/evidence.md).`,
+		Example: `  gatehouse evidence --format html --out soc2-q4.html --period 2026-10-01..2026-12-31
+  gatehouse evidence --format json --out soc2-q4.json
+  gatehouse evidence verify soc2-q4.json --key "$(cat audit.pub)"`,
+		Args: cobra.NoArgs,
+	}
+	client := clientFlags(cmd, env)
+	cmd.Flags().StringVar(&format, "format", "json", "json, html or md")
+	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
+	cmd.Flags().StringVar(&period, "period", "", "FROM..TO, dates (both included) or RFC 3339 times")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		switch format {
+		case "json", "html", "md":
+		case "oscal":
+			return usageError{errors.New("--format oscal is not available yet: use json, html or md (docs/evidence.md)")}
+		default:
+			return usageError{fmt.Errorf("--format %q: must be json, html or md", format)}
+		}
+		if period != "" && !strings.Contains(period, "..") {
+			return usageError{fmt.Errorf("--period %q: must be FROM..TO, e.g. 2026-10-01..2026-12-31", period)}
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		c.http.Timeout = 0 // a report over a long log takes a while
+		path := "/v1/evidence"
+		if period != "" {
+			path += "?period=" + url.QueryEscape(period)
+		}
+		var raw json.RawMessage
+		if err := c.do(cmd.Context(), "GET", path, nil, &raw); err != nil {
+			return err
+		}
+		var r compliance.Report
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("decode report: %w", err)
+		}
+		var buf bytes.Buffer
+		switch format {
+		case "json":
+			buf.Write(raw)
+			buf.WriteByte('\n')
+		case "html":
+			err = compliance.RenderHTML(&buf, &r, raw)
+		case "md":
+			err = compliance.RenderMarkdown(&buf, &r)
+		}
+		if err != nil {
+			return err
+		}
+		if out == "" {
+			_, err = cmd.OutOrStdout().Write(buf.Bytes())
+			return err
+		}
+		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+			return &localError{codeError, fmt.Errorf("write %s: %w", out, err)}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "Report %s written to %s: %d pass, %d fail, %d manual, %d not applicable\n", r.ID, out,
+			r.Summary[compliance.StatusPass], r.Summary[compliance.StatusFail], r.Summary[compliance.StatusManual], r.Summary[compliance.StatusNotApplicable])
+		return nil
+	}
+	cmd.AddCommand(newEvidenceVerifyCmd())
+	return cmd
+}
+
+func newEvidenceVerifyCmd() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "verify FILE [--key VERIFIER_KEY] [--json]",
+		Short: "Check a report offline: its signature, the checkpoint, every inclusion proof and every cited entry",
+		Long: `Verify an evidence report (JSON, or an HTML report's embedded JSON) without
+any server: the report's signature, the checkpoint's signature, every
+inclusion proof, that each cited entry is the event the finding claims (the
+evaluation entry: the finding's status and the digest of its observed
+data), that no check claims pass without data. Exit 0 when everything
+checks, 1 naming each problem, 2 when the file cannot be read.
+
+Pass --key with the log's verifier key obtained from the operator out of
+band (gatehouse audit pubkey); without it the report's own key is used,
+which proves nothing against someone who re-signed it with another key.`,
+		Example: `  gatehouse evidence verify soc2-q4.json --key "$(cat audit.pub)"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return usageError{fmt.Errorf("read %s: %w", args[0], err)}
+			}
+			res, err := compliance.Verify(compliance.ExtractJSON(data), key)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := output(cmd, res, func(w io.Writer) error {
+				for _, p := range res.Problems {
+					fmt.Fprintln(w, "FAIL", p)
+				}
+				if res.KeyFromReport {
+					fmt.Fprintln(w, "warning: no --key given: checked against the report's own audit_public_key")
+				}
+				if res.OK() {
+					fmt.Fprintf(w, "evidence report OK: signature, checkpoint (tree size %d), %d inclusion proofs, %d findings of %d controls\n",
+						res.TreeSize, res.Proofs, res.Findings, res.Controls)
+				} else {
+					fmt.Fprintf(w, "evidence report does NOT verify: %d problems\n", len(res.Problems))
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if !res.OK() {
+				return exitCode(exitError)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "the audit log's note verifier key (gatehouse audit pubkey)")
+	cmd.Flags().Bool("json", false, "print the result as JSON")
+	return cmd
+}

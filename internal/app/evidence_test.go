@@ -1,0 +1,201 @@
+package app_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/compliance"
+)
+
+// findingOf returns the finding of check in control id.
+func findingOf(t *testing.T, r *compliance.Report, id, check string) compliance.Finding {
+	t.Helper()
+	for _, c := range r.Controls {
+		if c.ID != id {
+			continue
+		}
+		for _, f := range c.Findings {
+			if f.Check == check {
+				return f
+			}
+		}
+	}
+	t.Fatalf("no %s finding in %s", check, id)
+	return compliance.Finding{}
+}
+
+// TestEvidenceFromLiveState: the report decides checks from the running
+// process (its listeners probed, its routes asked without credentials,
+// its policy asked), and verifies offline.
+func TestEvidenceFromLiveState(t *testing.T) {
+	h := MustStart(t)
+	auth := "Authorization: Bearer " + adminToken
+	data := h.expect(200, "GET", h.admin+"/v1/evidence?period=2025-10-01..2026-01-31", nil, auth)
+	var r compliance.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	res, err := compliance.Verify(data, r.AuditPublicKey)
+	if err != nil || !res.OK() {
+		t.Fatalf("verify: %v %v", err, res.Problems)
+	}
+	t.Logf("%d controls, %d findings, %d proofs, tree %d; summary %v", res.Controls, res.Findings, res.Proofs, res.TreeSize, r.Summary)
+	for _, tc := range []struct {
+		control, check string
+		want           compliance.Status
+	}{
+		{"CC6.7", "tls.listeners", compliance.StatusFail}, // prod without TLS
+		{"CC6.1", "routes.authenticated", compliance.StatusPass},
+		{"CC6.1", "policy.deny_by_default", compliance.StatusPass},
+		{"CC6.1", "credentials.hashed", compliance.StatusNotApplicable},
+		{"CC6.6", "headers.security", compliance.StatusPass},
+		{"CC6.6", "limits.rate_and_lockout", compliance.StatusPass},
+		{"CC7.2", "audit.verifies", compliance.StatusPass},
+		{"CC8.1", "changes.audited", compliance.StatusPass},
+		{"CC6.2", "reviews.current", compliance.StatusFail},
+		{"A1.2", "backup.recent", compliance.StatusManual},
+		{"CC7.1", "dependencies.scan", compliance.StatusManual},
+	} {
+		if f := findingOf(t, &r, tc.control, tc.check); f.Status != tc.want {
+			t.Errorf("%s %s: %s (%s), want %s", tc.control, tc.check, f.Status, f.Reason, tc.want)
+		}
+	}
+	h.expect(400, "GET", h.admin+"/v1/evidence?period=yesterday", nil, auth)
+	h.expect(400, "GET", h.admin+"/v1/evidence?format=pdf", nil, auth)
+}
+
+// TestComplianceRoles: auditors read evidence, reviews and incidents but
+// change nothing; security engineers run reviews and incidents but may
+// not disable users (administrators only); anonymous callers get 401.
+func TestComplianceRoles(t *testing.T) {
+	h := MustStart(t)
+	auth := "Authorization: Bearer " + adminToken
+	h.expect(201, "POST", h.admin+"/v1/users", map[string]any{"username": "sec", "role": "security", "password": alicePW}, auth)
+	h.expect(201, "POST", h.admin+"/v1/users", map[string]any{"username": "aud", "role": "auditor", "password": alicePW}, auth)
+	aud, sec := h.newPerson(), h.newPerson()
+	if code, _ := aud.login("aud", alicePW, nil); code != 200 {
+		t.Fatal("sign in aud")
+	}
+	if code, _ := sec.login("sec", alicePW, nil); code != 200 {
+		t.Fatal("sign in sec")
+	}
+	for _, tc := range []struct{ method, path string }{
+		{"POST", "/v1/reviews"}, {"POST", "/v1/incidents"}, {"POST", "/v1/reviews/rev_x/complete"},
+		{"POST", "/v1/incidents/inc_x/close"}, {"POST", "/v1/incidents/inc_x/contain"},
+	} {
+		if code := aud.call(tc.method, tc.path, map[string]any{}, true, nil); code != 403 {
+			t.Errorf("auditor %s %s: %d, want 403", tc.method, tc.path, code)
+		}
+	}
+	for _, path := range []string{"/v1/evidence", "/v1/reviews", "/v1/incidents"} {
+		if code := aud.call("GET", path, nil, false, nil); code != 200 {
+			t.Errorf("auditor GET %s: %d, want 200", path, code)
+		}
+		h.expect(401, "GET", h.admin+path, nil)
+	}
+	var in struct{ ID string }
+	if code := sec.call("POST", "/v1/incidents", map[string]any{"title": "t", "severity": "high", "impact": "i"}, true, &in); code != 201 {
+		t.Fatalf("security opens an incident: %d", code)
+	}
+	var e errorOut
+	if code := sec.call("POST", "/v1/incidents/"+in.ID+"/contain", map[string]any{"revoke_principal": "user:aud"}, true, &e); code != 403 {
+		t.Fatalf("security disables a user as containment: %d, want 403", code)
+	}
+	// Bad input: 400 naming the field.
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"title": "t", "severity": "apocalyptic", "impact": "i"}, "severity"},
+		{map[string]any{"title": "", "severity": "low", "impact": "i"}, "title"},
+		{map[string]any{"title": "t", "severity": "low"}, "impact"},
+		{map[string]any{"title": "t", "severity": "low", "impact": "i", "extra": 1}, "extra"},
+	} {
+		var e errorOut
+		if code := sec.call("POST", "/v1/incidents", tc.body, true, &e); code != 400 || !strings.Contains(e.Error.Message, tc.field) {
+			t.Errorf("%v: %d %q, want 400 naming %s", tc.body, code, e.Error.Message, tc.field)
+		}
+	}
+}
+
+// TestReviewRevokes: a review's revoke decision makes the key fail at the
+// gateway at once; completion needs every item decided and is audited.
+func TestReviewRevokes(t *testing.T) {
+	h := MustStart(t)
+	k := h.createKey(map[string]any{"name": "svc", "scopes": []string{"read:signals"}})
+	h.expect(200, "GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
+	var rv compliance.Review
+	if code := h.adminCall("POST", "/v1/reviews", nil, &rv); code != 201 {
+		t.Fatalf("start: %d", code)
+	}
+	if code := h.adminCall("POST", "/v1/reviews", nil, nil); code != 409 {
+		t.Fatalf("second open review: %d, want 409", code)
+	}
+	var e errorOut
+	if code := h.adminCall("POST", "/v1/reviews/"+rv.ID+"/complete", nil, &e); code != 409 || !strings.Contains(e.Error.Message, "not decided") {
+		t.Fatalf("complete undecided: %d %s", code, e.Error.Message)
+	}
+	for _, it := range rv.Items {
+		d := map[string]any{"decision": "approve", "reason": "needed"}
+		if it.Principal == "api_key:"+k.ID {
+			d = map[string]any{"decision": "revoke", "reason": "unused service"}
+		}
+		if code := h.adminCall("POST", "/v1/reviews/"+rv.ID+"/items/"+it.ID, map[string]any{"decision": "maybe", "reason": "x"}, &e); code != 400 || !strings.Contains(e.Error.Message, "decision") {
+			t.Fatalf("bad decision: %d %s", code, e.Error.Message)
+		}
+		if code := h.adminCall("POST", "/v1/reviews/"+rv.ID+"/items/"+it.ID, d, nil); code != 200 {
+			t.Fatalf("decide %s: %d", it.Principal, code)
+		}
+	}
+	h.expect(401, "GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
+	if code := h.adminCall("POST", "/v1/reviews/"+rv.ID+"/complete", nil, &rv); code != 200 || rv.CompletedAt.IsZero() {
+		t.Fatalf("complete: %d", code)
+	}
+	var page struct{ Entries []json.RawMessage }
+	h.adminCall("GET", "/v1/audit?type=admin.review.*", nil, &page)
+	if len(page.Entries) != 2+len(rv.Items) {
+		t.Fatalf("%d review events, want start, %d decisions, complete", len(page.Entries), len(rv.Items))
+	}
+}
+
+// TestIncidentContainment: revoking a principal as containment makes it
+// fail at the gateway; closing computes the review due date.
+func TestIncidentContainment(t *testing.T) {
+	h := MustStart(t)
+	k := h.createKey(map[string]any{"name": "leaked", "scopes": []string{"read:signals"}})
+	var in compliance.Incident
+	if code := h.adminCall("POST", "/v1/incidents", map[string]any{"title": "key leaked", "severity": "critical", "impact": "reads"}, &in); code != 201 {
+		t.Fatalf("open: %d", code)
+	}
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/notes", map[string]any{"text": "found in a public repo"}, nil); code != 200 {
+		t.Fatalf("note: %d", code)
+	}
+	var e errorOut
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/contain", map[string]any{}, &e); code != 400 {
+		t.Fatalf("contain with nothing: %d", code)
+	}
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/contain", map[string]any{"revoke_before": "last week"}, &e); code != 400 || !strings.Contains(e.Error.Message, "revoke_before") {
+		t.Fatalf("bad time: %d %s", code, e.Error.Message)
+	}
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/contain", map[string]any{"revoke_principal": "api_key:" + k.ID}, &in); code != 200 {
+		t.Fatalf("contain: %d", code)
+	}
+	h.expect(401, "GET", h.base+"/api/v1/signals/x", nil, "Authorization: Bearer "+k.Key)
+	var full struct {
+		Timeline []struct{ Type string }
+	}
+	h.adminCall("GET", "/v1/incidents/"+in.ID, nil, &full)
+	if len(full.Timeline) == 0 {
+		t.Fatal("empty timeline")
+	}
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/close", nil, &in); code != 200 || in.ReviewDue.IsZero() {
+		t.Fatalf("close: %d", code)
+	}
+	if want := compliance.BusinessDaysAfter(in.ClosedAt, 5); !in.ReviewDue.Equal(want) {
+		t.Fatalf("review due %s, want %s", in.ReviewDue, want)
+	}
+	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/review", map[string]any{"summary": "rotated; scanner added"}, &in); code != 200 {
+		t.Fatalf("review: %d", code)
+	}
+}
