@@ -145,7 +145,9 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.
 // (active ones) and users (enabled ones).
 func (s *Server) snapshot(ctx context.Context) ([]compliance.ReviewItem, error) {
 	now := s.cfg.Clock.Now()
-	live := func(revoked, expires time.Time) bool { return revoked.IsZero() && (expires.IsZero() || now.Before(expires)) }
+	live := func(revoked, expires time.Time) bool {
+		return revoked.IsZero() && (expires.IsZero() || now.Before(expires))
+	}
 	var items []compliance.ReviewItem
 	keys, err := s.cfg.Keys.List(ctx)
 	if err != nil {
@@ -614,4 +616,6 @@ func (s *Server) reviewIncident(w http.ResponseWriter, r *http.Request, p *gateh
 	return nil
 }
 
-func auditFilterWindow(since, until time.Time) audit.Filter { return audit.Filter{Since: since, Until: until} }
+func auditFilterWindow(since, until time.Time) audit.Filter {
+	return audit.Filter{Since: since, Until: until}
+}
