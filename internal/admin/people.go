@@ -412,8 +412,10 @@ func (s *Server) checkGrant(ctx context.Context, p *gatehouse.Principal, g authn
 
 // keepAnAdmin refuses (ECONFLICT) to remove u's admin role — by demotion
 // or deletion — when u is the last enabled admin: the admin API would be
-// left to the bootstrap token, which may be disabled. s.peopleMu is held,
-// so two such changes on this replica cannot each count the other.
+// left to the bootstrap token, which may be disabled. It is the early
+// refusal, saying how; the store refuses the write itself atomically
+// (store.LastAdmin), which is what holds across replicas and for
+// disabling.
 func (s *Server) keepAnAdmin(ctx context.Context, u *store.User, how string) error {
 	if u.Role != authn.RoleAdmin || !u.DisabledAt.IsZero() {
 		return nil

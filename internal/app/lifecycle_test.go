@@ -123,8 +123,8 @@ func TestUserLifecycleAbuse(t *testing.T) {
 		t.Errorf("refusals audited: %d events", len(ev))
 	}
 
-	// The last enabled admin can be neither demoted nor deleted, by
-	// themselves or the bootstrap token; nobody deletes themselves.
+	// The last enabled admin can be neither demoted, disabled nor deleted,
+	// by themselves or the bootstrap token; nobody deletes themselves.
 	var e errorOut
 	if code := alice.call("PUT", "/v1/users/alice/role", map[string]any{"role": "security"}, true, &e); code != 409 || !strings.Contains(e.Error.Message, "last enabled admin") {
 		t.Errorf("last admin demotes themselves: %d %q", code, e.Error.Message)
@@ -134,6 +134,12 @@ func TestUserLifecycleAbuse(t *testing.T) {
 	}
 	if code := h.adminCall("PUT", "/v1/users/alice/role", map[string]any{"role": "auditor"}, &e); code != 409 {
 		t.Errorf("bootstrap token demotes the last admin: %d", code)
+	}
+	if code := h.adminCall("POST", "/v1/users/alice/disable", nil, &e); code != 409 || e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, "alice is the last enabled admin") {
+		t.Errorf("bootstrap token disables the last admin: %d %+v", code, e.Error)
+	}
+	if code := alice.call("POST", "/v1/users/alice/disable", nil, true, &e); code != 409 {
+		t.Errorf("last admin disables themselves: %d %q", code, e.Error.Message)
 	}
 	if code := alice.call("DELETE", "/v1/users/alice", nil, true, &e); code != 403 {
 		t.Errorf("alice deletes herself: %d %q", code, e.Error.Message)

@@ -389,3 +389,98 @@ func TestHotPathNoStoreRoundTrip(t *testing.T) {
 		t.Errorf("300 requests with cached keys made %d store round trips, want 0", n)
 	}
 }
+
+// TestLastAdminAcrossReplicas: alice and bob are the only admins, and two
+// requests, one through each replica, remove one each at the same moment.
+// The check is the store's, not a replica's: exactly one succeeds, the
+// other is refused with 409 and a JSON error naming the problem (or, if
+// its caller had just lost the role, 401), and one enabled admin remains.
+func TestLastAdminAcrossReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string // %s: the user removed
+		body   any
+		person bool // needs a person's sign-in: alice removes bob, bob alice
+		ok     int
+	}{
+		{"disable", "POST", "/v1/users/%s/disable", nil, false, 200},
+		{"demote", "PUT", "/v1/users/%s/role", map[string]any{"role": "auditor"}, true, 200},
+		{"delete", "DELETE", "/v1/users/%s", nil, true, 204},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := MustStartReplicas(t)
+			r.a.createUser("alice", "admin")
+			r.a.createUser("bob", "admin")
+			hb := *r.a
+			hb.admin = "http://" + r.b.AdminAddr()
+			viaA, viaB := r.a.newPerson(), hb.newPerson()
+			if tc.person {
+				if code, e := viaA.login("alice", alicePW, nil); code != 200 {
+					t.Fatalf("alice signs in on A: %d %s", code, e.Error.Message)
+				}
+				if code, e := viaB.login("bob", alicePW, nil); code != 200 {
+					t.Fatalf("bob signs in on B: %d %s", code, e.Error.Message)
+				}
+			}
+			send := func(p *person, target string) (int, errorOut) {
+				var e errorOut
+				if tc.person {
+					return p.call(tc.method, fmt.Sprintf(tc.path, target), tc.body, true, &e), e
+				}
+				req, _ := http.NewRequest(tc.method, p.h.admin+fmt.Sprintf(tc.path, target), nil)
+				req.Header.Set("Authorization", "Bearer "+adminToken)
+				res, err := p.client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return 0, e
+				}
+				defer res.Body.Close()
+				json.NewDecoder(res.Body).Decode(&e)
+				return res.StatusCode, e
+			}
+			var codes [2]int
+			var errs [2]errorOut
+			start := make(chan struct{})
+			done := make(chan struct{}, 2)
+			go func() { <-start; codes[0], errs[0] = send(viaA, "bob"); done <- struct{}{} }()
+			go func() { <-start; codes[1], errs[1] = send(viaB, "alice"); done <- struct{}{} }()
+			close(start)
+			<-done
+			<-done
+			won := 0
+			for i, code := range codes {
+				switch {
+				case code == tc.ok:
+					won++
+				case code == 409:
+					if errs[i].Error.Code != "conflict" || !strings.Contains(errs[i].Error.Message, "last enabled admin") {
+						t.Errorf("409 body: %+v, want code conflict naming the last enabled admin", errs[i].Error)
+					}
+				case code == 401 && tc.person: // its caller's session ended first
+				default:
+					t.Errorf("request %d: %d %+v", i, code, errs[i].Error)
+				}
+			}
+			if won != 1 {
+				t.Errorf("%d of 2 concurrent removals succeeded (%v), want exactly 1", won, codes)
+			}
+			t.Logf("answers: %v", codes)
+			var list struct {
+				Users []struct{ Username, Role, Status string }
+			}
+			if code := r.a.adminCall("GET", "/v1/users", nil, &list); code != 200 {
+				t.Fatalf("list users: %d", code)
+			}
+			admins := 0
+			for _, u := range list.Users {
+				if u.Role == "admin" && u.Status == "active" {
+					admins++
+				}
+			}
+			if admins != 1 {
+				t.Errorf("%d enabled admins left, want 1: %+v", admins, list.Users)
+			}
+		})
+	}
+}

@@ -158,11 +158,15 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]*User, error)
 	// UpdateUser writes every mutable field of u. TOTPLastStep never goes
 	// back: the stored value becomes the larger of the two, so a stale
-	// copy of u cannot reopen a used code.
+	// copy of u cannot reopen a used code. A write that would turn the
+	// last enabled admin (RoleAdmin, not disabled) into anything else is
+	// refused with ECONFLICT (LastAdmin), atomically: of two concurrent
+	// writes, from any number of processes, that each remove one of the
+	// last two admins, exactly one succeeds.
 	UpdateUser(ctx context.Context, u *User) error
 	// DeleteUser removes an account with its sessions, sign-in failures
 	// and personal access tokens, in one transaction. A missing user is
-	// ENOTFOUND.
+	// ENOTFOUND; the last enabled admin is refused like in UpdateUser.
 	DeleteUser(ctx context.Context, username string) error
 	// AdvanceTOTPStep is the compare-and-set that makes a one-time code
 	// one-time: it sets the user's TOTPLastStep to step only if the stored
@@ -216,6 +220,17 @@ type Store interface {
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// RoleAdmin is the role of which the store keeps one enabled user at
+// least (see UpdateUser).
+const RoleAdmin = "admin"
+
+// LastAdmin is the ECONFLICT refusal of a change that would leave no
+// enabled admin: the admin API would be left to the bootstrap token,
+// which may be disabled.
+func LastAdmin(username string) error {
+	return gatehouse.Errorf(gatehouse.ECONFLICT, "%s is the last enabled admin and cannot be disabled, demoted or deleted: make another user admin first", username)
 }
 
 // NotFound returns the ENOTFOUND error for a missing thing.

@@ -58,19 +58,80 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 }
 
 // UpdateUser writes every mutable field of u (all but CreatedAt); a missing
-// user is ENOTFOUND.
+// user is ENOTFOUND. A write that may end an enabled admin (u is not one)
+// runs in a transaction holding the admins lock (lockAdmins), so that two
+// replicas removing the last two admins at once are serialised and the
+// second sees the first's change.
 func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET role = $1, scopes = $2, password_hash = $3, password_changed_at = $4, password_expired = $5,
-		password_history = $6, totp_secret = $7, totp_enabled = $8, totp_last_step = GREATEST(totp_last_step, $9), disabled_at = $10 WHERE username = $11`,
-		u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
-		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
+	const update = `UPDATE users SET role = $1, scopes = $2, password_hash = $3, password_changed_at = $4, password_expired = $5,
+		password_history = $6, totp_secret = $7, totp_enabled = $8, totp_last_step = GREATEST(totp_last_step, $9), disabled_at = $10 WHERE username = $11`
+	args := []any{u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
+		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.DisabledAt), u.Username}
+	if u.Role == store.RoleAdmin && u.DisabledAt.IsZero() {
+		tag, err := s.pool.Exec(ctx, update, args...)
+		if err != nil {
+			return fmt.Errorf("update user %s: %w", u.Username, err)
+		}
+		if tag.RowsAffected() != 1 {
+			return store.NotFound("user", u.Username)
+		}
+		return nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", u.Username, err)
+	}
+	defer tx.Rollback(ctx)
+	if err := lockAdmins(ctx, tx); err != nil {
+		return fmt.Errorf("update user %s: %w", u.Username, err)
+	}
+	tag, err := tx.Exec(ctx, update+` AND `+keepsAdmin(12), append(args, store.RoleAdmin)...)
 	if err != nil {
 		return fmt.Errorf("update user %s: %w", u.Username, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return store.NotFound("user", u.Username)
+		return whyNotWritten(ctx, tx, u.Username)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("update user %s: commit: %w", u.Username, err)
 	}
 	return nil
+}
+
+// adminsLockID is the pg_advisory_xact_lock key held by every write that
+// may end an enabled admin: the bytes of "ghadmins".
+const adminsLockID int64 = 0x6768_6164_6d69_6e73
+
+// lockAdmins takes the admins lock for the rest of tx. Under READ
+// COMMITTED each later statement of tx sees every change committed by the
+// previous holder.
+func lockAdmins(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, adminsLockID); err != nil {
+		return fmt.Errorf("lock admins: %w", err)
+	}
+	return nil
+}
+
+// keepsAdmin is the condition under which the row of users may stop being
+// an enabled admin: it is not one, or another enabled admin remains. $n is
+// store.RoleAdmin.
+func keepsAdmin(n int) string {
+	p := fmt.Sprintf("$%d", n)
+	return `(NOT (users.role = ` + p + ` AND users.disabled_at = 0)
+		OR EXISTS (SELECT 1 FROM users o WHERE o.username <> users.username AND o.role = ` + p + ` AND o.disabled_at = 0))`
+}
+
+// whyNotWritten explains a conditional write of username's row that
+// changed nothing: the user is missing, or is the last enabled admin.
+func whyNotWritten(ctx context.Context, tx pgx.Tx, username string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)`, username).Scan(&exists); err != nil {
+		return fmt.Errorf("write user %s: %w", username, err)
+	}
+	if !exists {
+		return store.NotFound("user", username)
+	}
+	return store.LastAdmin(username)
 }
 
 func scanUser(row scanner) (*store.User, error) {
@@ -141,17 +202,20 @@ func (s *DB) DeleteUser(ctx context.Context, username string) error {
 		return fmt.Errorf("delete user %s: %w", username, err)
 	}
 	defer tx.Rollback(ctx)
+	if err := lockAdmins(ctx, tx); err != nil {
+		return fmt.Errorf("delete user %s: %w", username, err)
+	}
 	for _, table := range []string{"sessions", "login_failures", "pats"} {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE username = $1`, username); err != nil {
 			return fmt.Errorf("delete user %s: %s: %w", username, table, err)
 		}
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
+	tag, err := tx.Exec(ctx, `DELETE FROM users WHERE username = $1 AND `+keepsAdmin(2), username, store.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("delete user %s: %w", username, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return store.NotFound("user", username)
+		return whyNotWritten(ctx, tx, username)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("delete user %s: commit: %w", username, err)

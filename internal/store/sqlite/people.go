@@ -60,20 +60,46 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 	return out, rows.Err()
 }
 
-// UpdateUser writes u's mutable fields.
+// UpdateUser writes u's mutable fields. The statement keeps an enabled
+// admin (its condition and its write are one step: SQLite runs writers
+// one at a time).
 func (s *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
+	stillAdmin := u.Role == store.RoleAdmin && u.DisabledAt.IsZero()
 	res, err := s.db.ExecContext(ctx, `UPDATE users SET role = ?, scopes = ?, password_hash = ?, password_changed_at = ?, password_expired = ?,
-		password_history = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = max(totp_last_step, ?), disabled_at = ? WHERE username = ?`,
+		password_history = ?, totp_secret = ?, totp_enabled = ?, totp_last_step = max(totp_last_step, ?), disabled_at = ? WHERE username = ?
+		AND (? OR `+keepsAdmin+`)`,
 		u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
-		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.DisabledAt), u.Username)
+		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.DisabledAt), u.Username,
+		boolInt(stillAdmin), store.RoleAdmin, store.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("update user %s: %w", u.Username, err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return store.NotFound("user", u.Username)
+		return s.whyNotWritten(ctx, s.db, u.Username)
 	}
 	return nil
+}
+
+// keepsAdmin is the condition under which the row of users may stop being
+// an enabled admin: it is not one, or another enabled admin remains. Its
+// two parameters are store.RoleAdmin.
+const keepsAdmin = `(NOT (users.role = ? AND users.disabled_at = 0)
+		OR EXISTS (SELECT 1 FROM users o WHERE o.username <> users.username AND o.role = ? AND o.disabled_at = 0))`
+
+// whyNotWritten explains a conditional write of username's row that
+// changed nothing: the user is missing, or is the last enabled admin.
+func (s *DB) whyNotWritten(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, username string) error {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE username = ?`, username).Scan(&n); err != nil {
+		return fmt.Errorf("update user %s: %w", username, err)
+	}
+	if n == 0 {
+		return store.NotFound("user", username)
+	}
+	return store.LastAdmin(username)
 }
 
 func scanUser(row scanner) (*store.User, error) {
@@ -148,12 +174,12 @@ func (s *DB) DeleteUser(ctx context.Context, username string) error {
 			return fmt.Errorf("delete user %s: %s: %w", username, table, err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
+	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE username = ? AND `+keepsAdmin, username, store.RoleAdmin, store.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("delete user %s: %w", username, err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return store.NotFound("user", username)
+		return s.whyNotWritten(ctx, tx, username)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("delete user %s: commit: %w", username, err)

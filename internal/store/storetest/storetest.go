@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,8 @@ var cases = []testCase{
 	{"User/Update", testUserUpdate},
 	{"User/UpdateMissing", testUserUpdateMissing},
 	{"User/Delete", testUserDelete},
+	{"User/LastAdminKept", testLastAdminKept},
+	{"User/LastAdminConcurrent", testLastAdminConcurrent},
 	{"User/UpdateNeverLowersTOTPStep", testUserUpdateTOTPStep},
 	{"User/AdvanceTOTPStep", testAdvanceTOTPStep},
 	{"User/AdvanceTOTPStepConcurrent", testAdvanceTOTPStepConcurrent},
@@ -705,6 +708,124 @@ func testUserDelete(t *testing.T, s store.Store) {
 	}
 }
 
+// testLastAdminKept: disabling, demoting or deleting the last enabled
+// admin is refused (ECONFLICT) and changes nothing; any other change of
+// that admin, and any change once another enabled admin exists, is not.
+func testLastAdminKept(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	bob := newUser("bob")
+	bob.DisabledAt = at(5) // a disabled admin does not count
+	must(t, s.CreateUser(ctx, bob))
+	carol := newUser("carol")
+	carol.Role = "security"
+	must(t, s.CreateUser(ctx, carol))
+
+	refused := []struct {
+		name   string
+		change func(ctx context.Context, u *store.User) error
+	}{
+		{"disable", func(ctx context.Context, u *store.User) error { u.DisabledAt = at(9); return s.UpdateUser(ctx, u) }},
+		{"demote", func(ctx context.Context, u *store.User) error { u.Role = "auditor"; return s.UpdateUser(ctx, u) }},
+		{"demote and disable", func(ctx context.Context, u *store.User) error {
+			u.Role, u.DisabledAt = "security", at(9)
+			return s.UpdateUser(ctx, u)
+		}},
+		{"delete", func(ctx context.Context, u *store.User) error { return s.DeleteUser(ctx, u.Username) }},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUser("alice")
+			err := tc.change(ctx, u)
+			wantCode(t, err, gatehouse.ECONFLICT)
+			if err != nil && !strings.Contains(err.Error(), "alice is the last enabled admin") {
+				t.Errorf("message %q does not name the user and the problem", err)
+			}
+			got, err := s.GetUser(ctx, "alice")
+			must(t, err)
+			same(t, "refused change", got, newUser("alice"))
+		})
+	}
+	// Other changes of the last admin go through.
+	u := newUser("alice")
+	u.PasswordHash, u.PasswordChangedAt = "$argon2id$new", at(50)
+	must(t, s.UpdateUser(ctx, u))
+	// Demoting or disabling someone else is no concern of the rule.
+	carol.DisabledAt = at(51)
+	must(t, s.UpdateUser(ctx, carol))
+	must(t, s.DeleteUser(ctx, "carol"))
+	must(t, s.DeleteUser(ctx, "bob"))
+	wantCode(t, s.UpdateUser(ctx, newUser("nobody")), gatehouse.ENOTFOUND)
+	wantCode(t, s.DeleteUser(ctx, "nobody"), gatehouse.ENOTFOUND)
+
+	// With a second enabled admin, the first may go; then the second is the last.
+	must(t, s.CreateUser(ctx, newUser("dave")))
+	u.Role = "auditor"
+	must(t, s.UpdateUser(ctx, u))
+	d := newUser("dave")
+	d.DisabledAt = at(52)
+	wantCode(t, s.UpdateUser(ctx, d), gatehouse.ECONFLICT)
+	must(t, s.DeleteUser(ctx, "alice"))
+	wantCode(t, s.DeleteUser(ctx, "dave"), gatehouse.ECONFLICT)
+}
+
+// testLastAdminConcurrent: two writers that each remove one of the last
+// two enabled admins at the same moment (as two replicas would) — one
+// disabling, demoting or deleting alice, the other bob — never both
+// succeed: exactly one does and the other is refused with ECONFLICT.
+func testLastAdminConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	removals := []struct {
+		name   string
+		remove func(name string) error
+	}{
+		{"disable", func(name string) error { u := newUser(name); u.DisabledAt = at(9); return s.UpdateUser(ctx, u) }},
+		{"demote", func(name string) error { u := newUser(name); u.Role = "security"; return s.UpdateUser(ctx, u) }},
+		{"delete", func(name string) error { return s.DeleteUser(ctx, name) }},
+	}
+	const rounds = 10
+	for round := range rounds {
+		for _, a := range removals {
+			for _, b := range removals {
+				for _, name := range []string{"alice", "bob"} {
+					if err := s.UpdateUser(ctx, newUser(name)); gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+						must(t, s.CreateUser(ctx, newUser(name)))
+					} else {
+						must(t, err)
+					}
+				}
+				start := make(chan struct{})
+				var errA, errB error
+				var wg sync.WaitGroup
+				wg.Go(func() { <-start; errA = a.remove("alice") })
+				wg.Go(func() { <-start; errB = b.remove("bob") })
+				close(start)
+				wg.Wait()
+				okA, okB := errA == nil, errB == nil
+				if okA == okB {
+					t.Fatalf("round %d, %s alice / %s bob: errors %v and %v, want exactly one ECONFLICT", round, a.name, b.name, errA, errB)
+				}
+				for _, err := range []error{errA, errB} {
+					if err != nil {
+						wantCode(t, err, gatehouse.ECONFLICT)
+					}
+				}
+				admins := 0
+				users, err := s.ListUsers(ctx)
+				must(t, err)
+				for _, u := range users {
+					if u.Role == store.RoleAdmin && u.DisabledAt.IsZero() {
+						admins++
+					}
+				}
+				if admins != 1 {
+					t.Fatalf("round %d, %s alice / %s bob: %d enabled admins left, want 1", round, a.name, b.name, admins)
+				}
+			}
+		}
+	}
+}
+
 func testUserUpdateTOTPStep(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateUser(ctx, newUser("alice")))
@@ -713,7 +834,8 @@ func testUserUpdateTOTPStep(t *testing.T, s store.Store) {
 	if !ok {
 		t.Fatal("first advance refused")
 	}
-	stale := newUser("alice") // read before the code was used: step 0
+	must(t, s.CreateUser(ctx, newUser("root"))) // alice is not the last admin
+	stale := newUser("alice")                   // read before the code was used: step 0
 	stale.Role = "security"
 	must(t, s.UpdateUser(ctx, stale))
 	got, err := s.GetUser(ctx, "alice")
@@ -1141,6 +1263,7 @@ func testLineageRoundTrip(t *testing.T, s store.Store) {
 	pats, err := s.ListPATs(ctx, "")
 	must(t, err)
 	same(t, "listed token", pats[0], newPAT("p1", "alice", 0))
+	must(t, s.CreateUser(ctx, newUser("root"))) // alice is not the last admin
 	u.Role = "auditor"
 	u.Lineage = store.Lineage{CreatedBy: "user:mallory", CreatedByRoot: "user:mallory"}
 	must(t, s.UpdateUser(ctx, u))
