@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +11,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
-	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -115,14 +111,15 @@ func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN str
 	if err != nil {
 		return nil, nil, err
 	}
-	secretPath := filepath.Join(dir, app.SecretFile)
-	if _, err := os.Stat(secretPath); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, usageError{fmt.Errorf("%s is not the data dir of a Gatehouse that has started (no %s)", dir, app.SecretFile)}
+	sec, err := app.OpenSecrets(ctx, cfg, dir, app.SecretsOptions{Getenv: env.Getenv, ReadOnly: true})
+	if errors.Is(err, app.ErrNoSecrets) {
+		return nil, nil, usageError{fmt.Errorf("%s is not the data dir of a Gatehouse that has started (no pepper in its secrets provider, %s, nor %s)", dir, cfg.Secrets.Provider, app.SecretFile)}
 	}
-	pepper, err := secrets.LoadOrCreate(secretPath, 32)
 	if err != nil {
 		return nil, nil, err
 	}
+	sec.Close()
+	pepper := sec.Pepper
 	st, err := app.OpenStore(ctx, cfg, dir)
 	if err != nil {
 		return nil, nil, err

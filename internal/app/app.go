@@ -34,7 +34,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/redact"
-	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
@@ -86,6 +85,8 @@ type App struct {
 	backups  *backup.Service
 	backupWG sync.WaitGroup
 	dataDir  string
+	// secrets are the server secrets, from the configured provider.
+	secrets *Secrets
 	// logBuf queues the process log (nil when the caller gave a Logger).
 	logBuf *logbuf.Writer
 	audit  auditLog
@@ -161,10 +162,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			return nil, err
 		}
 	}
-	pepper, err := secrets.LoadOrCreate(filepath.Join(dir, SecretFile), 32)
-	if err != nil {
+	// Secrets first: the store DSN and Redis URL may take their
+	// passwords from the provider.
+	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log}); err != nil {
 		return nil, err
 	}
+	pepper := a.secrets.Pepper
 	// Listeners are bound now so their addresses (and so the default token
 	// issuer URL) are known; nothing is served until Start.
 	if a.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -196,6 +199,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.backups, err = a.openBackups(ctx, cfg, dir, opts); err != nil {
 		return nil, err
 	}
+	a.auditSecretsLoaded(ctx)
 	a.inv = &authn.Invalidations{}
 	var inv authn.Invalidator = authn.NopInvalidator{}
 	if cfg.Store.Driver == "postgres" {
@@ -250,7 +254,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		TTL:      time.Duration(cfg.Auth.TokenTTL),
 		Alg:      cfg.Auth.SigningAlg,
 		Rotation: time.Duration(cfg.Auth.SigningRotation),
-		Keys:     secrets.File{Path: filepath.Join(dir, "signing-keys.json")},
+		Keys:     a.secrets.SigningKeys(),
 		Clients:  a.clients,
 		External: cfg.Auth.ExternalIssuers,
 		Auditor:  a.audit,
@@ -602,6 +606,8 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 			DSN:                cfg.Store.DSN,
 			Origin:             cfg.Audit.Origin,
 			KeyDir:             auditDir,
+			Signer:             a.secrets.AuditSigner,
+			VerifierKey:        a.secrets.AuditVKey,
 			CheckpointInterval: cfg.Audit.CheckpointInterval,
 			Retention:          time.Duration(cfg.Audit.Retention),
 			Clock:              clock,
@@ -617,6 +623,8 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 	l, err := audit.Open(ctx, audit.Config{
 		Dir:                auditDir,
 		Origin:             cfg.Audit.Origin,
+		Signer:             a.secrets.AuditSigner,
+		VerifierKey:        a.secrets.AuditVKey,
 		Durability:         audit.Durability(cfg.Audit.Durability),
 		CheckpointInterval: cfg.Audit.CheckpointInterval,
 		Retention:          time.Duration(cfg.Audit.Retention),
@@ -867,6 +875,9 @@ func (a *App) close() error {
 		if ln != nil {
 			ln.Close()
 		}
+	}
+	if a.secrets != nil {
+		a.secrets.Close()
 	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil {

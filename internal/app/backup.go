@@ -67,8 +67,15 @@ func (a *App) openBackups(ctx context.Context, cfg *config.Config, dataDir strin
 		return nil, fmt.Errorf("backup.recipients: %w", err)
 	}
 	var ids backup.Identities
-	if b.IdentityFile != "" {
+	if b.IdentityFile == "" {
+		// The identity may come from the secrets provider instead.
+		if ids, err = a.secrets.BackupIdentities(ctx); err != nil {
+			return nil, err
+		}
+	} else {
 		ids = backup.IdentityFile(b.IdentityFile)
+	}
+	if ids != nil {
 		list, err := ids(ctx)
 		if err != nil {
 			return nil, err
@@ -93,12 +100,9 @@ func (a *App) openBackups(ctx context.Context, cfg *config.Config, dataDir strin
 			a.log.Warn("backups will not hold the config: the file cannot be read, or changed since it was loaded", "source", cfg.Source)
 		}
 	}
-	signer, vkey, err := audit.LoadOrCreateSigner(layout.AuditDir, cfg.Audit.Origin)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
 	bc := backup.Config{
-		Layout: layout, Destination: dest, Recipients: recipients, Identities: ids, Signer: signer, VerifierKey: vkey,
+		Layout: layout, Destination: dest, Recipients: recipients, Identities: ids,
+		Signer: a.secrets.AuditSigner, VerifierKey: a.secrets.AuditVKey, Secrets: backupSecrets{a.secrets},
 		Log: a.audit, Auditor: a.audit, Clock: opts.Clock, Logger: a.log, Version: opts.Version,
 		Retention: time.Duration(b.Retention), RTO: time.Duration(b.RTO), RPO: time.Duration(b.RPO),
 	}

@@ -2,10 +2,13 @@ package audit
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -277,3 +280,64 @@ func OpenReportSignature(signed []byte, vkey string) ([32]byte, error) {
 // SignReport signs an evidence report's SHA-256 with the log's checkpoint
 // key (see the package function SignReport).
 func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return SignReport(l.signer, sum) }
+
+// GenerateSignerKey returns a new checkpoint signing key named origin, as
+// signed-note private key text (PRIVATE+KEY+…), for a secrets provider
+// to keep.
+func GenerateSignerKey(origin string) (string, error) {
+	skey, _, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		return "", fmt.Errorf("generate audit signing key: %w", err)
+	}
+	return skey, nil
+}
+
+// ParseSignerKey reads a checkpoint signing key (PRIVATE+KEY+…) and
+// derives its verifier key text. The key must be named origin. Errors
+// never quote the key.
+func ParseSignerKey(skey, origin string) (note.Signer, string, error) {
+	skey = strings.TrimSpace(skey)
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, "", errors.New("the audit signing key does not parse (want a signed-note key, PRIVATE+KEY+…)")
+	}
+	if s.Name() != origin {
+		return nil, "", fmt.Errorf("audit origin %q differs from signing key name %q; keep the origin or move the old log aside", origin, s.Name())
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(alg, seed)>
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return nil, "", errors.New("the audit signing key does not parse (want a signed-note key, PRIVATE+KEY+…)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, "", errors.New("the audit signing key is not an Ed25519 signed-note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit verifier key: %w", err)
+	}
+	return s, vkey, nil
+}
+
+// keepVerifierKey writes vkey to dir/log.pub, where verification reads it,
+// or checks that the one there is signer's.
+func keepVerifierKey(dir string, signer note.Signer, vkey string) error {
+	path := filepath.Join(dir, verifierKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := writeFileSync(path, []byte(vkey+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write audit verifier key: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read audit verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(b)))
+	if err != nil || v.Name() != signer.Name() || v.KeyHash() != signer.KeyHash() {
+		return fmt.Errorf("the audit signing key from the secrets provider is not the one of the log in %s (its %s holds another verifier key)", dir, verifierKeyFile)
+	}
+	return nil
+}

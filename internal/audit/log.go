@@ -74,6 +74,12 @@ type Config struct {
 	Origin string
 	// Durability is DurabilitySync (default) or DurabilityBatch.
 	Durability Durability
+	// Signer, if set, is the checkpoint signing key (named Origin) and
+	// VerifierKey its verifier key, given by the secrets provider; the
+	// log then keeps only the verifier key in Dir (log.pub). Nil: the
+	// key is log.key in Dir, created on first use.
+	Signer      note.Signer
+	VerifierKey string
 	// CheckpointInterval is how often a checkpoint is signed when the tree
 	// grew. Zero means 10s; negative disables periodic checkpoints.
 	CheckpointInterval time.Duration

@@ -18,7 +18,12 @@ import (
 
 // load reads the directory state and prepares the writer state.
 func (l *Log) load(ctx context.Context) error {
-	signer, vkey, err := loadOrCreateKey(l.dir, l.cfg.Origin)
+	signer, vkey, err := l.cfg.Signer, l.cfg.VerifierKey, error(nil)
+	if signer != nil {
+		err = keepVerifierKey(l.dir, signer, vkey)
+	} else {
+		signer, vkey, err = loadOrCreateKey(l.dir, l.cfg.Origin)
+	}
 	if err != nil {
 		return err
 	}

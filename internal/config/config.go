@@ -85,6 +85,7 @@ type Config struct {
 	TrustedProxies []string          `yaml:"trusted_proxies"`
 	ForwardAuth    ForwardAuthConfig `yaml:"forward_auth"`
 	Backup         BackupConfig      `yaml:"backup"`
+	Secrets        SecretsConfig     `yaml:"secrets"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -112,6 +113,10 @@ type ForwardAuthConfig struct {
 type StoreConfig struct {
 	Driver string `yaml:"driver"` // sqlite (default)
 	DSN    string `yaml:"dsn"`
+	// PasswordSecret names the secret (secrets section) that holds the
+	// database password, set into the DSN when serve starts, so that the
+	// config file holds none.
+	PasswordSecret string `yaml:"password_secret"`
 }
 
 // LimitsConfig bounds what a request may carry.
@@ -397,6 +402,7 @@ func (c *Config) applyDefaults() {
 		c.Auth.SigningRotation = Duration(authn.DefaultSigningRotation)
 	}
 	c.RateLimit = c.RateLimit.WithDefaults()
+	c.Secrets.applyDefaults(c)
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		if r.MaxBody == 0 {

@@ -126,6 +126,20 @@ var problemCases = []struct{ name, yaml string }{
 	{"policy bundle url without host", "policy: {bundle: \"https:///b.tar.gz\"}\n"},
 	{"policy header with credentials", "policy:\n  headers: [X-Tenant, Authorization]\n"},
 
+	// Secrets.
+	{"secrets provider", "secrets: {provider: keychain}\n"},
+	{"vault without address", "secrets: {provider: vault}\n"},
+	{"vault over plain http in prod", "secrets:\n  provider: vault\n  vault: {address: \"http://vault.example:8200\"}\n"},
+	{"vault credentials in the address", "secrets:\n  provider: vault\n  vault: {address: \"https://root:pw@vault.example\"}\n"},
+	{"vault approle without role", "secrets:\n  provider: vault\n  vault: {address: \"https://v.example\", auth: approle}\n"},
+	{"vault kubernetes without role", "secrets:\n  provider: vault\n  vault: {address: \"https://v.example\", auth: kubernetes}\n"},
+	{"vault auth unknown", "secrets:\n  provider: vault\n  vault: {address: \"https://v.example\", auth: ldap, poll: 10ms}\n"},
+	{"vault settings on another provider", "secrets:\n  provider: env\n  vault: {address: \"https://v.example\"}\n  dotenv: .env\n  dir: /s\n"},
+	{"cadence class unknown", "secrets:\n  cadence: {passwords: 30d, pepper: 10m}\n"},
+	{"secret reference not a name", "store: {driver: postgres, dsn: \"postgres://db/g\", password_secret: \"../etc/passwd\"}\n"},
+	{"secret reference to the master key", "store: {driver: postgres, dsn: \"postgres://db/g\", password_secret: master-key}\n"},
+	{"secret reference unused", "store: {password_secret: db-password}\nratelimit: {redis_password_secret: PATH}\n"},
+
 	// Proxies.
 	{"trusted proxy not an address", "trusted_proxies: [10.0.0.0/8, nginx.internal]\n"},
 	{"trusted proxy bad cidr", "trusted_proxies:\n  - 10.0.0.0/33\n"},

@@ -29,6 +29,7 @@ func (c *Config) validate() problems {
 	c.validatePolicy(&p)
 	c.validateProxies(&p)
 	c.validateBackup(&p)
+	c.validateSecrets(&p)
 	c.validateRoutes(&p)
 	return p
 }

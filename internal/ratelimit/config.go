@@ -45,11 +45,14 @@ var tierName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 //
 // Zero fields take the defaults shown; see WithDefaults.
 type Config struct {
-	Backend        string           `yaml:"backend" json:"backend"`
-	RedisURL       string           `yaml:"redis_url,omitempty" json:"redis_url,omitempty"`
-	OnRedisFailure string           `yaml:"on_redis_failure,omitempty" json:"on_redis_failure,omitempty"`
-	Default        Limit            `yaml:"default" json:"default"`
-	Tiers          map[string]Limit `yaml:"tiers,omitempty" json:"tiers,omitempty"`
+	Backend  string `yaml:"backend" json:"backend"`
+	RedisURL string `yaml:"redis_url,omitempty" json:"redis_url,omitempty"`
+	// RedisPasswordSecret names the secret (config secrets section) that
+	// holds the Redis password, set into RedisURL when serve starts.
+	RedisPasswordSecret string           `yaml:"redis_password_secret,omitempty" json:"-"`
+	OnRedisFailure      string           `yaml:"on_redis_failure,omitempty" json:"on_redis_failure,omitempty"`
+	Default             Limit            `yaml:"default" json:"default"`
+	Tiers               map[string]Limit `yaml:"tiers,omitempty" json:"tiers,omitempty"`
 	// MaxKeys bounds the keys the memory backend (and the local fallback)
 	// tracks; 0 means about a million (some 300 MB at worst).
 	MaxKeys int `yaml:"max_keys,omitempty" json:"max_keys,omitempty"`

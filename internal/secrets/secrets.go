@@ -1,6 +1,9 @@
-// Package secrets loads the server's own secrets (the key-hashing pepper,
-// signing keys) from the data directory, creating them on first start with
-// file mode 0600. Vault and environment backends will sit beside it.
+// Package secrets gives the server its own secrets (the key-hashing pepper,
+// the JWT signing keys, the audit checkpoint key, the backup identity and the
+// passwords of the database and Redis) through a Provider: environment
+// variables, a .env file, files (0600), HashiCorp Vault KV v2 (package
+// vault) or, for the secrets Gatehouse generates, rows sealed with AES-GCM
+// under a master key (Sealed).
 package secrets
 
 import (

@@ -14,8 +14,9 @@
 // ends its session and releases the lock; another replica takes over
 // within Config.LeaderPoll and continues from the stored compact range.
 //
-// Every replica must hold the same checkpoint signing key (log.key in
-// Config.KeyDir): the first to start stores the verifier key in
+// Every replica must hold the same checkpoint signing key (Config.Signer,
+// from the secrets provider, or log.key in Config.KeyDir): the first to
+// start stores the verifier key in
 // audit_meta, and a replica with another key refuses to start.
 //
 // Verify checks the stored log offline exactly as audit.Verify checks the
@@ -79,6 +80,10 @@ type Config struct {
 	// KeyDir holds the checkpoint signing key (log.key, log.pub), created
 	// there on first use. Every replica needs the same one.
 	KeyDir string
+	// Signer and VerifierKey, if set, are the checkpoint signing key
+	// from the secrets provider, used instead of KeyDir's.
+	Signer      note.Signer
+	VerifierKey string
 	// Writers is how many batches a replica commits at once. Zero means
 	// DefaultWriters.
 	Writers int
@@ -113,8 +118,11 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.DSN == "" || c.KeyDir == "" {
-		return errors.New("audit postgres: DSN and KeyDir are required")
+	if c.DSN == "" || (c.KeyDir == "" && c.Signer == nil) {
+		return errors.New("audit postgres: DSN and KeyDir (or Signer) are required")
+	}
+	if c.Signer != nil && c.Signer.Name() != c.Origin {
+		return fmt.Errorf("audit origin %q differs from signing key name %q", c.Origin, c.Signer.Name())
 	}
 	if c.Writers <= 0 {
 		c.Writers = DefaultWriters
@@ -218,7 +226,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	signer, vkey, err := audit.LoadOrCreateSigner(cfg.KeyDir, cfg.Origin)
+	signer, vkey, err := cfg.Signer, cfg.VerifierKey, error(nil)
+	if signer == nil {
+		signer, vkey, err = audit.LoadOrCreateSigner(cfg.KeyDir, cfg.Origin)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +285,8 @@ func (l *Log) init(ctx context.Context) error {
 		return err
 	}
 	if stored != l.vkey {
-		return fmt.Errorf("the audit signing key in %s/log.key is not this log's: PostgreSQL holds verifier key %q and this replica has %q; "+
-			"give every replica the same log.key and log.pub (copy them from the first replica)", l.cfg.KeyDir, stored, l.vkey)
+		return fmt.Errorf("the audit signing key of this replica is not this log's: PostgreSQL holds verifier key %q and this replica has %q; "+
+			"give every replica the same audit key: one secrets provider (Vault, or the master key) for all (docs/secrets.md)", stored, l.vkey)
 	}
 	return nil
 }

@@ -177,7 +177,7 @@ func TestOtherKeyRefused(t *testing.T) {
 	dsn := pgtest.MustCreateDatabase(t)
 	MustOpen(t, dsn, t.TempDir())
 	_, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn, Origin: testOrigin, KeyDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "give every replica the same log.key") {
+	if err == nil || !strings.Contains(err.Error(), "give every replica the same audit key") {
 		t.Fatalf("a replica with another signing key: %v", err)
 	}
 }

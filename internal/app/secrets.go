@@ -1,0 +1,358 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/backup"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	secretspg "github.com/gatehouse/gatehouse/internal/secrets/postgres"
+)
+
+// Secrets are the server secrets of one process, read through the
+// provider the config's secrets section names (docs/secrets.md).
+type Secrets struct {
+	// Provider is the configured provider: it answers secret references
+	// (database and Redis passwords, the backup identity) and may hold
+	// the generated secrets in place of Generated.
+	Provider secrets.Provider
+	// Generated is where the secrets Gatehouse generates live: Vault
+	// with the vault provider, PostgreSQL sealed under the master key
+	// when GATEHOUSE_SECRET_MASTER_KEY is set, else files in the data dir.
+	Generated secrets.Writer
+	// Legacy are the data dir's files (server.secret, signing-keys.json,
+	// audit/log.key): what a deployment from before, or a restore,
+	// leaves, imported into Generated when that holds none.
+	Legacy secrets.Files
+
+	Pepper      []byte
+	AuditSigner note.Signer
+	AuditVKey   string
+	// Loaded lists the secrets read at start, without values, for the
+	// audit log and `secrets status`.
+	Loaded []LoadedSecret
+
+	closers []func()
+}
+
+// LoadedSecret is a secret read at start, described without its value.
+type LoadedSecret struct {
+	Name     string
+	Provider string
+	Where    string
+	Version  int
+	Secret   secrets.Secret `json:"-"`
+}
+
+// SecretsOptions are the inputs of OpenSecrets.
+type SecretsOptions struct {
+	Getenv func(string) string
+	Logger *slog.Logger
+	// ReadOnly opens an existing deployment's secrets without creating
+	// any (offline commands): a missing pepper is ErrNoSecrets.
+	ReadOnly bool
+}
+
+// ErrNoSecrets is returned by a read-only OpenSecrets when the deployment
+// has no pepper yet (it never started).
+var ErrNoSecrets = errors.New("no server secrets: this deployment has never started")
+
+// legacyFiles are the files of the data dir that held the generated
+// secrets before the secrets providers, and still do by default.
+func legacyFiles(cfg *config.Config, dataDir string) secrets.Files {
+	return secrets.Files{Dir: dataDir, Paths: map[string]string{
+		secrets.Pepper:      filepath.Join(dataDir, SecretFile),
+		secrets.SigningKeys: filepath.Join(dataDir, "signing-keys.json"),
+		secrets.AuditKey:    filepath.Join(AuditDir(cfg, dataDir), "log.key"),
+	}}
+}
+
+// OpenSecrets opens the provider cfg names, resolves the secret
+// references of cfg in place (store.password_secret,
+// ratelimit.redis_password_secret) and loads, creating them on first
+// start, the pepper and the audit checkpoint key. Close releases it.
+func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts SecretsOptions) (_ *Secrets, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := opts.Logger.WithGroup("secrets")
+	s := &Secrets{Legacy: legacyFiles(cfg, dataDir)}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	sc := cfg.Secrets
+	switch sc.Provider {
+	case config.SecretsFile, "":
+		f := s.Legacy
+		if sc.Dir != "" {
+			f.Dir = sc.Dir
+		}
+		s.Provider = f
+	case config.SecretsEnv:
+		s.Provider = secrets.Env{Getenv: opts.Getenv}
+	case config.SecretsDotenv:
+		d, err := secrets.OpenDotenv(sc.Dotenv)
+		if err != nil {
+			return nil, fmt.Errorf("secrets.dotenv: %w", err)
+		}
+		if cfg.Mode == config.ModeProd {
+			log.Warn("secrets come from a .env file in prod mode: it is meant for local development; use env, file or vault", "file", sc.Dotenv)
+		}
+		s.Provider = d
+	case config.SecretsVault:
+		return nil, errors.New("secrets.provider vault: not available in this build")
+	default:
+		return nil, fmt.Errorf("secrets.provider %q: unknown", sc.Provider)
+	}
+	if err := s.resolveRefs(ctx, cfg); err != nil {
+		return nil, err
+	}
+
+	// Where generated secrets live.
+	if w, ok := s.Provider.(secrets.Writer); ok && sc.Provider != config.SecretsFile {
+		s.Generated = w
+	} else if mk := opts.Getenv(secrets.MasterKeyEnv); mk != "" {
+		if cfg.Store.Driver != "postgres" {
+			return nil, fmt.Errorf("%s is set but the store is %s: sealed secrets live in PostgreSQL (store.driver postgres)", secrets.MasterKeyEnv, cfg.Store.Driver)
+		}
+		key, err := secrets.ParseMasterKey(mk)
+		if err != nil {
+			return nil, err
+		}
+		st, err := secretspg.Open(ctx, cfg.Store.DSN, key)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, st.Close)
+		s.Generated = st
+	} else {
+		s.Generated = s.Legacy
+	}
+
+	pepper, err := s.ensure(ctx, secrets.Pepper, opts.ReadOnly, func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
+	if errors.Is(err, secrets.ErrNotFound) && opts.ReadOnly {
+		return nil, ErrNoSecrets
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Pepper, err = decodePepper(pepper.Value); err != nil {
+		return nil, err
+	}
+	if opts.ReadOnly {
+		return s, nil
+	}
+	ak, err := s.ensure(ctx, secrets.AuditKey, false, func() ([]byte, error) {
+		k, err := audit.GenerateSignerKey(cfg.Audit.Origin)
+		return []byte(k), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.AuditSigner, s.AuditVKey, err = audit.ParseSignerKey(string(ak.Value), cfg.Audit.Origin); err != nil {
+		return nil, err
+	}
+	// Signing keys: imported from the data dir's file when the store of
+	// generated secrets has none; Tokens creates them otherwise.
+	if s.Generated.Name() != s.Legacy.Name() {
+		if _, err := s.ensure(ctx, secrets.SigningKeys, true, nil); err != nil && !errors.Is(err, secrets.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// ensure returns generated secret name: the configured provider's when
+// it is read-only and holds one (an operator's own), else the store of
+// generated secrets', imported from the data dir's files or generated
+// when it has none. With generate nil (or readOnly), nothing is
+// generated: a missing secret is ErrNotFound.
+func (s *Secrets) ensure(ctx context.Context, name string, readOnly bool, generate func() ([]byte, error)) (secrets.Secret, error) {
+	provider := s.Generated.Name()
+	sec, err := func() (secrets.Secret, error) {
+		if _, ok := s.Provider.(secrets.Writer); !ok {
+			sec, err := s.Provider.Get(ctx, name)
+			if !errors.Is(err, secrets.ErrNotFound) {
+				provider = s.Provider.Name()
+				return sec, err
+			}
+		}
+		var fallback secrets.Provider
+		if s.Generated.Name() != s.Legacy.Name() {
+			fallback = s.Legacy
+		}
+		if readOnly || generate == nil {
+			sec, err := s.Generated.Get(ctx, name)
+			if errors.Is(err, secrets.ErrNotFound) && fallback != nil {
+				if old, ferr := fallback.Get(ctx, name); ferr == nil {
+					if readOnly {
+						return old, nil
+					}
+					return s.Generated.Put(ctx, name, old.Value, 0)
+				}
+			}
+			return sec, err
+		}
+		return secrets.Ensure(ctx, s.Generated, name, fallback, generate)
+	}()
+	if err != nil {
+		return secrets.Secret{}, fmt.Errorf("secret %s: %w", name, err)
+	}
+	s.Loaded = append(s.Loaded, LoadedSecret{Name: name, Provider: provider, Where: sec.Where, Version: sec.Version, Secret: sec})
+	return sec, nil
+}
+
+// resolveRefs sets the passwords the config names by reference into the
+// store DSN and the Redis URL.
+func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config) error {
+	if name := cfg.Store.PasswordSecret; name != "" {
+		sec, err := s.Provider.Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("store.password_secret: %w", err)
+		}
+		dsn, err := withPassword(cfg.Store.DSN, string(sec.Value))
+		if err != nil {
+			return fmt.Errorf("store.dsn: %w", err)
+		}
+		cfg.Store.DSN = dsn
+		s.Loaded = append(s.Loaded, LoadedSecret{Name: name, Provider: s.Provider.Name(), Where: sec.Where, Version: sec.Version, Secret: sec})
+	}
+	if name := cfg.RateLimit.RedisPasswordSecret; name != "" {
+		sec, err := s.Provider.Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("ratelimit.redis_password_secret: %w", err)
+		}
+		u, err := url.Parse(cfg.RateLimit.RedisURL)
+		if err != nil {
+			return errors.New("ratelimit.redis_url: not a URL")
+		}
+		user := ""
+		if u.User != nil {
+			user = u.User.Username()
+		}
+		u.User = url.UserPassword(user, string(sec.Value))
+		cfg.RateLimit.RedisURL = u.String()
+		s.Loaded = append(s.Loaded, LoadedSecret{Name: name, Provider: s.Provider.Name(), Where: sec.Where, Version: sec.Version, Secret: sec})
+	}
+	return nil
+}
+
+// withPassword sets password into a PostgreSQL DSN, a URL or key=value
+// string. Errors never quote the DSN.
+func withPassword(dsn, password string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", errors.New("not a URL")
+		}
+		user := ""
+		if u.User != nil {
+			user = u.User.Username()
+		}
+		u.User = url.UserPassword(user, password)
+		return u.String(), nil
+	}
+	if _, err := pgx.ParseConfig(dsn); err != nil {
+		return "", errors.New("does not parse")
+	}
+	q := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
+	return dsn + " password='" + q + "'", nil
+}
+
+// decodePepper accepts the pepper as 32 raw bytes (the data dir's
+// server.secret) or as base64 of 32 bytes (an environment variable, a
+// .env file, Vault). Errors never quote it.
+func decodePepper(v []byte) ([]byte, error) {
+	if len(v) == 32 {
+		return v, nil
+	}
+	t := strings.TrimSpace(string(v))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(t); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("secret %s: must be 32 bytes, raw or in base64 (openssl rand -base64 32)", secrets.Pepper)
+}
+
+// SigningKeys is where the JWT signing keys are kept.
+func (s *Secrets) SigningKeys() *secrets.Blob {
+	return &secrets.Blob{W: s.Generated, Name: secrets.SigningKeys}
+}
+
+// BackupIdentities returns the age identities of backup-identity from the
+// provider, or nil when it holds none.
+func (s *Secrets) BackupIdentities(ctx context.Context) (backup.Identities, error) {
+	sec, err := s.Provider.Get(ctx, secrets.BackupIdentity)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup identity: %w", err)
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(sec.Value)))
+	if err != nil {
+		return nil, fmt.Errorf("secret %s holds no age identity (AGE-SECRET-KEY-1…, as `gatehouse backup keygen` prints)", secrets.BackupIdentity)
+	}
+	s.Loaded = append(s.Loaded, LoadedSecret{Name: secrets.BackupIdentity, Provider: s.Provider.Name(), Where: sec.Where, Version: sec.Version, Secret: sec})
+	return func(context.Context) ([]age.Identity, error) { return ids, nil }, nil
+}
+
+// backupSecrets gives backups the server secrets under the names of the
+// backup format, read from wherever they live now.
+type backupSecrets struct{ s *Secrets }
+
+// Load implements backup.Secrets.
+func (b backupSecrets) Load(ctx context.Context) ([]backup.Secret, error) {
+	out := []backup.Secret{{Name: "server.secret", Data: b.s.Pepper}}
+	keys, err := b.s.SigningKeys().Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read secret signing-keys: %w", err)
+	}
+	if keys != nil {
+		out = append(out, backup.Secret{Name: "signing-keys.json", Data: keys})
+	}
+	for _, l := range b.s.Loaded {
+		if l.Name == secrets.AuditKey {
+			out = append(out, backup.Secret{Name: "audit-log.key", Data: []byte(strings.TrimSpace(string(l.Secret.Value)) + "\n")})
+		}
+	}
+	return out, nil
+}
+
+// Close releases the provider's connections.
+func (s *Secrets) Close() {
+	for _, c := range s.closers {
+		c()
+	}
+	s.closers = nil
+}
+
+// auditSecretsLoaded records which secrets the process read at start and
+// where from (one event; never a value).
+func (a *App) auditSecretsLoaded(ctx context.Context) {
+	var list []map[string]any
+	for _, l := range a.secrets.Loaded {
+		list = append(list, map[string]any{"name": l.Name, "provider": l.Provider, "where": l.Where, "version": l.Version})
+	}
+	a.system(ctx, "secrets.read", map[string]any{"provider": a.secrets.Provider.Name(), "generated": a.secrets.Generated.Name(), "secrets": list})
+}

@@ -1,0 +1,124 @@
+// Package postgres keeps the secrets Gatehouse generates (signing keys,
+// the audit key, the pepper) in PostgreSQL, sealed under the master key
+// (secrets.MasterKey): every replica on the same database and with the
+// same master key reads the same secrets, and the database never holds
+// one in plaintext.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse/gatehouse/internal/secrets"
+)
+
+// Store is a secrets.Writer on one PostgreSQL database. Every version
+// written is kept (table gatehouse_secrets: name, version, key_id,
+// wrapped_key, ciphertext, created_at). It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	key  *secrets.MasterKey
+}
+
+var _ secrets.Writer = (*Store)(nil)
+
+const schema = `CREATE TABLE IF NOT EXISTS gatehouse_secrets (
+	name        text        NOT NULL,
+	version     integer     NOT NULL CHECK (version > 0),
+	key_id      text        NOT NULL,
+	wrapped_key bytea       NOT NULL,
+	ciphertext  bytea       NOT NULL,
+	created_at  timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (name, version)
+)`
+
+// Open connects to the database dsn names and creates the table if it is
+// missing.
+func Open(ctx context.Context, dsn string, key *secrets.MasterKey) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("sealed secrets: the store DSN does not parse")
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sealed secrets: connect: %w", err)
+	}
+	if _, err := pool.Exec(ctx, schema); err != nil {
+		var pe *pgconn.PgError
+		// Two replicas creating the table at once: one loses the race
+		// on the type's name, and the table is there.
+		if !errors.As(err, &pe) || pe.Code != "23505" {
+			pool.Close()
+			return nil, fmt.Errorf("sealed secrets: create table: %w", err)
+		}
+	}
+	return &Store{pool: pool, key: key}, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// Name implements secrets.Provider.
+func (*Store) Name() string { return "sealed" }
+
+// KeyID is the ID of the master key the store seals under.
+func (s *Store) KeyID() string { return s.key.ID() }
+
+// Get implements secrets.Provider: the newest version, opened under the
+// master key. A row sealed under another master key, or altered, is an
+// error (secrets.ErrMasterKeyMismatch, secrets.ErrTampered), never a
+// value.
+func (s *Store) Get(ctx context.Context, name string) (secrets.Secret, error) {
+	if err := secrets.CheckName(name); err != nil {
+		return secrets.Secret{}, err
+	}
+	var sealed secrets.Sealed
+	var version int
+	var created time.Time
+	err := s.pool.QueryRow(ctx, `SELECT version, key_id, wrapped_key, ciphertext, created_at FROM gatehouse_secrets
+		WHERE name = $1 ORDER BY version DESC LIMIT 1`, name).Scan(&version, &sealed.KeyID, &sealed.WrappedKey, &sealed.Ciphertext, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return secrets.Secret{}, fmt.Errorf("secret %s (sealed in PostgreSQL): %w", name, secrets.ErrNotFound)
+	}
+	if err != nil {
+		return secrets.Secret{}, fmt.Errorf("read sealed secret %s: %w", name, err)
+	}
+	v, err := s.key.Open(name, version, sealed)
+	if err != nil {
+		return secrets.Secret{}, err
+	}
+	return secrets.Secret{Value: v, Version: version, Created: created.UTC(), Where: "sealed in PostgreSQL (master key " + sealed.KeyID + ")"}, nil
+}
+
+// Put implements secrets.Writer: version cas+1 is written only when cas
+// is the newest version (0: none yet).
+func (s *Store) Put(ctx context.Context, name string, value []byte, cas int) (secrets.Secret, error) {
+	if err := secrets.CheckName(name); err != nil {
+		return secrets.Secret{}, err
+	}
+	version := cas + 1
+	sealed, err := s.key.Seal(name, version, value)
+	if err != nil {
+		return secrets.Secret{}, err
+	}
+	var created time.Time
+	err = s.pool.QueryRow(ctx, `INSERT INTO gatehouse_secrets (name, version, key_id, wrapped_key, ciphertext)
+		SELECT $1, $2, $3, $4, $5
+		WHERE (SELECT coalesce(max(version), 0) FROM gatehouse_secrets WHERE name = $1) = $6
+		ON CONFLICT DO NOTHING RETURNING created_at`,
+		name, version, sealed.KeyID, sealed.WrappedKey, sealed.Ciphertext, cas).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return secrets.Secret{}, fmt.Errorf("secret %s at version %d: %w", name, cas, secrets.ErrConflict)
+	}
+	if err != nil {
+		return secrets.Secret{}, fmt.Errorf("write sealed secret %s: %w", name, err)
+	}
+	return secrets.Secret{Value: value, Version: version, Created: created.UTC(), Where: "sealed in PostgreSQL (master key " + sealed.KeyID + ")"}, nil
+}
