@@ -74,6 +74,8 @@ type Config struct {
 	// those endpoints answer 409.
 	Evidence Evidence
 	Records  *compliance.Records
+	// Drill runs a revocation drill (POST /v1/incidents/drill); nil: 409.
+	Drill func(ctx context.Context, by gatehouse.Actor) (DrillResult, error)
 }
 
 // AuditLog is what the admin API reads of the audit log; both its

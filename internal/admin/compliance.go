@@ -37,6 +37,7 @@ func (s *Server) complianceRoutes() {
 	s.handle("/v1/reviews/{id}/items/{item}", areaReviews, methods{http.MethodPost: s.decideReviewItem})
 	s.handle("/v1/reviews/{id}/complete", areaReviews, methods{http.MethodPost: noBody(s.completeReview)})
 	s.handle("/v1/incidents", areaIncidents, methods{http.MethodGet: s.listIncidents, http.MethodPost: s.openIncident})
+	s.handle("/v1/incidents/drill", areaIncidents, methods{http.MethodPost: noBody(s.runDrill)})
 	s.handle("/v1/incidents/{id}", areaIncidents, methods{http.MethodGet: s.getIncident})
 	s.handle("/v1/incidents/{id}/notes", areaIncidents, methods{http.MethodPost: s.addIncidentNote})
 	s.handle("/v1/incidents/{id}/contain", areaIncidents, methods{http.MethodPost: s.containIncident})
@@ -618,4 +619,47 @@ func (s *Server) reviewIncident(w http.ResponseWriter, r *http.Request, p *gateh
 
 func auditFilterWindow(since, until time.Time) audit.Filter {
 	return audit.Filter{Since: since, Until: until}
+}
+
+// DrillResult is the outcome of a revocation drill.
+type DrillResult struct {
+	KeyID string `json:"key_id"`
+	// Target is the listener the canary key was presented to.
+	Target string `json:"target"`
+	// BeforeStatus is the gateway's answer to the canary key before it
+	// was revoked (not 401).
+	BeforeStatus int `json:"before_status"`
+	// Refused says the gateway refused the key after the revocation;
+	// DurationMS is from the revocation to that refusal (or to giving up).
+	Refused    bool    `json:"refused"`
+	DurationMS float64 `json:"duration_ms"`
+	SLAMS      int64   `json:"sla_ms"`
+	WithinSLA  bool    `json:"within_sla"`
+}
+
+// runDrill is POST /v1/incidents/drill: create a canary key, use it,
+// revoke it, measure until the gateway refuses it (audited as
+// incident.drill, which the revocation.propagation check reads).
+func (s *Server) runDrill(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	if s.cfg.Drill == nil {
+		return errNoCompliance
+	}
+	if err := s.authorize(p, areaKeys, http.MethodPost); err != nil {
+		return err
+	}
+	res, err := s.cfg.Drill(context.WithoutCancel(r.Context()), s.actor(p))
+	if res.KeyID != "" {
+		s.record(r.Context(), p, "key.create", "key:"+res.KeyID, map[string]any{"because": "incident drill canary"})
+		s.record(r.Context(), p, "key.revoke", "key:"+res.KeyID, map[string]any{"because": "incident drill canary"})
+	}
+	if err != nil {
+		return err
+	}
+	sla := compliance.DefaultThresholds().RevocationSLA
+	res.SLAMS = sla.Milliseconds()
+	res.WithinSLA = res.Refused && res.DurationMS <= float64(res.SLAMS)
+	s.record(r.Context(), p, "incident.drill", "key:"+res.KeyID, map[string]any{"duration_ms": res.DurationMS, "refused": res.Refused,
+		"target": res.Target, "sla_ms": res.SLAMS, "within_sla": res.WithinSLA})
+	httpjson.Write(w, http.StatusOK, res)
+	return nil
 }

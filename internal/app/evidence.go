@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	pgaudit "github.com/gatehouse/gatehouse/internal/audit/postgres"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/compliance"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // evidence builds the evidence reports of /v1/evidence from this process's
@@ -413,3 +415,62 @@ func probeListener(ctx context.Context, base string, tlsOn bool) *compliance.Pro
 	}
 	return p
 }
+
+// drill runs a revocation drill against this process's public listener:
+// it creates a canary key, checks the gateway admits it (POST
+// /v1/authorize), revokes it, and measures until the gateway refuses it
+// (401), at most drillTimeout.
+func (a *App) drill(ctx context.Context, by gatehouse.Actor) (admin.DrillResult, error) {
+	now := a.clock.Now()
+	res := admin.DrillResult{Target: a.Addr()}
+	k, secret, err := a.keys.Create(ctx, authn.NewKey{Name: "incident-drill-canary", Scopes: []string{"drill:canary"},
+		ExpiresAt: now.Add(10 * time.Minute), Lineage: store.Lineage{CreatedBy: by.Kind + ":" + by.ID, CreatedByRoot: by.Kind + ":" + by.ID}})
+	if err != nil {
+		return res, fmt.Errorf("create the canary key: %w", err)
+	}
+	res.KeyID = k.ID
+	url := loopbackURL(a.Addr(), a.cfg.TLS.Enabled()) + "/v1/authorize"
+	c := probeClient(0)
+	ask := func() (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"action":"drill.canary","resource":"drill:canary"}`))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Content-Type", "application/json")
+		r, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		r.Body.Close()
+		return r.StatusCode, nil
+	}
+	status, err := ask()
+	if err != nil {
+		a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
+		return res, fmt.Errorf("use the canary key: %w", err)
+	}
+	res.BeforeStatus = status
+	if status == http.StatusUnauthorized {
+		a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
+		return res, errors.New("the gateway refused the canary key before it was revoked")
+	}
+	start := time.Now()
+	if _, err := a.keys.Revoke(ctx, k.ID); err != nil {
+		return res, fmt.Errorf("revoke the canary key: %w", err)
+	}
+	for time.Since(start) < drillTimeout {
+		st, err := ask()
+		if err == nil && st == http.StatusUnauthorized {
+			res.Refused = true
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	return res, nil
+}
+
+// drillTimeout bounds how long a drill waits for the gateway to refuse a
+// revoked key.
+const drillTimeout = 30 * time.Second

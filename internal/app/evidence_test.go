@@ -199,3 +199,24 @@ func TestIncidentContainment(t *testing.T) {
 		t.Fatalf("review: %d", code)
 	}
 }
+
+// TestDrill: the drill measures how long the gateway takes to refuse a
+// revoked canary key, and the report's revocation check reads its figure.
+func TestDrill(t *testing.T) {
+	h := MustStart(t)
+	var d struct {
+		KeyID      string  `json:"key_id"`
+		Refused    bool    `json:"refused"`
+		DurationMS float64 `json:"duration_ms"`
+		WithinSLA  bool    `json:"within_sla"`
+	}
+	if code := h.adminCall("POST", "/v1/incidents/drill", nil, &d); code != 200 || !d.Refused || !d.WithinSLA {
+		t.Fatalf("drill: %d %+v", code, d)
+	}
+	t.Logf("revocation refused after %.3f ms", d.DurationMS)
+	var r compliance.Report
+	h.adminCall("GET", "/v1/evidence", nil, &r)
+	if f := findingOf(t, &r, "CC6.2", "revocation.propagation"); f.Status != compliance.StatusPass {
+		t.Fatalf("revocation.propagation: %s %s", f.Status, f.Reason)
+	}
+}

@@ -182,6 +182,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"EvidenceRef", compliance.Ref{}, true},
 		{"EvidenceFinding", compliance.Finding{}, true},
 		{"EvidenceReport", compliance.Report{}, true},
+		{"DrillResult", admin.DrillResult{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -419,6 +420,7 @@ func TestOpenAPIContract(t *testing.T) {
 	call(409, "POST", "/v1/incidents/"+inc.ID+"/review", map[string]any{"summary": "s"}, nil)
 	call(200, "POST", "/v1/incidents/"+inc.ID+"/close", nil, nil)
 	call(200, "POST", "/v1/incidents/"+inc.ID+"/review", map[string]any{"summary": "s"}, nil)
+	call(200, "POST", "/v1/incidents/drill", nil, nil)
 	h.expect(200, "GET", h.admin+"/v1/openapi.json", nil)
 	h.expect(200, "HEAD", h.admin+"/v1/openapi.json", nil)
 	for _, base := range []string{h.admin, h.base} {
