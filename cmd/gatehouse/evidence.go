@@ -70,7 +70,9 @@ gatehouse evidence verify FILE --key PUB (docs/evidence.md).`,
 		var buf bytes.Buffer
 		switch format {
 		case "json":
-			buf.Write(raw)
+			// Indented for people; the signature covers the canonical
+			// form, which whitespace does not change.
+			err = json.Indent(&buf, raw, "", "  ")
 			buf.WriteByte('\n')
 		case "html":
 			err = compliance.RenderHTML(&buf, &r, raw)
@@ -145,6 +147,5 @@ which proves nothing against someone who re-signed it with another key.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the audit log's note verifier key (gatehouse audit pubkey)")
-	cmd.Flags().Bool("json", false, "print the result as JSON")
 	return cmd
 }
