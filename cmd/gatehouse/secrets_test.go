@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/gatehouse/gatehouse/internal/secrets/vaulttest"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
 
@@ -34,11 +35,11 @@ func newMasterKey() string {
 // environment: the key, the JWT and the JWKS work on B, and the shared
 // audit log verifies after both stop. It returns the DSN, the config
 // and the environment for further checks.
-func sharedReplicas(t *testing.T, secretsYAML string, env []string) (dsn, cfg string) {
+func sharedReplicas(t *testing.T, storeExtra, secretsYAML string, env []string) (dsn, cfg string) {
 	t.Helper()
 	dsn = pgtest.MustCreateDatabase(t)
 	// Replicas behind one load balancer share one issuer.
-	cfg = fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn) + secretsYAML + demoRoute
+	cfg = fmt.Sprintf("store: {driver: postgres, dsn: %q%s}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn, storeExtra) + secretsYAML + demoRoute
 	env = append(env, "GATEHOUSE_ADMIN_TOKEN=replica-admin-token-0123456789")
 	dataA := filepath.Join(t.TempDir(), "a")
 	a := startServerWith(t, serverOpts{config: cfg, dataDir: dataA, env: env})
@@ -151,7 +152,7 @@ func TestReplicasShareSecretsWithMasterKey(t *testing.T) {
 		t.Skip("starts two servers on PostgreSQL")
 	}
 	mk := newMasterKey()
-	dsn, cfg := sharedReplicas(t, "", []string{"GATEHOUSE_SECRET_MASTER_KEY=" + mk})
+	dsn, cfg := sharedReplicas(t, "", "", []string{"GATEHOUSE_SECRET_MASTER_KEY=" + mk})
 
 	other := newMasterKey()
 	out := serveFails(t, cfg, []string{"GATEHOUSE_SECRET_MASTER_KEY=" + other})
@@ -175,5 +176,40 @@ func TestReplicasShareSecretsWithMasterKey(t *testing.T) {
 	}
 	if out := serveFails(t, cfg, []string{"GATEHOUSE_SECRET_MASTER_KEY=" + mk}); !strings.Contains(out, "secret pepper version 1: sealed secret fails authentication: altered or corrupt") {
 		t.Errorf("tampered row: %s", out)
+	}
+}
+
+// TestReplicasShareSecretsWithVault: the same with only Vault (the
+// in-process KV v2 server, AppRole login): B starts on A's PostgreSQL
+// with the same secrets section and nothing copied. The database password
+// reference is resolved through Vault too.
+func TestReplicasShareSecretsWithVault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers on PostgreSQL")
+	}
+	v := vaulttest.New(vaulttest.Config{})
+	defer v.Close()
+	roleID, secretID := v.AddAppRole("gatehouse")
+	sidFile := filepath.Join(t.TempDir(), "secret-id")
+	os.WriteFile(sidFile, []byte(secretID), 0o600)
+	// PostgreSQL here trusts local connections: the password is set into
+	// the DSN and ignored, which is what this shows.
+	v.Write("", "gatehouse/db-password", map[string]any{"value": "p@ss w'rd"})
+	secretsYAML := fmt.Sprintf(`secrets:
+  provider: vault
+  vault: {address: %q, auth: approle, role_id: %q, secret_id_file: %q}
+`, v.URL, roleID, sidFile)
+	sharedReplicas(t, ", password_secret: db-password", secretsYAML, nil)
+	got := map[string]bool{}
+	for _, r := range v.Requests() {
+		got[r.Path] = true
+	}
+	for _, path := range []string{"secret/data/gatehouse/pepper", "secret/data/gatehouse/signing-keys", "secret/data/gatehouse/audit-key", "secret/data/gatehouse/db-password", "auth/approle/login"} {
+		if !got[path] {
+			t.Errorf("no request to %s", path)
+		}
+	}
+	if v.Logins() < 2 {
+		t.Errorf("%d logins for two replicas", v.Logins())
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	secretspg "github.com/gatehouse/gatehouse/internal/secrets/postgres"
+	"github.com/gatehouse/gatehouse/internal/secrets/vault"
 )
 
 // Secrets are the server secrets of one process, read through the
@@ -37,6 +38,9 @@ type Secrets struct {
 	// audit/log.key): what a deployment from before, or a restore,
 	// leaves, imported into Generated when that holds none.
 	Legacy secrets.Files
+
+	// Vault is the vault provider (nil with another provider).
+	Vault *vault.Provider
 
 	Pepper      []byte
 	AuditSigner note.Signer
@@ -115,7 +119,19 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 		}
 		s.Provider = d
 	case config.SecretsVault:
-		return nil, errors.New("secrets.provider vault: not available in this build")
+		v := sc.Vault
+		vp, err := vault.Open(ctx, vault.Config{
+			Address: v.Address, Namespace: v.Namespace, Mount: v.Mount, Path: v.Path, Auth: v.Auth, TokenFile: v.TokenFile,
+			RoleID: v.RoleID, SecretIDFile: v.SecretIDFile, SecretIDWrapped: v.SecretIDWrapped,
+			Role: v.Role, KubernetesTokenFile: v.KubernetesTokenFile, AuthMount: v.AuthMount, CAFile: v.CAFile,
+			Getenv: opts.Getenv, Logger: opts.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("secrets.vault: %w", err)
+		}
+		s.closers = append(s.closers, vp.Close)
+		s.Vault = vp
+		s.Provider = vp
 	default:
 		return nil, fmt.Errorf("secrets.provider %q: unknown", sc.Provider)
 	}
