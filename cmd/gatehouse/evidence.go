@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,7 +17,7 @@ import (
 func newEvidenceCmd(env Env) *cobra.Command {
 	var format, out, period string
 	cmd := &cobra.Command{
-		Use:   "evidence [--format json|html|md] [--out FILE] [--period FROM..TO]",
+		Use:   "evidence [--format json|html|oscal|md] [--out FILE] [--period FROM..TO]",
 		Short: "Write a signed SOC 2 evidence report; verify one offline",
 		Long: `Ask the running server (GATEHOUSE_ADDR, GATEHOUSE_TOKEN; admin, security or
 auditor role) for an evidence report of the period (default: the last 90
@@ -27,25 +26,24 @@ citing audit entries with RFC 6962 inclusion proofs against a signed
 checkpoint, the report signed with the audit log's key. The server records
 the evaluation and the report's SHA-256 in the audit log.
 
-json is the signed machine form; html is one self-contained page that also
-carries the signed JSON; md is Markdown. Check any of json and html with
-gatehouse evidence verify FILE --key PUB (docs/evidence.md).`,
+json is the signed machine form; html is one self-contained page and oscal
+an OSCAL 1.1 assessment-results document, both carrying the signed JSON; md
+is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
+--key PUB (docs/evidence.md).`,
 		Example: `  gatehouse evidence --format html --out soc2-q4.html --period 2026-10-01..2026-12-31
   gatehouse evidence --format json --out soc2-q4.json
   gatehouse evidence verify soc2-q4.json --key "$(cat audit.pub)"`,
 		Args: cobra.NoArgs,
 	}
 	client := clientFlags(cmd, env)
-	cmd.Flags().StringVar(&format, "format", "json", "json, html or md")
+	cmd.Flags().StringVar(&format, "format", "json", "json, html, oscal (assessment-results) or md")
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
 	cmd.Flags().StringVar(&period, "period", "", "FROM..TO, dates (both included) or RFC 3339 times")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		switch format {
-		case "json", "html", "md":
-		case "oscal":
-			return usageError{errors.New("--format oscal is not available yet: use json, html or md (docs/evidence.md)")}
+		case "json", "html", "md", "oscal":
 		default:
-			return usageError{fmt.Errorf("--format %q: must be json, html or md", format)}
+			return usageError{fmt.Errorf("--format %q: must be json, html, oscal or md", format)}
 		}
 		if period != "" && !strings.Contains(period, "..") {
 			return usageError{fmt.Errorf("--period %q: must be FROM..TO, e.g. 2026-10-01..2026-12-31", period)}
@@ -78,6 +76,8 @@ gatehouse evidence verify FILE --key PUB (docs/evidence.md).`,
 			err = compliance.RenderHTML(&buf, &r, raw)
 		case "md":
 			err = compliance.RenderMarkdown(&buf, &r)
+		case "oscal":
+			err = compliance.RenderOSCAL(&buf, &r, raw)
 		}
 		if err != nil {
 			return err
@@ -102,7 +102,8 @@ func newEvidenceVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify FILE [--key VERIFIER_KEY] [--json]",
 		Short: "Check a report offline: its signature, the checkpoint, every inclusion proof and every cited entry",
-		Long: `Verify an evidence report (JSON, or an HTML report's embedded JSON) without
+		Long: `Verify an evidence report (JSON, or the signed JSON an HTML or OSCAL
+rendering carries) without
 any server: the report's signature, the checkpoint's signature, every
 inclusion proof, that each cited entry is the event the finding claims (the
 evaluation entry: the finding's status and the digest of its observed

@@ -51,7 +51,7 @@ func TestEvidenceCommands(t *testing.T) {
 		t.Fatalf("review complete: %d %s", code, e)
 	}
 
-	for _, format := range []string{"json", "html", "md"} {
+	for _, format := range []string{"json", "html", "oscal", "md"} {
 		f := filepath.Join(dir, "report."+format)
 		if _, e, code := run(t, s.env(), "evidence", "--format", format, "--out", f); code != 0 {
 			t.Fatalf("evidence --format %s: %d %s", format, code, e)

@@ -34,8 +34,11 @@ type VerifyResult struct {
 func (v VerifyResult) OK() bool { return len(v.Problems) == 0 }
 
 // ExtractJSON returns the JSON report in data: data itself, or the report
-// embedded in an HTML rendering.
+// embedded in an HTML or OSCAL rendering.
 func ExtractJSON(data []byte) []byte {
+	if b, ok := fromOSCAL(data); ok {
+		return b
+	}
 	start := bytes.Index(data, []byte(htmlReportStart))
 	if start < 0 {
 		return data
@@ -174,3 +177,23 @@ func Verify(data []byte, vkey string) (VerifyResult, error) {
 // ErrNotVerified is returned by callers that want an error for a report
 // with problems.
 var ErrNotVerified = errors.New("evidence report does not verify")
+
+// fromOSCAL returns the signed report an OSCAL rendering carries in its
+// back-matter.
+func fromOSCAL(data []byte) ([]byte, bool) {
+	if !bytes.Contains(data, []byte(`"assessment-results"`)) {
+		return nil, false
+	}
+	var doc oscalDoc
+	if json.Unmarshal(data, &doc) != nil {
+		return nil, false
+	}
+	for _, r := range doc.AR.BackMatter.Resources {
+		if r.Base64.MediaType == "application/json" {
+			if b, err := base64.StdEncoding.DecodeString(r.Base64.Value); err == nil {
+				return b, true
+			}
+		}
+	}
+	return nil, false
+}
