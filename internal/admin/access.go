@@ -18,6 +18,7 @@ const (
 	areaUsers       area = "users"
 	areaSettings    area = "settings"
 	areaAudit       area = "audit"
+	areaMetrics     area = "metrics"
 	// areaSelf is a person's own tokens, password and second factor: any
 	// signed-in person.
 	areaSelf area = "self"
@@ -27,11 +28,11 @@ const (
 var access = map[string]struct{ read, write []area }{
 	authn.RoleAdmin: {},
 	authn.RoleSecurity: {
-		read:  []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaAudit, areaSettings, areaSelf, areaEvidence, areaReviews, areaIncidents},
+		read:  []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaAudit, areaSettings, areaMetrics, areaSelf, areaEvidence, areaReviews, areaIncidents},
 		write: []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaSelf, areaReviews, areaIncidents},
 	},
 	authn.RoleAuditor: {
-		read:  []area{areaAudit, areaSettings, areaSelf, areaEvidence, areaReviews, areaIncidents},
+		read:  []area{areaAudit, areaSettings, areaMetrics, areaSelf, areaEvidence, areaReviews, areaIncidents},
 		write: []area{areaSelf},
 	},
 }

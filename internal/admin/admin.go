@@ -76,6 +76,12 @@ type Config struct {
 	Records  *compliance.Records
 	// Drill runs a revocation drill (POST /v1/incidents/drill); nil: 409.
 	Drill func(ctx context.Context, by gatehouse.Actor) (DrillResult, error)
+	// Metrics serves GET /metrics (the Prometheus exposition); nil: not
+	// mounted. See metrics.go for who may read it.
+	Metrics http.Handler
+	// ScrapeToken, if set, is the SHA-256 of the dedicated scrape token,
+	// a bearer token that reads /metrics and nothing else.
+	ScrapeToken []byte
 }
 
 // AuditLog is what the admin API reads of the audit log; both its
@@ -131,6 +137,9 @@ func New(cfg Config) *Server {
 		s.mountPprof()
 	}
 	s.route("/v1/openapi.json", http.HandlerFunc(s.serveOpenAPI), http.MethodGet, http.MethodHead)
+	if cfg.Metrics != nil {
+		s.metricsRoute()
+	}
 	s.backupRoutes()
 	s.complianceRoutes()
 	if cfg.Audit != nil {
@@ -182,9 +191,17 @@ func (s *Server) route(pattern string, h http.Handler, methods ...string) {
 }
 
 func (s *Server) handle(pattern string, a area, m methods) {
+	h, allow := s.handler(a, m)
+	s.route(pattern, h, allow...)
+}
+
+// handler is the handler of a path in area a with the methods m: each
+// call authenticated, authorized against the caller's role and audited.
+// It returns the methods allowed, sorted.
+func (s *Server) handler(a area, m methods) (http.Handler, []string) {
 	allow := slices.Sorted(maps.Keys(m))
 	allowHeader := strings.Join(allow, ", ")
-	s.route(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := m[r.Method]
 		if h == nil {
 			w.Header().Set("Allow", allowHeader)
@@ -221,7 +238,7 @@ func (s *Server) handle(pattern string, a area, m methods) {
 		if err != nil {
 			httpjson.WriteError(w, r, s.log, err)
 		}
-	}), allow...)
+	}), allow
 }
 
 // ServeHTTP serves the admin API with the security headers and request ids

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/logbuf"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
@@ -79,6 +81,7 @@ type App struct {
 	// records keeps access reviews and incidents (in the store).
 	records *compliance.Records
 	clock   gatehouse.Clock
+	metrics *metrics.Metrics
 	stop    context.CancelFunc // ends background work
 	// backups makes scheduled backups (nil without backup.dir or
 	// backup.url); backupWG is its schedule.
@@ -142,7 +145,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		logBuf = logbuf.New(redact.New().Writer(opts.Stderr), 0)
 		log = newLogger(cfg, logBuf)
 	}
-	a := &App{cfg: cfg, log: log, logBuf: logBuf, errs: make(chan error, 3), version: opts.Version, clock: opts.Clock}
+	a := &App{cfg: cfg, log: log, logBuf: logBuf, errs: make(chan error, 3), version: opts.Version, clock: opts.Clock,
+		metrics: metrics.New(metrics.Options{Version: opts.Version, Clock: opts.Clock})}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -267,7 +271,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
-	oauthSrv := oauth.New(oauth.Config{Clients: a.clients, Tokens: a.tokens, Logger: log, Clock: opts.Clock, Auditor: a.audit})
+	oauthSrv := oauth.New(oauth.Config{Clients: a.clients, Tokens: a.tokens, Logger: log, Clock: opts.Clock, Auditor: a.metrics.Auditor(a.audit)})
 
 	a.policy, err = authz.New(ctx, cfg.Policy.Config, authz.Options{Logger: log, Clock: opts.Clock, Auditor: a.audit})
 	if err != nil {
@@ -283,11 +287,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if err != nil {
 		return nil, err
 	}
+	var scrapeToken []byte
+	if f := cfg.Metrics.TokenFile; f != "" {
+		if scrapeToken, err = readScrapeToken(f); err != nil {
+			return nil, err
+		}
+	}
 	a.gateway, err = gateway.New(gateway.Config{
 		Routes:         routes,
 		Authenticator:  &authn.Authenticator{Keys: a.keys, Tokens: a.tokens, PATs: a.pats},
 		Certs:          authn.NewCertPrincipals(cfg.TLS.ClientPrincipals),
-		Auditor:        a.audit,
+		Auditor:        a.metrics.Auditor(a.audit),
+		Metrics:        a.metrics,
 		SourceIP:       cfg.Audit.SourceIP,
 		SourceIPKey:    pepper,
 		Endpoints:      oauthSrv.Endpoints(),
@@ -318,7 +329,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.admin = admin.New(admin.Config{Evidence: evidence{a}, Records: a.records, Drill: a.drill, Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
-		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI()})
+		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI(),
+		Metrics: a.metrics.Handler(), ScrapeToken: scrapeToken})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers
@@ -339,11 +351,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			a.adminSrv.TLSConfig = tc.Clone()
 			a.adminSrv.TLSConfig.ClientAuth, a.adminSrv.TLSConfig.ClientCAs = 0, nil
 		}
+		tlsConfigs := map[string]*tls.Config{"public": a.public.TLSConfig}
+		if cfg.TLS.Admin {
+			tlsConfigs["admin"] = a.adminSrv.TLSConfig
+		}
+		a.metricSources(tlsConfigs)
 		if a.redirectLn != nil {
 			a.redirect = a.newServer(redirectHandler(a.publicLn.Addr().String()))
 		}
-	} else if cfg.Mode == config.ModeProd {
-		log.Warn("TLS IS OFF in prod mode: the public listener serves plain HTTP; set tls.cert_file and tls.key_file")
+	} else {
+		a.metricSources(nil)
+		if cfg.Mode == config.ModeProd {
+			log.Warn("TLS IS OFF in prod mode: the public listener serves plain HTTP; set tls.cert_file and tls.key_file")
+		}
 	}
 	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
 	pst := a.policy.Status()

@@ -39,6 +39,7 @@ func Check(ctx context.Context, cfg *config.Config) config.Problems {
 	}
 	c.dirs()
 	c.backup(ctx)
+	c.metrics()
 	c.problems.Sort()
 	return c.problems
 }
@@ -206,5 +207,17 @@ func (c *checker) dirs() {
 		} else if st, err := os.Stat(filepath.Dir(s)); err != nil || !st.IsDir() {
 			c.add("audit.stream", "cannot create %s: directory %s does not exist", s, filepath.Dir(s))
 		}
+	}
+}
+
+// metrics checks the scrape token file: readable, and holding a token
+// long enough.
+func (c *checker) metrics() {
+	f := c.cfg.Metrics.TokenFile
+	if f == "" || !c.readable("metrics.token_file", f) {
+		return
+	}
+	if _, err := readScrapeToken(f); err != nil {
+		c.add("metrics.token_file", "%v", err)
 	}
 }

@@ -43,6 +43,8 @@ func TestCheck(t *testing.T) {
 	badSchema := write("bad.json", `{"type":"objekt"}`)
 	notJSON := write("notjson.json", `{`)
 	write("plain.txt", "x")
+	write("scrape-token", strings.Repeat("s", 32)+"\n")
+	write("short-token", "short\n")
 	route := func(extra string) string {
 		return "routes:\n  - name: r\n    path: /r/\n    upstream: https://127.0.0.1:9000\n    scopes: [x]\n" + extra
 	}
@@ -80,6 +82,9 @@ func TestCheck(t *testing.T) {
 		{"data dir a file", "data_dir: plain.txt\n", []string{"g.yaml:1: data_dir: plain.txt is not a directory"}},
 		{"audit stream in a missing directory", "audit: {stream: nowhere/audit.jsonl}\n", []string{"g.yaml:1: audit.stream: cannot create nowhere/audit.jsonl: directory nowhere does not exist"}},
 		{"audit stream a directory", "audit: {stream: good}\n", []string{"g.yaml:1: audit.stream: good is a directory; name a file to append to"}},
+		{"a scrape token", "metrics: {token_file: scrape-token}\n", nil},
+		{"a scrape token file that is missing", "metrics: {token_file: nowhere}\n", []string{"g.yaml:1: metrics.token_file: cannot read nowhere: no such file or directory"}},
+		{"a scrape token too short", "metrics: {token_file: short-token}\n", []string{"g.yaml:1: metrics.token_file: the scrape token in short-token must be one word of at least 32 characters"}},
 		{"every problem at once", fmt.Sprintf("policy: {dir: nowhere}\ntls: {cert_file: %s, key_file: missing.pem}\n", cert) + route("    json_schema: missing.json\n"), []string{
 			"g.yaml:1: policy.dir: cannot read nowhere", "g.yaml:2: tls.key_file: cannot read missing.pem", "g.yaml:8: routes[0].json_schema: cannot read missing.json"}},
 	}

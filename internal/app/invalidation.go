@@ -28,7 +28,9 @@ func (a *App) openBus(ctx context.Context, dsn string) (*notify.Bus, error) {
 		Receive: func(ctx context.Context, m notify.Message) {
 			if err := a.inv.Apply(ctx, authn.Invalidation{Kind: m.Kind, ID: m.ID}); err != nil {
 				log.Error("apply invalidation", "kind", m.Kind, "id", m.ID, "err", err)
+				return
 			}
+			a.metrics.Revocation(m.Sent)
 		},
 		Connected: func(ctx context.Context) {
 			if err := a.inv.Connected(ctx); err != nil {

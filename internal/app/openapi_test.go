@@ -423,6 +423,8 @@ func TestOpenAPIContract(t *testing.T) {
 	call(200, "POST", "/v1/incidents/drill", nil, nil)
 	h.expect(200, "GET", h.admin+"/v1/openapi.json", nil)
 	h.expect(200, "HEAD", h.admin+"/v1/openapi.json", nil)
+	h.expect(200, "GET", h.admin+"/metrics", nil, auth)
+	h.expect(200, "HEAD", h.admin+"/metrics", nil, auth)
 	for _, base := range []string{h.admin, h.base} {
 		for _, path := range []string{"/health", "/health/live", "/health/ready"} {
 			h.expect(200, "GET", base+path, nil)

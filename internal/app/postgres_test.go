@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/store/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
@@ -148,11 +149,20 @@ func TestCrossReplicaInvalidation(t *testing.T) {
 		if code := r.getB(t, "/api/v1/signals/x", "X-API-Key", k.Key); code != 200 {
 			t.Fatalf("key on B before revoking: %d", code) // now cached on B
 		}
+		before := r.scrapeB(t)
 		if code := r.a.adminCall("POST", "/v1/keys/"+k.ID+"/revoke", nil, nil); code != 200 {
 			t.Fatalf("revoke on A: %d", code)
 		}
 		d := r.untilRefused(t, time.Now(), "X-API-Key", k.Key)
 		t.Logf("propagation delay, key revoked on A until B refuses it: %v", d)
+		// B measured the delay of the revocation it applied.
+		after := r.scrapeB(t)
+		const count, sum = "gatehouse_revocation_propagation_seconds_count", "gatehouse_revocation_propagation_seconds_sum"
+		if n := after[count] - before[count]; n < 1 {
+			t.Errorf("B's %s moved by %v, want at least 1", count, n)
+		} else {
+			t.Logf("B's gatehouse_revocation_propagation_seconds: %d observations, mean %.2f ms", int(n), 1000*(after[sum]-before[sum])/n)
+		}
 	})
 
 	t.Run("key rotated with no grace", func(t *testing.T) {
@@ -483,4 +493,25 @@ func TestLastAdminAcrossReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scrapeB reads B's /metrics with the bootstrap admin token (A's: they
+// share the store).
+func (r *replicas) scrapeB(t *testing.T) metrics.Samples {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+r.b.AdminAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("B's /metrics: %d", res.StatusCode)
+	}
+	s, err := metrics.ParseText(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -288,6 +288,7 @@ func (l *Log) checkpoint(force bool) ([]byte, error) {
 	l.mu.Lock()
 	l.latest, l.latestCP = signed, cp
 	l.mu.Unlock()
+	l.checkpointAt.Store(l.clock.Now().UnixNano())
 	l.logger.Debug("audit checkpoint", logKeySize, cp.Size)
 	return signed, nil
 }

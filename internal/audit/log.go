@@ -209,6 +209,9 @@ type Log struct {
 	segs     []segInfo
 	latest   []byte
 	latestCP Checkpoint
+	// checkpointAt is when the latest checkpoint was written, unix nanos
+	// (0: none yet).
+	checkpointAt atomic.Int64
 }
 
 type writerState struct {
@@ -415,6 +418,25 @@ func (l *Log) Checkpoint() []byte {
 // Size returns the number of entries committed so far (including pruned).
 func (l *Log) Size() uint64 {
 	return l.view().size()
+}
+
+// Queued returns how many events wait to be committed.
+func (l *Log) Queued() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.pending == nil {
+		return 0
+	}
+	return l.pending.n
+}
+
+// CheckpointTime returns when the latest checkpoint was written (the zero
+// time if the log has none).
+func (l *Log) CheckpointTime() time.Time {
+	if ns := l.checkpointAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // StreamDropped returns how many events the stream dropped because its

@@ -293,5 +293,9 @@ func (l *Log) loadCheckpoints(ctx context.Context, cps []storedCheckpoint, torn 
 	}
 	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
 	l.latest, l.latestCP = cps[len(cps)-1].Signed, cp
+	if fi, err := f.Stat(); err == nil {
+		// The latest checkpoint was the file's last write.
+		l.checkpointAt.Store(fi.ModTime().UnixNano())
+	}
 	return nil
 }

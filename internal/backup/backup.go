@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -96,6 +97,32 @@ type Service struct {
 	log *slog.Logger
 	// busy holds a token while an operation runs; the next one waits.
 	busy chan struct{}
+	// lastCreated and lastVerified are when the newest backup was made and
+	// the newest passing restore test ran, unix nanos (0: not known).
+	lastCreated, lastVerified atomic.Int64
+}
+
+// LastSuccess returns when the newest backup known to this process was
+// made and when its newest passing restore test ran (zero: none). Run
+// learns the stored ones when it starts.
+func (s *Service) LastSuccess() (created, verified time.Time) {
+	at := func(ns int64) time.Time {
+		if ns == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, ns)
+	}
+	return at(s.lastCreated.Load()), at(s.lastVerified.Load())
+}
+
+// noteCreated records t as the newest backup's time, if it is newer.
+func (s *Service) noteCreated(t time.Time) {
+	for {
+		old := s.lastCreated.Load()
+		if t.UnixNano() <= old || s.lastCreated.CompareAndSwap(old, t.UnixNano()) {
+			return
+		}
+	}
 }
 
 // New returns a Service.
@@ -180,6 +207,7 @@ func (s *Service) Create(ctx context.Context, by By) (Info, error) {
 	details["location"], details["size"], details["sha256"] = info.Location, info.Size, info.SHA256
 	details["audit_entries"] = info.AuditEntries
 	s.record(ctx, by, "backup.create", "backup:"+info.ID, gatehouse.OutcomeSuccess, details)
+	s.noteCreated(info.CreatedAt)
 	s.log.Info("backup created", "id", info.ID, "location", info.Location, "size", info.Size, "duration_ms", info.DurationMS)
 	return info, nil
 }

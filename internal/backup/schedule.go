@@ -38,6 +38,7 @@ func (s *Service) Run(ctx context.Context, sch Schedule) {
 	var nextVerify time.Time // zero: after the next backup
 	if last, ok := readState(sch.StateFile); ok {
 		nextVerify = last.Add(sch.VerifyEvery)
+		s.lastVerified.CompareAndSwap(0, last.UnixNano())
 	}
 	retry := min(retryAfter, sch.Every)
 	for {
@@ -94,6 +95,7 @@ func (s *Service) due(ctx context.Context, every time.Duration) time.Time {
 	if len(list) == 0 {
 		return time.Time{}
 	}
+	s.noteCreated(list[0].CreatedAt)
 	return list[0].CreatedAt.Add(every)
 }
 

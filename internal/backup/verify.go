@@ -91,6 +91,7 @@ func (s *Service) verifyAndRecord(ctx context.Context, by By, r io.Reader, resou
 	}
 	s.record(ctx, by, "backup.verify", resource, outcome, details)
 	if res.OK {
+		s.lastVerified.Store(time.Now().UnixNano())
 		s.log.Info("backup verified", "id", res.ID, "duration_ms", res.DurationMS, "rpo_seconds", res.RPOSeconds, "entries_lost", res.EntriesLost)
 	} else {
 		s.log.Warn("backup verification failed", "id", res.ID, "err", res.Error)

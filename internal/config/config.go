@@ -86,6 +86,7 @@ type Config struct {
 	ForwardAuth    ForwardAuthConfig `yaml:"forward_auth"`
 	Backup         BackupConfig      `yaml:"backup"`
 	Secrets        SecretsConfig     `yaml:"secrets"`
+	Metrics        MetricsConfig     `yaml:"metrics"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -108,6 +109,20 @@ type ForwardAuthConfig struct {
 	// whose forward-auth calls are answered.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
+
+// MetricsConfig configures GET /metrics on the admin listener, which
+// always needs a credential: an admin-API credential whose role reads
+// metrics (admin, security, auditor), or the dedicated scrape token.
+type MetricsConfig struct {
+	// TokenFile holds the scrape token (at least 32 characters; trailing
+	// whitespace ignored), a bearer token that reads /metrics and nothing
+	// else — Prometheus's authorization.credentials_file. Unset: no
+	// scrape token.
+	TokenFile string `yaml:"token_file"`
+}
+
+// MinScrapeToken is the shortest scrape token accepted.
+const MinScrapeToken = 32
 
 // StoreConfig selects where keys, users and settings live.
 type StoreConfig struct {
@@ -351,6 +366,7 @@ func (c *Config) applyDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+
 	if c.Audit.Durability == "" {
 		c.Audit.Durability = "sync"
 	}

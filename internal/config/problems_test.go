@@ -176,6 +176,7 @@ var problemCases = []struct{ name, yaml string }{
 	{"tls to a plain http upstream", route + "    tls: {ca_file: ca.pem}\n"},
 	{"upstream client cert without key", strings.Replace(route, "http://", "https://", 1) + "    tls: {cert_file: c.pem}\n"},
 	{"route rate limit", route + "    ratelimit: {requests: 0, per: 1m}\n"},
+	{"metrics token file with spaces", "metrics: {token_file: \" /etc/token\"}\n"},
 }
 
 // typeName finds Go's words in a message: a YAML tag, "unmarshal", a

@@ -30,6 +30,7 @@ func (c *Config) validate() problems {
 	c.validateProxies(&p)
 	c.validateBackup(&p)
 	c.validateSecrets(&p)
+	c.validateMetrics(&p)
 	c.validateRoutes(&p)
 	return p
 }
@@ -354,4 +355,10 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 type setting[T any] struct {
 	name  string
 	value T
+}
+
+func (c *Config) validateMetrics(p *problems) {
+	if f := c.Metrics.TokenFile; f != "" && strings.TrimSpace(f) != f {
+		p.add("metrics.token_file", "%q has leading or trailing spaces", f)
+	}
 }

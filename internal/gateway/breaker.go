@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 )
 
 // upstreamBreaker is the circuit breaker of one upstream, shared by every
@@ -35,6 +37,7 @@ type upstreamBreaker struct {
 type breakerTransport struct {
 	rt http.RoundTripper
 	*upstreamBreaker
+	m *metrics.Route // the route's upstream durations; nil: none
 }
 
 // upstreamFailure carries a 5xx answer out of the breaker (which counts it
@@ -73,7 +76,14 @@ func callerCaused(req *http.Request) bool {
 
 func (b *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := b.cb.Execute(func() (*http.Response, error) {
+		var start time.Time
+		if b.m != nil {
+			start = time.Now()
+		}
 		res, err := b.rt.RoundTrip(req)
+		if b.m != nil {
+			b.m.Upstream(time.Since(start))
+		}
 		if err != nil {
 			if callerCaused(req) {
 				return nil, callerFailure{err}
@@ -146,6 +156,7 @@ func (bs *breakers) get(upstream string, rt http.RoundTripper, s gatehouse.Break
 		},
 	})
 	bs.m[upstream] = b
+	g.cfg.Metrics.BreakerState(upstreamLabel(upstream), metrics.BreakerClosed)
 	return &breakerTransport{rt: rt, upstreamBreaker: b}
 }
 
@@ -183,6 +194,14 @@ func (g *Gateway) breakerChanged(upstream, from, to string) {
 		level = slog.LevelWarn
 	}
 	g.log.Log(context.Background(), level, "circuit breaker state changed", "upstream", upstream, "from", from, "to", to)
+	state := metrics.BreakerClosed
+	switch to {
+	case gobreaker.StateOpen.String():
+		state = metrics.BreakerOpen
+	case gobreaker.StateHalfOpen.String():
+		state = metrics.BreakerHalfOpen
+	}
+	g.cfg.Metrics.BreakerState(upstreamLabel(upstream), state)
 	if g.cfg.Auditor != nil {
 		g.cfg.Auditor.Record(context.Background(), gatehouse.Event{
 			Time: g.clock.Now().UTC(), Type: "breaker.state_changed", Actor: gatehouse.Actor{Kind: "system"},
@@ -190,4 +209,14 @@ func (g *Gateway) breakerChanged(upstream, from, to string) {
 			Details: map[string]any{"from": from, "to": to},
 		})
 	}
+}
+
+// upstreamLabel is an upstream's scheme and host, its breaker's metrics
+// label: no user info, path or query, which could carry a secret.
+func upstreamLabel(upstream string) string {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Host == "" {
+		return "invalid"
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redact"
 )
@@ -134,6 +136,9 @@ type Config struct {
 	// known (which then applies its own); 0: no bound.
 	ReadTimeout time.Duration
 	MinRate     int64
+	// Metrics is where the request path counts requests, refusals and
+	// durations; nil: nowhere.
+	Metrics *metrics.Metrics
 }
 
 // Gateway serves the public listener. It is safe for concurrent use.
@@ -152,6 +157,10 @@ type Gateway struct {
 	fwdOff   sync.Once // warns once that forward-auth is called but not configured
 	pre      *preAuth  // nil: no pre-authentication limit
 	lines    sync.Pool // *[]byte buffers for access lines
+	// m is the metrics (nil: none) and the handles of the requests that
+	// match no configured route, resolved once.
+	m                                        *metrics.Metrics
+	mNone, mHealth, mVerify, mDecide, mOwnEP *metrics.Route
 }
 
 // New compiles the request path for cfg.
@@ -170,6 +179,11 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth, cfg.IPv6Prefix)}
 	g.lines.New = func() any { b := make([]byte, 0, 512); return &b }
+	if m := cfg.Metrics; m != nil {
+		g.m = m
+		g.mNone, g.mHealth, g.mVerify = m.Route(metrics.RouteNone), m.Route(metrics.RouteHealth), m.Route(metrics.RouteForwardAuth)
+		g.mDecide, g.mOwnEP = m.Route(metrics.RouteAuthorize), m.Route(metrics.RouteEndpoint)
+	}
 	g.trusted = newTrustedProxies(cfg.TrustedProxies)
 	var err error
 	if g.fwd, err = newForwardAuth(cfg.ForwardAuth); err != nil {
@@ -201,13 +215,14 @@ func New(cfg Config) (*Gateway, error) {
 			t.ResponseHeaderTimeout = rc.Timeout
 			transports[rc.Timeout] = t
 		}
-		r := &route{Route: rc, resource: "route:" + rc.Name}
+		r := &route{Route: rc, resource: "route:" + rc.Name, metrics: cfg.Metrics.Route(rc.Name)}
 		if rc.JSONSchema != "" {
 			if r.schema, err = compileSchema(rc.JSONSchema); err != nil {
 				return nil, fmt.Errorf("route %s: %w", rc.Name, err)
 			}
 		}
 		r.breaker = g.breakers.get(rc.Upstream, t, rc.Breaker, g)
+		r.breaker.m = r.metrics
 		r.input = authz.NewRouteInput(&r.Route)
 		if rc.RateLimit.Requests > 0 {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
@@ -287,6 +302,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	var err error
+	mr := g.mNone // the metrics of requests that reach no route
 	pre := g.pre != nil && g.preAuthApplies(r, ex)
 	if pre {
 		// Before anything is looked up: an address that spent its
@@ -299,12 +315,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Probes are not security events; auditing each would bury the
 		// trail (and cost an fsync per probe).
 		rec.noAudit = true
+		mr = g.mHealth
 		err = g.health.serve(rec, r, false)
 	case isVerifyPath(path):
+		mr = g.mVerify
 		err = g.serveVerify(rec, r)
 	case path == "/v1/authorize":
+		mr = g.mDecide
 		err = g.decide.ServeHTTP(rec, r)
 	case g.cfg.Endpoints[path] != nil:
+		mr = g.mOwnEP
 		g.cfg.Endpoints[path].ServeHTTP(rec, r)
 	default:
 		err = g.handler.ServeHTTP(rec, r)
@@ -318,6 +338,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpjson.WriteError(rec, r, g.log, err)
 		}
 	}
+	if ex.authFailed {
+		g.m.AuthnFailure(metrics.AuthnEndpoint)
+	}
 	if pre && (ex.authFailed || (err != nil && preAuthFailure(ex, err))) {
 		if sum, ok := g.pre.fail(ex.sourceIP, start); ok {
 			g.recordSummary(ctx, sum)
@@ -326,9 +349,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !rec.wroteHeader {
 		rec.WriteHeader(http.StatusOK)
 	}
+	if g.m != nil {
+		g.observe(mr, r, ex, rec)
+	}
 	if g.cfg.AccessLog {
 		g.logAccess(ctx, r, ex, rec)
 	}
+}
+
+// observe counts the request and its duration under its route's name
+// (mr for requests that reached no configured route).
+func (g *Gateway) observe(mr *metrics.Route, r *http.Request, ex *exchange, rec *recorder) {
+	if ex.route != nil && ex.target == nil {
+		mr = ex.route.metrics
+	}
+	mr.Done(r.Method, rec.status, g.clock.Now().Sub(ex.start))
 }
 
 // recovered ends a request whose handler panicked, with its one audit
@@ -342,6 +377,9 @@ func (g *Gateway) recovered(rec *recorder, r *http.Request, ex *exchange, v any)
 		if !rec.wroteHeader {
 			ex.err, ex.outcome = errClientClosed, gatehouse.OutcomeFailure
 			rec.abandon(StatusClientClosedRequest)
+		}
+		if g.m != nil {
+			g.observe(g.mNone, r, ex, rec)
 		}
 		if g.cfg.AccessLog {
 			g.logAccess(r.Context(), r, ex, rec)
@@ -360,6 +398,9 @@ func (g *Gateway) recovered(rec *recorder, r *http.Request, ex *exchange, v any)
 		}
 		httpjson.SetSecurityHeaders(h)
 		httpjson.WriteError(rec, r, nil, errPanic)
+	}
+	if g.m != nil {
+		g.observe(g.mNone, r, ex, rec)
 	}
 	if g.cfg.AccessLog {
 		g.logAccess(r.Context(), r, ex, rec)
@@ -425,12 +466,14 @@ func (g *Gateway) authenticate(next Handler) Handler {
 		ex := exchangeFrom(r.Context())
 		cred, err := credential(r)
 		if err != nil {
+			g.m.AuthnFailure(metrics.AuthnMalformed)
 			return err
 		}
 		if cred == "" && g.cfg.Certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			p, err := g.cfg.Certs.AuthenticateCert(r.TLS.VerifiedChains[0][0])
 			if err != nil {
 				ex.eventType = "authn.failure"
+				g.m.AuthnFailure(metrics.AuthnCertificate)
 				return err
 			}
 			ex.principal = p
@@ -441,12 +484,17 @@ func (g *Gateway) authenticate(next Handler) Handler {
 				return next.ServeHTTP(w, r)
 			}
 			ex.eventType = "authn.failure"
+			g.m.AuthnFailure(metrics.AuthnMissing)
 			return errMissingCredential
 		}
 		p, err := g.cfg.Authenticator.Authenticate(r.Context(), cred)
 		if err != nil {
 			ex.eventType = "authn.failure"
-			if gatehouse.ErrorCode(err) == gatehouse.EUNAUTHORIZED {
+			code := gatehouse.ErrorCode(err)
+			if g.m != nil {
+				g.m.AuthnFailure(authnReason(err, code))
+			}
+			if code == gatehouse.EUNAUTHORIZED {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="`+gatehouse.ErrorMessage(err)+`"`)
 			}
 			return err
@@ -454,6 +502,24 @@ func (g *Gateway) authenticate(next Handler) Handler {
 		ex.principal = p
 		return next.ServeHTTP(w, r)
 	})
+}
+
+// authnReason is the metrics reason of a failed authentication.
+// code is err's gatehouse.ErrorCode.
+func authnReason(err error, code string) metrics.AuthnReason {
+	switch {
+	case code != gatehouse.EUNAUTHORIZED:
+		return metrics.AuthnError
+	case errors.Is(err, authn.ErrExpired):
+		return metrics.AuthnExpired
+	case errors.Is(err, authn.ErrRevoked):
+		return metrics.AuthnRevoked
+	case errors.Is(err, authn.ErrMalformed):
+		return metrics.AuthnMalformed
+	case errors.Is(err, authn.ErrUserDisabled):
+		return metrics.AuthnDisabled
+	}
+	return metrics.AuthnInvalid
 }
 
 var errMissingCredential = gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "authentication required: send Authorization: Bearer <key> or X-API-Key: <key>")
@@ -534,6 +600,7 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 		}
 		policy.SetHeaders(w.Header(), d)
 		if !d.Allowed {
+			g.m.RateLimited(policy.Name)
 			ex.outcome, ex.eventType = gatehouse.OutcomeDenied, "ratelimit.refused"
 			return ratelimit.Error(d)
 		}
@@ -585,10 +652,17 @@ func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource stri
 	if len(g.cfg.PolicyHeaders) > 0 {
 		in.Request.Headers = authz.FilterHeaders(r.Header, g.cfg.PolicyHeaders)
 	}
+	var t0 time.Time
+	if g.m != nil {
+		t0 = time.Now()
+	}
 	d, err := g.cfg.Authorizer.Decide(r.Context(), in)
 	ex.decision, ex.decided = d, true
 	if errors.Is(err, authz.ErrNotReady) {
 		return d, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "authorization policy is not loaded yet; see /health/ready")
+	}
+	if g.m != nil {
+		g.m.AuthzDecision(d.Allow, time.Since(t0))
 	}
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "policy evaluation failed", "request_id", ex.requestID, "decision_id", d.DecisionID.String(), "err", err)

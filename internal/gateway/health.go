@@ -26,6 +26,22 @@ type checkResult struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// Ready reports what /health/ready answers: not draining, and every
+// critical check passing.
+func (g *Gateway) Ready(ctx context.Context) bool {
+	if g.health.draining.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, c := range g.health.checks {
+		if c.Critical && c.Check(ctx) != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // serve answers the health endpoints. The public listener shows status
 // only (detailed false): no version, no dependency names or errors that
 // would tell a caller what to attack. The admin listener shows everything.

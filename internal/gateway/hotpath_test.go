@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 )
@@ -78,7 +79,7 @@ func (discard) Write(b []byte) (int, error) { return len(b), nil }
 
 // MustOpenHotPath returns a gateway configured as `gatehouse serve` runs
 // it by default (API key, the default policy, a memory rate limit, one
-// audit event per request, the JSON access log) in front of memUpstream,
+// audit event per request, the JSON access log, metrics) in front of memUpstream,
 // and a key for its route. Events and log lines are discarded: their
 // storage is measured in internal/audit and internal/logbuf.
 func MustOpenHotPath(tb testing.TB) (*gateway.Gateway, string) {
@@ -96,6 +97,7 @@ func MustOpenHotPath(tb testing.TB) (*gateway.Gateway, string) {
 		c.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
 		c.AccessLogWriter = discard{}
 		c.MaxHeaderBytes = 32 << 10
+		c.Metrics = metrics.New(metrics.Options{})
 	})
 }
 

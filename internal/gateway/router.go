@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
@@ -26,6 +27,7 @@ type route struct {
 	limitPrefix string
 	schema      *jsonschema.Schema // request-body schema, or nil
 	breaker     *breakerTransport
+	metrics     *metrics.Route // nil: no metrics
 }
 
 // prefixGroup is every route that shares one path prefix. The longest

@@ -346,6 +346,16 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 	}
 }
 
+// Queued returns how many events this replica holds, not yet committed.
+func (l *Log) Queued() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.pending == nil {
+		return 0
+	}
+	return l.pending.len()
+}
+
 // writer commits queued batches until the log is closed and its queue
 // empty. Several writers run at once, so one batch commits while the next
 // fills.

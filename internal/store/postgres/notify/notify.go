@@ -38,6 +38,9 @@ const (
 type Message struct {
 	Kind string
 	ID   string
+	// Sent is when the publishing replica sent it (by its clock; zero
+	// from a replica that does not say), for the propagation delay.
+	Sent time.Time
 }
 
 // payload is a Message on the wire, with the publishing instance.
@@ -45,6 +48,8 @@ type payload struct {
 	From string `json:"from"`
 	Kind string `json:"kind"`
 	ID   string `json:"id,omitempty"`
+	// At is when it was sent, unix nanoseconds.
+	At int64 `json:"at,omitempty"`
 }
 
 // Config configures a Bus.
@@ -120,7 +125,7 @@ func (b *Bus) Close() { b.pool.Close() }
 
 // Publish sends m to every other Bus listening on the database.
 func (b *Bus) Publish(ctx context.Context, m Message) error {
-	raw, err := json.Marshal(payload{From: b.id, Kind: m.Kind, ID: m.ID})
+	raw, err := json.Marshal(payload{From: b.id, Kind: m.Kind, ID: m.ID, At: time.Now().UnixNano()})
 	if err != nil {
 		return err
 	}
@@ -241,5 +246,9 @@ func (b *Bus) deliver(ctx context.Context, raw string) {
 	if p.From == b.id {
 		return
 	}
-	b.cfg.Receive(ctx, Message{Kind: p.Kind, ID: p.ID})
+	m := Message{Kind: p.Kind, ID: p.ID}
+	if p.At > 0 {
+		m.Sent = time.Unix(0, p.At)
+	}
+	b.cfg.Receive(ctx, m)
 }

@@ -78,9 +78,15 @@ func TestBus(t *testing.T) {
 		if err := a.Publish(ctx, notify.Message{Kind: "key", ID: "key_1"}); err != nil {
 			t.Fatal(err)
 		}
+		sent := time.Now()
 		eventually(t, "B receives", func() bool { m, _, _ := rb.state(); return len(m) == 1 })
-		if m, _, _ := rb.state(); m[0] != (notify.Message{Kind: "key", ID: "key_1"}) {
+		m, _, _ := rb.state()
+		if got := m[0]; got.Kind != "key" || got.ID != "key_1" {
 			t.Fatalf("B received %+v", m)
+		}
+		// It says when it was sent, for the propagation delay.
+		if at := m[0].Sent; at.Before(sent.Add(-time.Second)) || at.After(time.Now()) {
+			t.Fatalf("sent at %v, published at about %v", at, sent)
 		}
 		time.Sleep(50 * time.Millisecond)
 		if m, _, _ := ra.state(); len(m) != 0 {
