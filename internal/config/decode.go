@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/agnivade/levenshtein"
 	"gopkg.in/yaml.v3"
@@ -213,10 +214,13 @@ func shown(n *yaml.Node) string {
 		return "a list"
 	}
 	v := n.Value
-	if len(v) > 40 {
-		v = v[:40] + "…"
+	if r := []rune(v); len(r) > 40 {
+		v = string(r[:40]) + "…"
 	}
-	if n.ShortTag() == "!!str" {
+	// Quoted when it is a string, or anything a message could not show on
+	// one line as it is (a value under an unknown tag such as "!x" may
+	// span lines).
+	if tag := n.ShortTag(); tag == "!!str" || !strings.HasPrefix(tag, "!!") || strings.ContainsFunc(v, unicode.IsControl) {
 		return strconv.Quote(v)
 	}
 	return v
