@@ -17,7 +17,7 @@
 #   WRITERS=1 bench/pgaudit.sh                         # Config.Writers
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+. scripts/env.sh
 REVS=${REVS:-"main WORKTREE"} ROUNDS=${ROUNDS:-3} EVENTS=${EVENTS:-200000}
 PGPORT=${PGPORT:-55432} PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 

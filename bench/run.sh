@@ -16,7 +16,7 @@
 #   AUDIT_DURABILITY=batch ACCESS_LOG=false bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+. scripts/env.sh
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} CONNS=${CONNS:-64} THREADS=${THREADS:-2}
 OPEN_SHARE=${OPEN_SHARE:-0.5} OPEN_DURATION=${OPEN_DURATION:-10s}
 

@@ -10,7 +10,7 @@
 # Extra arguments go to `go build` (e.g. -race).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+. scripts/env.sh
 
 git_() { git "$@" 2>/dev/null || true; }
 VERSION=${VERSION:-$(git_ describe --tags --always --dirty)}

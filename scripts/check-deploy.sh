@@ -9,7 +9,7 @@
 # The first run compiles helm (minutes on a 2-core machine; cached after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+. scripts/env.sh
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm@v3.22.0
 CHART=${CHART:-deploy/helm/gatehouse}   # override to check another copy

@@ -3,7 +3,7 @@
 # on top of its committed seed corpus (testdata/fuzz/…).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+. scripts/env.sh
 default=5s
 [ "${CI:-}" = true ] && default=20s
 time=${FUZZTIME:-$default}

@@ -3,7 +3,7 @@
 # race detector. Starts (installing if needed) the servers the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+. scripts/env.sh
 
 step() { printf '\n== %s\n' "$*"; }
 
