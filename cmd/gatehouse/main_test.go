@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +74,26 @@ type server struct {
 	base, admin string
 	token       string
 	exited      chan error
+	// logs holds every line the server wrote to stderr so far.
+	logs *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServer(t *testing.T, configYAML string) *server {
@@ -97,7 +118,7 @@ func startServerWith(t *testing.T, o serverOpts) *server {
 	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n"+o.config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{exited: make(chan error, 1)}
+	s := &server{exited: make(chan error, 1), logs: &syncBuffer{}}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--config", cfg}, o.args...)...)
 	s.cmd.Env = append(append(os.Environ(), "GATEHOUSE_DATA_DIR="+o.dataDir), o.env...)
 	stdout, _ := s.cmd.StdoutPipe()
@@ -109,6 +130,7 @@ func startServerWith(t *testing.T, o serverOpts) *server {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			s.logs.Write(append(sc.Bytes(), '\n'))
 			var line map[string]any
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "gatehouse started" {
 				started <- line

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,5 +212,45 @@ func TestReplicasShareSecretsWithVault(t *testing.T) {
 	}
 	if v.Logins() < 2 {
 		t.Errorf("%d logins for two replicas", v.Logins())
+	}
+}
+
+// TestDotenvProvider: serve reads its secrets from a .env file (mode 0600)
+// and, in prod mode, warns that the file is for local development; a file
+// group or others can read is refused at start, naming the fix; the
+// pepper it holds is never in the output.
+func TestDotenvProvider(t *testing.T) {
+	ignore, err := os.ReadFile("../../.gitignore")
+	if err != nil || !slices.Contains(strings.Split(string(ignore), "\n"), ".env") {
+		t.Errorf(".env is not in .gitignore (%v)", err)
+	}
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, ".env")
+	pepper := newMasterKey() // 32 random bytes in base64, as the pepper is given
+	if err := os.WriteFile(envFile, []byte("GATEHOUSE_SECRET_PEPPER="+pepper+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("mode: prod\nsecrets: {provider: dotenv, dotenv: %q}\n", envFile) + demoRoute
+	s := startServerWith(t, serverOpts{config: cfg, env: []string{"GATEHOUSE_ADMIN_TOKEN=dotenv-admin-token-0123456789"}})
+	key := createKey(t, s, "dotenv")
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	<-s.exited
+	logs := s.logs.String()
+	if !strings.Contains(logs, "secrets come from a .env file in prod mode") {
+		t.Errorf("no prod-mode warning about the .env file:\n%s", logs)
+	}
+	if strings.Contains(logs, pepper) || strings.Contains(logs, key) {
+		t.Errorf("a secret reached the log:\n%s", logs)
+	}
+
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		os.Chmod(envFile, mode)
+		out := serveFails(t, cfg, nil)
+		if !strings.Contains(out, "others can read its secrets") || !strings.Contains(out, "chmod 600 "+envFile) {
+			t.Errorf("mode %v: %s", mode, out)
+		}
+		if strings.Contains(out, pepper) {
+			t.Errorf("mode %v: the pepper reached the output: %s", mode, out)
+		}
 	}
 }
