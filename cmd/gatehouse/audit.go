@@ -133,6 +133,10 @@ avoid trusting the one stored beside the log.`,
 		Use: "export [--since T] [--type X] [--actor A]", Short: "Print events as JSON lines", Args: cobra.NoArgs,
 		Example: "  gatehouse audit export --since 2026-11-01T00:00:00Z --type authn.failure",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// A misspelt type would match nothing and look like an empty log.
+			if err := audit.CheckTypeFilter(f.Type); err != nil {
+				return usageError{err}
+			}
 			if since != "" {
 				t, err := time.Parse(time.RFC3339, since)
 				if err != nil {
@@ -149,7 +153,7 @@ avoid trusting the one stored beside the log.`,
 		},
 	}
 	export.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
-	export.Flags().StringVar(&f.Type, "type", "", "only events of this type")
+	export.Flags().StringVar(&f.Type, "type", "", "only events of this type, or of a prefix ending in * (admin.*); docs/audit.md lists them")
 	export.Flags().StringVar(&f.Actor, "actor", "", "only events by this actor id")
 	cmd.AddCommand(verify, checkpoint, pubkey, proof, export)
 	return cmd

@@ -24,6 +24,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"set-role needs two", []string{"users", "set-role", "bob"}, []string{"gatehouse: gatehouse users set-role: accepts 2 arg(s), received 1", "Usage: gatehouse users set-role USERNAME"}},
 		{"bad role is local validation", []string{"users", "set-role", "bob", "root"}, []string{`gatehouse: role "root": must be one of admin, security, auditor`}},
 		{"bad flag value", []string{"audit", "proof", "--index", "x"}, []string{`gatehouse: invalid argument "x" for "--index"`}},
+		// A misspelt type would match nothing and look like an empty log.
+		{"unknown event type lists the known ones", []string{"audit", "export", "--data-dir", "/nonexistent", "--type", "auth.failure"}, []string{`gatehouse: unknown event type "auth.failure" (known: admin.access.denied, admin.admin_token.disable, `}},
+		{"event type prefix matching none", []string{"audit", "export", "--data-dir", "/nonexistent", "--type", "authn*x*"}, []string{`gatehouse: unknown event type "authn*x*" (known: `}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 )
 
@@ -58,12 +59,19 @@ func fixed(vals ...string) lister {
 }
 
 var (
-	keyIDs      = fromAPI("/v1/keys", "keys", "id", "name")
-	clientIDs   = fromAPI("/v1/clients", "clients", "client_id", "name")
-	usernames   = fromAPI("/v1/users", "users", "username", "role")
-	tokenIDs    = firstOf(fromAPI("/v1/tokens", "tokens", "id", "name"), fromAPI("/v1/tokens?all=true", "tokens", "id", "name"))
-	tierNames   = fromAPI("/v1/tiers", "tiers", "name", "")
-	roleNames   = fixed(authn.Roles()...)
+	keyIDs     = fromAPI("/v1/keys", "keys", "id", "name")
+	clientIDs  = fromAPI("/v1/clients", "clients", "client_id", "name")
+	usernames  = fromAPI("/v1/users", "users", "username", "role")
+	tokenIDs   = firstOf(fromAPI("/v1/tokens", "tokens", "id", "name"), fromAPI("/v1/tokens?all=true", "tokens", "id", "name"))
+	tierNames  = fromAPI("/v1/tiers", "tiers", "name", "")
+	roleNames  = fixed(authn.Roles()...)
+	eventTypes = lister(func(context.Context, *cobra.Command, Env) []string {
+		var out []string
+		for _, t := range audit.EventTypes() {
+			out = append(out, t.Name+"\t"+t.Doc)
+		}
+		return out
+	})
 	settingKeys = lister(func(ctx context.Context, cmd *cobra.Command, env Env) []string {
 		c, err := clientOf(cmd.Flags(), env)
 		if err != nil {
@@ -106,6 +114,7 @@ var flagCompletions = map[string]map[string]lister{
 	"clients create": {"tier": tierNames},
 	"users create":   {"role": roleNames},
 	"tokens create":  {"role": roleNames},
+	"audit export":   {"type": eventTypes},
 }
 
 // addCompletions wires completions and flagCompletions into the tree:

@@ -84,3 +84,17 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion without a server: exit %d %q", code, out)
 	}
 }
+
+// TestCompletionOfEventTypes: audit export --type completes to the event
+// types (offline; docs/audit.md's table), each with what records it.
+func TestCompletionOfEventTypes(t *testing.T) {
+	out, e, code := run(t, nil, "__complete", "audit", "export", "--type", "")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	for _, want := range []string{"authn.failure\tA gateway request refused", "admin.key.create\t", "policy.reloaded\t", "\n:4\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("completion of --type lacks %q:\n%s", want, out)
+		}
+	}
+}
