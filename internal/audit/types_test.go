@@ -79,6 +79,44 @@ func TestDocsNameRealEventTypes(t *testing.T) {
 	}
 }
 
+// TestDocsNameRealEvents checks the event types the docs and the OpenAPI
+// document's summaries name: "audited as X [and Y]", and any name in
+// backquotes of a family only event types use (admin., authn., …).
+func TestDocsNameRealEvents(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*.md")
+	files = append(files, "../../README.md", "../../internal/admin/openapi.json")
+	audited := regexp.MustCompile("audited as `?([a-z_]+\\.[a-z_.]*[a-z_])`?(?: and `?([a-z_]+\\.[a-z_.]*[a-z_])`?)?")
+	quoted := regexp.MustCompile("`((?:admin|authn|authz|compliance|system|secrets|oauth|breaker|signing_key|preauth|incident|review)\\.[a-z_.]*[a-z_])`")
+	n := 0
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			var names []string
+			for _, m := range audited.FindAllStringSubmatch(line, -1) {
+				names = append(names, m[1:]...)
+			}
+			for _, m := range quoted.FindAllStringSubmatch(line, -1) {
+				names = append(names, m[1])
+			}
+			for _, name := range names {
+				if name == "" {
+					continue
+				}
+				n++
+				if audit.CheckTypeFilter(name) != nil {
+					t.Errorf("%s:%d: %q is not an event type", filepath.Base(file), i+1, name)
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d event names found in the docs; are the patterns broken?", n)
+	}
+}
+
 func TestCheckTypeFilter(t *testing.T) {
 	for _, tc := range []struct {
 		pattern string
