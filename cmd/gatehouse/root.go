@@ -56,7 +56,7 @@ GATEHOUSE_TOKEN.`,
 	root.SetVersionTemplate("gatehouse {{.Version}}\n")
 	root.PersistentFlags().Bool("json", false, "print results as JSON on stdout, and errors as JSON on stderr")
 	root.AddCommand(newServeCmd(env), newKeysCmd(env), newClientsCmd(env), newSigningKeysCmd(env), newPolicyCmd(env),
-		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newBackupCmd(env), newEvidenceCmd(env), newReviewCmd(env), newIncidentCmd(env), newSettingsCmd(env), newConfigCmd(env), newVersionCmd())
+		newUsersCmd(env), newAdminTokenCmd(env), newLoginCmd(env), newLogoutCmd(env), newTokensCmd(env), newAuditCmd(env), newBackupCmd(env), newSecretsCmd(env), newEvidenceCmd(env), newReviewCmd(env), newIncidentCmd(env), newSettingsCmd(env), newConfigCmd(env), newVersionCmd())
 	root.AddCommand(newDocsCmd())
 	root.InitDefaultCompletionCmd()
 	addCompletions(root, env)

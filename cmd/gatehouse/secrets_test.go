@@ -254,3 +254,164 @@ func TestDotenvProvider(t *testing.T) {
 		}
 	}
 }
+
+type secretStatusJSON struct {
+	Name           string     `json:"name"`
+	Class          string     `json:"class"`
+	Provider       string     `json:"provider"`
+	Where          string     `json:"where"`
+	Version        int        `json:"version"`
+	AgeSeconds     *int64     `json:"age_seconds"`
+	CadenceSeconds int64      `json:"cadence_seconds"`
+	DueAt          *time.Time `json:"due_at"`
+	Overdue        *bool      `json:"overdue"`
+}
+
+func secretsStatus(t *testing.T, s *server) (map[string]secretStatusJSON, string) {
+	t.Helper()
+	out, errOut, code := run(t, s.env(), "secrets", "status", "--json")
+	var list []secretStatusJSON
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		t.Fatalf("secrets status --json: exit %d %q %s", code, out, errOut)
+	}
+	m := map[string]secretStatusJSON{}
+	for _, st := range list {
+		if st.Name == "" || st.Class == "" || st.Provider == "" || st.CadenceSeconds <= 0 || st.Overdue == nil {
+			t.Errorf("entry without a field of the contract: %+v", st)
+		}
+		m[st.Name] = st
+	}
+	return m, out
+}
+
+// TestSecretsCommands through the binary: secrets status lists the
+// secrets (as a JSON list with --json, a table without) and no value;
+// secrets rotate signing-keys rotates; an unknown name exits 1 with the
+// server's 404, a secret rotated otherwise exits 1 saying how, a
+// malformed name exits 2 without asking; nothing secret reaches the log.
+func TestSecretsCommands(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	s := startServerWith(t, serverOpts{config: demoRoute, dataDir: dataDir})
+	key := createKey(t, s, "ci")
+	st, raw := secretsStatus(t, s)
+	for name, class := range map[string]string{"pepper": "pepper", "signing-keys": "signing_keys", "audit-key": "audit_key", "api-keys": "api_keys"} {
+		if st[name].Class != class || st[name].Provider == "" || st[name].AgeSeconds == nil || st[name].DueAt == nil || *st[name].Overdue {
+			t.Errorf("%s: %+v", name, st[name])
+		}
+	}
+	if st["api-keys"].CadenceSeconds != 90*86400 || st["signing-keys"].CadenceSeconds != 180*86400 {
+		t.Errorf("default cadences: api-keys %d, signing-keys %d", st["api-keys"].CadenceSeconds, st["signing-keys"].CadenceSeconds)
+	}
+	pepper, _ := os.ReadFile(filepath.Join(dataDir, "server.secret"))
+	auditKey, _ := os.ReadFile(filepath.Join(dataDir, "audit", "log.key"))
+	text, _, code := run(t, s.env(), "secrets", "status")
+	if code != 0 || !strings.HasPrefix(text, "NAME ") || !strings.Contains(text, "signing-keys") || !strings.Contains(text, "180d") {
+		t.Errorf("secrets status: %d\n%s", code, text)
+	}
+	for _, out := range []string{raw, text} {
+		if len(pepper) != 32 || strings.Contains(out, string(pepper)) || strings.Contains(out, base64.StdEncoding.EncodeToString(pepper)) ||
+			strings.Contains(out, strings.TrimSpace(string(auditKey))) || strings.Contains(out, key) || strings.Contains(out, "PRIVATE+KEY") {
+			t.Errorf("a secret value in the status:\n%s", out)
+		}
+	}
+
+	out, errOut, code := run(t, s.env(), "secrets", "rotate", "signing-keys", "--json")
+	if code != 0 || !strings.Contains(out, `"after"`) {
+		t.Fatalf("secrets rotate signing-keys: %d %s %s", code, out, errOut)
+	}
+	out, _, _ = run(t, s.env(), "signing-keys", "list", "--json")
+	var keys struct{ Keys []struct{ Active bool } }
+	if json.Unmarshal([]byte(out), &keys) != nil || len(keys.Keys) != 2 || keys.Keys[0].Active || !keys.Keys[1].Active {
+		t.Errorf("signing keys after secrets rotate: %s", out)
+	}
+
+	for _, tc := range []struct {
+		name string
+		exit int
+		want string
+	}{
+		{"nope", 1, `gatehouse: no secret "nope": gatehouse secrets status lists them`},
+		{"pepper", 1, "pepper cannot be rotated by gatehouse secrets rotate: not in place"},
+		{"vault-token", 1, "this deployment has no vault-token to rotate (HTTP 409 conflict)"},
+		{"Not/A/Name", 2, "gatehouse: invalid secret name"},
+	} {
+		_, errOut, code := run(t, s.env(), "secrets", "rotate", tc.name)
+		if code != tc.exit || !strings.HasPrefix(errOut, "gatehouse: ") || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("secrets rotate %s: exit %d %q, want %d and %q", tc.name, code, errOut, tc.exit, tc.want)
+		}
+	}
+	if _, errOut, code := run(t, s.env(), "secrets", "rotate", "nope", "--json"); code != 1 || !strings.Contains(errOut, `"status":404`) || !strings.Contains(errOut, `"code":"not_found"`) {
+		t.Errorf("secrets rotate nope --json: %d %s", code, errOut)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	<-s.exited
+	out, errOut, code = run(t, nil, "audit", "export", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "admin.secret.rotate") {
+		t.Fatalf("audit export: %d %s", code, errOut)
+	}
+	for _, where := range []string{s.logs.String(), out} {
+		if strings.Contains(where, base64.StdEncoding.EncodeToString(pepper)) || strings.Contains(where, strings.TrimSpace(string(auditKey))) || strings.Contains(where, key) {
+			t.Errorf("a secret value in the log or the audit export")
+		}
+	}
+}
+
+// TestSecretsStatusVault: with the vault provider (the in-process KV v2
+// server, AppRole) the status names Vault paths and versions, the token
+// and the secret-id file; rotating the signing keys writes the next KV
+// version with check-and-set, and rotating vault-token logs in anew.
+func TestSecretsStatusVault(t *testing.T) {
+	v := vaulttest.New(vaulttest.Config{})
+	defer v.Close()
+	roleID, secretID := v.AddAppRole("gatehouse")
+	sidFile := filepath.Join(t.TempDir(), "secret-id")
+	os.WriteFile(sidFile, []byte(secretID), 0o600)
+	cfg := fmt.Sprintf("secrets:\n  provider: vault\n  vault: {address: %q, auth: approle, role_id: %q, secret_id_file: %q}\n", v.URL, roleID, sidFile) + demoRoute
+	s := startServerWith(t, serverOpts{config: cfg, env: []string{"GATEHOUSE_ADMIN_TOKEN=vault-admin-token-0123456789"}})
+	st, raw := secretsStatus(t, s)
+	if p := st["pepper"]; p.Provider != "vault" || p.Where != "vault secret/gatehouse/pepper" || p.Version != 1 {
+		t.Errorf("pepper: %+v", p)
+	}
+	if k := st["signing-keys"]; k.Provider != "vault" || k.Where != "vault secret/gatehouse/signing-keys" || k.Version < 1 {
+		t.Errorf("signing-keys: %+v", k)
+	}
+	if tok := st["vault-token"]; tok.Class != "vault_token" || tok.CadenceSeconds != 30*86400 || !strings.Contains(tok.Where, "approle auth") {
+		t.Errorf("vault-token: %+v", tok)
+	}
+	if sid := st["approle-secret-id"]; sid.Class != "approle_secret_id" || !strings.Contains(sid.Where, sidFile) || sid.AgeSeconds == nil {
+		t.Errorf("approle-secret-id: %+v", sid)
+	}
+	for _, tok := range v.Tokens() {
+		if strings.Contains(raw, tok) {
+			t.Errorf("a Vault token in the status")
+		}
+	}
+	if strings.Contains(raw, secretID) {
+		t.Error("the secret-id in the status")
+	}
+
+	logins := v.Logins()
+	if out, errOut, code := run(t, s.env(), "secrets", "rotate", "vault-token"); code != 0 {
+		t.Fatalf("rotate vault-token: %d %s %s", code, out, errOut)
+	}
+	if v.Logins() != logins+1 {
+		t.Errorf("logins %d after rotating the token, want %d", v.Logins(), logins+1)
+	}
+	before := st["signing-keys"].Version
+	if out, errOut, code := run(t, s.env(), "secrets", "rotate", "signing-keys"); code != 0 {
+		t.Fatalf("rotate signing-keys: %d %s %s", code, out, errOut)
+	}
+	st, _ = secretsStatus(t, s)
+	if st["signing-keys"].Version != before+1 {
+		t.Errorf("signing-keys version %d after rotation, want %d", st["signing-keys"].Version, before+1)
+	}
+	// The new token works: status reads Vault through it.
+	if st["vault-token"].AgeSeconds == nil || *st["vault-token"].AgeSeconds > 5 {
+		t.Errorf("vault-token after rotation: %+v", st["vault-token"])
+	}
+	for _, tok := range v.Tokens() {
+		if strings.Contains(s.logs.String(), tok) {
+			t.Errorf("a Vault token in the log")
+		}
+	}
+}

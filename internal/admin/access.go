@@ -28,11 +28,11 @@ const (
 var access = map[string]struct{ read, write []area }{
 	authn.RoleAdmin: {},
 	authn.RoleSecurity: {
-		read:  []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaAudit, areaSettings, areaMetrics, areaSelf, areaEvidence, areaReviews, areaIncidents},
-		write: []area{areaKeys, areaClients, areaSigningKeys, areaPolicies, areaSelf, areaReviews, areaIncidents},
+		read:  []area{areaKeys, areaClients, areaSigningKeys, areaSecrets, areaPolicies, areaAudit, areaSettings, areaMetrics, areaSelf, areaEvidence, areaReviews, areaIncidents},
+		write: []area{areaKeys, areaClients, areaSigningKeys, areaSecrets, areaPolicies, areaSelf, areaReviews, areaIncidents},
 	},
 	authn.RoleAuditor: {
-		read:  []area{areaAudit, areaSettings, areaMetrics, areaSelf, areaEvidence, areaReviews, areaIncidents},
+		read:  []area{areaAudit, areaSettings, areaMetrics, areaSecrets, areaSelf, areaEvidence, areaReviews, areaIncidents},
 		write: []area{areaSelf},
 	},
 }

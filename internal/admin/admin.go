@@ -69,6 +69,9 @@ type Config struct {
 	Pprof bool
 	// Backups serves /v1/backups; nil answers that backups are off.
 	Backups Backups
+	// Secrets serves /v1/secrets (status and rotation of the server's
+	// own secrets); nil answers 409.
+	Secrets Secrets
 	// Evidence builds the reports of /v1/evidence, and Records keeps the
 	// access reviews and incidents of /v1/reviews and /v1/incidents; nil:
 	// those endpoints answer 409.
@@ -141,6 +144,7 @@ func New(cfg Config) *Server {
 		s.metricsRoute()
 	}
 	s.backupRoutes()
+	s.secretRoutes()
 	s.complianceRoutes()
 	if cfg.Audit != nil {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})

@@ -90,6 +90,9 @@ type App struct {
 	dataDir  string
 	// secrets are the server secrets, from the configured provider.
 	secrets *Secrets
+	// statusCache is the secrets status last computed for readiness,
+	// metrics and the daily overdue event.
+	statusCache secretStatusCache
 	// logBuf queues the process log (nil when the caller gave a Logger).
 	logBuf *logbuf.Writer
 	audit  auditLog
@@ -329,7 +332,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	a.admin = admin.New(admin.Config{Evidence: evidence{a}, Records: a.records, Drill: a.drill, Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
-		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI(),
+		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI(), Secrets: secretsAPI{a},
 		Metrics: a.metrics.Handler(), ScrapeToken: scrapeToken})
 
 	a.public = a.newServer(a.gateway)
@@ -477,6 +480,7 @@ func (a *App) Start() error {
 		a.usage.Run(ctx) // flushes once more when ctx ends
 	}()
 	a.runBackups(ctx, a.dataDir)
+	a.runSecretsStatus(ctx)
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {
@@ -674,6 +678,7 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 		{Name: "ratelimit", Check: a.limiterReady, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"},
 		{Name: "tls", Check: a.tlsReady},
 		{Name: "invalidation", Check: a.invalidationReady},
+		a.secretsReady(),
 	}
 	if a.cfg.RateLimit.Backend == "redis" {
 		// Not critical unless the limiter denies without Redis: replicas

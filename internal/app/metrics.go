@@ -1,14 +1,11 @@
 package app
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -72,65 +69,6 @@ func (a *App) metricSources(tlsConfigs map[string]*tls.Config) {
 			return metrics.BackupState{LastSuccess: created, LastRestoreTest: verified}
 		})
 	}
-}
-
-// secretAgesEvery is how long the secret ages are kept between scrapes:
-// they need store listings, and change by the day.
-const secretAgesEvery = time.Minute
-
-// secretAges returns the source of gatehouse_secret_age_seconds: when the
-// oldest secret in use of each class was created — the active signing
-// key, the oldest API key and client secret neither revoked nor expired.
-func (a *App) secretAges() func(ctx context.Context) map[string]time.Time {
-	var mu sync.Mutex
-	var at time.Time
-	var last map[string]time.Time
-	return func(ctx context.Context) map[string]time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		now := time.Now()
-		if last != nil && now.Sub(at) < secretAgesEvery {
-			return last
-		}
-		out := map[string]time.Time{}
-		for _, k := range a.tokens.SigningKeys() {
-			if k.Active {
-				out["signing_key"] = k.CreatedAt
-			}
-		}
-		if keys, err := a.keys.List(ctx); err == nil {
-			if t, ok := oldest(len(keys), func(i int) (time.Time, bool) {
-				k := keys[i]
-				return k.CreatedAt, k.RevokedAt.IsZero() && (k.ExpiresAt.IsZero() || k.ExpiresAt.After(now))
-			}); ok {
-				out["api_key"] = t
-			}
-		} else if !errors.Is(err, context.Canceled) {
-			a.log.Warn("metrics: list keys for their ages", "err", err)
-		}
-		if clients, err := a.clients.List(ctx); err == nil {
-			if t, ok := oldest(len(clients), func(i int) (time.Time, bool) {
-				c := clients[i]
-				return clientSecretCreated(c), clientActive(c, now)
-			}); ok {
-				out["client_secret"] = t
-			}
-		}
-		at, last = now, out
-		return out
-	}
-}
-
-// oldest is the earliest of n times whose second result is true.
-func oldest(n int, at func(i int) (time.Time, bool)) (time.Time, bool) {
-	var min time.Time
-	found := false
-	for i := range n {
-		if t, ok := at(i); ok && (!found || t.Before(min)) {
-			min, found = t, true
-		}
-	}
-	return min, found
 }
 
 // clientSecretCreated is when a client's current secret was made.

@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/oauth"
+	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/totp"
 )
 
@@ -183,6 +184,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"EvidenceFinding", compliance.Finding{}, true},
 		{"EvidenceReport", compliance.Report{}, true},
 		{"DrillResult", admin.DrillResult{}, true},
+		{"SecretStatus", secrets.Status{}, true},
+		{"RotateSecretResult", admin.RotateSecretResult{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -391,6 +394,13 @@ func TestOpenAPIContract(t *testing.T) {
 	h.expect(200, "POST", h.admin+"/v1/backups/verify", string(file), auth, "Content-Type: application/octet-stream")
 	h.expect(415, "POST", h.admin+"/v1/backups/verify", string(file), auth, js)
 	call(200, "POST", "/v1/backups/prune", nil, nil)
+
+	// The server's secrets.
+	call(200, "GET", "/v1/secrets", nil, nil)
+	call(200, "POST", "/v1/secrets/signing-keys/rotate", nil, nil)
+	call(404, "POST", "/v1/secrets/nope/rotate", nil, nil)
+	call(409, "POST", "/v1/secrets/pepper/rotate", nil, nil)
+	call(400, "POST", "/v1/secrets/Not-A-Name/rotate", nil, nil)
 
 	// Evidence, access reviews, incidents.
 	call(200, "GET", "/v1/evidence?period=2025-12-01..2026-01-31", nil, nil)

@@ -41,6 +41,8 @@ type Secrets struct {
 
 	// Vault is the vault provider (nil with another provider).
 	Vault *vault.Provider
+	// keys holds the JWT signing key set in Generated (SigningKeys).
+	keys *secrets.Blob
 
 	Pepper      []byte
 	AuditSigner note.Signer
@@ -159,6 +161,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 	} else {
 		s.Generated = s.Legacy
 	}
+	s.keys = &secrets.Blob{W: s.Generated, Name: secrets.SigningKeys}
 
 	pepper, err := s.ensure(ctx, secrets.Pepper, opts.ReadOnly, func() ([]byte, error) {
 		b := make([]byte, 32)
@@ -310,10 +313,9 @@ func decodePepper(v []byte) ([]byte, error) {
 	return nil, fmt.Errorf("secret %s: must be 32 bytes, raw or in base64 (openssl rand -base64 32)", secrets.Pepper)
 }
 
-// SigningKeys is where the JWT signing keys are kept.
-func (s *Secrets) SigningKeys() *secrets.Blob {
-	return &secrets.Blob{W: s.Generated, Name: secrets.SigningKeys}
-}
+// SigningKeys is where the JWT signing keys are kept: one Blob, whose
+// owner (the token service) serializes its loads and saves.
+func (s *Secrets) SigningKeys() *secrets.Blob { return s.keys }
 
 // BackupIdentities returns the age identities of backup-identity from the
 // provider, or nil when it holds none.
@@ -340,7 +342,9 @@ type backupSecrets struct{ s *Secrets }
 // Load implements backup.Secrets.
 func (b backupSecrets) Load(ctx context.Context) ([]backup.Secret, error) {
 	out := []backup.Secret{{Name: "server.secret", Data: b.s.Pepper}}
-	keys, err := b.s.SigningKeys().Load(ctx)
+	// A Blob of its own: loading the token service's would move the
+	// version its next check-and-set expects.
+	keys, err := (&secrets.Blob{W: b.s.Generated, Name: secrets.SigningKeys}).Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read secret signing-keys: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -145,34 +146,52 @@ func (f First) Get(ctx context.Context, name string) (Secret, error) {
 // signing key set, in a Writer: Load reads it (nil when there is none)
 // and Save writes the next version with check-and-set on the version
 // Load (or the last Save) saw, so two replicas cannot overwrite each
-// other's rotation unseen. It satisfies authn.SigningKeyStore. A Blob is
-// not safe for concurrent use; its owner serializes Load and Save.
+// other's rotation unseen. It satisfies authn.SigningKeyStore. Its owner
+// serializes Load and Save; Stored may be called concurrently with them.
 type Blob struct {
-	W       Writer
-	Name    string
+	W    Writer
+	Name string
+
+	mu      sync.Mutex
 	version int
+	where   string
 }
 
 // Load returns the secret's value, or nil and no error when there is none.
 func (b *Blob) Load(ctx context.Context) ([]byte, error) {
 	s, err := b.W.Get(ctx, b.Name)
 	if errors.Is(err, ErrNotFound) {
-		b.version = 0
+		b.set(0, "")
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	b.version = s.Version
+	b.set(s.Version, s.Where)
 	return s.Value, nil
 }
 
 // Save stores data as the next version.
 func (b *Blob) Save(ctx context.Context, data []byte) error {
-	s, err := b.W.Put(ctx, b.Name, data, b.version)
+	version, _ := b.Stored()
+	s, err := b.W.Put(ctx, b.Name, data, version)
 	if err != nil {
 		return err
 	}
-	b.version = s.Version
+	b.set(s.Version, s.Where)
 	return nil
+}
+
+// Stored is the version last loaded or saved and where it lives (0 and
+// "" before any, or when there is none).
+func (b *Blob) Stored() (version int, where string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.version, b.where
+}
+
+func (b *Blob) set(version int, where string) {
+	b.mu.Lock()
+	b.version, b.where = version, where
+	b.mu.Unlock()
 }

@@ -71,6 +71,9 @@ type Provider struct {
 	loginAt time.Time
 	stop    context.CancelFunc
 	done    chan struct{}
+	// relogged tells the renewal loop that Relogin replaced the token:
+	// it stops watching the old one and watches the new.
+	relogged chan struct{}
 }
 
 var _ secrets.Writer = (*Provider)(nil)
@@ -118,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
-	p := &Provider{cfg: cfg, log: cfg.Logger.WithGroup("vault"), client: client, kv: client.KVv2(cfg.Mount), done: make(chan struct{})}
+	p := &Provider{cfg: cfg, log: cfg.Logger.WithGroup("vault"), client: client, kv: client.KVv2(cfg.Mount), done: make(chan struct{}), relogged: make(chan struct{}, 1)}
 	if err := p.relogin(ctx, ""); err != nil {
 		return nil, err
 	}
@@ -222,13 +225,18 @@ func (p *Provider) relogin(ctx context.Context, failedToken string) error {
 // when the watcher ends (the token reached its max TTL or was revoked).
 func (p *Provider) renew(ctx context.Context) {
 	defer close(p.done)
+renewal:
 	for {
 		p.mu.Lock()
 		login := p.login
 		p.mu.Unlock()
 		if login.Auth == nil || !login.Auth.Renewable {
-			<-ctx.Done()
-			return
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.relogged:
+				continue renewal
+			}
 		}
 		w, err := p.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: login})
 		if err != nil {
@@ -250,6 +258,10 @@ func (p *Provider) renew(ctx context.Context) {
 					p.log.Warn("vault token renewal ended", "err", scrub(err))
 				}
 				break watch
+			case <-p.relogged:
+				// Relogin made a new token: watch that one.
+				w.Stop()
+				continue renewal
 			}
 		}
 		w.Stop()
@@ -266,6 +278,20 @@ func (p *Provider) renew(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Relogin logs in anew (token auth: reads the token file again), so that
+// the next requests use a new token, and returns it described. The token
+// before keeps its own TTL; it is no longer renewed.
+func (p *Provider) Relogin(ctx context.Context) (TokenInfo, error) {
+	if err := p.relogin(ctx, ""); err != nil {
+		return TokenInfo{}, err
+	}
+	select {
+	case p.relogged <- struct{}{}:
+	default:
+	}
+	return p.Token(ctx)
 }
 
 // TokenInfo describes the current login without the token: when it was

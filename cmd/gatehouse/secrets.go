@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/secrets"
+)
+
+func newSecretsCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Show the server's secrets' ages against their rotation cadence, and rotate them",
+		Long: `The server's own secrets — the key-hash pepper, the JWT signing keys, the
+audit checkpoint key, the backup identity, the Vault login — and the oldest
+API key and client secret in use, each with where it lives (a file, an
+environment variable, Vault, PostgreSQL sealed under the master key), its
+age, its class's rotation cadence (secrets.cadence in the config), the date
+it is due and whether it is overdue. Never a value. See docs/secrets.md.`,
+	}
+	client := clientFlags(cmd, env)
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "List every secret with its age, cadence, due date and where it lives",
+		Long: `List every secret with its age, cadence, due date and where it lives.
+With --json: a list of {name, class, provider, where, version, created_at,
+age_seconds, cadence_seconds, due_at, overdue, rotatable, rotate}
+(age_seconds, created_at and due_at are null when the provider cannot tell
+when the value was made, as for an environment variable). Exit 0 whether or
+not a secret is overdue: read "overdue".`,
+		Example: "  gatehouse secrets status\n  gatehouse secrets status --json | jq '.[] | select(.overdue)'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := request[struct {
+				Secrets []secrets.Status `json:"secrets"`
+			}](cmd.Context(), client, "GET", "/v1/secrets", nil)
+			if err != nil {
+				return err
+			}
+			return output(cmd, out.Secrets, func(w io.Writer) error {
+				return table(w, "NAME\tCLASS\tPROVIDER\tAGE\tCADENCE\tDUE\tSTATE\tWHERE", out.Secrets, func(s secrets.Status) []string {
+					return []string{s.Name, s.Class, s.Provider, days(s.AgeSeconds), days(&s.CadenceSeconds), when(s.DueAt, "-"), secretState(s), s.Where}
+				})
+			})
+		},
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Rotate one secret where its provider allows it (signing-keys, vault-token)",
+		Long: `Rotate one secret, as named by 'gatehouse secrets status':
+
+  signing-keys  start signing JWTs with a new key; the retired key stays in
+                the JWKS until the tokens it signed have expired
+  vault-token   log in to Vault anew (token auth: read token_file again)
+
+Any other secret is rotated otherwise, and the server says how (exit 1):
+the status's "rotate" field too. An unknown name exits 1 (the server
+answers 404); a malformed one exits 2 without asking. Audited as
+admin.secret.rotate with the versions and ages before and after.`,
+		Example: "  gatehouse secrets rotate signing-keys\n  gatehouse secrets rotate vault-token --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := secrets.CheckName(name); err != nil {
+				return usageError{err}
+			}
+			out, err := request[struct {
+				Before secrets.Status `json:"before"`
+				After  secrets.Status `json:"after"`
+			}](cmd.Context(), client, "POST", "/v1/secrets/"+url.PathEscape(name)+"/rotate", nil)
+			if err != nil {
+				return err
+			}
+			return output(cmd, out, func(w io.Writer) error {
+				return fields(w, "rotated", name, "provider", out.After.Provider, "where", out.After.Where,
+					"created", when(out.After.CreatedAt, "unknown"), "due", when(out.After.DueAt, "-"),
+					"before", "created "+when(out.Before.CreatedAt, "unknown")+", version "+strconv.Itoa(out.Before.Version))
+			})
+		},
+	}
+	cmd.AddCommand(status, rotate)
+	return cmd
+}
+
+// days formats a number of seconds as days ("-" for unknown).
+func days(secs *int64) string {
+	if secs == nil {
+		return "-"
+	}
+	d := time.Duration(*secs) * time.Second
+	if d < 48*time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%dd", *secs/86400)
+}
+
+func secretState(s secrets.Status) string {
+	switch {
+	case s.Overdue:
+		return "OVERDUE"
+	case s.AgeSeconds == nil:
+		return "age unknown"
+	}
+	return "ok"
+}

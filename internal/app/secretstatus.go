@@ -1,0 +1,382 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Names of the status entries that are not secrets of a provider: the
+// oldest in use of the credentials kept hashed in the store, and the
+// Vault login.
+const (
+	statusAPIKeys         = "api-keys"
+	statusClientSecrets   = "client-secrets"
+	statusVaultToken      = "vault-token"
+	statusAppRoleSecretID = "approle-secret-id"
+)
+
+// statusNames are every name `gatehouse secrets status` may list, for
+// telling an unknown name (404) from one this deployment does not use
+// (409).
+var statusNames = []string{secrets.Pepper, secrets.SigningKeys, secrets.AuditKey, secrets.BackupIdentity,
+	statusVaultToken, statusAppRoleSecretID, statusAPIKeys, statusClientSecrets}
+
+// metricClass is the class label of gatehouse_secret_age_seconds for a
+// status entry (the first three as they were before the status listing).
+var metricClass = map[string]string{
+	secrets.SigningKeys: "signing_key", statusAPIKeys: "api_key", statusClientSecrets: "client_secret",
+	secrets.Pepper: "pepper", secrets.AuditKey: "audit_key", secrets.BackupIdentity: "backup_identity",
+	statusVaultToken: "vault_token", statusAppRoleSecretID: "approle_secret_id",
+}
+
+// secretStatusEvery is how long a status computed for readiness and
+// metrics is reused: it lists every key and client, and ages change by
+// the day.
+const secretStatusEvery = time.Minute
+
+// cadence is how often secrets of class should rotate: the config's
+// secrets.cadence (defaults applied).
+func (a *App) cadence(class string) time.Duration {
+	return time.Duration(a.cfg.Secrets.Cadence[class])
+}
+
+// loaded returns the newest record of secret name read at start.
+func (s *Secrets) loaded(name string) (LoadedSecret, bool) {
+	for i := len(s.Loaded) - 1; i >= 0; i-- {
+		if s.Loaded[i].Name == name {
+			return s.Loaded[i], true
+		}
+	}
+	return LoadedSecret{}, false
+}
+
+// SecretsStatus lists every secret of the deployment with its age against
+// its class's cadence, never a value.
+func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
+	now := a.clock.Now()
+	var out []secrets.Status
+	add := func(st secrets.Status, created time.Time) {
+		st.Age(created, a.cadence(st.Class), now)
+		out = append(out, st)
+	}
+	fromLoaded := func(name, class, rotate string) {
+		if l, ok := a.secrets.loaded(name); ok {
+			add(secrets.Status{Name: name, Class: class, Provider: l.Provider, Where: l.Where, Version: l.Version, Rotate: rotate}, l.Secret.Created)
+		}
+	}
+	fromLoaded(secrets.Pepper, secrets.ClassPepper, "not in place: every stored key, client secret, token and the admin token is hashed under the pepper, so a new one needs every credential reissued (docs/secrets.md, Rotation)")
+
+	// Signing keys: the active key's age, wherever the key set lives.
+	version, where := a.secrets.keys.Stored()
+	var active time.Time
+	for _, k := range a.tokens.SigningKeys() {
+		if k.Active {
+			active = k.CreatedAt
+		}
+	}
+	add(secrets.Status{Name: secrets.SigningKeys, Class: secrets.ClassSigningKeys, Provider: a.secrets.Generated.Name(), Where: where, Version: version,
+		Rotatable: true, Rotate: "gatehouse secrets rotate signing-keys (or gatehouse signing-keys rotate); on schedule every auth.signing_key_rotation"}, active)
+
+	fromLoaded(secrets.AuditKey, secrets.ClassAuditKey, "not in place yet: a new audit key must sign a hand-over checkpoint with the old one (docs/secrets.md, Rotation)")
+
+	const backupRotate = "gatehouse backup keygen, list the new recipient in backup.recipients, keep the old identity until the backups made under it are pruned (docs/recovery.md)"
+	if a.backups != nil {
+		if f := a.cfg.Backup.IdentityFile; f != "" {
+			if fi, err := os.Stat(f); err == nil {
+				add(secrets.Status{Name: secrets.BackupIdentity, Class: secrets.ClassBackupIdentity, Provider: "file", Where: "file " + f, Version: 1, Rotate: backupRotate}, fi.ModTime())
+			}
+		} else {
+			fromLoaded(secrets.BackupIdentity, secrets.ClassBackupIdentity, backupRotate)
+		}
+	}
+
+	if v := a.secrets.Vault; v != nil {
+		vc := a.cfg.Secrets.Vault
+		info, err := v.Token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("look up the vault token: %w", err)
+		}
+		created := info.Created
+		if created.IsZero() {
+			created = info.LoginAt
+		}
+		renews := "not renewable"
+		if info.Renewable {
+			renews = "renewed before it expires"
+		}
+		st := secrets.Status{Name: statusVaultToken, Class: secrets.ClassVaultToken, Provider: "vault",
+			Where: fmt.Sprintf("vault token of %s auth at %s (ttl left %s, %s)", vc.Auth, vc.Address, info.TTL.Round(time.Second), renews)}
+		if vc.Auth != "token" || vc.TokenFile != "" {
+			st.Rotatable, st.Rotate = true, "gatehouse secrets rotate vault-token logs in to Vault anew"
+			if vc.Auth == "token" {
+				st.Rotate = "write a new token to " + vc.TokenFile + ", then gatehouse secrets rotate vault-token reads it"
+			}
+		} else {
+			st.Rotate = "give a new token in VAULT_TOKEN and restart, or use secrets.vault.token_file, approle or kubernetes auth"
+		}
+		add(st, created)
+		if vc.Auth == "approle" {
+			if fi, err := os.Stat(vc.SecretIDFile); err == nil {
+				add(secrets.Status{Name: statusAppRoleSecretID, Class: secrets.ClassAppRoleSecretID, Provider: "file",
+					Where:  "file " + vc.SecretIDFile + " (read at each vault login)",
+					Rotate: "write a new secret-id to " + vc.SecretIDFile + " (vault write -f auth/" + vc.AuthMount + "/role/<role>/secret-id); it is read at the next login: gatehouse secrets rotate vault-token"}, fi.ModTime())
+			}
+		}
+	}
+
+	// Credentials kept hashed in the store: the oldest in use of each kind.
+	keys, err := a.keys.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	var oldestKey *store.Key
+	n := 0
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() && (k.ExpiresAt.IsZero() || k.ExpiresAt.After(now)) {
+			n++
+			if oldestKey == nil || k.CreatedAt.Before(oldestKey.CreatedAt) {
+				oldestKey = k
+			}
+		}
+	}
+	if oldestKey != nil {
+		add(secrets.Status{Name: statusAPIKeys, Class: secrets.ClassAPIKeys, Provider: "store",
+			Where:  fmt.Sprintf("hashed in the %s store: oldest of %d active API keys is %s (%s)", a.cfg.Store.Driver, n, oldestKey.ID, oldestKey.Name),
+			Rotate: "gatehouse keys rotate " + oldestKey.ID + " [--grace 24h]"}, oldestKey.CreatedAt)
+	}
+	clients, err := a.clients.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	var oldestClient *store.Client
+	n = 0
+	for _, c := range clients {
+		if clientActive(c, now) {
+			n++
+			if oldestClient == nil || clientSecretCreated(c).Before(clientSecretCreated(oldestClient)) {
+				oldestClient = c
+			}
+		}
+	}
+	if oldestClient != nil {
+		add(secrets.Status{Name: statusClientSecrets, Class: secrets.ClassAPIKeys, Provider: "store",
+			Where:  fmt.Sprintf("hashed in the %s store: oldest of %d active client secrets is %s's (%s)", a.cfg.Store.Driver, n, oldestClient.ID, oldestClient.Name),
+			Rotate: "gatehouse clients rotate " + oldestClient.ID}, clientSecretCreated(oldestClient))
+	}
+	return out, nil
+}
+
+// secretStatusCache keeps the last status for readiness, metrics and
+// the daily overdue event.
+type secretStatusCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	last []secrets.Status
+	err  error
+}
+
+// cachedSecretsStatus is the status computed at most once a
+// secretStatusEvery (or by the last GET /v1/secrets).
+func (a *App) cachedSecretsStatus(ctx context.Context) ([]secrets.Status, error) {
+	c := &a.statusCache
+	c.mu.Lock()
+	fresh := !c.at.IsZero() && a.clock.Now().Sub(c.at) < secretStatusEvery && !a.clock.Now().Before(c.at)
+	last, err := c.last, c.err
+	c.mu.Unlock()
+	if fresh {
+		return last, err
+	}
+	return a.refreshSecretsStatus(ctx)
+}
+
+// refreshSecretsStatus computes the status, keeps it for
+// cachedSecretsStatus and records the daily overdue event when due.
+func (a *App) refreshSecretsStatus(ctx context.Context) ([]secrets.Status, error) {
+	c := &a.statusCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := a.clock.Now()
+	c.last, c.err = a.SecretsStatus(ctx)
+	c.at = now
+	if c.err == nil {
+		a.auditOverdue(ctx, c.last, now)
+	}
+	return c.last, c.err
+}
+
+// overdueSetting is the store setting that records, per UTC day, that
+// the overdue event was recorded, so that every replica together records
+// one a day.
+const overdueSetting = "secrets.overdue_audited:"
+
+// auditOverdue records secrets.overdue, once a UTC day for all replicas
+// on one store, when any secret is past its cadence.
+func (a *App) auditOverdue(ctx context.Context, list []secrets.Status, now time.Time) {
+	var overdue []map[string]any
+	for _, s := range list {
+		if s.Overdue {
+			overdue = append(overdue, map[string]any{"name": s.Name, "class": s.Class, "provider": s.Provider,
+				"age_seconds": *s.AgeSeconds, "cadence_seconds": s.CadenceSeconds, "due_at": s.DueAt.Format(time.RFC3339)})
+		}
+	}
+	if len(overdue) == 0 {
+		return
+	}
+	day := now.UTC().Format(time.DateOnly)
+	first, err := a.store.PutSettingIfAbsent(ctx, overdueSetting+day, []byte(`"`+day+`"`))
+	if err != nil {
+		a.log.Warn("record the daily overdue-secrets event", "err", err)
+		return
+	}
+	if first {
+		a.system(ctx, "secrets.overdue", map[string]any{"day": day, "secrets": overdue})
+	}
+}
+
+// runSecretsStatus computes the status hourly (and at start), so that the
+// daily overdue event is recorded even with nobody asking.
+func (a *App) runSecretsStatus(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		tick := time.NewTicker(time.Hour)
+		defer tick.Stop()
+		for {
+			if _, err := a.cachedSecretsStatus(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("secrets status", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// secretsReady is the readiness check "secrets": failing, but not
+// critical, while a secret is past its rotation cadence.
+func (a *App) secretsReady() gateway.ReadinessCheck {
+	return gateway.ReadinessCheck{Name: "secrets",
+		Check: func(ctx context.Context) error {
+			list, err := a.cachedSecretsStatus(ctx)
+			if err != nil {
+				return err
+			}
+			var late []string
+			for _, s := range list {
+				if s.Overdue {
+					late = append(late, fmt.Sprintf("%s (%d days old, cadence %d days)", s.Name, *s.AgeSeconds/86400, s.CadenceSeconds/86400))
+				}
+			}
+			if len(late) > 0 {
+				return fmt.Errorf("past rotation cadence: %s; see gatehouse secrets status", strings.Join(late, ", "))
+			}
+			return nil
+		},
+		Detail: func() string {
+			list, err := a.cachedSecretsStatus(context.Background())
+			if err != nil {
+				return "status unknown"
+			}
+			var next *secrets.Status
+			for i, s := range list {
+				if s.DueAt != nil && !s.Overdue && (next == nil || s.DueAt.Before(*next.DueAt)) {
+					next = &list[i]
+				}
+			}
+			d := fmt.Sprintf("%d secrets tracked", len(list))
+			if next != nil {
+				d += fmt.Sprintf("; next due: %s on %s", next.Name, next.DueAt.Format(time.DateOnly))
+			}
+			return d
+		}}
+}
+
+// secretAges is the source of gatehouse_secret_age_seconds: when the
+// value in use of each status entry was made, by metric class.
+func (a *App) secretAges() func(ctx context.Context) map[string]time.Time {
+	return func(ctx context.Context) map[string]time.Time {
+		list, err := a.cachedSecretsStatus(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("metrics: secret ages", "err", err)
+		}
+		out := map[string]time.Time{}
+		for _, s := range list {
+			if c, ok := metricClass[s.Name]; ok && s.CreatedAt != nil {
+				out[c] = *s.CreatedAt
+			}
+		}
+		return out
+	}
+}
+
+// RotateSecret rotates secret name where its provider allows: the JWT
+// signing keys (the retired key stays in the JWKS until its tokens
+// expire) and the Vault login. It returns the status before and after.
+// A name not listed is ENOTFOUND; a secret that cannot be rotated here is
+// ECONFLICT saying how it is rotated.
+func (a *App) RotateSecret(ctx context.Context, name string) (before, after secrets.Status, err error) {
+	if err := secrets.CheckName(name); err != nil {
+		return before, after, gatehouse.Errorf(gatehouse.EINVALID, "%v", err)
+	}
+	find := func() (secrets.Status, bool, error) {
+		list, err := a.SecretsStatus(ctx)
+		if err != nil {
+			return secrets.Status{}, false, err
+		}
+		for _, s := range list {
+			if s.Name == name {
+				return s, true, nil
+			}
+		}
+		return secrets.Status{}, false, nil
+	}
+	before, ok, err := find()
+	switch {
+	case err != nil:
+		return before, after, err
+	case !ok && slices.Contains(statusNames, name):
+		return before, after, gatehouse.Errorf(gatehouse.ECONFLICT, "this deployment has no %s to rotate", name)
+	case !ok:
+		return before, after, gatehouse.Errorf(gatehouse.ENOTFOUND, "no secret %q: gatehouse secrets status lists them (%s)", name, strings.Join(statusNames, ", "))
+	case !before.Rotatable:
+		return before, after, gatehouse.Errorf(gatehouse.ECONFLICT, "%s cannot be rotated by gatehouse secrets rotate: %s", name, before.Rotate)
+	}
+	switch name {
+	case secrets.SigningKeys:
+		err = a.tokens.Rotate(ctx, "secrets rotate")
+	case statusVaultToken:
+		_, err = a.secrets.Vault.Relogin(ctx)
+	}
+	if err != nil {
+		return before, after, fmt.Errorf("rotate %s: %w", name, err)
+	}
+	after, _, err = find()
+	if _, rerr := a.refreshSecretsStatus(ctx); rerr != nil {
+		a.log.Warn("secrets status after a rotation", "err", rerr)
+	}
+	return before, after, err
+}
+
+// secretsAPI gives the admin API the secrets status and rotation.
+type secretsAPI struct{ a *App }
+
+func (s secretsAPI) Status(ctx context.Context) ([]secrets.Status, error) {
+	return s.a.refreshSecretsStatus(ctx)
+}
+
+func (s secretsAPI) Rotate(ctx context.Context, name string) (secrets.Status, secrets.Status, error) {
+	return s.a.RotateSecret(ctx, name)
+}

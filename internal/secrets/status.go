@@ -1,0 +1,61 @@
+package secrets
+
+import "time"
+
+// Classes of secret with a rotation cadence (config secrets.cadence).
+const (
+	ClassAPIKeys         = "api_keys" // API keys and service-client secrets
+	ClassSigningKeys     = "signing_keys"
+	ClassPepper          = "pepper"
+	ClassAuditKey        = "audit_key"
+	ClassBackupIdentity  = "backup_identity"
+	ClassVaultToken      = "vault_token"
+	ClassAppRoleSecretID = "approle_secret_id"
+)
+
+// Status is where one secret lives and how old it is against its
+// rotation cadence, never its value: what `gatehouse secrets status`
+// lists and GET /v1/secrets answers.
+type Status struct {
+	// Name is the secret's name (pepper, signing-keys, audit-key,
+	// backup-identity, vault-token, approle-secret-id) or, for the
+	// credentials Gatehouse keeps hashed in its store, the class's
+	// oldest in use (api-keys, client-secrets).
+	Name     string `json:"name"`
+	Class    string `json:"class"`
+	Provider string `json:"provider"`
+	// Where says where it lives: a file, a variable, a Vault path, the
+	// sealed table (with the master key's id), or which credential is
+	// the oldest.
+	Where   string `json:"where"`
+	Version int    `json:"version,omitempty"`
+	// CreatedAt is when the value in use was made; nil when the provider
+	// cannot tell (an environment variable), and then AgeSeconds and
+	// DueAt are nil too and Overdue false.
+	CreatedAt      *time.Time `json:"created_at"`
+	AgeSeconds     *int64     `json:"age_seconds"`
+	CadenceSeconds int64      `json:"cadence_seconds"`
+	DueAt          *time.Time `json:"due_at"`
+	Overdue        bool       `json:"overdue"`
+	// Rotatable says `gatehouse secrets rotate NAME` rotates it; Rotate
+	// says how it is rotated otherwise.
+	Rotatable bool   `json:"rotatable"`
+	Rotate    string `json:"rotate"`
+}
+
+// Age fills CreatedAt, AgeSeconds, CadenceSeconds, DueAt and Overdue from
+// when the secret was made (zero: unknown), its cadence and now. A
+// creation time after now (clocks of two hosts) counts as age 0.
+func (s *Status) Age(created time.Time, cadence time.Duration, now time.Time) {
+	s.CadenceSeconds = int64(cadence / time.Second)
+	s.CreatedAt, s.AgeSeconds, s.DueAt, s.Overdue = nil, nil, nil, false
+	if created.IsZero() {
+		return
+	}
+	c := created.UTC()
+	age := max(now.Sub(c), 0)
+	secs := int64(age / time.Second)
+	due := c.Add(cadence)
+	s.CreatedAt, s.AgeSeconds, s.DueAt = &c, &secs, &due
+	s.Overdue = cadence > 0 && age > cadence
+}
