@@ -42,6 +42,7 @@ var areas = []struct{ listener, tag, label string }{
 	{"admin", "reviews", "access reviews"},
 	{"admin", "incidents", "incidents, revocation drills"},
 	{"admin", "backups", "backups"},
+	{"admin", "secrets", "server secrets: ages against rotation cadence, rotation"},
 	{"admin", "", "Go runtime profiles, with `serve --pprof` only (admin role): `GET /debug/pprof/…`"},
 }
 
