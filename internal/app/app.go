@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -674,7 +675,7 @@ func (a *App) readiness() []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "store", Check: func(ctx context.Context) error { return a.store.Ping(ctx) }, Critical: true,
 			Detail: func() string { return a.cfg.Store.Driver }},
-		{Name: "policy", Check: a.policyReady, Critical: true},
+		{Name: "policy", Check: a.policyReady, Critical: true, Detail: a.policyDetail},
 		{Name: "ratelimit", Check: a.limiterReady, Critical: a.cfg.RateLimit.OnRedisFailure == "deny"},
 		{Name: "tls", Check: a.tlsReady},
 		{Name: "invalidation", Check: a.invalidationReady},
@@ -770,6 +771,34 @@ func (a *App) policyReady(ctx context.Context) error {
 		return errors.New("policy not loaded yet")
 	}
 	return nil
+}
+
+// policyDetail is the policy check's detail: what serves, and the last
+// failure while the previous policy keeps serving (a bundle URL that
+// stopped answering, a refused reload). The full status is GET /v1/policies.
+func (a *App) policyDetail() string {
+	st := a.policy.Status()
+	var b strings.Builder
+	b.WriteString(st.Source)
+	if st.Ready {
+		fmt.Fprintf(&b, " revision %s, %d tests passed", st.Revision, st.Tests)
+		if st.Cache {
+			b.WriteString(", decisions cached")
+		} else if st.CacheDisabled != "" {
+			b.WriteString(", decisions not cached: " + st.CacheDisabled)
+		}
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(&b, "; the last load failed (%d in a row", st.Failures)
+		if !st.NextRetry.IsZero() {
+			b.WriteString(", next retry " + st.NextRetry.UTC().Format(time.RFC3339))
+		}
+		b.WriteString(")")
+		if st.Ready {
+			b.WriteString(", the policy above keeps serving: " + st.LastError)
+		}
+	}
+	return b.String()
 }
 
 // limiterReady reports a degraded rate limiter (Redis unreachable). With

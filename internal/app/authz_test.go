@@ -150,6 +150,21 @@ func TestPolicyReloadRefusesBrokenPolicy(t *testing.T) {
 	if get() != 200 {
 		t.Fatal("default policy from dir does not allow")
 	}
+	// The admin /health/ready policy check says what serves
+	// (docs/policy.md), and after a refused load, why and that the
+	// previous policy keeps serving.
+	policyCheck := func() (bool, string) {
+		t.Helper()
+		_, checks := readiness(t, h)
+		c, ok := checks["policy"]
+		if !ok {
+			t.Fatal("no policy check on /health/ready")
+		}
+		return c.OK, c.Detail
+	}
+	if ok, d := policyCheck(); !ok || !strings.HasPrefix(d, "dir:"+dir+" revision sha256:") || !strings.Contains(d, " tests passed, decisions cached") || strings.Contains(d, "failed") {
+		t.Errorf("policy check before the reload: ok=%v detail %q", ok, d)
+	}
 	os.WriteFile(filepath.Join(dir, "authz.rego"), []byte("package gatehouse.authz\n\nallow if {\n"), 0o644)
 	var e errorOut
 	if code := h.adminCall("POST", "/v1/policies/reload", nil, &e); code != 422 || !strings.Contains(e.Error.Message, "authz.rego:") {
@@ -157,6 +172,9 @@ func TestPolicyReloadRefusesBrokenPolicy(t *testing.T) {
 	}
 	if get() != 200 {
 		t.Fatal("old policy stopped serving after a refused reload")
+	}
+	if ok, d := policyCheck(); !ok || !strings.Contains(d, "; the last load failed (1 in a row)") || !strings.Contains(d, "the policy above keeps serving: ") || !strings.Contains(d, "authz.rego:") {
+		t.Errorf("policy check after a refused reload: ok=%v detail %q", ok, d)
 	}
 	// A valid policy that denies everything takes effect at once.
 	os.WriteFile(filepath.Join(dir, "authz.rego"), []byte("package gatehouse.authz\n\ndefault allow := false\n\nreasons contains \"closed for maintenance\"\n"), 0o644)
