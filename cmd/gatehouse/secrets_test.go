@@ -315,6 +315,12 @@ func TestSecretsCommands(t *testing.T) {
 		}
 	}
 
+	if _, errOut, code := run(t, s.env(), "settings", "set", "secret_rotation.api_keys=30d"); code != 0 {
+		t.Fatalf("settings set secret_rotation.api_keys=30d: %d %s", code, errOut)
+	}
+	if st, _ := secretsStatus(t, s); st["api-keys"].CadenceSeconds != 30*86400 {
+		t.Errorf("api-keys cadence after settings set: %d", st["api-keys"].CadenceSeconds)
+	}
 	out, errOut, code := run(t, s.env(), "secrets", "rotate", "signing-keys", "--json")
 	if code != 0 || !strings.Contains(out, `"after"`) {
 		t.Fatalf("secrets rotate signing-keys: %d %s %s", code, out, errOut)

@@ -17,8 +17,10 @@ func newSettingsCmd(env Env) *cobra.Command {
 		Short: "Read and change Settings → Authentication (password policy, lockout, sessions, second factor)",
 		Long: `Settings → Authentication is how people sign in: the password policy and
 its rotation age, the lockout after failed sign-ins, session lifetimes,
-the roles that need a second factor, HTTP Basic and the sign-in rate
-limits. Every change is an audit event (admin.settings.change) with the
+the roles that need a second factor, HTTP Basic, the sign-in rate
+limits and the rotation cadence of each class of server secret
+(secret_rotation.api_keys=60d; 0s keeps the config's secrets.cadence; see
+gatehouse secrets status). Every change is an audit event (admin.settings.change) with the
 old and new values.`,
 	}
 	client := clientFlags(cmd, env)

@@ -158,6 +158,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"LockoutSettings", authn.LockoutSettings{}, false},
 		{"SessionSettings", authn.SessionSettings{}, false},
 		{"SignInLimits", authn.SignInLimits{}, false},
+		{"SecretRotation", authn.SecretRotation{}, false},
 		{"Event", gatehouse.Event{}, true},
 		{"Actor", gatehouse.Actor{}, true},
 		{"RequestInfo", gatehouse.RequestInfo{}, true},

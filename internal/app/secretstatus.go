@@ -45,9 +45,13 @@ var metricClass = map[string]string{
 // the day.
 const secretStatusEvery = time.Minute
 
-// cadence is how often secrets of class should rotate: the config's
+// cadence is how often secrets of class should rotate: Settings →
+// Authentication's secret_rotation where set, else the config's
 // secrets.cadence (defaults applied).
 func (a *App) cadence(class string) time.Duration {
+	if d := a.users.Settings().SecretRotation.For(class); d > 0 {
+		return d
+	}
 	return time.Duration(a.cfg.Secrets.Cadence[class])
 }
 

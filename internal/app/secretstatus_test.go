@@ -148,6 +148,31 @@ func TestSecretsStatus(t *testing.T) {
 		t.Errorf("%d overdue events the next day, want 2", n)
 	}
 
+	// Settings → Authentication overrides the config's cadence: 120 days
+	// for API keys puts both back within it; under 1h is refused.
+	var e errorOut
+	if code := h.adminCall("PUT", "/v1/settings/authentication", map[string]any{"secret_rotation": map[string]any{"api_keys": "30m"}}, &e); code != 400 || !strings.Contains(e.Error.Message, "secret_rotation.api_keys: must be at least 1h") {
+		t.Errorf("cadence of 30m: %d %+v", code, e)
+	}
+	if code := h.adminCall("PUT", "/v1/settings/authentication", map[string]any{"secret_rotation": map[string]any{"api_keys": "120d"}}, nil); code != 200 {
+		t.Fatalf("set the api_keys cadence: %d", code)
+	}
+	st = h.secretsStatus()
+	for _, name := range []string{"api-keys", "client-secrets"} {
+		if st[name].Overdue || st[name].CadenceSeconds != 120*day {
+			t.Errorf("%s with a 120d cadence: %+v", name, st[name])
+		}
+	}
+	if st["pepper"].CadenceSeconds != 400*day {
+		t.Errorf("pepper cadence %d, want the config's 400d", st["pepper"].CadenceSeconds)
+	}
+	if code := h.adminCall("PUT", "/v1/settings/authentication", map[string]any{"secret_rotation": map[string]any{"api_keys": "0s"}}, nil); code != 200 {
+		t.Fatalf("reset the api_keys cadence: %d", code)
+	}
+	if st = h.secretsStatus(); !st["api-keys"].Overdue || st["api-keys"].CadenceSeconds != 90*day {
+		t.Errorf("api-keys back on the config's cadence: %+v", st["api-keys"])
+	}
+
 	// The age metric has every class, the first three under their names of before.
 	res = h.do("GET", h.admin+"/metrics", nil, "Authorization: Bearer "+adminToken)
 	data, _ = io.ReadAll(res.Body)

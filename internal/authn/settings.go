@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -24,6 +26,39 @@ type AuthSettings struct {
 	// SignInLimits bound sign-in attempts (session and HTTP Basic) on the
 	// admin listener, before any password is hashed.
 	SignInLimits SignInLimits `json:"sign_in_limits"`
+	// SecretRotation is the rotation cadence of each class of server
+	// secret, for `gatehouse secrets status`; zero keeps the config's.
+	SecretRotation SecretRotation `json:"secret_rotation"`
+}
+
+// SecretRotation overrides, per class of server secret, the rotation
+// cadence the config's secrets.cadence gives; a zero field keeps the
+// config's.
+type SecretRotation struct {
+	APIKeys         Duration `json:"api_keys"`
+	SigningKeys     Duration `json:"signing_keys"`
+	Pepper          Duration `json:"pepper"`
+	AuditKey        Duration `json:"audit_key"`
+	BackupIdentity  Duration `json:"backup_identity"`
+	VaultToken      Duration `json:"vault_token"`
+	AppRoleSecretID Duration `json:"approle_secret_id"`
+}
+
+// fields maps each class (the config's secrets.cadence keys) to its field.
+func (r *SecretRotation) fields() map[string]*Duration {
+	return map[string]*Duration{
+		"api_keys": &r.APIKeys, "signing_keys": &r.SigningKeys, "pepper": &r.Pepper, "audit_key": &r.AuditKey,
+		"backup_identity": &r.BackupIdentity, "vault_token": &r.VaultToken, "approle_secret_id": &r.AppRoleSecretID,
+	}
+}
+
+// For returns the cadence set for class, 0 when none is (or the class is
+// unknown).
+func (r SecretRotation) For(class string) time.Duration {
+	if d, ok := r.fields()[class]; ok {
+		return time.Duration(*d)
+	}
+	return 0
 }
 
 // SignInLimits are rate limits on sign-in attempts, successful or not (each
@@ -61,7 +96,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if len(b) < 2 || b[0] != '"' {
 		return errors.New(`a duration is a string such as "30m"`)
 	}
-	v, err := time.ParseDuration(string(b[1 : len(b)-1]))
+	text := string(b[1 : len(b)-1])
+	v, err := time.ParseDuration(text)
+	if n, ok := strings.CutSuffix(text, "d"); ok && err != nil {
+		// Whole days, as the config writes cadences: 90d.
+		if days, derr := strconv.Atoi(n); derr == nil && days >= 0 && days <= 100*365 {
+			v, err = time.Duration(days)*24*time.Hour, nil
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("invalid duration %s", b)
 	}
@@ -111,6 +153,11 @@ func (s AuthSettings) Validate() error {
 	}
 	if err := s.SignInLimits.PerUsername.Validate(); err != nil {
 		return bad("sign_in_limits.per_username", "%v", err)
+	}
+	for class, d := range s.SecretRotation.fields() {
+		if *d != 0 && *d < Duration(time.Hour) {
+			return bad("secret_rotation."+class, "must be at least 1h, or 0s for the config's secrets.cadence")
+		}
 	}
 	for _, r := range s.TOTPRequiredRoles {
 		if !ValidRole(r) {
