@@ -194,3 +194,64 @@ func hasSubcommands(cmds map[string]map[string]bool, path string) bool {
 	}
 	return false
 }
+
+// TestArchitectureListsEveryCommandAndPackage holds docs/ARCHITECTURE.md
+// to the tree: no empty code block, every package under internal/ (and
+// policy/) named in backquotes, and the cmd/gatehouse row naming every
+// command and subcommand the binary has, as `group` (sub, sub).
+func TestArchitectureListsEveryCommandAndPackage(t *testing.T) {
+	b, err := os.ReadFile("../../docs/ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	if regexp.MustCompile("(?m)^```[a-z]*\n```$").MatchString(doc) {
+		t.Error("docs/ARCHITECTURE.md has an empty code block")
+	}
+	dirs := map[string]bool{}
+	for _, root := range []string{"../../internal", "../../policy"} {
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") && !strings.Contains(path, "/testdata/") {
+				dirs[strings.TrimPrefix(filepath.Dir(path), "../../")] = true
+			}
+			return err
+		})
+	}
+	if len(dirs) < 30 {
+		t.Fatalf("found %d packages; is the walk broken?", len(dirs))
+	}
+	for dir := range dirs {
+		if !strings.Contains(doc, "`"+dir+"`") && !strings.Contains(doc, "`"+dir+"/`") {
+			t.Errorf("docs/ARCHITECTURE.md does not name the package `%s`", dir)
+		}
+	}
+	list, e, code := run(t, nil, "docs", "--list")
+	if code != 0 {
+		t.Fatalf("docs --list: exit %d: %s", code, e)
+	}
+	var groups []string
+	subs := map[string][]string{}
+	for _, path := range strings.Split(strings.TrimSpace(list), "\n") {
+		switch w := strings.Fields(path); len(w) {
+		case 2:
+			groups = append(groups, w[1])
+		case 3:
+			subs[w[1]] = append(subs[w[1]], w[2])
+		}
+	}
+	var want []string
+	for _, g := range groups {
+		item := "`" + g + "`"
+		if len(subs[g]) > 0 {
+			item += " (" + strings.Join(subs[g], ", ") + ")"
+		}
+		want = append(want, item)
+	}
+	row := regexp.MustCompile("(?m)^\\| `cmd/gatehouse` \\|.*: (.*) \\|$").FindStringSubmatch(doc)
+	if row == nil {
+		t.Fatal("docs/ARCHITECTURE.md has no `cmd/gatehouse` row ending in the command list")
+	}
+	if got := row[1]; got != strings.Join(want, ", ") {
+		t.Errorf("docs/ARCHITECTURE.md's cmd/gatehouse row lists:\n%s\nthe binary has:\n%s", got, strings.Join(want, ", "))
+	}
+}

@@ -1,7 +1,10 @@
-// Package admin serves the admin API on the admin listener: key management
-// today, and users, settings, policies, audit and evidence as they land.
-// Every call needs the bootstrap admin token or a credential holding the
-// admin scope, and every change is an audit event.
+// Package admin serves the admin API on the admin listener: keys, clients,
+// signing keys, policies, users, sessions, tokens, settings, the audit log,
+// evidence, access reviews, incidents, backups and metrics, described by
+// its OpenAPI document (openapi.json). Every call but health and the
+// document needs a credential (the bootstrap admin token, a session, HTTP
+// Basic, a personal access token or a key with the admin scope) whose role
+// may use the area, and every refusal, read and change is an audit event.
 package admin
 
 import (
