@@ -496,3 +496,87 @@ func TestEventTypesAreTheCodes(t *testing.T) {
 		t.Errorf("the scan found only %d event types; is it broken?", len(found))
 	}
 }
+
+// legacyTypes are event types older versions recorded, which code that
+// reads the log still recognises.
+var legacyTypes = map[string]bool{
+	"request": true, // http.request before it had its own name
+}
+
+// TestEventTypesReadAreReal checks the code that reads the log for types
+// (compliance checks, evidence, incident timelines): every literal given
+// to a "types ...string" parameter, and every literal compared with an
+// event's Type, is a type the code records (or a legacy one), so a typo
+// cannot make a check find nothing.
+func TestEventTypesReadAreReal(t *testing.T) {
+	found := emittedTypes(t, "../..")
+	s := &scanner{fset: token.NewFileSet()}
+	variadic := map[string]int{} // function name → index of its types ...string
+	var files []*ast.File
+	filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "/testdata/") {
+			return err
+		}
+		f, err := parser.ParseFile(s.fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
+		for _, d := range f.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok {
+				ps := fn.Type.Params.List
+				if n := len(ps); n > 0 && len(ps[n-1].Names) == 1 && ps[n-1].Names[0].Name == "types" {
+					if el, ok := ps[n-1].Type.(*ast.Ellipsis); ok && isIdent(el.Elt, "string") {
+						variadic[fn.Name.Name] = paramIndex(fn, "types")
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if len(variadic) == 0 {
+		t.Fatal("no function takes types ...string; is the scan broken?")
+	}
+	check := func(e ast.Expr) {
+		if v, ok := stringLit(e); ok && v != "" && found[v] == nil && !legacyTypes[v] {
+			t.Errorf("%s: %q is read as an event type, but no code records it", s.fset.Position(e.Pos()), v)
+		}
+	}
+	n := 0
+	for _, f := range files {
+		ast.Inspect(f, func(node ast.Node) bool {
+			switch node := node.(type) {
+			case *ast.CallExpr:
+				name := ""
+				switch fun := node.Fun.(type) {
+				case *ast.Ident:
+					name = fun.Name
+				case *ast.SelectorExpr:
+					name = fun.Sel.Name
+				}
+				if i, ok := variadic[name]; ok {
+					for _, a := range node.Args[min(i, len(node.Args)):] {
+						n++
+						check(a)
+					}
+				}
+			case *ast.BinaryExpr:
+				if node.Op != token.EQL && node.Op != token.NEQ {
+					break
+				}
+				for _, pair := range [][2]ast.Expr{{node.X, node.Y}, {node.Y, node.X}} {
+					if sel, ok := pair[0].(*ast.SelectorExpr); ok && sel.Sel.Name == "Type" {
+						if _, ok := stringLit(pair[1]); ok {
+							n++
+							check(pair[1])
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	if n < 10 {
+		t.Errorf("only %d type reads found; is the scan broken?", n)
+	}
+}
