@@ -421,3 +421,126 @@ func TestSecretsStatusVault(t *testing.T) {
 		}
 	}
 }
+
+// TestRotationWhileServing: two replicas on one PostgreSQL with the master
+// key; while clients take tokens from each replica and spend them on the
+// other, the signing keys are rotated on A (twice, through secrets rotate)
+// and on B (signing-keys rotate, on keys B may not have seen): no request
+// fails, and both replicas end up publishing the same JWKS and signing
+// with the same key.
+func TestRotationWhileServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers on PostgreSQL")
+	}
+	dsn := pgtest.MustCreateDatabase(t)
+	cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\nratelimit: {default: {requests: 1000000, per: 1m}}\n", dsn) + demoRoute
+	env := []string{"GATEHOUSE_SECRET_MASTER_KEY=" + newMasterKey(), "GATEHOUSE_ADMIN_TOKEN=rotation-admin-token-0123456789"}
+	a := startServerWith(t, serverOpts{config: cfg, env: env})
+	b := startServerWith(t, serverOpts{config: cfg, env: env})
+	out, errOut, code := run(t, a.env(), "clients", "create", "--name", "svc", "--scopes", "demo:read", "--json")
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &c) != nil {
+		t.Fatalf("create client: %d %s", code, errOut)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}}
+	exchange := func(from, to *server) error {
+		res, err := http.PostForm(from.base+"/oauth/token", form)
+		if err != nil {
+			return err
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(res.Body).Decode(&tok)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("token from %s: %d", from.base, res.StatusCode)
+		}
+		req, _ := http.NewRequest("GET", to.base+"/demo/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		res, err = http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("token of %s on %s: %d", from.base, to.base, res.StatusCode)
+		}
+		return nil
+	}
+	stop := make(chan struct{})
+	type result struct {
+		n    int
+		errs []error
+	}
+	done := make(chan result)
+	for _, pair := range [][2]*server{{a, b}, {b, a}} {
+		go func() {
+			var r result
+			for {
+				select {
+				case <-stop:
+					done <- r
+					return
+				default:
+				}
+				r.n++
+				if err := exchange(pair[0], pair[1]); err != nil {
+					r.errs = append(r.errs, err)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, step := range []struct {
+		s    *server
+		args []string
+	}{
+		{a, []string{"secrets", "rotate", "signing-keys"}},
+		{a, []string{"secrets", "rotate", "signing-keys"}},
+		{b, []string{"signing-keys", "rotate"}},
+	} {
+		if out, errOut, code := run(t, step.s.env(), step.args...); code != 0 {
+			t.Fatalf("%v on %s: %d %s %s", step.args, step.s.base, code, out, errOut)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	close(stop)
+	total := 0
+	for range 2 {
+		r := <-done
+		total += r.n
+		for _, err := range r.errs {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d token exchanges across the replicas during three rotations", total)
+	if total < 10 {
+		t.Errorf("only %d exchanges", total)
+	}
+	jwks := func(s *server) string {
+		res, err := http.Get(s.base + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	deadline := time.Now().Add(15 * time.Second) // the sealed store is polled every 10 s
+	for jwks(a) != jwks(b) {
+		if time.Now().After(deadline) {
+			t.Fatalf("JWKS still differ after 15 s:\nA %s\nB %s", jwks(a), jwks(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var keys struct{ Keys []struct{ KID string } }
+	out, _, _ = run(t, a.env(), "signing-keys", "list", "--json")
+	if json.Unmarshal([]byte(out), &keys) != nil || len(keys.Keys) != 4 {
+		t.Errorf("signing keys after three rotations: %s", out)
+	}
+}

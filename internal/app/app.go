@@ -263,11 +263,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		Alg:      cfg.Auth.SigningAlg,
 		Rotation: time.Duration(cfg.Auth.SigningRotation),
 		Keys:     a.secrets.SigningKeys(),
-		Clients:  a.clients,
-		External: cfg.Auth.ExternalIssuers,
-		Auditor:  a.audit,
-		Clock:    opts.Clock,
-		Logger:   log,
+		// Replicas sharing the key set follow each other's rotations.
+		ReloadEvery: a.secrets.reloadEvery(cfg),
+		Clients:     a.clients,
+		External:    cfg.Auth.ExternalIssuers,
+		Auditor:     a.audit,
+		Clock:       opts.Clock,
+		Logger:      log,
 
 		// Dev mode may fetch external keys over plain http beyond loopback.
 		AllowPlainHTTP: cfg.Mode == config.ModeDev,

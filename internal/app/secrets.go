@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
@@ -311,6 +312,23 @@ func decodePepper(v []byte) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("secret %s: must be 32 bytes, raw or in base64 (openssl rand -base64 32)", secrets.Pepper)
+}
+
+// sealedPoll is how often replicas on the sealed store look for a
+// rotation made by another (one indexed query).
+const sealedPoll = 10 * time.Second
+
+// reloadEvery is how often shared generated secrets are checked for a
+// new version: secrets.vault.poll with Vault, sealedPoll with the sealed
+// store, never with files (one process per data dir).
+func (s *Secrets) reloadEvery(cfg *config.Config) time.Duration {
+	switch {
+	case s.Vault != nil:
+		return time.Duration(cfg.Secrets.Vault.Poll)
+	case s.Generated.Name() == "sealed":
+		return sealedPoll
+	}
+	return 0
 }
 
 // SigningKeys is where the JWT signing keys are kept: one Blob, whose

@@ -25,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/secrets"
 )
 
 // Signing algorithms Gatehouse issues (and accepts of its own tokens).
@@ -58,8 +59,12 @@ type TokensConfig struct {
 	Alg      string // AlgEdDSA (default) or AlgES256
 	Rotation time.Duration
 	Keys     SigningKeyStore
-	Clients  *Clients // revoked clients' tokens fail
-	External []ExternalIssuer
+	// ReloadEvery is how often Run checks the key store for a rotation
+	// another replica made (with a store that has a Changed method, a
+	// version check; else a read); 0: never (one replica per store).
+	ReloadEvery time.Duration
+	Clients     *Clients // revoked clients' tokens fail
+	External    []ExternalIssuer
 	// AllowPlainHTTP (dev mode) lets external issuers' keys and discovery
 	// be fetched over plain http:// from hosts other than loopback.
 	AllowPlainHTTP bool
@@ -75,11 +80,14 @@ type Tokens struct {
 	log   *slog.Logger
 	clock gatehouse.Clock
 
-	mu    sync.Mutex                 // serializes rotation
-	state atomic.Pointer[keyState]   // current signing keys, immutable
-	cache *tokenCache                // verified tokens
-	ext   map[string]*externalIssuer // by issuer
-	exts  []*externalIssuer          // in config order
+	mu    sync.Mutex               // serializes rotation and reloads
+	state atomic.Pointer[keyState] // current signing keys, immutable
+	// missReload is when (unix nanoseconds) a token of this issuer with an
+	// unknown kid last made the keys reload without finding a change.
+	missReload atomic.Int64
+	cache      *tokenCache                // verified tokens
+	ext        map[string]*externalIssuer // by issuer
+	exts       []*externalIssuer          // in config order
 }
 
 // signingKey is one signing key pair.
@@ -183,17 +191,114 @@ func (t *Tokens) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
+	var reload <-chan time.Time
+	if t.cfg.ReloadEvery > 0 {
+		r := time.NewTicker(t.cfg.ReloadEvery)
+		defer r.Stop()
+		reload = r.C
+	}
 	for {
 		if _, err := t.RotateIfDue(ctx); err != nil {
 			t.log.Error("scheduled signing key rotation failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				break wait
+			case <-reload:
+				if _, err := t.Reload(ctx); err != nil && ctx.Err() == nil {
+					t.log.Warn("signing keys: check for a rotation elsewhere failed", "err", err)
+				}
+			}
 		}
 	}
 }
+
+// Reload adopts the signing keys as stored when they differ from the ones
+// in use (another replica rotated them): the JWKS, the key that signs and
+// the keys that verify swap at once, and the retired keys stay until
+// their tokens expire, as the rotating replica keeps them. It reports
+// whether anything changed.
+func (t *Tokens) Reload(ctx context.Context) (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reloadLocked(ctx)
+}
+
+func (t *Tokens) reloadLocked(ctx context.Context) (bool, error) {
+	if c, ok := t.cfg.Keys.(interface {
+		Changed(context.Context) (bool, error)
+	}); ok {
+		changed, err := c.Changed(ctx)
+		if err != nil || !changed {
+			return false, err
+		}
+	}
+	data, err := t.cfg.Keys.Load(ctx)
+	if err != nil || data == nil {
+		return false, err
+	}
+	var keys []*signingKey
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return false, fmt.Errorf("decode signing keys: %w", err)
+	}
+	if len(keys) == 0 || sameKeys(t.state.Load().keys, keys) {
+		return false, nil
+	}
+	for _, k := range keys {
+		if err := k.init(); err != nil {
+			return false, err
+		}
+	}
+	old := t.state.Load().active.KID
+	t.publish(keys)
+	t.cache.clear()
+	t.log.InfoContext(ctx, "signing keys reloaded: rotated elsewhere", "active_kid", t.state.Load().active.KID, "was", old, "keys", len(keys))
+	return true, nil
+}
+
+// sameKeys reports whether a and b are the same keys in the same states.
+func sameKeys(a, b []*signingKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].KID != b[i].KID || !a[i].RetiredAt.Equal(b[i].RetiredAt) {
+			return false
+		}
+	}
+	return true
+}
+
+// retryReason marks the one retry of a rotation whose save met another
+// replica's.
+const retryReason = " (after a rotation elsewhere)"
+
+// reloadOnMiss reloads the keys for a token of this issuer whose kid is
+// unknown (signed by a key another replica just made). Reloads that find
+// nothing new are at most one per missReloadEvery, whatever callers
+// send; one that finds a rotation does not count, so the next rotation
+// is followed at once too.
+func (t *Tokens) reloadOnMiss(ctx context.Context, now time.Time) bool {
+	last := t.missReload.Load()
+	if now.UnixNano()-last < int64(missReloadEvery) || !t.missReload.CompareAndSwap(last, now.UnixNano()) {
+		return false
+	}
+	changed, err := t.Reload(ctx)
+	if err != nil {
+		t.log.Warn("signing keys: reload for an unknown kid failed", "err", err)
+	}
+	if changed {
+		t.missReload.Store(0)
+	}
+	return changed
+}
+
+// missReloadEvery bounds the reloads tokens with unknown kids cause.
+const missReloadEvery = 250 * time.Millisecond
 
 func (k *signingKey) init() error {
 	priv, err := x509.ParsePKCS8PrivateKey(k.Private)
@@ -304,7 +409,19 @@ func (t *Tokens) rotateLocked(ctx context.Context, keys []*signingKey, reason st
 	}
 	out = append(t.pruneRetired(out, now), next)
 	if err := t.saveAndPublish(ctx, out); err != nil {
-		return err
+		if !errors.Is(err, secrets.ErrConflict) || strings.HasSuffix(reason, retryReason) {
+			return err
+		}
+		// Another replica changed the keys since this one read them:
+		// serve its keys; a rotation asked for is made on top of them.
+		if _, rerr := t.reloadLocked(ctx); rerr != nil {
+			return err
+		}
+		st := t.state.Load()
+		if reason == "scheduled" && now.Sub(st.active.CreatedAt) < t.cfg.Rotation {
+			return nil
+		}
+		return t.rotateLocked(ctx, st.keys, reason+retryReason)
 	}
 	t.cache.clear()
 	t.log.InfoContext(ctx, "signing key rotated", "reason", reason, "new_kid", next.KID, "retired_kid", old)
@@ -466,6 +583,11 @@ func (t *Tokens) Authenticate(ctx context.Context, raw string) (*gatehouse.Princ
 	var unverified jwt.Claims
 	if err := decodeJOSE(tok.payload, &unverified); err != nil {
 		return nil, errBadToken
+	}
+	if unverified.Issuer == t.cfg.Issuer && t.reloadOnMiss(ctx, now) {
+		if k := t.state.Load().byKID[tok.kid]; k != nil && tok.alg == k.Alg {
+			return t.verifyOwn(&tok, k, key, now)
+		}
 	}
 	if x := t.ext[unverified.Issuer]; x != nil {
 		p, err := x.verify(&tok, unverified, now)

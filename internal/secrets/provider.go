@@ -45,6 +45,14 @@ type Writer interface {
 	Put(ctx context.Context, name string, value []byte, cas int) (Secret, error)
 }
 
+// Versioner is a Provider that tells the current version of a secret
+// without reading its value (Vault's KV metadata, the sealed table's
+// newest row): 0 when there is none. Pollers use it to notice a
+// rotation made elsewhere.
+type Versioner interface {
+	CurrentVersion(ctx context.Context, name string) (int, error)
+}
+
 // Errors callers branch on.
 var (
 	ErrNotFound    = errors.New("secret not found")
@@ -180,6 +188,22 @@ func (b *Blob) Save(ctx context.Context, data []byte) error {
 	}
 	b.set(s.Version, s.Where)
 	return nil
+}
+
+// Changed reports whether the stored secret may differ from the version
+// last loaded or saved: asked of the Writer when it is a Versioner,
+// otherwise always true (a reload reads the value).
+func (b *Blob) Changed(ctx context.Context) (bool, error) {
+	v, ok := b.W.(Versioner)
+	if !ok {
+		return true, nil
+	}
+	cur, err := v.CurrentVersion(ctx, b.Name)
+	if err != nil {
+		return false, err
+	}
+	version, _ := b.Stored()
+	return cur != version, nil
 }
 
 // Stored is the version last loaded or saved and where it lives (0 and

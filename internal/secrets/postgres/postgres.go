@@ -26,7 +26,10 @@ type Store struct {
 	key  *secrets.MasterKey
 }
 
-var _ secrets.Writer = (*Store)(nil)
+var (
+	_ secrets.Writer    = (*Store)(nil)
+	_ secrets.Versioner = (*Store)(nil)
+)
 
 const schema = `CREATE TABLE IF NOT EXISTS gatehouse_secrets (
 	name        text        NOT NULL,
@@ -121,4 +124,17 @@ func (s *Store) Put(ctx context.Context, name string, value []byte, cas int) (se
 		return secrets.Secret{}, fmt.Errorf("write sealed secret %s: %w", name, err)
 	}
 	return secrets.Secret{Value: value, Version: version, Created: created.UTC(), Where: "sealed in PostgreSQL (master key " + sealed.KeyID + ")"}, nil
+}
+
+// CurrentVersion implements secrets.Versioner: the newest version of
+// name, 0 when there is none, without opening it.
+func (s *Store) CurrentVersion(ctx context.Context, name string) (int, error) {
+	if err := secrets.CheckName(name); err != nil {
+		return 0, err
+	}
+	var v int
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM gatehouse_secrets WHERE name = $1`, name).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read the version of sealed secret %s: %w", name, err)
+	}
+	return v, nil
 }

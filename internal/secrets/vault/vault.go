@@ -76,7 +76,10 @@ type Provider struct {
 	relogged chan struct{}
 }
 
-var _ secrets.Writer = (*Provider)(nil)
+var (
+	_ secrets.Writer    = (*Provider)(nil)
+	_ secrets.Versioner = (*Provider)(nil)
+)
 
 // ErrDenied is returned when Vault refuses a request (403) even after a
 // new login: the token's policy does not allow it.
