@@ -39,7 +39,9 @@ policy did not compile).
 | ` + "`GATEHOUSE_ADDR`" + ` | commands that talk to the admin API: its base URL (default ` + "`http://127.0.0.1:8081`" + `) |
 | ` + "`GATEHOUSE_TOKEN`" + ` | the same: the credential (default: the token ` + "`gatehouse login`" + ` stored) |
 | ` + "`GATEHOUSE_CACERT`, `GATEHOUSE_TLS_SERVER_NAME`" + ` | the same: a private CA and the name to check (as ` + "`--ca-cert`, `--tls-server-name`" + `) |
+| ` + "`GATEHOUSE_CONFIG_DIR`" + ` | ` + "`login`" + `, ` + "`logout`" + ` and the commands after them: where the stored token lives (default: the user config dir, e.g. ` + "`~/.config/gatehouse/credentials.json`" + `) |
 | ` + "`GATEHOUSE_CONFIG`" + ` | ` + "`serve`, `config check`" + ` and the offline commands: the config file |
+| ` + "`GATEHOUSE_SECRET_<NAME>`, `GATEHOUSE_SECRET_MASTER_KEY`" + ` | ` + "`serve`" + ` and the offline commands: the server's secrets with ` + "`secrets.provider: env`" + ` (e.g. ` + "`GATEHOUSE_SECRET_PEPPER`" + `), and the key that seals generated secrets in PostgreSQL |
 | ` + "`GATEHOUSE_DATA_DIR`, `GATEHOUSE_LISTEN`, `GATEHOUSE_ADMIN_LISTEN`" + ` | override the config file |
 | ` + "`GATEHOUSE_ADMIN_TOKEN`" + ` | ` + "`serve`" + `: the bootstrap admin token on first start |
 

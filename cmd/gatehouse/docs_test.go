@@ -255,3 +255,46 @@ func TestArchitectureListsEveryCommandAndPackage(t *testing.T) {
 		t.Errorf("docs/ARCHITECTURE.md's cmd/gatehouse row lists:\n%s\nthe binary has:\n%s", got, strings.Join(want, ", "))
 	}
 }
+
+// TestCLIDocsListEveryEnvironmentVariable: every GATEHOUSE_* variable
+// the code reads (tests and their GATEHOUSE_TEST_* left out) is in
+// docs/cli.md's Environment table; a prefix (GATEHOUSE_SECRET_) as
+// GATEHOUSE_SECRET_<NAME>.
+func TestCLIDocsListEveryEnvironmentVariable(t *testing.T) {
+	b, err := os.ReadFile(cliDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, ok := strings.Cut(strings.SplitN(string(b), "## Environment\n", 2)[1], "\n## ")
+	if !ok {
+		t.Fatal("docs/cli.md has no Environment section")
+	}
+	lit := regexp.MustCompile(`"(GATEHOUSE_[A-Z_]*)"`)
+	vars := map[string]string{}
+	for _, root := range []string{"..", "../../internal"} {
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			for _, m := range lit.FindAllStringSubmatch(string(src), -1) {
+				if !strings.HasPrefix(m[1], "GATEHOUSE_TEST_") {
+					vars[m[1]] = path
+				}
+			}
+			return err
+		})
+	}
+	if len(vars) < 10 {
+		t.Fatalf("found %d variables; is the scan broken?", len(vars))
+	}
+	for v, where := range vars {
+		name := "`" + v + "`"
+		if strings.HasSuffix(v, "_") {
+			name = "`" + v + "<NAME>`"
+		}
+		if !strings.Contains(env, name) {
+			t.Errorf("%s (read in %s) is not in docs/cli.md's Environment table", v, where)
+		}
+	}
+}
