@@ -7,6 +7,8 @@
 #   DATE     default: the commit's time (reproducible), else
 #            SOURCE_DATE_EPOCH, else now; RFC 3339, UTC
 #   OUT      default: ./gatehouse
+#   SBOM     default: OUT.cdx.json, the binary's CycloneDX SBOM
+#            (cyclonedx-gomod app -licenses); "none" skips it
 # Extra arguments go to `go build` (e.g. -race).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,11 @@ DATE=${DATE:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 CGO_ENABLED=${CGO_ENABLED:-0} go build -trimpath -buildvcs=false \
   -ldflags "-s -w -X main.version=${VERSION:-dev} -X main.commit=${COMMIT:-unknown} -X main.date=$DATE" \
   -o "${OUT:-gatehouse}" "$@" ./cmd/gatehouse
+
+SBOM=${SBOM:-${OUT:-gatehouse}.cdx.json}
+if [ "$SBOM" != none ]; then
+  CGO_ENABLED=0 go run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0 \
+    app -json -licenses -std -main cmd/gatehouse -output "$SBOM" . 2>/dev/null ||
+    { echo "build.sh: cyclonedx-gomod could not write $SBOM (SBOM=none skips it)" >&2; exit 1; }
+  echo "built ${OUT:-gatehouse} and its SBOM $SBOM (scripts/scan.sh --binary ${OUT:-gatehouse} scans it)"
+fi

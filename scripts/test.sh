@@ -22,6 +22,9 @@ fi
 step "go vet"
 go vet ./...
 
+step "supply chain (SBOM, notices, govulncheck, staticcheck, gosec)"
+scripts/scan.sh
+
 step "gatehouse policy test policy/"
 go run ./cmd/gatehouse policy test policy/
 

@@ -78,7 +78,7 @@ func newDocsCmd() *cobra.Command {
 				_, err = buf.WriteTo(cmd.OutOrStdout())
 				return err
 			}
-			if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+			if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil { // #nosec G306 -- docs/cli.md is a public document
 				return fmt.Errorf("write the command reference: %w", err)
 			}
 			return nil

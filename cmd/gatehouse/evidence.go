@@ -86,7 +86,7 @@ is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
 			_, err = cmd.OutOrStdout().Write(buf.Bytes())
 			return err
 		}
-		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil { // #nosec G306 -- a report is made to be shared; it holds no secret
 			return &localError{codeError, fmt.Errorf("write %s: %w", out, err)}
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "Report %s written to %s: %d pass, %d fail, %d manual, %d not applicable\n", r.ID, out,

@@ -54,6 +54,10 @@ type Options struct {
 	// Pprof mounts net/http/pprof on the admin listener (admin role only);
 	// serve --pprof.
 	Pprof bool
+	// Executable is the serving binary, whose dependency scan
+	// (EXECUTABLE.scan.json, scripts/scan.sh --binary) the evidence
+	// report cites; "": os.Executable().
+	Executable string
 }
 
 // App is one running Gatehouse process.
@@ -375,6 +379,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	pst := a.policy.Status()
 	a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes),
 		"policy_source": pst.Source, "policy_revision": pst.Revision, "policy_sha256": pst.SHA256, "policy_tests": pst.Tests})
+	a.recordBuildScan(ctx, opts.Executable)
 	if cfg.Mode == config.ModeDev {
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
 	}
@@ -874,7 +879,7 @@ func redirectHandler(httpsAddr string) http.Handler {
 			host = net.JoinHostPort(host, port)
 		}
 		httpjson.SetSecurityHeaders(w.Header())
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect) // #nosec G710 -- HTTP to HTTPS on the host the client asked for, as every TLS redirect does; path and query kept
 	})
 }
 

@@ -275,7 +275,6 @@ func TestOpenAPIContract(t *testing.T) {
 
 	// Keys.
 	call(201, "POST", "/v1/keys", map[string]any{"name": "svc", "scopes": []string{"read:signals"}, "expires_in": "30d"}, &id)
-	key := id.Key
 	call(200, "GET", "/v1/keys", nil, nil)
 	call(200, "GET", "/v1/keys/"+id.ID, nil, nil)
 	call(404, "GET", "/v1/keys/key_nope", nil, nil)
@@ -285,7 +284,7 @@ func TestOpenAPIContract(t *testing.T) {
 	call(409, "POST", "/v1/keys/"+id.ID+"/rotate", nil, nil)
 	call(200, "POST", "/v1/keys/"+rotated.ID+"/revoke", map[string]any{}, nil)
 	call(201, "POST", "/v1/keys", map[string]any{"name": "caller", "scopes": []string{"read:signals"}}, &id)
-	key = id.Key
+	key := id.Key
 
 	// Clients, and the token endpoint.
 	call(201, "POST", "/v1/clients", map[string]any{"name": "svc", "scopes": []string{"read:signals"}}, &id)

@@ -291,7 +291,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	} else {
 		close(l.syncerDone)
 	}
-	go l.writer()
+	go l.writer() // #nosec G118 -- the log's writer lives as long as the log, not a request
 	if msg := l.w.recoveredMsg; msg != "" {
 		_, err := l.Append(ctx, gatehouse.Event{
 			Type:    "audit.recovered",

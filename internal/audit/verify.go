@@ -126,7 +126,6 @@ type target struct {
 	seq  int // checkpoint position, -2 for the external one
 	size uint64
 	root []byte
-	prev uint64 // size of the previous checked checkpoint, for messages
 }
 
 // ReadVerifierKey returns the note verifier key stored in dir.

@@ -247,6 +247,6 @@ func backoff(minDelay, maxDelay time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, maxDelay)
-	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) - d/10
+	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) - d/10 // #nosec G404 -- poll jitter, not a secret
 	return max(d+jitter, time.Millisecond)
 }

@@ -73,7 +73,7 @@ func runPG(ctx context.Context, bin, dsn string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--dbname=" + conninfo}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--dbname=" + conninfo}, args...)...) // #nosec G204 -- pg_dump/pg_restore from the operator's config, arguments built here, no shell
 	cmd.Env = os.Environ()
 	if password != "" {
 		cmd.Env = append(cmd.Env, "PGPASSWORD="+password)

@@ -763,8 +763,37 @@ func checkBackupRetention(s *State) Finding {
 }
 
 func checkDependencyScan(s *State) Finding {
-	return Finding{Status: StatusManual, Reason: "Gatehouse does not scan its own dependencies",
-		Provide:     "the newest dependency scan of the deployed build (e.g. govulncheck ./... or a container image scan), its date (within 7 days) and that it lists no critical CVE",
-		Remediation: "Run govulncheck in CI on every build and keep its report with the release.",
-		Observed:    map[string]any{"scan_every": days(s.Thresholds.ScanEvery)}}
+	every := s.Thresholds.ScanEvery
+	f := Finding{Remediation: "Build with scripts/build.sh and scan the build with scripts/scan.sh --binary BINARY (govulncheck, offline database); deploy BINARY.scan.json beside the binary and restart.",
+		Observed: map[string]any{"scan_every": days(every)}}
+	e, ok := latest(s, nil, "build.scan")
+	if !ok {
+		f.Status, f.Reason = StatusManual, "no dependency scan of the serving binary is on record (no BINARY.scan.json beside it at start)"
+		f.Provide = "the newest dependency scan of the deployed build (scripts/scan.sh --binary, or a container image scan), its date (within " + days(every) + ") and that it lists no reachable vulnerability"
+		return f
+	}
+	f.cite(e)
+	for _, k := range []string{"scanned_at", "scanner", "go_version", "database", "database_modified", "sbom_sha256", "binary_sha256"} {
+		f.Observed[k] = detailString(e, k)
+	}
+	matches, _ := detailBool(e, "binary_matches")
+	reachable, _ := detailNumber(e, "reachable_count")
+	blocking, _ := detailNumber(e, "blocking_count")
+	f.Observed["binary_matches"] = matches
+	f.Observed["reachable"] = reachable
+	f.Observed["blocking"] = blocking
+	scanned, err := time.Parse(time.RFC3339, detailString(e, "scanned_at"))
+	switch {
+	case err != nil:
+		f.Status, f.Reason = StatusFail, "the recorded scan has no valid date"
+	case !matches:
+		f.Status, f.Reason = StatusFail, "the scan on record is of another build than the binary serving (SHA-256 differs)"
+	case s.Now.Sub(scanned) > every:
+		f.Status, f.Reason = StatusFail, fmt.Sprintf("the serving binary was last scanned %s ago, over %s", days(s.Now.Sub(scanned)), days(every))
+	case reachable > 0:
+		f.Status, f.Reason = StatusFail, fmt.Sprintf("the scan found %.0f vulnerabilities reachable from Gatehouse's code (%.0f in modules, the rest in the Go standard library: build with the Go release that fixes them)", reachable, blocking)
+	default:
+		f.Status, f.Reason = StatusPass, fmt.Sprintf("the serving binary was scanned %s by %s against %s; no reachable vulnerability", scanned.Format(time.DateOnly), detailString(e, "scanner"), detailString(e, "database"))
+	}
+	return f
 }

@@ -409,3 +409,54 @@ func TestBusinessDays(t *testing.T) {
 		t.Fatalf("5 business days after Friday 4 Dec: %s", got)
 	}
 }
+
+// TestDependencyScanCheck: CC7.1's scan check decides on the build.scan
+// event serve records from the summary beside its binary.
+func TestDependencyScanCheck(t *testing.T) {
+	good := map[string]any{"scanned_at": now.Add(-2 * day).Format(time.RFC3339), "scanner": "govulncheck v1.9.0",
+		"database": "golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018", "go_version": "go1.27.3",
+		"sbom_sha256": "ab12", "binary_sha256": "cd34", "binary_matches": true, "reachable_count": 0, "blocking_count": 0}
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for k, v := range good {
+			m[k] = v
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name    string
+		details map[string]any // nil: no scan on record
+		want    compliance.Status
+		reason  string
+	}{
+		{"no scan", nil, compliance.StatusManual, "no dependency scan"},
+		{"clean and recent", good, compliance.StatusPass, "no reachable vulnerability"},
+		{"other build", with("binary_matches", false), compliance.StatusFail, "another build"},
+		{"old", with("scanned_at", now.Add(-8*day).Format(time.RFC3339)), compliance.StatusFail, "8 days ago"},
+		{"reachable stdlib", with("reachable_count", 2), compliance.StatusFail, "2 vulnerabilities reachable"},
+		{"no date", with("scanned_at", "yesterday"), compliance.StatusFail, "no valid date"},
+	}
+	l := MustOpenLog(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := goodState(t, l)
+			var e audit.Entry
+			if tc.details != nil {
+				e = record(t, l, gatehouse.Event{Time: now.Add(-time.Hour), Type: "build.scan", Actor: gatehouse.Actor{Kind: "system", ID: "t"},
+					Outcome: "success", Details: tc.details})
+				s.Events = append(s.Events, e)
+			}
+			f := compliance.Evaluate(s)["dependencies.scan"]
+			if f.Status != tc.want || !strings.Contains(f.Reason, tc.reason) {
+				t.Fatalf("%s (%s), want %s containing %q", f.Status, f.Reason, tc.want, tc.reason)
+			}
+			if f.Remediation == "" {
+				t.Error("no remediation")
+			}
+			if tc.details != nil && f.Observed["database"] != good["database"] {
+				t.Errorf("observed = %v: the database version is not evidence", f.Observed)
+			}
+		})
+	}
+}

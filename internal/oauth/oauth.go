@@ -24,7 +24,7 @@ import (
 
 // Paths served.
 const (
-	TokenPath     = "/oauth/token"
+	TokenPath     = "/oauth/token" // #nosec G101 -- an endpoint path, not a credential
 	JWKSPath      = "/.well-known/jwks.json"
 	DiscoveryPath = "/.well-known/openid-configuration"
 )

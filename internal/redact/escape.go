@@ -29,9 +29,6 @@ import (
 // maxEscRun is the longest backslash run that starts an escape token.
 const maxEscRun = 2
 
-// maxEscLen is the longest escape token: "\\u0061".
-const maxEscLen = maxEscRun + 5
-
 // maxView bounds, in original bytes, what a matcher sees past a candidate
 // in an escaped view, so that a decoded candidate is decided within the
 // stream's hold-back bound however many escapes spell it. Without escapes

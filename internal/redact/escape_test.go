@@ -283,11 +283,9 @@ func TestEscapedStreamEqualsOneShot(t *testing.T) {
 		`\u002d\u002d`, `-----`, "eyJ", `e\u0079J`, "4111 ", `\u0034111`, "AKIA", " ", "\n", `"`, ":", "x"}
 	rng := rand.New(rand.NewPCG(5, 6))
 	var sb strings.Builder
-	var planted []string
 	for sb.Len() < 128<<10 {
 		if rng.IntN(3) == 0 {
 			s := secrets[rng.IntN(len(secrets))]
-			planted = append(planted, s)
 			sb.WriteString("\n" + s + "\n")
 		} else {
 			sb.WriteString(fillers[rng.IntN(len(fillers))])

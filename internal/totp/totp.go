@@ -29,7 +29,7 @@ package totp
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
+	"crypto/sha1" // #nosec G505 -- RFC 6238 TOTP is HMAC-SHA-1 as authenticator apps implement it
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/binary"

@@ -85,7 +85,7 @@ func (s *RedisServer) Start() {
 	if s.cmd != nil {
 		s.tb.Fatal("redis-server already running")
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", // #nosec G204 -- the test's own redis-server
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start redis-server: %v", err)

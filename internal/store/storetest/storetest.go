@@ -260,7 +260,7 @@ func newClient(id string, created int) *store.Client {
 }
 
 func newUser(name string) *store.User {
-	return &store.User{
+	return &store.User{ // #nosec G101 -- a test fixture, not a credential
 		Username:          name,
 		Role:              "admin",
 		Scopes:            []string{"orders:read"},
