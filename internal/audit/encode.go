@@ -164,8 +164,11 @@ func appendString(dst []byte, s string) []byte {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
+			// Each invalid byte becomes U+FFFD, written as UTF-8 as
+			// encoding/json writes it since Go 1.27 (it wrote the
+			// escape \ufffd before).
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+			dst = append(dst, "\ufffd"...)
 			i += size
 			start = i
 			continue

@@ -74,6 +74,7 @@ func EventTypes() []EventType {
 		{"backup.restored", "At the first start after an offline restore (gatehouse backup restore): which backup."},
 		{"backup.verify", "A restore test of a backup: ok, duration (RTO) and RPO, entries lost."},
 		{"breaker.state_changed", "An upstream's circuit breaker changed state (closed, open, half-open)."},
+		{"build.scan", "At start: the dependency scan beside the binary (BINARY.scan.json from scripts/scan.sh --binary): scanner, database version, SBOM and binary SHA-256, whether it is of this binary, reachable vulnerabilities."},
 		{"compliance.evaluated", "An evidence evaluation: every check's status and the SHA-256 of what it observed."},
 		{"compliance.report", "A signed evidence report issued: its SHA-256 and the evaluation it rests on."},
 		{"config.loaded", "At start: the config's source and SHA-256, mode, routes and the policy serving."},

@@ -135,7 +135,8 @@ func appendJSONFloat(b []byte, f float64) []byte {
 
 // appendJSONString appends s as a JSON string the way slog's JSON handler
 // escapes it: '"', '\\' and control characters escaped (\n, \r and \t by
-// name), invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped, HTML
+// name), each invalid UTF-8 byte as U+FFFD (as slog writes it since Go
+// 1.27; an escaped \ufffd before), U+2028 and U+2029 escaped, HTML
 // characters left alone.
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
@@ -168,7 +169,7 @@ func appendJSONString(b []byte, s string) []byte {
 		case c < 0x20:
 			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
 		case size == 1: // invalid UTF-8
-			b = append(b, `\ufffd`...)
+			b = append(b, "\ufffd"...)
 		default: // U+2028 or U+2029
 			b = append(b, `\u202`...)
 			b = append(b, hex[r&0xF])

@@ -35,7 +35,7 @@ func TestAccessLogAllocs(t *testing.T) {
 		budget float64
 	}{
 		{"written directly", w, 0},
-		{"through slog", nil, 2},
+		{"through slog", nil, 3}, // 2 under go1.26.8; go1.27.3's slog takes one more
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g, err := New(Config{Authenticator: nopAuthn{}, Authorizer: nopAuthz{}, Logger: slog.New(slog.NewJSONHandler(w, nil)), AccessLogWriter: tt.direct})

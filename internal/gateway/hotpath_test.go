@@ -186,10 +186,11 @@ func BenchmarkProxyPath(b *testing.B) {
 // and trace ids, the credential cache lookup, the rate-limit key and
 // headers, the decision, the audit event and the outbound header map.
 // allocBudgetRefused is what a request refused at authentication may take
-// in all.
+// in all: 28 under go1.26.8, 30 with the same code under go1.27.3 (the
+// bare proxy too takes one more there: 56, not 55).
 const (
 	allocBudgetOverBare = 30
-	allocBudgetRefused  = 28
+	allocBudgetRefused  = 30
 )
 
 func TestRequestPathAllocations(t *testing.T) {
