@@ -14,6 +14,10 @@ import (
 func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	q := r.URL.Query()
 	f := audit.Filter{Type: q.Get("type"), Actor: q.Get("actor")}
+	// A misspelt type would match nothing and look like an empty log.
+	if err := audit.CheckTypeFilter(f.Type); err != nil {
+		return gatehouse.Errorf(gatehouse.EINVALID, "type: %v", err)
+	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v := q.Get(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)

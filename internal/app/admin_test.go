@@ -38,6 +38,8 @@ func TestAdminAPIValidation(t *testing.T) {
 		{"array on a change without parameters", "POST", "/v1/keys/key_nope/revoke", `[]`, []string{auth}, 400, "request body: must be an object, not array"},
 		{"wrong method", "DELETE", "/v1/keys", "", []string{auth}, 405, "use "},
 		{"no endpoint", "GET", "/v1/nothing", "", []string{auth}, 404, "no admin endpoint"},
+		{"unknown audit event type", "GET", "/v1/audit?type=auth.failure", "", []string{auth}, 400, `type: unknown event type "auth.failure" (known: admin.access.denied, `},
+		{"audit type prefix matching none", "GET", "/v1/audit?type=nope.*", "", []string{auth}, 400, `type: unknown event type "nope.*"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
