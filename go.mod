@@ -7,6 +7,7 @@ toolchain go1.27.3
 require (
 	filippo.io/age v1.3.2
 	github.com/agnivade/levenshtein v1.2.1
+	github.com/defenseunicorns/go-oscal v0.6.3
 	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/hashicorp/vault/api/auth/approle v0.12.0

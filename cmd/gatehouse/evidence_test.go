@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/defenseunicorns/go-oscal/src/pkg/validation"
 )
 
 // TestEvidenceCommands: a report written by `gatehouse evidence` verifies
@@ -58,6 +60,18 @@ func TestEvidenceCommands(t *testing.T) {
 		}
 		if format == "md" {
 			continue
+		}
+		if format == "oscal" {
+			// The report of a running server, as the NIST OSCAL schema
+			// of its version sees it.
+			doc, _ := os.ReadFile(f)
+			v, err := validation.NewValidator(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Validate(); err != nil {
+				t.Fatalf("the OSCAL %s schema refuses the report: %v", v.GetSchemaVersion(), err)
+			}
 		}
 		out, e, code := run(t, nil, "evidence", "verify", f, "--key", key)
 		if code != 0 || !strings.Contains(out, "evidence report OK") {
