@@ -50,11 +50,11 @@ render full -f deploy/checks/values-full.yaml
   -kinds Deployment,Service,HorizontalPodAutoscaler,PodDisruptionBudget,ConfigMap,ServiceAccount,Secret \
   "$out/full.yaml" || fail "full render: see the lines above"
 grep -q 'scheme: HTTPS' "$out/full.yaml" || fail "full render: probes do not use HTTPS with tls.enabled"
-grep -q 'name: seed-server-secrets' "$out/full.yaml" || fail "full render: no init container seeding server secrets"
+grep -q 'name: GATEHOUSE_SECRET_MASTER_KEY' "$out/full.yaml" || fail "full render: the replicas are not given the master key"
 
 step "helm template: gatehouse.yaml rendered by the Vault Agent (deploy/checks/values-vault-config.yaml)"
 render vault-config -f deploy/checks/values-vault-config.yaml
-"$out/checks" manifests -vault -kinds Deployment,Service,ServiceAccount \
+"$out/checks" manifests -vault -secrets vault -kinds Deployment,Service,ServiceAccount \
   "$out/vault-config.yaml" || fail "vault-config render: see the lines above"
 grep -q '/vault/secrets/gatehouse.yaml' "$out/vault-config.yaml" || fail "vault-config render: --config is not /vault/secrets/gatehouse.yaml"
 ! grep -q '^kind: ConfigMap' "$out/vault-config.yaml" || fail "vault-config render: a ConfigMap is rendered though Vault renders the config"
@@ -70,8 +70,11 @@ refused() {
 }
 refused "must exceed preStopSleepSeconds" --set terminationGracePeriodSeconds=20
 refused "tls.enabled needs tls.secretName" --set tls.enabled=true
-refused "serverSecrets.fromSecret needs a Secret" --set serverSecrets.fromSecret=true
-refused "exactly 32 bytes" --set secret.create=true --set secret.serverSecretBase64=c2hvcnQ=
+refused "secrets.source must be sealed or vault" --set secrets.source=file
+refused "secrets.source vault needs config.file.secrets.provider vault" --set secrets.source=vault
+refused "config.file.store.driver must be postgres" --set config.file.store.driver=sqlite
+refused "secrets.source sealed needs the master key" --set secret.create=true
+refused "exactly 32 bytes" --set secret.create=true --set secret.masterKey=c2hvcnQ=
 refused "at least 16 characters" --set secret.create=true --set secret.adminToken=short
 
 step "compose (deploy/compose)"

@@ -2,7 +2,7 @@
 // rendered by `helm template` from deploy/helm/gatehouse, and the compose
 // stack in deploy/compose. scripts/check-deploy.sh runs it.
 //
-//	go run ./deploy/checks manifests [-kinds K1,K2] [-vault] [-config-in vault] FILE
+//	go run ./deploy/checks manifests [-kinds K1,K2] [-vault] [-secrets sealed|vault] FILE
 //	go run ./deploy/checks compose DIR
 //
 // Every problem found is printed on its own line; the exit code is 1 if
@@ -32,7 +32,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: checks manifests [-kinds K,...] [-vault] FILE | checks compose DIR")
+		fmt.Fprintln(os.Stderr, "usage: checks manifests [-kinds K,...] [-vault] [-secrets sealed|vault] FILE | checks compose DIR")
 		os.Exit(2)
 	}
 	var p problems
@@ -113,6 +113,7 @@ func manifests(args []string, p *problems) error {
 	fs := flag.NewFlagSet("manifests", flag.ContinueOnError)
 	kinds := fs.String("kinds", "Deployment,Service,ConfigMap,ServiceAccount", "comma-separated kinds that must be present")
 	vault := fs.Bool("vault", false, "the Deployment must carry the Vault Agent injector annotations")
+	source := fs.String("secrets", "sealed", "where the replicas' shared secrets come from: sealed (GATEHOUSE_SECRET_MASTER_KEY from a Secret) or vault")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func manifests(args []string, p *problems) error {
 		}
 	}
 	for _, d := range byKind["Deployment"] {
-		checkDeployment(d, *vault, p)
+		checkDeployment(d, *vault, *source, p)
 	}
 	checkServices(byKind["Service"], p)
 	for _, d := range byKind["ConfigMap"] {
@@ -201,7 +202,7 @@ func manifests(args []string, p *problems) error {
 	return nil
 }
 
-func checkDeployment(d obj, vault bool, p *problems) {
+func checkDeployment(d obj, vault bool, source string, p *problems) {
 	name := "Deployment/" + str(d, "metadata", "name")
 	pod := get(d, "spec", "template", "spec")
 	var c any
@@ -277,19 +278,31 @@ func checkDeployment(d obj, vault bool, p *problems) {
 	if _, ok := mounts["/tmp"]; !ok {
 		p.add("%s: no writable /tmp (root filesystem is read-only)", name)
 	}
-	// The init container that seeds the shared secrets must also seed the
-	// audit checkpoint key: with the audit log in PostgreSQL a replica
-	// whose key is not the log's refuses to start.
-	for _, ic := range asList(get(pod, "initContainers")) {
-		if str(ic, "name") != "seed-server-secrets" {
-			continue
+	// Replicas share their generated secrets through the master key (or
+	// Vault), never through files copied into the pod: no init container,
+	// and the key comes from a Secret, not optional.
+	if ics := asList(get(pod, "initContainers")); len(ics) > 0 {
+		p.add("%s: %d init containers; the shared secrets need none (secrets.source)", name, len(ics))
+	}
+	var masterKey any
+	for _, e := range asList(get(c, "env")) {
+		if str(e, "name") == "GATEHOUSE_SECRET_MASTER_KEY" {
+			masterKey = e
 		}
-		script := fmt.Sprint(get(ic, "command"))
-		for _, want := range []string{"server.secret", "signing-keys.json", "/seed/audit-log.key", "/seed/audit-log.pub", "audit/log.key", "audit/log.pub"} {
-			if !strings.Contains(script, want) {
-				p.add("%s: init container seed-server-secrets does not handle %s", name, want)
-			}
+	}
+	switch source {
+	case "sealed":
+		if masterKey == nil {
+			p.add("%s: no GATEHOUSE_SECRET_MASTER_KEY: replicas would each generate their own secrets", name)
+		} else if str(masterKey, "valueFrom", "secretKeyRef", "name") == "" || get(masterKey, "valueFrom", "secretKeyRef", "optional") == true || get(masterKey, "value") != nil {
+			p.add("%s: GATEHOUSE_SECRET_MASTER_KEY must come from a Secret, not optional", name)
 		}
+	case "vault":
+		if masterKey != nil {
+			p.add("%s: GATEHOUSE_SECRET_MASTER_KEY set though the secrets are in Vault", name)
+		}
+	default:
+		p.add("-secrets %q: want sealed or vault", source)
 	}
 	ann, _ := get(d, "spec", "template", "metadata", "annotations").(obj)
 	if vault {
@@ -391,13 +404,18 @@ func compose(args []string, p *problems) error {
 			if str(s, "build", "dockerfile") != "deploy/Dockerfile" {
 				p.add("compose: %s is not built from deploy/Dockerfile", n)
 			}
+			// The shared secrets come from the master key every replica
+			// is given, never from files copied into its volume.
+			if mk := str(s, "environment", "GATEHOUSE_SECRET_MASTER_KEY"); !strings.Contains(mk, "${GATEHOUSE_SECRET_MASTER_KEY") {
+				p.add("compose: %s does not take GATEHOUSE_SECRET_MASTER_KEY from the environment (%q)", n, mk)
+			}
 		}
 	}
 	sort.Strings(replicas)
 	if len(replicas) != 3 {
 		p.add("compose: %d gatehouse replicas (%v), want 3", len(replicas), replicas)
 	}
-	for _, n := range []string{"postgres", "redis", "lb", "seed"} {
+	for _, n := range []string{"postgres", "redis", "lb"} {
 		if services[n] == nil {
 			p.add("compose: no %s service", n)
 		}
@@ -427,6 +445,9 @@ func compose(args []string, p *problems) error {
 		p.add("compose: %v", err)
 	} else {
 		checkGatehouseConfig("compose", cfg, p)
+	}
+	if services["seed"] != nil {
+		p.add("compose: a seed service: replicas share secrets through the master key, not copied files")
 	}
 	fmt.Printf("%s: compose.yaml parses; gatehouse replicas %v; services %d\n", dir, replicas, len(services))
 	return nil

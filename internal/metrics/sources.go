@@ -62,7 +62,7 @@ func newSources(clock gatehouse.Clock, timeout time.Duration) *sources {
 		readyDesc:    d("ready", "1 when the instance is ready (what /health/ready answers: not draining, every critical check passing), 0 otherwise."),
 		rlUp:         d("ratelimit_backend_up", "1 when the rate-limit backend (memory, or Redis) answers, 0 while limits fall back or fail."),
 		storeUpDesc:  d("store_up", "1 when the store (SQLite or PostgreSQL) answers a ping, 0 otherwise."),
-		secretAge:    d("secret_age_seconds", "Age of the oldest secret in use of each class (signing_key, api_key, client_secret).", "class"),
+		secretAge:    d("secret_age_seconds", "Age of each secret in use, as gatehouse secrets status lists it (signing_key, api_key, client_secret: the oldest in use; pepper, audit_key, backup_identity, vault_token, approle_secret_id).", "class"),
 		certNotAfter: d("cert_not_after_seconds", "Unix time the certificate served on each TLS listener expires.", "listener"),
 		backupAt:     d("backup_last_success_timestamp_seconds", "Unix time of the newest backup made (0: none)."),
 		restoreAt:    d("restore_test_last_success_timestamp_seconds", "Unix time of the newest restore test that passed (0: none)."),

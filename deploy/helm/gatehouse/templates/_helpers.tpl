@@ -129,31 +129,25 @@ chart cannot tell. The audit signing key's name must equal it. */}}
 {{- if and .Values.vault.enabled .Values.vault.renderConfig (not .Values.vault.configTemplate) -}}
 {{- fail "vault.renderConfig needs vault.configTemplate (and vault.configSecretPath)" -}}
 {{- end -}}
-{{- if and .Values.serverSecrets.fromSecret (not (include "gatehouse.secretName" .)) -}}
-{{- fail "serverSecrets.fromSecret needs a Secret: set secret.existingSecret or secret.create" -}}
+{{- $source := toString .Values.secrets.source -}}
+{{- if not (has $source (list "sealed" "vault")) -}}
+{{- fail (printf "secrets.source must be sealed or vault, not %q: every replica must read the same generated secrets (docs/secrets.md)" $source) -}}
 {{- end -}}
-{{- if or .Values.secret.auditLogKey .Values.secret.auditLogPub -}}
-{{- if not (and .Values.secret.auditLogKey .Values.secret.auditLogPub) -}}
-{{- fail "secret.auditLogKey and secret.auditLogPub go together: the contents of log.key and log.pub from one audit dir (docs/scaling.md)" -}}
+{{- $known := not (or .Values.config.existingSecret (and .Values.vault.enabled .Values.vault.renderConfig)) -}}
+{{- $f := default dict .Values.config.file -}}
+{{- $provider := toString (dig "secrets" "provider" "file" $f) -}}
+{{- if and $known (eq $source "sealed") (ne (toString (dig "store" "driver" "sqlite" $f)) "postgres") -}}
+{{- fail "secrets.source sealed keeps the generated secrets in PostgreSQL, sealed under the master key: config.file.store.driver must be postgres (or use secrets.source vault)" -}}
 {{- end -}}
-{{- $pub := splitList "+" (trim .Values.secret.auditLogPub) -}}
-{{- if or (lt (len $pub) 3) (not (hasPrefix (printf "PRIVATE+KEY+%s+%s+" (index $pub 0) (index $pub 1)) (trim .Values.secret.auditLogKey))) -}}
-{{- fail "secret.auditLogKey and secret.auditLogPub are not one key pair (log.key starts PRIVATE+KEY+<origin>+<hash>+, log.pub <origin>+<hash>+)" -}}
+{{- if and $known (eq $source "sealed") (eq $provider "vault") -}}
+{{- fail "config.file.secrets.provider is vault: set secrets.source vault (Vault then holds the generated secrets; no master key)" -}}
 {{- end -}}
-{{- $origin := include "gatehouse.auditOrigin" . -}}
-{{- if and $origin (eq (include "gatehouse.auditBackend" .) "postgres") (ne (index $pub 0) $origin) -}}
-{{- fail (printf "secret.auditLogKey is named %q but the audit origin is %q: make the key with audit.origin %s (docs/scaling.md), or set config.file.audit.origin" (index $pub 0) $origin $origin) -}}
+{{- if and $known (eq $source "vault") (ne $provider "vault") -}}
+{{- fail "secrets.source vault needs config.file.secrets.provider vault, with secrets.vault.address and its auth (docs/secrets.md)" -}}
 {{- end -}}
-{{- end -}}
-{{- if and .Values.serverSecrets.fromSecret .Values.secret.create (not .Values.secret.existingSecret) (eq (include "gatehouse.auditBackend" .) "postgres") (not .Values.secret.auditLogKey) -}}
-{{- fail "serverSecrets.fromSecret with the audit log in PostgreSQL needs secret.auditLogKey and secret.auditLogPub: every replica must sign the one log with the same key (docs/scaling.md)" -}}
-{{- end -}}
-{{- if and .Values.serverSecrets.fromSecret (dig "audit" "dir" "" (default dict .Values.config.file)) -}}
-{{- fail "serverSecrets.fromSecret seeds the audit key into /var/lib/gatehouse/data/audit: leave config.file.audit.dir unset" -}}
-{{- end -}}
-{{- with .Values.secret.serverSecretBase64 -}}
+{{- with .Values.secret.masterKey -}}
 {{- if ne (len (b64dec .)) 32 -}}
-{{- fail "secret.serverSecretBase64 must be the base64 of exactly 32 bytes: head -c 32 /dev/urandom | base64" -}}
+{{- fail "secret.masterKey must be the base64 of exactly 32 bytes: openssl rand -base64 32" -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.secret.adminToken (lt (len .Values.secret.adminToken) 16) -}}
@@ -162,6 +156,16 @@ chart cannot tell. The audit signing key's name must equal it. */}}
 {{- if and .Values.podDisruptionBudget.enabled .Values.podDisruptionBudget.minAvailable .Values.podDisruptionBudget.maxUnavailable -}}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
 {{- end -}}
+{{- if and (eq (toString .Values.secrets.source) "sealed") (include "gatehouse.createSecret" .) (not .Values.secrets.masterKey.secretName) (not .Values.secret.masterKey) -}}
+{{- fail "secrets.source sealed needs the master key: set secret.masterKey (openssl rand -base64 32), or secrets.masterKey.secretName to a Secret you manage" -}}
+{{- end -}}
+{{- end }}
+
+{{/* Secret holding the master key (secrets.source sealed): the one named,
+else the chart's Secret, else one of the release's name the operator
+creates (NOTES.txt says how). */}}
+{{- define "gatehouse.masterKeySecret" -}}
+{{- .Values.secrets.masterKey.secretName | default (include "gatehouse.secretName" .) | default (include "gatehouse.fullname" .) -}}
 {{- end }}
 
 {{/* Secret holding gatehouse.yaml, or "" when the ConfigMap holds it. */}}
