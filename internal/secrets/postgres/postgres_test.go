@@ -121,3 +121,29 @@ func TestSealedStore(t *testing.T) {
 		t.Fatalf("row moved to another name: %v", err)
 	}
 }
+
+// TestCurrentVersion: the newest version without opening it (what
+// replicas poll), 0 for none, and it works even under another master key
+// (nothing is decrypted).
+func TestCurrentVersion(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.MustCreateDatabase(t)
+	a := MustOpen(t, dsn, masterKey(t))
+	if v, err := a.CurrentVersion(ctx, "signing-keys"); err != nil || v != 0 {
+		t.Fatalf("none: %d %v", v, err)
+	}
+	for cas := range 3 {
+		if _, err := a.Put(ctx, "signing-keys", []byte{byte(cas)}, cas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := MustOpen(t, dsn, masterKey(t))
+	for _, st := range []*postgres.Store{a, other} {
+		if v, err := st.CurrentVersion(ctx, "signing-keys"); err != nil || v != 3 {
+			t.Errorf("after three versions: %d %v", v, err)
+		}
+	}
+	if _, err := a.CurrentVersion(ctx, "../x"); !errors.Is(err, secrets.ErrInvalidName) {
+		t.Errorf("bad name: %v", err)
+	}
+}

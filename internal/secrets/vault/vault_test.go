@@ -293,3 +293,53 @@ func TestRealVault(t *testing.T) {
 		t.Fatalf("metadata: %d %v", v, err)
 	}
 }
+
+// TestBlobPollsKVMetadata: a Blob on Vault notices another writer's new
+// version from the KV metadata alone (current_version, no value read),
+// and its check-and-set then refuses to write over it until it loads.
+func TestBlobPollsKVMetadata(t *testing.T) {
+	ctx := t.Context()
+	s := MustServer(t, vaulttest.Config{})
+	a := MustOpen(t, vault.Config{Address: s.URL, Auth: "token", Token: s.RootToken("")}, nil)
+	b := MustOpen(t, vault.Config{Address: s.URL, Auth: "token", Token: s.RootToken("")}, nil)
+	ba, bb := &secrets.Blob{W: a, Name: "signing-keys"}, &secrets.Blob{W: b, Name: "signing-keys"}
+	if err := ba.Save(ctx, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := bb.Load(ctx); err != nil || string(v) != "one" {
+		t.Fatalf("load: %q %v", v, err)
+	}
+	metadataReads := func() (data, meta int) {
+		for _, r := range s.Requests() {
+			switch r.Path {
+			case "secret/data/gatehouse/signing-keys":
+				data++
+			case "secret/metadata/gatehouse/signing-keys":
+				meta++
+			}
+		}
+		return
+	}
+	data0, _ := metadataReads()
+	if changed, err := bb.Changed(ctx); err != nil || changed {
+		t.Fatalf("unchanged: %v %v", changed, err)
+	}
+	if err := ba.Save(ctx, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := bb.Changed(ctx); err != nil || !changed {
+		t.Fatalf("after A's write: %v %v", changed, err)
+	}
+	if data, meta := metadataReads(); data != data0+1 || meta < 2 {
+		t.Errorf("polling read %d values (want only A's write, %d) and %d metadata", data, data0+1, meta)
+	}
+	if err := bb.Save(ctx, []byte("b's")); !errors.Is(err, secrets.ErrConflict) {
+		t.Fatalf("B wrote over A's version unseen: %v", err)
+	}
+	if v, _ := bb.Load(ctx); string(v) != "two" {
+		t.Fatalf("B loads %q", v)
+	}
+	if changed, _ := bb.Changed(ctx); changed {
+		t.Error("changed after loading the newest")
+	}
+}
