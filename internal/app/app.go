@@ -41,6 +41,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store/postgres"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
 // Options are the process-level inputs of an App.
@@ -87,6 +88,8 @@ type App struct {
 	records *compliance.Records
 	clock   gatehouse.Clock
 	metrics *metrics.Metrics
+	// tracing exports the request path's spans (nil: tracing off).
+	tracing *tracing.Provider
 	stop    context.CancelFunc // ends background work
 	// backups makes scheduled backups (nil without backup.dir or
 	// backup.url); backupWG is its schedule.
@@ -211,6 +214,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.backups, err = a.openBackups(ctx, cfg, dir, opts); err != nil {
 		return nil, err
 	}
+	if a.tracing, err = a.openTracing(ctx, cfg); err != nil {
+		return nil, err
+	}
 	a.auditSecretsLoaded(ctx)
 	a.inv = &authn.Invalidations{}
 	var inv authn.Invalidator = authn.NopInvalidator{}
@@ -331,6 +337,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		MinRate:        int64(cfg.Limits.MinRate),
 
 		AccessLogWriter: a.accessLogWriter(),
+		Tracer:          a.tracer(),
 	})
 	if err != nil {
 		return nil, err
@@ -921,6 +928,14 @@ func (a *App) close() error {
 	}
 	if c, ok := a.auditStream.(io.Closer); ok && a.auditStream != io.Writer(os.Stdout) && a.auditStream != io.Writer(os.Stderr) {
 		c.Close()
+	}
+	if a.tracing != nil {
+		// The spans of the last requests, after the servers drained.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.tracing.Shutdown(ctx); err != nil {
+			a.log.Warn("flush traces", "err", err)
+		}
+		cancel()
 	}
 	if a.echo != nil {
 		a.echo.Close()

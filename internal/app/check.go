@@ -37,6 +37,7 @@ func Check(ctx context.Context, cfg *config.Config) config.Problems {
 	for i, r := range cfg.Routes {
 		c.route(fmt.Sprintf("routes[%d]", i), r)
 	}
+	c.clientTLS("tracing.tls", cfg.Tracing.TLS)
 	c.dirs()
 	c.backup(ctx)
 	c.metrics()
@@ -171,22 +172,30 @@ func (c *checker) caFile(field, path string) {
 
 // route checks a route's upstream TLS files and JSON Schema.
 func (c *checker) route(at string, r config.RouteConfig) {
-	if u := r.TLS; u != nil {
-		if u.CAFile != "" {
-			c.caFile(at+".tls.ca_file", u.CAFile)
-		}
-		if u.CertFile != "" && u.KeyFile != "" {
-			cert, key := c.readable(at+".tls.cert_file", u.CertFile), c.readable(at+".tls.key_file", u.KeyFile)
-			if cert && key {
-				if _, err := certs.NewUpstreamConfig(certs.UpstreamConfig{CertFile: u.CertFile, KeyFile: u.KeyFile}); err != nil {
-					c.keyPair(at+".tls", err)
-				}
-			}
-		}
-	}
+	c.clientTLS(at+".tls", r.TLS)
 	if r.JSONSchema != "" && c.readable(at+".json_schema", r.JSONSchema) {
 		if err := gateway.CheckSchema(r.JSONSchema); err != nil {
 			c.addErr(at+".json_schema", err)
+		}
+	}
+}
+
+// clientTLS checks the files of client TLS at field at (a route's
+// upstream, the trace collector): the CA parses, the key matches the
+// certificate.
+func (c *checker) clientTLS(at string, u *config.UpstreamTLSConfig) {
+	if u == nil {
+		return
+	}
+	if u.CAFile != "" {
+		c.caFile(at+".ca_file", u.CAFile)
+	}
+	if u.CertFile != "" && u.KeyFile != "" {
+		cert, key := c.readable(at+".cert_file", u.CertFile), c.readable(at+".key_file", u.KeyFile)
+		if cert && key {
+			if _, err := certs.NewUpstreamConfig(certs.UpstreamConfig{CertFile: u.CertFile, KeyFile: u.KeyFile}); err != nil {
+				c.keyPair(at, err)
+			}
 		}
 	}
 }

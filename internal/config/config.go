@@ -87,6 +87,7 @@ type Config struct {
 	Backup         BackupConfig      `yaml:"backup"`
 	Secrets        SecretsConfig     `yaml:"secrets"`
 	Metrics        MetricsConfig     `yaml:"metrics"`
+	Tracing        TracingConfig     `yaml:"tracing"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`
@@ -405,6 +406,7 @@ func (c *Config) applyDefaults() {
 		c.Audit.Origin = "gatehouse/" + host
 	}
 	c.Backup.applyDefaults()
+	c.Tracing.applyDefaults()
 	if c.Auth.Audience == "" {
 		c.Auth.Audience = authn.DefaultAudience
 	}

@@ -31,6 +31,7 @@ func (c *Config) validate() problems {
 	c.validateBackup(&p)
 	c.validateSecrets(&p)
 	c.validateMetrics(&p)
+	c.validateTracing(&p)
 	c.validateRoutes(&p)
 	return p
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
@@ -49,6 +51,12 @@ type exchange struct {
 	headerValues [5]string
 	// input is the policy input of the request's decision (decideFor).
 	input authz.Input
+	// With tracing (tracing.go): the server span, whether it records,
+	// the tracestate passed upstream, the upstream's status.
+	span           trace.Span
+	recording      bool
+	traceState     string
+	upstreamStatus int
 }
 
 type exchangeKey struct{}
@@ -76,6 +84,8 @@ func PrincipalFromContext(ctx context.Context) *gatehouse.Principal {
 // new span for Gatehouse's hop.
 type traceParent struct {
 	header string // "00-<trace>-<span>-<flags>"
+	// continued: the trace is the caller's, not a new one.
+	continued bool
 }
 
 // traceID returns the 32-hex-digit trace id.
@@ -86,7 +96,8 @@ func (t traceParent) traceID() string { return t.header[3:35] }
 func newTraceParent(in string) traceParent {
 	var b [55]byte
 	copy(b[:], "00-")
-	if validTraceParent(in) {
+	continued := validTraceParent(in)
+	if continued {
 		copy(b[3:35], in[3:35])
 		copy(b[52:55], in[52:55])
 	} else {
@@ -100,7 +111,7 @@ func newTraceParent(in string) traceParent {
 	var span [8]byte
 	putUint64(span[:], rand.Uint64()|1) // #nosec G404 -- trace and span ids need uniqueness, not secrecy (W3C Trace Context); math/rand/v2 is ChaCha8, randomly seeded
 	hex.Encode(b[36:52], span[:])
-	return traceParent{header: string(b[:])}
+	return traceParent{header: string(b[:]), continued: continued}
 }
 
 func putUint64(b []byte, v uint64) {
@@ -179,6 +190,9 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) record(status int) error {
 	if w.g.cfg.Auditor == nil || w.noAudit {
 		return nil
+	}
+	if w.ex.recording {
+		return w.recordTraced(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
 	}
 	return w.g.cfg.Auditor.Record(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
 }

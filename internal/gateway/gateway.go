@@ -19,6 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
@@ -27,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redact"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
 // Handler is a step of the request path. Returning an error hands the
@@ -139,6 +143,10 @@ type Config struct {
 	// Metrics is where the request path counts requests, refusals and
 	// durations; nil: nowhere.
 	Metrics *metrics.Metrics
+	// Tracer, when set, traces each request: a server span continuing
+	// the caller's traceparent, with a child for each step (tracing.go,
+	// docs/tracing.md). nil: no tracing, and no cost but a nil check.
+	Tracer trace.Tracer
 }
 
 // Gateway serves the public listener. It is safe for concurrent use.
@@ -154,9 +162,10 @@ type Gateway struct {
 	breakers breakers
 	trusted  trustedProxies
 	fwd      forwardAuth
-	fwdOff   sync.Once // warns once that forward-auth is called but not configured
-	pre      *preAuth  // nil: no pre-authentication limit
-	lines    sync.Pool // *[]byte buffers for access lines
+	fwdOff   sync.Once    // warns once that forward-auth is called but not configured
+	pre      *preAuth     // nil: no pre-authentication limit
+	tracer   trace.Tracer // nil: no tracing
+	lines    sync.Pool    // *[]byte buffers for access lines
 	// m is the metrics (nil: none) and the handles of the requests that
 	// match no configured route, resolved once.
 	m                                        *metrics.Metrics
@@ -177,7 +186,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Redactor == nil {
 		cfg.Redactor = redact.New()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth, cfg.IPv6Prefix)}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.WithGroup("gateway"), clock: cfg.Clock, pre: newPreAuth(cfg.PreAuth, cfg.IPv6Prefix), tracer: cfg.Tracer}
 	g.lines.New = func() any { b := make([]byte, 0, 512); return &b }
 	if m := cfg.Metrics; m != nil {
 		g.m = m
@@ -215,7 +224,7 @@ func New(cfg Config) (*Gateway, error) {
 			t.ResponseHeaderTimeout = rc.Timeout
 			transports[rc.Timeout] = t
 		}
-		r := &route{Route: rc, resource: "route:" + rc.Name, metrics: cfg.Metrics.Route(rc.Name)}
+		r := &route{Route: rc, resource: "route:" + rc.Name, metrics: cfg.Metrics.Route(rc.Name), upstreamHost: target.Host}
 		if rc.JSONSchema != "" {
 			if r.schema, err = compileSchema(rc.JSONSchema); err != nil {
 				return nil, fmt.Errorf("route %s: %w", rc.Name, err)
@@ -228,7 +237,7 @@ func New(cfg Config) (*Gateway, error) {
 			r.limit = ratelimit.NewPolicy("route:"+rc.Name, ratelimit.Limit{Requests: rc.RateLimit.Requests, Per: rc.RateLimit.Per})
 			r.limitPrefix = r.resource + "|"
 		}
-		r.proxy = newProxy(r, target, r.breaker, bufs, g.log, cfg.Redactor)
+		r.proxy = newProxy(r, target, r.breaker, bufs, g.log, cfg.Redactor, g.tracer != nil)
 		routes = append(routes, r)
 	}
 	if g.router, err = newRouter(routes); err != nil {
@@ -239,7 +248,7 @@ func New(cfg Config) (*Gateway, error) {
 	// The request path of DESIGN.md §1 after trace and headers (which
 	// ServeHTTP does itself): limits → route → authn → authz → proxy.
 	// Forward-auth and the decision API reuse the same steps.
-	g.handler = chain(HandlerFunc(proxyStep), g.limits, g.routeStep, g.upgradeStep, g.methodOverride, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.readLimits, g.validateBody)
+	g.handler = chain(HandlerFunc(g.proxyStep), g.limits, g.routeStep, g.upgradeStep, g.methodOverride, g.authenticate, g.rateLimit, g.authorize, g.limitBody, g.readLimits, g.validateBody)
 	g.verify = chain(HandlerFunc(verifyOK), g.forwardedTarget, g.routeStep, g.verifyBody, g.authenticate, g.rateLimit, g.authorize)
 	g.decide = chain(HandlerFunc(g.decisionAPI), g.authenticate, g.rateLimit)
 	return g, nil
@@ -281,7 +290,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{start: start}
 	ex.sourceIP, ex.forwardedFor = g.trusted.resolve(r)
 	ex.requestID = httpjson.RequestID(r)
-	ex.trace = newTraceParent(r.Header.Get("Traceparent"))
+	if g.tracer == nil {
+		ex.trace = newTraceParent(r.Header.Get("Traceparent"))
+	}
 
 	h := w.Header()
 	httpjson.SetSecurityHeaders(h)
@@ -289,6 +300,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["X-Request-Id"] = ex.headerValues[0:1:1]
 
 	ctx := newContextWithExchange(httpjson.NewContextWithRequestID(r.Context(), ex.requestID), ex)
+	if g.tracer != nil {
+		ctx = g.startServerSpan(ctx, r, ex)
+	}
 	r = r.WithContext(ctx)
 	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
 	if r.Body != nil && r.Body != http.NoBody && (g.cfg.ReadTimeout > 0 || g.cfg.MinRate > 0) {
@@ -355,6 +369,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.AccessLog {
 		g.logAccess(ctx, r, ex, rec)
 	}
+	if ex.span != nil {
+		g.endServerSpan(r, ex, rec)
+	}
 }
 
 // observe counts the request and its duration under its route's name
@@ -384,6 +401,10 @@ func (g *Gateway) recovered(rec *recorder, r *http.Request, ex *exchange, v any)
 		if g.cfg.AccessLog {
 			g.logAccess(r.Context(), r, ex, rec)
 		}
+		if ex.span != nil {
+			ex.span.SetStatus(codes.Error, "connection aborted")
+			g.endServerSpan(r, ex, rec)
+		}
 		panic(v)
 	}
 	g.log.ErrorContext(r.Context(), "handler panicked", "request_id", ex.requestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -404,6 +425,10 @@ func (g *Gateway) recovered(rec *recorder, r *http.Request, ex *exchange, v any)
 	}
 	if g.cfg.AccessLog {
 		g.logAccess(r.Context(), r, ex, rec)
+	}
+	if ex.span != nil {
+		ex.span.SetStatus(codes.Error, "handler panicked")
+		g.endServerSpan(r, ex, rec)
 	}
 	if started {
 		panic(http.ErrAbortHandler)
@@ -464,44 +489,65 @@ func (g *Gateway) routeStep(next Handler) Handler {
 func (g *Gateway) authenticate(next Handler) Handler {
 	return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ex := exchangeFrom(r.Context())
-		cred, err := credential(r)
+		var sp trace.Span
+		if ex.recording {
+			sp = g.startStep(r.Context(), spanAuthn, trace.SpanKindInternal)
+		}
+		err := g.authn(w, r, ex)
+		if sp != nil {
+			kind := string(gatehouse.KindAnonymous)
+			if ex.principal != nil {
+				kind = string(ex.principal.Kind)
+			}
+			endStep(sp, err, tracing.AttrAuthnResult.String(authnResult(ex, err)), tracing.AttrPrincipalKind.String(kind))
+		}
 		if err != nil {
-			g.m.AuthnFailure(metrics.AuthnMalformed)
 			return err
 		}
-		if cred == "" && g.cfg.Certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-			p, err := g.cfg.Certs.AuthenticateCert(r.TLS.VerifiedChains[0][0])
-			if err != nil {
-				ex.eventType = "authn.failure"
-				g.m.AuthnFailure(metrics.AuthnCertificate)
-				return err
-			}
-			ex.principal = p
-			return next.ServeHTTP(w, r)
-		}
-		if cred == "" {
-			if ex.route != nil && ex.route.Public {
-				return next.ServeHTTP(w, r)
-			}
-			ex.eventType = "authn.failure"
-			g.m.AuthnFailure(metrics.AuthnMissing)
-			return errMissingCredential
-		}
-		p, err := g.cfg.Authenticator.Authenticate(r.Context(), cred)
+		return next.ServeHTTP(w, r)
+	})
+}
+
+// authn authenticates the request's credential into ex.principal (nil,
+// and no error, for an anonymous caller of a public route).
+func (g *Gateway) authn(w http.ResponseWriter, r *http.Request, ex *exchange) error {
+	cred, err := credential(r)
+	if err != nil {
+		g.m.AuthnFailure(metrics.AuthnMalformed)
+		return err
+	}
+	if cred == "" && g.cfg.Certs != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		p, err := g.cfg.Certs.AuthenticateCert(r.TLS.VerifiedChains[0][0])
 		if err != nil {
 			ex.eventType = "authn.failure"
-			code := gatehouse.ErrorCode(err)
-			if g.m != nil {
-				g.m.AuthnFailure(authnReason(err, code))
-			}
-			if code == gatehouse.EUNAUTHORIZED {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="`+gatehouse.ErrorMessage(err)+`"`)
-			}
+			g.m.AuthnFailure(metrics.AuthnCertificate)
 			return err
 		}
 		ex.principal = p
-		return next.ServeHTTP(w, r)
-	})
+		return nil
+	}
+	if cred == "" {
+		if ex.route != nil && ex.route.Public {
+			return nil
+		}
+		ex.eventType = "authn.failure"
+		g.m.AuthnFailure(metrics.AuthnMissing)
+		return errMissingCredential
+	}
+	p, err := g.cfg.Authenticator.Authenticate(r.Context(), cred)
+	if err != nil {
+		ex.eventType = "authn.failure"
+		code := gatehouse.ErrorCode(err)
+		if g.m != nil {
+			g.m.AuthnFailure(authnReason(err, code))
+		}
+		if code == gatehouse.EUNAUTHORIZED {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token", error_description="`+gatehouse.ErrorMessage(err)+`"`)
+		}
+		return err
+	}
+	ex.principal = p
+	return nil
 }
 
 // authnReason is the metrics reason of a failed authentication.
@@ -581,6 +627,10 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 		if ex.principal != nil {
 			tier = ex.principal.Tier
 		}
+		var sp trace.Span
+		if ex.recording {
+			sp = g.startStep(r.Context(), spanRateLimit, trace.SpanKindInternal)
+		}
 		policy := g.cfg.RateLimiter.Policy(tier)
 		key := ratelimit.Key(ex.principal, ex.sourceIP, g.cfg.IPv6Prefix)
 		var d ratelimit.Decision
@@ -593,6 +643,9 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 			}
 		} else {
 			d, err = g.cfg.RateLimiter.Allow(r.Context(), key, policy.Limit)
+		}
+		if sp != nil {
+			endRateLimit(sp, policy.Name, d.Allowed, err)
 		}
 		if err != nil {
 			g.log.ErrorContext(r.Context(), "rate limiter failed", "request_id", ex.requestID, "err", err)
@@ -656,7 +709,14 @@ func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource stri
 	if g.m != nil {
 		t0 = time.Now()
 	}
+	var sp trace.Span
+	if ex.recording {
+		sp = g.startStep(r.Context(), spanAuthz, trace.SpanKindInternal)
+	}
 	d, err := g.cfg.Authorizer.Decide(r.Context(), in)
+	if sp != nil {
+		endAuthz(sp, d, err)
+	}
 	ex.decision, ex.decided = d, true
 	if errors.Is(err, authz.ErrNotReady) {
 		return d, gatehouse.Errorf(gatehouse.EUNAVAILABLE, "authorization policy is not loaded yet; see /health/ready")

@@ -84,6 +84,13 @@ func (discard) Write(b []byte) (int, error) { return len(b), nil }
 // storage is measured in internal/audit and internal/logbuf.
 func MustOpenHotPath(tb testing.TB) (*gateway.Gateway, string) {
 	tb.Helper()
+	return MustOpenHotPathWith(tb, nil)
+}
+
+// MustOpenHotPathWith is MustOpenHotPath with adjust applied to the
+// config last.
+func MustOpenHotPathWith(tb testing.TB, adjust func(*gateway.Config)) (*gateway.Gateway, string) {
+	tb.Helper()
 	lim, err := service.New(context.Background(), ratelimit.Config{Default: ratelimit.Limit{Requests: 1 << 30, Per: time.Minute}}, service.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -98,6 +105,9 @@ func MustOpenHotPath(tb testing.TB) (*gateway.Gateway, string) {
 		c.AccessLogWriter = discard{}
 		c.MaxHeaderBytes = 32 << 10
 		c.Metrics = metrics.New(metrics.Options{})
+		if adjust != nil {
+			adjust(c)
+		}
 	})
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/redact"
@@ -64,7 +66,9 @@ func (b *bufferPool) Put(s []byte) {
 const upstreamHeaders = 10
 
 // newProxy returns the reverse proxy of one route.
-func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool, log *slog.Logger, red *redact.Redactor) *httputil.ReverseProxy {
+// traced: the gateway traces requests (the upstream's status is noted for
+// its span, the tracestate passed on is the span's).
+func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool, log *slog.Logger, red *redact.Redactor, traced bool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			ex := exchangeFrom(pr.In.Context())
@@ -88,6 +92,14 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool,
 			v[1], v[2] = ex.requestID, ex.trace.header
 			h["X-Request-Id"] = v[1:2:2]
 			h["Traceparent"] = v[2:3:3]
+			switch {
+			case traced && ex.traceState != "":
+				// The span's: the caller's, cut to tracing.MaxTraceState.
+				h["Tracestate"] = []string{ex.traceState}
+			case traced, !ex.trace.continued:
+				// A tracestate belongs to the traceparent it came with.
+				delete(h, "Tracestate")
+			}
 			if p := ex.principal; p != nil {
 				v[3], v[4] = p.ID, p.ScopesHeader
 				h["X-Gatehouse-Principal"] = v[3:4:4]
@@ -107,6 +119,9 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool,
 		Transport:  t,
 		BufferPool: bufs,
 		ModifyResponse: func(res *http.Response) error {
+			if traced {
+				exchangeFrom(res.Request.Context()).upstreamStatus = res.StatusCode
+			}
 			// Gatehouse's security headers and request id are the only ones.
 			httpjson.DeleteSecurityHeaders(res.Header)
 			delete(res.Header, "X-Request-Id")
@@ -168,7 +183,7 @@ const StatusClientClosedRequest = 499
 
 var errClientClosed = gatehouse.Errorf(gatehouse.EINVALID, "the client closed the connection before the upstream answered")
 
-func proxyStep(w http.ResponseWriter, r *http.Request) error {
+func (g *Gateway) proxyStep(w http.ResponseWriter, r *http.Request) error {
 	ex := exchangeFrom(r.Context())
 	rt := ex.route
 	if r.Body != nil && r.Body != http.NoBody {
@@ -178,6 +193,20 @@ func proxyStep(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.TotalTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
+	}
+	if ex.recording {
+		sp := g.startUpstream(r, ex)
+		ended := false
+		defer func() {
+			if !ended { // the proxy cut the response short (http.ErrAbortHandler)
+				sp.SetStatus(codes.Error, "response cut short")
+				sp.End()
+			}
+		}()
+		rt.proxy.ServeHTTP(w, r)
+		ended = true
+		endUpstream(sp, ex)
+		return nil
 	}
 	rt.proxy.ServeHTTP(w, r)
 	return nil

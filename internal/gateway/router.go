@@ -28,6 +28,8 @@ type route struct {
 	schema      *jsonschema.Schema // request-body schema, or nil
 	breaker     *breakerTransport
 	metrics     *metrics.Route // nil: no metrics
+	// upstreamHost is the upstream's host[:port], for the upstream span.
+	upstreamHost string
 }
 
 // prefixGroup is every route that shares one path prefix. The longest
