@@ -203,6 +203,34 @@ func TestTracingThroughTheGateway(t *testing.T) {
 	if _, ok := refused["gatehouse.audit.append"]; !ok {
 		t.Error("a refused request's audit append has no span")
 	}
+
+	// The decision API runs the same steps, under its own fixed path.
+	decision := strings.Repeat("12", 16)
+	res = h.do("POST", h.base+"/v1/authorize", strings.NewReader(`{"action": "tool.execute", "resource": "tool:web_search"}`),
+		"Authorization: Bearer "+k.Key, "Content-Type: application/json", "Traceparent: 00-"+decision+"-"+callerSpan+"-01")
+	if res.StatusCode != 200 {
+		t.Fatalf("/v1/authorize: status %d", res.StatusCode)
+	}
+	decided := byName(recv.WaitTrace(t, decision, 5, 15*time.Second))
+	srv, ok := decided["POST /v1/authorize"]
+	if !ok || srv.Attributes["http.route"] != "/v1/authorize" {
+		t.Errorf("decision API spans %v", decided)
+	}
+	for _, name := range []string{"gatehouse.authn", "gatehouse.ratelimit", "gatehouse.authz", "gatehouse.audit.append"} {
+		if decided[name].ParentSpanID != srv.SpanID || srv.SpanID == "" {
+			t.Errorf("decision API: %s is not a child of the server span", name)
+		}
+	}
+
+	// Health probes are neither audited nor traced.
+	probe := strings.Repeat("34", 16)
+	if res := h.do("GET", h.base+"/health", nil, "Traceparent: 00-"+probe+"-"+callerSpan+"-01"); res.StatusCode != 200 {
+		t.Fatalf("/health: status %d", res.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // six batch timeouts
+	if s := recv.Trace(probe); len(s) != 0 {
+		t.Errorf("a health probe was traced: %+v", s)
+	}
 }
 
 // TestTracingAbuse: what a caller sends cannot break the trace, force the
