@@ -4,14 +4,22 @@
 # parses into the expected kinds and keeps its promises (probes, non-root,
 # read-only root, drain timing, admin port ClusterIP only, gatehouse.yaml
 # accepted by Gatehouse's own config loader), checks that invalid values are
-# refused, and checks the compose stack. Exits non-zero with the reason.
+# refused, checks the compose stack (its Prometheus and Grafana included),
+# and checks deploy/observability: the alert rules with `promtool check
+# rules` and their unit tests with `promtool test rules` (promtool run as a
+# Go module, pinned), and that the rules and the Grafana dashboard read
+# only metrics and labels Gatehouse exports and link runbook sections that
+# exist. Exits non-zero with the reason.
 #
-# The first run compiles helm (minutes on a 2-core machine; cached after).
+# The first run compiles helm and promtool (minutes each on a 2-core
+# machine, about 10 for promtool; Go caches both after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm@v3.22.0
+PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool@v0.316.0   # Prometheus 3.16.0
+OBS=deploy/observability
 CHART=${CHART:-deploy/helm/gatehouse}   # override to check another copy
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -20,6 +28,7 @@ fail() { echo "check-deploy: FAIL: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 
 helm() { go run "$HELM_MODULE" "$@"; }
+promtool() { go run "$PROMTOOL_MODULE" "$@"; }
 
 # render NAME [helm args...]: helm template into $out/NAME.yaml, or fail
 # with helm's own message.
@@ -77,8 +86,29 @@ refused "secrets.source sealed needs the master key" --set secret.create=true
 refused "exactly 32 bytes" --set secret.create=true --set secret.masterKey=c2hvcnQ=
 refused "at least 16 characters" --set secret.create=true --set secret.adminToken=short
 
-step "compose (deploy/compose)"
+step "compose (deploy/compose: replicas, load balancer, Prometheus, Grafana)"
 "$out/checks" compose deploy/compose || fail "deploy/compose: see the lines above"
+
+step "alert rules and dashboard against the code and the runbook ($OBS)"
+"$out/checks" observability -runbook docs/operations.md "$OBS" ||
+  fail "$OBS: a rule or dashboard names a metric, label or runbook anchor that does not exist, or an alert has no test firing it (lines above)"
+
+step "promtool check rules $OBS/alerts.yml ($PROMTOOL_MODULE)"
+start=$(date +%s)
+promtool check rules "$OBS/alerts.yml" >"$out/promtool-check.txt" 2>&1 ||
+  { cat "$out/promtool-check.txt" >&2; fail "promtool check rules $OBS/alerts.yml: the rules do not parse or lint (above)"; }
+cat "$out/promtool-check.txt"
+echo "promtool check rules passed ($(( $(date +%s) - start )) s, including building promtool when not cached)"
+
+step "promtool check config --syntax-only deploy/compose/prometheus.yml"
+promtool check config --syntax-only deploy/compose/prometheus.yml >"$out/promtool-config.txt" 2>&1 ||
+  { cat "$out/promtool-config.txt" >&2; fail "deploy/compose/prometheus.yml is not a valid Prometheus config (above)"; }
+cat "$out/promtool-config.txt"
+
+step "promtool test rules $OBS/alerts_test.yml"
+promtool test rules "$OBS/alerts_test.yml" >"$out/promtool-test.txt" 2>&1 ||
+  { cat "$out/promtool-test.txt" >&2; fail "promtool test rules $OBS/alerts_test.yml: an alert fired when it should not, or not when it should (above)"; }
+cat "$out/promtool-test.txt"
 
 echo
 echo "check-deploy: OK"

@@ -1,9 +1,11 @@
 // Command checks verifies what deploy/ produces: the Kubernetes manifests
-// rendered by `helm template` from deploy/helm/gatehouse, and the compose
-// stack in deploy/compose. scripts/check-deploy.sh runs it.
+// rendered by `helm template` from deploy/helm/gatehouse, the compose
+// stack in deploy/compose, and the alert rules and Grafana dashboards in
+// deploy/observability. scripts/check-deploy.sh runs it.
 //
 //	go run ./deploy/checks manifests [-kinds K1,K2] [-vault] [-secrets sealed|vault] FILE
 //	go run ./deploy/checks compose DIR
+//	go run ./deploy/checks observability [-runbook docs/operations.md] DIR
 //
 // Every problem found is printed on its own line; the exit code is 1 if
 // there was any.
@@ -32,7 +34,7 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: checks manifests [-kinds K,...] [-vault] [-secrets sealed|vault] FILE | checks compose DIR")
+		fmt.Fprintln(os.Stderr, "usage: checks manifests [-kinds K,...] [-vault] [-secrets sealed|vault] FILE | checks compose DIR | checks observability [-runbook FILE] DIR")
 		os.Exit(2)
 	}
 	var p problems
@@ -42,6 +44,8 @@ func main() {
 		err = manifests(os.Args[2:], &p)
 	case "compose":
 		err = compose(os.Args[2:], &p)
+	case "observability":
+		err = observability(os.Args[2:], &p)
 	default:
 		err = fmt.Errorf("unknown check %q", os.Args[1])
 	}
@@ -415,7 +419,7 @@ func compose(args []string, p *problems) error {
 	if len(replicas) != 3 {
 		p.add("compose: %d gatehouse replicas (%v), want 3", len(replicas), replicas)
 	}
-	for _, n := range []string{"postgres", "redis", "lb"} {
+	for _, n := range []string{"postgres", "redis", "lb", "prometheus", "grafana"} {
 		if services[n] == nil {
 			p.add("compose: no %s service", n)
 		}
@@ -449,6 +453,7 @@ func compose(args []string, p *problems) error {
 	if services["seed"] != nil {
 		p.add("compose: a seed service: replicas share secrets through the master key, not copied files")
 	}
+	checkMonitoring(dir, doc, replicas, cfg, p)
 	fmt.Printf("%s: compose.yaml parses; gatehouse replicas %v; services %d\n", dir, replicas, len(services))
 	return nil
 }
