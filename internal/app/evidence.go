@@ -83,6 +83,19 @@ func (a *App) evidenceState(ctx context.Context, period compliance.Period) (*com
 		b := cfg.Backup
 		s.Backup = &compliance.Backup{RPO: time.Duration(b.RPO), RTO: time.Duration(b.RTO), Retention: time.Duration(b.Retention), Schedule: time.Duration(b.Schedule)}
 	}
+	if list, err := a.SecretsStatus(ctx); err != nil {
+		s.SecretsError = err.Error()
+	} else {
+		s.Secrets = []compliance.Secret{}
+		for _, st := range list {
+			sc := compliance.Secret{Name: st.Name, Class: st.Class, Provider: st.Provider, Cadence: time.Duration(st.CadenceSeconds) * time.Second,
+				Overdue: st.Overdue, Rotate: st.Rotate}
+			if st.CreatedAt != nil {
+				sc.CreatedAt = *st.CreatedAt
+			}
+			s.Secrets = append(s.Secrets, sc)
+		}
+	}
 	if a.records != nil {
 		var err error
 		if s.Reviews, err = a.records.Reviews(ctx); err != nil {

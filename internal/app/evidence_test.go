@@ -61,6 +61,22 @@ func TestEvidenceFromLiveState(t *testing.T) {
 			t.Errorf("%s %s: %s (%s), want %s", tc.control, tc.check, f.Status, f.Reason, tc.want)
 		}
 	}
+	// The secrets status of the running process decides secrets.rotation,
+	// and the checklist rests on the report's findings.
+	sf := findingOf(t, &r, "CC6.1", "secrets.rotation")
+	if sf.Status != compliance.StatusPass || !strings.Contains(sf.Reason, "pepper") || !strings.Contains(sf.Reason, "signing-keys") {
+		t.Errorf("secrets.rotation: %s (%s)", sf.Status, sf.Reason)
+	}
+	want := map[string]compliance.Status{"secrets_rotated": compliance.StatusPass, "signing_keys_rotated": compliance.StatusPass,
+		"policy_tested": compliance.StatusPass, "scans_clear": compliance.StatusManual, "drills_within_sla": compliance.StatusManual}
+	if len(r.Checklist) != len(want) {
+		t.Errorf("checklist: %+v", r.Checklist)
+	}
+	for _, it := range r.Checklist {
+		if it.Status != want[it.ID] {
+			t.Errorf("checklist %s: %s (%s), want %s", it.ID, it.Status, it.Reason, want[it.ID])
+		}
+	}
 	h.expect(400, "GET", h.admin+"/v1/evidence?period=yesterday", nil, auth)
 	h.expect(400, "GET", h.admin+"/v1/evidence?format=pdf", nil, auth)
 }

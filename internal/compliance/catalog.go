@@ -30,7 +30,7 @@ func Catalog() []Control {
 	return []Control{
 		{ID: "CC6.1", Category: CategorySecurity, Title: "Logical access security",
 			Criterion: "The entity implements logical access security software, infrastructure and architectures over protected information assets to protect them from security events.",
-			Checks:    []string{"routes.authenticated", "policy.deny_by_default", "credentials.hashed"}},
+			Checks:    []string{"routes.authenticated", "policy.deny_by_default", "credentials.hashed", "secrets.rotation"}},
 		{ID: "CC6.2", Category: CategorySecurity, Title: "Registration, authorization and removal of users",
 			Criterion: "Prior to issuing credentials and granting access, the entity registers and authorizes users; access is removed when no longer authorized.",
 			Checks:    []string{"credentials.rotation_age", "credentials.admin_unused", "revocation.propagation", "reviews.current"}},

@@ -122,6 +122,26 @@ type State struct {
 
 	Reviews   []Review
 	Incidents []Incident
+
+	// Secrets is every secret the deployment uses with its age against
+	// its rotation cadence (what gatehouse secrets status lists), never a
+	// value; nil: not read, and SecretsError says why when reading failed.
+	Secrets      []Secret
+	SecretsError string
+}
+
+// Secret is one secret of the deployment and its rotation age.
+type Secret struct {
+	Name     string `json:"name"`
+	Class    string `json:"class"`
+	Provider string `json:"provider"`
+	// CreatedAt is when the value in use was made; zero when the provider
+	// cannot tell (an environment variable).
+	CreatedAt time.Time     `json:"created_at,omitzero"`
+	Cadence   time.Duration `json:"cadence"`
+	Overdue   bool          `json:"overdue"`
+	// Rotate says how it is rotated.
+	Rotate string `json:"rotate,omitempty"`
 }
 
 // Route is one configured route as the checks see it.

@@ -34,6 +34,7 @@ func Checks() []Check {
 		{ID: "backup.restore_tested", Title: "Restore tested within 30 days and under the RTO", Run: checkRestoreTested},
 		{ID: "backup.retention", Title: "Backups pruned by retention", Run: checkBackupRetention},
 		{ID: "dependencies.scan", Title: "Dependency scan recent and clear of critical CVEs", Run: checkDependencyScan},
+		{ID: "secrets.rotation", Title: "Secrets (Vault token, signing keys, pepper, audit key…) within their rotation cadence", Run: checkSecrets},
 	}
 }
 
@@ -243,13 +244,17 @@ func checkRotation(s *State) Finding {
 			old = append(old, fmt.Sprintf("%s:%s (%s old)", c.Kind, c.ID, days(s.Now.Sub(since))))
 		}
 	}
+	signingOld := []string{}
 	for _, k := range s.SigningKeys {
 		if k.Active && s.Now.Sub(k.CreatedAt) > t.SigningKeyRotation {
-			old = append(old, fmt.Sprintf("signing_key:%s (%s old)", k.KID, days(s.Now.Sub(k.CreatedAt))))
+			sk := fmt.Sprintf("signing_key:%s (%s old)", k.KID, days(s.Now.Sub(k.CreatedAt)))
+			old = append(old, sk)
+			signingOld = append(signingOld, sk)
 		}
 	}
 	f.Observed = map[string]any{"credentials": len(s.Credentials), "signing_keys": len(s.SigningKeys),
-		"max_age_credentials": days(t.KeyRotation), "max_age_signing_keys": days(t.SigningKeyRotation), "past_rotation_age": old}
+		"max_age_credentials": days(t.KeyRotation), "max_age_signing_keys": days(t.SigningKeyRotation), "past_rotation_age": old,
+		"signing_keys_past_rotation_age": signingOld}
 	f.cite(lastN(inPeriod(s, "admin.key.rotate", "admin.client.rotate_secret", "admin.signing_key.rotate", "signing_key.rotated"), 5)...)
 	switch {
 	case len(old) > 0:
@@ -794,6 +799,50 @@ func checkDependencyScan(s *State) Finding {
 		f.Status, f.Reason = StatusFail, fmt.Sprintf("the scan found %.0f vulnerabilities reachable from Gatehouse's code (%.0f in modules, the rest in the Go standard library: build with the Go release that fixes them)", reachable, blocking)
 	default:
 		f.Status, f.Reason = StatusPass, fmt.Sprintf("the serving binary was scanned %s by %s against %s; no reachable vulnerability", scanned.Format(time.DateOnly), detailString(e, "scanner"), detailString(e, "database"))
+	}
+	return f
+}
+
+func checkSecrets(s *State) Finding {
+	f := Finding{Remediation: "Rotate the secrets listed: gatehouse secrets status says how for each, gatehouse secrets rotate NAME rotates those it can (signing-keys, vault-token)."}
+	f.cite(lastN(inPeriod(s, "admin.secret.rotate", "secrets.overdue"), 5)...)
+	if s.Secrets == nil {
+		f.Status, f.Reason = StatusManual, "the deployment's secrets were not read"
+		if s.SecretsError != "" {
+			f.Reason += ": " + s.SecretsError
+			f.Observed = map[string]any{"error": s.SecretsError}
+		}
+		f.Provide = "when each secret the deployment uses (pepper, token signing keys, audit key, Vault token or AppRole secret-id) was last rotated, against its cadence"
+		return f
+	}
+	var listed []map[string]any
+	var overdue, unknown, within []string
+	for _, sc := range s.Secrets {
+		o := map[string]any{"name": sc.Name, "class": sc.Class, "provider": sc.Provider, "cadence": days(sc.Cadence), "overdue": sc.Overdue}
+		switch {
+		case sc.CreatedAt.IsZero():
+			unknown = append(unknown, sc.Name+" ("+sc.Provider+")")
+		case sc.Overdue:
+			o["created_at"] = sc.CreatedAt.UTC()
+			overdue = append(overdue, fmt.Sprintf("%s (%s old, cadence %s)", sc.Name, days(s.Now.Sub(sc.CreatedAt)), days(sc.Cadence)))
+		default:
+			o["created_at"] = sc.CreatedAt.UTC()
+			within = append(within, sc.Name)
+		}
+		listed = append(listed, o)
+	}
+	f.Observed = map[string]any{"secrets": listed, "overdue": overdue, "age_unknown": unknown}
+	switch {
+	case len(overdue) > 0:
+		f.Status, f.Reason = StatusFail, "past their rotation cadence: "+strings.Join(overdue, ", ")
+	case len(unknown) > 0:
+		f.Status = StatusManual
+		f.Reason = fmt.Sprintf("%d secrets within their cadence (%s); the provider cannot tell the age of %s", len(within), strings.Join(within, ", "), strings.Join(unknown, ", "))
+		f.Provide = "when each of " + strings.Join(unknown, ", ") + " was last rotated (its provider does not say), within its cadence"
+	case len(s.Secrets) == 0:
+		f.Status, f.Reason = StatusNotApplicable, "the deployment lists no secrets"
+	default:
+		f.Status, f.Reason = StatusPass, fmt.Sprintf("all %d secrets within their rotation cadence: %s", len(within), strings.Join(within, ", "))
 	}
 	return f
 }

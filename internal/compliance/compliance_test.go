@@ -70,7 +70,12 @@ func goodState(tb testing.TB, l *audit.Log) *compliance.State {
 		Events:          []audit.Entry{cfg, vf, bk},
 		Reviews:         []compliance.Review{{ID: "rv1", StartedAt: now.Add(-3 * day), CompletedAt: now.Add(-2 * day), CompletedBy: "user:alice"}},
 		SettingsDefault: true,
-		Traffic:         []compliance.DayCount{{Day: "2026-11-30", Requests: 120, Denied: 3}, {Day: "2026-12-01", Requests: 80, Denied: 9, Revocations: 1}},
+		Secrets: []compliance.Secret{
+			{Name: "pepper", Class: "pepper", Provider: "file", CreatedAt: now.Add(-100 * day), Cadence: 365 * day},
+			{Name: "signing-keys", Class: "signing_keys", Provider: "generated", CreatedAt: now.Add(-30 * day), Cadence: 180 * day},
+			{Name: "vault-token", Class: "vault_token", Provider: "vault", CreatedAt: now.Add(-2 * day), Cadence: 30 * day},
+		},
+		Traffic: []compliance.DayCount{{Day: "2026-11-30", Requests: 120, Denied: 3}, {Day: "2026-12-01", Requests: 80, Denied: 9, Revocations: 1}},
 	}
 }
 
@@ -134,6 +139,10 @@ func TestChecksPassAndFail(t *testing.T) {
 		{"restore test old", "backup.restore_tested", func(s *compliance.State) { s.Now = now.Add(40 * day); s.Period.To = s.Now }, compliance.StatusFail},
 		{"no drill", "revocation.propagation", nil, compliance.StatusManual},
 		{"dependency scan", "dependencies.scan", nil, compliance.StatusManual},
+		{"secrets within cadence", "secrets.rotation", nil, compliance.StatusPass},
+		{"vault token overdue", "secrets.rotation", func(s *compliance.State) { s.Secrets[2].CreatedAt, s.Secrets[2].Overdue = now.Add(-40*day), true }, compliance.StatusFail},
+		{"secret age unknown", "secrets.rotation", func(s *compliance.State) { s.Secrets[0].Provider, s.Secrets[0].CreatedAt = "env", time.Time{} }, compliance.StatusManual},
+		{"secrets not read", "secrets.rotation", func(s *compliance.State) { s.Secrets, s.SecretsError = nil, "vault: permission denied" }, compliance.StatusManual},
 	}
 	l := MustOpenLog(t)
 	for _, tc := range tests {

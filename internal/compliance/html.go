@@ -53,7 +53,8 @@ func newChart(title string, days []DayCount, value func(DayCount) int) chart {
 }
 
 // RenderHTML writes r as one self-contained, printable HTML page: a
-// summary of controls by status, traffic charts, a section per control
+// summary of controls by status, the verification checklist, traffic
+// charts, a section per control
 // with its findings and evidence, the corrections of common mislabels,
 // reviews and incidents. Every value is escaped by html/template; the
 // signed JSON is embedded (base64) for `gatehouse evidence verify`.

@@ -23,8 +23,9 @@ func mdDate(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
-// RenderMarkdown writes r as Markdown: summary, controls with findings and
-// their cited entries, corrections, reviews and incidents. The proofs
+// RenderMarkdown writes r as Markdown: summary, the verification
+// checklist, controls with findings and their cited entries, corrections,
+// reviews and incidents. The proofs
 // themselves are in the JSON form, which is what verify checks.
 func RenderMarkdown(w io.Writer, r *Report) error {
 	b := bufio.NewWriter(w)
@@ -38,6 +39,10 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	p("| Criterion | Title | Status | Reason |\n|---|---|---|---|\n")
 	for _, c := range r.Controls {
 		p("| %s | %s | **%s** | %s |\n", c.ID, mdEscape(c.Title), c.Status, mdEscape(c.Reason))
+	}
+	p("\n## Verification checklist\n\nEach item is decided from the finding named; its evidence is in that finding.\n\n| Item | Status | Rests on | Reason |\n|---|---|---|---|\n")
+	for _, it := range r.Checklist {
+		p("| %s | **%s** | `%s` (%s) | %s |\n", mdEscape(it.Title), it.Status, it.Check, it.FindingStatus, mdEscape(it.Reason))
 	}
 	p("\n## Controls\n")
 	for _, c := range r.Controls {

@@ -44,10 +44,13 @@ type Report struct {
 	Thresholds     Thresholds      `json:"thresholds"`
 	Summary        map[Status]int  `json:"summary"`
 	Controls       []ControlResult `json:"controls"`
-	Corrections    []Correction    `json:"corrections"`
-	Traffic        []DayCount      `json:"traffic"`
-	Reviews        []Review        `json:"reviews"`
-	Incidents      []Incident      `json:"incidents"`
+	// Checklist is the security baseline's verification checklist, each
+	// item decided from one finding of Controls.
+	Checklist   []ChecklistItem `json:"checklist"`
+	Corrections []Correction    `json:"corrections"`
+	Traffic     []DayCount      `json:"traffic"`
+	Reviews     []Review        `json:"reviews"`
+	Incidents   []Incident      `json:"incidents"`
 	// Signature is a signed note (the log's key) over the SHA-256 of the
 	// report's canonical JSON without this field.
 	Signature string `json:"signature,omitempty"`
@@ -219,6 +222,7 @@ func Build(ctx context.Context, s *State, opts BuildOptions) (*Report, error) {
 		r.Summary[cr.Status]++
 		r.Controls = append(r.Controls, cr)
 	}
+	r.Checklist = Checklist(findings)
 	sum, err := Hash(r)
 	if err != nil {
 		return nil, err

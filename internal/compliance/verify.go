@@ -60,7 +60,8 @@ func ExtractJSON(data []byte) []byte {
 // the checkpoint's signature, every inclusion proof, that each cited entry
 // is what its claim says (the evaluation entry: the finding's status and
 // the digest of its observed data), that no check claims pass without
-// data, and that each control's status follows from its findings.
+// data, that each control's status follows from its findings, and that
+// each item of the verification checklist follows from its finding.
 func Verify(data []byte, vkey string) (VerifyResult, error) {
 	var res VerifyResult
 	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
@@ -171,6 +172,7 @@ func Verify(data []byte, vkey string) (VerifyResult, error) {
 	if res.Controls == 0 {
 		bad("controls: none")
 	}
+	res.Problems = append(res.Problems, verifyChecklist(&r)...)
 	return res, nil
 }
 
