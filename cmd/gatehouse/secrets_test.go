@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -542,5 +543,40 @@ func TestRotationWhileServing(t *testing.T) {
 	out, _, _ = run(t, a.env(), "signing-keys", "list", "--json")
 	if json.Unmarshal([]byte(out), &keys) != nil || len(keys.Keys) != 4 {
 		t.Errorf("signing keys after three rotations: %s", out)
+	}
+	// Both list the same sealed secrets, naming the master key by its id.
+	sa, _ := secretsStatus(t, a)
+	sb, raw := secretsStatus(t, b)
+	for _, name := range []string{"pepper", "audit-key", "signing-keys"} {
+		if sb[name].Provider != "sealed" || !strings.HasPrefix(sb[name].Where, "sealed in PostgreSQL (master key ") ||
+			sb[name].Where != sa[name].Where || sb[name].Version != sa[name].Version || !sb[name].DueAt.Equal(*sa[name].DueAt) {
+			t.Errorf("%s on B: %+v; on A: %+v", name, sb[name], sa[name])
+		}
+	}
+	if sb["signing-keys"].Version != 4 {
+		t.Errorf("signing-keys version %d after the first and three rotations, want 4", sb["signing-keys"].Version)
+	}
+	if mk := strings.TrimPrefix(env[0], "GATEHOUSE_SECRET_MASTER_KEY="); strings.Contains(raw, mk) || strings.Contains(b.logs.String(), mk) {
+		t.Error("the master key in the status or the log")
+	}
+}
+
+// TestSecretsStatusEnv: a pepper given in the environment is used and
+// listed with its variable, its age unknown (null, never overdue).
+func TestSecretsStatusEnv(t *testing.T) {
+	pepper := newMasterKey()
+	s := startServerWith(t, serverOpts{config: "secrets: {provider: env}\n" + demoRoute,
+		env: []string{"GATEHOUSE_SECRET_PEPPER=" + pepper, "GATEHOUSE_ADMIN_TOKEN=env-admin-token-0123456789"}})
+	st, raw := secretsStatus(t, s)
+	p := st["pepper"]
+	if p.Provider != "env" || p.Where != "env GATEHOUSE_SECRET_PEPPER" || p.AgeSeconds != nil || p.DueAt != nil || *p.Overdue {
+		t.Errorf("pepper from the environment: %+v", p)
+	}
+	if strings.Contains(raw, pepper) {
+		t.Error("the pepper in the status")
+	}
+	text, _, _ := run(t, s.env(), "secrets", "status")
+	if !regexp.MustCompile(`(?m)^pepper +pepper +env +- +365d +- +age unknown`).MatchString(text) {
+		t.Errorf("secrets status:\n%s", text)
 	}
 }
