@@ -90,7 +90,7 @@ step "compose (deploy/compose: replicas, load balancer, Prometheus, Grafana)"
 "$out/checks" compose deploy/compose || fail "deploy/compose: see the lines above"
 
 step "alert rules and dashboard against the code and the runbook ($OBS)"
-"$out/checks" observability -runbook docs/operations.md "$OBS" ||
+"$out/checks" observability -runbook docs/operations.md -dashboard-rules "$out/dashboard-queries.yml" "$OBS" ||
   fail "$OBS: a rule or dashboard names a metric, label or runbook anchor that does not exist, or an alert has no test firing it (lines above)"
 
 step "promtool check rules $OBS/alerts.yml ($PROMTOOL_MODULE)"
@@ -99,6 +99,11 @@ promtool check rules "$OBS/alerts.yml" >"$out/promtool-check.txt" 2>&1 ||
   { cat "$out/promtool-check.txt" >&2; fail "promtool check rules $OBS/alerts.yml: the rules do not parse or lint (above)"; }
 cat "$out/promtool-check.txt"
 echo "promtool check rules passed ($(( $(date +%s) - start )) s, including building promtool when not cached)"
+
+step "promtool check rules: the dashboard's queries (Grafana variables filled in)"
+promtool check rules "$out/dashboard-queries.yml" >"$out/promtool-dashboard.txt" 2>&1 ||
+  { cat "$out/promtool-dashboard.txt" >&2; fail "$OBS/*.json: a dashboard query is not valid PromQL (rule dashboard:query_N is the Nth query, in panel order; above)"; }
+cat "$out/promtool-dashboard.txt"
 
 step "promtool check config --syntax-only deploy/compose/prometheus.yml"
 promtool check config --syntax-only deploy/compose/prometheus.yml >"$out/promtool-config.txt" 2>&1 ||

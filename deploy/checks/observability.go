@@ -36,6 +36,7 @@ import (
 func observability(args []string, p *problems) error {
 	fs := flag.NewFlagSet("observability", flag.ContinueOnError)
 	runbook := fs.String("runbook", "docs/operations.md", "the runbook the alerts' runbook_url point into")
+	queriesOut := fs.String("dashboard-rules", "", "write the dashboards' queries, Grafana variables filled in, as a Prometheus rule file here (for `promtool check rules`)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,8 +61,14 @@ func observability(args []string, p *problems) error {
 	if len(dashboards) == 0 {
 		p.add("%s: no Grafana dashboard (*.json)", dir)
 	}
+	var queries []string
 	for _, f := range dashboards {
-		checkDashboard(f, exported, p)
+		queries = append(queries, checkDashboard(f, exported, p)...)
+	}
+	if *queriesOut != "" {
+		if err := writeQueryRules(*queriesOut, queries); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("%s: %d alerts, %d dashboards checked against %d exported metric families and %d runbook anchors\n",
 		dir, len(alerts), len(dashboards), len(exported), len(anchors))
@@ -376,11 +383,11 @@ var labelValuesQuery = regexp.MustCompile(`^\s*label_values\(\s*(?:(.*),)?\s*([a
 // checkDashboard: the file is a Grafana dashboard (title, uid, panels with
 // unique ids), and every query of its panels and variables reads
 // exported metrics and labels.
-func checkDashboard(file string, exported map[string]family, p *problems) {
+func checkDashboard(file string, exported map[string]family, p *problems) (queries []string) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		p.add("%v", err)
-		return
+		return nil
 	}
 	var d struct {
 		UID        string            `json:"uid"`
@@ -396,7 +403,7 @@ func checkDashboard(file string, exported map[string]family, p *problems) {
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
 		p.add("%s does not parse as JSON: %v", file, err)
-		return
+		return nil
 	}
 	base := path.Base(filepath.ToSlash(file))
 	if d.UID == "" || d.Title == "" {
@@ -412,7 +419,6 @@ func checkDashboard(file string, exported map[string]family, p *problems) {
 		} `json:"targets"`
 	}
 	ids := map[int]string{}
-	queries := 0
 	var walk func(raw []json.RawMessage)
 	walk = func(raw []json.RawMessage) {
 		for _, r := range raw {
@@ -434,8 +440,8 @@ func checkDashboard(file string, exported map[string]family, p *problems) {
 					p.add("%s: a target without expr", where)
 					continue
 				}
-				queries++
 				checkSelectors(where, t.Expr, exported, p)
+				queries = append(queries, t.Expr)
 			}
 			walk(pn.Panels) // a collapsed row keeps its panels inside
 		}
@@ -471,5 +477,42 @@ func checkDashboard(file string, exported map[string]family, p *problems) {
 		}
 		checkSelectors(where, q, exported, p)
 	}
-	fmt.Printf("%s: %d panels, %d queries\n", base, len(ids), queries)
+	fmt.Printf("%s: %d panels, %d queries\n", base, len(ids), len(queries))
+	return queries
+}
+
+// grafanaVariable is a Grafana variable in a query: $name or ${name…}.
+var grafanaVariable = regexp.MustCompile(`\$(\{[^}]*\}|\w+)`)
+
+// fillVariables gives a dashboard query's Grafana variables values that
+// PromQL parses: a duration for the interval variables, a regular
+// expression matching anything for the others (they stand in label
+// matchers).
+func fillVariables(q string) string {
+	return grafanaVariable.ReplaceAllStringFunc(q, func(v string) string {
+		switch strings.Trim(v, "${}") {
+		case "__rate_interval", "__interval", "__range":
+			return "5m"
+		}
+		return ".*"
+	})
+}
+
+// writeQueryRules writes queries, variables filled in, as recording rules
+// of one group, so that promtool checks that they parse.
+func writeQueryRules(file string, queries []string) error {
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	for i, q := range queries {
+		rules = append(rules, rule{Record: fmt.Sprintf("dashboard:query_%d", i+1), Expr: fillVariables(q)})
+	}
+	doc := map[string]any{"groups": []any{map[string]any{"name": "dashboard-queries", "rules": rules}}}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
 }

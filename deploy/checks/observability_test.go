@@ -238,6 +238,18 @@ func TestComposeMonitoringRefuses(t *testing.T) {
 	}
 }
 
+func TestFillVariables(t *testing.T) {
+	for in, want := range map[string]string{
+		`rate(m{instance=~"$instance", job=~"${job}"}[$__rate_interval])`: `rate(m{instance=~".*", job=~".*"}[5m])`,
+		`x[${__range}] offset $__interval`:                                `x[5m] offset 5m`,
+		`sum(m{a="b"})`:                                                   `sum(m{a="b"})`,
+	} {
+		if got := fillVariables(in); got != want {
+			t.Errorf("fillVariables(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestMarkdownAnchors(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "x.md")
 	doc := "# Operations runbook\n## Rotating each secret\n```\n# not a heading\n```\n### GatehouseStoreDown\n## Restore tests: `backup verify`\n## Alerts\n## Alerts\n"
