@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 HELM_MODULE=helm.sh/helm/v3/cmd/helm@v3.22.0
 PROMTOOL_MODULE=github.com/prometheus/prometheus/cmd/promtool@v0.316.0   # Prometheus 3.16.0
-OBS=deploy/observability
+OBS=${OBS:-deploy/observability}   # override to check another copy
 CHART=${CHART:-deploy/helm/gatehouse}   # override to check another copy
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
