@@ -290,7 +290,9 @@ func (a *App) secretsReady() gateway.ReadinessCheck {
 			return nil
 		},
 		Detail: func() string {
-			list, err := a.cachedSecretsStatus(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			list, err := a.cachedSecretsStatus(ctx)
 			if err != nil {
 				return "status unknown"
 			}

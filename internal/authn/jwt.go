@@ -82,12 +82,15 @@ type Tokens struct {
 
 	mu    sync.Mutex               // serializes rotation and reloads
 	state atomic.Pointer[keyState] // current signing keys, immutable
-	// missReload is when (unix nanoseconds) a token of this issuer with an
-	// unknown kid last made the keys reload without finding a change.
-	missReload atomic.Int64
-	cache      *tokenCache                // verified tokens
-	ext        map[string]*externalIssuer // by issuer
-	exts       []*externalIssuer          // in config order
+	// miss is the reload tokens with an unknown kid cause (reloadOnMiss).
+	miss struct {
+		mu      sync.Mutex
+		running chan struct{} // closed when the reload under way ends
+		last    time.Time     // the last reload that found nothing new
+	}
+	cache *tokenCache                // verified tokens
+	ext   map[string]*externalIssuer // by issuer
+	exts  []*externalIssuer          // in config order
 }
 
 // signingKey is one signing key pair.
@@ -278,23 +281,51 @@ func sameKeys(a, b []*signingKey) bool {
 const retryReason = " (after a rotation elsewhere)"
 
 // reloadOnMiss reloads the keys for a token of this issuer whose kid is
-// unknown (signed by a key another replica just made). Reloads that find
-// nothing new are at most one per missReloadEvery, whatever callers
-// send; one that finds a rotation does not count, so the next rotation
-// is followed at once too.
-func (t *Tokens) reloadOnMiss(ctx context.Context, now time.Time) bool {
-	last := t.missReload.Load()
-	if now.UnixNano()-last < int64(missReloadEvery) || !t.missReload.CompareAndSwap(last, now.UnixNano()) {
-		return false
+// unknown (signed by a key another replica just made); the caller looks
+// the kid up again after it. Callers that arrive while a reload runs wait
+// for it rather than fail. Reloads after which the kid is still unknown
+// are at most one per missReloadEvery, whatever callers send; the others
+// do not count, so the next rotation is followed at once too. The reload
+// is not cut short by the caller that started it hanging up.
+func (t *Tokens) reloadOnMiss(ctx context.Context, now time.Time, kid string) {
+	m := &t.miss
+	m.mu.Lock()
+	if t.state.Load().byKID[kid] != nil {
+		// Another caller's reload found it meanwhile.
+		m.mu.Unlock()
+		return
 	}
-	changed, err := t.Reload(ctx)
+	if ch := m.running; ch != nil {
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if !m.last.IsZero() && now.Sub(m.last) < missReloadEvery {
+		m.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	m.running = ch
+	m.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	changed, err := t.Reload(rctx)
+	cancel()
 	if err != nil {
 		t.log.Warn("signing keys: reload for an unknown kid failed", "err", err)
 	}
-	if changed {
-		t.missReload.Store(0)
+	m.mu.Lock()
+	m.running = nil
+	if changed || t.state.Load().byKID[kid] != nil {
+		m.last = time.Time{}
+	} else {
+		m.last = now // a kid no key has: what bounds a flood of them
 	}
-	return changed
+	m.mu.Unlock()
+	close(ch)
 }
 
 // missReloadEvery bounds the reloads tokens with unknown kids cause.
@@ -584,7 +615,10 @@ func (t *Tokens) Authenticate(ctx context.Context, raw string) (*gatehouse.Princ
 	if err := decodeJOSE(tok.payload, &unverified); err != nil {
 		return nil, errBadToken
 	}
-	if unverified.Issuer == t.cfg.Issuer && t.reloadOnMiss(ctx, now) {
+	if unverified.Issuer == t.cfg.Issuer {
+		// The keys may have changed since they were read above: by this
+		// reload, one this caller waited for, or another's.
+		t.reloadOnMiss(ctx, now, tok.kid)
 		if k := t.state.Load().byKID[tok.kid]; k != nil && tok.alg == k.Alg {
 			return t.verifyOwn(&tok, k, key, now)
 		}

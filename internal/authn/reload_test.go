@@ -142,3 +142,30 @@ func TestSigningKeysFollowRotationElsewhere(t *testing.T) {
 		t.Errorf("a second reload within the same second: active %s, before %s", activeKID(b), before)
 	}
 }
+
+// TestUnknownKidCallersWaitForTheReload: many requests arriving together
+// with a token of a key another replica just made all verify: one
+// reloads, the others wait for it instead of failing.
+func TestUnknownKidCallersWaitForTheReload(t *testing.T) {
+	ctx := t.Context()
+	a, b, _ := sharedKeyReplicas(t, gatehouse.SystemClock{})
+	p := gatehouse.NewPrincipal("cl_x", gatehouse.KindClient, "x", []string{"a"}, "")
+	for round := range 3 {
+		if err := a.Rotate(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		tok, _, _ := a.Issue(p, []string{"a"})
+		errs := make(chan error, 32)
+		for range cap(errs) {
+			go func() {
+				_, err := b.Authenticate(ctx, tok)
+				errs <- err
+			}()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Errorf("round %d: a concurrent request with the new key's token: %v", round, err)
+			}
+		}
+	}
+}
