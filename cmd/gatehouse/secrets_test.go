@@ -433,9 +433,26 @@ func TestRotationWhileServing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers on PostgreSQL")
 	}
-	dsn := pgtest.MustCreateDatabase(t)
-	cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\nratelimit: {default: {requests: 1000000, per: 1m}}\n", dsn) + demoRoute
-	env := []string{"GATEHOUSE_SECRET_MASTER_KEY=" + newMasterKey(), "GATEHOUSE_ADMIN_TOKEN=rotation-admin-token-0123456789"}
+	base := "auth: {issuer: \"https://gatehouse.test\"}\nratelimit: {default: {requests: 1000000, per: 1m}}\n" + demoRoute
+	t.Run("sealed", func(t *testing.T) {
+		dsn := pgtest.MustCreateDatabase(t)
+		cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn) + base
+		rotateWhileServing(t, cfg, []string{"GATEHOUSE_SECRET_MASTER_KEY=" + newMasterKey()}, "sealed", 15*time.Second)
+	})
+	t.Run("vault", func(t *testing.T) {
+		v := vaulttest.New(vaulttest.Config{})
+		defer v.Close()
+		dsn := pgtest.MustCreateDatabase(t)
+		cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nsecrets:\n  provider: vault\n  vault: {address: %q, auth: token, poll: 1s}\n", dsn, v.URL) + base
+		rotateWhileServing(t, cfg, []string{"VAULT_TOKEN=" + v.RootToken("")}, "vault", 5*time.Second)
+	})
+}
+
+// rotateWhileServing is TestRotationWhileServing with one shared source
+// of secrets (provider: sealed or vault), whose poll the replicas' JWKS
+// must converge within.
+func rotateWhileServing(t *testing.T, cfg string, env []string, provider string, converge time.Duration) {
+	env = append(env, "GATEHOUSE_ADMIN_TOKEN=rotation-admin-token-0123456789")
 	a := startServerWith(t, serverOpts{config: cfg, env: env})
 	b := startServerWith(t, serverOpts{config: cfg, env: env})
 	out, errOut, code := run(t, a.env(), "clients", "create", "--name", "svc", "--scopes", "demo:read", "--json")
@@ -532,10 +549,10 @@ func TestRotationWhileServing(t *testing.T) {
 		body, _ := io.ReadAll(res.Body)
 		return string(body)
 	}
-	deadline := time.Now().Add(15 * time.Second) // the sealed store is polled every 10 s
+	deadline := time.Now().Add(converge) // the sealed store is polled every 10 s, Vault every poll
 	for jwks(a) != jwks(b) {
 		if time.Now().After(deadline) {
-			t.Fatalf("JWKS still differ after 15 s:\nA %s\nB %s", jwks(a), jwks(b))
+			t.Fatalf("JWKS still differ after %s:\nA %s\nB %s", converge, jwks(a), jwks(b))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -544,11 +561,12 @@ func TestRotationWhileServing(t *testing.T) {
 	if json.Unmarshal([]byte(out), &keys) != nil || len(keys.Keys) != 4 {
 		t.Errorf("signing keys after three rotations: %s", out)
 	}
-	// Both list the same sealed secrets, naming the master key by its id.
+	// Both list the same shared secrets (sealed: naming the master key by its id).
 	sa, _ := secretsStatus(t, a)
 	sb, raw := secretsStatus(t, b)
+	where := map[string]string{"sealed": "sealed in PostgreSQL (master key ", "vault": "vault secret/gatehouse/"}[provider]
 	for _, name := range []string{"pepper", "audit-key", "signing-keys"} {
-		if sb[name].Provider != "sealed" || !strings.HasPrefix(sb[name].Where, "sealed in PostgreSQL (master key ") ||
+		if sb[name].Provider != provider || !strings.HasPrefix(sb[name].Where, where) ||
 			sb[name].Where != sa[name].Where || sb[name].Version != sa[name].Version || !sb[name].DueAt.Equal(*sa[name].DueAt) {
 			t.Errorf("%s on B: %+v; on A: %+v", name, sb[name], sa[name])
 		}
@@ -556,8 +574,8 @@ func TestRotationWhileServing(t *testing.T) {
 	if sb["signing-keys"].Version != 4 {
 		t.Errorf("signing-keys version %d after the first and three rotations, want 4", sb["signing-keys"].Version)
 	}
-	if mk := strings.TrimPrefix(env[0], "GATEHOUSE_SECRET_MASTER_KEY="); strings.Contains(raw, mk) || strings.Contains(b.logs.String(), mk) {
-		t.Error("the master key in the status or the log")
+	if _, secret, _ := strings.Cut(env[0], "="); strings.Contains(raw, secret) || strings.Contains(b.logs.String(), secret) || strings.Contains(a.logs.String(), secret) {
+		t.Errorf("%s in the status or the log", env[0][:strings.Index(env[0], "=")])
 	}
 }
 
