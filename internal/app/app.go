@@ -501,6 +501,7 @@ func (a *App) Start() error {
 	if a.redirect != nil {
 		a.serve(a.redirect, a.redirectLn)
 	}
+	a.runSnapshots(ctx)
 	a.system(context.Background(), "system.startup", map[string]any{"listen": a.Addr(), "admin_listen": a.AdminAddr(), "version": a.version})
 	a.log.Info("gatehouse started", "listen", a.Addr(), "admin_listen", a.AdminAddr())
 	a.printAdminToken()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/compliance"
 )
@@ -235,4 +236,56 @@ func TestDrill(t *testing.T) {
 	if f := findingOf(t, &r, "CC6.2", "revocation.propagation"); f.Status != compliance.StatusPass {
 		t.Fatalf("revocation.propagation: %s %s", f.Status, f.Reason)
 	}
+}
+
+// TestDailySnapshot: serve's snapshot records every control's status
+// once a UTC day by the app's clock (a second try the same day records
+// nothing), and a report over those days shows per control when it held,
+// from the snapshot entries, verifiable offline.
+func TestDailySnapshot(t *testing.T) {
+	h := MustStart(t)
+	auth := "Authorization: Bearer " + adminToken
+	ctx := t.Context()
+	for i, want := range []bool{true, false} {
+		got, err := h.app.Snapshot(ctx)
+		if err != nil || got != want {
+			t.Fatalf("try %d on day 1: recorded %v (%v), want %v", i+1, got, err, want)
+		}
+	}
+	h.clock.Advance(24 * time.Hour)
+	if got, err := h.app.Snapshot(ctx); err != nil || !got {
+		t.Fatalf("day 2: recorded %v (%v)", got, err)
+	}
+	h.clock.Advance(48 * time.Hour) // 4 and 5 January: none (the report is of 5 January)
+
+	data := h.expect(200, "GET", h.admin+"/v1/evidence?period=2026-01-01..2026-01-05", nil, auth)
+	var r compliance.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := compliance.Verify(data, r.AuditPublicKey); err != nil || !res.OK() {
+		t.Fatalf("verify: %v %v", err, res.Problems)
+	}
+	tl := r.Timeline
+	if tl == nil || len(tl.Snapshots) != 2 || tl.Days != 5 {
+		t.Fatalf("timeline: %+v", tl)
+	}
+	var missing []string
+	for _, m := range tl.Missing {
+		missing = append(missing, m.From+".."+m.To)
+	}
+	if got := strings.Join(missing, " "); got != "2026-01-01..2026-01-01 2026-01-04..2026-01-05" {
+		t.Fatalf("days without a snapshot: %s", got)
+	}
+	for _, c := range tl.Controls {
+		if c.ID != "CC6.7" {
+			continue
+		}
+		// Prod without TLS: CC6.7 failed on both days the snapshot ran.
+		if len(c.Segments) != 1 || c.Segments[0].From != "2026-01-02" || c.Segments[0].To != "2026-01-03" || c.Segments[0].Status != compliance.StatusFail {
+			t.Fatalf("CC6.7 segments: %+v", c.Segments)
+		}
+		return
+	}
+	t.Fatal("no CC6.7 in the timeline")
 }

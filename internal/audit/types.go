@@ -77,6 +77,7 @@ func EventTypes() []EventType {
 		{"build.scan", "At start: the dependency scan beside the binary (BINARY.scan.json from scripts/scan.sh --binary): scanner, database version, SBOM and binary SHA-256, whether it is of this binary, reachable vulnerabilities."},
 		{"compliance.evaluated", "An evidence evaluation: every check's status and the SHA-256 of what it observed."},
 		{"compliance.report", "A signed evidence report issued: its SHA-256 and the evaluation it rests on."},
+		{"compliance.snapshot", "Once a UTC day (for all replicas on one store), recorded by serve: every control's and every check's status that day; a report's timeline over its period is made of these."},
 		{"config.loaded", "At start: the config's source and SHA-256, mode, routes and the policy serving."},
 		{"forward_auth", "A forward-auth check (GET /auth/verify) not covered by a more specific type: the checked method and path, and the status answered."},
 		{"forward_auth.refused", "A forward-auth check refused (403) before any credential: forward_auth.proxy not set, a caller outside forward_auth.trusted_proxies, a missing, repeated or disagreeing forwarded header, an inbound X-Gatehouse-* header."},

@@ -75,6 +75,7 @@ func RenderHTML(w io.Writer, r *Report, signedJSON []byte) error {
 		return fmt.Errorf("parse report template: %w", err)
 	}
 	data := map[string]any{
+		"Strips":   timelineStrips(r),
 		"R":        r,
 		"Charts":   []chart{newChart("Requests per day", r.Traffic, func(d DayCount) int { return d.Requests }), newChart("Denials per day", r.Traffic, func(d DayCount) int { return d.Denied }), newChart("Revocations per day", r.Traffic, func(d DayCount) int { return d.Revocations })},
 		"Embedded": base64.StdEncoding.EncodeToString(signedJSON),
@@ -86,4 +87,51 @@ func RenderHTML(w io.Writer, r *Report, signedJSON []byte) error {
 	}
 	_, err = w.Write(buf.Bytes())
 	return err
+}
+
+// strip is one control's row of the timeline chart: a cell per day of
+// the period, coloured by the status its snapshot recorded.
+type strip struct {
+	ID       string
+	Width    int
+	Cells    []cell
+	Days     map[string]int
+	Segments []Segment
+}
+
+type cell struct {
+	X      int
+	Day    string
+	Status string // a Status, or "missing"
+}
+
+// timelineStrips lays out the timeline chart of r.
+func timelineStrips(r *Report) []strip {
+	if r.Timeline == nil {
+		return nil
+	}
+	days := periodDays(r.Period, r.GeneratedAt)
+	const w = 6
+	var out []strip
+	for _, c := range r.Timeline.Controls {
+		st := map[string]string{}
+		for _, sg := range c.Segments {
+			for d := sg.From; d != "" && d <= sg.To; d = nextDay(d) {
+				st[d] = string(sg.Status)
+			}
+		}
+		s := strip{ID: c.ID, Width: max(w, len(days)*w), Days: map[string]int{}, Segments: c.Segments}
+		for k, v := range c.Days {
+			s.Days[string(k)] = v
+		}
+		for i, d := range days {
+			status := st[d]
+			if status == "" {
+				status = "missing"
+			}
+			s.Cells = append(s.Cells, cell{X: i * w, Day: d, Status: status})
+		}
+		out = append(out, s)
+	}
+	return out
 }

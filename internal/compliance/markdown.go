@@ -44,6 +44,24 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	for _, it := range r.Checklist {
 		p("| %s | **%s** | `%s` (%s) | %s |\n", mdEscape(it.Title), it.Status, it.Check, it.FindingStatus, mdEscape(it.Reason))
 	}
+	if tl := r.Timeline; tl != nil {
+		p("\n## Controls over the period\n\nFrom the daily compliance.snapshot entries of the audit log: %d snapshots over %d days of the period.", len(tl.Snapshots), tl.Days)
+		if len(tl.Missing) > 0 {
+			var m []string
+			for _, d := range tl.Missing {
+				m = append(m, dayRange(d))
+			}
+			p(" Days without a snapshot: %s.", strings.Join(m, ", "))
+		}
+		p("\n\n| Criterion | pass | fail | manual | not applicable | Days |\n|---|---|---|---|---|---|\n")
+		for _, c := range tl.Controls {
+			var segs []string
+			for _, sg := range c.Segments {
+				segs = append(segs, dayRange(sg.DayRange)+" "+string(sg.Status))
+			}
+			p("| %s | %d | %d | %d | %d | %s |\n", c.ID, c.Days[StatusPass], c.Days[StatusFail], c.Days[StatusManual], c.Days[StatusNotApplicable], strings.Join(segs, "; "))
+		}
+	}
 	p("\n## Controls\n")
 	for _, c := range r.Controls {
 		p("\n### %s %s — %s\n\n%s\n\n", c.ID, mdEscape(c.Title), c.Status, mdEscape(c.Criterion))
@@ -81,4 +99,11 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	}
 	p("\n## Verification\n\nVerifier key:\n\n```\n%s\n```\n\nCheckpoint:\n\n```\n%s```\n", r.AuditPublicKey, r.Checkpoint)
 	return b.Flush()
+}
+
+func dayRange(d DayRange) string {
+	if d.From == d.To {
+		return d.From
+	}
+	return d.From + " to " + d.To
 }

@@ -46,11 +46,14 @@ type Report struct {
 	Controls       []ControlResult `json:"controls"`
 	// Checklist is the security baseline's verification checklist, each
 	// item decided from one finding of Controls.
-	Checklist   []ChecklistItem `json:"checklist"`
-	Corrections []Correction    `json:"corrections"`
-	Traffic     []DayCount      `json:"traffic"`
-	Reviews     []Review        `json:"reviews"`
-	Incidents   []Incident      `json:"incidents"`
+	Checklist []ChecklistItem `json:"checklist"`
+	// Timeline is when each control held over the period, from the daily
+	// compliance.snapshot entries of the log.
+	Timeline    *Timeline    `json:"timeline"`
+	Corrections []Correction `json:"corrections"`
+	Traffic     []DayCount   `json:"traffic"`
+	Reviews     []Review     `json:"reviews"`
+	Incidents   []Incident   `json:"incidents"`
 	// Signature is a signed note (the log's key) over the SHA-256 of the
 	// report's canonical JSON without this field.
 	Signature string `json:"signature,omitempty"`
@@ -177,6 +180,10 @@ func Build(ctx context.Context, s *State, opts BuildOptions) (*Report, error) {
 			want = append(want, c.Index)
 		}
 	}
+	snaps := snapshotsOf(s)
+	for _, e := range snaps {
+		want = append(want, e.Index)
+	}
 	cp, proofs, err := proveAll(ctx, opts.Log, want)
 	if err != nil {
 		return nil, err
@@ -223,6 +230,18 @@ func Build(ctx context.Context, s *State, opts BuildOptions) (*Report, error) {
 		r.Controls = append(r.Controls, cr)
 	}
 	r.Checklist = Checklist(findings)
+	var days []snapshotDay
+	for _, e := range snaps {
+		if d, ok := snapshotOf(e.Event); ok {
+			days = append(days, d)
+		}
+	}
+	tl := timelineOf(r.Period, r.GeneratedAt, days)
+	tl.Snapshots = []Ref{}
+	for _, e := range snaps {
+		tl.Snapshots = append(tl.Snapshots, ref(e, Claim{ID: e.Event.ID, Type: e.Event.Type}))
+	}
+	r.Timeline = &tl
 	sum, err := Hash(r)
 	if err != nil {
 		return nil, err

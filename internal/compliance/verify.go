@@ -61,7 +61,8 @@ func ExtractJSON(data []byte) []byte {
 // is what its claim says (the evaluation entry: the finding's status and
 // the digest of its observed data), that no check claims pass without
 // data, that each control's status follows from its findings, and that
-// each item of the verification checklist follows from its finding.
+// each item of the verification checklist follows from its finding, and
+// that the timeline follows from the daily snapshot entries it cites.
 func Verify(data []byte, vkey string) (VerifyResult, error) {
 	var res VerifyResult
 	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
@@ -173,6 +174,7 @@ func Verify(data []byte, vkey string) (VerifyResult, error) {
 		bad("controls: none")
 	}
 	res.Problems = append(res.Problems, verifyChecklist(&r)...)
+	res.Problems = append(res.Problems, verifyTimeline(&r, checkRef)...)
 	return res, nil
 }
 
