@@ -217,13 +217,16 @@ func shown(n *yaml.Node) string {
 	if r := []rune(v); len(r) > 40 {
 		v = string(r[:40]) + "…"
 	}
-	// Quoted when it is a string, or anything a message could not show on
-	// one line as it is (a value under an unknown tag such as "!x" may
-	// span lines).
-	if tag := n.ShortTag(); tag == "!!str" || !strings.HasPrefix(tag, "!!") || strings.ContainsFunc(v, unicode.IsControl) {
-		return strconv.Quote(v)
+	// Shown as written only when YAML resolved it to a number, a boolean
+	// or null; anything else is quoted: a string, and a value under any
+	// other tag ("!x", "!!0"), which may say anything, across lines too.
+	switch n.ShortTag() {
+	case "!!int", "!!float", "!!bool", "!!null":
+		if !strings.ContainsFunc(v, unicode.IsControl) {
+			return v
+		}
 	}
-	return v
+	return strconv.Quote(v)
 }
 
 func setNull(n *yaml.Node) {
