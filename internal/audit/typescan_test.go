@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -514,6 +515,9 @@ func TestEventTypesReadAreReal(t *testing.T) {
 	variadic := map[string]int{} // function name → index of its types ...string
 	var files []*ast.File
 	filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && slices.Contains([]string{"../../deploy", "../../bench", "../../scripts"}, path) {
+			return filepath.SkipDir // programs that check files, not code that reads the log
+		}
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "/testdata/") {
 			return err
 		}
