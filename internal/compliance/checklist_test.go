@@ -149,3 +149,32 @@ func TestChecklistInReport(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyFormatV1: a report of the format before the checklist and the
+// timeline still verifies; the current format without them does not.
+func TestVerifyFormatV1(t *testing.T) {
+	l := MustOpenLog(t)
+	r, err := compliance.Build(context.Background(), goodState(t, l), compliance.BuildOptions{Log: l, By: gatehouse.Actor{Kind: "user", ID: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(format string) []string {
+		c := *r
+		c.Format, c.Checklist, c.Timeline = format, nil, nil
+		sum, _ := compliance.Hash(&c)
+		sig, _ := l.SignReport(sum)
+		c.Signature = string(sig)
+		b, _ := compliance.MarshalReport(&c)
+		res, err := compliance.Verify(b, l.VerifierKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Problems
+	}
+	if p := strip("gatehouse-evidence/v1"); len(p) != 0 {
+		t.Fatalf("v1 report: %q", p)
+	}
+	if p := strings.Join(strip(compliance.FormatVersion), "\n"); !strings.Contains(p, "checklist[secrets_rotated]: missing") || !strings.Contains(p, "timeline: missing") {
+		t.Fatalf("%s without checklist and timeline: %q", compliance.FormatVersion, p)
+	}
+}

@@ -16,8 +16,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 )
 
-// FormatVersion names the JSON report format.
-const FormatVersion = "gatehouse-evidence/v1"
+// FormatVersion names the JSON report format: v2 added the verification
+// checklist and the timeline. Verify still checks v1 reports, which have
+// neither.
+const FormatVersion = "gatehouse-evidence/v2"
+
+// formatV1 is the format before the checklist and the timeline.
+const formatV1 = "gatehouse-evidence/v1"
 
 // Event types the report writes to the audit log.
 const (
