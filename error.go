@@ -23,6 +23,7 @@ const (
 	EINTERNAL        = "internal"               // 500
 	EBADGATEWAY      = "bad_gateway"            // 502
 	EUNAVAILABLE     = "unavailable"            // 503
+	ELOCKDOWN        = "lockdown"               // 503: incident lockdown mode refuses the caller
 	ETIMEOUT         = "timeout"                // 504
 )
 
@@ -90,7 +91,7 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestHeaderFieldsTooLarge
 	case EBADGATEWAY:
 		return http.StatusBadGateway
-	case EUNAVAILABLE:
+	case EUNAVAILABLE, ELOCKDOWN:
 		return http.StatusServiceUnavailable
 	case ETIMEOUT:
 		return http.StatusGatewayTimeout

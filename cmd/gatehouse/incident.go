@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/compliance"
+	"github.com/gatehouse/gatehouse/internal/lockdown"
 )
 
 func newIncidentCmd(env Env) *cobra.Command {
@@ -20,8 +21,9 @@ func newIncidentCmd(env Env) *cobra.Command {
 		Use:   "incident",
 		Short: "Record incidents, contain them, close them with a post-incident review; run revocation drills",
 		Long: `Incidents (SOC 2 CC7.3–CC7.5): open one with severity, title and impact,
-add notes, contain it (revoke a principal and what it created, or every
-key, client and token created before a time), close it — the post-incident
+add notes, contain it (revoke a principal and what it created, every
+key, client and token created before a time, or lock the gateway down to
+named roles and principals until lifted), close it — the post-incident
 review is due 5 business days later — and record the review. Every action
 is an audit event; show prints the timeline assembled from the audit log.
 drill measures how long the gateway takes to refuse a revoked key.`,
@@ -122,16 +124,50 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 	}
 	note.Flags().StringVar(&text, "text", "", "the note")
 	var principal, before string
+	var lock bool
+	var allow []string
 	contain := &cobra.Command{
-		Use:   "contain ID (--revoke-principal KIND:ID | --revoke-before TIME) [--json]",
-		Short: "Containment: revoke a principal, or everything created before a time",
+		Use:   "contain ID (--revoke-principal KIND:ID | --revoke-before TIME | --lockdown --allow ROLE_OR_PRINCIPAL…) [--json]",
+		Short: "Containment: revoke a principal, everything created before a time, or lock the gateway down",
+		Long: `Containment actions of an open incident, each audited:
+  --revoke-principal KIND:ID  revoke a key, client or token (and what it created),
+                              or disable a user with their tokens;
+  --revoke-before TIME        revoke every key, client and token created before TIME;
+  --lockdown                  only the roles (admin, security, auditor; admin also
+                              admits credentials with the admin scope) and principals
+                              (api_key:ID, client:ID, pat:ID, user:NAME) given with
+                              --allow pass the gateway — routes, forward-auth and
+                              /v1/authorize; everyone else gets 503 (code lockdown)
+                              until 'gatehouse incident lift ID'. Every replica
+                              follows; the admin API and /health are not affected.`,
 		Example: `  gatehouse incident contain inc_01j… --revoke-principal api_key:key_7f3a…
   gatehouse incident contain inc_01j… --revoke-principal user:mallory
-  gatehouse incident contain inc_01j… --revoke-before 2026-12-01T09:00:00Z`,
+  gatehouse incident contain inc_01j… --revoke-before 2026-12-01T09:00:00Z
+  gatehouse incident contain inc_01j… --lockdown --allow admin --allow api_key:key_9c1e…`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (principal == "") == (before == "") {
-				return usageError{errors.New("give exactly one of --revoke-principal and --revoke-before")}
+			if len(allow) > 0 && !lock {
+				return usageError{errors.New("--allow goes with --lockdown")}
+			}
+			given := 0
+			for _, set := range []bool{principal != "", before != "", lock} {
+				if set {
+					given++
+				}
+			}
+			if given != 1 {
+				return usageError{errors.New("give exactly one of --revoke-principal, --revoke-before and --lockdown")}
+			}
+			if lock {
+				if len(allow) == 0 {
+					return usageError{errors.New("--lockdown needs at least one --allow ROLE_OR_PRINCIPAL (e.g. --allow admin): who may still pass")}
+				}
+				for _, e := range allow {
+					if _, _, err := lockdown.ParseEntry(e); err != nil {
+						return usageError{fmt.Errorf("--allow %q: must be a role (admin, security, auditor) or api_key:ID, client:ID, pat:ID or user:NAME", e)}
+					}
+				}
+				return incidentCall(cmd, "POST", path(args[0], "/contain"), map[string]any{"lockdown": true, "allow": allow})
 			}
 			if before != "" {
 				if _, err := time.Parse(time.RFC3339, before); err != nil {
@@ -147,6 +183,17 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 	}
 	contain.Flags().StringVar(&principal, "revoke-principal", "", "kind:id of the principal to revoke (a user is disabled with their tokens)")
 	contain.Flags().StringVar(&before, "revoke-before", "", "revoke every key, client and token created before this RFC 3339 time")
+	contain.Flags().BoolVar(&lock, "lockdown", false, "lock the gateway down: only the --allow roles and principals pass, everyone else gets 503")
+	contain.Flags().StringArrayVar(&allow, "allow", nil, "with --lockdown: a role (admin, security, auditor) or principal (api_key:ID, client:ID, pat:ID, user:NAME) that still passes; repeat for more")
+	lift := &cobra.Command{
+		Use:     "lift ID [--json]",
+		Short:   "Lift the lockdown an incident holds: the gateway admits every caller its policy allows again",
+		Example: `  gatehouse incident lift inc_01j…`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return incidentCall(cmd, "POST", path(args[0], "/lift"), nil)
+		},
+	}
 	closeCmd := &cobra.Command{
 		Use:   "close ID [--json]",
 		Short: "Close an incident; its post-incident review is due 5 business days later",
@@ -193,6 +240,6 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(open, list, show, note, contain, closeCmd, review, drill)
+	cmd.AddCommand(open, list, show, note, contain, lift, closeCmd, review, drill)
 	return cmd
 }

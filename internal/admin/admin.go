@@ -80,6 +80,9 @@ type Config struct {
 	// those endpoints answer 409.
 	Evidence Evidence
 	Records  *compliance.Records
+	// Lockdown is incident lockdown mode (contain with lockdown, lift);
+	// nil: those answer 409.
+	Lockdown Lockdown
 	// Drill runs a revocation drill (POST /v1/incidents/drill); nil: 409.
 	Drill func(ctx context.Context, by gatehouse.Actor) (DrillResult, error)
 	// Metrics serves GET /metrics (the Prometheus exposition); nil: not

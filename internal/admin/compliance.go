@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/lockdown"
 )
 
 // Areas of the compliance endpoints. Auditors read all three; security
@@ -41,6 +42,7 @@ func (s *Server) complianceRoutes() {
 	s.handle("/v1/incidents/{id}", areaIncidents, methods{http.MethodGet: s.getIncident})
 	s.handle("/v1/incidents/{id}/notes", areaIncidents, methods{http.MethodPost: s.addIncidentNote})
 	s.handle("/v1/incidents/{id}/contain", areaIncidents, methods{http.MethodPost: s.containIncident})
+	s.handle("/v1/incidents/{id}/lift", areaIncidents, methods{http.MethodPost: noBody(s.liftLockdown)})
 	s.handle("/v1/incidents/{id}/close", areaIncidents, methods{http.MethodPost: noBody(s.closeIncident)})
 	s.handle("/v1/incidents/{id}/review", areaIncidents, methods{http.MethodPost: s.reviewIncident})
 }
@@ -389,6 +391,8 @@ func (s *Server) openIncident(w http.ResponseWriter, r *http.Request, p *gatehou
 type IncidentJSON struct {
 	compliance.Incident
 	Timeline []TimelineEntry `json:"timeline"`
+	// Lockdown is the gateway's lockdown when this incident holds it.
+	Lockdown *lockdown.State `json:"lockdown,omitempty"`
 }
 
 // TimelineEntry is one event of an incident's timeline.
@@ -414,6 +418,11 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, p *gatehous
 		return err
 	}
 	out := IncidentJSON{Incident: in, Timeline: []TimelineEntry{}}
+	if s.cfg.Lockdown != nil {
+		if st := s.cfg.Lockdown.Current(); st.Incident == in.ID {
+			out.Lockdown = &st
+		}
+	}
 	if s.cfg.Audit != nil {
 		out.Timeline, err = s.timeline(r.Context(), in)
 		if err != nil {
@@ -490,11 +499,14 @@ func (s *Server) addIncidentNote(w http.ResponseWriter, r *http.Request, p *gate
 
 // ContainRequest is the body of POST /v1/incidents/{id}/contain: exactly
 // one of revoke_principal (kind:id: the credential, or the user disabled
-// with their tokens) and revoke_before (RFC 3339: every key, client and
-// token created before it).
+// with their tokens), revoke_before (RFC 3339: every key, client and
+// token created before it) and lockdown (only the roles and principals in
+// allow pass the gateway; everyone else gets 503 until POST …/lift).
 type ContainRequest struct {
-	RevokePrincipal string `json:"revoke_principal"`
-	RevokeBefore    string `json:"revoke_before"`
+	RevokePrincipal string   `json:"revoke_principal"`
+	RevokeBefore    string   `json:"revoke_before"`
+	Lockdown        bool     `json:"lockdown"`
+	Allow           []string `json:"allow"`
 }
 
 func (s *Server) containIncident(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -506,12 +518,24 @@ func (s *Server) containIncident(w http.ResponseWriter, r *http.Request, p *gate
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if (req.RevokePrincipal == "") == (req.RevokeBefore == "") {
-		return gatehouse.Errorf(gatehouse.EINVALID, "revoke_principal, revoke_before: give exactly one")
+	if len(req.Allow) > 0 && !req.Lockdown {
+		return gatehouse.Errorf(gatehouse.EINVALID, "allow: only with lockdown")
+	}
+	given := 0
+	for _, set := range []bool{req.RevokePrincipal != "", req.RevokeBefore != "", req.Lockdown} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return gatehouse.Errorf(gatehouse.EINVALID, "revoke_principal, revoke_before, lockdown: give exactly one")
 	}
 	id := r.PathValue("id")
 	if _, err := rec.OpenCheck(r.Context(), id); err != nil {
 		return err
+	}
+	if req.Lockdown {
+		return s.lockdown(w, r, p, rec, id, req.Allow)
 	}
 	because := "incident:" + id
 	c := compliance.Containment{By: who(p)}
@@ -584,6 +608,9 @@ func (s *Server) closeIncident(w http.ResponseWriter, r *http.Request, p *gateho
 	rec, err := s.records()
 	if err != nil {
 		return err
+	}
+	if id := r.PathValue("id"); s.cfg.Lockdown != nil && s.cfg.Lockdown.Current().Incident == id {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "incident %s holds the gateway in lockdown: lift it first (gatehouse incident lift %s)", id, id)
 	}
 	in, err := rec.CloseIncident(r.Context(), r.PathValue("id"), who(p), compliance.DefaultThresholds().IncidentReviewDays)
 	if err != nil {

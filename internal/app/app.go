@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/lockdown"
 	"github.com/gatehouse/gatehouse/internal/logbuf"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/oauth"
@@ -86,8 +87,11 @@ type App struct {
 	admin   *admin.Server
 	// records keeps access reviews and incidents (in the store).
 	records *compliance.Records
-	clock   gatehouse.Clock
-	metrics *metrics.Metrics
+	// lockdown is incident lockdown mode (kept in the store), which the
+	// gateway asks before the policy.
+	lockdown *lockdown.Lockdown
+	clock    gatehouse.Clock
+	metrics  *metrics.Metrics
 	// tracing exports the request path's spans (nil: tracing off).
 	tracing *tracing.Provider
 	stop    context.CancelFunc // ends background work
@@ -211,6 +215,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	a.auditRestore(ctx, dir)
+	if err := a.openLockdown(ctx); err != nil {
+		return nil, err
+	}
 	if a.backups, err = a.openBackups(ctx, cfg, dir, opts); err != nil {
 		return nil, err
 	}
@@ -319,6 +326,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		SourceIPKey:    pepper,
 		Endpoints:      oauthSrv.Endpoints(),
 		Authorizer:     a.policy,
+		Gate:           a.lockdown,
 		RateLimiter:    a.limiter,
 		Mode:           cfg.Mode,
 		PolicyHeaders:  cfg.Policy.Headers,
@@ -343,7 +351,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	a.records = compliance.NewRecords(a.store, opts.Clock)
-	a.admin = admin.New(admin.Config{Evidence: evidence{a}, Records: a.records, Drill: a.drill, Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
+	a.admin = admin.New(admin.Config{Evidence: evidence{a}, Records: a.records, Lockdown: lockdownAPI{a}, Drill: a.drill, Keys: a.keys, Clients: a.clients, Tokens: a.tokens, AdminToken: adminToken, Policy: a.policy,
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI(), Secrets: secretsAPI{a},
@@ -495,6 +503,7 @@ func (a *App) Start() error {
 		a.usage.Run(ctx) // flushes once more when ctx ends
 	}()
 	a.runBackups(ctx, a.dataDir)
+	a.runLockdownPoll(ctx)
 	a.runSecretsStatus(ctx)
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)

@@ -26,6 +26,10 @@ func (a *App) openBus(ctx context.Context, dsn string) (*notify.Bus, error) {
 		DSN:    dsn,
 		Logger: a.log,
 		Receive: func(ctx context.Context, m notify.Message) {
+			if m.Kind == invalidateLockdown {
+				a.reloadLockdown(ctx, "announced by another replica")
+				return
+			}
 			if err := a.inv.Apply(ctx, authn.Invalidation{Kind: m.Kind, ID: m.ID}); err != nil {
 				log.Error("apply invalidation", "kind", m.Kind, "id", m.ID, "err", err)
 				return
@@ -36,6 +40,7 @@ func (a *App) openBus(ctx context.Context, dsn string) (*notify.Bus, error) {
 			if err := a.inv.Connected(ctx); err != nil {
 				log.Error("resync caches after reconnect", "err", err)
 			}
+			a.reloadLockdown(ctx, "invalidation bus reconnected")
 		},
 		Disconnected: a.inv.Disconnected,
 	})

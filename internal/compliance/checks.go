@@ -652,9 +652,37 @@ func checkReviews(s *State) Finding {
 	return f
 }
 
+// lockdownsOf lists an incident's lockdowns (containment action
+// lockdown, and the lift that ended each): when, who, whom they let
+// through, and how long the gateway was locked down ("" while it is).
+func lockdownsOf(in Incident) []map[string]any {
+	var out []map[string]any
+	var open map[string]any
+	var since time.Time
+	for _, c := range in.Actions {
+		switch c.Action {
+		case "lockdown":
+			if open == nil {
+				since = c.At
+				open = map[string]any{"incident": in.ID, "since": c.At.UTC().Format(time.RFC3339), "by": c.By, "lifted": ""}
+				out = append(out, open)
+			}
+			open["allow"] = c.Allow
+		case "lift_lockdown":
+			if open != nil {
+				open["lifted"] = c.At.UTC().Format(time.RFC3339)
+				open["duration_s"] = int64(c.At.Sub(since).Seconds())
+				open = nil
+			}
+		}
+	}
+	return out
+}
+
 func checkIncidents(s *State) Finding {
 	f := Finding{Remediation: "Record the post-incident review of every closed incident (gatehouse incident review ID --summary TEXT) within 5 business days of closing."}
 	var overdue []string
+	lockdowns := []map[string]any{}
 	n := 0
 	for _, in := range s.Incidents {
 		if !s.Period.Contains(in.OpenedAt) && (in.ClosedAt.IsZero() || !s.Period.Contains(in.ClosedAt)) {
@@ -664,6 +692,14 @@ func checkIncidents(s *State) Finding {
 		if e, ok := latest(s, func(e audit.Entry) bool { return e.Event.Resource == "incident:"+in.ID }, "admin.incident.review", "admin.incident.close"); ok {
 			f.cite(e)
 		}
+		lockdowns = append(lockdowns, lockdownsOf(in)...)
+		if len(in.Actions) > 0 {
+			// The containment taken: its audit events (lockdowns and
+			// their lifts among them).
+			if e, ok := latest(s, func(e audit.Entry) bool { return e.Event.Resource == "incident:"+in.ID }, "admin.incident.lift", "admin.incident.contain"); ok {
+				f.cite(e)
+			}
+		}
 		switch {
 		case in.ClosedAt.IsZero():
 		case in.ReviewedAt.IsZero() && s.Now.After(in.ReviewDue):
@@ -672,7 +708,7 @@ func checkIncidents(s *State) Finding {
 			overdue = append(overdue, in.ID+" (reviewed late)")
 		}
 	}
-	f.Observed = map[string]any{"incidents": n, "overdue_reviews": overdue, "review_days": s.Thresholds.IncidentReviewDays}
+	f.Observed = map[string]any{"incidents": n, "overdue_reviews": overdue, "review_days": s.Thresholds.IncidentReviewDays, "lockdowns": lockdowns}
 	switch {
 	case n == 0:
 		f.Status, f.Reason = StatusNotApplicable, "no incident in the period"

@@ -74,9 +74,11 @@ type IncidentNote struct {
 type Containment struct {
 	At      time.Time `json:"at"`
 	By      string    `json:"by"`
-	Action  string    `json:"action"` // revoke_principal | revoke_before
+	Action  string    `json:"action"` // revoke_principal | revoke_before | lockdown | lift_lockdown
 	Target  string    `json:"target"`
 	Revoked []string  `json:"revoked"`
+	// Allow is the allow list of a lockdown (and of the lockdown lifted).
+	Allow []string `json:"allow,omitempty"`
 }
 
 // BusinessDaysAfter returns the end of the nth business day (Monday to

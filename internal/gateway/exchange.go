@@ -263,7 +263,10 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		e.Type = ex.eventType
 	}
 	if ex.action != "" {
-		e.Type, e.Action, e.Resource = "authz.decision", ex.action, ex.resource
+		e.Action, e.Resource = ex.action, ex.resource
+		if ex.eventType == "" { // a lockdown refusal keeps its type
+			e.Type = "authz.decision"
+		}
 	}
 	if ex.decided {
 		e.Details = map[string]any{

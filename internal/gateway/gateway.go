@@ -60,6 +60,14 @@ type Authorizer interface {
 	Decide(ctx context.Context, in *authz.Input) (authz.Decision, error)
 }
 
+// Gate refuses callers before the policy is asked, whatever it would
+// decide (incident lockdown: lockdown.Lockdown). Check returns a
+// client-safe error to refuse p (nil: anonymous); it is called on every
+// authorized request, so it must be cheap when it admits everyone.
+type Gate interface {
+	Check(p *gatehouse.Principal) error
+}
+
 // RateLimiter admits or refuses requests per principal; the rate-limit
 // service implements it.
 type RateLimiter interface {
@@ -91,6 +99,7 @@ type Config struct {
 	Authenticator Authenticator
 	Certs         CertAuthenticator // nil: client certificates authenticate no one
 	Authorizer    Authorizer
+	Gate          Gate        // nil: none; asked before Authorizer on routes, forward-auth and the decision API
 	RateLimiter   RateLimiter // nil: no rate limits
 	Mode          string      // "prod" or "dev", passed to the policy
 	PolicyHeaders []string    // request headers the policy may read
@@ -679,9 +688,16 @@ func (g *Gateway) authorize(next Handler) Handler {
 }
 
 // decideFor evaluates the policy for the request and records the decision
-// in the exchange. A policy that has not loaded yet is EUNAVAILABLE; an
+// in the exchange. The Gate refuses first (lockdown: ELOCKDOWN, 503). A
+// policy that has not loaded yet is EUNAVAILABLE; an
 // evaluation error is logged under the decision id and denies.
 func (g *Gateway) decideFor(r *http.Request, ex *exchange, action, resource string) (authz.Decision, error) {
+	if g.cfg.Gate != nil {
+		if err := g.cfg.Gate.Check(ex.principal); err != nil {
+			ex.outcome, ex.eventType = gatehouse.OutcomeDenied, "lockdown.refused"
+			return authz.Decision{}, err
+		}
+	}
 	in := &ex.input // in the exchange: no allocation of its own
 	*in = authz.Input{
 		Request: authz.RequestInput{
