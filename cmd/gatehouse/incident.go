@@ -104,6 +104,10 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 			}
 			return output(cmd, in, func(w io.Writer) error {
 				printIncident(w, in.Incident)
+				if l := in.Lockdown; l != nil {
+					fmt.Fprintf(w, "LOCKDOWN in force since %s (by %s): only %s pass the gateway; lift it with: gatehouse incident lift %s\n",
+						l.Since.Format(time.RFC3339), l.By, strings.Join(l.Allow, ", "), in.ID)
+				}
 				return table(w, "ENTRY\tTIME\tTYPE\tACTOR\tRESOURCE\tOUTCOME", in.Timeline, func(e admin.TimelineEntry) []string {
 					return []string{fmt.Sprint(e.Index), e.Time.Format(time.RFC3339), e.Type, e.Actor, orName(e.Target, "-"), e.Result}
 				})

@@ -84,6 +84,9 @@ func TestIncidentLockdownCommands(t *testing.T) {
 		}
 	}
 	check(s.base, "in lockdown")
+	if out, e, code := run(t, s.env(), "incident", "show", in.ID); code != 0 || !strings.Contains(out, "LOCKDOWN in force") || !strings.Contains(out, "api_key:"+opsID) {
+		t.Errorf("incident show during the lockdown: %d %q %s", code, out, e)
+	}
 
 	// A restart keeps the lockdown.
 	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
