@@ -3,19 +3,27 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/admin"
+	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/compliance"
 )
 
 func newEvidenceCmd(env Env) *cobra.Command {
-	var format, out, period string
+	var format, out, period, dataDir, storeDSN, configPath string
 	cmd := &cobra.Command{
 		Use:   "evidence [--format json|html|oscal|md] [--out FILE] [--period FROM..TO]",
 		Short: "Write a signed SOC 2 evidence report; verify one offline",
@@ -29,9 +37,18 @@ the evaluation and the report's SHA-256 in the audit log.
 json is the signed machine form; html is one self-contained page and oscal
 an OSCAL 1.1 assessment-results document, both carrying the signed JSON; md
 is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
---key PUB (docs/evidence.md).`,
+--key PUB (docs/evidence.md).
+
+Offline, without a running server: --data-dir D (the file audit log and
+store of a stopped server; a running one holds the log's lock) or --store
+DSN (PostgreSQL, where replicas share the log), with the deployment's
+--config. The report is built and signed on this host with the audit
+log's key, and recorded in that log. Nothing is served, so the listeners
+are described from the config but not probed: the checks that need a
+probe (routes, TLS, headers) say manual.`,
 		Example: `  gatehouse evidence --format html --out soc2-q4.html --period 2026-10-01..2026-12-31
   gatehouse evidence --format json --out soc2-q4.json
+  gatehouse evidence --data-dir /var/lib/gatehouse --config gatehouse.yaml --format json --out soc2-q4.json
   gatehouse evidence verify soc2-q4.json --key "$(cat audit.pub)"`,
 		Args: cobra.NoArgs,
 	}
@@ -39,6 +56,9 @@ is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
 	cmd.Flags().StringVar(&format, "format", "json", "json, html, oscal (assessment-results) or md")
 	cmd.Flags().StringVar(&out, "out", "", "file to write (default: standard output)")
 	cmd.Flags().StringVar(&period, "period", "", "FROM..TO, dates (both included) or RFC 3339 times")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "offline: the data directory of a stopped server (no admin API)")
+	cmd.Flags().StringVar(&storeDSN, "store", "", "offline: the PostgreSQL DSN of the deployment's store and audit log (no admin API)")
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "offline: the deployment's config file; default $GATEHOUSE_CONFIG, else built-in defaults")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		switch format {
 		case "json", "html", "md", "oscal":
@@ -48,17 +68,14 @@ is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
 		if period != "" && !strings.Contains(period, "..") {
 			return usageError{fmt.Errorf("--period %q: must be FROM..TO, e.g. 2026-10-01..2026-12-31", period)}
 		}
-		c, err := client()
-		if err != nil {
-			return err
-		}
-		c.http.Timeout = 0 // a report over a long log takes a while
-		path := "/v1/evidence"
-		if period != "" {
-			path += "?period=" + url.QueryEscape(period)
-		}
 		var raw json.RawMessage
-		if err := c.do(cmd.Context(), "GET", path, nil, &raw); err != nil {
+		var err error
+		if dataDir != "" || storeDSN != "" {
+			raw, err = offlineReport(cmd, env, configPath, dataDir, storeDSN, period)
+		} else {
+			raw, err = serverReport(cmd, client, period)
+		}
+		if err != nil {
 			return err
 		}
 		var r compliance.Report
@@ -95,6 +112,59 @@ is Markdown. Check json, html or oscal with gatehouse evidence verify FILE
 	}
 	cmd.AddCommand(newEvidenceVerifyCmd())
 	return cmd
+}
+
+// serverReport asks the running server for the report.
+func serverReport(cmd *cobra.Command, client func() (*apiClient, error), period string) (json.RawMessage, error) {
+	c, err := client()
+	if err != nil {
+		return nil, err
+	}
+	c.http.Timeout = 0 // a report over a long log takes a while
+	path := "/v1/evidence"
+	if period != "" {
+		path += "?period=" + url.QueryEscape(period)
+	}
+	var raw json.RawMessage
+	if err := c.do(cmd.Context(), "GET", path, nil, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// offlineReport builds the report on this host from the deployment's data
+// directory or PostgreSQL store, without a server.
+func offlineReport(cmd *cobra.Command, env Env, configPath, dataDir, storeDSN, period string) (json.RawMessage, error) {
+	cfg, err := restoreConfig(env, configPath, storeDSN)
+	if err != nil {
+		return nil, err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	dir, err := cfg.ResolveDataDir()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if cfg.Audit.Backend != "postgres" {
+		// A fresh directory would be a new deployment, not evidence.
+		if _, err := os.Stat(filepath.Join(app.AuditDir(cfg, dir), "LOCK")); err != nil {
+			return nil, usageError{fmt.Errorf("no audit log in %s: --data-dir names the data directory of a deployment that has run", app.AuditDir(cfg, dir))}
+		}
+	}
+	p, err := admin.ParsePeriod(period, time.Now().UTC())
+	if err != nil {
+		return nil, usageError{err}
+	}
+	r, err := app.OfflineReport(cmd.Context(), cfg, app.Options{Getenv: env.Getenv, Stderr: io.Discard, Logger: slog.New(slog.DiscardHandler)},
+		gatehouse.Actor{Kind: "system", ID: "evidence-offline"}, p)
+	if errors.Is(err, audit.ErrLocked) {
+		return nil, fmt.Errorf("offline report: the audit log in %s is held by a running server: stop it, or ask it over the admin API (gatehouse evidence without --data-dir)", app.AuditDir(cfg, dir))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline report: %w", err)
+	}
+	return json.Marshal(r)
 }
 
 func newEvidenceVerifyCmd() *cobra.Command {

@@ -56,6 +56,10 @@ type Options struct {
 	// Pprof mounts net/http/pprof on the admin listener (admin role only);
 	// serve --pprof.
 	Pprof bool
+	// Offline opens the deployment for an in-process tool (OfflineReport)
+	// rather than to serve it: New records no config.loaded or build.scan
+	// event, since nothing starts serving that config or binary.
+	Offline bool
 	// Executable is the serving binary, whose dependency scan
 	// (EXECUTABLE.scan.json, scripts/scan.sh --binary) the evidence
 	// report cites; "": os.Executable().
@@ -64,13 +68,18 @@ type Options struct {
 
 // App is one running Gatehouse process.
 type App struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   store.Store
-	keys    *authn.Keys
-	clients *authn.Clients
-	pats    *authn.PATs
-	users   *authn.Users
+	cfg *config.Config
+	// offline is set for an App opened by OfflineReport: the listeners
+	// of the config (offlineListen: public, admin) are described, not
+	// probed.
+	offline       bool
+	offlineListen [2]string
+	log           *slog.Logger
+	store         store.Store
+	keys          *authn.Keys
+	clients       *authn.Clients
+	pats          *authn.PATs
+	users         *authn.Users
 	// usage records last use of keys, clients and tokens off the request
 	// path; usageWG is its flusher.
 	usage   *authn.Usage
@@ -391,10 +400,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		}
 	}
 	log.Info("config loaded", "source", sourceName(cfg), "sha256", cfg.Hash, "mode", cfg.Mode, "routes", len(cfg.Routes), "data_dir", dir)
-	pst := a.policy.Status()
-	a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes),
-		"policy_source": pst.Source, "policy_revision": pst.Revision, "policy_sha256": pst.SHA256, "policy_tests": pst.Tests})
-	a.recordBuildScan(ctx, opts.Executable)
+	if !opts.Offline {
+		pst := a.policy.Status()
+		a.system(ctx, "config.loaded", map[string]any{"source": sourceName(cfg), "sha256": cfg.Hash, "mode": cfg.Mode, "routes": len(cfg.Routes),
+			"policy_source": pst.Source, "policy_revision": pst.Revision, "policy_sha256": pst.SHA256, "policy_tests": pst.Tests})
+		a.recordBuildScan(ctx, opts.Executable)
+	}
 	if cfg.Mode == config.ModeDev {
 		log.Warn("running in dev mode: the debug scope is honoured; do not use dev mode in production")
 	}
@@ -682,7 +693,7 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 		Stream:             stream,
 	})
 	if errors.Is(err, audit.ErrLocked) {
-		return nil, fmt.Errorf("audit log %s is in use by another gatehouse process: give each process its own audit.dir, or use audit.backend postgres", auditDir)
+		return nil, lockedError{auditDir}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/compliance"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -59,7 +60,9 @@ func (a *App) evidenceState(ctx context.Context, period compliance.Period) (*com
 	for _, rc := range cfg.Routes {
 		s.Routes = append(s.Routes, compliance.Route{Name: rc.Name, Path: rc.Path, Methods: rc.Methods, Public: rc.Public, Scopes: rc.Scopes, Redact: rc.Redact})
 	}
-	a.probeRoutes(ctx, s.Routes)
+	if !a.offline {
+		a.probeRoutes(ctx, s.Routes)
+	}
 	st := a.policy.Status()
 	s.Policy = compliance.Policy{Ready: st.Ready, Source: st.Source, Revision: st.Revision, SHA256: st.SHA256, Tests: st.Tests, LastError: st.LastError,
 		Probes: a.policyProbes(ctx)}
@@ -71,7 +74,11 @@ func (a *App) evidenceState(ctx context.Context, period compliance.Period) (*com
 			s.SigningKeys = append(s.SigningKeys, compliance.SigningKey{KID: k.KID, CreatedAt: k.CreatedAt, Active: k.Active})
 		}
 	}
-	s.Listeners = a.probeListeners(ctx)
+	if a.offline {
+		s.Listeners = a.configuredListeners()
+	} else {
+		s.Listeners = a.probeListeners(ctx)
+	}
 	settings := a.users.Settings()
 	lim := a.limiter.Config().Default
 	s.Limits = compliance.Limits{DefaultRequests: lim.Requests, DefaultPer: lim.Per, Backend: cfg.RateLimit.Backend,
@@ -372,6 +379,52 @@ func tlsVersionName(v uint16) string {
 	return ""
 }
 
+// configuredListeners describes the listeners of the config without
+// probing them (offline reports: nothing is serving).
+func (a *App) configuredListeners() []compliance.Listener {
+	tlsOn := a.cfg.TLS.Enabled()
+	min := a.cfg.TLS.MinVersion
+	if min == "" {
+		min = "1.2"
+	}
+	list := []compliance.Listener{
+		{Name: "public", Address: a.offlineListen[0], TLS: tlsOn, MinVersion: min},
+		{Name: "admin", Address: a.offlineListen[1], TLS: tlsOn && a.cfg.TLS.Admin},
+	}
+	for i := range list {
+		l := &list[i]
+		if !l.TLS {
+			l.MinVersion = ""
+		}
+		host, _, _ := net.SplitHostPort(l.Address)
+		ip := net.ParseIP(host)
+		l.Loopback = ip != nil && ip.IsLoopback() || host == "localhost"
+	}
+	return list
+}
+
+// OfflineReport builds the evidence report of a deployment that is not
+// running, from its data directory or store (cfg as serve would load it)
+// — by an operator on the host, with the audit log's own key. Nothing is
+// served: the listeners are described from the config, not probed (the
+// checks that need a probe say manual), and no config.loaded event is
+// recorded for it. The file audit log is locked by a running server:
+// generate over the admin API then.
+func OfflineReport(ctx context.Context, cfg *config.Config, opts Options, by gatehouse.Actor, period compliance.Period) (*compliance.Report, error) {
+	c := *cfg
+	c.Listen, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	c.TLS.RedirectListen = ""
+	opts.Offline = true
+	a, err := New(ctx, &c, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	a.offline = true
+	a.offlineListen = [2]string{cfg.Listen, cfg.AdminListen}
+	return evidence{a}.Report(ctx, by, nil, period)
+}
+
 // probeListeners asks /health/live of each listener, and whether it takes
 // a TLS 1.1 handshake.
 func (a *App) probeListeners(ctx context.Context) []compliance.Listener {
@@ -487,3 +540,13 @@ func (a *App) drill(ctx context.Context, by gatehouse.Actor) (admin.DrillResult,
 // drillTimeout bounds how long a drill waits for the gateway to refuse a
 // revoked key.
 const drillTimeout = 30 * time.Second
+
+// lockedError is a file audit log held by another process; it unwraps to
+// audit.ErrLocked (OfflineReport's callers branch on it).
+type lockedError struct{ dir string }
+
+func (e lockedError) Error() string {
+	return "audit log " + e.dir + " is in use by another gatehouse process: give each process its own audit.dir, or use audit.backend postgres"
+}
+
+func (e lockedError) Unwrap() error { return audit.ErrLocked }
