@@ -29,19 +29,6 @@ func mounts(svc any) map[string]string {
 	return out
 }
 
-// mountOf returns the mount of svc that holds the container path file:
-// its container dir and its source.
-func mountOf(svc any, file string) (dir, src string, ok bool) {
-	for dst, s := range mounts(svc) {
-		if file == dst || strings.HasPrefix(file, strings.TrimSuffix(dst, "/")+"/") {
-			if len(dst) > len(dir) {
-				dir, src, ok = dst, s, true
-			}
-		}
-	}
-	return dir, src, ok
-}
-
 // checkLoopbackPorts: every published port of the service is bound to
 // 127.0.0.1.
 func checkLoopbackPorts(name string, svc any, p *problems) {
