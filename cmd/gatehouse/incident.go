@@ -221,7 +221,7 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 	review.Flags().StringVar(&summary, "summary", "", "what happened, why, and what changes")
 	drill := &cobra.Command{
 		Use:   "drill [--json]",
-		Short: "Revocation drill: create a canary key, use it, revoke it, measure until the gateway refuses it",
+		Short: "Revocation drill: create a canary key, use it, revoke it, measure until every replica (incidents.drill_targets) refuses it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client()
@@ -233,8 +233,19 @@ drill measures how long the gateway takes to refuse a revoked key.`,
 				return err
 			}
 			if err := output(cmd, d, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "canary key %s refused %.1f ms after its revocation (SLA %d ms)\n", d.KeyID, d.DurationMS, d.SLAMS)
-				return err
+				if _, err := fmt.Fprintf(w, "canary key %s refused by %d replicas %.1f ms after its revocation (SLA %d ms)\n", d.KeyID, len(d.Targets), d.DurationMS, d.SLAMS); err != nil {
+					return err
+				}
+				for _, t := range d.Targets {
+					state := "refused"
+					if !t.Refused {
+						state = "STILL ADMITTED"
+					}
+					if _, err := fmt.Fprintf(w, "  %-40s %s after %.1f ms\n", t.URL, state, t.DurationMS); err != nil {
+						return err
+					}
+				}
+				return nil
 			}); err != nil {
 				return err
 			}

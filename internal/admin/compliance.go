@@ -662,6 +662,18 @@ type DrillResult struct {
 	DurationMS float64 `json:"duration_ms"`
 	SLAMS      int64   `json:"sla_ms"`
 	WithinSLA  bool    `json:"within_sla"`
+	// Targets are the listeners asked: this replica's first, then those of
+	// incidents.drill_targets; Refused and DurationMS above are over all
+	// of them (the slowest).
+	Targets []DrillTarget `json:"targets"`
+}
+
+// DrillTarget is one public listener a drill presented the canary key to.
+type DrillTarget struct {
+	URL          string  `json:"url"`
+	BeforeStatus int     `json:"before_status"`
+	Refused      bool    `json:"refused"`
+	DurationMS   float64 `json:"duration_ms"`
 }
 
 // runDrill is POST /v1/incidents/drill: create a canary key, use it,
@@ -686,7 +698,7 @@ func (s *Server) runDrill(w http.ResponseWriter, r *http.Request, p *gatehouse.P
 	res.SLAMS = sla.Milliseconds()
 	res.WithinSLA = res.Refused && res.DurationMS <= float64(res.SLAMS)
 	s.record(r.Context(), p, "incident.drill", "key:"+res.KeyID, map[string]any{"duration_ms": res.DurationMS, "refused": res.Refused,
-		"target": res.Target, "sla_ms": res.SLAMS, "within_sla": res.WithinSLA})
+		"target": res.Target, "replicas": len(res.Targets), "sla_ms": res.SLAMS, "within_sla": res.WithinSLA, "targets": res.Targets})
 	httpjson.Write(w, http.StatusOK, res)
 	return nil
 }

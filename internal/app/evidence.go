@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -482,28 +483,38 @@ func probeListener(ctx context.Context, base string, tlsOn bool) *compliance.Pro
 	return p
 }
 
-// drill runs a revocation drill against this process's public listener:
-// it creates a canary key, checks the gateway admits it (POST
-// /v1/authorize), revokes it, and measures until the gateway refuses it
-// (401), at most drillTimeout.
+// drill runs a revocation drill: it creates a canary key, checks that
+// this process's public listener and every replica in
+// incidents.drill_targets admit it (POST /v1/authorize), revokes it, and
+// measures until each of them refuses it (401), at most drillTimeout. The
+// drill's figure is the slowest replica's.
 func (a *App) drill(ctx context.Context, by gatehouse.Actor) (admin.DrillResult, error) {
 	now := a.clock.Now()
-	res := admin.DrillResult{Target: a.Addr()}
+	self := loopbackURL(a.Addr(), a.cfg.TLS.Enabled())
+	res := admin.DrillResult{Target: self}
+	targets := []admin.DrillTarget{{URL: self}}
+	for _, t := range a.cfg.Incidents.DrillTargets {
+		targets = append(targets, admin.DrillTarget{URL: strings.TrimSuffix(t, "/")})
+	}
 	k, secret, err := a.keys.Create(ctx, authn.NewKey{Name: "incident-drill-canary", Scopes: []string{"drill:canary"},
 		ExpiresAt: now.Add(10 * time.Minute), Lineage: store.Lineage{CreatedBy: by.Kind + ":" + by.ID, CreatedByRoot: by.Kind + ":" + by.ID}})
 	if err != nil {
 		return res, fmt.Errorf("create the canary key: %w", err)
 	}
 	res.KeyID = k.ID
-	url := loopbackURL(a.Addr(), a.cfg.TLS.Enabled()) + "/v1/authorize"
-	c := probeClient(0)
-	ask := func() (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"action":"drill.canary","resource":"drill:canary"}`))
+	local := probeClient(0) // our own listener: its certificate need not name 127.0.0.1
+	remote := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ask := func(i int) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, targets[i].URL+"/v1/authorize", strings.NewReader(`{"action":"drill.canary","resource":"drill:canary"}`))
 		if err != nil {
 			return 0, err
 		}
 		req.Header.Set("Authorization", "Bearer "+secret)
 		req.Header.Set("Content-Type", "application/json")
+		c := remote
+		if i == 0 {
+			c = local
+		}
 		r, err := c.Do(req)
 		if err != nil {
 			return 0, err
@@ -511,29 +522,44 @@ func (a *App) drill(ctx context.Context, by gatehouse.Actor) (admin.DrillResult,
 		r.Body.Close()
 		return r.StatusCode, nil
 	}
-	status, err := ask()
-	if err != nil {
-		a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
-		return res, fmt.Errorf("use the canary key: %w", err)
+	for i := range targets {
+		status, err := ask(i)
+		if err == nil && status == http.StatusUnauthorized {
+			err = errors.New("it refused the canary key before it was revoked")
+		}
+		if err != nil {
+			a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
+			return res, fmt.Errorf("use the canary key at %s: %w", targets[i].URL, err)
+		}
+		targets[i].BeforeStatus = status
 	}
-	res.BeforeStatus = status
-	if status == http.StatusUnauthorized {
-		a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
-		return res, errors.New("the gateway refused the canary key before it was revoked")
-	}
+	res.BeforeStatus = targets[0].BeforeStatus
 	start := time.Now()
 	if _, err := a.keys.Revoke(ctx, k.ID); err != nil {
 		return res, fmt.Errorf("revoke the canary key: %w", err)
 	}
-	for time.Since(start) < drillTimeout {
-		st, err := ask()
-		if err == nil && st == http.StatusUnauthorized {
-			res.Refused = true
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < drillTimeout {
+				if st, err := ask(i); err == nil && st == http.StatusUnauthorized {
+					targets[i].Refused = true
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			targets[i].DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		}()
 	}
-	res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	wg.Wait()
+	res.Refused = true
+	for _, t := range targets {
+		res.Refused = res.Refused && t.Refused
+		res.DurationMS = max(res.DurationMS, t.DurationMS)
+	}
+	res.Targets = targets
 	return res, nil
 }
 

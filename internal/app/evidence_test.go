@@ -1,12 +1,19 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/compliance"
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // findingOf returns the finding of check in control id.
@@ -288,4 +295,62 @@ func TestDailySnapshot(t *testing.T) {
 		return
 	}
 	t.Fatal("no CC6.7 in the timeline")
+}
+
+// TestDrillAcrossReplicas: a drill run on one of three replicas on one
+// PostgreSQL asks its own listener and the two of incidents.drill_targets,
+// and its figure is the time until all three refuse the revoked canary key.
+func TestDrillAcrossReplicas(t *testing.T) {
+	r := MustStartReplicas(t)
+	aBase := r.a.base
+	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\nstore: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\nincidents: {drill_targets: [%q, %q]}\n",
+		r.a.dataDir, r.dsn, aBase, r.bBase)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := app.New(context.Background(), cfg, app.Options{Getenv: func(string) string { return "" }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+
+	req, _ := http.NewRequest("POST", "http://"+c.AdminAddr()+"/v1/incidents/drill", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var d struct {
+		Refused    bool    `json:"refused"`
+		DurationMS float64 `json:"duration_ms"`
+		WithinSLA  bool    `json:"within_sla"`
+		Targets    []struct {
+			URL          string  `json:"url"`
+			BeforeStatus int     `json:"before_status"`
+			Refused      bool    `json:"refused"`
+			DurationMS   float64 `json:"duration_ms"`
+		} `json:"targets"`
+	}
+	body, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(body, &d); err != nil || res.StatusCode != 200 {
+		t.Fatalf("drill on C: %d %s", res.StatusCode, body)
+	}
+	if !d.Refused || !d.WithinSLA || len(d.Targets) != 3 {
+		t.Fatalf("drill: %s", body)
+	}
+	slowest := 0.0
+	for i, tg := range d.Targets {
+		if !tg.Refused || tg.BeforeStatus == 401 || tg.BeforeStatus == 0 {
+			t.Errorf("target %d: %+v", i, tg)
+		}
+		slowest = max(slowest, tg.DurationMS)
+	}
+	if d.Targets[1].URL != aBase || d.Targets[2].URL != r.bBase || d.DurationMS != slowest {
+		t.Errorf("targets or figure: %s", body)
+	}
+	t.Logf("three replicas refused the revoked canary key after %.1f ms (C %.1f, A %.1f, B %.1f)", d.DurationMS, d.Targets[0].DurationMS, d.Targets[1].DurationMS, d.Targets[2].DurationMS)
 }

@@ -88,6 +88,7 @@ type Config struct {
 	Secrets        SecretsConfig     `yaml:"secrets"`
 	Metrics        MetricsConfig     `yaml:"metrics"`
 	Tracing        TracingConfig     `yaml:"tracing"`
+	Incidents      IncidentsConfig   `yaml:"incidents"`
 
 	// Source is the file the config came from ("" for built-in defaults).
 	Source string `yaml:"-"`

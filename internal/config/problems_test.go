@@ -25,6 +25,7 @@ var problemCases = []struct{ name, yaml string }{
 	{"tab indentation", "mode: dev\n\tlisten: x\n"},
 	{"not a mapping", "- mode: dev\n"},
 	{"two documents", "mode: dev\n---\nmode: prod\n"},
+	{"drill targets", "incidents:\n  drill_targets: [gatehouse-2:8080, 'https://g2:8080/v1/authorize', 'https://g3:8080', 'https://g3:8080']\n"},
 	{"not yaml in a second document", "mode: dev\n---\n[\n"},
 	{"a key that is not a name", "? [a]\n: b\n"},
 	{"unknown key in a merged mapping", "routes:\n  - <<: {name: a, path: /a/, upstream: \"http://h\", scopes: [x], bogus: 1}\n"},

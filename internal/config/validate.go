@@ -32,6 +32,7 @@ func (c *Config) validate() problems {
 	c.validateSecrets(&p)
 	c.validateMetrics(&p)
 	c.validateTracing(&p)
+	c.validateIncidents(&p)
 	c.validateRoutes(&p)
 	return p
 }
