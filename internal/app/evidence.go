@@ -529,7 +529,11 @@ func (a *App) drill(ctx context.Context, by gatehouse.Actor) (admin.DrillResult,
 		}
 		if err != nil {
 			a.keys.Revoke(context.WithoutCancel(ctx), k.ID)
-			return res, fmt.Errorf("use the canary key at %s: %w", targets[i].URL, err)
+			if i == 0 {
+				return res, fmt.Errorf("use the canary key: %w", err)
+			}
+			// A replica of incidents.drill_targets: the operator's to fix.
+			return res, gatehouse.Errorf(gatehouse.EBADGATEWAY, "drill target %s: %v; check incidents.drill_targets (the canary key is revoked)", targets[i].URL, err)
 		}
 		targets[i].BeforeStatus = status
 	}

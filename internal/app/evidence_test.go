@@ -354,3 +354,28 @@ func TestDrillAcrossReplicas(t *testing.T) {
 	}
 	t.Logf("three replicas refused the revoked canary key after %.1f ms (C %.1f, A %.1f, B %.1f)", d.DurationMS, d.Targets[0].DurationMS, d.Targets[1].DurationMS, d.Targets[2].DurationMS)
 }
+
+// TestDrillTargetDown: a drill target that cannot be reached is a 502
+// naming it and the config key, and the canary key does not outlive the
+// failed drill.
+func TestDrillTargetDown(t *testing.T) {
+	h := MustStartWith(t, "incidents: {drill_targets: [\"http://127.0.0.1:1\"]}\n")
+	var e struct {
+		Error struct {
+			Code, Message string
+		}
+	}
+	if code := h.adminCall("POST", "/v1/incidents/drill", nil, &e); code != 502 || e.Error.Code != "bad_gateway" ||
+		!strings.Contains(e.Error.Message, "http://127.0.0.1:1") || !strings.Contains(e.Error.Message, "incidents.drill_targets") {
+		t.Fatalf("drill with a target down: %d %+v", code, e)
+	}
+	var keys struct {
+		Keys []keyOut `json:"keys"`
+	}
+	h.adminCall("GET", "/v1/keys", nil, &keys)
+	for _, k := range keys.Keys {
+		if k.Status == "active" {
+			t.Errorf("a key is still active after the failed drill: %+v", k)
+		}
+	}
+}
