@@ -2,11 +2,7 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -40,7 +36,7 @@ func (a *App) recordBuildScan(ctx context.Context, exe string) {
 		a.log.WarnContext(ctx, "dependency scan not read", "path", path, "err", err)
 		return
 	}
-	sum, err := fileSHA256(exe)
+	sum, err := compliance.FileSHA256(exe)
 	if err != nil {
 		a.log.WarnContext(ctx, "dependency scan not read", "err", err)
 		return
@@ -63,17 +59,4 @@ func (a *App) recordBuildScan(ctx context.Context, exe string) {
 		"binary_matches": matches, "vulns": len(scan.Vulns), "reachable": reachable, "reachable_count": len(reachable),
 		"blocking": blocking, "blocking_count": len(blocking),
 	})
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", name, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

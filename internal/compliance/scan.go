@@ -1,8 +1,11 @@
 package compliance
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 )
@@ -77,4 +80,20 @@ func ReadDependencyScan(path string) (*DependencyScan, error) {
 		return nil, fmt.Errorf("read dependency scan %s: no scanned_at or scanner: not a scan summary", path)
 	}
 	return &d, nil
+}
+
+// FileSHA256 returns the hex SHA-256 of a file: how a scan summary names
+// the binary and the SBOM it is of (scripts/supplychain writes it, serve
+// compares its own).
+func FileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

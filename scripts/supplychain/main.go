@@ -16,8 +16,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -103,7 +101,7 @@ func vulnsCmd(args []string, stdout io.Writer) error {
 		if p.file == "" {
 			continue
 		}
-		if *p.sum, err = fileSHA256(p.file); err != nil {
+		if *p.sum, err = compliance.FileSHA256(p.file); err != nil {
 			return err
 		}
 	}
@@ -225,19 +223,6 @@ func summarize(r io.Reader, now time.Time) (*compliance.DependencyScan, error) {
 		return strings.Compare(a.ID, b.ID)
 	})
 	return s, nil
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // The parts of a CycloneDX 1.x SBOM read here.
