@@ -1,19 +1,15 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/compliance"
-	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // findingOf returns the finding of check in control id.
@@ -303,19 +299,7 @@ func TestDailySnapshot(t *testing.T) {
 func TestDrillAcrossReplicas(t *testing.T) {
 	r := MustStartReplicas(t)
 	aBase := r.a.base
-	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\nstore: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\nincidents: {drill_targets: [%q, %q]}\n",
-		r.a.dataDir, r.dsn, aBase, r.bBase)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := app.New(context.Background(), cfg, app.Options{Getenv: func(string) string { return "" }, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	c, _ := startReplica(t, r.a, r.dsn, fmt.Sprintf("incidents: {drill_targets: [%q, %q]}\n", aBase, r.bBase))
 
 	req, _ := http.NewRequest("POST", "http://"+c.AdminAddr()+"/v1/incidents/drill", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)

@@ -1,20 +1,15 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/compliance"
-	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // gatewayCall sends a request to the public listener and returns its
@@ -274,23 +269,7 @@ func TestLockdownAcrossReplicas(t *testing.T) {
 	}
 
 	// A third replica started now reads the lockdown from the store.
-	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\nstore: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\nroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
-		r.a.dataDir, r.dsn, r.a.up.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := app.New(context.Background(), cfg, app.Options{Getenv: func(string) string { return "" }, Logger: slog.New(slog.DiscardHandler), Clock: gatehouse.NewFakeClock(r.a.clock.Now())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c.Shutdown(ctx)
-	})
+	c, _ := startReplica(t, r.a, r.dsn, "")
 	code, body := get("http://"+c.Addr(), svc.Key)
 	wantLockdown(t, "svc on a replica started during the lockdown", code, body, in.ID)
 

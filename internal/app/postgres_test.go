@@ -40,13 +40,28 @@ func MustStartReplicas(t *testing.T) *replicas {
 	t.Helper()
 	dsn := pgtest.MustCreateDatabase(t)
 	// One issuer, so that tokens issued by A are accepted by B.
-	extra := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn)
-	a := MustStartWith(t, extra)
+	a := MustStartWith(t, replicaStore(dsn))
+	b, clock := startReplica(t, a, dsn, "")
+	r := &replicas{a: a, b: b, bBase: "http://" + b.Addr(), clock: clock, dsn: dsn}
+	r.waitListening(t, 5*time.Second)
+	return r
+}
 
-	// B shares A's data dir, so its secrets and audit signing key, and
-	// writes to the same audit log in PostgreSQL.
-	cfg, err := config.Parse("b.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%sroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
-		a.dataDir, extra, a.up.URL)))
+// replicaStore is the config every replica of one deployment shares: the
+// PostgreSQL store and one token issuer, so that tokens issued by one are
+// accepted by the others.
+func replicaStore(dsn string) string {
+	return fmt.Sprintf("store: {driver: postgres, dsn: %q}\nauth: {issuer: \"https://gatehouse.test\"}\n", dsn)
+}
+
+// startReplica starts another replica of a's deployment on dsn, with
+// extra top-level config (YAML) and a route to a's upstream: it shares a's
+// data dir, so its secrets and audit signing key, and writes to the same
+// audit log in PostgreSQL. Its clock starts at a's.
+func startReplica(t *testing.T, a *harness, dsn, extra string) (*app.App, *gatehouse.FakeClock) {
+	t.Helper()
+	cfg, err := config.Parse("replica.yaml", []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%s%sroutes:\n  - {name: r, path: /api/v1/signals/, upstream: %s, scopes: [read:signals]}\n",
+		a.dataDir, replicaStore(dsn), extra, a.up.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +78,7 @@ func MustStartReplicas(t *testing.T) *replicas {
 		defer cancel()
 		b.Shutdown(ctx)
 	})
-	r := &replicas{a: a, b: b, bBase: "http://" + b.Addr(), clock: clock, dsn: dsn}
-	r.waitListening(t, 5*time.Second)
-	return r
+	return b, clock
 }
 
 // waitListening waits until B's invalidation bus listens.
