@@ -102,7 +102,7 @@ func TestComplianceRoles(t *testing.T) {
 	}
 	for _, tc := range []struct{ method, path string }{
 		{"POST", "/v1/reviews"}, {"POST", "/v1/incidents"}, {"POST", "/v1/reviews/rev_x/complete"},
-		{"POST", "/v1/incidents/inc_x/close"}, {"POST", "/v1/incidents/inc_x/contain"},
+		{"POST", "/v1/incidents/inc_x/close"}, {"POST", "/v1/incidents/inc_x/contain"}, {"POST", "/v1/incidents/drill"},
 	} {
 		if code := aud.call(tc.method, tc.path, map[string]any{}, true, nil); code != 403 {
 			t.Errorf("auditor %s %s: %d, want 403", tc.method, tc.path, code)
@@ -340,8 +340,8 @@ func TestDrillAcrossReplicas(t *testing.T) {
 }
 
 // TestDrillTargetDown: a drill target that cannot be reached is a 502
-// naming it and the config key, and the canary key does not outlive the
-// failed drill.
+// naming it and the config key, a body naming targets of the caller's is
+// refused, and no canary key outlives a failed drill.
 func TestDrillTargetDown(t *testing.T) {
 	h := MustStartWith(t, "incidents: {drill_targets: [\"http://127.0.0.1:1\"]}\n")
 	var e struct {
@@ -352,6 +352,11 @@ func TestDrillTargetDown(t *testing.T) {
 	if code := h.adminCall("POST", "/v1/incidents/drill", nil, &e); code != 502 || e.Error.Code != "bad_gateway" ||
 		!strings.Contains(e.Error.Message, "http://127.0.0.1:1") || !strings.Contains(e.Error.Message, "incidents.drill_targets") {
 		t.Fatalf("drill with a target down: %d %+v", code, e)
+	}
+	// A caller cannot steer a drill, which carries a live key, at a
+	// target of its own: the body takes nothing.
+	if code := h.adminCall("POST", "/v1/incidents/drill", map[string]any{"targets": []string{"http://203.0.113.9:8080"}}, &e); code != 400 || !strings.Contains(e.Error.Message, "targets") {
+		t.Fatalf("drill naming its own targets: %d %+v, want 400 naming targets", code, e)
 	}
 	var keys struct {
 		Keys []keyOut `json:"keys"`
