@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -133,21 +132,19 @@ type Checker struct {
 // the compact range prefix. Checkpoints of trees smaller than begin are
 // counted as unchecked.
 func NewChecker(vkey string, checkpoints [][]byte, external []byte, begin uint64, prefix [][]byte) (*Checker, error) {
-	verifier, err := note.NewVerifier(strings.TrimSpace(vkey))
-	if err != nil {
-		return nil, fmt.Errorf("audit verify: parse verifier key: %w", err)
-	}
 	c := &Checker{begin: begin}
 	c.Result.RetainedFrom = begin
+	var err error
 	if c.rng, err = NewRange(begin, prefix); err != nil {
 		return nil, fmt.Errorf("audit verify: prune state: %w", err)
 	}
+	chain, cps, err := followKeys(vkey, checkpoints)
+	if err != nil {
+		return nil, err
+	}
+	c.Result.Keys = chain
 	var prev *Checkpoint
-	for seq, signed := range checkpoints {
-		cp, err := openWith(signed, verifier)
-		if err != nil {
-			return nil, cpErr(seq, -1, "%v", err)
-		}
+	for seq, cp := range cps {
 		if prev != nil {
 			if cp.Size < prev.Size {
 				return nil, cpErr(seq, -1, "tree size %d is smaller than the previous checkpoint's %d (rollback or replaced checkpoint)", cp.Size, prev.Size)
@@ -156,7 +153,7 @@ func NewChecker(vkey string, checkpoints [][]byte, external []byte, begin uint64
 				return nil, cpErr(seq, -1, "two checkpoints of size %d with different roots (fork)", cp.Size)
 			}
 		}
-		prev = &cp
+		prev = &cps[seq]
 		c.Result.LatestCheckpoint = cp.Size
 		if cp.Size < begin {
 			c.Result.Unchecked++
@@ -165,7 +162,7 @@ func NewChecker(vkey string, checkpoints [][]byte, external []byte, begin uint64
 		c.targets = append(c.targets, target{seq: seq, size: cp.Size, root: cp.Root})
 	}
 	if external != nil {
-		cp, err := openWith(external, verifier)
+		cp, err := OpenCheckpointKeys(external, ChainKeys(chain))
 		if err != nil {
 			return nil, cpErr(-2, -1, "%v", err)
 		}
@@ -177,6 +174,9 @@ func NewChecker(vkey string, checkpoints [][]byte, external []byte, begin uint64
 	}
 	return c, c.check()
 }
+
+// Keys returns the verifier keys of the log's key chain, oldest first.
+func (c *Checker) Keys() []string { return ChainKeys(c.Result.Keys) }
 
 // Size is the size of the tree recomputed so far.
 func (c *Checker) Size() uint64 { return c.rng.End() }
@@ -279,7 +279,7 @@ func OpenReportSignature(signed []byte, vkey string) ([32]byte, error) {
 
 // SignReport signs an evidence report's SHA-256 with the log's checkpoint
 // key (see the package function SignReport).
-func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return SignReport(l.signer, sum) }
+func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return SignReport(l.key.Load().Signer, sum) }
 
 // GenerateSignerKey returns a new checkpoint signing key named origin, as
 // signed-note private key text (PRIVATE+KEY+…), for a secrets provider
@@ -319,25 +319,4 @@ func ParseSignerKey(skey, origin string) (note.Signer, string, error) {
 		return nil, "", fmt.Errorf("audit verifier key: %w", err)
 	}
 	return s, vkey, nil
-}
-
-// keepVerifierKey writes vkey to dir/log.pub, where verification reads it,
-// or checks that the one there is signer's.
-func keepVerifierKey(dir string, signer note.Signer, vkey string) error {
-	path := filepath.Join(dir, verifierKeyFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := writeFileSync(path, []byte(vkey+"\n"), 0o600); err != nil {
-			return fmt.Errorf("write audit verifier key: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read audit verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(b)))
-	if err != nil || v.Name() != signer.Name() || v.KeyHash() != signer.KeyHash() {
-		return fmt.Errorf("the audit signing key from the secrets provider is not the one of the log in %s (its %s holds another verifier key)", dir, verifierKeyFile)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -246,6 +248,25 @@ func (l *Log) checkpoint(force bool) ([]byte, error) {
 	if !w.haveCP && w.size == 0 && !force {
 		return nil, nil
 	}
+	root, err := l.head()
+	if err != nil {
+		return nil, err
+	}
+	cp := Checkpoint{Origin: l.cfg.Origin, Size: w.size, Root: root}
+	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.key.Load().Signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign audit checkpoint: %w", err)
+	}
+	if err := l.storeCheckpoint(signed, cp); err != nil {
+		return nil, err
+	}
+	return signed, nil
+}
+
+// head makes the tree durable and returns its root, after checking that
+// it is consistent with the latest checkpoint.
+func (l *Log) head() ([]byte, error) {
+	w := &l.w
 	if err := l.syncData(); err != nil {
 		return nil, err
 	}
@@ -272,17 +293,19 @@ func (l *Log) checkpoint(force bool) ([]byte, error) {
 			return nil, fmt.Errorf("refusing checkpoint: tree of size %d is not consistent with checkpoint of size %d: %w", w.size, w.lastCPSize, err)
 		}
 	}
-	cp := Checkpoint{Origin: l.cfg.Origin, Size: w.size, Root: root}
-	signed, err := note.Sign(&note.Note{Text: string(cp.Marshal())}, l.signer)
-	if err != nil {
-		return nil, fmt.Errorf("sign audit checkpoint: %w", err)
-	}
+	return root, nil
+}
+
+// storeCheckpoint appends a signed checkpoint to the checkpoints file and
+// fsyncs it.
+func (l *Log) storeCheckpoint(signed []byte, cp Checkpoint) error {
+	w := &l.w
 	frame := appendFrame(nil, signed)
 	if _, err := w.cp.Write(frame); err != nil {
-		return nil, fmt.Errorf("write audit checkpoint: %w", err)
+		return fmt.Errorf("write audit checkpoint: %w", err)
 	}
 	if err := w.cp.Sync(); err != nil {
-		return nil, fmt.Errorf("sync audit checkpoint: %w", err)
+		return fmt.Errorf("sync audit checkpoint: %w", err)
 	}
 	w.haveCP, w.lastCPSize, w.lastCPRoot = true, cp.Size, cp.Root
 	l.mu.Lock()
@@ -290,5 +313,109 @@ func (l *Log) checkpoint(force bool) ([]byte, error) {
 	l.mu.Unlock()
 	l.checkpointAt.Store(l.clock.Now().UnixNano())
 	l.logger.Debug("audit checkpoint", logKeySize, cp.Size)
-	return signed, nil
+	return nil
+}
+
+// ErrSameKey is returned by RotateKey when the key given already signs
+// the log.
+var ErrSameKey = errors.New("the audit log is already signed by this key")
+
+// RotateKey hands the log over to key next: it commits what is queued,
+// writes the hand-over checkpoint of the current tree signed by the key
+// in use and by next, and from then on signs with next (checkpoints and
+// report signatures). log.pub then holds next's verifier key. next must
+// be named as the log's origin. It is safe for concurrent use.
+func (l *Log) RotateKey(ctx context.Context, next *Key) (HandOver, error) {
+	var ho HandOver
+	var herr error
+	if err := l.do(ctx, func() { ho, herr = l.handOver(next) }); err != nil {
+		return ho, err
+	}
+	return ho, herr
+}
+
+// handOver runs on the writer goroutine (or in Open before it starts).
+func (l *Log) handOver(next *Key) (HandOver, error) {
+	cur := l.key.Load()
+	if next == nil || next.Signer == nil {
+		return HandOver{}, errors.New("rotate audit key: no new key")
+	}
+	if next.VerifierKey == cur.VerifierKey {
+		return HandOver{}, ErrSameKey
+	}
+	root, err := l.head()
+	if err != nil {
+		return HandOver{}, fmt.Errorf("rotate audit key: %w", err)
+	}
+	size := l.w.size
+	signed, err := SignHandOver(cur, next, size, root)
+	if err != nil {
+		return HandOver{}, err
+	}
+	if err := l.storeCheckpoint(signed, Checkpoint{Origin: l.cfg.Origin, Size: size, Root: root}); err != nil {
+		return HandOver{}, fmt.Errorf("rotate audit key: %w", err)
+	}
+	// The hand-over is durable: only next may sign from here on.
+	l.key.Store(next)
+	ho := HandOver{Size: size, From: cur.VerifierKey, To: next.VerifierKey, Signed: signed}
+	l.logger.Info("audit key handed over", logKeySize, size, "from", cur.String(), "to", next.String())
+	if err := writeFileSync(filepath.Join(l.dir, verifierKeyFile), []byte(next.VerifierKey+"\n"), 0o600); err != nil {
+		// Open finds the hand-over and writes it again.
+		return ho, fmt.Errorf("rotate audit key: write %s: %w", verifierKeyFile, err)
+	}
+	return ho, nil
+}
+
+// adoptKey chooses, at Open, the key that signs next: the log's key is
+// the one in log.pub, or the one the last hand-over checkpoint
+// introduced (a crash may come between the two). active is the key
+// given; previous the one it succeeds (or nil). It returns the key in
+// use and, when the log is still on previous, the key to hand over to.
+func adoptKey(dir string, active, previous *Key, cps []storedCheckpoint) (use, pending *Key, err error) {
+	path := filepath.Join(dir, verifierKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := writeFileSync(path, []byte(active.VerifierKey+"\n"), 0o600); err != nil {
+			return nil, nil, fmt.Errorf("write audit verifier key: %w", err)
+		}
+		return active, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read audit verifier key: %w", err)
+	}
+	logKey := strings.TrimSpace(string(b))
+	for _, c := range cps {
+		if to := handOverTo(c.Signed); to != "" {
+			logKey = to
+		}
+	}
+	switch {
+	case logKey == active.VerifierKey:
+	case previous != nil && logKey == previous.VerifierKey:
+		return previous, active, nil
+	default:
+		return nil, nil, fmt.Errorf("the audit signing key from the secrets provider is not the one of the log in %s (its %s holds another verifier key)", dir, verifierKeyFile)
+	}
+	if logKey != strings.TrimSpace(string(b)) {
+		if err := writeFileSync(path, []byte(logKey+"\n"), 0o600); err != nil {
+			return nil, nil, fmt.Errorf("write audit verifier key: %w", err)
+		}
+	}
+	return active, nil, nil
+}
+
+// logKeys are the verifier keys that may sign the newest checkpoint of
+// the log in dir: log.pub's, and those the hand-overs introduced.
+func logKeys(dir string, cps []storedCheckpoint) ([]string, error) {
+	k, err := ReadVerifierKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	keys := []string{k}
+	for _, c := range cps {
+		if to := handOverTo(c.Signed); to != "" && !slices.Contains(keys, to) {
+			keys = append(keys, to)
+		}
+	}
+	return keys, nil
 }

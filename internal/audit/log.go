@@ -80,6 +80,11 @@ type Config struct {
 	// key is log.key in Dir, created on first use.
 	Signer      note.Signer
 	VerifierKey string
+	// Previous, with Signer set, is the key Signer succeeds (the
+	// audit-key secret after a rotation, KeyRing.Previous). When the log
+	// is still signed by it, Open writes the hand-over checkpoint to
+	// Signer; see RotateKey.
+	Previous *Key
 	// CheckpointInterval is how often a checkpoint is signed when the tree
 	// grew. Zero means 10s; negative disables periodic checkpoints.
 	CheckpointInterval time.Duration
@@ -168,11 +173,14 @@ type Log struct {
 	cfg     Config
 	dir     string
 	segBits uint
-	signer  note.Signer
-	vkey    string
-	logger  *slog.Logger
-	clock   gatehouse.Clock
-	lock    *os.File
+	// key is the checkpoint key in use; RotateKey swaps it.
+	key atomic.Pointer[Key]
+	// pendingKey is set by load when the log is still signed by
+	// Config.Previous: Open hands it over to Config.Signer.
+	pendingKey *Key
+	logger     *slog.Logger
+	clock      gatehouse.Clock
+	lock       *os.File
 
 	ids  *IDSource
 	bufs sync.Pool // *[]byte encode buffers
@@ -292,6 +300,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		close(l.syncerDone)
 	}
 	go l.writer() // #nosec G118 -- the log's writer lives as long as the log, not a request
+	if next := l.pendingKey; next != nil {
+		// A rotation whose hand-over was not written (the process
+		// stopped between storing the new key and signing it).
+		if _, err := l.RotateKey(ctx, next); err != nil {
+			l.Close(ctx)
+			return nil, fmt.Errorf("audit key hand-over at start: %w", err)
+		}
+	}
 	if msg := l.w.recoveredMsg; msg != "" {
 		_, err := l.Append(ctx, gatehouse.Event{
 			Type:    "audit.recovered",
@@ -405,7 +421,7 @@ func (l *Log) closeFiles() {
 
 // VerifierKey returns the note verifier key of the log's signing key, the
 // text `gatehouse audit pubkey` prints.
-func (l *Log) VerifierKey() string { return l.vkey }
+func (l *Log) VerifierKey() string { return l.key.Load().VerifierKey }
 
 // Checkpoint returns the latest signed checkpoint note, or nil if none has
 // been written yet.

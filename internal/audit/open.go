@@ -18,16 +18,24 @@ import (
 
 // load reads the directory state and prepares the writer state.
 func (l *Log) load(ctx context.Context) error {
-	signer, vkey, err := l.cfg.Signer, l.cfg.VerifierKey, error(nil)
-	if signer != nil {
-		err = keepVerifierKey(l.dir, signer, vkey)
+	if l.cfg.Signer != nil {
+		cps, _, err := readCheckpoints(l.dir, true)
+		if err != nil {
+			return err
+		}
+		use, pending, err := adoptKey(l.dir, &Key{Signer: l.cfg.Signer, VerifierKey: l.cfg.VerifierKey}, l.cfg.Previous, cps)
+		if err != nil {
+			return err
+		}
+		l.key.Store(use)
+		l.pendingKey = pending
 	} else {
-		signer, vkey, err = loadOrCreateKey(l.dir, l.cfg.Origin)
+		signer, vkey, err := loadOrCreateKey(l.dir, l.cfg.Origin)
+		if err != nil {
+			return err
+		}
+		l.key.Store(&Key{Signer: signer, VerifierKey: vkey})
 	}
-	if err != nil {
-		return err
-	}
-	l.signer, l.vkey = signer, vkey
 	prefix, err := readPrune(l.dir)
 	if err != nil {
 		return err
@@ -119,7 +127,11 @@ func (l *Log) load(ctx context.Context) error {
 	}
 	var latest *Checkpoint
 	if len(cps) > 0 {
-		cp, err := OpenCheckpoint(cps[len(cps)-1].Signed, l.vkey)
+		keys, err := logKeys(l.dir, cps)
+		if err != nil {
+			return err
+		}
+		cp, err := OpenCheckpointKeys(cps[len(cps)-1].Signed, keys)
 		if err != nil {
 			return fmt.Errorf("latest audit checkpoint: %w", err)
 		}

@@ -98,7 +98,7 @@ func (l *Log) Snapshot(ctx context.Context, dst string) (Snapshot, error) {
 	if err := l.copyCheckpoints(dst, snap.Size); err != nil {
 		return snap, fmt.Errorf("audit snapshot: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dst, verifierKeyFile), []byte(l.vkey+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dst, verifierKeyFile), []byte(l.VerifierKey()+"\n"), 0o600); err != nil {
 		return snap, fmt.Errorf("audit snapshot: %w", err)
 	}
 	snap.Files = append(snap.Files, checkpointsFile, verifierKeyFile)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // VerifyOptions tunes Verify.
@@ -62,6 +60,10 @@ type VerifyResult struct {
 	// Pending counts events committed by replicas but not yet sequenced
 	// into the tree (PostgreSQL only): they are checked once sequenced.
 	Pending int64 `json:"pending,omitempty"`
+	// Keys is the chain of checkpoint keys the checkpoints were verified
+	// along, oldest first: one key until the first rotation, then one
+	// more for each hand-over checkpoint.
+	Keys []KeyEpoch `json:"keys,omitempty"`
 }
 
 // String is the one-line summary `gatehouse audit verify` prints.
@@ -82,6 +84,9 @@ func (r VerifyResult) String() string {
 	}
 	if r.Pending > 0 {
 		s += fmt.Sprintf(", %d events awaiting sequencing", r.Pending)
+	}
+	if len(r.Keys) > 1 {
+		s += ", keys: " + FormatKeyChain(r.Keys)
 	}
 	return s
 }
@@ -300,36 +305,17 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyResult, 
 		return res, err
 	}
 	if opts.Checkpoint != nil {
-		if err := verifyExtends(dir, opts.Checkpoint, vkey, res); err != nil {
+		if err := verifyExtends(dir, opts.Checkpoint, chk.Keys(), res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-func openWith(signed []byte, v note.Verifier) (Checkpoint, error) {
-	n, err := note.Open(signed, note.VerifierList(v))
-	if err != nil {
-		var unv *note.UnverifiedNoteError
-		if errors.As(err, &unv) {
-			return Checkpoint{}, errors.New("not signed by the log's key (forged or replaced checkpoint)")
-		}
-		return Checkpoint{}, fmt.Errorf("bad signature: %w", err)
-	}
-	cp, err := ParseCheckpoint(n.Text)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	if cp.Origin != v.Name() {
-		return Checkpoint{}, fmt.Errorf("origin %q does not match the key name %q", cp.Origin, v.Name())
-	}
-	return cp, nil
-}
-
 // verifyExtends additionally checks a consistency proof, built from the
 // verified files, from the external checkpoint to the recomputed root.
-func verifyExtends(dir string, signed []byte, vkey string, res VerifyResult) error {
-	ext, err := OpenCheckpoint(signed, vkey)
+func verifyExtends(dir string, signed []byte, vkeys []string, res VerifyResult) error {
+	ext, err := OpenCheckpointKeys(signed, vkeys)
 	if err != nil {
 		return cpErr(-2, -1, "%v", err)
 	}
@@ -419,11 +405,11 @@ func openView(dir string) (*treeView, error) {
 // latestStored returns the newest stored checkpoint, verified with the
 // directory's key.
 func latestStored(dir string) ([]byte, Checkpoint, error) {
-	vkey, err := ReadVerifierKey(dir)
+	cps, _, err := readCheckpoints(dir, true)
 	if err != nil {
 		return nil, Checkpoint{}, err
 	}
-	cps, _, err := readCheckpoints(dir, true)
+	keys, err := logKeys(dir, cps)
 	if err != nil {
 		return nil, Checkpoint{}, err
 	}
@@ -431,7 +417,7 @@ func latestStored(dir string) ([]byte, Checkpoint, error) {
 		return nil, Checkpoint{}, fmt.Errorf("no audit checkpoint yet: %w", ErrNotFound)
 	}
 	signed := cps[len(cps)-1].Signed
-	cp, err := OpenCheckpoint(signed, vkey)
+	cp, err := OpenCheckpointKeys(signed, keys)
 	if err != nil {
 		return nil, Checkpoint{}, fmt.Errorf("latest audit checkpoint: %w", err)
 	}
