@@ -390,7 +390,7 @@ func OpenCheckpointKeys(signed []byte, vkeys []string) (Checkpoint, error) {
 	if err != nil {
 		var unv *note.UnverifiedNoteError
 		if errors.As(err, &unv) {
-			return Checkpoint{}, errors.New("not signed by any of the log's keys (forged or replaced checkpoint)")
+			return Checkpoint{}, errors.New("not signed by the log's key, nor by any key of its chain (forged or replaced checkpoint)")
 		}
 		return Checkpoint{}, fmt.Errorf("open checkpoint note: %w", err)
 	}
