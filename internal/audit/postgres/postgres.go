@@ -84,6 +84,11 @@ type Config struct {
 	// from the secrets provider, used instead of KeyDir's.
 	Signer      note.Signer
 	VerifierKey string
+	// Previous, with Signer set, is the key Signer succeeds (the
+	// audit-key secret after a rotation). While the log is still signed
+	// by it, this replica may start, and as leader it writes the
+	// hand-over checkpoint to Signer; see RotateKey.
+	Previous *audit.Key
 	// Writers is how many batches a replica commits at once. Zero means
 	// DefaultWriters.
 	Writers int
@@ -193,8 +198,9 @@ func (b *batch) add(leaf, payload []byte, t time.Time) {
 type Log struct {
 	cfg    Config
 	pool   *pgxpool.Pool
-	signer note.Signer
-	vkey   string
+	// keys is this replica's checkpoint key and the one it succeeds;
+	// SetKeys swaps them, the sequencer hands the log over.
+	keys   atomic.Pointer[keyPair]
 	ids    *audit.IDSource
 	logger *slog.Logger
 	stream *audit.Stream
@@ -243,13 +249,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open audit log in postgres: %w", err)
 	}
 	l := &Log{
-		cfg: cfg, pool: pool, signer: signer, vkey: vkey,
+		cfg: cfg, pool: pool,
 		ids:     audit.NewIDSource(),
 		logger:  cfg.Logger.WithGroup("audit"),
 		pending: newBatch(0),
 		seqDone: make(chan struct{}),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
+	l.keys.Store(&keyPair{active: &audit.Key{Signer: signer, VerifierKey: vkey}, previous: cfg.Previous})
 	if err := l.init(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -276,19 +283,91 @@ func (l *Log) init(ctx context.Context) error {
 	if err := migrate(ctx, l.pool); err != nil {
 		return err
 	}
+	keys := l.keys.Load()
 	if _, err := l.pool.Exec(ctx, `INSERT INTO audit_meta (key, value) VALUES ('verifier_key', $1), ('origin', $2) ON CONFLICT (key) DO NOTHING`,
-		l.vkey, l.cfg.Origin); err != nil {
+		keys.active.VerifierKey, l.cfg.Origin); err != nil {
 		return fmt.Errorf("record audit verifier key: %w", err)
 	}
 	stored, err := readVerifierKey(ctx, l.pool)
 	if err != nil {
 		return err
 	}
-	if stored != l.vkey {
+	if !keys.holds(stored) {
 		return fmt.Errorf("the audit signing key of this replica is not this log's: PostgreSQL holds verifier key %q and this replica has %q; "+
-			"give every replica the same audit key: one secrets provider (Vault, or the master key) for all (docs/secrets.md)", stored, l.vkey)
+			"give every replica the same audit key: one secrets provider (Vault, or the master key) for all (docs/secrets.md)", stored, keys.active.VerifierKey)
 	}
 	return nil
+}
+
+// keyPair is a replica's checkpoint key and the one it succeeds (nil
+// before a rotation).
+type keyPair struct{ active, previous *audit.Key }
+
+// holds reports whether logKey, the log's key in audit_meta, is the
+// active key or the one it succeeds.
+func (k *keyPair) holds(logKey string) bool {
+	return logKey == k.active.VerifierKey || k.previous != nil && logKey == k.previous.VerifierKey
+}
+
+// SetKeys makes active this replica's checkpoint key, succeeding
+// previous (nil: none), as a rotation made elsewhere stored them (the
+// audit-key secret). The leader hands the log over to active at its next
+// step when the log is still signed by previous. Report signatures use
+// active from now on. It is safe for concurrent use.
+func (l *Log) SetKeys(active, previous *audit.Key) error {
+	if active == nil || active.Signer == nil || active.Signer.Name() != l.cfg.Origin {
+		return fmt.Errorf("audit key: want a key named %q", l.cfg.Origin)
+	}
+	l.keys.Store(&keyPair{active: active, previous: previous})
+	return nil
+}
+
+// RotateKey makes next this replica's checkpoint key, succeeding the
+// current one, and, when this replica leads, hands the log over to it at
+// once: the hand-over checkpoint of the tree, signed by both keys, and
+// audit_meta's verifier key next's, in one transaction. leader is false
+// when another replica leads: it hands over when it reads the new key
+// from the shared secrets (SetKeys). It is safe for concurrent use.
+func (l *Log) RotateKey(ctx context.Context, next *audit.Key) (ho audit.HandOver, leader bool, err error) {
+	cur := l.keys.Load().active
+	if next == nil || next.VerifierKey == cur.VerifierKey {
+		return ho, false, audit.ErrSameKey
+	}
+	if err := l.SetKeys(next, cur); err != nil {
+		return ho, false, err
+	}
+	return l.seq.handOverIfLeader(ctx)
+}
+
+// KeyChain returns the log's chain of checkpoint keys, oldest first,
+// after checking every checkpoint's signature along it.
+func (l *Log) KeyChain(ctx context.Context) ([]audit.KeyEpoch, error) { return keyChain(ctx, l.pool) }
+
+// KeyChain returns the chain of checkpoint keys of the log in the
+// database named by dsn, without a running server.
+func KeyChain(ctx context.Context, dsn string) ([]audit.KeyEpoch, error) {
+	conn, err := connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return keyChain(ctx, conn)
+}
+
+func keyChain(ctx context.Context, q querier) ([]audit.KeyEpoch, error) {
+	vkey, err := readVerifierKey(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `SELECT note FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	cps, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	return audit.KeyChain(vkey, cps)
 }
 
 func readVerifierKey(ctx context.Context, q querier) (string, error) {
@@ -452,7 +531,9 @@ func (l *Log) Healthy() (ok bool, leader bool, detail string) {
 }
 
 // VerifierKey returns the note verifier key of the log's signing key.
-func (l *Log) VerifierKey() string { return l.vkey }
+// It is this replica's key: after a rotation, the new key, which the
+// leader hands the log over to.
+func (l *Log) VerifierKey() string { return l.keys.Load().active.VerifierKey }
 
 // Sync returns the latest signed checkpoint. On the leader it first
 // sequences everything queued and signs a checkpoint of the result;
@@ -461,7 +542,7 @@ func (l *Log) Sync(ctx context.Context) ([]byte, error) {
 	if signed, ok, err := l.seq.syncIfLeader(ctx); ok {
 		return signed, err
 	}
-	signed, _, err := latestCheckpoint(ctx, l.pool, l.vkey)
+	signed, _, err := latestCheckpoint(ctx, l.pool)
 	return signed, err
 }
 

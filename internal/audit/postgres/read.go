@@ -197,8 +197,8 @@ func consistencyProof(ctx context.Context, q querier, size1, size2 uint64) ([][]
 }
 
 // inclusionProof proves entry index against the latest checkpoint.
-func inclusionProof(ctx context.Context, q querier, vkey string, index uint64) (audit.Proof, error) {
-	signed, cp, err := latestCheckpoint(ctx, q, vkey)
+func inclusionProof(ctx context.Context, q querier, index uint64) (audit.Proof, error) {
+	signed, cp, err := latestCheckpoint(ctx, q)
 	if err != nil {
 		return audit.Proof{}, err
 	}
@@ -233,11 +233,11 @@ func inclusionProof(ctx context.Context, q querier, vkey string, index uint64) (
 // Proof returns an inclusion proof of entry index against the latest
 // checkpoint.
 func (l *Log) Proof(ctx context.Context, index uint64) (audit.Proof, error) {
-	p, err := inclusionProof(ctx, l.pool, l.vkey, index)
+	p, err := inclusionProof(ctx, l.pool, index)
 	if errors.Is(err, audit.ErrNotFound) {
 		// On the leader, a checkpoint covering it can be signed now.
 		if _, ok, serr := l.seq.syncIfLeader(ctx); ok && serr == nil {
-			return inclusionProof(ctx, l.pool, l.vkey, index)
+			return inclusionProof(ctx, l.pool, index)
 		}
 	}
 	return p, err
@@ -247,7 +247,7 @@ func (l *Log) Proof(ctx context.Context, index uint64) (audit.Proof, error) {
 // prefix of the tree of the latest stored checkpoint, and that checkpoint
 // (as audit.Log.ConsistencyProof does for a log in files).
 func (l *Log) ConsistencyProof(ctx context.Context, size1 uint64) ([][]byte, []byte, error) {
-	signed, cp, err := latestCheckpoint(ctx, l.pool, l.vkey)
+	signed, cp, err := latestCheckpoint(ctx, l.pool)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -356,11 +356,7 @@ func LatestCheckpoint(ctx context.Context, dsn string) ([]byte, error) {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	vkey, err := readVerifierKey(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	signed, _, err := latestCheckpoint(ctx, conn, vkey)
+	signed, _, err := latestCheckpoint(ctx, conn)
 	return signed, err
 }
 
@@ -372,11 +368,7 @@ func InclusionProof(ctx context.Context, dsn string, index uint64) (audit.Proof,
 		return audit.Proof{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	vkey, err := readVerifierKey(ctx, conn)
-	if err != nil {
-		return audit.Proof{}, err
-	}
-	return inclusionProof(ctx, conn, vkey, index)
+	return inclusionProof(ctx, conn, index)
 }
 
 // Export writes the sequenced entries matching f in the database named by
@@ -392,4 +384,6 @@ func Export(ctx context.Context, dsn string, f audit.Filter, w io.Writer) (int, 
 
 // SignReport signs an evidence report's SHA-256 with the log's checkpoint
 // key (see audit.SignReport).
-func (l *Log) SignReport(sum [32]byte) ([]byte, error) { return audit.SignReport(l.signer, sum) }
+func (l *Log) SignReport(sum [32]byte) ([]byte, error) {
+	return audit.SignReport(l.keys.Load().active.Signer, sum)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 )
@@ -32,6 +33,8 @@ type sequencer struct {
 	stopped bool // set by closing: never lead again
 
 	rng       *compact.Range // the tree, as of the last committed step
+	logKey    string         // the log's key (audit_meta) as of the last step
+	handOver  audit.HandOver // the last hand-over this replica wrote
 	haveCP    bool
 	cpSize    uint64
 	cpRoot    []byte
@@ -81,7 +84,14 @@ func (s *sequencer) run(ctx context.Context) {
 				s.lose()
 			}
 			if err == nil {
-				s.setErr(nil)
+				err = s.ensureKey(ctx)
+				if err != nil && ctx.Err() == nil && err.Error() != s.lastError() {
+					// Once per change: it is retried at every step.
+					s.l.logger.Error("audit key hand-over failed", logKeyErr, err)
+				}
+				s.setErr(err)
+			}
+			if err == nil {
 				if cpi := s.l.cfg.CheckpointInterval; cpi > 0 && time.Since(s.lastCP) >= cpi {
 					if _, err := s.checkpoint(ctx); err != nil && ctx.Err() == nil {
 						s.l.logger.Error("audit checkpoint failed", logKeyErr, err)
@@ -157,7 +167,13 @@ func (s *sequencer) load(ctx context.Context) error {
 	if s.rng, err = audit.NewRange(st.size, st.rng); err != nil {
 		return err
 	}
-	signed, cp, err := latestCheckpoint(ctx, s.conn, s.l.vkey)
+	if s.logKey, err = readVerifierKey(ctx, s.conn); err != nil {
+		return err
+	}
+	if !s.l.keys.Load().holds(s.logKey) {
+		return fmt.Errorf("the log is signed by key %s, neither this replica's audit key nor the one it succeeds: give every replica the same secrets provider (docs/secrets.md)", vkeyID(s.logKey))
+	}
+	signed, cp, err := latestCheckpoint(ctx, s.conn)
 	switch {
 	case errors.Is(err, audit.ErrNotFound):
 		s.haveCP, s.cpSigned = false, nil
@@ -300,6 +316,35 @@ func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
 	if s.haveCP && s.cpSize == size {
 		return nil, nil
 	}
+	root, err := s.head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := s.l.keys.Load().active
+	if key.VerifierKey != s.logKey {
+		return nil, fmt.Errorf("refusing checkpoint: the log is signed by key %s and this replica's is %s, with no hand-over", vkeyID(s.logKey), key)
+	}
+	signed, err := audit.SignCheckpoint(key.Signer, size, root)
+	if err != nil {
+		return nil, err
+	}
+	// Committed synchronously even where the server's default is off: its
+	// WAL flush makes the steps it signs durable (see step).
+	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note)
+		SELECT $1, $2 FROM (SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
+			WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)) c`, int64(size), signed); err != nil {
+		return nil, fmt.Errorf("store audit checkpoint: %w", err)
+	}
+	s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, size, root, signed
+	s.l.logger.Debug("audit checkpoint", logKeySize, size)
+	return signed, nil
+}
+
+// head returns the root of the tree, after checking, with a consistency
+// proof built from the stored nodes, that it extends the last
+// checkpoint's.
+func (s *sequencer) head(ctx context.Context) ([]byte, error) {
+	size := s.rng.End()
 	root := rfc6962.DefaultHasher.EmptyRoot()
 	if size > 0 {
 		r, err := s.rng.GetRootHash(nil)
@@ -317,20 +362,115 @@ func (s *sequencer) checkpoint(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("refusing checkpoint: tree of size %d is not consistent with checkpoint of size %d: %w", size, s.cpSize, err)
 		}
 	}
-	signed, err := audit.SignCheckpoint(s.l.signer, size, root)
+	return root, nil
+}
+
+// ensureKey hands the log over to this replica's key when the log is
+// still signed by the key it succeeds. A replica whose key is neither
+// the log's nor its successor signs nothing.
+func (s *sequencer) ensureKey(ctx context.Context) error {
+	_, err := s.ensureKeyHandOver(ctx)
+	return err
+}
+
+func (s *sequencer) ensureKeyHandOver(ctx context.Context) (audit.HandOver, error) {
+	keys := s.l.keys.Load()
+	switch {
+	case keys.active.VerifierKey == s.logKey:
+		return audit.HandOver{}, nil
+	case keys.previous == nil || keys.previous.VerifierKey != s.logKey:
+		return audit.HandOver{}, fmt.Errorf("the log is signed by key %s, neither this replica's audit key %s nor the one it succeeds: not signing", vkeyID(s.logKey), keys.active)
+	}
+	root, err := s.head(ctx)
 	if err != nil {
-		return nil, err
+		return audit.HandOver{}, fmt.Errorf("audit key hand-over: %w", err)
 	}
-	// Committed synchronously even where the server's default is off: its
-	// WAL flush makes the steps it signs durable (see step).
-	if _, err := s.conn.Exec(ctx, `INSERT INTO audit_checkpoints (size, note)
-		SELECT $1, $2 FROM (SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
-			WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)) c`, int64(size), signed); err != nil {
-		return nil, fmt.Errorf("store audit checkpoint: %w", err)
+	size := s.rng.End()
+	signed, err := audit.SignHandOver(keys.previous, keys.active, size, root)
+	if err != nil {
+		return audit.HandOver{}, err
 	}
+	// One transaction, committed synchronously as checkpoints are: the
+	// hand-over and the log's new key, only if the key is still the one
+	// this replica hands over from.
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return audit.HandOver{}, fmt.Errorf("audit key hand-over: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit')
+			WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)`); err != nil {
+		return audit.HandOver{}, fmt.Errorf("audit key hand-over: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)`, int64(size), signed); err != nil {
+		return audit.HandOver{}, fmt.Errorf("store audit key hand-over: %w", err)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE audit_meta SET value = $1 WHERE key = 'verifier_key' AND value = $2`, keys.active.VerifierKey, s.logKey)
+	if err != nil {
+		return audit.HandOver{}, fmt.Errorf("store audit key hand-over: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return audit.HandOver{}, errors.New("store audit key hand-over: the log's key changed meanwhile")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return audit.HandOver{}, fmt.Errorf("store audit key hand-over: %w", err)
+	}
+	ho := audit.HandOver{Size: size, From: s.logKey, To: keys.active.VerifierKey, Signed: signed}
+	s.logKey, s.handOver = keys.active.VerifierKey, ho
 	s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, size, root, signed
-	s.l.logger.Debug("audit checkpoint", logKeySize, size)
-	return signed, nil
+	s.lastCP = time.Now()
+	s.l.logger.Info("audit key handed over", logKeySize, size, "from", vkeyID(ho.From), "to", keys.active.String())
+	return ho, nil
+}
+
+// handOverIfLeader sequences what is queued and hands the log over to
+// this replica's key when this replica leads; leader is false when it
+// does not.
+func (s *sequencer) handOverIfLeader(ctx context.Context) (ho audit.HandOver, leader bool, err error) {
+	if !s.leader.Load() {
+		return ho, false, nil
+	}
+	type result struct {
+		ho     audit.HandOver
+		leader bool
+		err    error
+	}
+	ch := make(chan result, 1)
+	if err := s.do(ctx, func(c context.Context) {
+		if !s.leader.Load() {
+			ch <- result{}
+			return
+		}
+		for {
+			_, more, err := s.step(c)
+			if err != nil {
+				s.lose()
+				ch <- result{err: err}
+				return
+			}
+			if !more {
+				break
+			}
+		}
+		ho, err := s.ensureKeyHandOver(c)
+		if err == nil && ho.Signed == nil && s.handOver.To == s.logKey {
+			ho = s.handOver // the loop's step was first
+		}
+		ch <- result{ho, true, err}
+	}); err != nil {
+		return ho, true, err
+	}
+	r := <-ch
+	return r.ho, r.leader, r.err
+}
+
+// vkeyID names a verifier key by name+hash.
+func vkeyID(vkey string) string {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return "(unparsable key)"
+	}
+	return audit.KeyID(v.Name(), v.KeyHash())
 }
 
 // drain sequences until the queue is empty, then signs a checkpoint.
@@ -344,6 +484,9 @@ func (s *sequencer) drain(ctx context.Context) ([]byte, error) {
 		if !more {
 			break
 		}
+	}
+	if err := s.ensureKey(ctx); err != nil {
+		return nil, err
 	}
 	if _, err := s.checkpoint(ctx); err != nil {
 		return nil, err
@@ -484,10 +627,12 @@ func splitHashes(b []byte) ([][]byte, error) {
 }
 
 // latestCheckpoint returns the newest stored checkpoint, verified with
-// vkey, or audit.ErrNotFound.
-func latestCheckpoint(ctx context.Context, q querier, vkey string) ([]byte, audit.Checkpoint, error) {
+// the log's key in audit_meta (which a hand-over changes in the same
+// transaction as it stores its checkpoint), or audit.ErrNotFound.
+func latestCheckpoint(ctx context.Context, q querier) ([]byte, audit.Checkpoint, error) {
 	var signed []byte
-	err := q.QueryRow(ctx, `SELECT note FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&signed)
+	var vkey string
+	err := q.QueryRow(ctx, `SELECT c.note, m.value FROM audit_checkpoints c, audit_meta m WHERE m.key = 'verifier_key' ORDER BY c.seq DESC LIMIT 1`).Scan(&signed, &vkey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, audit.Checkpoint{}, fmt.Errorf("no audit checkpoint yet: %w", audit.ErrNotFound)
 	}
