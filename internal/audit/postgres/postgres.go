@@ -196,8 +196,8 @@ func (b *batch) add(leaf, payload []byte, t time.Time) {
 
 // Log is an audit log in PostgreSQL. It is safe for concurrent use.
 type Log struct {
-	cfg    Config
-	pool   *pgxpool.Pool
+	cfg  Config
+	pool *pgxpool.Pool
 	// keys is this replica's checkpoint key and the one it succeeds;
 	// SetKeys swaps them, the sequencer hands the log over.
 	keys   atomic.Pointer[keyPair]
