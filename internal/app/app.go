@@ -43,6 +43,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store/postgres/notify"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse/gatehouse/internal/tracing"
+	"github.com/gatehouse/gatehouse/internal/ui"
 )
 
 // Options are the process-level inputs of an App.
@@ -80,6 +81,7 @@ type App struct {
 	clients       *authn.Clients
 	pats          *authn.PATs
 	users         *authn.Users
+	console       *ui.UI
 	// usage records last use of keys, clients and tokens off the request
 	// path; usageWG is its flusher.
 	usage   *authn.Usage
@@ -372,7 +374,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// is set above it so that only gross excess meets it (and that answer
 	// too is rewritten to JSON on plaintext listeners: serve).
 	a.public.MaxHeaderBytes = 2 * int(cfg.Limits.MaxHeaderBytes)
-	a.adminSrv = a.newServer(gateway.ReadLimits(a.admin, cfg.Limits.ReadTimeout, int64(cfg.Limits.MinRate)))
+	console, err := ui.New(ui.Config{API: a.admin, CSRFToken: a.users.CSRFToken, SessionExpiry: a.users.SessionExpiry, Logger: log, Clock: opts.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("admin console: %w", err)
+	}
+	a.console = console
+	// The admin listener: the console (HTML, not part of the API's
+	// OpenAPI document) under /ui/, the admin API everywhere else.
+	adminMux := http.NewServeMux()
+	adminMux.Handle(ui.Prefix, console)
+	adminMux.Handle("/", a.admin)
+	a.adminSrv = a.newServer(gateway.ReadLimits(adminMux, cfg.Limits.ReadTimeout, int64(cfg.Limits.MinRate)))
 	if cfg.TLS.Enabled() {
 		tc, err := certs.NewServerConfig(certs.ServerConfig{
 			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, MinVersion: cfg.TLS.MinVersion, ClientCAFile: cfg.TLS.ClientCAFile,
@@ -1010,3 +1022,6 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
+
+// Console is the admin console served under /ui/ of the admin listener.
+func (a *App) Console() *ui.UI { return a.console }

@@ -1,0 +1,141 @@
+package ui
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/admin"
+)
+
+// keysPerPage is how many keys a page of the list shows.
+const keysPerPage = 50
+
+type keysData struct {
+	Keys          []*admin.Key
+	State, Query  string
+	Page          int
+	Prev, Next    string // links, "" when none
+	Total         int
+	Form          admin.CreateKeyRequest
+	FormScopes    string
+	Message, Done string
+	States        []string
+}
+
+var keyStates = []string{"active", "rotating", "expired", "revoked"}
+
+// keysPage lists keys (GET /v1/keys), filtered by state and name.
+func keysPage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	d := &keysData{}
+	return u.renderKeys(w, r, s, http.StatusOK, d)
+}
+
+func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, s *session, status int, d *keysData) error {
+	q := r.URL.Query()
+	d.State, d.Query, d.States = q.Get("state"), strings.TrimSpace(q.Get("q")), keyStates
+	d.Page, _ = strconv.Atoi(q.Get("page"))
+	d.Page = max(d.Page, 1)
+	switch q.Get("done") {
+	case "revoked":
+		d.Done = "Key revoked."
+	}
+	var list struct {
+		Keys []*admin.Key `json:"keys"`
+	}
+	if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys", nil, &list); err != nil {
+		return err
+	}
+	var match []*admin.Key
+	for _, k := range list.Keys {
+		if d.State != "" && k.Status != d.State {
+			continue
+		}
+		if d.Query != "" && !strings.Contains(strings.ToLower(k.Name), strings.ToLower(d.Query)) && k.ID != d.Query {
+			continue
+		}
+		match = append(match, k)
+	}
+	d.Total = len(match)
+	from := (d.Page - 1) * keysPerPage
+	if from > len(match) {
+		from = len(match)
+	}
+	to := min(from+keysPerPage, len(match))
+	d.Keys = match[from:to]
+	link := func(page int) string {
+		v := url.Values{}
+		if d.State != "" {
+			v.Set("state", d.State)
+		}
+		if d.Query != "" {
+			v.Set("q", d.Query)
+		}
+		v.Set("page", strconv.Itoa(page))
+		return "/ui/keys?" + v.Encode()
+	}
+	if d.Page > 1 {
+		d.Prev = link(d.Page - 1)
+	}
+	if to < len(match) {
+		d.Next = link(d.Page + 1)
+	}
+	u.render(w, r, s, status, "keys.html", "Keys", d)
+	return nil
+}
+
+type secretData struct {
+	Key    *admin.Key
+	Action string
+}
+
+// createKey is POST /v1/keys with the form's fields; the secret is shown
+// once, on the answer page.
+func createKey(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	req := admin.CreateKeyRequest{Name: strings.TrimSpace(r.PostFormValue("name")), Scopes: splitList(r.PostFormValue("scopes")),
+		Tier: strings.TrimSpace(r.PostFormValue("tier")), ExpiresIn: strings.TrimSpace(r.PostFormValue("expires_in"))}
+	var k admin.Key
+	if err := u.call(r.Context(), r, http.MethodPost, "/v1/keys", req, &k); err != nil {
+		// The list with the form as sent and the API's message.
+		d := &keysData{Form: req, FormScopes: r.PostFormValue("scopes"), Message: u.errMessage(r, err)}
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = ""
+		return u.renderKeys(w, r2, s, errStatus(err), d)
+	}
+	u.render(w, r, s, http.StatusCreated, "secret.html", "Key created", secretData{Key: &k, Action: "created"})
+	return nil
+}
+
+// revokeKey is POST /v1/keys/{id}/revoke.
+func revokeKey(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	if err := u.call(r.Context(), r, http.MethodPost, "/v1/keys/"+url.PathEscape(r.PathValue("id"))+"/revoke", nil, nil); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/ui/keys?done=revoked", http.StatusSeeOther)
+	return nil
+}
+
+// rotateKey is POST /v1/keys/{id}/rotate; the new secret is shown once.
+func rotateKey(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	var body *admin.RotateKeyRequest
+	if g := strings.TrimSpace(r.PostFormValue("grace")); g != "" {
+		body = &admin.RotateKeyRequest{Grace: g}
+	}
+	var k admin.Key
+	var in any
+	if body != nil {
+		in = body
+	}
+	if err := u.call(r.Context(), r, http.MethodPost, "/v1/keys/"+url.PathEscape(r.PathValue("id"))+"/rotate", in, &k); err != nil {
+		return err
+	}
+	u.render(w, r, s, http.StatusCreated, "secret.html", "Key rotated", secretData{Key: &k, Action: "rotated"})
+	return nil
+}
+
+// dashboard is the landing page after sign-in.
+func dashboard(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	u.render(w, r, s, http.StatusOK, "dashboard.html", "Dashboard", nil)
+	return nil
+}

@@ -1,0 +1,124 @@
+package ui
+
+import (
+	"net/http"
+)
+
+// Page is one page of the console. To add a page: write
+// templates/NAME.html (it defines "content"), a PageFunc, and one entry
+// in registry below; the nav, the session check, the CSP, no-store and
+// the CSRF check of its actions come with it.
+type Page struct {
+	Path  string // GET path, e.g. "/ui/keys"
+	Title string // nav label and <title>
+	// Template is the file in templates/ that renders Serve's data; a
+	// page without Serve renders placeholder.html with Missing.
+	Template string
+	Serve    PageFunc
+	// Actions are the page's forms: POST pattern → handler (the form's
+	// CSRF token is checked before the handler runs).
+	Actions map[string]PageFunc
+	// Missing says which part is not available yet (a placeholder page).
+	Missing string
+}
+
+// PageFunc serves a page or action for a signed-in session: it makes its
+// admin API calls with u.call and renders with u.render (or redirects).
+// An error returned is shown on the page with the API's message.
+type PageFunc func(u *UI, w http.ResponseWriter, r *http.Request, s *session) error
+
+// registry is every page, in nav order: the one place a page is added.
+func (u *UI) registry() []Page {
+	return []Page{
+		{Path: "/ui/{$}", Title: "Dashboard", Template: "dashboard.html", Serve: dashboard},
+		{Path: "/ui/keys", Title: "Keys", Template: "keys.html", Serve: keysPage, Actions: map[string]PageFunc{
+			"/ui/keys":             createKey,
+			"/ui/keys/{id}/revoke": revokeKey,
+			"/ui/keys/{id}/rotate": rotateKey,
+		}},
+		{Path: "/ui/clients", Title: "Clients", Missing: "Service clients (list, create, rotate, disable) are not available in the console yet; use /v1/clients or `gatehouse clients`."},
+		{Path: "/ui/users", Title: "Users", Missing: "Users (list, create, disable, unlock, reset) are not available in the console yet; use /v1/users or `gatehouse users`."},
+		{Path: "/ui/tokens", Title: "Tokens", Missing: "Personal access tokens are not available in the console yet; use /v1/tokens or `gatehouse tokens`."},
+		{Path: "/ui/settings/authentication", Title: "Settings → Authentication", Missing: "Settings → Authentication is not available in the console yet; use GET/PUT /v1/settings/authentication."},
+		{Path: "/ui/audit", Title: "Audit", Missing: "The audit viewer (filters, inclusion proofs) is not available in the console yet; use /v1/audit and /v1/audit/proof."},
+		{Path: "/ui/policies", Title: "Policies", Missing: "Policies (loaded revision, tests, reload) are not available in the console yet; use /v1/policies."},
+		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
+		{Path: "/ui/reviews", Title: "Access reviews", Missing: "Access reviews are not available in the console yet; use /v1/reviews."},
+		{Path: "/ui/incidents", Title: "Incidents", Missing: "Incidents are not available in the console yet; use /v1/incidents."},
+		{Path: "/ui/backups", Title: "Backups", Missing: "Backups are not available in the console yet; use /v1/backups."},
+	}
+}
+
+// navItem is one link of the nav.
+type navItem struct {
+	Href, Title string
+	Current     bool
+}
+
+func (u *UI) nav(current string) []navItem {
+	out := make([]navItem, 0, len(u.pages))
+	for _, p := range u.pages {
+		href := p.href()
+		out = append(out, navItem{Href: href, Title: p.Title, Current: href == current})
+	}
+	return out
+}
+
+// href is the page's link (its pattern without the {$} anchor).
+func (p Page) href() string {
+	if p.Path == "/ui/{$}" {
+		return "/ui/"
+	}
+	return p.Path
+}
+
+// page serves GET of p: the session check, then p.Serve or the
+// placeholder.
+func (u *UI) page(p Page) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		s, err := u.signedIn(r)
+		if err != nil {
+			u.notSignedIn(w, r, err)
+			return
+		}
+		if p.Serve == nil {
+			u.render(w, r, s, http.StatusOK, "placeholder.html", p.Title, p.Missing)
+			return
+		}
+		if err := p.Serve(u, w, r, s); err != nil {
+			u.renderError(w, r, s, errStatus(err), u.errMessage(r, err))
+		}
+	})
+}
+
+// action serves a POST of p's: session, CSRF token, then the handler.
+func (u *UI) action(p Page, act PageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		s, err := u.signedIn(r)
+		if err != nil {
+			u.notSignedIn(w, r, err)
+			return
+		}
+		if !u.checkCSRF(r, s) {
+			u.renderError(w, r, s, http.StatusForbidden, "This form's CSRF token is missing or wrong: reload the page and send it again.")
+			return
+		}
+		if err := act(u, w, r, s); err != nil {
+			u.renderError(w, r, s, errStatus(err), u.errMessage(r, err))
+		}
+	})
+}
+
+// notSignedIn answers a page request the API would not serve for its
+// session: the sign-in page for no or an ended session, the API's
+// message otherwise.
+func (u *UI) notSignedIn(w http.ResponseWriter, r *http.Request, err error) {
+	if errStatus(err) == http.StatusUnauthorized {
+		redirectLogin(w, r)
+		return
+	}
+	u.renderError(w, r, nil, errStatus(err), u.errMessage(r, err))
+}

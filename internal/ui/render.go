@@ -1,0 +1,97 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"time"
+)
+
+// view is what every template gets: the layout's parts and the page's
+// own data.
+type view struct {
+	Title   string
+	Nav     []navItem
+	User    *apiUser
+	Expires time.Time
+	CSRF    string
+	Data    any
+}
+
+var funcs = template.FuncMap{
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *time.Time:
+			if v == nil || v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return fmt.Sprint(t)
+	},
+}
+
+// parse parses layout.html with each other template.
+func (u *UI) parse() error {
+	names, err := fs.Glob(assets, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
+	if err != nil {
+		return fmt.Errorf("parse layout: %w", err)
+	}
+	u.tmpl = map[string]*template.Template{}
+	for _, n := range names {
+		name := path.Base(n)
+		if name == "layout.html" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(assets, n)
+		if err != nil {
+			return fmt.Errorf("parse %s: %w", name, err)
+		}
+		u.tmpl[name] = t
+	}
+	return nil
+}
+
+// render writes template name in the layout, with s's header (s may be
+// nil: signed out).
+func (u *UI) render(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
+	t := u.tmpl[name]
+	if t == nil {
+		u.log.ErrorContext(r.Context(), "no template", "name", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	v := view{Title: title, Nav: u.nav(r.URL.Path), Data: data}
+	if s != nil {
+		v.User, v.Expires, v.CSRF = &s.user, s.expires, s.csrf
+	} else {
+		v.Nav = nil
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		u.log.ErrorContext(r.Context(), "render", "name", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	noStore(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// renderError shows message on an error page.
+func (u *UI) renderError(w http.ResponseWriter, r *http.Request, s *session, status int, message string) {
+	u.render(w, r, s, status, "error.html", "Error", message)
+}

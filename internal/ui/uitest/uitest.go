@@ -1,0 +1,164 @@
+// Package uitest starts a real Gatehouse (real listeners, temporary data
+// dir, SQLite) for the admin console's tests, plain HTTP and real
+// Chromium alike, so page tests of every author share one harness.
+package uitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+// AdminToken is the bootstrap admin token of every Env.
+const AdminToken = "uitest-admin-token-0123456789"
+
+// Password is the password CreateUser gives (it meets the default policy).
+const Password = "correct horse battery staple 42!"
+
+// Env is a running Gatehouse.
+type Env struct {
+	T        testing.TB
+	App      *app.App
+	Admin    string // admin listener URL (the console is Admin+"/ui/")
+	Gateway  string // public listener URL
+	Upstream *httptest.Server
+	Logs     *Logs
+}
+
+// Logs collects the server's log lines.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start runs a Gatehouse on loopback ports with the real clock and one
+// route, /api/ (scope demo:read), to an upstream answering 200 "ok".
+// extra is appended to the config (YAML).
+func Start(t testing.TB, extra string) *Env {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(up.Close)
+	e := &Env{T: t, Upstream: up, Logs: &Logs{}}
+	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%s\nroutes:\n  - name: api\n    path: /api/\n    upstream: %s\n    scopes: [demo:read]\n",
+		t.TempDir(), extra, up.URL)
+	cfg, err := config.Parse("uitest.yaml", []byte(yml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	getenv := func(k string) string {
+		if k == "GATEHOUSE_ADMIN_TOKEN" {
+			return AdminToken
+		}
+		return ""
+	}
+	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := app.New(context.Background(), cfg, app.Options{Getenv: getenv, Logger: log})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	e.App, e.Admin, e.Gateway = a, "http://"+a.AdminAddr(), "http://"+a.Addr()
+	return e
+}
+
+// API calls the admin API with the bootstrap token; it returns the status
+// and decodes a JSON answer into out (if not nil).
+func (e *Env) API(method, path string, in, out any) int {
+	e.T.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.Admin+path, body)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			e.T.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return res.StatusCode
+}
+
+// CreateUser creates a user with Password and role.
+func (e *Env) CreateUser(name, role string) {
+	e.T.Helper()
+	var out map[string]any
+	if code := e.API("POST", "/v1/users", map[string]any{"username": name, "role": role, "password": Password}, &out); code != http.StatusCreated {
+		e.T.Fatalf("create user %s: HTTP %d %v", name, code, out)
+	}
+}
+
+// Gate sends GET path to the gateway with the key as bearer and returns
+// the status.
+func (e *Env) Gate(path, key string) int {
+	e.T.Helper()
+	req, _ := http.NewRequest("GET", e.Gateway+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatalf("gateway: %v", err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// NoCSPReports fails the test if the console received a CSP report.
+func (e *Env) NoCSPReports() {
+	e.T.Helper()
+	if n := e.App.Console().CSPReports(); n != 0 {
+		e.T.Errorf("%d CSP report(s) received; log:\n%s", n, grep(e.Logs.String(), "content security policy"))
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
