@@ -83,7 +83,42 @@ admin.secret.rotate with the versions and ages before and after.`,
 			})
 		},
 	}
-	cmd.AddCommand(status, rotate)
+	reseal := &cobra.Command{
+		Use:   "reseal",
+		Short: "Re-seal every sealed secret under the current master key (master key rotation)",
+		Long: `Re-seal every secret row in PostgreSQL that is still sealed under a previous
+master key (` + secrets.MasterKeyPreviousEnv + `) under the current one
+(` + secrets.MasterKeyEnv + `), in one transaction, through the running
+server. Other replicas keep serving meanwhile: they hold both keys. It is
+idempotent; once "sealed_under_previous" is 0 the previous key can be
+removed from every replica. Same as 'gatehouse secrets rotate master-key';
+audited as admin.secret.rotate with the key ids, never a key. See
+docs/secrets.md, Rotating the master key.`,
+		Example: "  gatehouse secrets reseal\n  gatehouse secrets reseal --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := request[struct {
+				Before secrets.Status `json:"before"`
+				After  secrets.Status `json:"after"`
+			}](cmd.Context(), client, "POST", "/v1/secrets/master-key/rotate", nil)
+			if err != nil {
+				return err
+			}
+			count := func(n *int) string {
+				if n == nil {
+					return "-"
+				}
+				return strconv.Itoa(*n)
+			}
+			return output(cmd, out.After, func(w io.Writer) error {
+				return fields(w, "resealed under key id", out.After.KeyID,
+					"rows under a previous key before", count(out.Before.SealedUnderPrevious),
+					"rows under a previous key now", count(out.After.SealedUnderPrevious),
+					"where", out.After.Where)
+			})
+		},
+	}
+	cmd.AddCommand(status, rotate, reseal)
 	return cmd
 }
 

@@ -62,11 +62,22 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, p *gatehou
 	if err != nil {
 		return err
 	}
-	s.record(ctx, p, "secret.rotate", "secret:"+name, map[string]any{
+	details := map[string]any{
 		"class": after.Class, "provider": after.Provider,
 		"version_before": before.Version, "version_after": after.Version,
 		"created_before": before.CreatedAt, "created_after": after.CreatedAt,
-	})
+	}
+	if after.KeyID != "" {
+		// The master key: its id (a hash, never the key) and the rows
+		// re-sealed from previous keys.
+		details["key_id"] = after.KeyID
+		details["previous_key_ids"] = after.PreviousKeyIDs
+		if before.SealedUnderPrevious != nil && after.SealedUnderPrevious != nil {
+			details["sealed_under_previous_before"] = *before.SealedUnderPrevious
+			details["sealed_under_previous_after"] = *after.SealedUnderPrevious
+		}
+	}
+	s.record(ctx, p, "secret.rotate", "secret:"+name, details)
 	httpjson.Write(w, http.StatusOK, RotateSecretResult{Before: before, After: after})
 	return nil
 }

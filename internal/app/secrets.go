@@ -42,6 +42,9 @@ type Secrets struct {
 
 	// Vault is the vault provider (nil with another provider).
 	Vault *vault.Provider
+	// Sealed is the sealed store in PostgreSQL when Generated is it (nil
+	// otherwise): the master key's rotation re-seals it.
+	Sealed *secretspg.Store
 	// keys holds the JWT signing key set in Generated (SigningKeys).
 	keys *secrets.Blob
 
@@ -149,7 +152,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 		if cfg.Store.Driver != "postgres" {
 			return nil, fmt.Errorf("%s is set but the store is %s: sealed secrets live in PostgreSQL (store.driver postgres)", secrets.MasterKeyEnv, cfg.Store.Driver)
 		}
-		key, err := secrets.ParseMasterKey(mk)
+		key, err := secrets.ParseMasterKeys(mk, opts.Getenv(secrets.MasterKeyPreviousEnv))
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +161,14 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 			return nil, err
 		}
 		s.closers = append(s.closers, st.Close)
-		s.Generated = st
+		// Every row must open under one of the keys given: a replica
+		// missing the key of some row refuses to start, naming it.
+		if err := st.CheckKeys(ctx); err != nil {
+			return nil, err
+		}
+		s.Generated, s.Sealed = st, st
+	} else if opts.Getenv(secrets.MasterKeyPreviousEnv) != "" {
+		return nil, fmt.Errorf("%s is set without %s: give the new master key in %s and the old one in %s", secrets.MasterKeyPreviousEnv, secrets.MasterKeyEnv, secrets.MasterKeyEnv, secrets.MasterKeyPreviousEnv)
 	} else {
 		s.Generated = s.Legacy
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/secrets"
+	secretspg "github.com/gatehouse/gatehouse/internal/secrets/postgres"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -24,13 +25,14 @@ const (
 	statusClientSecrets   = "client-secrets"
 	statusVaultToken      = "vault-token"
 	statusAppRoleSecretID = "approle-secret-id"
+	statusMasterKey       = "master-key"
 )
 
 // statusNames are every name `gatehouse secrets status` may list, for
 // telling an unknown name (404) from one this deployment does not use
 // (409).
 var statusNames = []string{secrets.Pepper, secrets.SigningKeys, secrets.AuditKey, secrets.BackupIdentity,
-	statusVaultToken, statusAppRoleSecretID, statusAPIKeys, statusClientSecrets}
+	statusVaultToken, statusAppRoleSecretID, statusMasterKey, statusAPIKeys, statusClientSecrets}
 
 // metricClass is the class label of gatehouse_secret_age_seconds for a
 // status entry (the first three as they were before the status listing).
@@ -103,6 +105,14 @@ func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
 		} else {
 			fromLoaded(secrets.BackupIdentity, secrets.ClassBackupIdentity, backupRotate)
 		}
+	}
+
+	if a.secrets.Sealed != nil {
+		st, err := a.masterKeyStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		add(st, time.Time{})
 	}
 
 	if v := a.secrets.Vault; v != nil {
@@ -179,6 +189,33 @@ func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
 			Rotate: "gatehouse clients rotate " + oldestClient.ID}, clientSecretCreated(oldestClient))
 	}
 	return out, nil
+}
+
+// masterKeyStatus is the master key's entry: its id and how many sealed
+// rows are under it and under previous keys.
+func (a *App) masterKeyStatus(ctx context.Context) (secrets.Status, error) {
+	sealed := a.secrets.Sealed
+	counts, err := sealed.KeyCounts(ctx)
+	if err != nil {
+		return secrets.Status{}, err
+	}
+	current, previous, total := counts[sealed.KeyID()], 0, 0
+	for _, n := range counts {
+		total += n
+	}
+	previous = total - current
+	where := fmt.Sprintf("%s, key id %s: %d of %d sealed rows in PostgreSQL", secrets.MasterKeyEnv, sealed.KeyID(), current, total)
+	if ids := sealed.PreviousKeyIDs(); len(ids) > 0 {
+		where += fmt.Sprintf("; previous key id %s in %s", strings.Join(ids, ", "), secrets.MasterKeyPreviousEnv)
+	}
+	if previous > 0 {
+		where += fmt.Sprintf("; %d rows still under a previous key: gatehouse secrets reseal", previous)
+	}
+	return secrets.Status{Name: statusMasterKey, Class: secrets.ClassMasterKey, Provider: "env", Where: where, Version: 0,
+		KeyID: sealed.KeyID(), PreviousKeyIDs: sealed.PreviousKeyIDs(), SealedUnderPrevious: &previous, Rotatable: true,
+		Rotate: "give the new key in " + secrets.MasterKeyEnv + " and the old one in " + secrets.MasterKeyPreviousEnv +
+			" to every replica, then gatehouse secrets reseal (or gatehouse secrets rotate master-key), then remove " +
+			secrets.MasterKeyPreviousEnv + " (docs/secrets.md, Rotating the master key)"}, nil
 }
 
 // secretStatusCache keeps the last status for readiness, metrics and
@@ -365,6 +402,12 @@ func (a *App) RotateSecret(ctx context.Context, name string) (before, after secr
 		err = a.tokens.Rotate(ctx, "secrets rotate")
 	case statusVaultToken:
 		_, err = a.secrets.Vault.Relogin(ctx)
+	case statusMasterKey:
+		var res secretspg.ResealResult
+		res, err = a.secrets.Sealed.Reseal(ctx)
+		if err == nil {
+			a.log.Info("re-sealed the sealed secrets under the current master key", "key_id", res.KeyID, "resealed", res.Resealed, "from", res.From, "rows", res.Total)
+		}
 	}
 	if err != nil {
 		return before, after, fmt.Errorf("rotate %s: %w", name, err)

@@ -73,7 +73,7 @@ const (
 )
 
 // SecretClasses are the classes of secret with a rotation cadence.
-var SecretClasses = []string{"api_keys", "signing_keys", "pepper", "audit_key", "backup_identity", "vault_token", "approle_secret_id"}
+var SecretClasses = []string{"api_keys", "signing_keys", "pepper", "audit_key", "backup_identity", "vault_token", "approle_secret_id", "master_key"}
 
 func (s *SecretsConfig) applyDefaults(c *Config) {
 	if s.Provider == "" {
@@ -107,6 +107,9 @@ func (s *SecretsConfig) applyDefaults(c *Config) {
 		"api_keys": 90 * 24 * time.Hour, "signing_keys": time.Duration(c.Auth.SigningRotation),
 		"pepper": 365 * 24 * time.Hour, "audit_key": 365 * 24 * time.Hour, "backup_identity": 365 * 24 * time.Hour,
 		"vault_token": 30 * 24 * time.Hour, "approle_secret_id": 90 * 24 * time.Hour,
+		// The master key is the operator's: its age is not known, the
+		// cadence is shown for the record.
+		"master_key": 365 * 24 * time.Hour,
 	}
 	if s.Cadence == nil {
 		s.Cadence = map[string]Duration{}
@@ -184,7 +187,7 @@ func (c *Config) validateSecrets(p *problems) {
 		}
 		if err := secrets.CheckName(r.name); err != nil {
 			p.add(r.path, "%q is not a secret name: lowercase letters, digits, '-' and '_', starting with a letter", r.name)
-		} else if secrets.EnvName(r.name) == secrets.MasterKeyEnv {
+		} else if secrets.IsMasterKeyEnv(secrets.EnvName(r.name)) {
 			p.add(r.path, "the master key is not readable as a secret")
 		}
 	}

@@ -161,7 +161,7 @@ func (c *Config) validateTracing(p *problems) {
 		name := t.HeaderSecrets[k]
 		if err := secrets.CheckName(name); err != nil {
 			p.add(at, "%q is not a secret name: lowercase letters, digits, '-' and '_', starting with a letter", name)
-		} else if secrets.EnvName(name) == secrets.MasterKeyEnv {
+		} else if secrets.IsMasterKeyEnv(secrets.EnvName(name)) {
 			p.add(at, "the master key is not readable as a secret")
 		}
 	}

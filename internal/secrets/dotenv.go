@@ -45,7 +45,7 @@ func OpenDotenv(path string) (*Dotenv, error) {
 	}
 	d := &Dotenv{path: path, values: map[string]string{}, created: fi.ModTime().UTC()}
 	for k, v := range all {
-		if strings.HasPrefix(k, EnvPrefix) && k != MasterKeyEnv {
+		if strings.HasPrefix(k, EnvPrefix) && !IsMasterKeyEnv(k) {
 			d.values[k] = v
 		}
 	}

@@ -16,6 +16,16 @@ const EnvPrefix = "GATEHOUSE_SECRET_"
 // reference.
 const MasterKeyEnv = EnvPrefix + "MASTER_KEY"
 
+// MasterKeyPreviousEnv holds the master keys replaced by MasterKeyEnv
+// that still open what they sealed, while `gatehouse secrets reseal`
+// re-seals it (docs/secrets.md, rotating the master key). Like
+// MasterKeyEnv, never a secret reference.
+const MasterKeyPreviousEnv = MasterKeyEnv + "_PREVIOUS"
+
+// IsMasterKeyEnv reports whether variable v holds a master key (current
+// or previous): no secret reference may read it.
+func IsMasterKeyEnv(v string) bool { return v == MasterKeyEnv || v == MasterKeyPreviousEnv }
+
 // EnvName returns the environment variable that holds secret name.
 func EnvName(name string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
@@ -27,7 +37,7 @@ func checkEnvName(name string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
-	if EnvName(name) == MasterKeyEnv {
+	if IsMasterKeyEnv(EnvName(name)) {
 		return fmt.Errorf("%w %q: the master key is not readable as a secret", ErrInvalidName, name)
 	}
 	return nil

@@ -27,6 +27,10 @@ import (
 type MasterKey struct {
 	kek cipher.AEAD
 	id  string
+	// previous are older master keys that still open what they sealed
+	// (GATEHOUSE_SECRET_MASTER_KEY_PREVIOUS) while a rotation re-seals
+	// it; Seal never uses them.
+	previous []*MasterKey
 }
 
 // Sealed is a sealed secret value as stored: the master key's ID, the
@@ -78,8 +82,78 @@ func ParseMasterKey(text string) (*MasterKey, error) {
 	return &MasterKey{kek: aead, id: hex.EncodeToString(mac.Sum(nil)[:8])}, nil
 }
 
+// ParseMasterKeys decodes the current master key and the previous ones
+// (GATEHOUSE_SECRET_MASTER_KEY_PREVIOUS: one or more keys separated by
+// commas or white space, "" for none). A previous key equal to the
+// current one is dropped. Errors name the variable, never the input.
+func ParseMasterKeys(current, previous string) (*MasterKey, error) {
+	m, err := ParseMasterKey(current)
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.FieldsFunc(previous, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' })
+	var prev []*MasterKey
+	for i, f := range fields {
+		p, err := ParseMasterKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s (key %d of %d) must be 32 random bytes in base64, like %s", MasterKeyPreviousEnv, i+1, len(fields), MasterKeyEnv)
+		}
+		if p.id != m.id {
+			prev = append(prev, p)
+		}
+	}
+	return m.WithPrevious(prev...), nil
+}
+
 // ID names the master key without revealing it: 16 hex digits.
 func (m *MasterKey) ID() string { return m.id }
+
+// WithPrevious returns m able to open also what the previous keys sealed;
+// it still seals under m.
+func (m *MasterKey) WithPrevious(prev ...*MasterKey) *MasterKey {
+	c := *m
+	c.previous = nil
+	for _, p := range prev {
+		c.previous = append(c.previous, &MasterKey{kek: p.kek, id: p.id})
+	}
+	return &c
+}
+
+// PreviousIDs are the ids of the previous keys m opens with.
+func (m *MasterKey) PreviousIDs() []string {
+	ids := make([]string, len(m.previous))
+	for i, p := range m.previous {
+		ids[i] = p.id
+	}
+	return ids
+}
+
+// Knows reports whether m (or one of its previous keys) has key id.
+func (m *MasterKey) Knows(id string) bool { return m.byID(id) != nil }
+
+func (m *MasterKey) byID(id string) *MasterKey {
+	if id == m.id {
+		return m
+	}
+	for _, p := range m.previous {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// UnknownKeyError is the error for a value sealed under key id, which
+// none of m's keys has: it says what to do.
+func (m *MasterKey) UnknownKeyError(what, id string) error {
+	held := m.id
+	if len(m.previous) > 0 {
+		held += " (and previous " + strings.Join(m.PreviousIDs(), ", ") + " in " + MasterKeyPreviousEnv + ")"
+	}
+	return fmt.Errorf("%s is %w (key id %s); %s holds key id %s: give every replica the same master key, "+
+		"or, while rotating it, the old key in %s until gatehouse secrets reseal has re-sealed every row",
+		what, ErrMasterKeyMismatch, id, MasterKeyEnv, held, MasterKeyPreviousEnv)
+}
 
 func sealAD(kind, name string, version int) []byte {
 	return []byte("gatehouse sealed " + kind + " v1\x00" + name + "\x00" + strconv.Itoa(version))
@@ -106,15 +180,16 @@ func (m *MasterKey) Seal(name string, version int, value []byte) (Sealed, error)
 	return Sealed{KeyID: m.id, WrappedKey: wrapped, Ciphertext: ct}, nil
 }
 
-// Open decrypts s, sealed as version of secret name. It fails with an
-// error wrapping ErrMasterKeyMismatch when s was sealed under another
-// master key, and ErrTampered when s does not authenticate.
+// Open decrypts s, sealed as version of secret name, under whichever of
+// m's keys (the current one or a previous one) s names. It fails with an
+// error wrapping ErrMasterKeyMismatch when s was sealed under a master
+// key m does not have, and ErrTampered when s does not authenticate.
 func (m *MasterKey) Open(name string, version int, s Sealed) ([]byte, error) {
-	if s.KeyID != m.id {
-		return nil, fmt.Errorf("secret %s version %d is %w (key id %s); %s holds key id %s: give every replica the same master key",
-			name, version, ErrMasterKeyMismatch, s.KeyID, MasterKeyEnv, m.id)
+	k := m.byID(s.KeyID)
+	if k == nil {
+		return nil, m.UnknownKeyError(fmt.Sprintf("secret %s version %d", name, version), s.KeyID)
 	}
-	dek, err := openWith(m.kek, s.WrappedKey, sealAD("data key", name, version))
+	dek, err := openWith(k.kek, s.WrappedKey, sealAD("data key", name, version))
 	if err != nil {
 		return nil, fmt.Errorf("secret %s version %d: %w", name, version, ErrTampered)
 	}

@@ -71,3 +71,71 @@ func TestSeal(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMasterKeys: the current key and the previous ones
+// (GATEHOUSE_SECRET_MASTER_KEY_PREVIOUS); a key opens what a previous one
+// sealed only when given as previous; a malformed previous key is an
+// error naming the variable, never quoting it.
+func TestParseMasterKeys(t *testing.T) {
+	k1, t1 := newMasterKey(t)
+	k2, t2 := newMasterKey(t)
+	_, t3 := newMasterKey(t)
+	old, err := k1.Seal("pepper", 1, []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, current, previous string
+		wantErr                 string
+		opensOld                bool
+		previousIDs             int
+	}{
+		{name: "current only", current: t2},
+		{name: "one previous", current: t2, previous: t1, opensOld: true, previousIDs: 1},
+		{name: "list with spaces and commas", current: t2, previous: t3 + ", " + t1 + "\n", opensOld: true, previousIDs: 2},
+		{name: "previous equal to current is dropped", current: t1, previous: t1, opensOld: true},
+		{name: "malformed previous", current: t2, previous: t1 + ",not-a-key", wantErr: "GATEHOUSE_SECRET_MASTER_KEY_PREVIOUS (key 2 of 2) must be 32 random bytes"},
+		{name: "malformed current", current: "short", previous: t1, wantErr: "GATEHOUSE_SECRET_MASTER_KEY must be 32 random bytes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := secrets.ParseMasterKeys(c.current, c.previous)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want %q", err, c.wantErr)
+				}
+				if strings.Contains(err.Error(), t1) || strings.Contains(err.Error(), "not-a-key") {
+					t.Fatalf("error quotes a key: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(k.PreviousIDs()) != c.previousIDs {
+				t.Errorf("previous ids %v, want %d", k.PreviousIDs(), c.previousIDs)
+			}
+			v, err := k.Open("pepper", 1, old)
+			if c.opensOld != (err == nil) {
+				t.Fatalf("open a row sealed under the old key: %q %v", v, err)
+			}
+			if err != nil && (!errors.Is(err, secrets.ErrMasterKeyMismatch) || !strings.Contains(err.Error(), k1.ID()) ||
+				!strings.Contains(err.Error(), "GATEHOUSE_SECRET_MASTER_KEY_PREVIOUS")) {
+				t.Fatalf("unknown key id: %v", err)
+			}
+			// New values are sealed under the current key only.
+			s, err := k.Seal("pepper", 2, []byte("w"))
+			if err != nil || s.KeyID != k.ID() {
+				t.Fatalf("seal: %v %s", err, s.KeyID)
+			}
+			if c.current == t2 {
+				if _, err := k1.Open("pepper", 2, s); !errors.Is(err, secrets.ErrMasterKeyMismatch) {
+					t.Fatalf("the old key opens a new row: %v", err)
+				}
+				if _, err := k2.Open("pepper", 2, s); err != nil {
+					t.Fatalf("the current key alone: %v", err)
+				}
+			}
+		})
+	}
+}

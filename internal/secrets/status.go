@@ -11,6 +11,9 @@ const (
 	ClassBackupIdentity  = "backup_identity"
 	ClassVaultToken      = "vault_token"
 	ClassAppRoleSecretID = "approle_secret_id"
+	// ClassMasterKey is the master key the sealed store is sealed
+	// under: given by the operator, its age is not known to Gatehouse.
+	ClassMasterKey = "master_key"
 )
 
 // Status is where one secret lives and how old it is against its
@@ -41,6 +44,13 @@ type Status struct {
 	// says how it is rotated otherwise.
 	Rotatable bool   `json:"rotatable"`
 	Rotate    string `json:"rotate"`
+	// KeyID is, for the master key, its id (a hash, not the key), and
+	// SealedUnderPrevious how many sealed rows are still under a
+	// previous master key: 0 once `gatehouse secrets reseal` has run and
+	// the previous key can be removed.
+	KeyID               string   `json:"key_id,omitempty"`
+	PreviousKeyIDs      []string `json:"previous_key_ids,omitempty"`
+	SealedUnderPrevious *int     `json:"sealed_under_previous,omitempty"`
 }
 
 // Age fills CreatedAt, AgeSeconds, CadenceSeconds, DueAt and Overdue from

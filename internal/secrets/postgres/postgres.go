@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +76,10 @@ func (*Store) Name() string { return "sealed" }
 // KeyID is the ID of the master key the store seals under.
 func (s *Store) KeyID() string { return s.key.ID() }
 
+// PreviousKeyIDs are the IDs of the previous master keys it also opens
+// with.
+func (s *Store) PreviousKeyIDs() []string { return s.key.PreviousIDs() }
+
 // Get implements secrets.Provider: the newest version, opened under the
 // master key. A row sealed under another master key, or altered, is an
 // error (secrets.ErrMasterKeyMismatch, secrets.ErrTampered), never a
@@ -137,4 +143,119 @@ func (s *Store) CurrentVersion(ctx context.Context, name string) (int, error) {
 		return 0, fmt.Errorf("read the version of sealed secret %s: %w", name, err)
 	}
 	return v, nil
+}
+
+// KeyCounts is how many sealed rows (every version of every secret) each
+// master key id seals.
+func (s *Store) KeyCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key_id, count(*) FROM gatehouse_secrets GROUP BY key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count sealed secrets by master key: %w", err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count sealed secrets by master key: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count sealed secrets by master key: %w", err)
+	}
+	return out, nil
+}
+
+// CheckKeys fails, naming the key id and what to do, when a sealed row
+// (any version) is sealed under a master key that is neither the
+// current one nor a previous one: a replica started so could not open
+// it, nor re-seal it.
+func (s *Store) CheckKeys(ctx context.Context) error {
+	counts, err := s.KeyCounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		if !s.key.Knows(id) {
+			return s.key.UnknownKeyError(fmt.Sprintf("%d sealed secret row(s) in PostgreSQL", counts[id]), id)
+		}
+	}
+	return nil
+}
+
+// ResealResult is what Reseal did: the current key id, and how many rows
+// it re-sealed from each previous key id (none when every row already
+// was under the current key).
+type ResealResult struct {
+	KeyID    string         `json:"key_id"`
+	Resealed int            `json:"resealed"`
+	From     map[string]int `json:"from"`
+	Total    int            `json:"total"`
+}
+
+// Reseal re-seals every row not sealed under the current master key
+// (every version of every secret) under it, in one transaction: each is
+// opened under the previous key its row names and sealed anew with a
+// fresh data key, keeping its name, version and created_at. Either every
+// row is re-sealed or none is: a row under a key id none of the keys has,
+// or one that fails authentication, aborts it with the reason. Reseal is
+// idempotent (a second run re-seals nothing), and safe while other
+// replicas serve: they read each row before or after, under a key they
+// hold, and its version does not change, so nothing is reloaded. Two
+// runs at once serialize on the rows' locks.
+func (s *Store) Reseal(ctx context.Context) (ResealResult, error) {
+	res := ResealResult{KeyID: s.key.ID(), From: map[string]int{}}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return res, fmt.Errorf("reseal: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	type row struct {
+		name    string
+		version int
+		sealed  secrets.Sealed
+	}
+	rows, err := tx.Query(ctx, `SELECT name, version, key_id, wrapped_key, ciphertext FROM gatehouse_secrets
+		WHERE key_id <> $1 ORDER BY name, version FOR UPDATE`, s.key.ID())
+	if err != nil {
+		return res, fmt.Errorf("reseal: read sealed rows: %w", err)
+	}
+	var old []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.name, &r.version, &r.sealed.KeyID, &r.sealed.WrappedKey, &r.sealed.Ciphertext); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("reseal: read sealed rows: %w", err)
+		}
+		old = append(old, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("reseal: read sealed rows: %w", err)
+	}
+	for _, r := range old {
+		v, err := s.key.Open(r.name, r.version, r.sealed)
+		if err != nil {
+			return res, fmt.Errorf("reseal: nothing re-sealed: %w", err)
+		}
+		n, err := s.key.Seal(r.name, r.version, v)
+		clear(v)
+		if err != nil {
+			return res, fmt.Errorf("reseal: nothing re-sealed: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE gatehouse_secrets SET key_id = $3, wrapped_key = $4, ciphertext = $5
+			WHERE name = $1 AND version = $2`, r.name, r.version, n.KeyID, n.WrappedKey, n.Ciphertext); err != nil {
+			return res, fmt.Errorf("reseal: write secret %s version %d: %w", r.name, r.version, err)
+		}
+		res.From[r.sealed.KeyID]++
+		res.Resealed++
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM gatehouse_secrets`).Scan(&res.Total); err != nil {
+		return res, fmt.Errorf("reseal: count rows: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("reseal: commit: %w", err)
+	}
+	return res, nil
 }
