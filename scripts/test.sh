@@ -12,6 +12,10 @@ for s in scripts/ensure-*.sh; do
   step "$(basename "$s" .sh)"
   bash "$s"
 done
+# axe-core for the admin console's browser tests (internal/ui), pinned in
+# scripts/axe.sh and cached outside the clone.
+GATEHOUSE_TEST_AXE=$(bash scripts/axe.sh)
+export GATEHOUSE_TEST_AXE
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

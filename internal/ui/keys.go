@@ -45,7 +45,14 @@ func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, s *session, stat
 		Keys []*admin.Key `json:"keys"`
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys", nil, &list); err != nil {
-		return err
+		// The page still offers its form: what the API makes of it is
+		// the API's to say.
+		if d.Message == "" {
+			d.Message = u.errMessage(r, err)
+		}
+		if status < 400 {
+			status = errStatus(err)
+		}
 	}
 	var match []*admin.Key
 	for _, k := range list.Keys {

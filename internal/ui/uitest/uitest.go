@@ -11,14 +11,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/totp"
 )
 
 // AdminToken is the bootstrap admin token of every Env.
@@ -35,6 +38,9 @@ type Env struct {
 	Gateway  string // public listener URL
 	Upstream *httptest.Server
 	Logs     *Logs
+	// Clock is the server's clock (a fake one set to the real time, so
+	// that tests can step past a used one-time code).
+	Clock *gatehouse.FakeClock
 }
 
 // Logs collects the server's log lines.
@@ -63,7 +69,7 @@ func Start(t testing.TB, extra string) *Env {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(up.Close)
-	e := &Env{T: t, Upstream: up, Logs: &Logs{}}
+	e := &Env{T: t, Upstream: up, Logs: &Logs{}, Clock: gatehouse.NewFakeClock(time.Now())}
 	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%s\nroutes:\n  - name: api\n    path: /api/\n    upstream: %s\n    scopes: [demo:read]\n",
 		t.TempDir(), extra, up.URL)
 	cfg, err := config.Parse("uitest.yaml", []byte(yml))
@@ -77,7 +83,7 @@ func Start(t testing.TB, extra string) *Env {
 		return ""
 	}
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := app.New(context.Background(), cfg, app.Options{Getenv: getenv, Logger: log})
+	a, err := app.New(context.Background(), cfg, app.Options{Getenv: getenv, Logger: log, Clock: e.Clock})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -129,6 +135,57 @@ func (e *Env) CreateUser(name, role string) {
 	if code := e.API("POST", "/v1/users", map[string]any{"username": name, "role": role, "password": Password}, &out); code != http.StatusCreated {
 		e.T.Fatalf("create user %s: HTTP %d %v", name, code, out)
 	}
+}
+
+// EnrollTOTP gives user (with Password) a second factor through the API's
+// own enrolment and returns its secret; the clock is then stepped past the
+// code used, so that the next sign-in needs a fresh one.
+func (e *Env) EnrollTOTP(user string) string {
+	e.T.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	call := func(method, path, csrf string, in, out any) int {
+		b, _ := json.Marshal(in)
+		req, _ := http.NewRequest(method, e.Admin+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		defer res.Body.Close()
+		if out != nil {
+			json.NewDecoder(res.Body).Decode(out)
+		}
+		return res.StatusCode
+	}
+	var sess struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if code := call("POST", "/v1/session", "", map[string]string{"username": user, "password": Password}, &sess); code != http.StatusOK {
+		e.T.Fatalf("sign in %s: HTTP %d", user, code)
+	}
+	var enr struct{ Secret string }
+	if code := call("POST", "/v1/me/totp", sess.CSRF, map[string]string{"current_password": Password}, &enr); code != http.StatusOK {
+		e.T.Fatalf("enrol TOTP: HTTP %d", code)
+	}
+	if code := call("POST", "/v1/me/totp/verify", sess.CSRF, map[string]string{"code": e.TOTP(enr.Secret)}, nil); code != http.StatusNoContent {
+		e.T.Fatalf("confirm TOTP: HTTP %d", code)
+	}
+	e.Clock.Advance(30 * time.Second)
+	return enr.Secret
+}
+
+// TOTP is the current one-time code of secret by the server's clock.
+func (e *Env) TOTP(secret string) string {
+	e.T.Helper()
+	code, err := totp.Code(secret, e.Clock.Now())
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return code
 }
 
 // Gate sends GET path to the gateway with the key as bearer and returns
