@@ -101,6 +101,9 @@ type AuditLog interface {
 	// the storage can.
 	Sync(ctx context.Context) ([]byte, error)
 	Proof(ctx context.Context, index uint64) (audit.Proof, error)
+	// KeyChain returns the log's checkpoint keys, oldest first, with the
+	// tree size of each hand-over (public keys only).
+	KeyChain(ctx context.Context) ([]audit.KeyEpoch, error)
 }
 
 // Server is the admin API. It is safe for concurrent use.
@@ -156,6 +159,7 @@ func New(cfg Config) *Server {
 		s.handle("/v1/audit", areaAudit, methods{http.MethodGet: s.queryAudit})
 		s.handle("/v1/audit/checkpoint", areaAudit, methods{http.MethodGet: s.auditCheckpoint})
 		s.handle("/v1/audit/proof", areaAudit, methods{http.MethodGet: s.auditProof})
+		s.handle("/v1/audit/keys", areaAudit, methods{http.MethodGet: s.auditKeys})
 	}
 	if cfg.Health != nil {
 		// Not authenticated, like the public probes: readiness details

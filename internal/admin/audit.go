@@ -59,6 +59,23 @@ func (s *Server) auditCheckpoint(w http.ResponseWriter, r *http.Request, p *gate
 	return nil
 }
 
+// AuditKeys is the answer of GET /v1/audit/keys.
+type AuditKeys struct {
+	Keys []audit.KeyEpoch `json:"keys"`
+}
+
+// auditKeys is GET /v1/audit/keys: the log's checkpoint verifier keys,
+// oldest first, each with the tree size of the hand-over checkpoint that
+// introduced it (what `gatehouse audit verify` follows).
+func (s *Server) auditKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	chain, err := s.cfg.Audit.KeyChain(r.Context())
+	if err != nil {
+		return err
+	}
+	httpjson.Write(w, http.StatusOK, AuditKeys{Keys: chain})
+	return nil
+}
+
 // auditProof is GET /v1/audit/proof?index=N: an inclusion proof of entry N
 // against the latest checkpoint.
 func (s *Server) auditProof(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -113,6 +113,9 @@ type App struct {
 	dataDir  string
 	// secrets are the server secrets, from the configured provider.
 	secrets *Secrets
+	// auditKeyMu serializes this process's rotations and reloads of the
+	// audit key; the secret's check-and-set serializes replicas.
+	auditKeyMu sync.Mutex
 	// statusCache is the secrets status last computed for readiness,
 	// metrics and the daily overdue event.
 	statusCache secretStatusCache
@@ -528,6 +531,7 @@ func (a *App) Start() error {
 	a.runBackups(ctx, a.dataDir)
 	a.runLockdownPoll(ctx)
 	a.runSecretsStatus(ctx)
+	a.runAuditKeyWatch(ctx)
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {
@@ -680,6 +684,7 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 			KeyDir:             auditDir,
 			Signer:             a.secrets.AuditSigner,
 			VerifierKey:        a.secrets.AuditVKey,
+			Previous:           a.secrets.AuditKeys().Previous,
 			CheckpointInterval: cfg.Audit.CheckpointInterval,
 			Retention:          time.Duration(cfg.Audit.Retention),
 			Clock:              clock,
@@ -697,6 +702,7 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 		Origin:             cfg.Audit.Origin,
 		Signer:             a.secrets.AuditSigner,
 		VerifierKey:        a.secrets.AuditVKey,
+		Previous:           a.secrets.AuditKeys().Previous,
 		Durability:         audit.Durability(cfg.Audit.Durability),
 		CheckpointInterval: cfg.Audit.CheckpointInterval,
 		Retention:          time.Duration(cfg.Audit.Retention),

@@ -381,6 +381,7 @@ func TestOpenAPIContract(t *testing.T) {
 	h.expect(200, "GET", h.admin+"/v1/audit/checkpoint", nil, auth)
 	call(200, "GET", "/v1/audit/proof?index=0", nil, nil)
 	call(400, "GET", "/v1/audit/proof?index=x", nil, nil)
+	call(200, "GET", "/v1/audit/keys", nil, nil)
 	var b struct{ ID, Location string }
 	call(201, "POST", "/v1/backups", nil, &b)
 	call(200, "GET", "/v1/backups", nil, nil)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -48,9 +49,13 @@ type Secrets struct {
 	// keys holds the JWT signing key set in Generated (SigningKeys).
 	keys *secrets.Blob
 
-	Pepper      []byte
+	Pepper []byte
+	// AuditSigner and AuditVKey are the audit checkpoint key read at
+	// start (the active key of the audit-key ring); AuditKeys is the ring
+	// as last read or rotated.
 	AuditSigner note.Signer
 	AuditVKey   string
+	auditKey    atomic.Pointer[auditKeyState]
 	// Loaded lists the secrets read at start, without values, for the
 	// audit log and `secrets status`.
 	Loaded []LoadedSecret
@@ -198,9 +203,13 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 	if err != nil {
 		return nil, err
 	}
-	if s.AuditSigner, s.AuditVKey, err = audit.ParseSignerKey(string(ak.Value), cfg.Audit.Origin); err != nil {
-		return nil, err
+	ring, err := audit.ParseKeyRing(string(ak.Value), cfg.Audit.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", secrets.AuditKey, err)
 	}
+	s.AuditSigner, s.AuditVKey = ring.Active.Signer, ring.Active.VerifierKey
+	l := s.Loaded[len(s.Loaded)-1]
+	s.auditKey.Store(&auditKeyState{ring: ring, secret: ak, provider: l.Provider, where: l.Where})
 	// Signing keys: imported from the data dir's file when the store of
 	// generated secrets has none; Tokens creates them otherwise.
 	if s.Generated.Name() != s.Legacy.Name() {
@@ -379,10 +388,9 @@ func (b backupSecrets) Load(ctx context.Context) ([]backup.Secret, error) {
 	if keys != nil {
 		out = append(out, backup.Secret{Name: "signing-keys.json", Data: keys})
 	}
-	for _, l := range b.s.Loaded {
-		if l.Name == secrets.AuditKey {
-			out = append(out, backup.Secret{Name: "audit-log.key", Data: []byte(strings.TrimSpace(string(l.Secret.Value)) + "\n")})
-		}
+	if st := b.s.auditKey.Load(); st != nil {
+		// The ring as it is now: a rotation since start replaced it.
+		out = append(out, backup.Secret{Name: "audit-log.key", Data: st.ring.Marshal()})
 	}
 	return out, nil
 }

@@ -94,7 +94,16 @@ func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
 	add(secrets.Status{Name: secrets.SigningKeys, Class: secrets.ClassSigningKeys, Provider: a.secrets.Generated.Name(), Where: where, Version: version,
 		Rotatable: true, Rotate: "gatehouse secrets rotate signing-keys (or gatehouse signing-keys rotate); on schedule every auth.signing_key_rotation"}, active)
 
-	fromLoaded(secrets.AuditKey, secrets.ClassAuditKey, "not in place yet: a new audit key must sign a hand-over checkpoint with the old one (docs/secrets.md, Rotation)")
+	if st := a.secrets.auditKey.Load(); st != nil {
+		// The ring in use, which a rotation replaces.
+		s := secrets.Status{Name: secrets.AuditKey, Class: secrets.ClassAuditKey, Provider: st.provider, Where: st.where, Version: st.secret.Version,
+			Rotatable: a.secrets.auditKeyRotatable(),
+			Rotate:    "gatehouse secrets rotate audit-key: a new key, and a hand-over checkpoint signed by the old and the new one (docs/audit.md, Key rotation)"}
+		if !s.Rotatable {
+			s.Rotate = "give a new ring in " + st.provider + " (the new key, then the old one, one per line) and restart: the hand-over is written at start (docs/secrets.md)"
+		}
+		add(s, st.secret.Created)
+	}
 
 	const backupRotate = "gatehouse backup keygen, list the new recipient in backup.recipients, keep the old identity until the backups made under it are pruned (docs/recovery.md)"
 	if a.backups != nil {
@@ -400,6 +409,8 @@ func (a *App) RotateSecret(ctx context.Context, name string) (before, after secr
 	switch name {
 	case secrets.SigningKeys:
 		err = a.tokens.Rotate(ctx, "secrets rotate")
+	case secrets.AuditKey:
+		_, err = a.rotateAuditKey(ctx)
 	case statusVaultToken:
 		_, err = a.secrets.Vault.Relogin(ctx)
 	case statusMasterKey:

@@ -62,7 +62,7 @@ func TestSecretsStatus(t *testing.T) {
 	}{
 		{"pepper", "pepper", "file", 400 * day, false},
 		{"signing-keys", "signing_keys", "file", 180 * day, true},
-		{"audit-key", "audit_key", "file", 365 * day, false},
+		{"audit-key", "audit_key", "file", 365 * day, true},
 		{"backup-identity", "backup_identity", "file", 365 * day, false},
 		{"api-keys", "api_keys", "store", 90 * day, false},
 		{"client-secrets", "api_keys", "store", 90 * day, false},
@@ -264,7 +264,6 @@ func TestSecretsRotate(t *testing.T) {
 	}{
 		{"/v1/secrets/nope/rotate", "not_found", `no secret "nope"`, 404},
 		{"/v1/secrets/pepper/rotate", "conflict", "pepper cannot be rotated by gatehouse secrets rotate", 409},
-		{"/v1/secrets/audit-key/rotate", "conflict", "hand-over checkpoint", 409},
 		{"/v1/secrets/vault-token/rotate", "conflict", "this deployment has no vault-token", 409},
 		{"/v1/secrets/Bad.Name/rotate", "invalid", "invalid secret name", 400},
 	} {

@@ -11,6 +11,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -405,11 +406,68 @@ func OpenCheckpointKeys(signed []byte, vkeys []string) (Checkpoint, error) {
 }
 
 // KeyChain returns the chain of checkpoint keys of a log from its stored
-// checkpoints (oldest first), trusting vkey, after checking every
-// checkpoint's signature along it.
+// checkpoints (oldest first), trusting vkey, a key of the chain: the
+// hand-over checkpoints are checked (each signed by the key it hands over
+// from and the key it introduces); the others are left to Verify. The
+// HandOver positions are among checkpoints.
 func KeyChain(vkey string, checkpoints [][]byte) ([]KeyEpoch, error) {
-	chain, _, err := followKeys(vkey, checkpoints)
-	return chain, err
+	var hos [][]byte
+	var at []int
+	for i, c := range checkpoints {
+		if IsHandOver(c) {
+			hos, at = append(hos, c), append(at, i)
+		}
+	}
+	return HandOverChain(vkey, hos, at)
+}
+
+// HandOverChain is KeyChain given only the hand-over checkpoints of a
+// log, oldest first, and their positions among its checkpoints.
+func HandOverChain(vkey string, hos [][]byte, at []int) ([]KeyEpoch, error) {
+	if len(at) != len(hos) {
+		return nil, errors.New("audit key chain: a position for each hand-over is required")
+	}
+	if len(hos) == 0 {
+		if _, err := note.NewVerifier(strings.TrimSpace(vkey)); err != nil {
+			return nil, fmt.Errorf("parse verifier key: %w", err)
+		}
+		return []KeyEpoch{newEpoch(strings.TrimSpace(vkey), 0, -1)}, nil
+	}
+	chain, _, err := followKeys(vkey, hos)
+	if err != nil {
+		var ve *VerifyError
+		if errors.As(err, &ve) && ve.Checkpoint >= 0 {
+			ve.Checkpoint = at[ve.Checkpoint]
+		}
+		return nil, err
+	}
+	for i := range chain {
+		if chain[i].HandOver >= 0 {
+			chain[i].HandOver = at[chain[i].HandOver]
+		}
+	}
+	return chain, nil
+}
+
+// KeyChain returns the log's chain of checkpoint keys (see ReadKeyChain).
+func (l *Log) KeyChain(ctx context.Context) ([]KeyEpoch, error) { return ReadKeyChain(l.dir) }
+
+// ReadKeyChain returns the key chain of the log in dir, trusting its
+// log.pub (see KeyChain).
+func ReadKeyChain(dir string) ([]KeyEpoch, error) {
+	vkey, err := ReadVerifierKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	cps, _, err := readCheckpoints(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	signed := make([][]byte, len(cps))
+	for i, c := range cps {
+		signed[i] = c.Signed
+	}
+	return KeyChain(vkey, signed)
 }
 
 // ChainKeys returns the verifier keys of a chain, oldest first.

@@ -183,7 +183,7 @@ func TestRotateKeyVerify(t *testing.T) {
 		t.Fatalf("two rotations: %+v %v", res, err)
 	}
 	chain, err := audit.KeyChain(r2.Active.VerifierKey, checkpointFrames(t, dir))
-	if err != nil || len(chain) != 3 || chain[0].VerifierKey != r0.Active.VerifierKey {
+	if err != nil || len(chain) != 3 || chain[0].VerifierKey != r0.Active.VerifierKey || chain[2].Since != 55 {
 		t.Fatalf("key chain from the newest key: %+v %v", chain, err)
 	}
 }

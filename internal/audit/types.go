@@ -66,6 +66,7 @@ func EventTypes() []EventType {
 		{"admin.user.unlock", "An administrator ended a user's sign-in lockout."},
 		{"admin_token.disable", "The bootstrap admin token switched off offline (gatehouse admin-token disable --data-dir), recorded at the next start."},
 		{"admin_token.rotate", "A new bootstrap admin token made offline (gatehouse admin-token rotate), recorded at the next start."},
+		{"audit.key.rotate", "The audit checkpoint key rotated (gatehouse secrets rotate audit-key): the old and new key ids and verifier keys, whether the hand-over checkpoint signed by both is written and its tree size, the secret versions (never a private key)."},
 		{"audit.recovered", "At start, a torn record at the end of the log cut after a crash: what was cut."},
 		{"authn.failure", "A gateway request refused for its credential (401): missing on a route that is not public, unknown, revoked or expired, or a client certificate that maps to no principal."},
 		{"authz.decision", "A decision of POST /v1/authorize (allowed or denied, with the reasons, decision id and policy revision)."},

@@ -65,6 +65,13 @@ type Config struct {
 	// deployment's origin. VerifierKey is its verifier key.
 	Signer      note.Signer
 	VerifierKey string
+	// Key, if set, returns the audit key in use now, in place of Signer
+	// and VerifierKey (which an audit key rotation leaves behind), and
+	// History the verifier keys of the log's key chain, oldest first: a
+	// manifest signed by an earlier key of the chain (a backup made before
+	// a rotation) is this deployment's.
+	Key     func() (note.Signer, string)
+	History func(ctx context.Context) ([]string, error)
 	// Log is the live audit log; Snapshot copies it when it is in files
 	// (nil with the postgres audit backend).
 	Log      LiveLog
@@ -225,7 +232,8 @@ func (s *Service) create(ctx context.Context, start time.Time) (Info, error) {
 		return info, err
 	}
 	m.ID, m.CreatedAt = id, info.CreatedAt
-	signed, err := m.sign(s.cfg.Signer)
+	signer, _ := s.key()
+	signed, err := m.sign(signer)
 	if err != nil {
 		return info, err
 	}
@@ -259,7 +267,12 @@ func (s *Service) create(ctx context.Context, start time.Time) (Info, error) {
 // and time) and the parts, hashed.
 func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, error) {
 	l := s.cfg.Layout
-	m := &Manifest{Origin: s.cfg.Signer.Name(), VerifierKey: s.cfg.VerifierKey, Version: s.cfg.Version, Store: l.Store, AuditBackend: l.AuditBackend}
+	signer, vkey := s.key()
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Manifest{Origin: signer.Name(), VerifierKey: vkey, Version: s.cfg.Version, Store: l.Store, AuditBackend: l.AuditBackend}
 	var parts []*staged
 	// In postgres the log's tables are in the dump: the checkpoint comes
 	// first so that the dump holds it. In files, the store is copied
@@ -269,10 +282,10 @@ func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit checkpoint: %w", err)
 		}
-		if err := m.setCheckpoint(cp, s.cfg.VerifierKey); err != nil {
+		if err := m.setCheckpoint(cp, keys); err != nil {
 			return nil, nil, err
 		}
-		parts = append(parts, &staged{Part: Part{Name: "audit/" + auditPubFile}, data: []byte(s.cfg.VerifierKey + "\n")})
+		parts = append(parts, &staged{Part: Part{Name: "audit/" + auditPubFile}, data: []byte(vkey + "\n")})
 	}
 	storeFile := filepath.Join(dir, "store")
 	if l.Store == "postgres" {
@@ -289,7 +302,7 @@ func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, 
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := m.setCheckpoint(snap.Checkpoint, s.cfg.VerifierKey); err != nil {
+		if err := m.setCheckpoint(snap.Checkpoint, keys); err != nil {
 			return nil, nil, err
 		}
 		for _, f := range snap.Files {
@@ -315,9 +328,35 @@ func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, 
 	return m, parts, nil
 }
 
+// key is the audit key that signs manifests now.
+func (s *Service) key() (note.Signer, string) {
+	if s.cfg.Key != nil {
+		return s.cfg.Key()
+	}
+	return s.cfg.Signer, s.cfg.VerifierKey
+}
+
+// keys are the verifier keys of the deployment's audit key chain, the
+// current one last.
+func (s *Service) keys(ctx context.Context) ([]string, error) {
+	_, cur := s.key()
+	var keys []string
+	if s.cfg.History != nil {
+		h, err := s.cfg.History(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit key chain: %w", err)
+		}
+		keys = h
+	}
+	if !slices.Contains(keys, cur) {
+		keys = append(keys, cur)
+	}
+	return keys, nil
+}
+
 // setCheckpoint records the signed checkpoint the backup's log ends at.
-func (m *Manifest) setCheckpoint(signed []byte, vkey string) error {
-	cp, err := audit.OpenCheckpoint(signed, vkey)
+func (m *Manifest) setCheckpoint(signed []byte, keys []string) error {
+	cp, err := audit.OpenCheckpointKeys(signed, keys)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: %w", err)
 	}

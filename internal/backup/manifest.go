@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,10 @@ type Trust struct {
 	// names, which proves only that the backup is whole (a restore onto a
 	// fresh machine that was given no key).
 	VerifierKey string
+	// Accepted are further verifier keys of the deployment: the earlier
+	// keys of its audit key chain, so that a backup made before an audit
+	// key rotation is still its own.
+	Accepted []string
 	// Origin is the deployment the backup must come from; empty: any.
 	Origin string
 	// AllowForeign accepts a backup of another deployment (another key or
@@ -109,7 +114,7 @@ func openManifest(signed []byte, t Trust) (*Manifest, error) {
 	if t.Origin != "" && m.Origin != t.Origin {
 		return nil, foreign(fmt.Sprintf("it was made by deployment %q, and this is %q", m.Origin, t.Origin))
 	}
-	if t.VerifierKey != "" && strings.TrimSpace(t.VerifierKey) != m.VerifierKey {
+	if t.VerifierKey != "" && strings.TrimSpace(t.VerifierKey) != m.VerifierKey && !slices.Contains(t.Accepted, m.VerifierKey) {
 		return nil, foreign(fmt.Sprintf("it is signed by another key named %q, not this deployment's audit key", m.Origin))
 	}
 	return &m, nil

@@ -99,10 +99,15 @@ func Restore(ctx context.Context, r io.Reader, opts RestoreOptions) (res Restore
 	}
 	trust := Trust{VerifierKey: opts.VerifierKey, Origin: opts.Origin, AllowForeign: opts.AllowForeign}
 	res.TrustedKey = "the given verifier key"
+	cur, chain, err := existingKeys(ctx, l)
+	if err != nil {
+		return res, err
+	}
+	// A backup made before an audit key rotation is signed by an earlier
+	// key of the target's chain.
+	trust.Accepted = chain
 	if trust.VerifierKey == "" {
-		if trust.VerifierKey, err = existingKey(ctx, l); err != nil {
-			return res, err
-		}
+		trust.VerifierKey = cur
 		res.TrustedKey = "the audit key of the data at the target"
 	}
 	if trust.VerifierKey == "" {
@@ -277,24 +282,34 @@ func holdsData(ctx context.Context, l Layout) ([]string, error) {
 	return held, nil
 }
 
-// existingKey is the audit verifier key of the data at the target, if any.
-func existingKey(ctx context.Context, l Layout) (string, error) {
+// existingKeys are the audit verifier key of the data at the target, if
+// any, and the keys of its key chain (the earlier ones, after rotations).
+func existingKeys(ctx context.Context, l Layout) (string, []string, error) {
 	b, err := os.ReadFile(filepath.Join(l.AuditDir, auditPubFile))
 	if err == nil {
-		return strings.TrimSpace(string(b)), nil
+		cur := strings.TrimSpace(string(b))
+		chain, err := audit.ReadKeyChain(l.AuditDir)
+		if err != nil {
+			return cur, nil, nil // verify names what is wrong with the log
+		}
+		return cur, audit.ChainKeys(chain), nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
+		return "", nil, err
 	}
 	if l.AuditBackend == "postgres" && l.DSN != "" {
 		if has, err := pgHasTables(ctx, l.DSN); err != nil || !has {
-			return "", err
+			return "", nil, err
 		}
 		if k, err := pgaudit.VerifierKey(ctx, l.DSN); err == nil {
-			return k, nil
+			chain, err := pgaudit.KeyChain(ctx, l.DSN)
+			if err != nil {
+				return k, nil, nil
+			}
+			return k, audit.ChainKeys(chain), nil
 		}
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 // within reports whether path is dir or inside it.

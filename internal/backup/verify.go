@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"filippo.io/age"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -124,7 +122,12 @@ func (s *Service) verify(ctx context.Context, r io.Reader) (res VerifyResult) {
 				return err
 			}
 		}
-		a, err := openArchive(io.TeeReader(r, prog), ids, Trust{VerifierKey: s.cfg.VerifierKey, Origin: s.cfg.Signer.Name()})
+		signer, vkey := s.key()
+		keys, err := s.keys(ctx)
+		if err != nil {
+			return err
+		}
+		a, err := openArchive(io.TeeReader(r, prog), ids, Trust{VerifierKey: vkey, Accepted: keys, Origin: signer.Name()})
 		if err != nil {
 			return err
 		}
@@ -194,7 +197,11 @@ func (s *Service) provePrefix(ctx context.Context, n uint64, root []byte) (uint6
 	if err != nil {
 		return 0, fmt.Errorf("consistency proof from the live audit log: %w", err)
 	}
-	cp, err := audit.OpenCheckpoint(signed, s.cfg.VerifierKey)
+	keys, err := s.keys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cp, err := audit.OpenCheckpointKeys(signed, keys)
 	if err != nil {
 		return 0, fmt.Errorf("live audit checkpoint: %w", err)
 	}
@@ -224,9 +231,9 @@ func (t restored) checkKey(m *Manifest) error {
 	if err != nil {
 		return damaged("it holds no audit signing key")
 	}
-	sk, err := note.NewSigner(string(bytes.TrimSpace(b)))
-	v, verr := note.NewVerifier(m.VerifierKey)
-	if err != nil || verr != nil || sk.Name() != v.Name() || sk.KeyHash() != v.KeyHash() {
+	// The audit-key ring: its active key signed the manifest.
+	ring, err := audit.ParseKeyRing(string(b), m.Origin)
+	if err != nil || ring.Active.VerifierKey != m.VerifierKey {
 		return damaged("its audit signing key is not the one that signed it")
 	}
 	return nil

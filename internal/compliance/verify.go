@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -67,7 +68,21 @@ func ExtractJSON(data []byte) []byte {
 // each item of the verification checklist follows from its finding, and
 // that the timeline follows from the daily snapshot entries it cites.
 func Verify(data []byte, vkey string) (VerifyResult, error) {
+	var keys []string
+	if strings.TrimSpace(vkey) != "" {
+		keys = []string{vkey}
+	}
+	return VerifyKeys(data, keys)
+}
+
+// VerifyKeys is Verify with the verifier keys of the log's key chain
+// (oldest first; none: the report's own key): a report signed before an
+// audit key rotation names, and is signed by, the key of its time, which
+// must be one of keys; its checkpoint may be signed by any of them (a
+// hand-over in between).
+func VerifyKeys(data []byte, keys []string) (VerifyResult, error) {
 	var res VerifyResult
+	var vkey string
 	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
 	var generic map[string]any
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -83,10 +98,22 @@ func Verify(data []byte, vkey string) (VerifyResult, error) {
 		return res, fmt.Errorf("read report: format %q, want %q (or %q)", r.Format, FormatVersion, formatV1)
 	}
 	res.Format = r.Format
-	if strings.TrimSpace(vkey) == "" {
+	for i := range keys {
+		keys[i] = strings.TrimSpace(keys[i])
+	}
+	switch {
+	case len(keys) == 0:
 		vkey, res.KeyFromReport = r.AuditPublicKey, true
-	} else if strings.TrimSpace(vkey) != strings.TrimSpace(r.AuditPublicKey) {
-		bad("audit_public_key: the report names another key than the one given")
+		keys = []string{vkey}
+	case slices.Contains(keys, strings.TrimSpace(r.AuditPublicKey)):
+		vkey = strings.TrimSpace(r.AuditPublicKey)
+	default:
+		vkey = keys[len(keys)-1]
+		if len(keys) == 1 {
+			bad("audit_public_key: the report names another key than the one given")
+		} else {
+			bad("audit_public_key: the report names a key that is none of the %d given (the log's key chain)", len(keys))
+		}
 	}
 
 	// The signature covers every field but itself, as written.
@@ -104,7 +131,7 @@ func Verify(data []byte, vkey string) (VerifyResult, error) {
 		bad("signature: the report was modified after signing (sha256 %x, signed %x)", sha, signed)
 	}
 
-	cp, err := audit.OpenCheckpoint([]byte(r.Checkpoint), vkey)
+	cp, err := audit.OpenCheckpointKeys([]byte(r.Checkpoint), keys)
 	if err != nil {
 		bad("checkpoint: %v", err)
 		return res, nil

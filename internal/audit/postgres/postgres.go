@@ -24,6 +24,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -340,7 +341,7 @@ func (l *Log) RotateKey(ctx context.Context, next *audit.Key) (ho audit.HandOver
 }
 
 // KeyChain returns the log's chain of checkpoint keys, oldest first,
-// after checking every checkpoint's signature along it.
+// after checking the hand-over checkpoints' signatures (audit.KeyChain).
 func (l *Log) KeyChain(ctx context.Context) ([]audit.KeyEpoch, error) { return keyChain(ctx, l.pool) }
 
 // KeyChain returns the chain of checkpoint keys of the log in the
@@ -359,15 +360,23 @@ func keyChain(ctx context.Context, q querier) ([]audit.KeyEpoch, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `SELECT note FROM audit_checkpoints ORDER BY seq`)
+	// The hand-overs only, each with its position among the checkpoints.
+	rows, err := q.Query(ctx, `SELECT c.note, (SELECT count(*) FROM audit_checkpoints p WHERE p.seq < c.seq) FROM audit_checkpoints c
+		WHERE position(convert_to('gatehouse-key-handover ', 'UTF8') IN c.note) > 0 ORDER BY c.seq`)
 	if err != nil {
 		return nil, fmt.Errorf("read audit checkpoints: %w", err)
 	}
-	cps, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
+	var hos [][]byte
+	var at []int
+	var n []byte
+	var pos int64
+	if _, err := pgx.ForEachRow(rows, []any{&n, &pos}, func() error {
+		hos, at = append(hos, bytes.Clone(n)), append(at, int(pos))
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("read audit checkpoints: %w", err)
 	}
-	return audit.KeyChain(vkey, cps)
+	return audit.HandOverChain(vkey, hos, at)
 }
 
 func readVerifierKey(ctx context.Context, q querier) (string, error) {
