@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +50,11 @@ log extends it. Exit 0 with one summary line, or 1 naming the first bad
 entry or checkpoint.
 
 Pass --key with the verifier key you recorded (gatehouse audit pubkey) to
-avoid trusting the one stored beside the log.`,
+avoid trusting the one stored beside the log. After an audit key rotation
+(gatehouse secrets rotate audit-key) any key of the chain will do, the
+first one or a later one: a successor key is accepted only through the
+hand-over checkpoint its predecessor signed with it, and the summary
+lists the chain (each key and the tree size of its hand-over).`,
 		Example: `  gatehouse audit verify
   gatehouse audit verify --checkpoint /backup/checkpoint-2026-11-01.txt --key "$(cat audit.pub)"
   gatehouse audit verify --store postgres://gatehouse@db:5432/gatehouse --key "$(cat audit.pub)"`,
@@ -108,6 +114,36 @@ avoid trusting the one stored beside the log.`,
 			return nil
 		},
 	}
+	keys := &cobra.Command{
+		Use:   "keys [--data-dir D | --store DSN] [--json]",
+		Short: "List the audit log's checkpoint keys, oldest first, with the tree size of each hand-over",
+		Long: `List the verifier keys that have signed the log's checkpoints: the first
+key, then one per audit key rotation, each with the tree size and position
+of the hand-over checkpoint that both the old and the new key signed. Only
+public keys are printed. The hand-overs' signatures are checked; verify
+checks everything else.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			chain := func(ctx context.Context, dir string) ([]audit.KeyEpoch, error) { return audit.ReadKeyChain(dir) }
+			if dsn != "" {
+				chain = pgaudit.KeyChain
+			}
+			c, err := chain(cmd.Context(), orDSN(dsn, dir()))
+			if err != nil {
+				return err
+			}
+			return output(cmd, c, func(w io.Writer) error {
+				return table(w, "KEY\tSINCE TREE SIZE\tHAND-OVER CHECKPOINT\tVERIFIER KEY", c, func(e audit.KeyEpoch) []string {
+					ho := "-"
+					if e.HandOver >= 0 {
+						ho = strconv.Itoa(e.HandOver)
+					}
+					return []string{e.KeyID, strconv.FormatUint(e.Since, 10), ho, e.VerifierKey}
+				})
+			})
+		},
+	}
+	keys.Flags().Bool("json", false, "print JSON")
 	var index int64 = -1
 	proof := &cobra.Command{
 		Use: "proof --index N", Short: "Print an inclusion proof of entry N against the latest checkpoint (JSON)", Args: cobra.NoArgs,
@@ -155,7 +191,7 @@ avoid trusting the one stored beside the log.`,
 	export.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
 	export.Flags().StringVar(&f.Type, "type", "", "only events of this type, or of a prefix ending in * (admin.*); docs/audit.md lists them")
 	export.Flags().StringVar(&f.Actor, "actor", "", "only events by this actor id")
-	cmd.AddCommand(verify, checkpoint, pubkey, proof, export)
+	cmd.AddCommand(verify, checkpoint, pubkey, keys, proof, export)
 	return cmd
 }
 

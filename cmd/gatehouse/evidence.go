@@ -168,9 +168,9 @@ func offlineReport(cmd *cobra.Command, env Env, configPath, dataDir, storeDSN, p
 }
 
 func newEvidenceVerifyCmd() *cobra.Command {
-	var key string
+	var key []string
 	cmd := &cobra.Command{
-		Use:   "verify FILE [--key VERIFIER_KEY] [--json]",
+		Use:   "verify FILE [--key VERIFIER_KEY]... [--json]",
 		Short: "Check a report offline: its signature, the checkpoint, every inclusion proof and every cited entry",
 		Long: `Verify an evidence report (JSON, or the signed JSON an HTML or OSCAL
 rendering carries) without
@@ -182,7 +182,10 @@ checks, 1 naming each problem, 2 when the file cannot be read.
 
 Pass --key with the log's verifier key obtained from the operator out of
 band (gatehouse audit pubkey); without it the report's own key is used,
-which proves nothing against someone who re-signed it with another key.`,
+which proves nothing against someone who re-signed it with another key.
+After an audit key rotation, give every key of the chain (one --key each,
+as gatehouse audit keys lists them): a report is signed by the key of its
+time.`,
 		Example: `  gatehouse evidence verify soc2-q4.json --key "$(cat audit.pub)"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -190,7 +193,7 @@ which proves nothing against someone who re-signed it with another key.`,
 			if err != nil {
 				return usageError{fmt.Errorf("read %s: %w", args[0], err)}
 			}
-			res, err := compliance.Verify(compliance.ExtractJSON(data), key)
+			res, err := compliance.VerifyKeys(compliance.ExtractJSON(data), key)
 			if err != nil {
 				return usageError{err}
 			}
@@ -217,6 +220,6 @@ which proves nothing against someone who re-signed it with another key.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "the audit log's note verifier key (gatehouse audit pubkey)")
+	cmd.Flags().StringArrayVar(&key, "key", nil, "the audit log's note verifier key (gatehouse audit pubkey); repeat it for each key of the chain after a rotation (gatehouse audit keys)")
 	return cmd
 }
