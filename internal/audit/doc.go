@@ -11,9 +11,12 @@
 // A log directory holds:
 //
 //	LOCK                 flock(2) held by the process that has the log open
-//	log.key              note signer key (Ed25519), mode 0600
-//	log.pub              note verifier key, what `gatehouse audit pubkey` prints
-//	checkpoints          append-only list of signed checkpoints, oldest first
+//	log.key              note signer key (Ed25519), mode 0600; after a key
+//	                     rotation the key ring: the active key, then the one
+//	                     it succeeds (KeyRing)
+//	log.pub              verifier key of the key in use, what `gatehouse audit pubkey` prints
+//	checkpoints          append-only list of signed checkpoints, oldest first;
+//	                     a hand-over checkpoint (keys.go) is signed by two keys
 //	pruned               compact range of the pruned prefix (only after pruning)
 //	segments/NNN.seg     records of entries NNN.. (NNN: 20-digit first index)
 //	segments/NNN.idx     fixed-width index of the same entries
