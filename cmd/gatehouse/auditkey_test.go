@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/gatehouse/gatehouse/internal/secrets/vaulttest"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
 
@@ -238,17 +239,31 @@ func TestAuditKeyRotationFile(t *testing.T) {
 }
 
 // TestAuditKeyRotationPostgres rotates the audit key on one of two
-// replicas of a PostgreSQL log (sealed secrets) while both serve: the
-// leader hands over (at once, or when it polls the secret), a leader
-// change afterwards signs with the new key, and `audit verify --store`
-// follows the chain; a removed hand-over is refused.
+// replicas of a PostgreSQL log while both serve, with the secrets sealed
+// in PostgreSQL and in Vault (the in-process KV v2 server): the leader
+// hands over (at once, or when it polls the secret), a leader change
+// afterwards signs with the new key, and `audit verify --store` follows
+// the chain; a removed hand-over is refused.
 func TestAuditKeyRotationPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers on PostgreSQL")
 	}
-	dsn := pgtest.MustCreateDatabase(t)
-	cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nratelimit: {default: {requests: 1000000, per: 1m}}\n", dsn) + demoRoute
-	env := []string{"GATEHOUSE_SECRET_MASTER_KEY=" + newMasterKey(), "GATEHOUSE_ADMIN_TOKEN=rotation-admin-token-0123456789"}
+	base := "ratelimit: {default: {requests: 1000000, per: 1m}}\n" + demoRoute
+	t.Run("sealed", func(t *testing.T) {
+		dsn := pgtest.MustCreateDatabase(t)
+		rotateAuditKeyOnReplicas(t, dsn, fmt.Sprintf("store: {driver: postgres, dsn: %q}\n", dsn)+base, []string{"GATEHOUSE_SECRET_MASTER_KEY=" + newMasterKey()})
+	})
+	t.Run("vault", func(t *testing.T) {
+		v := vaulttest.New(vaulttest.Config{})
+		defer v.Close()
+		dsn := pgtest.MustCreateDatabase(t)
+		cfg := fmt.Sprintf("store: {driver: postgres, dsn: %q}\nsecrets:\n  provider: vault\n  vault: {address: %q, auth: token, poll: 1s}\n", dsn, v.URL) + base
+		rotateAuditKeyOnReplicas(t, dsn, cfg, []string{"VAULT_TOKEN=" + v.RootToken("")})
+	})
+}
+
+func rotateAuditKeyOnReplicas(t *testing.T, dsn, cfg string, env []string) {
+	env = append(env, "GATEHOUSE_ADMIN_TOKEN=rotation-admin-token-0123456789")
 	a := startServerWith(t, serverOpts{config: cfg, env: env})
 	b := startServerWith(t, serverOpts{config: cfg, env: env})
 	orig := strings.TrimSpace(mustRun(t, nil, "audit", "pubkey", "--store", dsn))
