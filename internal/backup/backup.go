@@ -134,8 +134,8 @@ func (s *Service) noteCreated(t time.Time) {
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Destination == nil || cfg.Signer == nil || cfg.Log == nil || len(cfg.Recipients) == 0 {
-		return nil, errors.New("backup: Destination, Recipients, Signer and Log are required")
+	if cfg.Destination == nil || (cfg.Signer == nil && cfg.Key == nil) || cfg.Log == nil || len(cfg.Recipients) == 0 {
+		return nil, errors.New("backup: Destination, Recipients, Signer (or Key) and Log are required")
 	}
 	if cfg.Layout.AuditBackend == "file" && cfg.Snapshot == nil {
 		return nil, errors.New("backup: Snapshot is required with a file-backed audit log")
