@@ -39,10 +39,15 @@ func (s *Secrets) AuditKeys() audit.KeyRing {
 	return audit.KeyRing{}
 }
 
-// auditKeyNow returns the active audit key, for signers (backups) that
-// must follow a rotation.
-func (s *Secrets) auditKeyNow() (note.Signer, string) {
-	r := s.AuditKeys()
+// auditKeyNow returns the audit key to sign backups with now: the
+// active key, or, in PostgreSQL while the leader has not yet handed the
+// log over to it, the key the log is still signed by (pgaudit SigningKey).
+func (a *App) auditKeyNow() (note.Signer, string) {
+	if a.pgAudit != nil {
+		k := a.pgAudit.SigningKey()
+		return k.Signer, k.VerifierKey
+	}
+	r := a.secrets.AuditKeys()
 	return r.Active.Signer, r.Active.VerifierKey
 }
 

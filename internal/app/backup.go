@@ -103,7 +103,7 @@ func (a *App) openBackups(ctx context.Context, cfg *config.Config, dataDir strin
 	bc := backup.Config{
 		Layout: layout, Destination: dest, Recipients: recipients, Identities: ids,
 		Signer: a.secrets.AuditSigner, VerifierKey: a.secrets.AuditVKey, Secrets: backupSecrets{a.secrets},
-		Key: a.secrets.auditKeyNow, History: a.auditKeyHistory,
+		Key: a.auditKeyNow, History: a.auditKeyHistory,
 		Log: a.audit, Auditor: a.audit, Clock: opts.Clock, Logger: a.log, Version: opts.Version,
 		Retention: time.Duration(b.Retention), RTO: time.Duration(b.RTO), RPO: time.Duration(b.RPO),
 	}

@@ -232,8 +232,7 @@ func (s *Service) create(ctx context.Context, start time.Time) (Info, error) {
 		return info, err
 	}
 	m.ID, m.CreatedAt = id, info.CreatedAt
-	signer, _ := s.key()
-	signed, err := m.sign(signer)
+	signed, err := m.sign(m.signer)
 	if err != nil {
 		return info, err
 	}
@@ -267,21 +266,26 @@ func (s *Service) create(ctx context.Context, start time.Time) (Info, error) {
 // and time) and the parts, hashed.
 func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, error) {
 	l := s.cfg.Layout
+	var parts []*staged
+	// In postgres the log's tables are in the dump: the checkpoint comes
+	// first so that the dump holds it. In files, the store is copied
+	// first, so that the log covers every change the copy holds. The key
+	// is asked for after the PostgreSQL checkpoint: a replica signs with
+	// the key of the checkpoint it last saw.
+	var cp []byte
+	if l.AuditBackend == "postgres" {
+		var err error
+		if cp, err = s.cfg.Log.Sync(ctx); err != nil {
+			return nil, nil, fmt.Errorf("audit checkpoint: %w", err)
+		}
+	}
 	signer, vkey := s.key()
 	keys, err := s.keys(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &Manifest{Origin: signer.Name(), VerifierKey: vkey, Version: s.cfg.Version, Store: l.Store, AuditBackend: l.AuditBackend}
-	var parts []*staged
-	// In postgres the log's tables are in the dump: the checkpoint comes
-	// first so that the dump holds it. In files, the store is copied
-	// first, so that the log covers every change the copy holds.
+	m := &Manifest{Origin: signer.Name(), VerifierKey: vkey, Version: s.cfg.Version, Store: l.Store, AuditBackend: l.AuditBackend, signer: signer}
 	if l.AuditBackend == "postgres" {
-		cp, err := s.cfg.Log.Sync(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("audit checkpoint: %w", err)
-		}
 		if err := m.setCheckpoint(cp, keys); err != nil {
 			return nil, nil, err
 		}

@@ -27,11 +27,14 @@ const maxManifest = 1 << 20
 // Manifest describes one backup. It is signed with the deployment's audit
 // checkpoint key.
 type Manifest struct {
-	ID          string    `json:"id"`
-	Origin      string    `json:"origin"`
-	VerifierKey string    `json:"verifier_key"`
-	CreatedAt   time.Time `json:"created_at"`
-	Version     string    `json:"gatehouse_version"`
+	ID          string `json:"id"`
+	Origin      string `json:"origin"`
+	VerifierKey string `json:"verifier_key"`
+	// signer is the key that signs the manifest (VerifierKey's), set by
+	// the one who stages it.
+	signer    note.Signer
+	CreatedAt time.Time `json:"created_at"`
+	Version   string    `json:"gatehouse_version"`
 	// Store is the store's driver (sqlite, postgres); AuditBackend where
 	// the audit log lives (file, postgres).
 	Store        string `json:"store"`

@@ -201,7 +201,10 @@ type Log struct {
 	pool *pgxpool.Pool
 	// keys is this replica's checkpoint key and the one it succeeds;
 	// SetKeys swaps them, the sequencer hands the log over.
-	keys   atomic.Pointer[keyPair]
+	keys atomic.Pointer[keyPair]
+	// logKey is the log's key (audit_meta) as this replica last saw it:
+	// set by the sequencer, and by Sync on a replica that does not lead.
+	logKey atomic.Pointer[string]
 	ids    *audit.IDSource
 	logger *slog.Logger
 	stream *audit.Stream
@@ -540,9 +543,21 @@ func (l *Log) Healthy() (ok bool, leader bool, detail string) {
 }
 
 // VerifierKey returns the note verifier key of the log's signing key.
-// It is this replica's key: after a rotation, the new key, which the
-// leader hands the log over to.
-func (l *Log) VerifierKey() string { return l.keys.Load().active.VerifierKey }
+// It is the key of SigningKey.
+func (l *Log) VerifierKey() string { return l.SigningKey().VerifierKey }
+
+// SigningKey is the key this replica signs reports (and the app's
+// backups) with: its active key, except while the log, as last seen by
+// the sequencer or by Sync, is still signed by the key it succeeds (a
+// rotation the leader has not handed over yet), so that what is signed
+// right after a Sync names the key of the checkpoint it carries.
+func (l *Log) SigningKey() *audit.Key {
+	keys := l.keys.Load()
+	if lk := l.logKey.Load(); lk != nil && keys.previous != nil && *lk == keys.previous.VerifierKey {
+		return keys.previous
+	}
+	return keys.active
+}
 
 // Sync returns the latest signed checkpoint. On the leader it first
 // sequences everything queued and signs a checkpoint of the result;
@@ -551,7 +566,10 @@ func (l *Log) Sync(ctx context.Context) ([]byte, error) {
 	if signed, ok, err := l.seq.syncIfLeader(ctx); ok {
 		return signed, err
 	}
-	signed, _, err := latestCheckpoint(ctx, l.pool)
+	signed, _, vkey, err := latestCheckpointKey(ctx, l.pool)
+	if err == nil {
+		l.logKey.Store(&vkey)
+	}
 	return signed, err
 }
 

@@ -385,5 +385,5 @@ func Export(ctx context.Context, dsn string, f audit.Filter, w io.Writer) (int, 
 // SignReport signs an evidence report's SHA-256 with the log's checkpoint
 // key (see audit.SignReport).
 func (l *Log) SignReport(sum [32]byte) ([]byte, error) {
-	return audit.SignReport(l.keys.Load().active.Signer, sum)
+	return audit.SignReport(l.SigningKey().Signer, sum)
 }

@@ -170,6 +170,7 @@ func (s *sequencer) load(ctx context.Context) error {
 	if s.logKey, err = readVerifierKey(ctx, s.conn); err != nil {
 		return err
 	}
+	s.l.logKey.Store(&s.logKey)
 	if !s.l.keys.Load().holds(s.logKey) {
 		return fmt.Errorf("the log is signed by key %s, neither this replica's audit key nor the one it succeeds: give every replica the same secrets provider (docs/secrets.md)", vkeyID(s.logKey))
 	}
@@ -417,6 +418,7 @@ func (s *sequencer) ensureKeyHandOver(ctx context.Context) (audit.HandOver, erro
 	}
 	ho := audit.HandOver{Size: size, From: s.logKey, To: keys.active.VerifierKey, Signed: signed}
 	s.logKey, s.handOver = keys.active.VerifierKey, ho
+	s.l.logKey.Store(&ho.To)
 	s.haveCP, s.cpSize, s.cpRoot, s.cpSigned = true, size, root, signed
 	s.lastCP = time.Now()
 	s.l.logger.Info("audit key handed over", logKeySize, size, "from", vkeyID(ho.From), "to", keys.active.String())
@@ -630,18 +632,24 @@ func splitHashes(b []byte) ([][]byte, error) {
 // the log's key in audit_meta (which a hand-over changes in the same
 // transaction as it stores its checkpoint), or audit.ErrNotFound.
 func latestCheckpoint(ctx context.Context, q querier) ([]byte, audit.Checkpoint, error) {
+	signed, cp, _, err := latestCheckpointKey(ctx, q)
+	return signed, cp, err
+}
+
+// latestCheckpointKey is latestCheckpoint that also returns the log's key.
+func latestCheckpointKey(ctx context.Context, q querier) ([]byte, audit.Checkpoint, string, error) {
 	var signed []byte
 	var vkey string
 	err := q.QueryRow(ctx, `SELECT c.note, m.value FROM audit_checkpoints c, audit_meta m WHERE m.key = 'verifier_key' ORDER BY c.seq DESC LIMIT 1`).Scan(&signed, &vkey)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, audit.Checkpoint{}, fmt.Errorf("no audit checkpoint yet: %w", audit.ErrNotFound)
+		return nil, audit.Checkpoint{}, "", fmt.Errorf("no audit checkpoint yet: %w", audit.ErrNotFound)
 	}
 	if err != nil {
-		return nil, audit.Checkpoint{}, fmt.Errorf("read latest audit checkpoint: %w", err)
+		return nil, audit.Checkpoint{}, "", fmt.Errorf("read latest audit checkpoint: %w", err)
 	}
 	cp, err := audit.OpenCheckpoint(signed, vkey)
 	if err != nil {
-		return nil, audit.Checkpoint{}, fmt.Errorf("latest audit checkpoint: %w", err)
+		return nil, audit.Checkpoint{}, "", fmt.Errorf("latest audit checkpoint: %w", err)
 	}
-	return signed, cp, nil
+	return signed, cp, vkey, nil
 }
