@@ -44,7 +44,7 @@ func (u *UI) cspReport(w http.ResponseWriter, r *http.Request) {
 		} `json:"csp-report"`
 	}
 	var modern []struct {
-		Type string `json:"type"`
+		Kind string `json:"type"` // a Reporting API report type, not an audit event type
 		Body struct {
 			Document  string `json:"documentURL"`
 			Effective string `json:"effectiveDirective"`
@@ -60,7 +60,7 @@ func (u *UI) cspReport(w http.ResponseWriter, r *http.Request) {
 		vs = append(vs, violation{legacy.Report.Document, d, legacy.Report.Blocked})
 	case json.Unmarshal(body, &modern) == nil:
 		for _, m := range modern {
-			if m.Type == "csp-violation" {
+			if m.Kind == "csp-violation" {
 				vs = append(vs, violation{m.Body.Document, m.Body.Effective, m.Body.Blocked})
 			}
 		}
