@@ -64,7 +64,7 @@ func (u *UI) do(ctx context.Context, r *http.Request, method, path string, body 
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, path, rd) // #nosec G704 -- served in-process by u.cfg.API.ServeHTTP, never sent over a network
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
 	}
@@ -74,7 +74,7 @@ func (u *UI) do(ctx context.Context, r *http.Request, method, path string, body 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if id := sessionID(r); id != "" {
-		req.AddCookie(&http.Cookie{Name: authn.SessionCookie, Value: id})
+		req.AddCookie(&http.Cookie{Name: authn.SessionCookie, Value: id}) // #nosec G124 -- a request cookie for the in-process API call; Secure, HttpOnly and SameSite are attributes of Set-Cookie
 		if method != http.MethodGet && method != http.MethodHead && u.cfg.CSRFToken != nil {
 			req.Header.Set(admin.CSRFHeader, u.cfg.CSRFToken(id))
 		}
