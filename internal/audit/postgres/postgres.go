@@ -26,11 +26,13 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,38 +165,6 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// batch is a group of events committed with one statement.
-type batch struct {
-	leaves, payloads [][]byte
-	bytes            int // of the payloads
-	minTime, maxTime time.Time
-	err              error
-	done             chan struct{}
-}
-
-func newBatch(capacity int) *batch {
-	return &batch{done: make(chan struct{}), leaves: make([][]byte, 0, capacity), payloads: make([][]byte, 0, capacity)}
-}
-
-func (b *batch) len() int { return len(b.payloads) }
-
-// full reports whether the batch must be committed before it takes an
-// event of size bytes.
-func (b *batch) full(size int) bool {
-	return b.len() >= maxPending || b.len() > 0 && b.bytes+size > maxBatchBytes
-}
-
-func (b *batch) add(leaf, payload []byte, t time.Time) {
-	if b.len() == 0 || t.Before(b.minTime) {
-		b.minTime = t
-	}
-	if b.len() == 0 || t.After(b.maxTime) {
-		b.maxTime = t
-	}
-	b.leaves, b.payloads = append(b.leaves, leaf), append(b.payloads, payload)
-	b.bytes += len(payload)
-}
-
 // Log is an audit log in PostgreSQL. It is safe for concurrent use.
 type Log struct {
 	cfg  Config
@@ -208,6 +178,9 @@ type Log struct {
 	ids    *audit.IDSource
 	logger *slog.Logger
 	stream *audit.Stream
+	// scratch holds *[]byte buffers in which Record encodes an event
+	// before copying it into the batch.
+	scratch sync.Pool
 
 	qmu     sync.Mutex
 	qcond   *sync.Cond
@@ -256,7 +229,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cfg: cfg, pool: pool,
 		ids:     audit.NewIDSource(),
 		logger:  cfg.Logger.WithGroup("audit"),
-		pending: newBatch(0),
+		pending: newBatch(0, 0),
 		seqDone: make(chan struct{}),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
@@ -407,14 +380,23 @@ type querier interface {
 // implements gatehouse.Auditor.
 func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 	l.ids.Fill(&e, l.cfg.Clock)
-	payload, err := audit.EncodeEvent(nil, &e)
+	sp, _ := l.scratch.Get().(*[]byte)
+	if sp == nil {
+		sp = new([]byte)
+	}
+	defer l.putScratch(sp)
+	// The buffer holds 0x00 || event: its SHA-256 is the event's RFC 6962
+	// leaf hash, computed without another copy or hasher.
+	buf, err := audit.EncodeEvent(append((*sp)[:0], rfc6962.RFC6962LeafHashPrefix), &e)
 	if err != nil {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
+	*sp = buf
+	payload := buf[1:]
 	if len(payload) > audit.MaxEventSize {
 		return gatehouse.Errorf(gatehouse.ETOOLARGE, "audit event is %d bytes, limit %d", len(payload), audit.MaxEventSize)
 	}
-	leaf := rfc6962.DefaultHasher.HashLeaf(payload)
+	leaf := sha256.Sum256(buf)
 	l.qmu.Lock()
 	for l.pending.full(len(payload)) && !l.closed {
 		l.qcond.Wait()
@@ -424,7 +406,7 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 		return audit.ErrClosed
 	}
 	b := l.pending
-	b.add(leaf, payload, e.Time)
+	b.add(leaf[:], payload, e.Time)
 	if b.len() == 1 || b.len() == l.expect {
 		l.qcond.Broadcast()
 	}
@@ -434,6 +416,16 @@ func (l *Log) Record(ctx context.Context, e gatehouse.Event) error {
 		return b.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// maxScratch is the largest encoding buffer kept for reuse: one that
+// grew for a rare huge event is left to the garbage collector.
+const maxScratch = 64 << 10
+
+func (l *Log) putScratch(sp *[]byte) {
+	if cap(*sp) <= maxScratch {
+		l.scratch.Put(sp)
 	}
 }
 
@@ -483,7 +475,7 @@ func (l *Log) writer() {
 			l.qmu.Unlock()
 			return
 		}
-		l.pending = newBatch(b.len())
+		l.pending = newBatch(b.len(), b.bytes)
 		l.qcond.Broadcast()
 		l.qmu.Unlock()
 		start := time.Now()
@@ -497,9 +489,7 @@ func (l *Log) writer() {
 		}
 		l.qmu.Unlock()
 		if b.err == nil && l.stream != nil {
-			for _, p := range b.payloads {
-				l.stream.Send(p)
-			}
+			b.payloads.each(l.stream.Send)
 		}
 	}
 }
@@ -511,13 +501,20 @@ func (l *Log) writer() {
 const insertBatch = `WITH q AS (INSERT INTO audit_queue (n) VALUES ($1) RETURNING batch)
 INSERT INTO audit_records (batch, leaves, payloads, min_time, max_time) SELECT batch, $2, $3, $4, $5 FROM q`
 
+// insertBatchName names insertBatch, prepared once on each connection.
+const insertBatchName = "gatehouse_audit_insert_batch"
+
+// insertBatchParams returns the parameter types of insertBatch, all sent
+// in binary format as batch and its arrays encode them.
+func insertBatchParams() []uint32 {
+	return []uint32{pgtype.Int4OID, pgtype.ByteaArrayOID, pgtype.ByteaArrayOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID}
+}
+
 // commit writes one batch.
 func (l *Log) commit(b *batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// FlatArray encodes without reflection, in half the time.
-	_, err := l.pool.Exec(ctx, insertBatch, b.len(), pgtype.FlatArray[[]byte](b.leaves), pgtype.FlatArray[[]byte](b.payloads),
-		b.minTime, b.maxTime)
+	err := l.insert(ctx, b)
 	if err != nil {
 		err = fmt.Errorf("write %d audit events to postgres: %w", b.len(), err)
 		msg := err.Error()
@@ -531,6 +528,27 @@ func (l *Log) commit(b *batch) error {
 		l.logger.Info("audit appends succeed again")
 	}
 	return nil
+}
+
+// insert runs insertBatch, prepared on the connection, with the batch's
+// arrays sent as they are (see batch).
+func (l *Log) insert(ctx context.Context, b *batch) error {
+	c, err := l.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	sd, err := c.Conn().Prepare(ctx, insertBatchName, insertBatch)
+	if err != nil {
+		return err
+	}
+	if want := insertBatchParams(); !slices.Equal(sd.ParamOIDs, want) {
+		return fmt.Errorf("statement parameters are of types %v, not %v", sd.ParamOIDs, want)
+	}
+	params := [][]byte{int4Wire(b.len()), b.leaves.wire(), b.payloads.wire(), timestamptzWire(b.minTime), timestamptzWire(b.maxTime)}
+	formats := []int16{pgtype.BinaryFormatCode} // one format for all parameters
+	_, err = c.Conn().PgConn().ExecPrepared(ctx, insertBatchName, params, formats, nil).Close()
+	return err
 }
 
 // Healthy reports whether the last commit succeeded, whether this replica
