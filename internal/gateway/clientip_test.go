@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -193,10 +194,17 @@ func TestClientAddressAllocations(t *testing.T) {
 		req.Header.Set("X-API-Key", "gk_aaaaaaaaaaaaaaaa_bad")
 		req.Header.Set("X-Forwarded-For", "203.0.113.5, 10.0.0.1")
 		w := &discardWriter{h: http.Header{}}
-		return testing.AllocsPerRun(200, func() {
-			clear(w.h)
-			g.ServeHTTP(w, req)
-		})
+		// AllocsPerRun reads process-wide counters, so a background
+		// goroutine (the audit writer, a timer) can add one to a run;
+		// the least of a few runs is the request's own count.
+		least := math.Inf(1)
+		for range 5 {
+			least = math.Min(least, testing.AllocsPerRun(200, func() {
+				clear(w.h)
+				g.ServeHTTP(w, req)
+			}))
+		}
+		return least
 	}
 	without, with := allocs(nil), allocs(prefixes("10.0.0.0/8", "127.0.0.1/32", "2001:db8::/32"))
 	if with > without {
