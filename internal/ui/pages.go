@@ -43,7 +43,11 @@ func (u *UI) registry() []Page {
 		{Path: "/ui/audit", Title: "Audit", Missing: "The audit viewer (filters, inclusion proofs) is not available in the console yet; use /v1/audit and /v1/audit/proof."},
 		{Path: "/ui/policies", Title: "Policies", Missing: "Policies (loaded revision, tests, reload) are not available in the console yet; use /v1/policies."},
 		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
-		{Path: "/ui/reviews", Title: "Access reviews", Missing: "Access reviews are not available in the console yet; use /v1/reviews."},
+		{Path: "/ui/reviews", Title: "Access reviews", Template: "reviews.html", Serve: reviewsPage, Actions: map[string]PageFunc{
+			"/ui/reviews":                   startReview,
+			"/ui/reviews/{id}/items/{item}": decideReviewItem,
+			"/ui/reviews/{id}/complete":     completeReview,
+		}},
 		{Path: "/ui/incidents", Title: "Incidents", Missing: "Incidents are not available in the console yet; use /v1/incidents."},
 		{Path: "/ui/backups", Title: "Backups", Missing: "Backups are not available in the console yet; use /v1/backups."},
 	}
