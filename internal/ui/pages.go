@@ -48,7 +48,15 @@ func (u *UI) registry() []Page {
 			"/ui/reviews/{id}/items/{item}": decideReviewItem,
 			"/ui/reviews/{id}/complete":     completeReview,
 		}},
-		{Path: "/ui/incidents", Title: "Incidents", Missing: "Incidents are not available in the console yet; use /v1/incidents."},
+		{Path: "/ui/incidents", Title: "Incidents", Template: "incidents.html", Serve: incidentsPage, Actions: map[string]PageFunc{
+			"/ui/incidents":              openIncident,
+			"/ui/incidents/drill":        runDrill,
+			"/ui/incidents/{id}/notes":   addIncidentNote,
+			"/ui/incidents/{id}/contain": containIncident,
+			"/ui/incidents/{id}/lift":    liftLockdown,
+			"/ui/incidents/{id}/close":   closeIncident,
+			"/ui/incidents/{id}/review":  reviewIncident,
+		}},
 		{Path: "/ui/backups", Title: "Backups", Missing: "Backups are not available in the console yet; use /v1/backups."},
 	}
 }
