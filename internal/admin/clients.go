@@ -113,16 +113,26 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	return nil
 }
 
+// listClients lists service clients, filtered by ?status= and ?name=
+// (see listFilter).
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	f, err := parseListFilter(r, clientStatuses, false)
+	if err != nil {
+		return err
+	}
 	all, err := s.cfg.Clients.List(r.Context())
 	if err != nil {
 		return err
 	}
+	locked := s.cfg.Clients.LockedUntil()
+	out := make([]*Client, 0, len(all))
 	for _, c := range all {
 		c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
+		if j := s.clientOut(c, locked); f.match(j.Status, j.LockedUntil != nil, j.Name, j.ClientID, "") {
+			out = append(out, j)
+		}
 	}
-	locked := s.cfg.Clients.LockedUntil()
-	writeList(w, "clients", all, func(c *store.Client) *Client { return s.clientOut(c, locked) })
+	httpjson.Write(w, http.StatusOK, map[string]any{"clients": out})
 	return nil
 }
 

@@ -239,7 +239,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse
 	return nil
 }
 
+// listUsers lists accounts, filtered by ?status=, ?role= and ?name= (see
+// listFilter).
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	f, err := parseListFilter(r, userStatuses, true)
+	if err != nil {
+		return err
+	}
 	all, err := s.cfg.Users.List(r.Context())
 	if err != nil {
 		return err
@@ -250,7 +256,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.
 		if err != nil {
 			return err
 		}
-		out = append(out, j)
+		if f.match(j.Status, j.LockedUntil != nil, j.Username, j.Username, j.Role) {
+			out = append(out, j)
+		}
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"users": out})
 	return nil
