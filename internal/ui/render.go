@@ -18,7 +18,9 @@ type view struct {
 	User    *apiUser
 	Expires time.Time
 	CSRF    string
-	Data    any
+	// Now is the console's clock at rendering, for {{age .Now t}}.
+	Now  time.Time
+	Data any
 }
 
 var funcs = template.FuncMap{
@@ -37,6 +39,49 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(t)
 	},
+	// age is how long before now t was, in words ("5 min ago"); "never"
+	// for a zero time: {{age $.Now .CreatedAt}}.
+	"age": func(now time.Time, t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			return formatAge(now, v)
+		case *time.Time:
+			if v == nil {
+				return "never"
+			}
+			return formatAge(now, *v)
+		}
+		return fmt.Sprint(t)
+	},
+}
+
+// formatAge says how long before now t was, rounded down to the largest
+// unit: "just now" (under a minute), "5 min ago", "3 h ago", "2 d ago";
+// "never" for a zero t and "in 5 min" for one after now.
+func formatAge(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		s = fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%d h", int(d/time.Hour))
+	default:
+		s = fmt.Sprintf("%d d", int(d/(24*time.Hour)))
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
 }
 
 // parse parses layout.html with each other template.
@@ -73,7 +118,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, s *session, status i
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	v := view{Title: title, Nav: u.nav(r.URL.Path), Data: data}
+	v := view{Title: title, Nav: u.nav(r.URL.Path), Now: u.cfg.Clock.Now(), Data: data}
 	if s != nil {
 		v.User, v.Expires, v.CSRF = &s.user, s.expires, s.csrf
 	} else {
