@@ -99,6 +99,7 @@ type Metrics struct {
 	auditAppend prometheus.Histogram
 	auditErrors prometheus.Counter
 	revocation  prometheus.Histogram
+	cspReports  prometheus.Counter
 
 	sources *sources
 }
@@ -157,12 +158,14 @@ func New(opts Options) *Metrics {
 	m.revocation = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "revocation_propagation_seconds",
 		Help:    "Time from a revocation or change on one replica to its application on this one (clocks of both replicas).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
+	m.cspReports = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "ui_csp_reports_total",
+		Help: "Content-Security-Policy violation reports the admin console received (report-uri and Reporting API alike; one per violation)."})
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the labels say which build runs.", ConstLabels: prometheus.Labels{"version": opts.Version, "goversion": runtime.Version(), "revision": revision()}})
 	build.Set(1)
 	m.sources = newSources(opts.Clock, opts.ScrapeTimeout)
 	m.reg.MustRegister(m.requests, m.duration, m.upstream, authn, authz, m.authzEval, m.rateLimited, m.breaker,
-		m.auditAppend, m.auditErrors, m.revocation, build, m.sources,
+		m.auditAppend, m.auditErrors, m.revocation, m.cspReports, build, m.sources,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -348,6 +351,15 @@ func (m *Metrics) Revocation(sent time.Time) {
 		d = 0 // the other replica's clock is ahead
 	}
 	m.revocation.Observe(d.Seconds())
+}
+
+// CSPReport counts one Content-Security-Policy violation report received
+// by the admin console (gatehouse_ui_csp_reports_total).
+func (m *Metrics) CSPReport() {
+	if m == nil {
+		return
+	}
+	m.cspReports.Inc()
 }
 
 // Auditor returns next with every Record timed into

@@ -39,6 +39,7 @@ func exercised() *metrics.Metrics {
 	m.BreakerState("http://orders:9000", metrics.BreakerOpen)
 	m.AuditAppend(time.Millisecond, errors.New("disk full"))
 	m.Revocation(time.Now().Add(-20 * time.Millisecond))
+	m.CSPReport()
 	now := time.Now()
 	m.SetAudit(func() metrics.AuditState {
 		return metrics.AuditState{Queued: 3, Tree: true, Entries: 42, CheckpointAt: now}
@@ -73,6 +74,7 @@ func TestExposition(t *testing.T) {
 		"gatehouse_audit_checkpoint_timestamp_seconds", "gatehouse_audit_entries", "gatehouse_revocation_propagation_seconds",
 		"gatehouse_secret_age_seconds", "gatehouse_cert_not_after_seconds", "gatehouse_backup_last_success_timestamp_seconds",
 		"gatehouse_restore_test_last_success_timestamp_seconds", "gatehouse_store_up", "gatehouse_ready", "gatehouse_build_info",
+		"gatehouse_ui_csp_reports_total",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !strings.Contains(text, "\n# TYPE "+name+" ") {
@@ -93,6 +95,7 @@ func TestExposition(t *testing.T) {
 		`gatehouse_ratelimit_rejections_total{tier="free"}`:                1,
 		`gatehouse_breaker_state{upstream="http://orders:9000"}`:           2,
 		`gatehouse_audit_append_errors_total`:                              1,
+		`gatehouse_ui_csp_reports_total`:                                   1,
 		`gatehouse_audit_queue_depth`:                                      3,
 		`gatehouse_audit_entries`:                                          42,
 		`gatehouse_ratelimit_backend_up`:                                   0,
@@ -171,6 +174,7 @@ func TestNil(t *testing.T) {
 	m.BreakerState("u", 1)
 	m.AuditAppend(time.Second, nil)
 	m.Revocation(time.Now())
+	m.CSPReport()
 	m.SetStore(nil)
 	var a gatehouse.Auditor = nopAuditor{}
 	if m.Auditor(a) != a {

@@ -34,7 +34,13 @@ const CSPReportPath = "/ui/csp-report"
 
 // CSP is the Content-Security-Policy of every /ui/ response: nothing but
 // the console's own script, style and images, no inline code, no framing.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; report-uri " + CSPReportPath + "; report-to csp"
+// Violations are reported with report-uri only: Chromium ignores
+// report-uri when report-to is present and queues report-to's Reporting
+// API reports for later delivery (in headless Chromium none arrived within
+// 70 s, --short-reporting-delay or not), while report-uri's are sent at
+// once, by Chromium, Firefox and Safari alike. The endpoint still takes
+// the Reporting API's application/reports+json.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; report-uri " + CSPReportPath
 
 // csrfField is the hidden form field carrying the session's CSRF token.
 const csrfField = "csrf_token"
@@ -66,6 +72,9 @@ type UI struct {
 	// reportLog limits CSP report log lines (the endpoint needs no
 	// credential): reportsLogged in the current minute reportMinute.
 	reportMinute, reportsLogged atomic.Int64
+	// accepted is how many reports were accepted in minute acceptMinute
+	// (cspReportsPerMinute).
+	acceptMinute, accepted atomic.Int64
 }
 
 // New builds the console.
@@ -109,7 +118,6 @@ func New(cfg Config) (*UI, error) {
 		h := w.Header()
 		httpjson.SetSecurityHeaders(h)
 		h.Set("Content-Security-Policy", CSP)
-		h.Set("Reporting-Endpoints", `csp="`+CSPReportPath+`"`)
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Referrer-Policy", "same-origin")
 		if r.URL.Path == CSPReportPath {

@@ -56,6 +56,7 @@ func NewBrowser(t testing.TB, e *Env) *Browser {
 		t.Fatalf("start chromium: %v", err)
 	}
 	b := &Browser{T: t, Env: e, ctx: ctx}
+	e.browsers.Store(true)
 	t.Cleanup(func() { // runs before the browser is stopped
 		if t.Failed() {
 			b.Screenshot("failure")
