@@ -57,7 +57,11 @@ func (u *UI) registry() []Page {
 			"/ui/incidents/{id}/close":   closeIncident,
 			"/ui/incidents/{id}/review":  reviewIncident,
 		}},
-		{Path: "/ui/backups", Title: "Backups", Missing: "Backups are not available in the console yet; use /v1/backups."},
+		{Path: "/ui/backups", Title: "Backups", Template: "backups.html", Serve: backupsPage, Actions: map[string]PageFunc{
+			"/ui/backups":             createBackup,
+			"/ui/backups/{id}/verify": verifyBackup,
+			"/ui/backups/prune":       pruneBackups,
+		}},
 	}
 }
 
