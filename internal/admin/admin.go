@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/memory"
 )
@@ -88,6 +89,10 @@ type Config struct {
 	// Metrics serves GET /metrics (the Prometheus exposition); nil: not
 	// mounted. See metrics.go for who may read it.
 	Metrics http.Handler
+	// MetricsSummary is the last hour of traffic and the audit and
+	// backup times of GET /v1/metrics/summary (metrics.Metrics.Summary);
+	// nil: not mounted.
+	MetricsSummary func() (metrics.Summary, error)
 	// ScrapeToken, if set, is the SHA-256 of the dedicated scrape token,
 	// a bearer token that reads /metrics and nothing else.
 	ScrapeToken []byte
@@ -151,6 +156,9 @@ func New(cfg Config) *Server {
 	s.route("/v1/openapi.json", http.HandlerFunc(s.serveOpenAPI), http.MethodGet, http.MethodHead)
 	if cfg.Metrics != nil {
 		s.metricsRoute()
+	}
+	if cfg.MetricsSummary != nil {
+		s.handle("/v1/metrics/summary", areaMetrics, methods{http.MethodGet: s.metricsSummary})
 	}
 	s.backupRoutes()
 	s.secretRoutes()

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/httpjson"
 )
 
 // metricsRoute serves GET /metrics, the Prometheus exposition, to two
@@ -48,4 +49,22 @@ func (s *Server) scrapeToken(r *http.Request) bool {
 	}
 	sum := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(sum[:], s.cfg.ScrapeToken) == 1
+}
+
+// metricsSummary is GET /v1/metrics/summary: the public listener's
+// requests, denials (401, 403), 429s and p99 latency minute by minute over
+// the last hour (health probes left out), and the times of the latest
+// audit checkpoint, backup and restore test: what the console's dashboard
+// charts. The roles that read /metrics read it (an audited read).
+func (s *Server) metricsSummary(w http.ResponseWriter, r *http.Request, _ *gatehouse.Principal) error {
+	if len(r.URL.Query()) > 0 {
+		return gatehouse.Errorf(gatehouse.EINVALID, "this endpoint takes no parameters")
+	}
+	sum, err := s.cfg.MetricsSummary()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpjson.Write(w, http.StatusOK, sum)
+	return nil
 }

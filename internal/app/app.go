@@ -369,7 +369,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		PATs: a.pats, Users: a.users, Issuer: "Gatehouse", Auditor: a.audit, Audit: a.audit, Logger: log, Clock: opts.Clock,
 		Health: a.gateway.HealthHandler(), Tiers: tierRate(a.limiter.Config()), TierLimits: a.limiter.Config().Tiers, Usage: a.usage, SourceIP: a.gateway.AuditIP,
 		IPv6Prefix: cfg.Limits.IPv6Prefix, Pprof: opts.Pprof, Backups: a.backupAPI(), Secrets: secretsAPI{a},
-		Metrics: a.metrics.Handler(), ScrapeToken: scrapeToken})
+		Metrics: a.metrics.Handler(), MetricsSummary: a.metrics.Summary, ScrapeToken: scrapeToken})
 
 	a.public = a.newServer(a.gateway)
 	// The gateway checks header sizes itself on every request and answers
@@ -530,6 +530,7 @@ func (a *App) Start() error {
 		a.usage.Run(ctx) // flushes once more when ctx ends
 	}()
 	a.runBackups(ctx, a.dataDir)
+	a.runMetricsSampler(ctx)
 	a.runLockdownPoll(ctx)
 	a.runSecretsStatus(ctx)
 	a.runAuditKeyWatch(ctx)

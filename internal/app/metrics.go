@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
@@ -82,3 +83,18 @@ func clientSecretCreated(c *store.Client) time.Time {
 func clientActive(c *store.Client, now time.Time) bool {
 	return c.RevokedAt.IsZero() && (c.ExpiresAt.IsZero() || c.ExpiresAt.After(now))
 }
+
+// runMetricsSampler keeps the last hour of traffic, sampled every minute
+// from the metrics registry off the request path, for GET
+// /v1/metrics/summary (the console's dashboard).
+func (a *App) runMetricsSampler(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.metrics.RunSampler(ctx, time.Minute)
+	}()
+}
+
+// SampleMetrics takes one sample of the traffic now, by the app's clock
+// (for tests, which step a fake clock rather than wait for the minute).
+func (a *App) SampleMetrics() error { return a.metrics.Sampler().Sample(a.clock.Now()) }

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/gateway"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/totp"
@@ -187,6 +188,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"DrillResult", admin.DrillResult{}, true},
 		{"SecretStatus", secrets.Status{}, true},
 		{"RotateSecretResult", admin.RotateSecretResult{}, true},
+		{"MetricsSummary", metrics.Summary{}, true},
+		{"MetricsMinute", metrics.Minute{}, true},
+		{"BackupTimes", metrics.BackupTimes{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.schema, func(t *testing.T) {
@@ -443,6 +447,8 @@ func TestOpenAPIContract(t *testing.T) {
 	h.expect(200, "HEAD", h.admin+"/v1/openapi.json", nil)
 	h.expect(200, "GET", h.admin+"/metrics", nil, auth)
 	h.expect(200, "HEAD", h.admin+"/metrics", nil, auth)
+	call(200, "GET", "/v1/metrics/summary", nil, nil)
+	call(400, "GET", "/v1/metrics/summary?minutes=5", nil, nil)
 	for _, base := range []string{h.admin, h.base} {
 		for _, path := range []string{"/health", "/health/live", "/health/ready"} {
 			h.expect(200, "GET", base+path, nil)

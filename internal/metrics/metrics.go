@@ -102,6 +102,10 @@ type Metrics struct {
 	cspReports  prometheus.Counter
 
 	sources *sources
+
+	// sampler keeps the last hour of traffic for Summary (summary.go).
+	samplerOnce sync.Once
+	sampler     *Sampler
 }
 
 // durationBuckets are the classic buckets of the request and upstream
