@@ -14,6 +14,7 @@ import (
 var (
 	clientStatuses = []string{"active", "expired", "revoked", "locked"}
 	userStatuses   = []string{"active", "disabled", "locked"}
+	tokenStatuses  = []string{"active", "expired", "revoked"}
 )
 
 // listFilter is a listing's query filters: ?status= (one of the listing's

@@ -718,8 +718,13 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	return nil
 }
 
-// listTokens lists the caller's tokens; admins may pass ?all=true.
+// listTokens lists the caller's tokens; admins may pass ?all=true. ?status=
+// and ?name= filter (see listFilter).
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
+	f, err := parseListFilter(r, tokenStatuses, false)
+	if err != nil {
+		return err
+	}
 	owner := p.ID
 	if r.URL.Query().Get("all") == "true" {
 		if p.Role != authn.RoleAdmin {
@@ -734,10 +739,14 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse
 		return err
 	}
 	now := s.cfg.Clock.Now()
+	out := make([]*Token, 0, len(all))
 	for _, t := range all {
 		t.LastUsedAt = s.lastUsed(t.ID, t.LastUsedAt)
+		if j := tokenJSON(t, now); f.match(j.Status, false, j.Name, j.ID, "") {
+			out = append(out, j)
+		}
 	}
-	writeList(w, "tokens", all, func(t *store.PAT) *Token { return tokenJSON(t, now) })
+	httpjson.Write(w, http.StatusOK, map[string]any{"tokens": out})
 	return nil
 }
 

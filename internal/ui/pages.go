@@ -36,10 +36,16 @@ func (u *UI) registry() []Page {
 			"/ui/keys/{id}/revoke": revokeKey,
 			"/ui/keys/{id}/rotate": rotateKey,
 		}},
-		{Path: "/ui/clients", Title: "Clients", Missing: "Service clients (list, create, rotate, disable) are not available in the console yet; use /v1/clients or `gatehouse clients`."},
-		{Path: "/ui/users", Title: "Users", Missing: "Users (list, create, disable, unlock, reset) are not available in the console yet; use /v1/users or `gatehouse users`."},
-		{Path: "/ui/tokens", Title: "Tokens", Missing: "Personal access tokens are not available in the console yet; use /v1/tokens or `gatehouse tokens`."},
-		{Path: "/ui/settings/authentication", Title: "Settings → Authentication", Missing: "Settings → Authentication is not available in the console yet; use GET/PUT /v1/settings/authentication."},
+		{Path: "/ui/clients", Title: "Clients", Template: "clients.html", Serve: clientsPage, Actions: map[string]PageFunc{
+			"/ui/clients": createClient, "/ui/clients/{id}/revoke": revokeClient, "/ui/clients/{id}/rotate": rotateClient, "/ui/clients/{id}/unlock": unlockClient,
+		}},
+		{Path: "/ui/users", Title: "Users", Template: "users.html", Serve: usersPage, Actions: userActions()},
+		{Path: "/ui/tokens", Title: "Tokens", Template: "tokens.html", Serve: tokensPage, Actions: map[string]PageFunc{
+			"/ui/tokens": createToken, "/ui/tokens/{id}/revoke": revokeToken,
+		}},
+		{Path: "/ui/settings/authentication", Title: "Settings → Authentication", Template: "settings.html", Serve: settingsPage, Actions: map[string]PageFunc{
+			"/ui/settings/authentication": saveSettings,
+		}},
 		{Path: "/ui/audit", Title: "Audit", Missing: "The audit viewer (filters, inclusion proofs) is not available in the console yet; use /v1/audit and /v1/audit/proof."},
 		{Path: "/ui/policies", Title: "Policies", Missing: "Policies (loaded revision, tests, reload) are not available in the console yet; use /v1/policies."},
 		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
