@@ -68,17 +68,39 @@ func newKeysCreateCmd(client func() (*apiClient, error)) *cobra.Command {
 }
 
 func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
-	return &cobra.Command{
+	var status, name string
+	cmd := &cobra.Command{
 		Use:     "list",
 		Short:   "List API keys (never their secrets)",
-		Example: "  gatehouse keys list\n  gatehouse keys list --json",
+		Long:    "List API keys, oldest first. The server sends them a page at a time; this follows every page.",
+		Example: "  gatehouse keys list\n  gatehouse keys list --status active --name ci\n  gatehouse keys list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := request[struct {
+			var out struct {
 				Keys []admin.Key `json:"keys"`
-			}](cmd.Context(), client, "GET", "/v1/keys", nil)
-			if err != nil {
-				return err
+			}
+			q := url.Values{"limit": {"1000"}}
+			if status != "" {
+				q.Set("status", status)
+			}
+			if name != "" {
+				q.Set("name", name)
+			}
+			for {
+				page, err := request[admin.KeyList](cmd.Context(), client, "GET", "/v1/keys?"+q.Encode(), nil)
+				if err != nil {
+					return err
+				}
+				for _, k := range page.Keys {
+					out.Keys = append(out.Keys, *k)
+				}
+				if page.Next == "" {
+					break
+				}
+				q.Set("cursor", page.Next)
+			}
+			if out.Keys == nil {
+				out.Keys = []admin.Key{}
 			}
 			return output(cmd, out, func(w io.Writer) error {
 				return table(w, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED", out.Keys, func(k admin.Key) []string {
@@ -88,6 +110,9 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().StringVar(&status, "status", "", "only keys in this state: active, expired or revoked")
+	cmd.Flags().StringVar(&name, "name", "", "only keys whose name contains this (any case)")
+	return cmd
 }
 
 func newKeysGetCmd(client func() (*apiClient, error)) *cobra.Command {

@@ -105,17 +105,47 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	return nil
 }
 
+// listKeys is GET /v1/keys?status=&name=&limit=&cursor=: one page of
+// keys, oldest first, and next when there may be more.
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
-	keys, err := s.cfg.Keys.List(r.Context())
+	q := r.URL.Query()
+	after, limit, err := pageQuery(q)
 	if err != nil {
 		return err
 	}
 	now := s.cfg.Clock.Now()
+	kq := store.KeyQuery{After: after, Limit: limit, Name: q.Get("name"), Now: now}
+	switch st := store.KeyStatus(q.Get("status")); st {
+	case "", store.KeyActive, store.KeyExpired, store.KeyRevoked:
+		kq.Status = st
+	default:
+		return gatehouse.Errorf(gatehouse.EINVALID, "status: must be active, expired or revoked")
+	}
+	if len(kq.Name) > 200 {
+		return gatehouse.Errorf(gatehouse.EINVALID, "name: at most 200 characters")
+	}
+	keys, err := s.cfg.Keys.Page(r.Context(), kq)
+	if err != nil {
+		return err
+	}
+	out := make([]*Key, 0, len(keys))
 	for _, k := range keys {
 		k.LastUsedAt = s.lastUsed(k.ID, k.LastUsedAt)
+		out = append(out, keyJSON(k, now))
 	}
-	writeList(w, "keys", keys, func(k *store.Key) *Key { return keyJSON(k, now) })
+	res := KeyList{Keys: out}
+	if len(keys) == limit {
+		last := keys[len(keys)-1]
+		res.Next = encodeCursor(store.PageCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	httpjson.Write(w, http.StatusOK, res)
 	return nil
+}
+
+// KeyList is one page of GET /v1/keys.
+type KeyList struct {
+	Keys []*Key `json:"keys"`
+	Next string `json:"next,omitempty"` // the cursor of the next page
 }
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

@@ -173,6 +173,11 @@ func (k *Keys) List(ctx context.Context) ([]*store.Key, error) {
 	return k.store.ListKeys(ctx)
 }
 
+// Page returns one page of keys (store.Store.ListKeysPage).
+func (k *Keys) Page(ctx context.Context, q store.KeyQuery) ([]*store.Key, error) {
+	return k.store.ListKeysPage(ctx, q)
+}
+
 // Revoke revokes the key; the next request that presents it fails.
 func (k *Keys) Revoke(ctx context.Context, id string) (*store.Key, error) {
 	key, err := k.store.RevokeKey(ctx, id, k.clock.Now().UTC())

@@ -121,6 +121,34 @@ type LockoutPolicy struct {
 	Duration    time.Duration // how long the lock lasts
 }
 
+// KeyQuery selects one page of keys for ListKeysPage.
+type KeyQuery struct {
+	After  PageCursor // the last key of the previous page; zero: from the start
+	Limit  int        // the most keys to return; at least 1
+	Status KeyStatus  // "": any
+	Name   string     // a case-insensitive substring of the name; "": any
+	Now    time.Time  // the time Status is judged at
+}
+
+// PageCursor is a position in a list ordered by creation time, then id.
+type PageCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// IsZero reports whether c is the start of the list.
+func (c PageCursor) IsZero() bool { return c.ID == "" && c.CreatedAt.IsZero() }
+
+// KeyStatus is a key's state at a moment, as a list filter.
+type KeyStatus string
+
+// The key states a list can be filtered by.
+const (
+	KeyActive  KeyStatus = "active"  // neither revoked nor expired
+	KeyExpired KeyStatus = "expired" // not revoked, past its expiry
+	KeyRevoked KeyStatus = "revoked"
+)
+
 // Lockout is the stored sign-in failure state of one user.
 type Lockout struct {
 	Failures    int       // failures counted since WindowStart
@@ -138,6 +166,10 @@ type Store interface {
 	CreateKey(ctx context.Context, k *Key) error
 	GetKey(ctx context.Context, id string) (*Key, error)
 	ListKeys(ctx context.Context) ([]*Key, error)
+	// ListKeysPage returns at most q.Limit keys after q.After that match
+	// q's filters, oldest first (ties by id): one indexed range read, so
+	// a page costs the same with ten keys or a million.
+	ListKeysPage(ctx context.Context, q KeyQuery) ([]*Key, error)
 	// RevokeKey marks the key revoked at t; revoking twice keeps the first time.
 	RevokeKey(ctx context.Context, id string, t time.Time) (*Key, error)
 	// RotateKey stores next and, in the same transaction, links old to it

@@ -15,16 +15,15 @@ const keysPerPage = 50
 type keysData struct {
 	Keys          []*admin.Key
 	State, Query  string
-	Page          int
-	Prev, Next    string // links, "" when none
-	Total         int
+	First, Next   string // links, "" when none
 	Form          admin.CreateKeyRequest
 	FormScopes    string
 	Message, Done string
 	States        []string
 }
 
-var keyStates = []string{"active", "rotating", "expired", "revoked"}
+// keyStates are the API's status filters (active includes rotating).
+var keyStates = []string{"active", "expired", "revoked"}
 
 // keysPage lists keys (GET /v1/keys), filtered by state and name.
 func keysPage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
@@ -32,19 +31,17 @@ func keysPage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
 	return u.renderKeys(w, r, s, http.StatusOK, d)
 }
 
+// renderKeys renders one page of the key list: the API's page for the
+// filters and cursor in the URL, so a page costs the same with ten keys
+// or a million. A query that is a key id shows that key.
 func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, s *session, status int, d *keysData) error {
 	q := r.URL.Query()
 	d.State, d.Query, d.States = q.Get("state"), strings.TrimSpace(q.Get("q")), keyStates
-	d.Page, _ = strconv.Atoi(q.Get("page"))
-	d.Page = max(d.Page, 1)
 	switch q.Get("done") {
 	case "revoked":
 		d.Done = "Key revoked."
 	}
-	var list struct {
-		Keys []*admin.Key `json:"keys"`
-	}
-	if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys", nil, &list); err != nil {
+	fail := func(err error) {
 		// The page still offers its form: what the API makes of it is
 		// the API's to say.
 		if d.Message == "" {
@@ -54,39 +51,44 @@ func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, s *session, stat
 			status = errStatus(err)
 		}
 	}
-	var match []*admin.Key
-	for _, k := range list.Keys {
-		if d.State != "" && k.Status != d.State {
-			continue
-		}
-		if d.Query != "" && !strings.Contains(strings.ToLower(k.Name), strings.ToLower(d.Query)) && k.ID != d.Query {
-			continue
-		}
-		match = append(match, k)
+	filters := url.Values{}
+	if d.State != "" {
+		filters.Set("state", d.State)
 	}
-	d.Total = len(match)
-	from := (d.Page - 1) * keysPerPage
-	if from > len(match) {
-		from = len(match)
+	if d.Query != "" {
+		filters.Set("q", d.Query)
 	}
-	to := min(from+keysPerPage, len(match))
-	d.Keys = match[from:to]
-	link := func(page int) string {
-		v := url.Values{}
+	if strings.HasPrefix(d.Query, "key_") && !strings.ContainsAny(d.Query, " /?#") {
+		var k admin.Key
+		if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys/"+url.PathEscape(d.Query), nil, &k); err == nil {
+			d.Keys = []*admin.Key{&k}
+		} else if errStatus(err) != http.StatusNotFound {
+			fail(err)
+		}
+	} else {
+		api := url.Values{"limit": {strconv.Itoa(keysPerPage)}}
 		if d.State != "" {
-			v.Set("state", d.State)
+			api.Set("status", d.State)
 		}
 		if d.Query != "" {
-			v.Set("q", d.Query)
+			api.Set("name", d.Query)
 		}
-		v.Set("page", strconv.Itoa(page))
-		return "/ui/keys?" + v.Encode()
-	}
-	if d.Page > 1 {
-		d.Prev = link(d.Page - 1)
-	}
-	if to < len(match) {
-		d.Next = link(d.Page + 1)
+		if c := q.Get("cursor"); c != "" {
+			api.Set("cursor", c)
+			d.First = "/ui/keys?" + filters.Encode()
+		}
+		var list admin.KeyList
+		if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys?"+api.Encode(), nil, &list); err != nil {
+			fail(err)
+		}
+		d.Keys = list.Keys
+		if list.Next != "" {
+			next := url.Values{"cursor": {list.Next}}
+			for k, v := range filters {
+				next[k] = v
+			}
+			d.Next = "/ui/keys?" + next.Encode()
+		}
 	}
 	u.render(w, r, s, status, "keys.html", "Keys", d)
 	return nil

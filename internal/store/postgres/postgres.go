@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,6 +193,21 @@ func (s *DB) GetKey(ctx context.Context, id string) (*store.Key, error) {
 // ListKeys returns every key, oldest first (ties by id).
 func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	keys, err := collect(rows, scanKey)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// ListKeysPage returns one page of keys (see store.Store).
+func (s *DB) ListKeysPage(ctx context.Context, q store.KeyQuery) ([]*store.Key, error) {
+	where, args := q.Where(func(n int) string { return "$" + strconv.Itoa(n) })
+	args = append(args, max(q.Limit, 1))
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id LIMIT $`+strconv.Itoa(len(args)), args...) // #nosec G202 -- where is built from fixed fragments; values are placeholders
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}

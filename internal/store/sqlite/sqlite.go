@@ -151,6 +151,25 @@ func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
 	return keys, rows.Err()
 }
 
+// ListKeysPage returns one page of keys (see store.Store).
+func (s *DB) ListKeysPage(ctx context.Context, q store.KeyQuery) ([]*store.Key, error) {
+	where, args := q.Where(func(int) string { return "?" })
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id LIMIT ?`, append(args, max(q.Limit, 1))...) // #nosec G202 -- where is built from fixed fragments; values are placeholders
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []*store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
 // RevokeKey marks the key revoked.
 func (s *DB) RevokeKey(ctx context.Context, id string, t time.Time) (*store.Key, error) {
 	if _, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, nanos(t), id); err != nil {

@@ -53,6 +53,7 @@ var cases = []testCase{
 	{"Key/CreateDuplicateID", testKeyDuplicate},
 	{"Key/ListEmpty", testKeyListEmpty},
 	{"Key/ListOrder", testKeyListOrder},
+	{"Key/ListPages", testKeyListPages},
 	{"Key/RevokeKeepsFirstTime", testKeyRevoke},
 	{"Key/RevokeMissing", testKeyRevokeMissing},
 	{"Key/Rotate", testKeyRotate},
@@ -355,6 +356,82 @@ func testKeyListOrder(t *testing.T, s store.Store) {
 	must(t, err)
 	wantIDs(t, "ListKeys", ids(keys, "ID"), []string{"b", "a", "z", "c"})
 	same(t, "ListKeys[0]", keys[0], newKey("b", 1))
+}
+
+func testKeyListPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Ten keys at five instants (ties broken by id); k3 revoked, k4 expired
+	// at now, k5 never expires; names with LIKE metacharacters.
+	now := at(10_000)
+	var all []string
+	for i := range 10 {
+		k := newKey(fmt.Sprintf("k%d", i), i/2)
+		k.Name = fmt.Sprintf("Orders_%d", i)
+		switch i {
+		case 4:
+			k.ExpiresAt = now
+		case 5:
+			k.ExpiresAt = time.Time{}
+			k.Name = `100%_sure\`
+		default:
+			k.ExpiresAt = at(20_000)
+		}
+		must(t, s.CreateKey(ctx, k))
+		all = append(all, k.ID)
+	}
+	_, err := s.RevokeKey(ctx, "k3", at(5))
+	must(t, err)
+
+	// Paging through three at a time visits every key once, in order.
+	var seen []string
+	var after store.PageCursor
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		page, err := s.ListKeysPage(ctx, store.KeyQuery{After: after, Limit: 3, Now: now})
+		must(t, err)
+		if len(page) > 3 {
+			t.Fatalf("page of %d keys, limit 3", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, k := range page {
+			seen = append(seen, k.ID)
+		}
+		last := page[len(page)-1]
+		after = store.PageCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	wantIDs(t, "pages", seen, all)
+
+	for _, tc := range []struct {
+		name string
+		q    store.KeyQuery
+		want []string
+	}{
+		{"active", store.KeyQuery{Status: store.KeyActive}, []string{"k0", "k1", "k2", "k5", "k6", "k7", "k8", "k9"}},
+		{"expired", store.KeyQuery{Status: store.KeyExpired}, []string{"k4"}},
+		{"revoked", store.KeyQuery{Status: store.KeyRevoked}, []string{"k3"}},
+		{"name, any case", store.KeyQuery{Name: "orders_7"}, []string{"k7"}},
+		{"underscore is literal", store.KeyQuery{Name: "s_"}, []string{"k0", "k1", "k2", "k3", "k4", "k6", "k7", "k8", "k9"}},
+		{"percent is literal", store.KeyQuery{Name: "0%"}, []string{"k5"}},
+		{"backslash is literal", store.KeyQuery{Name: `\`}, []string{"k5"}},
+		{"no match", store.KeyQuery{Name: "%%"}, []string{}},
+		{"after a tie", store.KeyQuery{After: store.PageCursor{CreatedAt: at(1), ID: "k2"}, Status: store.KeyActive}, []string{"k5", "k6", "k7", "k8", "k9"}},
+		{"limit", store.KeyQuery{Status: store.KeyActive, Limit: 2}, []string{"k0", "k1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			q.Now = now
+			if q.Limit == 0 {
+				q.Limit = 100
+			}
+			page, err := s.ListKeysPage(ctx, q)
+			must(t, err)
+			wantIDs(t, tc.name, ids(page, "ID"), tc.want)
+		})
+	}
 }
 
 func testKeyRevoke(t *testing.T, s store.Store) {
