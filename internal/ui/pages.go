@@ -20,6 +20,9 @@ type Page struct {
 	Actions map[string]PageFunc
 	// Missing says which part is not available yet (a placeholder page).
 	Missing string
+	// Views are further GET pages of the page's (pattern → handler),
+	// e.g. one entry's detail; the nav shows the page only.
+	Views map[string]PageFunc
 }
 
 // PageFunc serves a page or action for a signed-in session: it makes its
@@ -46,7 +49,7 @@ func (u *UI) registry() []Page {
 		{Path: "/ui/settings/authentication", Title: "Settings → Authentication", Template: "settings.html", Serve: settingsPage, Actions: map[string]PageFunc{
 			"/ui/settings/authentication": saveSettings,
 		}},
-		{Path: "/ui/audit", Title: "Audit", Missing: "The audit viewer (filters, inclusion proofs) is not available in the console yet; use /v1/audit and /v1/audit/proof."},
+		{Path: "/ui/audit", Title: "Audit", Template: "audit.html", Serve: auditPage, Views: map[string]PageFunc{"/ui/audit/{index}": auditEntry}},
 		{Path: "/ui/policies", Title: "Policies", Missing: "Policies (loaded revision, tests, reload) are not available in the console yet; use /v1/policies."},
 		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
 		{Path: "/ui/reviews", Title: "Access reviews", Template: "reviews.html", Serve: reviewsPage, Actions: map[string]PageFunc{

@@ -102,6 +102,11 @@ func New(cfg Config) (*UI, error) {
 	mux.HandleFunc("POST /ui/logout", u.logout)
 	for _, p := range u.pages {
 		mux.Handle("GET "+p.Path, u.page(p))
+		for pattern, view := range p.Views {
+			sub := p
+			sub.Serve = view
+			mux.Handle("GET "+pattern, u.page(sub))
+		}
 		for pattern, act := range p.Actions {
 			mux.Handle("POST "+pattern, u.action(p, act))
 		}

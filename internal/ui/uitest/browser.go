@@ -76,7 +76,7 @@ func (b *Browser) Screenshot(name string) string {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG (any other quality is JPEG)
 	if err != nil {
 		b.T.Logf("screenshot: %v", err)
 		return ""
