@@ -189,7 +189,7 @@ func decideReviewItem(u *UI, w http.ResponseWriter, r *http.Request, s *session)
 		for _, it := range rv.Items {
 			if it.ID == item {
 				principal = it.Principal
-				if it.Name != "" && it.Name != it.ID {
+				if it.Name != "" && !strings.HasSuffix(it.Principal, ":"+it.Name) {
 					principal += " (" + it.Name + ")"
 				}
 			}
