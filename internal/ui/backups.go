@@ -79,7 +79,7 @@ func (u *UI) renderBackups(w http.ResponseWriter, r *http.Request, s *session, s
 	now := u.cfg.Clock.Now()
 	slices.SortStableFunc(list.Backups, func(a, b backup.Info) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	for _, b := range list.Backups {
-		d.Backups = append(d.Backups, backupRow{Info: b, Age: opsAgo(now, b.CreatedAt), Size: opsSize(b.Size)})
+		d.Backups = append(d.Backups, backupRow{Info: b, Age: formatAge(now, b.CreatedAt), Size: opsSize(b.Size)})
 	}
 	if len(d.Backups) > 0 {
 		d.Newest = &d.Backups[0]
@@ -142,7 +142,7 @@ func (u *UI) lastRestoreTest(r *http.Request) (*restoreTest, string) {
 	}
 	ev := last.Event
 	t := restoreResult(ev.Details)
-	t.At, t.Ago, t.Backup = ev.Time.UTC().Format("2006-01-02 15:04 UTC"), opsAgo(u.cfg.Clock.Now(), ev.Time), ev.Resource
+	t.At, t.Ago, t.Backup = ev.Time.UTC().Format("2006-01-02 15:04 UTC"), formatAge(u.cfg.Clock.Now(), ev.Time), ev.Resource
 	return t, ""
 }
 
@@ -195,7 +195,7 @@ func pruneBackups(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 	d := &backupsData{Done: "Prune done: " + strconv.Itoa(len(out.Deleted)) + " backup(s) deleted."}
 	now := u.cfg.Clock.Now()
 	for _, b := range out.Deleted {
-		d.Pruned = append(d.Pruned, backupRow{Info: b, Age: opsAgo(now, b.CreatedAt), Size: opsSize(b.Size)})
+		d.Pruned = append(d.Pruned, backupRow{Info: b, Age: formatAge(now, b.CreatedAt), Size: opsSize(b.Size)})
 	}
 	return u.renderBackups(w, opsNoQuery(r), s, http.StatusOK, d)
 }

@@ -40,27 +40,6 @@ func (u *UI) opsConfirmed(w http.ResponseWriter, r *http.Request, s *session, ti
 	return false
 }
 
-// opsAgo is how long before now t was, in words ("—" for the zero time).
-func opsAgo(now, t time.Time) string {
-	if t.IsZero() {
-		return "—"
-	}
-	d := now.Sub(t)
-	suffix := " ago"
-	if d < 0 {
-		d, suffix = -d, " from now"
-	}
-	switch {
-	case d < time.Minute:
-		return strconv.Itoa(int(d.Seconds())) + " s" + suffix
-	case d < time.Hour:
-		return strconv.Itoa(int(d.Minutes())) + " min" + suffix
-	case d < 48*time.Hour:
-		return strconv.Itoa(int(d.Hours())) + " h" + suffix
-	}
-	return strconv.Itoa(int(d.Hours()/24)) + " days" + suffix
-}
-
 // opsSize is a byte count in words.
 func opsSize(n int64) string {
 	const unit = 1024

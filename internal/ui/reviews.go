@@ -101,7 +101,7 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 	} else {
 		d.Due = last.Add(every)
 		d.Overdue = now.After(d.Due)
-		d.DueIn = opsAgo(now, d.Due)
+		d.DueIn = formatAge(now, d.Due)
 	}
 	u.render(w, r, s, status, "reviews.html", "Access reviews", d)
 	return nil
@@ -139,7 +139,7 @@ func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, st
 	from := min((d.Page-1)*reviewItemsPerPage, len(match))
 	to := min(from+reviewItemsPerPage, len(match))
 	for _, it := range match[from:to] {
-		d.Items = append(d.Items, reviewItemRow{ReviewItem: it, Scopes: strings.Join(it.Scopes, ", "), LastUsed: opsAgo(now, it.LastUsedAt)})
+		d.Items = append(d.Items, reviewItemRow{ReviewItem: it, Scopes: strings.Join(it.Scopes, ", "), LastUsed: formatAge(now, it.LastUsedAt)})
 	}
 	link := func(page int) string {
 		v := url.Values{"id": {rv.ID}, "page": {strconv.Itoa(page)}}
