@@ -50,7 +50,7 @@ func TestBrowserIncidentReviewBackup(t *testing.T) {
 	b.Fill(map[string]string{"text": `<img src=x onerror="alert(1)"> found in a paste`})
 	b.Submit(`form[action$="/notes"] button[type="submit"]`)
 	okText("Note added.")
-	if tl := b.Text("main .timeline"); !strings.Contains(tl, `<img src=x onerror="alert(1)"> found in a paste`) {
+	if tl := b.Text("main .ops-timeline"); !strings.Contains(tl, `<img src=x onerror="alert(1)"> found in a paste`) {
 		t.Fatalf("note not shown as text: %q", tl)
 	}
 	b.Fill(map[string]string{"principal": "api_key:" + key.ID})
@@ -77,7 +77,7 @@ func TestBrowserIncidentReviewBackup(t *testing.T) {
 	b.Submit(`form[action="/ui/reviews"] button[type="submit"]`)
 	okText("Review started")
 	check("review")
-	action := uitest.Eval[string](b, `(() => { const f = [...document.querySelectorAll("form.decide")].find(f => f.textContent.includes("user:bob")); if (!f) return ""; f.querySelector("select").value = "revoke"; f.querySelector("input[name=reason]").value = "left the team"; return f.getAttribute("action") })()`)
+	action := uitest.Eval[string](b, `(() => { const f = [...document.querySelectorAll("form.ops-decide")].find(f => f.textContent.includes("user:bob")); if (!f) return ""; f.querySelector("select").value = "revoke"; f.querySelector("input[name=reason]").value = "left the team"; return f.getAttribute("action") })()`)
 	if action == "" {
 		t.Fatalf("no decision form for user:bob: %s", b.Text("main"))
 	}
@@ -101,7 +101,7 @@ func TestBrowserIncidentReviewBackup(t *testing.T) {
 	e.Clock.Advance(60e9) // newer than serve's first scheduled backup
 	b.Submit(`form[action="/ui/backups"] button[type="submit"]`)
 	okText("Backup ")
-	b.Submit(`.actions form[action$="/verify"] button[type="submit"]`)
+	b.Submit(`.ops-actions form[action$="/verify"] button[type="submit"]`)
 	if h := b.Text("main h2"); h != "Restore test just run" {
 		t.Fatalf("after the restore test: %q: %s", h, b.Text("main"))
 	}
