@@ -93,7 +93,7 @@ exists. ` + "`gatehouse admin-token rotate`" + ` makes a new one if ever needed.
 
 // openOffline opens the store and loads the server secret of an existing
 // deployment, as `gatehouse serve` would with the same config.
-func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN string) (store.Store, []byte, error) {
+func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN string) (store.Store, *authn.Pepper, error) {
 	if configPath == "" {
 		configPath = env.Getenv("GATEHOUSE_CONFIG")
 	}
@@ -119,7 +119,7 @@ func openOffline(ctx context.Context, env Env, configPath, dataDir, storeDSN str
 		return nil, nil, err
 	}
 	sec.Close()
-	pepper := sec.Pepper
+	pepper := sec.Peppers
 	st, err := app.OpenStore(ctx, cfg, dir)
 	if err != nil {
 		return nil, nil, err

@@ -116,6 +116,9 @@ type App struct {
 	// auditKeyMu serializes this process's rotations and reloads of the
 	// audit key; the secret's check-and-set serializes replicas.
 	auditKeyMu sync.Mutex
+	// pepperMu serializes this process's rotations and reloads of the
+	// pepper's versions.
+	pepperMu sync.Mutex
 	// statusCache is the secrets status last computed for readiness,
 	// metrics and the daily overdue event.
 	statusCache secretStatusCache
@@ -200,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log}); err != nil {
 		return nil, err
 	}
-	pepper := a.secrets.Pepper
+	pepper, peppers := a.secrets.Pepper, a.secrets.Peppers
 	// Listeners are bound now so their addresses (and so the default token
 	// issuer URL) are known; nothing is served until Start.
 	if a.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -248,11 +251,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		inv = busInvalidator{a.bus}
 	}
 	a.usage = authn.NewUsage(authn.UsageConfig{Store: a.store, Clock: opts.Clock, Logger: log})
-	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
+	a.keys, err = authn.NewKeys(authn.KeysConfig{Store: a.store, Peppers: peppers, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	if err != nil {
 		return nil, err
 	}
-	adminToken, generated, envIgnored, err := authn.BootstrapAdminToken(ctx, a.store, pepper, opts.Getenv("GATEHOUSE_ADMIN_TOKEN"))
+	adminToken, generated, envIgnored, err := authn.BootstrapAdminToken(ctx, a.store, peppers, opts.Getenv("GATEHOUSE_ADMIN_TOKEN"))
 	if err != nil {
 		return nil, err
 	}
@@ -264,13 +267,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		log.Warn("GATEHOUSE_ADMIN_TOKEN ignored: a bootstrap admin token was already set on first start")
 	}
 
-	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
+	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Peppers: peppers, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	hasher := password.NewHasher(password.HasherConfig{MemoryBudget: int64(cfg.Limits.PasswordHashMemory), QueueWait: cfg.Limits.PasswordHashWait})
 	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv, Hasher: hasher})
 	if err != nil {
 		return nil, err
 	}
-	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage, IPv6Prefix: cfg.Limits.IPv6Prefix})
+	a.clients, err = authn.NewClients(ctx, authn.KeysConfig{Store: a.store, Peppers: peppers, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage, IPv6Prefix: cfg.Limits.IPv6Prefix})
 	if err != nil {
 		return nil, err
 	}
@@ -534,6 +537,7 @@ func (a *App) Start() error {
 	a.runLockdownPoll(ctx)
 	a.runSecretsStatus(ctx)
 	a.runAuditKeyWatch(ctx)
+	a.runPepperWatch(ctx)
 	a.serve(a.public, a.publicLn)
 	a.serve(a.adminSrv, a.adminLn)
 	if a.redirect != nil {

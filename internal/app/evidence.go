@@ -256,7 +256,7 @@ func (a *App) evidenceCredentials(ctx context.Context, s *compliance.State) erro
 	for _, k := range keys {
 		if live(k.RevokedAt, k.ExpiresAt) {
 			s.Credentials = append(s.Credentials, compliance.Credential{Kind: "api_key", ID: k.ID, Name: k.Name, Scopes: k.Scopes,
-				CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, HashLen: len(k.Hash)})
+				CreatedAt: k.CreatedAt, CreatedBy: k.CreatedBy, LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, HashLen: macLen(k.Hash)})
 		}
 	}
 	clients, err := a.store.ListClients(ctx)
@@ -266,7 +266,7 @@ func (a *App) evidenceCredentials(ctx context.Context, s *compliance.State) erro
 	for _, c := range clients {
 		if live(c.RevokedAt, c.ExpiresAt) {
 			s.Credentials = append(s.Credentials, compliance.Credential{Kind: "client", ID: c.ID, Name: c.Name, Scopes: c.Scopes,
-				CreatedAt: c.CreatedAt, CreatedBy: c.CreatedBy, RotatedAt: c.SecretRotatedAt, LastUsedAt: c.LastUsedAt, ExpiresAt: c.ExpiresAt, HashLen: len(c.SecretHash)})
+				CreatedAt: c.CreatedAt, CreatedBy: c.CreatedBy, RotatedAt: c.SecretRotatedAt, LastUsedAt: c.LastUsedAt, ExpiresAt: c.ExpiresAt, HashLen: macLen(c.SecretHash)})
 		}
 	}
 	pats, err := a.store.ListPATs(ctx, "")
@@ -276,7 +276,7 @@ func (a *App) evidenceCredentials(ctx context.Context, s *compliance.State) erro
 	for _, p := range pats {
 		if live(p.RevokedAt, p.ExpiresAt) {
 			s.Credentials = append(s.Credentials, compliance.Credential{Kind: "pat", ID: p.ID, Name: p.Name, Owner: p.Username, Scopes: p.Scopes,
-				Role: p.Role, CreatedAt: p.CreatedAt, CreatedBy: p.CreatedBy, LastUsedAt: p.LastUsedAt, ExpiresAt: p.ExpiresAt, HashLen: len(p.Hash)})
+				Role: p.Role, CreatedAt: p.CreatedAt, CreatedBy: p.CreatedBy, LastUsedAt: p.LastUsedAt, ExpiresAt: p.ExpiresAt, HashLen: macLen(p.Hash)})
 		}
 	}
 	users, err := a.store.ListUsers(ctx)
@@ -580,3 +580,13 @@ func (e lockedError) Error() string {
 }
 
 func (e lockedError) Unwrap() error { return audit.ErrLocked }
+
+// macLen is the length of the HMAC a stored credential hash holds (32
+// for HMAC-SHA-256 under any pepper version), or of the whole stored
+// value when it is no credential hash at all.
+func macLen(stored []byte) int {
+	if _, mac, err := authn.DecodeHash(stored); err == nil {
+		return len(mac)
+	}
+	return len(stored)
+}

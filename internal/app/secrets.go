@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/secrets"
@@ -49,7 +50,13 @@ type Secrets struct {
 	// keys holds the JWT signing key set in Generated (SigningKeys).
 	keys *secrets.Blob
 
-	Pepper []byte
+	// Pepper is version 1 of the key-hash pepper (the pepper secret):
+	// the root of the keys derived from it that are not credential
+	// hashes (the TOTP seal, CSRF tokens, source-address pseudonyms).
+	// Peppers holds every version, for credential hashes.
+	Pepper  []byte
+	Peppers *authn.Pepper
+	pepper  atomic.Pointer[pepperState]
 	// AuditSigner and AuditVKey are the audit checkpoint key read at
 	// start (the active key of the audit-key ring); AuditKeys is the ring
 	// as last read or rotated.
@@ -190,7 +197,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 	if err != nil {
 		return nil, err
 	}
-	if s.Pepper, err = decodePepper(pepper.Value); err != nil {
+	if err := s.loadPepper(ctx, pepper, opts.ReadOnly); err != nil {
 		return nil, err
 	}
 	if opts.ReadOnly {
@@ -379,6 +386,10 @@ type backupSecrets struct{ s *Secrets }
 // Load implements backup.Secrets.
 func (b backupSecrets) Load(ctx context.Context) ([]backup.Secret, error) {
 	out := []backup.Secret{{Name: "server.secret", Data: b.s.Pepper}}
+	if st := b.s.pepper.Load(); st != nil && st.stored {
+		// Every version as it is now: a rotation since start added one.
+		out = append(out, backup.Secret{Name: secrets.PepperVersions, Data: st.set.Marshal()})
+	}
 	// A Blob of its own: loading the token service's would move the
 	// version its next check-and-set expects.
 	keys, err := (&secrets.Blob{W: b.s.Generated, Name: secrets.SigningKeys}).Load(ctx)

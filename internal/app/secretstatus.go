@@ -81,7 +81,13 @@ func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
 			add(secrets.Status{Name: name, Class: class, Provider: l.Provider, Where: l.Where, Version: l.Version, Rotate: rotate}, l.Secret.Created)
 		}
 	}
-	fromLoaded(secrets.Pepper, secrets.ClassPepper, "not in place: every stored key, client secret, token and the admin token is hashed under the pepper, so a new one needs every credential reissued (docs/secrets.md, Rotation)")
+	if a.secrets.pepper.Load() != nil {
+		st, err := a.pepperStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
 
 	// Signing keys: the active key's age, wherever the key set lives.
 	version, where := a.secrets.keys.Stored()
@@ -409,6 +415,8 @@ func (a *App) RotateSecret(ctx context.Context, name string) (before, after secr
 	switch name {
 	case secrets.SigningKeys:
 		err = a.tokens.Rotate(ctx, "secrets rotate")
+	case secrets.Pepper:
+		_, err = a.rotatePepper(ctx)
 	case secrets.AuditKey:
 		_, err = a.rotateAuditKey(ctx)
 	case statusVaultToken:

@@ -60,7 +60,7 @@ func TestSecretsStatus(t *testing.T) {
 		cadence               int64
 		rotatable             bool
 	}{
-		{"pepper", "pepper", "file", 400 * day, false},
+		{"pepper", "pepper", "file", 400 * day, true},
 		{"signing-keys", "signing_keys", "file", 180 * day, true},
 		{"audit-key", "audit_key", "file", 365 * day, true},
 		{"backup-identity", "backup_identity", "file", 365 * day, false},
@@ -263,7 +263,7 @@ func TestSecretsRotate(t *testing.T) {
 		status          int
 	}{
 		{"/v1/secrets/nope/rotate", "not_found", `no secret "nope"`, 404},
-		{"/v1/secrets/pepper/rotate", "conflict", "pepper cannot be rotated by gatehouse secrets rotate", 409},
+		{"/v1/secrets/api-keys/rotate", "conflict", "this deployment has no api-keys", 409},
 		{"/v1/secrets/vault-token/rotate", "conflict", "this deployment has no vault-token", 409},
 		{"/v1/secrets/Bad.Name/rotate", "invalid", "invalid secret name", 400},
 	} {

@@ -33,7 +33,7 @@ var adminTokenDisabled = []byte("disabled")
 // disable takes effect at once on every replica.
 type AdminToken struct {
 	store  store.Store
-	pepper []byte
+	pepper *Pepper
 	// show is the generated token this process prints once serving ("" if
 	// none).
 	show string
@@ -46,7 +46,7 @@ type AdminToken struct {
 // was never shown (a start that failed before serving) is replaced by a new
 // one at the next start, or by fromEnv if set. On later starts fromEnv is
 // ignored and envIgnored says so.
-func BootstrapAdminToken(ctx context.Context, st store.Store, pepper []byte, fromEnv string) (a *AdminToken, generated string, envIgnored bool, err error) {
+func BootstrapAdminToken(ctx context.Context, st store.Store, pepper *Pepper, fromEnv string) (a *AdminToken, generated string, envIgnored bool, err error) {
 	if fromEnv != "" && len(fromEnv) < 16 {
 		return nil, "", false, fmt.Errorf("GATEHOUSE_ADMIN_TOKEN must be at least 16 characters")
 	}
@@ -64,7 +64,7 @@ func BootstrapAdminToken(ctx context.Context, st store.Store, pepper []byte, fro
 	}
 	switch {
 	case cur == nil && fromEnv != "":
-		if _, err := st.PutSettingIfAbsent(ctx, adminTokenSetting, hmacSHA256(pepper, fromEnv)); err != nil {
+		if _, err := st.PutSettingIfAbsent(ctx, adminTokenSetting, pepper.Hash(fromEnv)); err != nil {
 			return nil, "", false, fmt.Errorf("store admin token: %w", err)
 		}
 		return a, "", false, nil
@@ -78,7 +78,7 @@ func BootstrapAdminToken(ctx context.Context, st store.Store, pepper []byte, fro
 		if err != nil {
 			return nil, "", false, err
 		}
-		stored, err := st.PutSettingIfAbsent(ctx, adminTokenSetting, hmacSHA256(pepper, token))
+		stored, err := st.PutSettingIfAbsent(ctx, adminTokenSetting, pepper.Hash(token))
 		if err != nil {
 			return nil, "", false, fmt.Errorf("store admin token: %w", err)
 		}
@@ -87,7 +87,7 @@ func BootstrapAdminToken(ctx context.Context, st store.Store, pepper []byte, fro
 		}
 		return a, a.show, false, nil
 	case pending && fromEnv != "":
-		if err := a.set(ctx, hmacSHA256(pepper, fromEnv), false); err != nil {
+		if err := a.set(ctx, pepper.Hash(fromEnv), false); err != nil {
 			return nil, "", false, err
 		}
 		return a, "", false, nil
@@ -96,13 +96,13 @@ func BootstrapAdminToken(ctx context.Context, st store.Store, pepper []byte, fro
 		if err != nil {
 			return nil, "", false, err
 		}
-		if err := a.set(ctx, hmacSHA256(pepper, token), true); err != nil {
+		if err := a.set(ctx, pepper.Hash(token), true); err != nil {
 			return nil, "", false, err
 		}
 		a.show = token
 		return a, token, false, nil
 	}
-	return a, "", fromEnv != "" && !hmac.Equal(cur, hmacSHA256(pepper, fromEnv)), nil
+	return a, "", fromEnv != "" && pepper.Verify(ctx, fromEnv, cur) != nil, nil
 }
 
 func (a *AdminToken) pending(ctx context.Context) (bool, error) {
@@ -142,10 +142,24 @@ func (a *AdminToken) Shown(ctx context.Context) error {
 }
 
 // Verify reports whether token is the admin token (never once disabled),
-// comparing HMACs in constant time.
+// comparing HMACs in constant time under the pepper version the stored
+// hash names.
 func (a *AdminToken) Verify(ctx context.Context, token string) bool {
 	h, err := a.store.GetSetting(ctx, adminTokenSetting)
-	return err == nil && hmac.Equal(hmacSHA256(a.pepper, token), h)
+	return err == nil && a.pepper.Verify(ctx, token, h) == nil
+}
+
+// Hash is the admin token's stored hash (nil when it is disabled or
+// there is none), for counting the hashes under each pepper version.
+func (a *AdminToken) Hash(ctx context.Context) ([]byte, error) {
+	h, err := a.store.GetSetting(ctx, adminTokenSetting)
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND || (err == nil && hmac.Equal(h, adminTokenDisabled)) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load admin token: %w", err)
+	}
+	return h, nil
 }
 
 // Status is "enabled" or "disabled".
@@ -178,13 +192,13 @@ type AdminTokenEvent struct {
 // RotateAdminToken replaces the bootstrap admin token with a new one (also
 // when disabled) and returns it; it is for the offline CLI, with access to
 // the data dir: the change is queued for the next start to audit.
-func RotateAdminToken(ctx context.Context, st store.Store, pepper []byte, now time.Time) (string, error) {
+func RotateAdminToken(ctx context.Context, st store.Store, pepper *Pepper, now time.Time) (string, error) {
 	token, _, err := NewToken(PrefixAdminToken)
 	if err != nil {
 		return "", err
 	}
 	a := &AdminToken{store: st, pepper: pepper}
-	if err := a.set(ctx, hmacSHA256(pepper, token), false); err != nil {
+	if err := a.set(ctx, pepper.Hash(token), false); err != nil {
 		return "", err
 	}
 	if err := queueAdminTokenEvent(ctx, st, AdminTokenEvent{Action: "admin_token.rotate", At: now.UTC(), Via: "cli"}); err != nil {
@@ -196,7 +210,7 @@ func RotateAdminToken(ctx context.Context, st store.Store, pepper []byte, now ti
 // DisableAdminToken disables the bootstrap admin token (see
 // AdminToken.Disable). With a non-nil pepper it is the offline CLI's: the
 // change is queued for the next start to audit.
-func DisableAdminToken(ctx context.Context, st store.Store, pepper []byte, now time.Time) error {
+func DisableAdminToken(ctx context.Context, st store.Store, pepper *Pepper, now time.Time) error {
 	users, err := st.ListUsers(ctx)
 	if err != nil {
 		return err

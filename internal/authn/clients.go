@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,7 +51,7 @@ func (lockedError) RetryAfter() time.Duration { return clientLockout }
 // for concurrent use.
 type Clients struct {
 	store  store.Store
-	pepper []byte
+	pepper *Pepper
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
@@ -80,8 +79,12 @@ type clientFailures struct {
 // NewClients returns the client service, loading the set of revoked
 // clients so their tokens are refused from the first request.
 func NewClients(ctx context.Context, cfg KeysConfig) (*Clients, error) {
-	if cfg.Store == nil || len(cfg.Pepper) < 32 {
-		return nil, errors.New("authn: clients need a store and a 32-byte pepper")
+	if cfg.Store == nil {
+		return nil, errors.New("authn: clients need a store")
+	}
+	pepper, err := cfg.peppers()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = gatehouse.SystemClock{}
@@ -90,7 +93,7 @@ func NewClients(ctx context.Context, cfg KeysConfig) (*Clients, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Clients{
-		store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("clients"),
+		store: cfg.Store, pepper: pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("clients"),
 		cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage, revoked: map[string]bool{}, failures: map[string]*clientFailures{},
 		v6bits: cfg.IPv6Prefix,
 	}
@@ -159,7 +162,7 @@ func (c *Clients) Create(ctx context.Context, n NewClient) (*store.Client, strin
 		return nil, "", err
 	}
 	cl := &store.Client{
-		ID: ClientIDPrefix + part, Name: n.Name, SecretHash: hmacSHA256(c.pepper, secret),
+		ID: ClientIDPrefix + part, Name: n.Name, SecretHash: c.pepper.Hash(secret),
 		Scopes: n.Scopes, Tier: n.Tier, CreatedAt: now, ExpiresAt: n.ExpiresAt, Lineage: n.Lineage,
 	}
 	if err := c.store.CreateClient(ctx, cl); err != nil {
@@ -205,7 +208,7 @@ func (c *Clients) RotateSecret(ctx context.Context, id string) (*store.Client, s
 		return nil, "", err
 	}
 	now := c.clock.Now().UTC()
-	err = c.store.SetClientSecret(ctx, id, hmacSHA256(c.pepper, secret), now)
+	err = c.store.SetClientSecret(ctx, id, c.pepper.Hash(secret), now)
 	c.cache.invalidate(part)
 	if err != nil {
 		return nil, "", err
@@ -270,7 +273,8 @@ func (c *Clients) AuthenticateFrom(ctx context.Context, id, secret, source strin
 	if err != nil {
 		return nil, fmt.Errorf("authenticate client: %w", err)
 	}
-	if !hmac.Equal(hmacSHA256(c.pepper, secret), cl.SecretHash) {
+	if err := c.pepper.Verify(ctx, secret, cl.SecretHash); err != nil {
+		logHashError(ctx, c.log, err, "client_id", cl.ID)
 		c.fail(id, source)
 		return nil, ErrUnknown
 	}

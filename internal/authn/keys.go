@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,10 @@ const DefaultRotationGrace = 24 * time.Hour
 // KeysConfig configures a Keys service.
 type KeysConfig struct {
 	Store  store.Store
-	Pepper []byte // HMAC key for stored hashes; at least 32 bytes
+	// Peppers are the pepper's versions that stored hashes are made and
+	// checked under; nil: Pepper as version 1 alone.
+	Peppers *Pepper
+	Pepper  []byte // HMAC key for stored hashes when Peppers is nil; at least 32 bytes
 	Clock  gatehouse.Clock
 	Logger *slog.Logger
 	// Invalidator tells other replicas of revocations and rotations; nil
@@ -36,12 +38,33 @@ type KeysConfig struct {
 	IPv6Prefix int
 }
 
+// peppers is the Pepper of cfg: Peppers, or Pepper as version 1.
+func (cfg KeysConfig) peppers() (*Pepper, error) {
+	if cfg.Peppers != nil {
+		return cfg.Peppers, nil
+	}
+	if len(cfg.Pepper) < 32 {
+		return nil, errors.New("authn: pepper must be at least 32 bytes")
+	}
+	return NewPepper(PepperKey{Version: 1, Key: cfg.Pepper})
+}
+
+// logHashError logs a stored hash that could not be checked (malformed,
+// or under a pepper version not held); a plain mismatch is not logged.
+// Neither the hash nor the credential is logged.
+func logHashError(ctx context.Context, log *slog.Logger, err error, args ...any) {
+	if errors.Is(err, errHashMismatch) {
+		return
+	}
+	log.WarnContext(ctx, "stored credential hash cannot be checked", append(args, "err", err)...)
+}
+
 // Keys issues, verifies, revokes and rotates API keys. Verified keys are
 // cached in memory; revoke and rotate invalidate the cache at once. It is
 // safe for concurrent use.
 type Keys struct {
 	store  store.Store
-	pepper []byte
+	pepper *Pepper
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
@@ -54,8 +77,9 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("authn: keys need a store")
 	}
-	if len(cfg.Pepper) < 32 {
-		return nil, errors.New("authn: pepper must be at least 32 bytes")
+	pepper, err := cfg.peppers()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = gatehouse.SystemClock{}
@@ -63,7 +87,7 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Keys{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}, nil
+	return &Keys{store: cfg.Store, pepper: pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("keys"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}, nil
 }
 
 // NewKey describes a key to create.
@@ -155,7 +179,7 @@ func (k *Keys) newKey(name string, scopes []string, tier string, expires, now ti
 	return &store.Key{
 		ID:        KeyIDPrefix + id,
 		Name:      name,
-		Hash:      hmacSHA256(k.pepper, token),
+		Hash:      k.pepper.Hash(token),
 		Scopes:    scopes,
 		Tier:      tier,
 		CreatedAt: now,
@@ -288,7 +312,8 @@ func (k *Keys) verifySlow(ctx context.Context, token, part string, now time.Time
 	if err != nil {
 		return nil, fmt.Errorf("verify key: %w", err)
 	}
-	if !hmac.Equal(hmacSHA256(k.pepper, token), key.Hash) {
+	if err := k.pepper.Verify(ctx, token, key.Hash); err != nil {
+		logHashError(ctx, k.log, err, "key_id", key.ID)
 		return nil, ErrUnknown
 	}
 	if !key.RevokedAt.IsZero() {

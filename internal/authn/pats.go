@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/hmac"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -27,7 +26,7 @@ const PATIDPrefix = "pat_"
 // concurrent use.
 type PATs struct {
 	store  store.Store
-	pepper []byte
+	pepper *Pepper
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	cache  *credCache
@@ -43,7 +42,11 @@ func NewPATs(cfg KeysConfig) *PATs {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &PATs{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}
+	pepper := cfg.Peppers
+	if pepper == nil {
+		pepper = versionOne(cfg.Pepper)
+	}
+	return &PATs{store: cfg.Store, pepper: pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("pats"), cache: newCredCache(RevalidateConnected), inv: cfg.Invalidator, usage: cfg.Usage}
 }
 
 // NewPAT describes a token to create for Owner.
@@ -106,7 +109,7 @@ func (t *PATs) Create(ctx context.Context, owner *store.User, n NewPAT) (*store.
 		return nil, "", err
 	}
 	p := &store.PAT{
-		ID: PATIDPrefix + part, Username: owner.Username, Name: n.Name, Hash: hmacSHA256(t.pepper, token),
+		ID: PATIDPrefix + part, Username: owner.Username, Name: n.Name, Hash: t.pepper.Hash(token),
 		Scopes: n.Scopes, Role: n.Role, CreatedAt: now, ExpiresAt: expires, Lineage: n.Lineage,
 	}
 	if err := t.store.CreatePAT(ctx, p); err != nil {
@@ -172,7 +175,8 @@ func (t *PATs) Authenticate(ctx context.Context, token string) (*gatehouse.Princ
 	if err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)
 	}
-	if !hmac.Equal(hmacSHA256(t.pepper, token), pat.Hash) {
+	if err := t.pepper.Verify(ctx, token, pat.Hash); err != nil {
+		logHashError(ctx, t.log, err, "token_id", pat.ID)
 		return nil, ErrUnknown
 	}
 	if !pat.RevokedAt.IsZero() {

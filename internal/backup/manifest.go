@@ -55,7 +55,7 @@ type Part struct {
 
 // partName is what a part may be called: restore maps each name to one
 // place, so a name outside this set is refused.
-var partName = regexp.MustCompile(`^(store/(gatehouse\.db|postgres\.dump)|audit/(checkpoints|pruned|log\.pub|segments/[0-9]{20}\.(seg|idx))|secrets/(server\.secret|signing-keys\.json|audit-log\.key)|config/gatehouse\.yaml)$`)
+var partName = regexp.MustCompile(`^(store/(gatehouse\.db|postgres\.dump)|audit/(checkpoints|pruned|log\.pub|segments/[0-9]{20}\.(seg|idx))|secrets/(server\.secret|pepper-versions|signing-keys\.json|audit-log\.key)|config/gatehouse\.yaml)$`)
 
 // sign returns the manifest as a signed note.
 func (m *Manifest) sign(s note.Signer) ([]byte, error) {

@@ -51,6 +51,21 @@ type Status struct {
 	KeyID               string   `json:"key_id,omitempty"`
 	PreviousKeyIDs      []string `json:"previous_key_ids,omitempty"`
 	SealedUnderPrevious *int     `json:"sealed_under_previous,omitempty"`
+	// PepperVersions are, for the pepper, the versions kept (its
+	// Version is the newest, which new credentials hash under) and how
+	// many active credentials still hash under each.
+	PepperVersions []PepperVersionStatus `json:"pepper_versions,omitempty"`
+}
+
+// PepperVersionStatus is one version of the pepper in a status listing.
+type PepperVersionStatus struct {
+	Version   int        `json:"version"`
+	CreatedAt *time.Time `json:"created_at"`
+	// Credentials is how many active API keys, client secrets, personal
+	// access tokens and admin tokens hash under it: an older version is
+	// needed until it is 0 (each credential re-hashes under the newest
+	// when it is rotated).
+	Credentials int `json:"credentials"`
 }
 
 // Age fills CreatedAt, AgeSeconds, CadenceSeconds, DueAt and Overdue from
