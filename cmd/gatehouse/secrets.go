@@ -51,18 +51,24 @@ not a secret is overdue: read "overdue".`,
 	}
 	rotate := &cobra.Command{
 		Use:   "rotate NAME",
-		Short: "Rotate one secret where its provider allows it (signing-keys, vault-token)",
+		Short: "Rotate one secret where its provider allows it (signing-keys, pepper, audit-key, vault-token)",
 		Long: `Rotate one secret, as named by 'gatehouse secrets status':
 
   signing-keys  start signing JWTs with a new key; the retired key stays in
                 the JWKS until the tokens it signed have expired
+  pepper        add a pepper version: new API keys, client secrets, tokens
+                and admin tokens hash under it; existing ones verify under
+                the version their hash names until they are rotated (the
+                status lists how many still use each version)
+  audit-key     a new audit checkpoint key, and a hand-over checkpoint
+                signed by the old and the new one
   vault-token   log in to Vault anew (token auth: read token_file again)
 
 Any other secret is rotated otherwise, and the server says how (exit 1):
 the status's "rotate" field too. An unknown name exits 1 (the server
 answers 404); a malformed one exits 2 without asking. Audited as
 admin.secret.rotate with the versions and ages before and after.`,
-		Example: "  gatehouse secrets rotate signing-keys\n  gatehouse secrets rotate vault-token --json",
+		Example: "  gatehouse secrets rotate signing-keys\n  gatehouse secrets rotate pepper\n  gatehouse secrets rotate vault-token --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]

@@ -20,13 +20,13 @@ const DefaultRotationGrace = 24 * time.Hour
 
 // KeysConfig configures a Keys service.
 type KeysConfig struct {
-	Store  store.Store
+	Store store.Store
 	// Peppers are the pepper's versions that stored hashes are made and
 	// checked under; nil: Pepper as version 1 alone.
 	Peppers *Pepper
 	Pepper  []byte // HMAC key for stored hashes when Peppers is nil; at least 32 bytes
-	Clock  gatehouse.Clock
-	Logger *slog.Logger
+	Clock   gatehouse.Clock
+	Logger  *slog.Logger
 	// Invalidator tells other replicas of revocations and rotations; nil
 	// publishes nothing.
 	Invalidator Invalidator

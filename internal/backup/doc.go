@@ -17,7 +17,8 @@
 //	store/postgres.dump         PostgreSQL, pg_dump --format=custom (the audit tables too, in postgres mode)
 //	audit/…                     a file-backed audit log: segments and indexes up to the checkpoint, checkpoints, pruned, log.pub
 //	audit/log.pub               the audit verifier key (postgres mode: only this)
-//	secrets/server.secret       the key-hash pepper
+//	secrets/server.secret       the key-hash pepper (version 1)
+//	secrets/pepper-versions     every pepper version, once rotated
 //	secrets/signing-keys.json   the JWT signing keys
 //	secrets/audit-log.key       the audit checkpoint signing key
 //	config/gatehouse.yaml       the config file, when serve runs with one
