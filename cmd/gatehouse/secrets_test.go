@@ -326,6 +326,22 @@ func TestSecretsCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"after"`) {
 		t.Fatalf("secrets rotate signing-keys: %d %s %s", code, out, errOut)
 	}
+	out, errOut, code = run(t, s.env(), "secrets", "rotate", "pepper", "--json")
+	var pep struct {
+		After struct {
+			Version        int `json:"version"`
+			PepperVersions []struct {
+				Version     int `json:"version"`
+				Credentials int `json:"credentials"`
+			} `json:"pepper_versions"`
+		} `json:"after"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &pep) != nil || pep.After.Version != 2 || len(pep.After.PepperVersions) != 2 || pep.After.PepperVersions[0].Credentials == 0 {
+		t.Fatalf("secrets rotate pepper: %d %s %s", code, out, errOut)
+	}
+	if pv, _ := os.ReadFile(filepath.Join(dataDir, "pepper-versions")); strings.Contains(out, string(pv)) || strings.Contains(out, base64.StdEncoding.EncodeToString(pepper)) {
+		t.Error("a pepper value in the rotation's answer")
+	}
 	out, _, _ = run(t, s.env(), "signing-keys", "list", "--json")
 	var keys struct{ Keys []struct{ Active bool } }
 	if json.Unmarshal([]byte(out), &keys) != nil || len(keys.Keys) != 2 || keys.Keys[0].Active || !keys.Keys[1].Active {
@@ -338,7 +354,7 @@ func TestSecretsCommands(t *testing.T) {
 		want string
 	}{
 		{"nope", 1, `gatehouse: no secret "nope": gatehouse secrets status lists them`},
-		{"pepper", 1, "pepper cannot be rotated by gatehouse secrets rotate: not in place"},
+		{"api-keys", 1, "api-keys cannot be rotated by gatehouse secrets rotate: gatehouse keys rotate"},
 		{"vault-token", 1, "this deployment has no vault-token to rotate (HTTP 409 conflict)"},
 		{"Not/A/Name", 2, "gatehouse: invalid secret name"},
 	} {

@@ -404,7 +404,8 @@ func TestOpenAPIContract(t *testing.T) {
 	call(200, "GET", "/v1/secrets", nil, nil)
 	call(200, "POST", "/v1/secrets/signing-keys/rotate", nil, nil)
 	call(404, "POST", "/v1/secrets/nope/rotate", nil, nil)
-	call(409, "POST", "/v1/secrets/pepper/rotate", nil, nil)
+	call(200, "POST", "/v1/secrets/pepper/rotate", nil, nil)
+	call(409, "POST", "/v1/secrets/api-keys/rotate", nil, nil)
 	call(400, "POST", "/v1/secrets/Not-A-Name/rotate", nil, nil)
 
 	// Evidence, access reviews, incidents.

@@ -272,12 +272,15 @@ func (a *App) pepperStatus(ctx context.Context) (secrets.Status, error) {
 			vs.CreatedAt = &c
 		}
 		out.PepperVersions = append(out.PepperVersions, vs)
-		parts = append(parts, fmt.Sprintf("v%d: %d", v.Version, vs.Credentials))
+		parts = append(parts, fmt.Sprintf("v%d %d", v.Version, vs.Credentials))
 	}
 	if unknown > 0 {
-		parts = append(parts, fmt.Sprintf("unknown version: %d (log: stored credential hash cannot be checked)", unknown))
+		parts = append(parts, fmt.Sprintf("unknown version %d (log: stored credential hash cannot be checked)", unknown))
 	}
-	out.Where = fmt.Sprintf("%s; version %d newest; active credentials per version: %s", st.where, newest.Version, strings.Join(parts, ", "))
+	out.Where = st.where
+	if len(st.set.Versions) > 1 || unknown > 0 {
+		out.Where += fmt.Sprintf("; active credentials per pepper version: %s", strings.Join(parts, ", "))
+	}
 	created := newest.CreatedAt
 	if newest.Version == 1 {
 		if l, ok := a.secrets.loaded(secrets.Pepper); ok {

@@ -415,7 +415,7 @@ func TestPepperHashAbuseGateway(t *testing.T) {
 		t.Fatalf("status: HTTP %d", code)
 	}
 	for _, s := range list.Secrets {
-		if s.Name == secrets.Pepper && !strings.Contains(s.Where, "unknown version: 4") {
+		if s.Name == secrets.Pepper && !strings.Contains(s.Where, "unknown version 4") {
 			t.Fatalf("pepper status: %+v", s)
 		}
 	}
