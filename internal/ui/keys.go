@@ -142,9 +142,3 @@ func rotateKey(u *UI, w http.ResponseWriter, r *http.Request, s *session) error 
 	u.render(w, r, s, http.StatusCreated, "secret.html", "Key rotated", secretData{Key: &k, Action: "rotated"})
 	return nil
 }
-
-// dashboard is the landing page after sign-in.
-func dashboard(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
-	u.render(w, r, s, http.StatusOK, "dashboard.html", "Dashboard", nil)
-	return nil
-}

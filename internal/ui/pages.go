@@ -33,7 +33,7 @@ type PageFunc func(u *UI, w http.ResponseWriter, r *http.Request, s *session) er
 // registry is every page, in nav order: the one place a page is added.
 func (u *UI) registry() []Page {
 	return []Page{
-		{Path: "/ui/{$}", Title: "Dashboard", Template: "dashboard.html", Serve: dashboard},
+		{Path: "/ui/{$}", Title: "Dashboard", Template: "dashboard.html", Serve: dashboardPage},
 		{Path: "/ui/keys", Title: "Keys", Template: "keys.html", Serve: keysPage, Actions: map[string]PageFunc{
 			"/ui/keys":             createKey,
 			"/ui/keys/{id}/revoke": revokeKey,

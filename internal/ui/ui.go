@@ -75,6 +75,9 @@ type UI struct {
 	// accepted is how many reports were accepted in minute acceptMinute
 	// (cspReportsPerMinute).
 	acceptMinute, accepted atomic.Int64
+	// evidence keeps each session's evidence summary a few minutes for
+	// the dashboard (dashboard.go).
+	evidence evidenceCache
 }
 
 // New builds the console.
