@@ -35,6 +35,7 @@ func EncodeEvent(dst []byte, e *gatehouse.Event) ([]byte, error) { return append
 type IDSource struct {
 	mu      sync.Mutex
 	entropy *ulid.MonotonicEntropy
+	id      ulid.ULID // under mu: the entropy is read into it, not into a new array each time
 }
 
 // NewIDSource returns an IDSource.
@@ -42,15 +43,21 @@ func NewIDSource() *IDSource { return &IDSource{entropy: ulid.Monotonic(rand.Rea
 
 // New returns a fresh ID for an event at t.
 func (s *IDSource) New(t time.Time) string {
+	ms := ulid.Timestamp(t)
+	var text [ulid.EncodedSize]byte
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	id, err := ulid.New(ulid.Timestamp(t), s.entropy)
+	err := s.id.SetTime(ms)
+	if err == nil {
+		err = s.entropy.MonotonicRead(ms, s.id[6:])
+	}
 	if err != nil {
 		// Monotonic entropy overflows only after 2^80 IDs in one
 		// millisecond; fall back to fresh randomness.
-		id = ulid.MustNew(ulid.Timestamp(t), rand.Reader)
+		s.id = ulid.MustNew(ms, rand.Reader)
 	}
-	return id.String()
+	_ = s.id.MarshalTextTo(text[:]) // cannot fail: text has the encoded size
+	s.mu.Unlock()
+	return string(text[:])
 }
 
 // Fill sets e's Time (from clock) and ID when they are empty, and makes

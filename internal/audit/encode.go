@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -88,14 +89,98 @@ func appendEvent(dst []byte, e *gatehouse.Event) ([]byte, error) {
 		dst = appendString(dst, e.TraceID)
 	}
 	if len(e.Details) > 0 {
-		b, err := json.Marshal(e.Details)
+		dst = append(dst, `,"details":`...)
+		if dst, err = appendDetails(dst, e.Details, 0); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// maxSortedDetails is the most keys appendDetails sorts on the stack, and
+// maxDetailsDepth the deepest map it writes itself; a larger or deeper map
+// goes through encoding/json whole (which also refuses a map that holds
+// itself).
+const (
+	maxSortedDetails = 16
+	maxDetailsDepth  = 4
+)
+
+// appendDetails appends m as encoding/json writes a map[string]any: keys
+// in sorted order, each value as encoding/json writes it. The values the
+// request path and the admin API put there (strings, bools, numbers,
+// string lists, nested maps) are written by hand; anything else through
+// json.Marshal, one value at a time.
+func appendDetails(dst []byte, m map[string]any, depth int) ([]byte, error) {
+	if len(m) > maxSortedDetails || depth >= maxDetailsDepth {
+		b, err := json.Marshal(m)
 		if err != nil {
 			return nil, err
 		}
-		dst = append(dst, `,"details":`...)
-		dst = append(dst, b...)
+		return append(dst, b...), nil
+	}
+	var arr [maxSortedDetails]string
+	keys := arr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	var err error
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		if dst, err = appendValue(dst, m[k], depth); err != nil {
+			return nil, err
+		}
 	}
 	return append(dst, '}'), nil
+}
+
+// appendValue appends v, a value of a map at depth, as encoding/json
+// writes it.
+func appendValue(dst []byte, v any, depth int) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return appendString(dst, v), nil
+	case bool:
+		return strconv.AppendBool(dst, v), nil
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, v, 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, v, 10), nil
+	case float64:
+		return appendFloat(dst, v)
+	case []string:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, s := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, s)
+		}
+		return append(dst, ']'), nil
+	case map[string]any:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		return appendDetails(dst, v, depth+1)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
 }
 
 func appendTime(dst []byte, t time.Time) ([]byte, error) {
