@@ -21,7 +21,11 @@ import (
 )
 
 // exchange is the per-request state the steps of the request path share.
+// It is also the request's context (its Context is the server's): the
+// steps find it, and httpjson the request id, without a chain of
+// context.WithValue.
 type exchange struct {
+	context.Context
 	start     time.Time
 	requestID string
 	sourceIP  string // the client's address (see clientip.go), without port
@@ -46,11 +50,17 @@ type exchange struct {
 	body             *deadlineBody
 	bodyErr          atomic.Bool // set by watchedBody when reading the client's body failed
 	// headerValues back the headers the gateway sets, one array instead
-	// of a slice each: [0] the response's X-Request-Id (ServeHTTP), [1:5]
-	// what the proxy adds to the outbound request (newProxy).
-	headerValues [5]string
+	// of a slice each: [0] the response's X-Request-Id (ServeHTTP), [1:8]
+	// what the proxy adds to the outbound request (newProxy,
+	// setXForwarded).
+	headerValues [8]string
+	// rec is the request's recorder (ServeHTTP), here so that it costs
+	// no allocation of its own.
+	rec recorder
 	// input is the policy input of the request's decision (decideFor).
 	input authz.Input
+	// requestInfo is the audit event's request part (event).
+	requestInfo gatehouse.RequestInfo
 	// With tracing (tracing.go): the server span, whether it records,
 	// the tracestate passed upstream, the upstream's status.
 	span           trace.Span
@@ -61,11 +71,23 @@ type exchange struct {
 
 type exchangeKey struct{}
 
-func newContextWithExchange(ctx context.Context, ex *exchange) context.Context {
-	return context.WithValue(ctx, exchangeKey{}, ex)
+// Value answers for the exchange and the request id; any other key is the
+// server context's.
+func (ex *exchange) Value(key any) any {
+	if _, ok := key.(exchangeKey); ok || httpjson.IsRequestIDKey(key) {
+		return ex
+	}
+	return ex.Context.Value(key)
 }
 
+// RequestID makes the exchange the request id httpjson.RequestIDFromContext
+// finds.
+func (ex *exchange) RequestID() string { return ex.requestID }
+
 func exchangeFrom(ctx context.Context) *exchange {
+	if ex, ok := ctx.(*exchange); ok {
+		return ex
+	}
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return ex
 }
@@ -243,14 +265,15 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		Outcome: gatehouse.OutcomeSuccess,
 		TraceID: ex.trace.traceID(),
 		Actor:   gatehouse.Actor{Kind: string(gatehouse.KindAnonymous)},
-		Request: &gatehouse.RequestInfo{
-			Method:     r.Method,
-			Path:       r.URL.Path,
-			Status:     status,
-			DurationMS: float64(g.clock.Now().Sub(ex.start).Microseconds()) / 1000,
-			SourceIP:   g.auditIP(ex.sourceIP),
-			RequestID:  ex.requestID,
-		},
+		Request: &ex.requestInfo, // in the exchange: no allocation of its own
+	}
+	*e.Request = gatehouse.RequestInfo{
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		Status:     status,
+		DurationMS: float64(g.clock.Now().Sub(ex.start).Microseconds()) / 1000,
+		SourceIP:   g.auditIP(ex.sourceIP),
+		RequestID:  ex.requestID,
 	}
 	if ex.target != nil {
 		e.Type, e.Action = "forward_auth", ex.target.Method

@@ -308,12 +308,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.headerValues[0] = ex.requestID
 	h["X-Request-Id"] = ex.headerValues[0:1:1]
 
-	ctx := newContextWithExchange(httpjson.NewContextWithRequestID(r.Context(), ex.requestID), ex)
+	ex.Context = r.Context()
+	var ctx context.Context = ex
 	if g.tracer != nil {
 		ctx = g.startServerSpan(ctx, r, ex)
 	}
 	r = r.WithContext(ctx)
-	rec := &recorder{ResponseWriter: w, g: g, ex: ex, r: r}
+	rec := &ex.rec
+	*rec = recorder{ResponseWriter: w, g: g, ex: ex, r: r}
 	if r.Body != nil && r.Body != http.NoBody && (g.cfg.ReadTimeout > 0 || g.cfg.MinRate > 0) {
 		ex.body = newDeadlineBody(w, r, g.cfg.ReadTimeout, g.cfg.MinRate, func() { ex.slowBody.Store(true) })
 		r.Body = ex.body

@@ -83,12 +83,12 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool,
 			// Client-claimed addresses and targets go; Gatehouse says
 			// who the client is (clientip.go).
 			pr.Out.Header = scrubbedHeaders(pr.Out.Header, upstreamHeaders)
-			pr.SetXForwarded()
-			setForwarded(pr.Out.Header, pr.In, ex)
 			h := pr.Out.Header
 			// One array for the values, not a slice each; capacity 1 so
 			// that an Add copies rather than writes into the next.
 			v := &ex.headerValues
+			setXForwarded(h, pr.In, v)
+			setForwarded(h, pr.In, ex)
 			v[1], v[2] = ex.requestID, ex.trace.header
 			h["X-Request-Id"] = v[1:2:2]
 			h["Traceparent"] = v[2:3:3]
@@ -175,6 +175,26 @@ func newProxy(rt *route, target *url.URL, t http.RoundTripper, bufs *bufferPool,
 			httpjson.WriteError(w, r, log, e)
 		},
 	}
+}
+
+// setXForwarded is httputil.ProxyRequest.SetXForwarded on headers that
+// scrubbedHeaders left without X-Forwarded-* (so there is no prior
+// X-Forwarded-For to extend), with the values in v[5:8] rather than a
+// slice each: X-Forwarded-For the TCP peer (none if RemoteAddr has no
+// port), X-Forwarded-Host the request's Host, X-Forwarded-Proto http or
+// https.
+func setXForwarded(h http.Header, in *http.Request, v *[len(exchange{}.headerValues)]string) {
+	if peer, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		v[5] = peer
+		h["X-Forwarded-For"] = v[5:6:6]
+	}
+	v[6] = in.Host
+	h["X-Forwarded-Host"] = v[6:7:7]
+	v[7] = "http"
+	if in.TLS != nil {
+		v[7] = "https"
+	}
+	h["X-Forwarded-Proto"] = v[7:8:8]
 }
 
 // StatusClientClosedRequest is the status recorded for a request whose

@@ -62,7 +62,9 @@ func (c *errorConn) Write(b []byte) (int, error) {
 // parseNetHTTPError recognises "HTTP/1.1 NNN Reason<headers>text".
 func parseNetHTTPError(b []byte) (status int, text string, ok bool) {
 	const proto = "HTTP/1.1 "
-	if len(b) < len(proto)+3 || string(b[:len(proto)]) != proto {
+	// Every response starts so: a status below 400 (the proxied ones,
+	// mostly) is passed on without searching the rest.
+	if len(b) < len(proto)+3 || string(b[:len(proto)]) != proto || (b[len(proto)] != '4' && b[len(proto)] != '5') {
 		return 0, "", false
 	}
 	i := bytes.Index(b, []byte(netHTTPErrorHeaders))

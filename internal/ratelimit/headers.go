@@ -70,8 +70,8 @@ func SetHeaders(h http.Header, d Decision, name string) {
 }
 
 // SetHeaders writes the headers described on the package-level SetHeaders
-// for d, which must come from a rule using p's limit. It costs two or three
-// small allocations per response.
+// for d, which must come from a rule using p's limit. It costs two small
+// allocations per response.
 func (p *Policy) SetHeaders(h http.Header, d Decision) {
 	reset := CeilSeconds(d.Reset)
 	if !d.Allowed {
@@ -83,16 +83,19 @@ func (p *Policy) SetHeaders(h http.Header, d Decision) {
 	var a [128]byte
 	b := append(a[:0], p.prefix...)
 	b = strconv.AppendInt(b, int64(max(d.Remaining, 0)), 10)
+	remainingEnd := len(b)
 	b = append(b, ";t="...)
 	b = append(b, resetStr...)
+	// RateLimit-Remaining is a substring of RateLimit's value.
+	rateLimit := string(b)
 
 	n := 5
 	if !d.Allowed {
 		n = 6
 	}
 	vs := make([]string, n) // one backing array for every value
-	vs[0], vs[1], vs[2] = p.policy, string(b), p.limit
-	vs[3], vs[4] = strconv.Itoa(max(d.Remaining, 0)), resetStr
+	vs[0], vs[1], vs[2] = p.policy, rateLimit, p.limit
+	vs[3], vs[4] = rateLimit[len(p.prefix):remainingEnd], resetStr
 	h[HeaderPolicy] = vs[0:1:1]
 	h[HeaderRateLimit] = vs[1:2:2]
 	h[HeaderLimit] = vs[2:3:3]
