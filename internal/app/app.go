@@ -1014,7 +1014,6 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return newLogger(cfg, redact.New().Writer(w))
 }
 
-// newLogger is NewLogger on a writer that already redacts.
 // accessLogWriter is where the gateway writes its access lines itself, in
 // the JSON newLogger's handler would: the log's queue when the log is
 // that JSON handler; nil (through the logger) otherwise.
@@ -1022,9 +1021,10 @@ func (a *App) accessLogWriter() io.Writer {
 	if a.logBuf == nil || a.cfg.Log.Format == "text" {
 		return nil
 	}
-	return a.logBuf
+	return a.logBuf.Deferred()
 }
 
+// newLogger is NewLogger on a writer that already redacts.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))

@@ -6,7 +6,9 @@
 // after the next batch written (count: since the last report, total: since
 // start), and Dropped gives the total (the app shows it in the admin
 // /health/ready details, check "log"). The access log and every other
-// process log line go through one Writer.
+// process log line go through one Writer; the access log's through
+// Deferred, whose lines wait up to DeferDelay for company instead of
+// waking the goroutine one by one.
 package logbuf
 
 import (
@@ -20,6 +22,13 @@ import (
 // DefaultMax is the most bytes a Writer holds before it drops lines.
 const DefaultMax = 4 << 20
 
+// DeferDelay is the longest a line written through Deferred waits before
+// it is written out (unless Close, a line written through Write, or a
+// quarter-full buffer has it written sooner). Under load that is one
+// write, and one wake-up of the writing goroutine, for the access lines
+// of DeferDelay's requests instead of one for every few lines.
+const DeferDelay = 10 * time.Millisecond
+
 // Writer is an asynchronous, bounded io.Writer for whole log lines. It is
 // safe for concurrent use. After Close, writes go straight to the
 // underlying writer.
@@ -27,12 +36,14 @@ type Writer struct {
 	out  io.Writer
 	max  int
 	wake chan struct{}
+	arm  chan struct{} // a deferred line is waiting: start the timer
 	done chan struct{}
 
 	mu      sync.Mutex
 	buf     []byte // lines waiting to be written
 	spare   []byte // the other buffer, empty, reused
 	closed  bool
+	armed   bool          // a deferred line waits for the timer (since the last flush)
 	dropped atomic.Uint64 // since the last report
 	total   atomic.Uint64
 	// outMu orders the background writes and the synchronous ones after
@@ -46,15 +57,28 @@ func New(out io.Writer, max int) *Writer {
 	if max <= 0 {
 		max = DefaultMax
 	}
-	w := &Writer{out: out, max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Writer{out: out, max: max, wake: make(chan struct{}, 1), arm: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 // Write queues p, which should be whole lines (slog handlers write one
-// record per call). It never blocks on the underlying writer and never
-// fails: a line that does not fit is dropped and counted.
-func (w *Writer) Write(p []byte) (int, error) {
+// record per call), to be written out at once. It never blocks on the
+// underlying writer and never fails: a line that does not fit is dropped
+// and counted.
+func (w *Writer) Write(p []byte) (int, error) { return w.write(p, false) }
+
+// Deferred returns an io.Writer that queues lines as Write does, but lets
+// them wait up to DeferDelay to be written out with others: for lines
+// many requests write (the access log), not for those someone may be
+// waiting to read (a warning, an error).
+func (w *Writer) Deferred() io.Writer { return deferred{w} }
+
+type deferred struct{ w *Writer }
+
+func (d deferred) Write(p []byte) (int, error) { return d.w.write(p, true) }
+
+func (w *Writer) write(p []byte, lazy bool) (int, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -69,10 +93,22 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
+	wake, arm := !lazy || len(w.buf) >= w.max/4, false
+	if lazy && !w.armed {
+		w.armed, arm = true, true
+	}
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default: // a wake-up is already pending
+	switch {
+	case wake:
+		select {
+		case w.wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	case arm:
+		select {
+		case w.arm <- struct{}{}:
+		default:
+		}
 	}
 	return len(p), nil
 }
@@ -82,9 +118,18 @@ func (w *Writer) Dropped() uint64 { return w.total.Load() }
 
 func (w *Writer) run() {
 	defer close(w.done)
+	timer := time.NewTimer(DeferDelay)
+	timer.Stop()
 	for {
-		<-w.wake
+		select {
+		case <-w.wake:
+		case <-w.arm:
+			timer.Reset(DeferDelay)
+			continue
+		case <-timer.C:
+		}
 		if !w.flush() {
+			timer.Stop()
 			return
 		}
 	}
@@ -96,6 +141,7 @@ func (w *Writer) flush() bool {
 	w.mu.Lock()
 	b := w.buf
 	w.buf, w.spare = w.spare[:0], nil
+	w.armed = false // a deferred line written from now on starts the timer again
 	closed := w.closed
 	w.mu.Unlock()
 	w.outMu.Lock()

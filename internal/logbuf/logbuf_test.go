@@ -217,3 +217,55 @@ func BenchmarkAccessLine(b *testing.B) {
 		})
 	}
 }
+
+// TestDeferredLines: lines written through Deferred come out whole, in
+// order with the others, many to a write; Close and a line written
+// through Write do not leave them waiting.
+func TestDeferredLines(t *testing.T) {
+	t.Run("batched", func(t *testing.T) {
+		out := &syncBuf{}
+		w := New(out, 0)
+		defer w.Close()
+		d := w.Deferred()
+		for i := 0; i < 1000; i++ {
+			fmt.Fprintf(d, "line %04d\n", i)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(out.String(), "\n") < 1000 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if n := strings.Count(out.String(), "\n"); n != 1000 {
+			t.Fatalf("%d of 1000 deferred lines written after 10s", n)
+		}
+		out.mu.Lock()
+		calls := out.calls
+		out.mu.Unlock()
+		if calls > 50 {
+			t.Errorf("1000 deferred lines took %d writes; they should wait for each other", calls)
+		}
+	})
+	t.Run("in order with Write", func(t *testing.T) {
+		out := &syncBuf{}
+		w := New(out, 0)
+		io.WriteString(w.Deferred(), "access 1\n")
+		io.WriteString(w, "warn\n")
+		io.WriteString(w.Deferred(), "access 2\n")
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), "warn") && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		w.Close()
+		if got := out.String(); got != "access 1\nwarn\naccess 2\n" {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("close writes them", func(t *testing.T) {
+		out := &syncBuf{}
+		w := New(out, 0)
+		io.WriteString(w.Deferred(), "last\n")
+		w.Close()
+		if got := out.String(); got != "last\n" {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
