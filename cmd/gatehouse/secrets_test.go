@@ -109,6 +109,28 @@ func sharedReplicas(t *testing.T, storeExtra, secretsYAML string, env []string) 
 	if got := call(a, "X-API-Key", createKey(t, b, "from-b")); got != 200 {
 		t.Errorf("B's API key on A: %d", got)
 	}
+	// A pepper rotation on A: a key made on A after it works on B at
+	// once (B has not polled: it reads the new version at the key's
+	// first use), and one made on B then is under the new version too.
+	var rot struct {
+		After struct {
+			Version int `json:"version"`
+		} `json:"after"`
+	}
+	if out, errOut, code := run(t, a.env(), "secrets", "rotate", "pepper", "--json"); code != 0 || json.Unmarshal([]byte(out), &rot) != nil || rot.After.Version != 2 {
+		t.Fatalf("secrets rotate pepper on A: %d %s %s", code, out, errOut)
+	}
+	for _, k := range []string{key, createKey(t, a, "from-a-after-the-rotation")} {
+		if got := call(b, "X-API-Key", k); got != 200 {
+			t.Errorf("A's key on B after the pepper rotation: %d", got)
+		}
+	}
+	if got := call(a, "X-API-Key", createKey(t, b, "from-b-after-the-rotation")); got != 200 {
+		t.Errorf("B's key made after the pepper rotation on A: %d", got)
+	}
+	if st, _ := secretsStatus(t, b); st["pepper"].Version != 2 {
+		t.Errorf("B's pepper after A's rotation: %+v", st["pepper"])
+	}
 	for _, s := range []*server{a, b} {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
