@@ -50,7 +50,9 @@ func (u *UI) registry() []Page {
 			"/ui/settings/authentication": saveSettings,
 		}},
 		{Path: "/ui/audit", Title: "Audit", Template: "audit.html", Serve: auditPage, Views: map[string]PageFunc{"/ui/audit/{index}": auditEntry}},
-		{Path: "/ui/policies", Title: "Policies", Missing: "Policies (loaded revision, tests, reload) are not available in the console yet; use /v1/policies."},
+		{Path: "/ui/policies", Title: "Policies", Template: "policies.html", Serve: policiesPage, Actions: map[string]PageFunc{
+			"/ui/policies/reload": reloadPolicy,
+		}},
 		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
 		{Path: "/ui/reviews", Title: "Access reviews", Template: "reviews.html", Serve: reviewsPage, Actions: map[string]PageFunc{
 			"/ui/reviews":                   startReview,
