@@ -298,7 +298,7 @@ func verifyProof(index uint64, listed gatehouse.Event, signed []byte, keys []str
 		if errors.As(perr, &ge) && ge.Code != gatehouse.EINTERNAL {
 			return no("the admin API gave no proof: %s", ge.Message)
 		}
-		return no("the admin API gave no proof (internal error; the server log has the details)")
+		return no("the admin API gave no proof (internal error: the server log has the details; gatehouse audit verify checks the whole log)")
 	}
 	cp := newest
 	if !bytes.Equal([]byte(p.Checkpoint), signed) {

@@ -42,6 +42,9 @@ type Env struct {
 	// Clock is the server's clock (a fake one set to the real time, so
 	// that tests can step past a used one-time code).
 	Clock *gatehouse.FakeClock
+	// DataDir is the server's data_dir (the audit log is in DataDir/audit
+	// unless extra config moves it).
+	DataDir string
 	// browsers is whether a Browser was started on the Env (NoCSPReports
 	// then waits out the browser's report delivery).
 	browsers atomic.Bool
@@ -73,9 +76,9 @@ func Start(t testing.TB, extra string) *Env {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(up.Close)
-	e := &Env{T: t, Upstream: up, Logs: &Logs{}, Clock: gatehouse.NewFakeClock(time.Now())}
+	e := &Env{T: t, Upstream: up, Logs: &Logs{}, Clock: gatehouse.NewFakeClock(time.Now()), DataDir: t.TempDir()}
 	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n%s\nroutes:\n  - name: api\n    path: /api/\n    upstream: %s\n    scopes: [demo:read]\n",
-		t.TempDir(), extra, up.URL)
+		e.DataDir, extra, up.URL)
 	cfg, err := config.Parse("uitest.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
