@@ -46,6 +46,9 @@ func (u *UI) registry() []Page {
 		{Path: "/ui/tokens", Title: "Tokens", Template: "tokens.html", Serve: tokensPage, Actions: map[string]PageFunc{
 			"/ui/tokens": createToken, "/ui/tokens/{id}/revoke": revokeToken,
 		}},
+		{Path: secondFactorPath, Title: "Second factor", Template: "secondfactor.html", Serve: secondFactorPage, Actions: map[string]PageFunc{
+			secondFactorPath: enrolSecondFactor, secondFactorPath + "/verify": confirmSecondFactor, secondFactorPath + "/remove": removeSecondFactor,
+		}},
 		{Path: "/ui/settings/authentication", Title: "Settings → Authentication", Template: "settings.html", Serve: settingsPage, Actions: map[string]PageFunc{
 			"/ui/settings/authentication": saveSettings,
 		}},

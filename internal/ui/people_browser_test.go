@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -14,7 +15,8 @@ import (
 // length and require a second factor for role security in Settings →
 // Authentication; then creating a user with a shorter password is refused
 // with the API's message, and a security user without a second factor is
-// held to enrolling one.
+// held to enrolling one, which he does in the console before signing in
+// again with its code.
 func TestBrowserSettingsEnforced(t *testing.T) {
 	e := uitest.Start(t, "")
 	e.CreateUser("alice", "admin")
@@ -66,6 +68,28 @@ func TestBrowserSettingsEnforced(t *testing.T) {
 	b2.Visit("/ui/clients")
 	if msg := b2.Text("main .error"); !strings.Contains(msg, "your role requires a second factor") {
 		t.Fatalf("security without TOTP on the clients page: %q", msg)
+	}
+	// He enrols one in the console, and signs in again with its code.
+	b2.Visit("/ui/account/second-factor")
+	b2.Axe()
+	b2.Fill(map[string]string{"current_password": uitest.Password})
+	b2.Submit(`form[action="/ui/account/second-factor"] button[type="submit"]`)
+	secret := uitest.Eval[string](b2, `document.getElementById("secret").value`)
+	if len(secret) < 16 {
+		t.Fatalf("no TOTP secret shown: %q: %s", secret, b2.Text("main"))
+	}
+	b2.Axe()
+	b2.Fill(map[string]string{"code": e.TOTP(secret)})
+	b2.Submit(`form[action="/ui/account/second-factor/verify"] button[type="submit"]`)
+	if msg := b2.Text("main p.ok"); !strings.HasPrefix(msg, "Second factor enrolled.") {
+		t.Fatalf("after confirming: %q", msg)
+	}
+	b2.Submit(`form[action="/ui/logout"] button[type="submit"]`)
+	e.Clock.Advance(30 * time.Second)
+	b2.SignIn("bob", uitest.Password, e.TOTP(secret))
+	b2.Visit("/ui/clients")
+	if h := b2.Text("main h1"); h != "Clients" || strings.Contains(b2.Text("main"), "requires a second factor") {
+		t.Fatalf("bob with his second factor on the clients page: %s", b2.Text("main"))
 	}
 	e.NoCSPReports()
 }
@@ -187,7 +211,7 @@ func TestBrowserPeoplePagesNarrow(t *testing.T) {
 	b := uitest.NewBrowser(t, e)
 	b.SignIn("alice", uitest.Password, "")
 	b.Do(chromedp.EmulateViewport(360, 800))
-	for _, p := range []string{"/ui/clients", "/ui/users", "/ui/users?user=a-rather-long-username@example.com", "/ui/tokens", "/ui/settings/authentication"} {
+	for _, p := range []string{"/ui/clients", "/ui/users", "/ui/users?user=a-rather-long-username@example.com", "/ui/tokens", "/ui/account/second-factor", "/ui/settings/authentication"} {
 		b.Visit(p)
 		if w := uitest.Eval[int](b, `document.documentElement.scrollWidth`); w > 360 {
 			b.Screenshot(strings.NewReplacer("/", "_", "?", "_", "@", "_").Replace(p))

@@ -1,0 +1,92 @@
+package ui_test
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/ui/uitest"
+)
+
+// TestSecondFactorJSOff: enrol one's own second factor (secret shown
+// once, confirmed with a code), then remove it; wrong passwords and codes
+// get the API's messages; a role that must use TOTP may enrol from its
+// restricted session.
+func TestSecondFactorJSOff(t *testing.T) {
+	e := uitest.Start(t, "")
+	e.CreateUser("alice", "admin")
+	e.CreateUser("bob", "security")
+	if code := e.API("PUT", "/v1/settings/authentication", map[string]any{"totp_required_roles": []string{"security"}}, nil); code != 200 {
+		t.Fatalf("require TOTP: %d", code)
+	}
+	f := newForm(t, e)
+	f.signIn("bob", uitest.Password)
+	if res, body := f.get("/ui/clients"); res.StatusCode != 403 || !strings.Contains(body, "your role requires a second factor") {
+		t.Fatalf("restricted session on clients: HTTP %d", res.StatusCode)
+	}
+	res, body := f.get("/ui/account/second-factor")
+	if res.StatusCode != 200 || !strings.Contains(body, "has no second factor") {
+		t.Fatalf("second factor page: HTTP %d %s", res.StatusCode, body)
+	}
+	tok := token(t, body)
+	if res, _ := f.post("/ui/account/second-factor", url.Values{"current_password": {uitest.Password}}); res.StatusCode != 403 {
+		t.Fatalf("enrol without the CSRF token: HTTP %d", res.StatusCode)
+	}
+	res, body = f.post("/ui/account/second-factor", url.Values{"current_password": {"wrong password <b>"}, "csrf_token": {tok}})
+	if res.StatusCode < 400 || res.StatusCode >= 500 || !strings.Contains(body, `class="error"`) {
+		t.Fatalf("enrol with a wrong password: HTTP %d %s", res.StatusCode, body)
+	}
+	res, body = f.post("/ui/account/second-factor", url.Values{"current_password": {uitest.Password}, "csrf_token": {tok}})
+	secret := regexp.MustCompile(`id="secret" class="secret" readonly value="([A-Z2-7]+)"`).FindStringSubmatch(body)
+	if res.StatusCode != 200 || secret == nil || !strings.Contains(body, `id="otpauth" class="secret" readonly value="otpauth://`) {
+		t.Fatalf("enrol: HTTP %d %s", res.StatusCode, body)
+	}
+	res, body = f.post("/ui/account/second-factor/verify", url.Values{"code": {"000000"}, "csrf_token": {tok}})
+	if res.StatusCode < 400 || res.StatusCode >= 500 || !strings.Contains(body, `class="error"`) {
+		t.Fatalf("confirm with a wrong code: HTTP %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(body, secret[1]) {
+		t.Fatal("the secret is shown again")
+	}
+	res, body = f.post("/ui/account/second-factor/verify", url.Values{"code": {e.TOTP(secret[1])}, "csrf_token": {tok}})
+	if res.StatusCode != 200 || !strings.Contains(body, "Second factor enrolled.") {
+		t.Fatalf("confirm: HTTP %d %s", res.StatusCode, body)
+	}
+	var me struct {
+		TOTP bool `json:"totp_enabled"`
+	}
+	e.API("GET", "/v1/users/bob", nil, &me)
+	if !me.TOTP {
+		t.Fatal("not enrolled after confirming")
+	}
+
+	// Signed in again with a code, bob may use the console, and remove
+	// the factor with his password and a code.
+	e.Clock.Advance(30 * time.Second)
+	g := newForm(t, e)
+	_, lb := g.get("/ui/login")
+	res, body = g.post("/ui/login", url.Values{"username": {"bob"}, "password": {uitest.Password}, "totp_code": {e.TOTP(secret[1])}, "csrf_token": {token(t, lb)}})
+	if res.StatusCode != 200 || res.Request.URL.Path != "/ui/" {
+		t.Fatalf("sign in with the new factor: HTTP %d %s", res.StatusCode, body)
+	}
+	if res, _ := g.get("/ui/clients"); res.StatusCode != 200 {
+		t.Fatalf("clients after enrolling: HTTP %d", res.StatusCode)
+	}
+	_, body = g.get("/ui/account/second-factor")
+	gtok := token(t, body)
+	if !strings.Contains(body, "has a second factor") {
+		t.Fatal("the page does not show the factor")
+	}
+	e.Clock.Advance(30 * time.Second)
+	res, body = g.post("/ui/account/second-factor/remove", url.Values{"current_password": {uitest.Password}, "code": {"123"}, "csrf_token": {gtok}})
+	if res.StatusCode < 400 || res.StatusCode >= 500 {
+		t.Fatalf("remove with a wrong code: HTTP %d %s", res.StatusCode, body)
+	}
+	res, body = g.post("/ui/account/second-factor/remove", url.Values{"current_password": {uitest.Password}, "code": {e.TOTP(secret[1])}, "csrf_token": {gtok}})
+	if res.StatusCode != 200 || !strings.Contains(body, "Second factor removed.") {
+		t.Fatalf("remove: HTTP %d %s", res.StatusCode, body)
+	}
+	e.NoCSPReports()
+}
