@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/compliance"
+	"github.com/gatehouse/gatehouse/internal/lockdown"
 )
 
 type incidentRow struct {
@@ -46,7 +47,24 @@ type incidentData struct {
 	NeedsReview   bool
 	ReviewOverdue bool
 	Form          incidentForm
+	// EventsShown: d.In.Timeline was asked for (events=1).
+	EventsShown   bool
 	Message, Done string
+}
+
+// heldLockdown is the lockdown in's record says it holds: a lockdown
+// containment not followed by a lift (nil if none).
+func heldLockdown(in compliance.Incident) *lockdown.State {
+	var st *lockdown.State
+	for _, c := range in.Actions {
+		switch c.Action {
+		case "lockdown":
+			st = &lockdown.State{Incident: in.ID, Allow: c.Allow, By: c.By, Since: c.At}
+		case "lift_lockdown":
+			st = nil
+		}
+	}
+	return st
 }
 
 var incidentSeverities = []string{"low", "medium", "high", "critical"}
@@ -93,9 +111,30 @@ func (u *UI) renderIncidents(w http.ResponseWriter, r *http.Request, s *session,
 	return nil
 }
 
+// renderIncident shows incident id from the list (GET /v1/incidents),
+// its lockdown read off its containment record; with events=1 it is GET
+// /v1/incidents/{id}, which adds the audit events (and the gateway's
+// lockdown as it is): that reads the audit log from an hour before the
+// incident opened, too slow on a large log to do for every view.
 func (u *UI) renderIncident(w http.ResponseWriter, r *http.Request, s *session, status int, id string, d *incidentData) error {
-	if err := u.call(r.Context(), r, http.MethodGet, "/v1/incidents/"+url.PathEscape(id), nil, &d.In); err != nil {
-		return err
+	if r.URL.Query().Get("events") == "1" {
+		if err := u.call(r.Context(), r, http.MethodGet, "/v1/incidents/"+url.PathEscape(id), nil, &d.In); err != nil {
+			return err
+		}
+		d.EventsShown = true
+	} else {
+		var list struct {
+			Incidents []compliance.Incident `json:"incidents"`
+		}
+		if err := u.call(r.Context(), r, http.MethodGet, "/v1/incidents", nil, &list); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(list.Incidents, func(in compliance.Incident) bool { return in.ID == id })
+		if i < 0 {
+			return gatehouse.Errorf(gatehouse.ENOTFOUND, "incident %q not found", id)
+		}
+		d.In.Incident = list.Incidents[i]
+		d.In.Lockdown = heldLockdown(d.In.Incident)
 	}
 	in := d.In.Incident
 	d.Open = in.ClosedAt.IsZero()

@@ -130,6 +130,13 @@ func TestIncidentsFormFlowJSOff(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(body, "Post-incident review recorded.") || !strings.Contains(body, "Rotated &lt;b&gt;all&lt;/b&gt;") {
 		t.Fatalf("review: HTTP %d %s", res.StatusCode, body)
 	}
+	if strings.Contains(body, "incident.open") {
+		t.Fatal("audit events shown without being asked for")
+	}
+	res, body = f.get("/ui/incidents?id=" + id + "&events=1")
+	if res.StatusCode != 200 {
+		t.Fatalf("audit events: HTTP %d %s", res.StatusCode, body)
+	}
 	for _, want := range []string{"incident.open", "incident.note", "incident.contain", "incident.lift"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("audit events of the incident lack %s: %s", want, body[strings.Index(body, "<h2>Audit events"):])

@@ -3,6 +3,7 @@ package ui_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -67,9 +68,15 @@ func TestBrowserIncidentReviewBackup(t *testing.T) {
 	if code := e.Gate("/api/x", key.Key); code != 401 {
 		t.Fatalf("key contained in the UI: gateway %d, want 401", code)
 	}
+	e.Clock.Advance(time.Second) // the fake clock: the close after the events, so that its window holds them
 	b.Submit(`form[action$="/close"] button[type="submit"]`)
 	okText("Incident closed")
 	check("closed incident")
+	b.Submit(`a[href*="events=1"]`)
+	if txt := b.Text("main table"); !strings.Contains(txt, "incident.contain") {
+		t.Fatalf("the incident's audit events lack its containment: %q", txt)
+	}
+	check("incident audit events")
 
 	// Access review: start, revoke bob's access.
 	b.Visit("/ui/reviews")
@@ -98,7 +105,7 @@ func TestBrowserIncidentReviewBackup(t *testing.T) {
 	// Backups: run one, restore-test it.
 	b.Visit("/ui/backups")
 	check("backups")
-	e.Clock.Advance(60e9) // newer than serve's first scheduled backup
+	e.Clock.Advance(time.Minute) // newer than serve's first scheduled backup
 	b.Submit(`form[action="/ui/backups"] button[type="submit"]`)
 	okText("Backup ")
 	b.Submit(`.ops-actions form[action$="/verify"] button[type="submit"]`)
