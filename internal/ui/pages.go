@@ -56,7 +56,7 @@ func (u *UI) registry() []Page {
 		{Path: "/ui/policies", Title: "Policies", Template: "policies.html", Serve: policiesPage, Actions: map[string]PageFunc{
 			"/ui/policies/reload": reloadPolicy,
 		}},
-		{Path: "/ui/evidence", Title: "Evidence", Missing: "The evidence report is not available in the console yet; use /v1/evidence."},
+		{Path: "/ui/evidence", Title: "Evidence", Template: "evidence.html", Serve: evidencePage},
 		{Path: "/ui/reviews", Title: "Access reviews", Template: "reviews.html", Serve: reviewsPage, Actions: map[string]PageFunc{
 			"/ui/reviews":                   startReview,
 			"/ui/reviews/{id}/items/{item}": decideReviewItem,
