@@ -269,7 +269,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 
 	a.pats = authn.NewPATs(authn.KeysConfig{Store: a.store, Peppers: peppers, Clock: opts.Clock, Logger: log, Invalidator: inv, Usage: a.usage})
 	hasher := password.NewHasher(password.HasherConfig{MemoryBudget: int64(cfg.Limits.PasswordHashMemory), QueueWait: cfg.Limits.PasswordHashWait})
-	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv, Hasher: hasher})
+	a.users, err = authn.NewUsers(ctx, authn.UsersConfig{Store: a.store, Pepper: pepper, Peppers: peppers, Clock: opts.Clock, Logger: log, PATs: a.pats, Invalidator: inv, Hasher: hasher})
 	if err != nil {
 		return nil, err
 	}

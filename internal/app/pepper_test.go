@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
+	"github.com/gatehouse/gatehouse/internal/totp"
 )
 
 type pepperVersionOut struct {
@@ -419,4 +420,35 @@ func TestPepperHashAbuseGateway(t *testing.T) {
 			t.Fatalf("pepper status: %+v", s)
 		}
 	}
+}
+
+// TestPepperRotationTOTP: a second factor enrolled before a pepper
+// rotation still signs in after it; one enrolled after is sealed under
+// the new version and signs in too, also after a restart.
+func TestPepperRotationTOTP(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("alice", "admin")
+	h.createUser("bob", "admin")
+	aliceSecret := h.newPerson().enrolTOTP("alice")
+	if code := h.adminCall("POST", "/v1/secrets/pepper/rotate", nil, nil); code != 200 {
+		t.Fatalf("rotate: HTTP %d", code)
+	}
+	bobSecret := h.newPerson().enrolTOTP("bob")
+	u, err := h.app.Store().GetUser(context.Background(), "bob")
+	if err != nil || len(u.TOTPSecret) < 2 || u.TOTPSecret[0] != 0xf1 || u.TOTPSecret[1] != 2 {
+		t.Fatalf("bob's TOTP secret is not sealed under pepper version 2: %v", err)
+	}
+	signIn := func(user, secret string) {
+		t.Helper()
+		h.clock.Advance(30 * time.Second)
+		code, _ := totp.Code(secret, h.clock.Now())
+		if c, e := h.newPerson().login(user, alicePW, map[string]any{"totp_code": code}); c != 200 {
+			t.Fatalf("%s signs in with a code: %d %s", user, c, e.Error.Message)
+		}
+	}
+	signIn("alice", aliceSecret)
+	signIn("bob", bobSecret)
+	h.restart()
+	signIn("alice", aliceSecret)
+	signIn("bob", bobSecret)
 }

@@ -51,9 +51,10 @@ type Secrets struct {
 	keys *secrets.Blob
 
 	// Pepper is version 1 of the key-hash pepper (the pepper secret):
-	// the root of the keys derived from it that are not credential
-	// hashes (the TOTP seal, CSRF tokens, source-address pseudonyms).
-	// Peppers holds every version, for credential hashes.
+	// the root of the keys derived from it that are neither credential
+	// hashes nor the TOTP seal (CSRF tokens, source-address
+	// pseudonyms). Peppers holds every version, for credential hashes
+	// and the TOTP seal.
 	Pepper  []byte
 	Peppers *authn.Pepper
 	pepper  atomic.Pointer[pepperState]

@@ -205,9 +205,28 @@ func (p *Pepper) Versions() []uint64 {
 }
 
 // Base is the oldest version's key: the root of keys derived from the
-// pepper that are not credential hashes (the TOTP seal, CSRF tokens,
-// source-address pseudonyms), which stay under it across rotations.
+// pepper that are neither credential hashes nor the TOTP seal (CSRF
+// tokens, source-address pseudonyms), which stay under it across
+// rotations.
 func (p *Pepper) Base() []byte { return p.ring.Load().base }
+
+// newestKey is the newest version and its key.
+func (p *Pepper) newestKey() (uint64, []byte) {
+	r := p.ring.Load()
+	return r.newest, r.keys[r.newest]
+}
+
+// key is version v's key, read anew (the refresh) when v is newer than
+// any held.
+func (p *Pepper) key(ctx context.Context, v uint64) ([]byte, bool) {
+	r := p.ring.Load()
+	k, ok := r.keys[v]
+	if !ok && v > r.newest {
+		p.refreshNow(ctx)
+		k, ok = p.ring.Load().keys[v]
+	}
+	return k, ok
+}
 
 // Hash is the stored hash of credential under the newest version.
 func (p *Pepper) Hash(credential string) []byte {
@@ -225,13 +244,7 @@ func (p *Pepper) Verify(ctx context.Context, credential string, stored []byte) e
 	if err != nil {
 		return err
 	}
-	r := p.ring.Load()
-	key, ok := r.keys[v]
-	if !ok && v > r.newest {
-		p.refreshNow(ctx)
-		r = p.ring.Load()
-		key, ok = r.keys[v]
-	}
+	key, ok := p.key(ctx, v)
 	if !ok {
 		return fmt.Errorf("%w %d (held: %v)", ErrPepperVersion, v, p.Versions())
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,8 @@ const settingsKey = "authentication"
 // lockout, and sessions. It is safe for concurrent use.
 type Users struct {
 	store    store.Store
-	pepper   []byte
+	pepper   []byte  // CSRF tokens (version 1 of the pepper)
+	peppers  *Pepper // the TOTP seal (the newest version seals)
 	clock    gatehouse.Clock
 	log      *slog.Logger
 	pats     *PATs
@@ -40,11 +42,15 @@ type Users struct {
 
 // UsersConfig configures Users.
 type UsersConfig struct {
-	Store  store.Store
+	Store store.Store
+	// Pepper keys CSRF tokens and, when Peppers is nil, the TOTP seal.
 	Pepper []byte
-	Clock  gatehouse.Clock
-	Logger *slog.Logger
-	PATs   *PATs
+	// Peppers seal TOTP secrets under the newest version; a sealed
+	// secret names its version (none: version 1, Pepper).
+	Peppers *Pepper
+	Clock   gatehouse.Clock
+	Logger  *slog.Logger
+	PATs    *PATs
 	// Invalidator tells other replicas of disabled users and settings
 	// changes; nil publishes nothing.
 	Invalidator Invalidator
@@ -64,7 +70,10 @@ func NewUsers(ctx context.Context, cfg UsersConfig) (*Users, error) {
 	if cfg.Hasher == nil {
 		cfg.Hasher = password.NewHasher(password.HasherConfig{})
 	}
-	u := &Users{store: cfg.Store, pepper: cfg.Pepper, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
+	if cfg.Peppers == nil {
+		cfg.Peppers = versionOne(cfg.Pepper)
+	}
+	u := &Users{store: cfg.Store, pepper: cfg.Pepper, peppers: cfg.Peppers, clock: cfg.Clock, log: cfg.Logger.WithGroup("users"),
 		pats: cfg.PATs, inv: cfg.Invalidator, hasher: cfg.Hasher}
 	if err := u.reloadSettings(ctx); err != nil {
 		return nil, err
@@ -618,7 +627,7 @@ func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) err
 	if code == "" || usr.TOTPSecret == nil {
 		return errBadTOTP
 	}
-	secret, err := u.open(usr.TOTPSecret)
+	secret, err := u.open(ctx, usr.TOTPSecret)
 	if err != nil {
 		return err
 	}
@@ -637,8 +646,9 @@ func (u *Users) checkTOTP(ctx context.Context, usr *store.User, code string) err
 	return nil
 }
 
-func (u *Users) aead() (cipher.AEAD, error) {
-	m := hmac.New(sha256.New, u.pepper)
+// totpAEAD is the TOTP seal's cipher under one pepper version's key.
+func totpAEAD(key []byte) (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("gatehouse totp seal v1"))
 	block, err := aes.NewCipher(m.Sum(nil))
 	if err != nil {
@@ -647,18 +657,52 @@ func (u *Users) aead() (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// seal encrypts a TOTP secret under the newest pepper version: the
+// version's marker and number (none for version 1, the format from
+// before versions), the nonce, the ciphertext.
 func (u *Users) seal(secret string) ([]byte, error) {
-	g, err := u.aead()
+	v, key := u.peppers.newestKey()
+	g, err := totpAEAD(key)
 	if err != nil {
 		return nil, err
 	}
+	var out []byte
+	if v > 1 {
+		out = binary.AppendUvarint([]byte{hashMarker}, v)
+	}
 	nonce := make([]byte, g.NonceSize())
 	rand.Read(nonce)
-	return g.Seal(nonce, nonce, []byte(secret), nil), nil
+	out = append(out, nonce...)
+	return g.Seal(out, nonce, []byte(secret), nil), nil
 }
 
-func (u *Users) open(sealed []byte) (string, error) {
-	g, err := u.aead()
+// open decrypts a sealed TOTP secret under the version it names. A
+// sealed value from before versions begins with its random nonce, which
+// may look like a marker: what does not open as marked is opened as
+// version 1 (GCM authenticates either way).
+func (u *Users) open(ctx context.Context, sealed []byte) (string, error) {
+	if len(sealed) > 1 && sealed[0] == hashMarker {
+		if v, n := binary.Uvarint(sealed[1:]); n > 0 && v >= 2 && v <= MaxPepperVersion {
+			if key, ok := u.peppers.key(ctx, v); ok {
+				if s, err := openTOTP(key, sealed[1+n:]); err == nil {
+					return s, nil
+				}
+			}
+		}
+	}
+	key, ok := u.peppers.key(ctx, 1)
+	if !ok {
+		return "", errors.New("open TOTP secret: pepper version 1 is not held")
+	}
+	s, err := openTOTP(key, sealed)
+	if err != nil {
+		return "", fmt.Errorf("open TOTP secret: %w", err)
+	}
+	return s, nil
+}
+
+func openTOTP(key, sealed []byte) (string, error) {
+	g, err := totpAEAD(key)
 	if err != nil {
 		return "", err
 	}
@@ -667,7 +711,7 @@ func (u *Users) open(sealed []byte) (string, error) {
 	}
 	b, err := g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], nil)
 	if err != nil {
-		return "", fmt.Errorf("open TOTP secret: %w", err)
+		return "", err
 	}
 	return string(b), nil
 }
