@@ -300,6 +300,43 @@ func TestRemoveTOTPNeedsPasswordAndCode(t *testing.T) {
 	}
 }
 
+// TestRemoveTOTPRefusedWhenRoleRequiresIt: a role that must use a second
+// factor cannot remove it, even with the right password and code; once
+// the requirement is lifted it can.
+func TestRemoveTOTPRefusedWhenRoleRequiresIt(t *testing.T) {
+	h := MustStart(t)
+	h.createUser("alice", "admin")
+	secret := h.newPerson().enrolTOTP("alice")
+	setRequired := func(roles ...string) {
+		t.Helper()
+		var s map[string]any
+		h.adminCall("GET", "/v1/settings/authentication", nil, &s)
+		s["totp_required_roles"] = roles
+		if code := h.adminCall("PUT", "/v1/settings/authentication", s, nil); code != 200 {
+			t.Fatalf("settings: %d", code)
+		}
+	}
+	setRequired("admin")
+	p := h.newPerson()
+	good, _ := totp.Code(secret, h.clock.Now())
+	if code, _ := p.login("alice", alicePW, map[string]any{"totp_code": good}); code != 200 {
+		t.Fatal("sign in")
+	}
+	h.clock.Advance(30 * time.Second)
+	good, _ = totp.Code(secret, h.clock.Now())
+	var e errorOut
+	if code := p.call("DELETE", "/v1/me/totp", map[string]any{"current_password": alicePW, "code": good}, true, &e); code != 403 || !strings.Contains(e.Error.Message, "must use a second factor") {
+		t.Fatalf("removal under a TOTP-required role: %d %q, want 403", code, e.Error.Message)
+	}
+	if code, _ := h.newPerson().login("alice", alicePW, nil); code == 200 {
+		t.Fatal("after the refused removal a sign-in without a code succeeded")
+	}
+	setRequired()
+	if code := p.call("DELETE", "/v1/me/totp", map[string]any{"current_password": alicePW, "code": good}, true, nil); code != 204 {
+		t.Fatalf("removal once no longer required: %d", code)
+	}
+}
+
 // TestLockoutSurvivesRestartAndFlood: the lock is in the store, so neither
 // a flood of made-up usernames nor a restart ends it; an admin can.
 func TestLockoutSurvivesRestartAndFlood(t *testing.T) {

@@ -597,6 +597,7 @@ func (u *Users) ConfirmTOTP(ctx context.Context, username, code string) error {
 
 // RemoveTOTP removes one's own second factor; it needs the current
 // password and a current code, and a wrong one counts toward the lockout.
+// It is refused when the user's role must use a second factor.
 func (u *Users) RemoveTOTP(ctx context.Context, username, current, code string) error {
 	usr, err := u.Reauthenticate(ctx, username, current)
 	if err != nil {
@@ -604,6 +605,12 @@ func (u *Users) RemoveTOTP(ctx context.Context, username, current, code string) 
 	}
 	if !usr.TOTPEnabled {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "no second factor is enrolled")
+	}
+	// A role that must use a second factor cannot drop it: the next
+	// sign-in would only force enrolment again, and in between a stolen
+	// password alone would do. A lost one is replaced by an admin's reset.
+	if u.Settings().TOTPRequired(usr.Role) {
+		return gatehouse.Errorf(gatehouse.EFORBIDDEN, "role %s must use a second factor, so it cannot be removed; to replace a lost one, ask an admin to reset it", usr.Role)
 	}
 	switch err := u.checkTOTP(ctx, usr, code); {
 	case err == errBadTOTP:
