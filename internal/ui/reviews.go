@@ -1,6 +1,9 @@
 package ui
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,8 +18,27 @@ import (
 // reviewItemsPerPage is how many items a page of a review shows.
 const reviewItemsPerPage = 50
 
+// rawReview is a review with its items left undecoded but for the page
+// shown: a review holds every principal (10,000 keys make a 3 MB answer),
+// and decoding them all would double the page's time.
+type rawReview struct {
+	ID          string            `json:"id"`
+	StartedAt   time.Time         `json:"started_at"`
+	StartedBy   string            `json:"started_by"`
+	CompletedAt time.Time         `json:"completed_at"`
+	CompletedBy string            `json:"completed_by"`
+	Items       []json.RawMessage `json:"items"`
+}
+
+// decidedItem reports whether an item's JSON (as the API writes it, its
+// decision omitted when empty) holds a decision. The key cannot occur
+// inside a string value: a quote there is escaped.
+func decidedItem(raw json.RawMessage) bool {
+	return bytes.Contains(raw, []byte(`"decision":"`))
+}
+
 type reviewRow struct {
-	compliance.Review
+	rawReview
 	Decided int
 	Open    bool
 }
@@ -39,7 +61,7 @@ type reviewItemRow struct {
 }
 
 type reviewData struct {
-	Review        compliance.Review
+	Review        rawReview
 	Open          bool
 	Items         []reviewItemRow
 	Undecided     int
@@ -66,7 +88,7 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 	every := compliance.DefaultThresholds().ReviewEvery
 	d.Every = strconv.Itoa(int(every.Hours()/24)) + " days"
 	var list struct {
-		Reviews []compliance.Review `json:"reviews"`
+		Reviews []rawReview `json:"reviews"`
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews", nil, &list); err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.EINTERNAL {
@@ -82,9 +104,9 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 	var last time.Time
 	for i := len(list.Reviews) - 1; i >= 0; i-- { // newest first
 		rv := list.Reviews[i]
-		row := reviewRow{Review: rv, Open: rv.CompletedAt.IsZero()}
+		row := reviewRow{rawReview: rv, Open: rv.CompletedAt.IsZero()}
 		for _, it := range rv.Items {
-			if it.Decision != "" {
+			if decidedItem(it) {
 				row.Decided++
 			}
 		}
@@ -108,7 +130,7 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 }
 
 func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, status int, id, message string) error {
-	var rv compliance.Review
+	var rv rawReview
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews/"+url.PathEscape(id), nil, &rv); err != nil {
 		return err
 	}
@@ -124,9 +146,9 @@ func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, st
 		d.Done = "Review started: decide every item, then complete it."
 	}
 	now := u.cfg.Clock.Now()
-	var match []compliance.ReviewItem
+	var match []json.RawMessage
 	for _, it := range rv.Items {
-		if it.Decision == "" {
+		if !decidedItem(it) {
 			d.Undecided++
 		} else if d.Filter == "undecided" {
 			continue
@@ -138,7 +160,11 @@ func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, st
 	d.Page = max(d.Page, 1)
 	from := min((d.Page-1)*reviewItemsPerPage, len(match))
 	to := min(from+reviewItemsPerPage, len(match))
-	for _, it := range match[from:to] {
+	for _, raw := range match[from:to] {
+		var it compliance.ReviewItem
+		if err := json.Unmarshal(raw, &it); err != nil {
+			return fmt.Errorf("decode review %s item: %w", rv.ID, err)
+		}
 		d.Items = append(d.Items, reviewItemRow{ReviewItem: it, Scopes: strings.Join(it.Scopes, ", "), LastUsed: formatAge(now, it.LastUsedAt)})
 	}
 	link := func(page int) string {
