@@ -160,6 +160,8 @@ func layoutChart(c chartSpec) chartView {
 	case len(pts) == 0:
 		v.Empty = true
 		v.Summary = fmt.Sprintf("%s: no data from %s to %s.", c.Title, from, to)
+	case !c.Line && total == 0:
+		v.Summary = fmt.Sprintf("%s from %s to %s: none, over %d minute(s).", c.Title, from, to, len(pts))
 	case c.Line:
 		v.Summary = fmt.Sprintf("%s from %s to %s: highest %s at %s, latest %s, over %d minute(s).", c.Title, from, to,
 			c.Format(peak.Value), peak.At.UTC().Format(chartTimeLayoutSummary), c.Format(pts[len(pts)-1].Value), len(pts))

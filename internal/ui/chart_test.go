@@ -97,7 +97,7 @@ func TestRenderChart(t *testing.T) {
 			[]string{"2 in all, at most 2 (at 07:03 UTC)"}, []string{"NaN", "Inf"}},
 		{"points outside the hour left out", chartSpec{ID: "c", Title: "v", Points: []chartPoint{{at(-1), 9}, {at(60), 9}, {at(5), 1}}}, 1,
 			[]string{"1 in all, at most 1 (at 07:05 UTC), over 1 minute(s)"}, nil},
-		{"all zero", chartSpec{ID: "c", Title: "v", Points: full[:1]}, 1, []string{"max 0"}, []string{"NaN"}},
+		{"all zero", chartSpec{ID: "c", Title: "v", Points: full[:1]}, 1, []string{"max 0", "v from 07:00 UTC to 08:00 UTC: none, over 1 minute(s)."}, []string{"NaN"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
