@@ -39,7 +39,14 @@ Exit codes: 0 the config is valid (one "ok" line on stdout), 2 it is not.`,
 			if name == "" {
 				name = "built-in defaults"
 			}
-			return output(cmd, map[string]any{"config": name, "ok": true}, func(w io.Writer) error {
+			warnings := []string{}
+			for _, p := range app.Warnings(cfg) {
+				warnings = append(warnings, p.String())
+			}
+			return output(cmd, map[string]any{"config": name, "ok": true, "warnings": warnings}, func(w io.Writer) error {
+				for _, s := range warnings {
+					fmt.Fprintln(env.Stderr, "warning: "+s)
+				}
 				_, err := fmt.Fprintf(w, "%s: ok\n", name)
 				return err
 			})

@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/oauth"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/service"
 	"github.com/gatehouse/gatehouse/internal/redact"
@@ -198,9 +199,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 			return nil, err
 		}
 	}
+	for _, w := range Warnings(cfg) {
+		log.Warn("config works but is discouraged", "warning", w.String())
+	}
 	// Secrets first: the store DSN and Redis URL may take their
 	// passwords from the provider.
-	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log}); err != nil {
+	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log, Now: opts.Clock.Now}); err != nil {
 		return nil, err
 	}
 	pepper, peppers := a.secrets.Pepper, a.secrets.Peppers
@@ -228,7 +232,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	if a.audit, err = a.openAudit(ctx, cfg, dir, stream, opts.Clock); err != nil {
 		return nil, err
 	}
-	if a.store, err = OpenStore(ctx, cfg, dir); err != nil {
+	if a.store, err = openStore(ctx, cfg, dir, a.secrets.storePassword()); err != nil {
+		if r := a.secrets.StorePassword; r != nil {
+			st := r.Status()
+			return nil, fmt.Errorf("%w (the password is secret %s of the %s provider, version %d: if it was rotated, check that the database has the same one)", err, st.Name, st.Provider, st.Version)
+		}
 		return nil, err
 	}
 	a.auditRestore(ctx, dir)
@@ -318,7 +326,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
 
-	a.limiter, err = service.New(ctx, cfg.RateLimit, service.Options{Clock: opts.Clock, Logger: log, Auditor: a.audit})
+	lopts := service.Options{Clock: opts.Clock, Logger: log, Auditor: a.audit}
+	if r := a.secrets.RedisPassword; r != nil {
+		lopts.RedisPassword = r.Password
+	}
+	a.limiter, err = service.New(ctx, cfg.RateLimit, lopts)
 	if err != nil {
 		return nil, fmt.Errorf("start rate limiter: %w", err)
 	}
@@ -439,8 +451,14 @@ const SecretFile = "server.secret"
 // (created 0600 first, so its WAL and shm files are private too). Offline
 // commands open it the same way serve does.
 func OpenStore(ctx context.Context, cfg *config.Config, dataDir string) (store.Store, error) {
+	return openStore(ctx, cfg, dataDir, nil)
+}
+
+// openStore is OpenStore with the password of each new PostgreSQL
+// connection read from pw (nil: the DSN's own).
+func openStore(ctx context.Context, cfg *config.Config, dataDir string, pw pgauth.Password) (store.Store, error) {
 	if cfg.Store.Driver == "postgres" {
-		return postgres.Open(ctx, cfg.Store.DSN)
+		return postgres.OpenConfig(ctx, postgres.Config{DSN: cfg.Store.DSN, Password: pw})
 	}
 	dbPath := filepath.Join(dataDir, "gatehouse.db")
 	if err := createPrivate(dbPath); err != nil {
@@ -536,6 +554,7 @@ func (a *App) Start() error {
 	a.runMetricsSampler(ctx)
 	a.runLockdownPoll(ctx)
 	a.runSecretsStatus(ctx)
+	a.runRefs(ctx)
 	a.runAuditKeyWatch(ctx)
 	a.runPepperWatch(ctx)
 	a.serve(a.public, a.publicLn)
@@ -686,6 +705,7 @@ func (a *App) openAudit(ctx context.Context, cfg *config.Config, dataDir string,
 	if cfg.Audit.Backend == "postgres" {
 		l, err := pgaudit.Open(ctx, pgaudit.Config{
 			DSN:                cfg.Store.DSN,
+			Password:           a.secrets.storePassword(),
 			Origin:             cfg.Audit.Origin,
 			KeyDir:             auditDir,
 			Signer:             a.secrets.AuditSigner,

@@ -92,6 +92,9 @@ func (a *App) openBackups(ctx context.Context, cfg *config.Config, dataDir strin
 		return nil, errors.New("backup.identity_file holds no X25519 identity to encrypt backups to; set backup.recipients")
 	}
 	layout := BackupLayout(cfg, dataDir)
+	// pg_dump and the restore test's scratch database use the store
+	// password in use at the time, not the one read at start.
+	layout.Password = a.secrets.storePassword()
 	if cfg.Source != "" {
 		// The config as serve loaded it, not as the file may be later.
 		if b, err := os.ReadFile(cfg.Source); err == nil && fmt.Sprintf("%x", sha256.Sum256(b)) == cfg.Hash {

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/certs"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 )
 
 // Check validates what cfg names outside itself, as far as it can be known
@@ -43,6 +44,24 @@ func Check(ctx context.Context, cfg *config.Config) config.Problems {
 	c.metrics()
 	c.problems.Sort()
 	return c.problems
+}
+
+// Warnings lists what in cfg works but is discouraged, each placed at its
+// field: a password written inline in store.dsn or ratelimit.redis_url
+// (in the config in clear, and rotating it needs a restart) rather than
+// named by store.password_secret or ratelimit.redis_password_secret.
+// `gatehouse config check` prints them and serve logs them; neither
+// refuses the config. Call it on the config as loaded, before New
+// resolves the references.
+func Warnings(cfg *config.Config) config.Problems {
+	var out config.Problems
+	if cfg.Store.Driver == "postgres" && cfg.Store.PasswordSecret == "" && pgauth.HasPassword(cfg.Store.DSN) {
+		out = append(out, cfg.Problem("store.dsn", "%s", inlinePasswordWarning("store.dsn", "store.password_secret")))
+	}
+	if cfg.RateLimit.Backend == "redis" && cfg.RateLimit.RedisPasswordSecret == "" && redisURLHasPassword(cfg.RateLimit.RedisURL) {
+		out = append(out, cfg.Problem("ratelimit.redis_url", "%s", inlinePasswordWarning("ratelimit.redis_url", "ratelimit.redis_password_secret")))
+	}
+	return out
 }
 
 // checker collects the problems of one Check.

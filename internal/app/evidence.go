@@ -222,8 +222,11 @@ func (a *App) auditHealth(ctx context.Context, s *compliance.State) {
 	)
 	if a.pgAudit != nil {
 		vkey = a.pgAudit.VerifierKey()
-		res, err = pgaudit.Verify(ctx, a.cfg.Store.DSN, audit.VerifyOptions{VerifierKey: vkey})
-		latest, _ = pgaudit.LatestCheckpoint(ctx, a.cfg.Store.DSN)
+		var dsn string
+		if dsn, err = a.storeDSN(ctx); err == nil {
+			res, err = pgaudit.Verify(ctx, dsn, audit.VerifyOptions{VerifierKey: vkey})
+			latest, _ = pgaudit.LatestCheckpoint(ctx, dsn)
+		}
 	} else if fl, ok := a.audit.(*audit.Log); ok {
 		vkey = fl.VerifierKey()
 		latest = fl.Checkpoint()

@@ -23,8 +23,9 @@ func (b busInvalidator) Publish(ctx context.Context, inv authn.Invalidation) err
 func (a *App) openBus(ctx context.Context, dsn string) (*notify.Bus, error) {
 	log := a.log.WithGroup("invalidation")
 	return notify.Open(ctx, notify.Config{
-		DSN:    dsn,
-		Logger: a.log,
+		DSN:      dsn,
+		Password: a.secrets.storePassword(),
+		Logger:   a.log,
 		Receive: func(ctx context.Context, m notify.Message) {
 			if m.Kind == invalidateLockdown {
 				a.reloadLockdown(ctx, "announced by another replica")

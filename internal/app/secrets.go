@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	secretspg "github.com/gatehouse/gatehouse/internal/secrets/postgres"
 	"github.com/gatehouse/gatehouse/internal/secrets/vault"
@@ -47,6 +47,12 @@ type Secrets struct {
 	// Sealed is the sealed store in PostgreSQL when Generated is it (nil
 	// otherwise): the master key's rotation re-seals it.
 	Sealed *secretspg.Store
+	// StorePassword and RedisPassword are the passwords the config names
+	// by reference (store.password_secret,
+	// ratelimit.redis_password_secret), nil when it names none: new
+	// connections ask them, so a rotation needs no restart.
+	StorePassword *secrets.Ref
+	RedisPassword *secrets.Ref
 	// keys holds the JWT signing key set in Generated (SigningKeys).
 	keys *secrets.Blob
 
@@ -84,6 +90,9 @@ type LoadedSecret struct {
 type SecretsOptions struct {
 	Getenv func(string) string
 	Logger *slog.Logger
+	// Now reads the clock for when secret references were read (nil:
+	// time.Now).
+	Now func() time.Time
 	// ReadOnly opens an existing deployment's secrets without creating
 	// any (offline commands): a missing pepper is ErrNoSecrets.
 	ReadOnly bool
@@ -154,7 +163,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 	default:
 		return nil, fmt.Errorf("secrets.provider %q: unknown", sc.Provider)
 	}
-	if err := s.resolveRefs(ctx, cfg); err != nil {
+	if err := s.resolveRefs(ctx, cfg, opts.Now); err != nil {
 		return nil, err
 	}
 
@@ -169,7 +178,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 		if err != nil {
 			return nil, err
 		}
-		st, err := secretspg.Open(ctx, cfg.Store.DSN, key)
+		st, err := secretspg.OpenPassword(ctx, cfg.Store.DSN, key, s.storePassword())
 		if err != nil {
 			return nil, err
 		}
@@ -268,25 +277,36 @@ func (s *Secrets) ensure(ctx context.Context, name string, readOnly bool, genera
 	return sec, nil
 }
 
-// resolveRefs sets the passwords the config names by reference into the
-// store DSN and the Redis URL.
-func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config) error {
+// Names of the status entries of passwords given inline in the config
+// rather than by reference (`gatehouse check` warns of them).
+const (
+	statusStorePassword = "store-password"
+	statusRedisPassword = "redis-password"
+)
+
+// resolveRefs reads the passwords the config names by reference
+// (store.password_secret, ratelimit.redis_password_secret) into Refs that
+// follow their rotations, and sets the value read now into the store DSN
+// and the Redis URL, for what connects once (offline commands); the pools
+// of serve ask the Refs at each new connection.
+func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config, now func() time.Time) error {
 	if name := cfg.Store.PasswordSecret; name != "" {
-		sec, err := s.Provider.Get(ctx, name)
+		ref, err := secrets.NewRef(ctx, s.Provider, name, "store.password_secret", now)
 		if err != nil {
-			return fmt.Errorf("store.password_secret: %w", err)
+			return err
 		}
-		dsn, err := withPassword(cfg.Store.DSN, string(sec.Value))
+		dsn, err := pgauth.WithPassword(cfg.Store.DSN, ref.Value())
 		if err != nil {
 			return fmt.Errorf("store.dsn: %w", err)
 		}
 		cfg.Store.DSN = dsn
-		s.Loaded = append(s.Loaded, LoadedSecret{Name: name, Provider: s.Provider.Name(), Where: sec.Where, Version: sec.Version, Secret: sec})
+		s.StorePassword = ref
+		s.loadedRef(ref)
 	}
 	if name := cfg.RateLimit.RedisPasswordSecret; name != "" {
-		sec, err := s.Provider.Get(ctx, name)
+		ref, err := secrets.NewRef(ctx, s.Provider, name, "ratelimit.redis_password_secret", now)
 		if err != nil {
-			return fmt.Errorf("ratelimit.redis_password_secret: %w", err)
+			return err
 		}
 		u, err := url.Parse(cfg.RateLimit.RedisURL)
 		if err != nil {
@@ -296,33 +316,122 @@ func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config) error {
 		if u.User != nil {
 			user = u.User.Username()
 		}
-		u.User = url.UserPassword(user, string(sec.Value))
+		u.User = url.UserPassword(user, ref.Value())
 		cfg.RateLimit.RedisURL = u.String()
-		s.Loaded = append(s.Loaded, LoadedSecret{Name: name, Provider: s.Provider.Name(), Where: sec.Where, Version: sec.Version, Secret: sec})
+		s.RedisPassword = ref
+		s.loadedRef(ref)
 	}
 	return nil
 }
 
-// withPassword sets password into a PostgreSQL DSN, a URL or key=value
-// string. Errors never quote the DSN.
-func withPassword(dsn, password string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
+// loadedRef records a reference read at start in Loaded, for the
+// secrets.read event.
+func (s *Secrets) loadedRef(r *secrets.Ref) {
+	st := r.Status()
+	s.Loaded = append(s.Loaded, LoadedSecret{Name: st.Name, Provider: st.Provider, Where: st.Where, Version: st.Version,
+		Secret: secrets.Secret{Version: st.Version, Created: st.Created, Where: st.Where}})
+}
+
+// refs are the secret references the config holds.
+func (s *Secrets) refs() []*secrets.Ref {
+	var out []*secrets.Ref
+	for _, r := range []*secrets.Ref{s.StorePassword, s.RedisPassword} {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// storePassword is the password source of the store's new connections:
+// the reference's current value, or nil (the DSN's own).
+func (s *Secrets) storePassword() pgauth.Password {
+	if s.StorePassword == nil {
+		return nil
+	}
+	return s.StorePassword.Password
+}
+
+// storeDSN is the store's DSN with the password in use now, for what
+// connects once (a verification, a backup): a rotated password since start
+// is the one it carries.
+func (a *App) storeDSN(ctx context.Context) (string, error) {
+	pw := a.secrets.storePassword()
+	if pw == nil {
+		return a.cfg.Store.DSN, nil
+	}
+	p, err := pw(ctx)
+	if err != nil {
+		return "", err
+	}
+	dsn, err := pgauth.WithPassword(a.cfg.Store.DSN, p)
+	if err != nil {
+		return "", fmt.Errorf("store.dsn: %w", err)
+	}
+	return dsn, nil
+}
+
+// refsPollDefault is how often references to file secrets are read again
+// when secrets.poll is not set.
+const refsPollDefault = 10 * time.Second
+
+// refsPoll is how often the secret references are read again:
+// secrets.poll when set, else secrets.vault.poll with Vault (the KV
+// metadata's current_version) and refsPollDefault with files (their
+// content and modification time); never from the environment or a .env
+// file, which are read at start.
+func refsPoll(cfg *config.Config) time.Duration {
+	switch cfg.Secrets.Provider {
+	case config.SecretsEnv, config.SecretsDotenv:
+		return 0
+	}
+	if p := time.Duration(cfg.Secrets.Poll); p > 0 {
+		return p
+	}
+	if cfg.Secrets.Provider == config.SecretsVault {
+		return time.Duration(cfg.Secrets.Vault.Poll)
+	}
+	return refsPollDefault
+}
+
+// runRefs reads the secret references again every refsPoll until ctx
+// ends. A new value is used by new connections; open ones live on. Each
+// change is logged and audited as secrets.reload (name, provider,
+// version, never a value); a failed read keeps the value in use and is
+// logged and shown by `secrets status` and /health/ready.
+func (a *App) runRefs(ctx context.Context) {
+	every := refsPoll(a.cfg)
+	for _, r := range a.secrets.refs() {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			r.Run(ctx, every, func(st secrets.RefStatus) {
+				a.log.Info("secret reference reloaded: new connections use the new value", "secret", st.Name, "for", st.What, "provider", st.Provider, "version", st.Version)
+				a.system(ctx, "secrets.reload", map[string]any{"name": st.Name, "for": st.What, "provider": st.Provider, "where": st.Where, "version": st.Version})
+			}, func(err error) {
+				a.log.Warn("secret reference: reload failed; the value read before stays in use", "secret", r.Name(), "err", err)
+			})
+		}()
+	}
+}
+
+// ReloadSecretRefs reads every secret reference again now, as the poll
+// does, and reports which changed.
+func (a *App) ReloadSecretRefs(ctx context.Context) ([]string, error) {
+	var changed []string
+	var errs []error
+	for _, r := range a.secrets.refs() {
+		ok, err := r.Reload(ctx)
 		if err != nil {
-			return "", errors.New("not a URL")
+			errs = append(errs, err)
 		}
-		user := ""
-		if u.User != nil {
-			user = u.User.Username()
+		if ok {
+			changed = append(changed, r.Name())
+			st := r.Status()
+			a.system(ctx, "secrets.reload", map[string]any{"name": st.Name, "for": st.What, "provider": st.Provider, "where": st.Where, "version": st.Version})
 		}
-		u.User = url.UserPassword(user, password)
-		return u.String(), nil
 	}
-	if _, err := pgx.ParseConfig(dsn); err != nil {
-		return "", errors.New("does not parse")
-	}
-	q := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
-	return dsn + " password='" + q + "'", nil
+	return changed, errors.Join(errs...)
 }
 
 // decodePepper accepts the pepper as 32 raw bytes (the data dir's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 	secretspg "github.com/gatehouse/gatehouse/internal/secrets/postgres"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -32,7 +34,8 @@ const (
 // telling an unknown name (404) from one this deployment does not use
 // (409).
 var statusNames = []string{secrets.Pepper, secrets.SigningKeys, secrets.AuditKey, secrets.BackupIdentity,
-	statusVaultToken, statusAppRoleSecretID, statusMasterKey, statusAPIKeys, statusClientSecrets}
+	statusVaultToken, statusAppRoleSecretID, statusMasterKey, statusAPIKeys, statusClientSecrets,
+	statusStorePassword, statusRedisPassword}
 
 // metricClass is the class label of gatehouse_secret_age_seconds for a
 // status entry (the first three as they were before the status listing).
@@ -162,6 +165,14 @@ func (a *App) SecretsStatus(ctx context.Context) ([]secrets.Status, error) {
 					Rotate: "write a new secret-id to " + vc.SecretIDFile + " (vault write -f auth/" + vc.AuthMount + "/role/<role>/secret-id); it is read at the next login: gatehouse secrets rotate vault-token"}, fi.ModTime())
 			}
 		}
+	}
+
+	for _, st := range a.passwordStatus() {
+		created := time.Time{}
+		if st.CreatedAt != nil {
+			created = *st.CreatedAt
+		}
+		add(st, created)
 	}
 
 	// Credentials kept hashed in the store: the oldest in use of each kind.
@@ -339,14 +350,14 @@ func (a *App) secretsReady() gateway.ReadinessCheck {
 			if len(late) > 0 {
 				return fmt.Errorf("past rotation cadence: %s; see gatehouse secrets status", strings.Join(late, ", "))
 			}
-			return nil
+			return a.refsReady()
 		},
 		Detail: func() string {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			list, err := a.cachedSecretsStatus(ctx)
 			if err != nil {
-				return "status unknown"
+				return "status unknown" + a.refsDetail()
 			}
 			var next *secrets.Status
 			for i, s := range list {
@@ -358,7 +369,7 @@ func (a *App) secretsReady() gateway.ReadinessCheck {
 			if next != nil {
 				d += fmt.Sprintf("; next due: %s on %s", next.Name, next.DueAt.Format(time.DateOnly))
 			}
-			return d
+			return d + a.refsDetail()
 		}}
 }
 
@@ -447,4 +458,100 @@ func (s secretsAPI) Status(ctx context.Context) ([]secrets.Status, error) {
 
 func (s secretsAPI) Rotate(ctx context.Context, name string) (secrets.Status, secrets.Status, error) {
 	return s.a.RotateSecret(ctx, name)
+}
+
+// passwordStatus lists the store and Redis passwords: each secret
+// reference (its name, provider, where, version and when it was read;
+// never the value), or, for a password written inline in the DSN or URL,
+// an entry that warns of it. CreatedAt holds when the value was made, for
+// SecretsStatus to age.
+func (a *App) passwordStatus() []secrets.Status {
+	var out []secrets.Status
+	ref := func(r *secrets.Ref, class, field, rotate string) {
+		st := r.Status()
+		s := secrets.Status{Name: st.Name, Class: class, Provider: st.Provider, Where: st.Where + " (" + field + ")", Version: st.Version, Rotate: rotate}
+		if !st.Created.IsZero() {
+			c := st.Created
+			s.CreatedAt = &c
+		}
+		l := st.LoadedAt.UTC()
+		s.LoadedAt = &l
+		if st.Err != nil {
+			s.ReloadError = fmt.Sprintf("%v (at %s; the value read at %s stays in use)", st.Err, st.ErrAt.UTC().Format(time.RFC3339), l.Format(time.RFC3339))
+		}
+		out = append(out, s)
+	}
+	every := "at start only (restart to use a new value)"
+	if d := refsPoll(a.cfg); d > 0 {
+		every = "within " + d.String()
+	}
+	if r := a.secrets.StorePassword; r != nil {
+		ref(r, secrets.ClassStorePassword, "store.password_secret",
+			"ALTER ROLE ... PASSWORD '...', then write the new password to this secret: new connections use it "+every+", open ones live on (docs/secrets.md, Rotating the database and Redis passwords)")
+	} else if a.cfg.Store.Driver == "postgres" && pgauth.HasPassword(a.cfg.Store.DSN) {
+		out = append(out, secrets.Status{Name: statusStorePassword, Class: secrets.ClassStorePassword, Provider: "config", Where: "inline in store.dsn",
+			Rotate:  "move it to a secret named by store.password_secret, which rotates without a restart (docs/secrets.md)",
+			Warning: inlinePasswordWarning("store.dsn", "store.password_secret")})
+	}
+	if r := a.secrets.RedisPassword; r != nil {
+		ref(r, secrets.ClassRedisPassword, "ratelimit.redis_password_secret",
+			"ACL SETUSER <user> >NEW (and later <OLD), then write the new password to this secret: new connections use it "+every+", open ones live on (docs/secrets.md, Rotating the database and Redis passwords)")
+	} else if a.cfg.RateLimit.Backend == "redis" && redisURLHasPassword(a.cfg.RateLimit.RedisURL) {
+		out = append(out, secrets.Status{Name: statusRedisPassword, Class: secrets.ClassRedisPassword, Provider: "config", Where: "inline in ratelimit.redis_url",
+			Rotate:  "move it to a secret named by ratelimit.redis_password_secret, which rotates without a restart (docs/secrets.md)",
+			Warning: inlinePasswordWarning("ratelimit.redis_url", "ratelimit.redis_password_secret")})
+	}
+	return out
+}
+
+// inlinePasswordWarning says why a password in the config itself is
+// discouraged.
+func inlinePasswordWarning(field, ref string) string {
+	return "the password is written inline in " + field + ": it sits in the config in clear and cannot rotate without a restart; name a secret with " + ref + " instead (docs/secrets.md)"
+}
+
+// redisURLHasPassword reports whether a Redis URL carries a password.
+func redisURLHasPassword(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return false
+	}
+	p, ok := u.User.Password()
+	return ok && p != ""
+}
+
+// refsReady fails (the "secrets" check) while reading a secret
+// reference again fails: the value read before stays in use, so a
+// rotation made meanwhile would leave new connections failing.
+func (a *App) refsReady() error {
+	var failed []string
+	for _, r := range a.secrets.refs() {
+		if st := r.Status(); st.Err != nil {
+			failed = append(failed, fmt.Sprintf("%v (since %s; the value read at %s stays in use)", st.Err, st.ErrAt.UTC().Format(time.RFC3339), st.LoadedAt.UTC().Format(time.RFC3339)))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("secret reference reload failed: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// refsDetail describes the secret references for /health/ready: name,
+// provider, version and the age of the value in use; never the value,
+// nor where it lives.
+func (a *App) refsDetail() string {
+	var parts []string
+	now := a.clock.Now()
+	for _, r := range a.secrets.refs() {
+		st := r.Status()
+		p := fmt.Sprintf("%s (%s: %s provider, version %d, read %s ago", st.Name, st.What, st.Provider, st.Version, now.Sub(st.LoadedAt).Round(time.Second))
+		if !st.Created.IsZero() {
+			p += fmt.Sprintf(", made %s ago", now.Sub(st.Created).Round(time.Second))
+		}
+		parts = append(parts, p+")")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; references: " + strings.Join(parts, ", ")
 }

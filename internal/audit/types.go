@@ -95,6 +95,7 @@ func EventTypes() []EventType {
 		{"ratelimit.refused", "A gateway request refused by a rate limit (429)."},
 		{"secrets.overdue", "Once a UTC day (for all replicas on one store) while a secret is past its rotation cadence: each such secret's name, class, provider, age, cadence and due date (never a value)."},
 		{"secrets.read", "At start: the secrets provider, and each secret the process read or generated: name, provider, where, version (never a value)."},
+		{"secrets.reload", "A secret reference (store.password_secret, ratelimit.redis_password_secret) read again with a new value, which new connections use: name, what it is for, provider, where, version (never a value)."},
 		{"signing_key.rotated", "A JWT signing key rotated (scheduled or asked for): the new kid and the retired one."},
 		{"system.shutdown", "A clean shutdown began."},
 		{"system.startup", "The gateway is serving: listen addresses and version."},

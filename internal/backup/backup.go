@@ -293,7 +293,11 @@ func (s *Service) stage(ctx context.Context, dir string) (*Manifest, []*staged, 
 	}
 	storeFile := filepath.Join(dir, "store")
 	if l.Store == "postgres" {
-		if err := s.cfg.Tools.dump(ctx, l.DSN, storeFile); err != nil {
+		dsn, err := l.dsn(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("back up the store: %w", err)
+		}
+		if err := s.cfg.Tools.dump(ctx, dsn, storeFile); err != nil {
 			return nil, nil, fmt.Errorf("back up the store: %w", err)
 		}
 	} else if err := vacuumInto(ctx, filepath.Join(l.DataDir, dbFile), storeFile); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for VACUUM INTO and integrity checks
 
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 	"github.com/gatehouse/gatehouse/internal/store/sqlite"
 )
 
@@ -27,6 +28,10 @@ type Layout struct {
 	// Store is the store driver (sqlite or postgres) and DSN its database.
 	Store string
 	DSN   string
+	// Password, when set, is the store's password as it is now (a
+	// secret reference that follows rotations), used in place of the
+	// DSN's: pg_dump gets it in PGPASSWORD, never on its command line.
+	Password pgauth.Password
 	// AuditBackend is file or postgres.
 	AuditBackend string
 	// Config is the config file serve runs with, as it read it (nil for
@@ -183,4 +188,21 @@ func countRows(ctx context.Context, q querier, c *StoreCheck) error {
 		}
 	}
 	return nil
+}
+
+// dsn is the store's DSN with the password in use now: the DSN's own, or
+// Password's. It lives only as long as one backup or restore test.
+func (l Layout) dsn(ctx context.Context) (string, error) {
+	if l.Password == nil {
+		return l.DSN, nil
+	}
+	p, err := l.Password(ctx)
+	if err != nil {
+		return "", err
+	}
+	dsn, err := pgauth.WithPassword(l.DSN, p)
+	if err != nil {
+		return "", fmt.Errorf("store dsn: %w", err)
+	}
+	return dsn, nil
 }

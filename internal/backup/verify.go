@@ -143,7 +143,11 @@ func (s *Service) verify(ctx context.Context, r io.Reader) (res VerifyResult) {
 		}
 		var vres audit.VerifyResult
 		if m.Store == "postgres" {
-			dsn, drop, err := scratchDB(ctx, s.cfg.Layout.DSN)
+			live, err := s.cfg.Layout.dsn(ctx)
+			if err != nil {
+				return err
+			}
+			dsn, drop, err := scratchDB(ctx, live)
 			if err != nil {
 				return err
 			}

@@ -32,8 +32,14 @@ type SecretsConfig struct {
 	// Cadence is how often each class of secret should be rotated, for
 	// `gatehouse secrets status` and /health/ready (defaults: api_keys
 	// 90d, signing_keys auth.signing_rotation, pepper, audit_key and
-	// backup_identity 365d, vault_token 30d, approle_secret_id 90d).
+	// backup_identity 365d, vault_token 30d, approle_secret_id 90d, store_password and redis_password 90d).
 	Cadence map[string]Duration `yaml:"cadence"`
+	// Poll is how often the secret references (store.password_secret,
+	// ratelimit.redis_password_secret) are read again, so that a rotated
+	// password reaches new connections without a restart (default:
+	// vault.poll with Vault, 10s with files; the environment and a .env
+	// file are read at start only).
+	Poll Duration `yaml:"poll"`
 }
 
 // VaultConfig configures the vault provider. Auth is token (a token in
@@ -73,7 +79,7 @@ const (
 )
 
 // SecretClasses are the classes of secret with a rotation cadence.
-var SecretClasses = []string{"api_keys", "signing_keys", "pepper", "audit_key", "backup_identity", "vault_token", "approle_secret_id", "master_key"}
+var SecretClasses = []string{"api_keys", "signing_keys", "pepper", "audit_key", "backup_identity", "vault_token", "approle_secret_id", "master_key", "store_password", "redis_password"}
 
 func (s *SecretsConfig) applyDefaults(c *Config) {
 	if s.Provider == "" {
@@ -107,6 +113,7 @@ func (s *SecretsConfig) applyDefaults(c *Config) {
 		"api_keys": 90 * 24 * time.Hour, "signing_keys": time.Duration(c.Auth.SigningRotation),
 		"pepper": 365 * 24 * time.Hour, "audit_key": 365 * 24 * time.Hour, "backup_identity": 365 * 24 * time.Hour,
 		"vault_token": 30 * 24 * time.Hour, "approle_secret_id": 90 * 24 * time.Hour,
+		"store_password": 90 * 24 * time.Hour, "redis_password": 90 * 24 * time.Hour,
 		// The master key is the operator's: its age is not known, the
 		// cadence is shown for the record.
 		"master_key": 365 * 24 * time.Hour,
@@ -169,6 +176,9 @@ func (c *Config) validateSecrets(p *problems) {
 		}
 	} else if v != (VaultConfig{}) {
 		p.add("secrets.vault", "set but provider is %s", s.Provider)
+	}
+	if s.Poll != 0 && s.Poll < Duration(100*time.Millisecond) {
+		p.add("secrets.poll", "must be at least 100ms")
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Cadence)) {
 		if !slices.Contains(SecretClasses, k) {

@@ -11,6 +11,10 @@ const (
 	ClassBackupIdentity  = "backup_identity"
 	ClassVaultToken      = "vault_token"
 	ClassAppRoleSecretID = "approle_secret_id"
+	// ClassStorePassword and ClassRedisPassword are the passwords of
+	// the PostgreSQL store and of Redis, named by reference in the config.
+	ClassStorePassword = "store_password"
+	ClassRedisPassword = "redis_password"
 	// ClassMasterKey is the master key the sealed store is sealed
 	// under: given by the operator, its age is not known to Gatehouse.
 	ClassMasterKey = "master_key"
@@ -55,6 +59,14 @@ type Status struct {
 	// Version is the newest, which new credentials hash under) and how
 	// many active credentials still hash under each.
 	PepperVersions []PepperVersionStatus `json:"pepper_versions,omitempty"`
+	// LoadedAt is, for a secret reference (the database and Redis
+	// passwords), when this process read the value in use, and
+	// ReloadError why the last reading again failed (the value read
+	// before stays in use). Warning says what is amiss without being
+	// an error: a password inline in the config.
+	LoadedAt    *time.Time `json:"loaded_at,omitempty"`
+	ReloadError string     `json:"reload_error,omitempty"`
+	Warning     string     `json:"warning,omitempty"`
 }
 
 // PepperVersionStatus is one version of the pepper in a status listing.

@@ -45,6 +45,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 )
 
 // Log keys.
@@ -78,6 +79,10 @@ const (
 type Config struct {
 	// DSN names the database (a postgres:// URL or key=value string).
 	DSN string
+	// Password, when set, gives every new connection (the pool's and the
+	// sequencer's) its password in place of the DSN's: a secret
+	// reference, so that a rotated password reaches new connections.
+	Password pgauth.Password
 	// Origin is the checkpoint origin and signing key name.
 	Origin string
 	// KeyDir holds the checkpoint signing key (log.key, log.pub), created
@@ -216,7 +221,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pcfg, err := pgauth.ParsePool(cfg.DSN, cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log in postgres: %w", err)
 	}

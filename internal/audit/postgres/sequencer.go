@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 )
 
 // ApplicationName is the application_name of the connection that holds
@@ -125,7 +126,7 @@ func (s *sequencer) run(ctx context.Context) {
 // campaign connects if needed and tries to take the leader lock.
 func (s *sequencer) campaign(ctx context.Context) error {
 	if s.conn == nil || s.conn.IsClosed() {
-		cfg, err := pgx.ParseConfig(s.l.cfg.DSN)
+		cfg, err := pgauth.ParseConn(ctx, s.l.cfg.DSN, s.l.cfg.Password)
 		if err != nil {
 			return err
 		}

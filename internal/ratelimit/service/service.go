@@ -41,6 +41,12 @@ type Options struct {
 	Auditor gatehouse.Auditor
 	// RedisPrefix is prepended to Redis keys; "" means redis.DefaultPrefix.
 	RedisPrefix string
+	// RedisPassword, when set, gives every new Redis connection its
+	// password (go-redis's CredentialsProviderContext, with the user of
+	// the URL) in place of the URL's: a secret reference, so that a
+	// rotated password reaches new connections while the open ones live
+	// on. Errors name the secret, never a value.
+	RedisPassword func(ctx context.Context) (string, error)
 	// ProbeMin and ProbeMax bound the recovery probe backoff; zero means
 	// the ratelimit package defaults.
 	ProbeMin, ProbeMax time.Duration
@@ -104,6 +110,14 @@ func New(ctx context.Context, cfg ratelimit.Config, opts Options) (*Service, err
 	ro.PoolTimeout = redisPoolTimeout
 	ro.PoolSize = max(ro.PoolSize, redisPoolSize)
 	ro.MaxRetries = -1 // no retries: a failure degrades at once
+	if pw := opts.RedisPassword; pw != nil {
+		user := ro.Username
+		ro.Password = ""
+		ro.CredentialsProviderContext = func(ctx context.Context) (string, string, error) {
+			p, err := pw(ctx)
+			return user, p, err
+		}
+	}
 	client := goredis.NewClient(ro)
 	rl := redis.New(client, redis.Config{Prefix: opts.RedisPrefix})
 

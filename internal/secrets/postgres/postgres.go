@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 	"github.com/gatehouse/gatehouse/internal/secrets"
 )
 
@@ -46,7 +47,14 @@ const schema = `CREATE TABLE IF NOT EXISTS gatehouse_secrets (
 // Open connects to the database dsn names and creates the table if it is
 // missing.
 func Open(ctx context.Context, dsn string, key *secrets.MasterKey) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	return OpenPassword(ctx, dsn, key, nil)
+}
+
+// OpenPassword is Open with the password of each new connection read
+// from pw (the store's secret reference, which follows rotations); nil
+// keeps the DSN's.
+func OpenPassword(ctx context.Context, dsn string, key *secrets.MasterKey, pw pgauth.Password) (*Store, error) {
+	cfg, err := pgauth.ParsePool(dsn, pw)
 	if err != nil {
 		return nil, errors.New("sealed secrets: the store DSN does not parse")
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gatehouse/gatehouse/internal/pgauth"
+
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -44,7 +46,23 @@ var _ store.Store = (*DB)(nil)
 // migrations run one process at a time and each is applied exactly once.
 // The error never contains the DSN's password.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	return OpenConfig(ctx, Config{DSN: dsn})
+}
+
+// Config says which database a DB opens and how its connections log in.
+type Config struct {
+	// DSN names the database: a postgres:// URL or key=value string.
+	DSN string
+	// Password, when set, gives every new connection its password (a
+	// secret reference that follows rotations) in place of the DSN's.
+	Password pgauth.Password
+}
+
+// OpenConfig is Open with the password of each new connection read from
+// cfg.Password: a rotated password reaches new connections while the open
+// ones live on.
+func OpenConfig(ctx context.Context, c Config) (*DB, error) {
+	cfg, err := pgauth.ParsePool(c.DSN, c.Password)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}

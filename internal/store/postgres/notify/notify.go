@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse/gatehouse/internal/pgauth"
 )
 
 // Channel is the PostgreSQL notification channel.
@@ -55,6 +57,9 @@ type payload struct {
 // Config configures a Bus.
 type Config struct {
 	DSN string // as for postgres.Open
+	// Password, when set, gives every new connection its password in
+	// place of the DSN's (a secret reference that follows rotations).
+	Password pgauth.Password
 	// Receive is called, on the listener's goroutine, for every message
 	// published by another Bus. Required.
 	Receive func(ctx context.Context, m Message)
@@ -104,7 +109,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
-	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	pc, err := pgauth.ParsePool(cfg.DSN, cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("open invalidation bus: %w", err)
 	}
@@ -190,7 +195,7 @@ func (b *Bus) Run(ctx context.Context) {
 
 // listen opens the listening connection and serves it until it fails.
 func (b *Bus) listen(ctx context.Context) error {
-	cc, err := pgx.ParseConfig(b.cfg.DSN)
+	cc, err := pgauth.ParseConn(ctx, b.cfg.DSN, b.cfg.Password)
 	if err != nil {
 		return err
 	}
