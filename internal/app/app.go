@@ -204,9 +204,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	}
 	// Secrets first: the store DSN and Redis URL may take their
 	// passwords from the provider.
-	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log, Now: opts.Clock.Now}); err != nil {
+	if a.secrets, err = OpenSecrets(ctx, cfg, dir, SecretsOptions{Getenv: opts.Getenv, Logger: log}); err != nil {
 		return nil, err
 	}
+	defer func() { err = a.secrets.explainAuthFailure(err) }()
 	pepper, peppers := a.secrets.Pepper, a.secrets.Peppers
 	// Listeners are bound now so their addresses (and so the default token
 	// issuer URL) are known; nothing is served until Start.
@@ -233,10 +234,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 		return nil, err
 	}
 	if a.store, err = openStore(ctx, cfg, dir, a.secrets.storePassword()); err != nil {
-		if r := a.secrets.StorePassword; r != nil {
-			st := r.Status()
-			return nil, fmt.Errorf("%w (the password is secret %s of the %s provider, version %d: if it was rotated, check that the database has the same one)", err, st.Name, st.Provider, st.Version)
-		}
 		return nil, err
 	}
 	a.auditRestore(ctx, dir)

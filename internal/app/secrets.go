@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -90,9 +91,6 @@ type LoadedSecret struct {
 type SecretsOptions struct {
 	Getenv func(string) string
 	Logger *slog.Logger
-	// Now reads the clock for when secret references were read (nil:
-	// time.Now).
-	Now func() time.Time
 	// ReadOnly opens an existing deployment's secrets without creating
 	// any (offline commands): a missing pepper is ErrNoSecrets.
 	ReadOnly bool
@@ -163,7 +161,7 @@ func OpenSecrets(ctx context.Context, cfg *config.Config, dataDir string, opts S
 	default:
 		return nil, fmt.Errorf("secrets.provider %q: unknown", sc.Provider)
 	}
-	if err := s.resolveRefs(ctx, cfg, opts.Now); err != nil {
+	if err := s.resolveRefs(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -289,9 +287,9 @@ const (
 // follow their rotations, and sets the value read now into the store DSN
 // and the Redis URL, for what connects once (offline commands); the pools
 // of serve ask the Refs at each new connection.
-func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config, now func() time.Time) error {
+func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config) error {
 	if name := cfg.Store.PasswordSecret; name != "" {
-		ref, err := secrets.NewRef(ctx, s.Provider, name, "store.password_secret", now)
+		ref, err := secrets.NewRef(ctx, s.Provider, name, "store.password_secret", nil)
 		if err != nil {
 			return err
 		}
@@ -304,7 +302,7 @@ func (s *Secrets) resolveRefs(ctx context.Context, cfg *config.Config, now func(
 		s.loadedRef(ref)
 	}
 	if name := cfg.RateLimit.RedisPasswordSecret; name != "" {
-		ref, err := secrets.NewRef(ctx, s.Provider, name, "ratelimit.redis_password_secret", now)
+		ref, err := secrets.NewRef(ctx, s.Provider, name, "ratelimit.redis_password_secret", nil)
 		if err != nil {
 			return err
 		}
@@ -369,6 +367,23 @@ func (a *App) storeDSN(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("store.dsn: %w", err)
 	}
 	return dsn, nil
+}
+
+// explainAuthFailure names the secret a refused password came from when
+// PostgreSQL answers invalid_password (28P01) with store.password_secret
+// set. Other errors (and nil) come back as they are. Never a value. (A
+// Redis that refuses the password does not stop the start: the limiter
+// starts degraded, and readiness says WRONGPASS.)
+func (s *Secrets) explainAuthFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if r := s.StorePassword; r != nil && errors.As(err, &pe) && pe.Code == "28P01" {
+		st := r.Status()
+		return fmt.Errorf("%w (the password is secret %s of the %s provider, version %d, for store.password_secret: if it was rotated, the database and the secret must hold the same one)", err, st.Name, st.Provider, st.Version)
+	}
+	return err
 }
 
 // refsPollDefault is how often references to file secrets are read again

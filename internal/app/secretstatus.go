@@ -538,10 +538,11 @@ func (a *App) refsReady() error {
 
 // refsDetail describes the secret references for /health/ready: name,
 // provider, version and the age of the value in use; never the value,
-// nor where it lives.
+// nor where it lives. Ages are by the host's clock, as the files' and
+// Vault's times are.
 func (a *App) refsDetail() string {
 	var parts []string
-	now := a.clock.Now()
+	now := time.Now()
 	for _, r := range a.secrets.refs() {
 		st := r.Status()
 		p := fmt.Sprintf("%s (%s: %s provider, version %d, read %s ago", st.Name, st.What, st.Provider, st.Version, now.Sub(st.LoadedAt).Round(time.Second))

@@ -21,12 +21,13 @@ func peek(c net.Conn) bool {
 	}
 	waiting := false
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read would wait for the descriptor's read lock,
+	// which pgconn's background reader may hold in a blocked read.
+	err = rc.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// Data (n > 0), EOF (n == 0, no error) or a socket error all
 		// count; only "nothing yet" does not.
 		waiting = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR)
-		return true
 	})
 	return err == nil && waiting
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -119,6 +120,30 @@ func Describe(dsn string) string {
 		return "(a DSN that does not parse)"
 	}
 	return fmt.Sprintf("host=%s port=%d user=%s database=%s", cc.Host, cc.Port, cc.User, cc.Database)
+}
+
+// Terminated reports whether err says that the server ended the session
+// before the statement committed, so that running it again on another
+// connection cannot apply it twice: nothing was sent
+// (pgconn.SafeToRetry), or the server answered FATAL admin_shutdown,
+// crash_shutdown or cannot_connect_now (pg_terminate_backend, a
+// restart) in place of the statement's completion. An implicit
+// transaction commits only as the server handles Sync, and it answers
+// ReadyForQuery before it reads anything else, so a FATAL that arrives
+// before ReadyForQuery means the transaction was rolled back.
+func Terminated(err error) bool {
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Severity != "FATAL" {
+		return false
+	}
+	switch pe.Code {
+	case "57P01", "57P02", "57P03":
+		return true
+	}
+	return false
 }
 
 // pending reports whether c's socket has something to read, or is

@@ -535,9 +535,23 @@ func (l *Log) commit(b *batch) error {
 	return nil
 }
 
-// insert runs insertBatch, prepared on the connection, with the batch's
-// arrays sent as they are (see batch).
+// insert runs insertBatch on a connection of the pool; when the server
+// ended that connection under it (pg_terminate_backend after a password
+// rotation, a restart) without committing, it runs it once more on
+// another, so that a session killed between two batches fails no
+// request.
 func (l *Log) insert(ctx context.Context, b *batch) error {
+	err := l.insertOnce(ctx, b)
+	if err != nil && pgauth.Terminated(err) && ctx.Err() == nil {
+		l.logger.Info("audit append: the server ended the connection before committing; retrying on another", logKeyErr, err)
+		err = l.insertOnce(ctx, b)
+	}
+	return err
+}
+
+// insertOnce runs insertBatch, prepared on the connection, with the
+// batch's arrays sent as they are (see batch).
+func (l *Log) insertOnce(ctx context.Context, b *batch) error {
 	c, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return err
