@@ -277,3 +277,38 @@ func TestRedisPasswordRotation(t *testing.T) {
 		t.Fatalf("the old password after the rotation: %v", err)
 	}
 }
+
+// TestInlinePasswordWarns: a password written in store.dsn or
+// ratelimit.redis_url works, but is warned of at its field, without
+// quoting it; a reference is not.
+func TestInlinePasswordWarns(t *testing.T) {
+	cases := []struct {
+		name, yml string
+		want      []string
+	}{
+		{"store inline", "store: {driver: postgres, dsn: \"postgres://gh:hunter2@db/gh\"}\n", []string{"store.dsn"}},
+		{"store key=value inline", "store: {driver: postgres, dsn: \"host=db user=gh password=hunter2\"}\n", []string{"store.dsn"}},
+		{"store reference", "store: {driver: postgres, dsn: \"postgres://gh@db/gh\", password_secret: db-password}\n", nil},
+		{"redis inline", "ratelimit: {backend: redis, redis_url: \"redis://gh:hunter2@redis:6379/0\"}\n", []string{"ratelimit.redis_url"}},
+		{"redis reference", "ratelimit: {backend: redis, redis_url: \"redis://gh@redis:6379/0\", redis_password_secret: redis-password}\n", nil},
+		{"none", "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ws := app.Warnings(mustParse(t, c.yml))
+			var got []string
+			for _, w := range ws {
+				got = append(got, w.Path)
+				if strings.Contains(w.String(), "hunter2") {
+					t.Fatalf("warning quotes the password: %s", w)
+				}
+				if !strings.Contains(w.Message, "_secret") {
+					t.Fatalf("warning does not say what to use instead: %s", w)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Fatalf("warnings at %v, want %v", got, c.want)
+			}
+		})
+	}
+}
