@@ -185,6 +185,26 @@ func TestStorePasswordRotation(t *testing.T) {
 		t.Fatalf("/health/ready: HTTP %d %s", res.StatusCode, body)
 	}
 	t.Logf("%d requests across the rotation, none failed", ok)
+	// The admin API lists the reference (checked against the OpenAPI
+	// document), never its value.
+	var list struct {
+		Secrets []secrets.Status `json:"secrets"`
+	}
+	if code := h.adminCall("GET", "/v1/secrets", nil, &list); code != 200 {
+		t.Fatalf("GET /v1/secrets: %d", code)
+	}
+	found := false
+	for _, s := range list.Secrets {
+		if s.Name == "db-password" {
+			found = s.LoadedAt != nil && s.Class == secrets.ClassStorePassword && s.ReloadError == ""
+		}
+	}
+	if !found {
+		t.Fatalf("GET /v1/secrets: no healthy db-password entry in %+v", list.Secrets)
+	}
+	if code := h.adminCall("POST", "/v1/secrets/db-password/rotate", nil, nil); code != http.StatusConflict {
+		t.Fatalf("POST /v1/secrets/db-password/rotate: %d, want 409 saying how it rotates", code)
+	}
 
 	// Only the old password: a replica given it cannot start, and says
 	// which secret to look at.
