@@ -53,13 +53,14 @@ func StartCluster(tb testing.TB) *Cluster {
 	c.dir = filepath.Join(base, "pgdata")
 	// initdb and postgres refuse to run as root: run them as the
 	// postgres OS user, which must reach the directory.
+	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			tb.Fatalf("running as root, and no OS user postgres to run the cluster as: %v", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
 		for d := base; d != "/" && strings.HasPrefix(d, os.TempDir()) && d != filepath.Clean(os.TempDir()); d = filepath.Dir(d) {
 			if err := os.Chown(d, uid, gid); err != nil {
 				tb.Fatal(err)
@@ -68,7 +69,10 @@ func StartCluster(tb testing.TB) *Cluster {
 		c.runas = []string{"runuser", "-u", "postgres", "--"}
 	}
 	pwfile := filepath.Join(base, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(c.AdminPassword+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(pwfile, []byte(c.AdminPassword+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Lchown(pwfile, uid, gid); err != nil { // -1: unchanged
 		tb.Fatal(err)
 	}
 	c.run(tb, filepath.Join(bin, "initdb"), "-D", c.dir, "-U", "postgres", "--pwfile", pwfile,
