@@ -31,7 +31,11 @@ it is due and whether it is overdue. Never a value. See docs/secrets.md.`,
 With --json: a list of {name, class, provider, where, version, created_at,
 age_seconds, cadence_seconds, due_at, overdue, rotatable, rotate}
 (age_seconds, created_at and due_at are null when the provider cannot tell
-when the value was made, as for an environment variable). Exit 0 whether or
+when the value was made, as for an environment variable). The database and
+Redis passwords named by reference (store.password_secret,
+ratelimit.redis_password_secret) also have loaded_at, when this replica read
+the value in use, and reload_error when reading it again failed; a password
+written inline in the config is listed with a warning. Exit 0 whether or
 not a secret is overdue: read "overdue".`,
 		Example: "  gatehouse secrets status\n  gatehouse secrets status --json | jq '.[] | select(.overdue)'",
 		Args:    cobra.NoArgs,
@@ -43,9 +47,25 @@ not a secret is overdue: read "overdue".`,
 				return err
 			}
 			return output(cmd, out.Secrets, func(w io.Writer) error {
-				return table(w, "NAME\tCLASS\tPROVIDER\tAGE\tCADENCE\tDUE\tSTATE\tWHERE", out.Secrets, func(s secrets.Status) []string {
+				err := table(w, "NAME\tCLASS\tPROVIDER\tAGE\tCADENCE\tDUE\tSTATE\tWHERE", out.Secrets, func(s secrets.Status) []string {
 					return []string{s.Name, s.Class, s.Provider, days(s.AgeSeconds), days(&s.CadenceSeconds), when(s.DueAt, "-"), secretState(s), s.Where}
 				})
+				if err != nil {
+					return err
+				}
+				// What a state of RELOAD FAILED or WARNING stands for.
+				for _, s := range out.Secrets {
+					switch {
+					case s.ReloadError != "":
+						_, err = fmt.Fprintf(w, "%s: reload failed: %s\n", s.Name, s.ReloadError)
+					case s.Warning != "":
+						_, err = fmt.Fprintf(w, "%s: warning: %s\n", s.Name, s.Warning)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		},
 	}
@@ -142,8 +162,12 @@ func days(secs *int64) string {
 
 func secretState(s secrets.Status) string {
 	switch {
+	case s.ReloadError != "":
+		return "RELOAD FAILED"
 	case s.Overdue:
 		return "OVERDUE"
+	case s.Warning != "":
+		return "WARNING"
 	case s.AgeSeconds == nil:
 		return "age unknown"
 	}
