@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,7 +149,7 @@ func TestStorePasswordRotation(t *testing.T) {
 	dsn := c.CreateRole(t, role, p1)
 	dir := t.TempDir()
 	writeSecret(t, dir, "db-password", p1)
-	h := MustStartWith(t, fmt.Sprintf("store: {driver: postgres, dsn: %q, password_secret: db-password}\nsecrets: {provider: file, dir: %s, poll: 100ms}\nratelimit: {default: {requests: 1000000, per: 1m}}\n", dsn, dir))
+	h := MustStartWith(t, fmt.Sprintf("store: {driver: postgres, dsn: %q, password_secret: db-password}\nsecrets: {provider: file, dir: %s, poll: 100ms}\nratelimit: {default: {requests: 1000000, per: 1m}}\n", dsn, dir)+backupConfig(t, filepath.Join(t.TempDir(), "backups")))
 	st := statusOf(t, h, "db-password")
 	if st.Provider != "file" || st.Class != secrets.ClassStorePassword || !strings.Contains(st.Where, "store.password_secret") {
 		t.Fatalf("status of db-password: %+v", st)
@@ -202,6 +203,15 @@ func TestStorePasswordRotation(t *testing.T) {
 	if !found {
 		t.Fatalf("GET /v1/secrets: no healthy db-password entry in %+v", list.Secrets)
 	}
+	// A backup after the rotation: pg_dump (PGPASSWORD) and the restore
+	// test's scratch database log in with the new password; the one read
+	// at start is refused by now.
+	auth := "Authorization: Bearer " + adminToken
+	var b struct{ ID string }
+	if err := json.Unmarshal(h.expect(201, "POST", h.admin+"/v1/backups", nil, auth), &b); err != nil || b.ID == "" {
+		t.Fatalf("backup after the rotation: %v", err)
+	}
+	h.expect(200, "POST", h.admin+"/v1/backups/"+b.ID+"/verify", nil, auth)
 	if code := h.adminCall("POST", "/v1/secrets/db-password/rotate", nil, nil); code != http.StatusConflict {
 		t.Fatalf("POST /v1/secrets/db-password/rotate: %d, want 409 saying how it rotates", code)
 	}
