@@ -89,7 +89,7 @@ func TestDocsNameRealEvents(t *testing.T) {
 	// The config's secrets and breaker sections and the chart's secrets
 	// values share a prefix with the events: secrets.provider,
 	// secrets.vault.poll, breaker.consecutive_failures.
-	configKey := regexp.MustCompile(`^(secrets\.(provider|source|cadence|dir|dotenv|vault|masterKey)|breaker\.(consecutive_failures|failure_ratio|min_requests|open_timeout|half_open_requests))(\.|$)`)
+	configKey := regexp.MustCompile(`^(secrets\.(provider|source|cadence|dir|dotenv|vault|masterKey|poll)|breaker\.(consecutive_failures|failure_ratio|min_requests|open_timeout|half_open_requests))(\.|$)`)
 	quoted := regexp.MustCompile("`((?:admin|authn|authz|compliance|system|secrets|oauth|breaker|signing_key|preauth|incident|review)\\.[a-z_.]*[a-z_])`")
 	n := 0
 	for _, file := range files {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -82,6 +83,7 @@ func TestPoolRotation(t *testing.T) {
 	if n := c.Terminate(t, "gh"); n == 0 {
 		t.Fatal("no session to terminate")
 	}
+	waitGone(t, c, "gh")
 	for i := range 20 {
 		if err := query(); err != nil {
 			t.Fatalf("query %d after the sessions were terminated: %v", i, err)
@@ -94,9 +96,23 @@ func TestPoolRotation(t *testing.T) {
 	// Only the old password: a new connection is refused.
 	pw.Store(&one)
 	c.Terminate(t, "gh")
+	waitGone(t, c, "gh")
 	var n int
 	err = pool.QueryRow(ctx, `SELECT 1`).Scan(&n)
 	if err == nil || !strings.Contains(err.Error(), "password authentication failed") {
 		t.Fatalf("old password: %v", err)
+	}
+}
+
+// waitGone waits until role has no session left: pg_terminate_backend
+// only signals, and the backend says goodbye as it exits.
+func waitGone(t *testing.T, c *pgtest.Cluster, role string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Sessions(t, role) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of %s still there 10 s after pg_terminate_backend", role)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
