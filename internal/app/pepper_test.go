@@ -81,13 +81,12 @@ func getJSON(t *testing.T, client *http.Client, method, url string, out any) int
 // generated secrets sealed under masterKey, and a data dir of its own:
 // nothing is shared with another replica but the database and the key.
 type sealedReplica struct {
-	app          *app.App
-	base, admin  string
-	clock        *gatehouse.FakeClock
-	dataDir      string
-	client       *http.Client
-	logs         *syncBuffer
-	shutdownOnce sync.Once
+	app         *app.App
+	base, admin string
+	clock       *gatehouse.FakeClock
+	dataDir     string
+	client      *http.Client
+	logs        *syncBuffer
 }
 
 func startSealedReplica(t *testing.T, dsn, masterKey, upstream string) *sealedReplica {
