@@ -69,20 +69,25 @@ func TestBackupsFormFlowJSOff(t *testing.T) {
 }
 
 func TestBackupsRefusedAndNotConfigured(t *testing.T) {
-	t.Run("security role", func(t *testing.T) {
-		e := uitest.Start(t, uitest.BackupConfig(t))
-		e.CreateUser("bob", "security")
-		f := newForm(t, e)
-		f.signIn("bob", uitest.Password)
-		res, body := f.get("/ui/backups")
-		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "role security may not read backups") {
-			t.Fatalf("security reading backups: HTTP %d %s", res.StatusCode, body)
-		}
-		res, body = f.post("/ui/backups", url.Values{"csrf_token": {token(t, body)}})
-		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "role security may not change backups") {
-			t.Fatalf("security making a backup: HTTP %d %s", res.StatusCode, body)
-		}
-	})
+	for _, role := range []string{"security", "auditor"} {
+		t.Run(role, func(t *testing.T) {
+			e := uitest.Start(t, uitest.BackupConfig(t))
+			e.CreateUser("bob", role)
+			f := newForm(t, e)
+			f.signIn("bob", uitest.Password)
+			res, body := f.get("/ui/backups")
+			if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "role "+role+" may not read backups") {
+				t.Fatalf("%s reading backups: HTTP %d %s", role, res.StatusCode, body)
+			}
+			tok := token(t, body)
+			for _, p := range []string{"/ui/backups", "/ui/backups/x/verify", "/ui/backups/prune"} {
+				res, body = f.post(p, url.Values{"csrf_token": {tok}, "confirm": {"yes"}})
+				if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "role "+role+" may not change backups") {
+					t.Fatalf("%s POST %s: HTTP %d %s", role, p, res.StatusCode, body)
+				}
+			}
+		})
+	}
 	t.Run("not configured", func(t *testing.T) {
 		e := uitest.Start(t, "")
 		e.CreateUser("alice", "admin")
