@@ -21,6 +21,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/ratelimit/ratelimittest"
 	"github.com/gatehouse/gatehouse/internal/secrets"
+	"github.com/gatehouse/gatehouse/internal/secrets/vault"
+	"github.com/gatehouse/gatehouse/internal/secrets/vaulttest"
 	"github.com/gatehouse/gatehouse/internal/store/postgres/pgtest"
 )
 
@@ -253,58 +255,109 @@ func mustParse(t *testing.T, yml string) *config.Config {
 
 // TestRedisPasswordRotation rotates the password of the Redis ACL user
 // the rate limiter logs in as (on_redis_failure: deny, so that any
-// failure to reach Redis fails a request): a second password added, the
-// secret rewritten, the old password removed and every connection of the
-// user killed; requests keep succeeding on new connections. With only
-// the old password, connecting fails with WRONGPASS.
+// failure to reach Redis fails a request), with the secret in a file and
+// in Vault KV v2 (the in-process server, through the official client): a
+// second password added, the secret rewritten, the old password removed
+// and every connection of the user killed; requests keep succeeding on new
+// connections. With only the old password, connecting fails with
+// WRONGPASS.
 func TestRedisPasswordRotation(t *testing.T) {
-	srv := ratelimittest.StartRedisServer(t)
-	const user, p1, p2 = "gh", "redis-first-0x1", "redis-second-0x2"
-	ctx := context.Background()
-	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr, MaxRetries: -1})
-	defer admin.Close()
-	if err := admin.Do(ctx, "ACL", "SETUSER", user, "on", ">"+p1, "~*", "&*", "+@all").Err(); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name string
+		// setup stores the first password and returns the secrets
+		// section and how to write a new value.
+		setup func(t *testing.T, first string) (yml string, write func(string))
+	}{
+		{"file", func(t *testing.T, first string) (string, func(string)) {
+			dir := t.TempDir()
+			writeSecret(t, dir, "redis-password", first)
+			return fmt.Sprintf("secrets: {provider: file, dir: %s, poll: 100ms}\n", dir),
+				func(v string) { writeSecret(t, dir, "redis-password", v) }
+		}},
+		{"vault", func(t *testing.T, first string) (string, func(string)) {
+			v := vaulttest.New(vaulttest.Config{})
+			t.Cleanup(v.Close)
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			token := v.RootToken("")
+			if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := vault.Open(t.Context(), vault.Config{Address: v.URL, Auth: "token", Token: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			if _, err := p.Put(t.Context(), "redis-password", []byte(first), 0); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("secrets: {provider: vault, poll: 100ms, vault: {address: %q, auth: token, token_file: %q, poll: 1s}}\n", v.URL, tokenFile),
+				func(value string) {
+					cur, err := p.CurrentVersion(context.Background(), "redis-password")
+					if err == nil {
+						_, err = p.Put(context.Background(), "redis-password", []byte(value), cur)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+		}},
 	}
-	dir := t.TempDir()
-	writeSecret(t, dir, "redis-password", p1)
-	h := MustStartWith(t, fmt.Sprintf("ratelimit: {backend: redis, redis_url: \"redis://%s@%s/0\", redis_password_secret: redis-password, on_redis_failure: deny, default: {requests: 1000000, per: 1m}}\nsecrets: {provider: file, dir: %s, poll: 100ms}\n", user, srv.Addr, dir))
-	if st := statusOf(t, h, "redis-password"); st.Provider != "file" || st.Class != secrets.ClassRedisPassword {
-		t.Fatalf("status of redis-password: %+v", st)
-	}
-	k := h.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
-	url := h.base + "/api/v1/signals/x"
-	l := startLoad(t, url, k.Key)
-	time.Sleep(300 * time.Millisecond)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := ratelimittest.StartRedisServer(t)
+			const user, p1, p2 = "gh", "redis-first-0x1", "redis-second-0x2"
+			ctx := context.Background()
+			admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr, MaxRetries: -1})
+			defer admin.Close()
+			if err := admin.Do(ctx, "ACL", "SETUSER", user, "on", ">"+p1, "~*", "&*", "+@all").Err(); err != nil {
+				t.Fatal(err)
+			}
+			yml, write := tc.setup(t, p1)
+			h := MustStartWith(t, fmt.Sprintf("ratelimit: {backend: redis, redis_url: \"redis://%s@%s/0\", redis_password_secret: redis-password, on_redis_failure: deny, default: {requests: 1000000, per: 1m}}\n", user, srv.Addr)+yml)
+			if st := statusOf(t, h, "redis-password"); st.Provider != tc.name || st.Class != secrets.ClassRedisPassword {
+				t.Fatalf("status of redis-password: %+v", st)
+			}
+			k := h.createKey(map[string]any{"name": "k", "scopes": []string{"read:signals"}})
+			url := h.base + "/api/v1/signals/x"
+			l := startLoad(t, url, k.Key)
+			time.Sleep(300 * time.Millisecond)
 
-	before := time.Now()
-	if err := admin.Do(ctx, "ACL", "SETUSER", user, ">"+p2).Err(); err != nil {
-		t.Fatal(err)
-	}
-	writeSecret(t, dir, "redis-password", p2)
-	waitReloaded(t, h, "redis-password", before)
-	if err := admin.Do(ctx, "ACL", "SETUSER", user, "<"+p1).Err(); err != nil {
-		t.Fatal(err)
-	}
-	killed, err := admin.Do(ctx, "CLIENT", "KILL", "USER", user).Int()
-	if err != nil || killed == 0 {
-		t.Fatalf("CLIENT KILL USER %s: %d, %v", user, killed, err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	ok, failed, first := l.finish()
-	if failed != 0 || ok < 20 {
-		t.Fatalf("%d requests failed and %d succeeded across the rotation; first failure: %s", failed, ok, first)
-	}
-	list, err := admin.ClientList(ctx).Result()
-	if err != nil || !strings.Contains(list, "user="+user) {
-		t.Fatalf("no connection of %s after the rotation (%v):\n%s", user, err, list)
-	}
-	t.Logf("%d requests across the rotation, none failed", ok)
+			before := time.Now()
+			if err := admin.Do(ctx, "ACL", "SETUSER", user, ">"+p2).Err(); err != nil {
+				t.Fatal(err)
+			}
+			write(p2)
+			waitReloaded(t, h, "redis-password", before)
+			if err := admin.Do(ctx, "ACL", "SETUSER", user, "<"+p1).Err(); err != nil {
+				t.Fatal(err)
+			}
+			killed, err := admin.Do(ctx, "CLIENT", "KILL", "USER", user).Int()
+			if err != nil {
+				t.Fatalf("CLIENT KILL USER %s: %v", user, err)
+			}
+			// Usually the limiter's pooled connections; none when the
+			// pool had just let them go.
+			t.Logf("killed %d connections of %s", killed, user)
+			time.Sleep(1500 * time.Millisecond)
+			ok, failed, first := l.finish()
+			if failed != 0 || ok < 20 {
+				t.Fatalf("%d requests failed and %d succeeded across the rotation; first failure: %s", failed, ok, first)
+			}
+			list, err := admin.ClientList(ctx).Result()
+			if err != nil || !strings.Contains(list, "user="+user) {
+				t.Fatalf("no connection of %s after the rotation (%v):\n%s", user, err, list)
+			}
+			if st := statusOf(t, h, "redis-password"); tc.name == "vault" && st.Version != 2 {
+				t.Fatalf("status after the rotation: version %d, want 2", st.Version)
+			}
+			t.Logf("%d requests across the rotation, none failed", ok)
 
-	old := goredis.NewClient(&goredis.Options{Addr: srv.Addr, Username: user, Password: p1, MaxRetries: -1})
-	defer old.Close()
-	if err := old.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
-		t.Fatalf("the old password after the rotation: %v", err)
+			old := goredis.NewClient(&goredis.Options{Addr: srv.Addr, Username: user, Password: p1, MaxRetries: -1})
+			defer old.Close()
+			if err := old.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+				t.Fatalf("the old password after the rotation: %v", err)
+			}
+		})
 	}
 }
 

@@ -6,7 +6,10 @@ package redis
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
+	"io"
+	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -95,6 +98,14 @@ func (l *Limiter) AllowAll(ctx context.Context, rules []ratelimit.Rule) (ratelim
 		args[2+2*i] = r.Limit.GranuleMicros()
 	}
 	res, err := allowScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	if err != nil && serverClosed(err) && ctx.Err() == nil {
+		// A pooled connection the server had closed (CLIENT KILL after
+		// a password rotation, a restart): once more, on a new one. A
+		// Redis that is down fails the retry's dial at once and degrades
+		// as before; a script whose reply was lost counts the request
+		// twice, which errs on the side of the limit.
+		res, err = allowScript.Run(ctx, l.client, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("redis ratelimit: %w", err)
 	}
@@ -108,4 +119,11 @@ func (l *Limiter) AllowAll(ctx context.Context, rules []ratelimit.Rule) (ratelim
 		ds[i] = ratelimit.Outcome(r.Limit, now, v[1], v[2], v[0] == 1)
 	}
 	return ratelimit.Combine(ds[:n]), nil
+}
+
+// serverClosed reports whether err says the server closed the connection
+// under the command (EOF, reset, broken pipe) rather than refused it.
+func serverClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
