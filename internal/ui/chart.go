@@ -66,10 +66,10 @@ var chartTmpl = template.Must(template.New("chart").Parse(`<figure class="chart"
 {{range .Bars}}<rect class="chart-bar" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}"/>
 {{end}}{{with .Line}}<polyline class="chart-line" fill="none" points="{{.}}"/>
 {{end}}{{range .Dots}}<circle class="chart-dot" cx="{{.X}}" cy="{{.Y}}" r="2.5"/>
-{{end}}<text class="chart-label" x="8" y="12">max {{.Max}}</text>
+{{end}}<text class="chart-label" x="8" y="14">max {{.Max}}</text>
 {{if .Empty}}<text class="chart-label" x="300" y="90" text-anchor="middle">no data</text>
-{{end}}<text class="chart-label" x="8" y="156">{{.Start}}</text>
-<text class="chart-label" x="592" y="156" text-anchor="end">{{.End}}</text>
+{{end}}<text class="chart-label" x="8" y="157">{{.Start}}</text>
+<text class="chart-label" x="592" y="157" text-anchor="end">{{.End}}</text>
 </svg>
 <figcaption>{{.Summary}}</figcaption>
 </figure>`))
