@@ -84,6 +84,17 @@ func TestSecondFactorJSOff(t *testing.T) {
 	if res.StatusCode < 400 || res.StatusCode >= 500 {
 		t.Fatalf("remove with a wrong code: HTTP %d %s", res.StatusCode, body)
 	}
+	// security must use a second factor: the API refuses the removal
+	// even with the right password and code, and the page says why.
+	res, body = g.post("/ui/account/second-factor/remove", url.Values{"current_password": {uitest.Password}, "code": {e.TOTP(secret[1])}, "csrf_token": {gtok}})
+	if res.StatusCode != 403 || !strings.Contains(body, "must use a second factor") {
+		t.Fatalf("remove under a role that requires it: HTTP %d %s", res.StatusCode, body)
+	}
+	// Once the role no longer requires one, bob may remove it.
+	if code := e.API("PUT", "/v1/settings/authentication", map[string]any{"totp_required_roles": []string{}}, nil); code != 200 {
+		t.Fatalf("settings: %d", code)
+	}
+	e.Clock.Advance(30 * time.Second)
 	res, body = g.post("/ui/account/second-factor/remove", url.Values{"current_password": {uitest.Password}, "code": {e.TOTP(secret[1])}, "csrf_token": {gtok}})
 	if res.StatusCode != 200 || !strings.Contains(body, "Second factor removed.") {
 		t.Fatalf("remove: HTTP %d %s", res.StatusCode, body)
