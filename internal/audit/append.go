@@ -381,6 +381,7 @@ func (l *Log) commit(b *batch) error {
 	// Readers see the batch only once it is acknowledged.
 	l.mu.Lock()
 	l.segs[len(l.segs)-1].count = w.segCount
+	l.segs[len(l.segs)-1].mids = w.mids
 	l.mu.Unlock()
 	l.collectExtension(false)
 	l.extend()

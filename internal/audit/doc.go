@@ -20,6 +20,7 @@
 //	pruned               compact range of the pruned prefix (only after pruning)
 //	segments/NNN.seg     records of entries NNN.. (NNN: 20-digit first index)
 //	segments/NNN.idx     fixed-width index of the same entries
+//	segments/NNN.mid     a sealed segment's node hashes at level k/2 (derived)
 //	segments/new.seg.tmp a segment being created (header only, no data)
 //
 // All integers are big-endian. Segment and index files start with a 24-byte
@@ -44,8 +45,16 @@
 // the index is fsynced in the background, and if a crash loses it Open
 // rebuilds it from the segment. Node hashes needed for
 // proofs come from sealed segment roots and, below segment level, from the
-// leaf hashes in one index file, so leaf hashes are never all held in RAM:
-// a Log keeps only the compact range of the whole tree (O(log n) hashes).
+// segment's node hashes at level k/2 (its "mid hashes", 2^(k-k/2) of them,
+// 8 KiB by default) and below that from at most 2^(k/2) leaf hashes in its
+// index file, so a proof of any entry reads and hashes a bounded amount and
+// leaf hashes are never all held in RAM: a Log keeps the compact range of
+// the whole tree (O(log n) hashes), the active segment's mid hashes and a
+// bounded cache of sealed ones'. The .mid file (header magic "GHAUDMID",
+// then the hashes) is written, unsynced, when a segment is sealed; it is
+// derived data, checked against the segment root before each use (and
+// rebuilt from the index when missing, torn or wrong), and Verify never
+// reads it.
 // The active segment's index is rebuilt from the segment at every Open, so
 // it is not fsynced on the append path.
 //

@@ -211,6 +211,9 @@ type Log struct {
 	// Owned by the writer goroutine (and by Open before it starts).
 	w writerState
 
+	// mids caches sealed segments' mid hashes for readers.
+	mids *midCache
+
 	// mu guards the snapshot that readers use.
 	mu       sync.RWMutex
 	prefix   prefixState
@@ -231,6 +234,7 @@ type writerState struct {
 	size          uint64
 	rng           *compact.Range
 	segRoot       []byte // set by the range visitor when a segment fills
+	mids          []byte // the active segment's mid hashes, set by the visitor
 	visit         compact.VisitFn
 	idxBuf        []byte
 	unsyncedBytes int64 // written to the segment since its last fdatasync
@@ -270,6 +274,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		bgSync:     make(chan *os.File, 1),
 		syncerDone: make(chan struct{}),
 		pending:    newBatch(),
+		mids:       newMidCache(),
 	}
 	l.qcond = sync.NewCond(&l.qmu)
 	l.delay = time.NewTimer(time.Hour)
@@ -328,7 +333,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 func (l *Log) view() *treeView {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return &treeView{dir: l.dir, segBits: l.segBits, prefix: l.prefix, segs: append([]segInfo(nil), l.segs...)}
+	return &treeView{dir: l.dir, segBits: l.segBits, prefix: l.prefix, segs: append([]segInfo(nil), l.segs...), mids: l.mids, persistMids: true}
 }
 
 // do runs fn on the writer goroutine after committing queued events.

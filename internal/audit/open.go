@@ -55,6 +55,7 @@ func (l *Log) load(ctx context.Context) error {
 		l.logger.Info("removing pruned segment left by an interrupted prune", logKeySeg, starts[0])
 		os.Remove(segPath(l.dir, starts[0]))
 		os.Remove(idxPath(l.dir, starts[0]))
+		os.Remove(midPath(l.dir, starts[0]))
 		starts = starts[1:]
 	}
 	if len(starts) > 0 {
@@ -79,8 +80,11 @@ func (l *Log) load(ctx context.Context) error {
 	}
 	w := &l.w
 	w.visit = func(id compact.NodeID, h []byte) {
-		if id.Level == l.segBits {
+		switch id.Level {
+		case l.segBits:
 			w.segRoot = h
+		case midLevel(l.segBits):
+			w.mids = append(w.mids, h...)
 		}
 	}
 	factory := newRangeFactory()
@@ -158,10 +162,12 @@ func (l *Log) reseal(start uint64) ([]byte, error) {
 	}
 	idx := fileHeader(idxMagic, start, l.segBits)
 	rng := newRangeFactory().NewEmptyRange(start)
+	var mids []byte
+	visit := midCollector(midLevel(l.segBits), &mids)
 	stop, err := scanFrames(data, func(off int64, payload []byte) error {
 		leaf := rfc6962.DefaultHasher.HashLeaf(payload)
 		idx = appendIdxEntry(idx, uint64(off), leaf)
-		return rng.Append(leaf, nil)
+		return rng.Append(leaf, visit)
 	})
 	if err != nil {
 		return nil, err
@@ -178,6 +184,9 @@ func (l *Log) reseal(start uint64) ([]byte, error) {
 		return nil, fmt.Errorf("rebuild audit index %d: %w", start, err)
 	}
 	l.logger.Warn("audit log: rebuilt the index of a sealed segment", logKeySeg, start)
+	if err := writeMids(l.dir, start, l.segBits, mids); err != nil {
+		l.logger.Warn("audit log: storing mid hashes failed", logKeySeg, start, logKeyErr, err)
+	}
 	return root, nil
 }
 
@@ -199,6 +208,7 @@ func (l *Log) recoverActive(start uint64, latest *Checkpoint) error {
 	var count uint64
 	validEnd := int64(fileHeaderLen)
 	w.segRoot = nil
+	w.mids = make([]byte, 0, (1<<(l.segBits-midLevel(l.segBits)))*hashLen)
 	stop, err := scanFrames(data, func(off int64, payload []byte) error {
 		leaf := rfc6962.DefaultHasher.HashLeaf(payload)
 		idx = appendIdxEntry(idx, uint64(off), leaf)
@@ -261,7 +271,7 @@ func (l *Log) recoverActive(start uint64, latest *Checkpoint) error {
 		w.allocEnd = int64(len(data)) // zeros preallocated before the crash
 	}
 	w.size = start + count
-	l.segs = append(l.segs, segInfo{start: start, count: count})
+	l.segs = append(l.segs, segInfo{start: start, count: count, mids: w.mids})
 	if count == 1<<l.segBits {
 		return l.seal()
 	}

@@ -118,6 +118,7 @@ func (l *Log) prune(ctx context.Context) (PruneResult, error) {
 			return res, fmt.Errorf("prune: remove segment %d: %w", s.start, err)
 		}
 		os.Remove(idxPath(l.dir, s.start))
+		os.Remove(midPath(l.dir, s.start))
 	}
 	if err := syncDir(filepath.Join(l.dir, segDirName)); err != nil {
 		return res, fmt.Errorf("prune: %w", err)

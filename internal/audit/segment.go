@@ -317,6 +317,7 @@ func (l *Log) createSegment(start uint64) error {
 	w.allocEnd, w.extStep = int64(len(head)), minExtend
 	w.size = start
 	w.segRoot = nil
+	w.mids = make([]byte, 0, (1<<(l.segBits-midLevel(l.segBits)))*hashLen)
 	l.mu.Lock()
 	l.segs = append(l.segs, segInfo{start: start})
 	l.mu.Unlock()
@@ -447,9 +448,18 @@ func (l *Log) seal() error {
 			l.fail(fmt.Errorf("sync audit index %d: %w", start, err))
 		}
 	}(w.seg, w.idx, w.segStart)
+	mids := w.mids
+	if checkMids(mids, l.segBits, root) {
+		l.mids.put(w.segStart, mids)
+		if err := writeMids(l.dir, w.segStart, l.segBits, mids); err != nil {
+			// Readers rebuild them from the index when needed.
+			l.logger.Warn("audit log: storing mid hashes failed", logKeySeg, w.segStart, logKeyErr, err)
+		}
+	}
 	l.mu.Lock()
 	l.segs[len(l.segs)-1].root = root
 	l.segs[len(l.segs)-1].count = w.segCount
+	l.segs[len(l.segs)-1].mids = nil
 	l.mu.Unlock()
 	return l.createSegment(w.segStart + w.segCount)
 }

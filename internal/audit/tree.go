@@ -15,6 +15,10 @@ type segInfo struct {
 	start uint64
 	count uint64 // entries written (for the active segment, as of the snapshot)
 	root  []byte // root of the segment's perfect subtree once sealed
+	// mids are the active segment's node hashes at midLevel so far (one
+	// per complete node within count); nil for sealed segments, whose
+	// come from segmentMids.
+	mids []byte
 }
 
 // treeView computes Merkle node hashes from the files in a directory. It is
@@ -24,6 +28,10 @@ type treeView struct {
 	segBits uint
 	prefix  prefixState
 	segs    []segInfo
+	// mids caches sealed segments' mid hashes (nil: no cache, offline);
+	// persistMids lets a rebuild write the segment's .mid file.
+	mids        *midCache
+	persistMids bool
 }
 
 // prefixState is the compact range covering the pruned entries [0, begin).
@@ -93,6 +101,12 @@ func (v *treeView) nodeHash(id compact.NodeID) ([]byte, error) {
 	}
 	if id.Level == v.segBits && seg.root != nil {
 		return seg.root, nil
+	}
+	if k := midLevel(v.segBits); id.Level >= k {
+		lo, hi := (begin-seg.start)>>k, (end-seg.start)>>k
+		if mids := v.segmentMids(seg); uint64(len(mids)) >= hi*hashLen {
+			return combine(mids[lo*hashLen : hi*hashLen])
+		}
 	}
 	leaves, err := v.leafHashes(seg.start, begin, end)
 	if err != nil {
