@@ -437,8 +437,10 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, p *gatehous
 // incident's window, from an hour before it opened to its close, and
 // every event of the principals its containment touched.
 func (s *Server) timeline(ctx context.Context, in compliance.Incident) ([]TimelineEntry, error) {
-	until := in.ClosedAt
-	if until.IsZero() {
+	// The close is recorded just after ClosedAt is set: a minute's grace
+	// keeps incident.close itself in the timeline.
+	until := in.ClosedAt.Add(time.Minute)
+	if in.ClosedAt.IsZero() {
 		until = s.cfg.Clock.Now().Add(time.Second)
 	}
 	involved := map[string]bool{}

@@ -215,6 +215,12 @@ func TestIncidentContainment(t *testing.T) {
 	if want := compliance.BusinessDaysAfter(in.ClosedAt, 5); !in.ReviewDue.Equal(want) {
 		t.Fatalf("review due %s, want %s", in.ReviewDue, want)
 	}
+	// The timeline of a closed incident ends with its close.
+	full.Timeline = nil
+	h.adminCall("GET", "/v1/incidents/"+in.ID, nil, &full)
+	if n := len(full.Timeline); n == 0 || full.Timeline[n-1].Type != "admin.incident.close" {
+		t.Errorf("closed incident's timeline %v does not end with admin.incident.close", full.Timeline)
+	}
 	if code := h.adminCall("POST", "/v1/incidents/"+in.ID+"/review", map[string]any{"summary": "rotated; scanner added"}, &in); code != 200 {
 		t.Fatalf("review: %d", code)
 	}
