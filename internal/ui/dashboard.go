@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/backup"
@@ -275,67 +274,29 @@ type evSummary struct {
 	ID          string
 	GeneratedAt time.Time
 	Summary     map[compliance.Status]int
-	key         string
-	at          time.Time
-}
-
-// evidenceCache keeps each session's latest evidence summary a while,
-// keyed by session and role, so a role change asks again.
-type evidenceCache struct {
-	mu sync.Mutex
-	m  map[string]evSummary
-}
-
-func (c *evidenceCache) get(key string, now time.Time) (evSummary, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || now.Sub(e.at) >= evidenceTTL || now.Before(e.at) {
-		return evSummary{}, false
-	}
-	return e, true
-}
-
-func (c *evidenceCache) put(e evSummary) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]evSummary{}
-	}
-	if _, ok := c.m[e.key]; !ok && len(c.m) >= evidenceCacheSize {
-		var oldest string
-		for k, v := range c.m {
-			if oldest == "" || v.at.Before(c.m[oldest].at) {
-				oldest = k
-			}
-		}
-		delete(c.m, oldest)
-	}
-	c.m[e.key] = e
 }
 
 func evidenceKey(s *session) string { return s.id + "\x00" + s.user.Role + "\x00" + s.user.Username }
 
 // evidenceSummary is the session's evidence summary: from the cache, or
-// GET /v1/evidence (the default period).
+// the session's report of the default period (sessionReport).
 func (u *UI) evidenceSummary(r *http.Request, s *session) (evSummary, error) {
-	now := u.cfg.Clock.Now()
-	if e, ok := u.evidence.get(evidenceKey(s), now); ok {
+	if e, ok := u.evidence.get(evidenceKey(s), u.cfg.Clock.Now()); ok {
 		return e, nil
 	}
-	var rep compliance.Report
-	if err := u.call(r.Context(), r, http.MethodGet, "/v1/evidence", nil, &rep); err != nil {
+	er, err := u.sessionReport(r, s, "", false)
+	if err != nil {
 		return evSummary{}, err
 	}
-	return u.noteEvidence(s, &rep), nil
+	return u.noteEvidence(s, er.rep), nil
 }
 
 // noteEvidence keeps rep's summary for the dashboard.
 func (u *UI) noteEvidence(s *session, rep *compliance.Report) evSummary {
-	e := evSummary{ID: rep.ID, GeneratedAt: rep.GeneratedAt, Summary: rep.Summary, key: evidenceKey(s), at: u.cfg.Clock.Now()}
+	e := evSummary{ID: rep.ID, GeneratedAt: rep.GeneratedAt, Summary: rep.Summary}
 	if e.Summary == nil {
 		e.Summary = map[compliance.Status]int{}
 	}
-	u.evidence.put(e)
+	u.evidence.put(evidenceKey(s), e, u.cfg.Clock.Now())
 	return e
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/compliance"
@@ -35,6 +36,7 @@ type evidenceData struct {
 	Downloads []evidenceDownload
 	Period    string
 	Message   string
+	Fresh     string // the link that makes a new report
 }
 
 // evidenceFormats are the downloads of /ui/evidence?format=: the API's
@@ -46,32 +48,42 @@ var evidenceFormats = []struct{ Format, Label string }{
 	{"oscal", "OSCAL assessment results"},
 }
 
-// evidencePage is GET /ui/evidence: a new evidence report (GET
-// /v1/evidence, for ?period= if given) with each control's findings and
-// cited audit entries under its anchor (#control-ID), or, with
-// ?format=html|json|oscal, that report as a download.
+// evidenceReport is a report as the API sent it (signed JSON) and
+// decoded.
+type evidenceReport struct {
+	rep    *compliance.Report
+	signed []byte
+}
+
+// A report reads the whole period's audit log (seconds with a million
+// entries), so the page keeps each session's last report of a period for
+// reportTTL: the drill-down, the downloads and a reload show that one, and
+// "Make a new report" (?fresh=1) asks the API again.
+const (
+	reportTTL       = 10 * time.Minute
+	reportCacheSize = 8
+)
+
+// evidencePage is GET /ui/evidence: the session's evidence report (GET
+// /v1/evidence, for ?period= if given; a new one with ?fresh=1 or when
+// the session's last one of that period is older than reportTTL) with
+// each control's findings and cited audit entries under its anchor
+// (#control-ID), or, with ?format=html|json|oscal, that report as a
+// download.
 func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	period := strings.TrimSpace(q.Get("period"))
 	format := q.Get("format")
 	for k := range q {
-		if k != "period" && k != "format" {
-			return gatehouse.Errorf(gatehouse.EINVALID, "%s: unknown parameter (only period and format)", k)
+		if k != "period" && k != "format" && k != "fresh" {
+			return gatehouse.Errorf(gatehouse.EINVALID, "%s: unknown parameter (only period, format and fresh)", k)
 		}
 	}
 	if format != "" && format != "html" && format != "json" && format != "oscal" {
 		return gatehouse.Errorf(gatehouse.EINVALID, "format: must be html, json or oscal")
 	}
-	path := "/v1/evidence"
-	if period != "" {
-		path += "?period=" + url.QueryEscape(period)
-	}
 	d := &evidenceData{Period: period}
-	a, err := u.do(r.Context(), r, http.MethodGet, path, nil)
-	var rep compliance.Report
-	if err == nil {
-		err = a.decode(&rep)
-	}
+	er, err := u.sessionReport(r, s, period, q.Get("fresh") != "")
 	if err != nil {
 		if format != "" {
 			return err
@@ -80,12 +92,17 @@ func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 		u.render(w, r, s, errStatus(err), "evidence.html", "Evidence", d)
 		return nil
 	}
-	if period == "" {
-		u.noteEvidence(s, &rep)
+	if q.Get("fresh") != "" && format == "" {
+		// Back to the plain address, so a reload shows this report
+		// instead of making another.
+		http.Redirect(w, r, evidenceHref(period, ""), http.StatusSeeOther)
+		return nil
 	}
+	rep := *er.rep
 	if format != "" {
-		return u.evidenceDownload(w, r, &rep, a.body.Bytes(), format)
+		return u.evidenceDownload(w, r, &rep, er.signed, format)
 	}
+	d.Fresh = evidenceHref(period, "fresh")
 	d.Report = &rep
 	for _, l := range statusLabels {
 		l.Count = rep.Summary[compliance.Status(l.Status)]
@@ -114,6 +131,53 @@ func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 	}
 	u.render(w, r, s, http.StatusOK, "evidence.html", "Evidence", d)
 	return nil
+}
+
+// sessionReport is the session's report of period: the one kept from
+// the last reportTTL unless fresh, or a new one from GET /v1/evidence,
+// then kept (and, for the default period, its summary for the
+// dashboard).
+func (u *UI) sessionReport(r *http.Request, s *session, period string, fresh bool) (evidenceReport, error) {
+	key := evidenceKey(s) + "\x00" + period
+	now := u.cfg.Clock.Now()
+	if er, ok := u.evReports.get(key, now); ok && !fresh {
+		return er, nil
+	}
+	path := "/v1/evidence"
+	if period != "" {
+		path += "?period=" + url.QueryEscape(period)
+	}
+	a, err := u.do(r.Context(), r, http.MethodGet, path, nil)
+	var rep compliance.Report
+	if err == nil {
+		err = a.decode(&rep)
+	}
+	if err != nil {
+		u.evReports.drop(key)
+		return evidenceReport{}, err
+	}
+	er := evidenceReport{rep: &rep, signed: bytes.Clone(a.body.Bytes())}
+	u.evReports.put(key, er, now)
+	if period == "" {
+		u.noteEvidence(s, &rep)
+	}
+	return er, nil
+}
+
+// evidenceHref is the page's address for period, with flag ("fresh")
+// set if given.
+func evidenceHref(period, flag string) string {
+	v := url.Values{}
+	if period != "" {
+		v.Set("period", period)
+	}
+	if flag != "" {
+		v.Set(flag, "1")
+	}
+	if len(v) == 0 {
+		return "/ui/evidence"
+	}
+	return "/ui/evidence?" + v.Encode()
 }
 
 // anchorID keeps letters, digits, '.', '-' and '_' of a control id.

@@ -99,3 +99,54 @@ func TestEvidenceJSOff(t *testing.T) {
 	}
 	e.NoCSPReports()
 }
+
+// TestEvidenceReportKept: a report reads the whole audit log, so the page
+// keeps the session's report: a reload and the downloads show the same
+// one (no new compliance.report), "Make a new report" makes another and
+// lands back on the plain address, and another session gets its own.
+func TestEvidenceReportKept(t *testing.T) {
+	e := uitest.Start(t, "")
+	e.CreateUser("carol", "auditor")
+	f := newForm(t, e)
+	f.signIn("carol", uitest.Password)
+	reports := func() int {
+		t.Helper()
+		var page struct{ Entries []any }
+		e.API("GET", "/v1/audit?type=compliance.report&limit=1000", nil, &page)
+		return len(page.Entries)
+	}
+	id := func(body string) string {
+		t.Helper()
+		m := regexp.MustCompile(`Report <code>([^<]+)</code>`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no report id in %.300s", body)
+		}
+		return m[1]
+	}
+	_, body := f.get("/ui/evidence")
+	first, n := id(body), reports()
+	if n < 1 {
+		t.Fatalf("%d compliance.report events after the first view", n)
+	}
+	_, body = f.get("/ui/evidence")
+	if got := id(body); got != first || reports() != n {
+		t.Errorf("a reload made a new report (%s, was %s; %d reports, was %d)", got, first, reports(), n)
+	}
+	_, dl := f.get("/ui/evidence?format=json")
+	if !strings.Contains(dl, first) || reports() != n {
+		t.Errorf("the JSON download is not the report shown (%s)", first)
+	}
+	res, body := f.get("/ui/evidence?fresh=1")
+	if res.Request.URL.String() != e.Admin+"/ui/evidence" {
+		t.Errorf("a new report lands on %s, want the plain address", res.Request.URL)
+	}
+	if got := id(body); got == first || reports() != n+1 {
+		t.Errorf("Make a new report: %s (was %s), %d reports (was %d)", got, first, reports(), n)
+	}
+	g := newForm(t, e)
+	g.signIn("carol", uitest.Password)
+	g.get("/ui/evidence")
+	if reports() != n+2 {
+		t.Errorf("another session was shown the first session's report")
+	}
+}

@@ -76,8 +76,10 @@ type UI struct {
 	// (cspReportsPerMinute).
 	acceptMinute, accepted atomic.Int64
 	// evidence keeps each session's evidence summary a few minutes for
-	// the dashboard (dashboard.go).
-	evidence evidenceCache
+	// the dashboard (dashboard.go), and reports each session's last
+	// report of a period for the evidence page (evidence.go).
+	evidence  *ttlCache[evSummary]
+	evReports *ttlCache[evidenceReport]
 }
 
 // New builds the console.
@@ -88,7 +90,9 @@ func New(cfg Config) (*UI, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = gatehouse.SystemClock{}
 	}
-	u := &UI{cfg: cfg, log: cfg.Logger.WithGroup("ui")}
+	u := &UI{cfg: cfg, log: cfg.Logger.WithGroup("ui"),
+		evidence:  newTTLCache[evSummary](evidenceTTL, evidenceCacheSize),
+		evReports: newTTLCache[evidenceReport](reportTTL, reportCacheSize)}
 	u.pages = u.registry()
 	if err := u.parse(); err != nil {
 		return nil, err
