@@ -155,3 +155,66 @@ func TestProofMidHashesDerived(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryScanBudget checks that a rarely matching filter costs at most
+// audit.ScanBudget entries a request: the page is short (or empty) with
+// Next where the scan stopped, and following Next finds every match.
+func TestQueryScanBudget(t *testing.T) {
+	l := MustOpenLog(t, t.TempDir(), func(c *audit.Config) {
+		c.Durability = audit.DurabilityBatch
+		c.SegmentEntries = 4096
+	})
+	ctx := context.Background()
+	n := 2*audit.ScanBudget + 500
+	rare := map[int]bool{5: true, audit.ScanBudget + 100: true, n - 1: true}
+	for i := range n {
+		e := benchEvent(i)
+		if rare[i] {
+			e.Actor.ID = "rare"
+		}
+		if err := l.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name   string
+		f      audit.Filter
+		limit  int
+		wantN  int
+		pages  int
+		reason string
+	}{
+		{"rare actor", audit.Filter{Actor: "api_key:rare"}, 100, 3, 3, "one match per budget"},
+		{"no match", audit.Filter{Type: "admin.key.create"}, 100, 0, 3, "empty pages with next"},
+		{"everything", audit.Filter{}, 1000, n, (n + 999) / 1000, "full pages"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cursor, got, pages := "", 0, 0
+			for {
+				p, err := l.Query(ctx, c.f, cursor, c.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				got += len(p.Entries)
+				if p.Next == "" {
+					break
+				}
+				var from, next uint64
+				fmt.Sscan(cursor, &from)
+				fmt.Sscan(p.Next, &next)
+				if next-from > audit.ScanBudget {
+					t.Fatalf("page from %d scanned to %d, more than the budget %d", from, next, audit.ScanBudget)
+				}
+				if len(p.Entries) < c.limit && next-from != audit.ScanBudget {
+					t.Fatalf("short page from %d has next %d, not where the budget ends", from, next)
+				}
+				cursor = p.Next
+			}
+			if got != c.wantN || pages != c.pages {
+				t.Fatalf("%d entries in %d pages, want %d in %d (%s)", got, pages, c.wantN, c.pages, c.reason)
+			}
+		})
+	}
+}

@@ -40,8 +40,11 @@ type auditListData struct {
 	Newest                    bool
 	Next, First, NewestLink   string // links, "" when none
 	Filtered                  bool
-	Types                     []string
-	Message                   string
+	// Searched, on a short page with a next one, is the range of entries
+	// the API read ("A–B"): it stops after audit.ScanBudget entries.
+	Searched string
+	Types    []string
+	Message  string
 }
 
 // auditPage is GET /ui/audit: one page of GET /v1/audit, filtered by
@@ -121,6 +124,13 @@ func auditPage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error 
 		}
 		if page.Next != "" {
 			d.Next = link(page.Next, false)
+			if n, err := strconv.ParseUint(page.Next, 10, 64); err == nil && n > 0 && len(page.Entries) < auditPerPage {
+				from := d.From
+				if from == "" {
+					from = "0"
+				}
+				d.Searched = from + "–" + strconv.FormatUint(n-1, 10)
+			}
 		}
 	}
 	if d.From != "" && d.From != "0" {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,12 @@ func benchLog(b *testing.B) *audit.Log {
 	if v, err := strconv.Atoi(os.Getenv("GATEHOUSE_BENCH_AUDIT_ENTRIES")); err == nil && v > 0 {
 		n = v
 	}
+	return benchLogN(b, n)
+}
+
+// benchLogN is benchLog of n entries.
+func benchLogN(b testing.TB, n int) *audit.Log {
+	b.Helper()
 	l, err := audit.Open(context.Background(), audit.Config{Dir: b.TempDir(), Origin: "bench", Durability: audit.DurabilityBatch})
 	if err != nil {
 		b.Fatal(err)
@@ -144,5 +151,56 @@ func BenchmarkAuditPages(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditViewerShortPageJSOff: a filter that matches rarely gets the
+// matches among the entries one API request reads (audit.ScanBudget), and
+// the page says which entries were searched, with a link to search on.
+func TestAuditViewerShortPageJSOff(t *testing.T) {
+	n := audit.ScanBudget + 2000
+	l := benchLogN(t, n)
+	console, err := ui.New(ui.Config{API: benchAPI{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) string {
+		t.Helper()
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(&http.Cookie{Name: authn.SessionCookie, Value: "bench"})
+		w := httptest.NewRecorder()
+		console.ServeHTTP(w, req)
+		if w.Code != 200 {
+			t.Fatalf("%s: HTTP %d", path, w.Code)
+		}
+		return w.Body.String()
+	}
+	last := strconv.Itoa(audit.ScanBudget - 1)
+	cases := []struct {
+		name, path, want string
+	}{
+		{"some matches", "/ui/audit?type=admin.key.create", " matches in entries 0–" + last + "; <a href=\"/ui/audit?cursor=" + strconv.Itoa(audit.ScanBudget) + "&amp;type=admin.key.create\">continue searching</a>."},
+		{"none", "/ui/audit?actor=user:nobody", "No matches in entries 0–" + last + "; <a href="},
+		{"from a cursor", "/ui/audit?actor=user:nobody&cursor=5", "No matches in entries 5–" + strconv.Itoa(audit.ScanBudget+4) + "; <a href="},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := get(c.path)
+			if !strings.Contains(body, c.want) {
+				t.Fatalf("page does not say %q:\n%s", c.want, body)
+			}
+			m := nextRE.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatal("no next page link")
+			}
+			body = get(strings.ReplaceAll(m[1], "&amp;", "&"))
+			if strings.Contains(body, "continue searching") || !strings.Contains(body, "End of the log.") {
+				t.Fatal("the last page asks to search on, or has no end marker")
+			}
+		})
+	}
+	// An unfiltered page is full: nothing to say.
+	if body := get("/ui/audit"); strings.Contains(body, "continue searching") {
+		t.Fatal("a full page asks to continue searching")
 	}
 }

@@ -278,20 +278,29 @@ func (l *Log) Query(ctx context.Context, f audit.Filter, cursor string, limit in
 	}
 	page := audit.Page{Entries: []audit.Entry{}}
 	var last uint64
+	scanned := 0
 	err := scan(ctx, l.pool, from, true, window{f.Since, f.Until}, func(i uint64, _, payload []byte) (bool, error) {
-		var e gatehouse.Event
-		if err := json.Unmarshal(payload, &e); err != nil {
+		last = i
+		scanned++
+		ok, err := f.MatchRecord(payload)
+		if err != nil {
 			return false, fmt.Errorf("decode audit entry %d: %w", i, err)
 		}
-		if f.Match(&e) {
-			page.Entries, last = append(page.Entries, audit.Entry{Index: i, Event: e}), i
+		if ok {
+			var e gatehouse.Event
+			if err := json.Unmarshal(payload, &e); err != nil {
+				return false, fmt.Errorf("decode audit entry %d: %w", i, err)
+			}
+			page.Entries = append(page.Entries, audit.Entry{Index: i, Event: e})
 		}
-		return len(page.Entries) < limit, nil
+		return len(page.Entries) < limit && scanned < audit.ScanBudget, nil
 	})
 	if err != nil {
 		return audit.Page{}, fmt.Errorf("query audit log: %w", err)
 	}
-	if len(page.Entries) == limit {
+	// A full page, or a scan stopped at the budget (a short page, or an
+	// empty one, that is not the end).
+	if len(page.Entries) == limit || scanned >= audit.ScanBudget {
 		page.Next = strconv.FormatUint(last+1, 10)
 	}
 	return page, nil
