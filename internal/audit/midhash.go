@@ -135,6 +135,24 @@ func readMids(dir string, start uint64, segBits uint) ([]byte, error) {
 	return b[fileHeaderLen:], nil
 }
 
+// removeStrayMids removes .mid files (and torn .mid.tmp ones) of segments
+// no longer in the directory: a reader may rebuild one while a prune
+// removes its segment.
+func (l *Log) removeStrayMids(starts []uint64) {
+	have := make(map[string]bool, len(starts))
+	for _, s := range starts {
+		have[midPath(l.dir, s)] = true
+	}
+	for _, pat := range []string{"*.mid", "*.mid.tmp"} {
+		paths, _ := filepath.Glob(filepath.Join(l.dir, segDirName, pat))
+		for _, p := range paths {
+			if !have[p] {
+				os.Remove(p)
+			}
+		}
+	}
+}
+
 // midCollector returns a compact-range visitor that appends the hashes of
 // nodes at level to *dst.
 func midCollector(level uint, dst *[]byte) compact.VisitFn {

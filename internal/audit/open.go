@@ -49,6 +49,7 @@ func (l *Log) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.removeStrayMids(starts)
 	// Segments wholly below the pruned prefix are left over from an
 	// interrupted prune.
 	for len(starts) > 0 && starts[0] < prefix.begin {

@@ -218,3 +218,30 @@ func TestQueryScanBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestStrayMidsRemoved: Open removes .mid files whose segment is gone (a
+// rebuild racing a prune) and torn temporary ones, and keeps the others.
+func TestStrayMidsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	l := MustOpenLog(t, dir, func(c *audit.Config) { c.SegmentEntries = 64 })
+	fillLog(t, l, 200)
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(dir, "segments")
+	stray := []string{filepath.Join(seg, fmt.Sprintf("%020d.mid", 1<<20)), filepath.Join(seg, fmt.Sprintf("%020d.mid.tmp", 64))}
+	for _, p := range stray {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	MustOpenLog(t, dir, nil)
+	for _, p := range stray {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left in place (%v)", filepath.Base(p), err)
+		}
+	}
+	if kept, _ := filepath.Glob(filepath.Join(seg, "*.mid")); len(kept) != 3 {
+		t.Errorf("%d .mid files kept, want 3", len(kept))
+	}
+}
