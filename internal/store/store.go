@@ -130,6 +130,57 @@ type KeyQuery struct {
 	Now    time.Time  // the time Status is judged at
 }
 
+// ClientQuery selects one page of clients for ListClientsPage.
+type ClientQuery struct {
+	After  PageCursor // the last client of the previous page; zero: from the start
+	Limit  int        // the most clients to return; at least 1
+	Status KeyStatus  // active, expired or revoked at Now (as for keys); "": any
+	// Name is a case-insensitive substring of the name, or the exact id;
+	// "": any.
+	Name string
+	// IDs, when not nil, keeps only the clients with these ids (an
+	// empty, non-nil IDs keeps none).
+	IDs []string
+	Now time.Time // the time Status is judged at
+}
+
+// PATQuery selects one page of personal access tokens for ListPATsPage.
+type PATQuery struct {
+	After    PageCursor // the last token of the previous page; zero: from the start
+	Limit    int        // the most tokens to return; at least 1
+	Username string     // the owner; "": everyone's
+	// Status is active, expired or revoked at Now; "": any. A token
+	// always has an expiry: it is expired from that instant on.
+	Status KeyStatus
+	// Name is a case-insensitive substring of the name, or the exact id;
+	// "": any.
+	Name string
+	Now  time.Time // the time Status is judged at
+}
+
+// UserQuery selects one page of accounts for ListUsersPage, in username
+// order.
+type UserQuery struct {
+	After  string     // the last username of the previous page; "": from the start
+	Limit  int        // the most accounts to return; at least 1
+	Status UserStatus // "": any
+	Role   string     // "": any
+	Name   string     // a case-insensitive substring of the username; "": any
+	Now    time.Time  // the time a sign-in lock is judged at
+}
+
+// UserStatus is an account's state at a moment, as a list filter.
+type UserStatus string
+
+// The account states a list can be filtered by: locked is an account
+// under a sign-in lock (login_failures) at the query's time, whether
+// enabled or not.
+const (
+	UserActive   UserStatus = "active" // not disabled
+	UserDisabled UserStatus = "disabled"
+	UserLocked   UserStatus = "locked"
+)
+
 // PageCursor is a position in a list ordered by creation time, then id.
 type PageCursor struct {
 	CreatedAt time.Time
@@ -179,6 +230,10 @@ type Store interface {
 	CreateClient(ctx context.Context, c *Client) error
 	GetClient(ctx context.Context, id string) (*Client, error)
 	ListClients(ctx context.Context) ([]*Client, error)
+	// ListClientsPage returns at most q.Limit clients after q.After that
+	// match q's filters, oldest first (ties by id), in one indexed range
+	// read.
+	ListClientsPage(ctx context.Context, q ClientQuery) ([]*Client, error)
 	// RevokeClient marks the client revoked at t; revoking twice keeps the
 	// first time.
 	RevokeClient(ctx context.Context, id string, t time.Time) (*Client, error)
@@ -188,6 +243,9 @@ type Store interface {
 	CreateUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
+	// ListUsersPage returns at most q.Limit accounts after q.After that
+	// match q's filters, in username order, in one indexed range read.
+	ListUsersPage(ctx context.Context, q UserQuery) ([]*User, error)
 	// UpdateUser writes every mutable field of u. TOTPLastStep never goes
 	// back: the stored value becomes the larger of the two, so a stale
 	// copy of u cannot reopen a used code. A write that would turn the
@@ -235,6 +293,9 @@ type Store interface {
 	GetPAT(ctx context.Context, id string) (*PAT, error)
 	// ListPATs lists the tokens of username, or of everyone for "".
 	ListPATs(ctx context.Context, username string) ([]*PAT, error)
+	// ListPATsPage returns at most q.Limit tokens after q.After that match
+	// q's filters, oldest first (ties by id), in one indexed range read.
+	ListPATsPage(ctx context.Context, q PATQuery) ([]*PAT, error)
 	RevokePAT(ctx context.Context, id string, t time.Time) (*PAT, error)
 
 	// RecordUses sets each credential's LastUsedAt to At unless it already

@@ -49,6 +49,12 @@ func (s *DB) ListClients(ctx context.Context) ([]*store.Client, error) {
 	return out, nil
 }
 
+// ListClientsPage returns one page of clients (see store.Store).
+func (s *DB) ListClientsPage(ctx context.Context, q store.ClientQuery) ([]*store.Client, error) {
+	where, args := q.Where(store.PostgreSQL)
+	return page(ctx, s, "clients", `SELECT `+clientColumns+` FROM clients WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanClient)
+}
+
 // RevokeClient marks the client revoked at t and returns it; revoking twice
 // keeps the first time. A missing client is ENOTFOUND.
 func (s *DB) RevokeClient(ctx context.Context, id string, t time.Time) (*store.Client, error) {

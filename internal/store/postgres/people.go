@@ -57,6 +57,12 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 	return out, nil
 }
 
+// ListUsersPage returns one page of accounts (see store.Store).
+func (s *DB) ListUsersPage(ctx context.Context, q store.UserQuery) ([]*store.User, error) {
+	where, args := q.Where(store.PostgreSQL)
+	return page(ctx, s, "users", `SELECT `+userColumns+` FROM users WHERE `+where+` ORDER BY username`, args, q.Limit, scanUser)
+}
+
 // UpdateUser writes every mutable field of u (all but CreatedAt); a missing
 // user is ENOTFOUND. A write that may end an enabled admin (u is not one)
 // runs in a transaction holding the admins lock (lockAdmins), so that two
@@ -272,6 +278,12 @@ func (s *DB) ListPATs(ctx context.Context, username string) ([]*store.PAT, error
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	return out, nil
+}
+
+// ListPATsPage returns one page of tokens (see store.Store).
+func (s *DB) ListPATsPage(ctx context.Context, q store.PATQuery) ([]*store.PAT, error) {
+	where, args := q.Where(store.PostgreSQL)
+	return page(ctx, s, "tokens", `SELECT `+patColumns+` FROM pats WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanPAT)
 }
 
 // RevokePAT marks a token revoked at t and returns it; revoking twice keeps

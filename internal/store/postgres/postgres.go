@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -223,17 +222,24 @@ func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
 
 // ListKeysPage returns one page of keys (see store.Store).
 func (s *DB) ListKeysPage(ctx context.Context, q store.KeyQuery) ([]*store.Key, error) {
-	where, args := q.Where(func(n int) string { return "$" + strconv.Itoa(n) })
-	args = append(args, max(q.Limit, 1))
-	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id LIMIT $`+strconv.Itoa(len(args)), args...) // #nosec G202 -- where is built from fixed fragments; values are placeholders
+	where, args := q.Where(store.PostgreSQL)
+	return page(ctx, s, "keys", `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanKey)
+}
+
+// page runs query (a SELECT with its WHERE and ORDER BY, built from fixed
+// fragments) with args and a LIMIT of limit (at least 1), and scans each
+// row; what names the list in errors.
+func page[T any](ctx context.Context, s *DB, what, query string, args []any, limit int, scan func(scanner) (*T, error)) ([]*T, error) {
+	args = append(args, max(limit, 1))
+	rows, err := s.pool.Query(ctx, query+` LIMIT `+store.PostgreSQL.Arg(len(args)), args...) // #nosec G202 -- query is built from fixed fragments; values are placeholders
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	keys, err := collect(rows, scanKey)
+	out, err := collect(rows, scan)
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	return keys, nil
+	return out, nil
 }
 
 // RevokeKey marks the key revoked at t and returns it; revoking twice keeps

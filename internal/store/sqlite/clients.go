@@ -54,6 +54,12 @@ func (s *DB) ListClients(ctx context.Context) ([]*store.Client, error) {
 	return out, rows.Err()
 }
 
+// ListClientsPage returns one page of clients (see store.Store).
+func (s *DB) ListClientsPage(ctx context.Context, q store.ClientQuery) ([]*store.Client, error) {
+	where, args := q.Where(store.SQLite)
+	return page(ctx, s.db, "clients", `SELECT `+clientColumns+` FROM clients WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanClient)
+}
+
 // RevokeClient marks the client revoked.
 func (s *DB) RevokeClient(ctx context.Context, id string, t time.Time) (*store.Client, error) {
 	if _, err := s.db.ExecContext(ctx, `UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, nanos(t), id); err != nil {

@@ -60,6 +60,12 @@ func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
 	return out, rows.Err()
 }
 
+// ListUsersPage returns one page of accounts (see store.Store).
+func (s *DB) ListUsersPage(ctx context.Context, q store.UserQuery) ([]*store.User, error) {
+	where, args := q.Where(store.SQLite)
+	return page(ctx, s.db, "users", `SELECT `+userColumns+` FROM users WHERE `+where+` ORDER BY username`, args, q.Limit, scanUser)
+}
+
 // UpdateUser writes u's mutable fields. The statement keeps an enabled
 // admin (its condition and its write are one step: SQLite runs writers
 // one at a time).
@@ -240,6 +246,12 @@ func (s *DB) ListPATs(ctx context.Context, username string) ([]*store.PAT, error
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// ListPATsPage returns one page of tokens (see store.Store).
+func (s *DB) ListPATsPage(ctx context.Context, q store.PATQuery) ([]*store.PAT, error) {
+	where, args := q.Where(store.SQLite)
+	return page(ctx, s.db, "tokens", `SELECT `+patColumns+` FROM pats WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanPAT)
 }
 
 // RevokePAT revokes a token.

@@ -153,21 +153,31 @@ func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
 
 // ListKeysPage returns one page of keys (see store.Store).
 func (s *DB) ListKeysPage(ctx context.Context, q store.KeyQuery) ([]*store.Key, error) {
-	where, args := q.Where(func(int) string { return "?" })
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id LIMIT ?`, append(args, max(q.Limit, 1))...) // #nosec G202 -- where is built from fixed fragments; values are placeholders
+	where, args := q.Where(store.SQLite)
+	return page(ctx, s.db, "keys", `SELECT `+keyColumns+` FROM api_keys WHERE `+where+` ORDER BY created_at, id`, args, q.Limit, scanKey)
+}
+
+// page runs query (a SELECT with its WHERE and ORDER BY, built from fixed
+// fragments) with args and a LIMIT of limit (at least 1), and scans each
+// row; what names the list in errors.
+func page[T any](ctx context.Context, db *sql.DB, what, query string, args []any, limit int, scan func(scanner) (*T, error)) ([]*T, error) {
+	rows, err := db.QueryContext(ctx, query+` LIMIT ?`, append(args, max(limit, 1))...) // #nosec G202 -- query is built from fixed fragments; values are placeholders
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	defer rows.Close()
-	var keys []*store.Key
+	var out []*T
 	for rows.Next() {
-		k, err := scanKey(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list keys: %w", err)
+			return nil, fmt.Errorf("list %s: %w", what, err)
 		}
-		keys = append(keys, k)
+		out = append(out, v)
 	}
-	return keys, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // RevokeKey marks the key revoked.

@@ -67,6 +67,7 @@ var cases = []testCase{
 	{"Client/CreateGetRoundTrip", testClientRoundTrip},
 	{"Client/GetMissing", testClientGetMissing},
 	{"Client/ListOrder", testClientListOrder},
+	{"Client/ListPages", testClientListPages},
 	{"Client/RevokeKeepsFirstTime", testClientRevoke},
 	{"Client/RevokeMissing", testClientRevokeMissing},
 	{"Client/SetSecret", testClientSetSecret},
@@ -78,6 +79,7 @@ var cases = []testCase{
 	{"User/GetMissing", testUserGetMissing},
 	{"User/CreateConflict", testUserConflict},
 	{"User/ListOrder", testUserListOrder},
+	{"User/ListPages", testUserListPages},
 	{"User/Update", testUserUpdate},
 	{"User/UpdateMissing", testUserUpdateMissing},
 	{"User/Delete", testUserDelete},
@@ -102,6 +104,7 @@ var cases = []testCase{
 	{"PAT/CreateGetRoundTrip", testPATRoundTrip},
 	{"PAT/GetMissing", testPATGetMissing},
 	{"PAT/ListByUserAndAll", testPATList},
+	{"PAT/ListPages", testPATListPages},
 	{"PAT/RevokeKeepsFirstTime", testPATRevoke},
 	{"PAT/RevokeMissing", testPATRevokeMissing},
 
@@ -1404,5 +1407,239 @@ func sameTime(t *testing.T, what string, got, want time.Time) {
 	t.Helper()
 	if !got.Equal(want) || got.Location() != time.UTC {
 		t.Errorf("%s = %s (%v), want %s", what, fmtTime(got), got.Location(), fmtTime(want))
+	}
+}
+
+// walk pages through a list limit entries at a time until a page comes
+// back empty, failing t on a page over limit or a list that does not end,
+// and returns the ids in the order seen.
+func walk[T any](t *testing.T, limit int, list func(after store.PageCursor) ([]*T, error), pos func(*T) store.PageCursor) []string {
+	t.Helper()
+	var seen []string
+	var after store.PageCursor
+	for pages := 0; ; pages++ {
+		if pages > 20 {
+			t.Fatal("paging does not end")
+		}
+		page, err := list(after)
+		must(t, err)
+		if len(page) > limit {
+			t.Fatalf("page of %d, limit %d", len(page), limit)
+		}
+		if len(page) == 0 {
+			return seen
+		}
+		for _, v := range page {
+			seen = append(seen, pos(v).ID)
+		}
+		after = pos(page[len(page)-1])
+	}
+}
+
+func testClientListPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Ten clients at five instants (ties broken by id); c3 revoked, c4
+	// expired at now, c5 never expires and has LIKE metacharacters in
+	// its name.
+	now := at(10_000)
+	var all []string
+	for i := range 10 {
+		c := newClient(fmt.Sprintf("c%d", i), i/2)
+		c.Name = fmt.Sprintf("Billing_%d", i)
+		switch i {
+		case 4:
+			c.ExpiresAt = now
+		case 5:
+			c.ExpiresAt = time.Time{}
+			c.Name = `100%_sure\`
+		default:
+			c.ExpiresAt = at(20_000)
+		}
+		must(t, s.CreateClient(ctx, c))
+		all = append(all, c.ID)
+	}
+	_, err := s.RevokeClient(ctx, "c3", at(5))
+	must(t, err)
+
+	seen := walk(t, 3, func(after store.PageCursor) ([]*store.Client, error) {
+		return s.ListClientsPage(ctx, store.ClientQuery{After: after, Limit: 3, Now: now})
+	}, func(c *store.Client) store.PageCursor { return store.PageCursor{CreatedAt: c.CreatedAt, ID: c.ID} })
+	wantIDs(t, "pages", seen, all)
+
+	for _, tc := range []struct {
+		name string
+		q    store.ClientQuery
+		want []string
+	}{
+		{"active", store.ClientQuery{Status: store.KeyActive}, []string{"c0", "c1", "c2", "c5", "c6", "c7", "c8", "c9"}},
+		{"expired", store.ClientQuery{Status: store.KeyExpired}, []string{"c4"}},
+		{"revoked", store.ClientQuery{Status: store.KeyRevoked}, []string{"c3"}},
+		{"name, any case", store.ClientQuery{Name: "billing_7"}, []string{"c7"}},
+		{"the exact id", store.ClientQuery{Name: "c2"}, []string{"c2"}},
+		{"not part of an id", store.ClientQuery{Name: "c"}, []string{}},
+		{"underscore is literal", store.ClientQuery{Name: "g_"}, []string{"c0", "c1", "c2", "c3", "c4", "c6", "c7", "c8", "c9"}},
+		{"percent is literal", store.ClientQuery{Name: "0%"}, []string{"c5"}},
+		{"backslash is literal", store.ClientQuery{Name: `\`}, []string{"c5"}},
+		{"these ids", store.ClientQuery{IDs: []string{"c9", "c1", "nope"}}, []string{"c1", "c9"}},
+		{"these ids and a state", store.ClientQuery{IDs: []string{"c3", "c4", "c5"}, Status: store.KeyActive}, []string{"c5"}},
+		{"no ids", store.ClientQuery{IDs: []string{}}, []string{}},
+		{"after a tie", store.ClientQuery{After: store.PageCursor{CreatedAt: at(1), ID: "c2"}, Status: store.KeyActive}, []string{"c5", "c6", "c7", "c8", "c9"}},
+		{"limit", store.ClientQuery{Status: store.KeyActive, Limit: 2}, []string{"c0", "c1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			q.Now = now
+			if q.Limit == 0 {
+				q.Limit = 100
+			}
+			page, err := s.ListClientsPage(ctx, q)
+			must(t, err)
+			wantIDs(t, tc.name, ids(page, "ID"), tc.want)
+		})
+	}
+}
+
+func testPATListPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	// Ten tokens at five instants, alice's the even ones; p3 revoked, p4
+	// expired at now (a token is expired from its expiry on), p5 has LIKE
+	// metacharacters in its name.
+	now := at(10_000)
+	var all, alices []string
+	for i := range 10 {
+		owner := "bob"
+		if i%2 == 0 {
+			owner = "alice"
+			alices = append(alices, fmt.Sprintf("p%d", i))
+		}
+		p := newPAT(fmt.Sprintf("p%d", i), owner, i/2)
+		p.Name, p.ExpiresAt = fmt.Sprintf("Deploy_%d", i), at(20_000)
+		switch i {
+		case 4:
+			p.ExpiresAt = now
+		case 5:
+			p.Name = `100%_sure\`
+		}
+		must(t, s.CreatePAT(ctx, p))
+		all = append(all, p.ID)
+	}
+	_, err := s.RevokePAT(ctx, "p3", at(5))
+	must(t, err)
+
+	pos := func(p *store.PAT) store.PageCursor { return store.PageCursor{CreatedAt: p.CreatedAt, ID: p.ID} }
+	for _, tc := range []struct {
+		user string
+		want []string
+	}{{"", all}, {"alice", alices}} {
+		seen := walk(t, 2, func(after store.PageCursor) ([]*store.PAT, error) {
+			return s.ListPATsPage(ctx, store.PATQuery{After: after, Limit: 2, Username: tc.user, Now: now})
+		}, pos)
+		wantIDs(t, "pages of "+tc.user, seen, tc.want)
+	}
+
+	for _, tc := range []struct {
+		name string
+		q    store.PATQuery
+		want []string
+	}{
+		{"active", store.PATQuery{Status: store.KeyActive}, []string{"p0", "p1", "p2", "p5", "p6", "p7", "p8", "p9"}},
+		{"active, one owner", store.PATQuery{Status: store.KeyActive, Username: "bob"}, []string{"p1", "p5", "p7", "p9"}},
+		{"expired", store.PATQuery{Status: store.KeyExpired}, []string{"p4"}},
+		{"revoked", store.PATQuery{Status: store.KeyRevoked}, []string{"p3"}},
+		{"revoked, another owner", store.PATQuery{Status: store.KeyRevoked, Username: "alice"}, []string{}},
+		{"no such owner", store.PATQuery{Username: "carol"}, []string{}},
+		{"name, any case", store.PATQuery{Name: "deploy_7"}, []string{"p7"}},
+		{"the exact id", store.PATQuery{Name: "p2"}, []string{"p2"}},
+		{"percent is literal", store.PATQuery{Name: "0%"}, []string{"p5"}},
+		{"underscore is literal", store.PATQuery{Name: "y_", Username: "alice"}, []string{"p0", "p2", "p4", "p6", "p8"}},
+		{"after a tie", store.PATQuery{After: store.PageCursor{CreatedAt: at(1), ID: "p2"}, Username: "alice"}, []string{"p4", "p6", "p8"}},
+		{"limit", store.PATQuery{Status: store.KeyActive, Limit: 2}, []string{"p0", "p1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			q.Now = now
+			if q.Limit == 0 {
+				q.Limit = 100
+			}
+			page, err := s.ListPATsPage(ctx, q)
+			must(t, err)
+			wantIDs(t, tc.name, ids(page, "ID"), tc.want)
+		})
+	}
+}
+
+func testUserListPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Six accounts, made out of name order; dave disabled, carol locked
+	// out by failed sign-ins (erin was, but her lock is over).
+	roles := map[string]string{"frank": "admin", "alice": "admin", "bob_1": "security", "carol": "auditor", "dave": "auditor", "erin": "auditor"}
+	for _, name := range []string{"frank", "carol", "alice", "erin", "dave", "bob_1"} {
+		u := newUser(name)
+		u.Role = roles[name]
+		must(t, s.CreateUser(ctx, u))
+	}
+	dave, err := s.GetUser(ctx, "dave")
+	must(t, err)
+	dave.DisabledAt = at(50)
+	must(t, s.UpdateUser(ctx, dave))
+	for i := range lockPolicy.MaxFailures {
+		_, _, err := s.RecordLoginFailure(ctx, "carol", at(100+i), lockPolicy)
+		must(t, err)
+		_, _, err = s.RecordLoginFailure(ctx, "erin", at(i-1000), lockPolicy)
+		must(t, err)
+	}
+	now := at(200) // carol locked until at(102)+10m; erin's lock ended at(-998)+10m
+	all := []string{"alice", "bob_1", "carol", "dave", "erin", "frank"}
+
+	var seen []string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		page, err := s.ListUsersPage(ctx, store.UserQuery{After: after, Limit: 4, Now: now})
+		must(t, err)
+		if len(page) > 4 {
+			t.Fatalf("page of %d users, limit 4", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		seen = append(seen, ids(page, "Username")...)
+		after = page[len(page)-1].Username
+	}
+	wantIDs(t, "pages", seen, all)
+
+	for _, tc := range []struct {
+		name string
+		q    store.UserQuery
+		want []string
+	}{
+		{"active", store.UserQuery{Status: store.UserActive}, []string{"alice", "bob_1", "carol", "erin", "frank"}},
+		{"disabled", store.UserQuery{Status: store.UserDisabled}, []string{"dave"}},
+		{"locked", store.UserQuery{Status: store.UserLocked}, []string{"carol"}},
+		{"locked once the lock is over", store.UserQuery{Status: store.UserLocked, Now: at(102).Add(10 * time.Minute)}, []string{}},
+		{"role", store.UserQuery{Role: "auditor"}, []string{"carol", "dave", "erin"}},
+		{"role and state", store.UserQuery{Role: "auditor", Status: store.UserActive}, []string{"carol", "erin"}},
+		{"name, any case", store.UserQuery{Name: "RAN"}, []string{"frank"}},
+		{"underscore is literal", store.UserQuery{Name: "b_"}, []string{"bob_1"}},
+		{"no match", store.UserQuery{Name: "%"}, []string{}},
+		{"after", store.UserQuery{After: "carol", Role: "auditor"}, []string{"dave", "erin"}},
+		{"limit", store.UserQuery{Status: store.UserActive, Limit: 2}, []string{"alice", "bob_1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			if q.Now.IsZero() {
+				q.Now = now
+			}
+			if q.Limit == 0 {
+				q.Limit = 100
+			}
+			page, err := s.ListUsersPage(ctx, q)
+			must(t, err)
+			wantIDs(t, tc.name, ids(page, "Username"), tc.want)
+		})
 	}
 }
