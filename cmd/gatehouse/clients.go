@@ -53,14 +53,26 @@ rotation; Gatehouse keeps only its HMAC.`,
 	create.Flags().StringVar(&req.Tier, "tier", "", "rate-limit tier")
 	create.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime, e.g. 90d or 36h (default: never; with a token as GATEHOUSE_TOKEN, when the token expires)")
 
+	var status, name string
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List clients (never their secrets)",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List clients (never their secrets)",
+		Long:    "List service clients, oldest first. The server sends them a page at a time; this follows every page.",
+		Example: "  gatehouse clients list\n  gatehouse clients list --status locked\n  gatehouse clients list --name billing --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := request[struct {
+			var out struct {
 				Clients []admin.Client `json:"clients"`
-			}](cmd.Context(), client, "GET", "/v1/clients", nil)
+			}
+			var err error
+			out.Clients, err = listAll(cmd.Context(), client, "/v1/clients", filterQuery("status", status, "name", name),
+				func(p admin.ClientList) []admin.Client {
+					out := make([]admin.Client, 0, len(p.Clients))
+					for _, v := range p.Clients {
+						out = append(out, *v)
+					}
+					return out
+				}, func(p admin.ClientList) string { return p.Next })
 			if err != nil {
 				return err
 			}
@@ -72,6 +84,8 @@ rotation; Gatehouse keeps only its HMAC.`,
 			})
 		},
 	}
+	list.Flags().StringVar(&status, "status", "", "only clients in this state: active, expired, revoked or locked")
+	list.Flags().StringVar(&name, "name", "", "only clients whose name contains this (any case), or with this client id")
 	get := &cobra.Command{
 		Use:     "get CLIENT_ID",
 		Short:   "Show one client (never its secret)",

@@ -79,28 +79,17 @@ func newKeysListCmd(client func() (*apiClient, error)) *cobra.Command {
 			var out struct {
 				Keys []admin.Key `json:"keys"`
 			}
-			q := url.Values{"limit": {"1000"}}
-			if status != "" {
-				q.Set("status", status)
-			}
-			if name != "" {
-				q.Set("name", name)
-			}
-			for {
-				page, err := request[admin.KeyList](cmd.Context(), client, "GET", "/v1/keys?"+q.Encode(), nil)
-				if err != nil {
-					return err
-				}
-				for _, k := range page.Keys {
-					out.Keys = append(out.Keys, *k)
-				}
-				if page.Next == "" {
-					break
-				}
-				q.Set("cursor", page.Next)
-			}
-			if out.Keys == nil {
-				out.Keys = []admin.Key{}
+			var err error
+			out.Keys, err = listAll(cmd.Context(), client, "/v1/keys", filterQuery("status", status, "name", name),
+				func(p admin.KeyList) []admin.Key {
+					out := make([]admin.Key, 0, len(p.Keys))
+					for _, k := range p.Keys {
+						out = append(out, *k)
+					}
+					return out
+				}, func(p admin.KeyList) string { return p.Next })
+			if err != nil {
+				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
 				return table(w, "ID\tNAME\tSCOPES\tTIER\tSTATUS\tEXPIRES\tCREATED BY\tON BEHALF OF\tLAST USED", out.Keys, func(k admin.Key) []string {

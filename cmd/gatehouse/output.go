@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -80,4 +81,36 @@ func request[T any](ctx context.Context, client func() (*apiClient, error), meth
 		return out, err
 	}
 	return out, c.do(ctx, method, path, in, &out)
+}
+
+// listAll GETs path with q a page of 1,000 at a time, following next until
+// the last page, and returns every entry: items picks a page's entries,
+// next its cursor ("" on the last page). Never nil, so --json prints [].
+func listAll[P, T any](ctx context.Context, client func() (*apiClient, error), path string, q url.Values, items func(P) []T, next func(P) string) ([]T, error) {
+	q.Set("limit", "1000")
+	out := []T{}
+	for {
+		page, err := request[P](ctx, client, "GET", path+"?"+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items(page)...)
+		c := next(page)
+		if c == "" {
+			return out, nil
+		}
+		q.Set("cursor", c)
+	}
+}
+
+// filterQuery is the query of a list's filter flags, leaving out the empty
+// ones.
+func filterQuery(kv ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	return q
 }

@@ -59,12 +59,24 @@ func newUsersCmd(env Env) *cobra.Command {
 	create.Flags().StringVar(&req.Role, "role", "", "admin, security or auditor")
 	create.Flags().StringVar(&scopes, "scopes", "", "gateway scopes the user may delegate to tokens")
 	create.Flags().BoolVar(&pwdStdin, "password-stdin", false, "read the password from standard input")
+	var status, role, name string
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		Long:    "List users in username order. The server sends them a page at a time; this follows every page.",
+		Example: "  gatehouse users list\n  gatehouse users list --role auditor --status active",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := request[struct {
+			var out struct {
 				Users []admin.User `json:"users"`
-			}](cmd.Context(), client, "GET", "/v1/users", nil)
+			}
+			var err error
+			out.Users, err = listAll(cmd.Context(), client, "/v1/users", filterQuery("status", status, "role", role, "name", name),
+				func(p admin.UserList) []admin.User {
+					out := make([]admin.User, 0, len(p.Users))
+					for _, v := range p.Users {
+						out = append(out, *v)
+					}
+					return out
+				}, func(p admin.UserList) string { return p.Next })
 			if err != nil {
 				return err
 			}
@@ -76,6 +88,9 @@ func newUsersCmd(env Env) *cobra.Command {
 			})
 		},
 	}
+	list.Flags().StringVar(&status, "status", "", "only users in this state: active, disabled or locked")
+	list.Flags().StringVar(&role, "role", "", "only users of this role: admin, security or auditor")
+	list.Flags().StringVar(&name, "name", "", "only users whose username contains this (any case)")
 	get := &cobra.Command{
 		Use: "get USERNAME", Short: "Show one user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -165,6 +180,8 @@ func newTokensCmd(env Env) *cobra.Command {
 		req    admin.CreateTokenRequest
 		scopes string
 		all    bool
+
+		tokStatus, tokName string
 	)
 	create := &cobra.Command{
 		Use: "create --name N [--scopes a,b] [--role R] [--expires 90d]", Short: "Create a token with a subset of your scopes (printed once)", Args: cobra.NoArgs,
@@ -187,19 +204,26 @@ func newTokensCmd(env Env) *cobra.Command {
 	create.Flags().StringVar(&req.ExpiresIn, "expires", "", "lifetime (default 90d, at most 365d)")
 	list := &cobra.Command{
 		Use: "list [--all]", Short: "List your tokens (admins: --all)", Args: cobra.NoArgs,
+		Long:    "List your personal access tokens (admins: everyone's with --all), oldest first. The server sends them a page at a time; this follows every page.",
+		Example: "  gatehouse tokens list\n  gatehouse tokens list --all --status active --name ci",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			path := "/v1/tokens"
+			q := filterQuery("status", tokStatus, "name", tokName)
 			if all {
-				path += "?all=true"
+				q.Set("all", "true")
 			}
 			var out struct {
 				Tokens []admin.Token `json:"tokens"`
 			}
-			if err := c.do(cmd.Context(), "GET", path, nil, &out); err != nil {
+			var err error
+			out.Tokens, err = listAll(cmd.Context(), client, "/v1/tokens", q,
+				func(p admin.TokenList) []admin.Token {
+					out := make([]admin.Token, 0, len(p.Tokens))
+					for _, v := range p.Tokens {
+						out = append(out, *v)
+					}
+					return out
+				}, func(p admin.TokenList) string { return p.Next })
+			if err != nil {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
@@ -211,6 +235,8 @@ func newTokensCmd(env Env) *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&all, "all", false, "everyone's tokens (admins)")
+	list.Flags().StringVar(&tokStatus, "status", "", "only tokens in this state: active, expired or revoked")
+	list.Flags().StringVar(&tokName, "name", "", "only tokens whose name contains this (any case), or with this id")
 	revoke := &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -113,27 +113,52 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, p *gatehou
 	return nil
 }
 
-// listClients lists service clients, filtered by ?status= and ?name=
-// (see listFilter).
+// listClients is GET /v1/clients?status=&name=&limit=&cursor=: one page
+// of service clients, oldest first, filtered in the store (see
+// listFilter; locked is a client this replica has locked out), and next
+// when there may be more.
 func (s *Server) listClients(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	f, err := parseListFilter(r, clientStatuses, false)
 	if err != nil {
 		return err
 	}
-	all, err := s.cfg.Clients.List(r.Context())
+	after, limit, err := pageQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	locked := s.cfg.Clients.LockedUntil()
-	out := make([]*Client, 0, len(all))
-	for _, c := range all {
-		c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
-		if j := s.clientOut(c, locked); f.match(j.Status, j.LockedUntil != nil, j.Name, j.ClientID, "") {
-			out = append(out, j)
+	q := store.ClientQuery{After: after, Limit: limit, Name: f.name, Now: s.cfg.Clock.Now()}
+	if f.status == "locked" {
+		// The lockouts are this replica's memory, bounded by its
+		// failure table: the store reads just those clients.
+		q.IDs = make([]string, 0, len(locked))
+		for id := range locked {
+			q.IDs = append(q.IDs, id)
 		}
+	} else {
+		q.Status = store.KeyStatus(f.status)
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"clients": out})
+	page, err := s.cfg.Clients.Page(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	res := ClientList{Clients: make([]*Client, 0, len(page))}
+	for _, c := range page {
+		c.LastUsedAt = s.lastUsed(c.ID, c.LastUsedAt)
+		res.Clients = append(res.Clients, s.clientOut(c, locked))
+	}
+	if len(page) == limit {
+		last := page[len(page)-1]
+		res.Next = encodeCursor(store.PageCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	httpjson.Write(w, http.StatusOK, res)
 	return nil
+}
+
+// ClientList is one page of GET /v1/clients.
+type ClientList struct {
+	Clients []*Client `json:"clients"`
+	Next    string    `json:"next,omitempty"` // the cursor of the next page
 }
 
 func (s *Server) getClient(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

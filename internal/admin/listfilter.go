@@ -17,9 +17,14 @@ var (
 	tokenStatuses  = []string{"active", "expired", "revoked"}
 )
 
+// maxFilterName is the longest ?name= a listing takes (as GET /v1/keys).
+const maxFilterName = 200
+
 // listFilter is a listing's query filters: ?status= (one of the listing's
 // statuses), ?name= (a case-insensitive substring of the name, or the
-// exact id) and, for users, ?role=. Each left out matches everything.
+// exact id; kept trimmed and in lower case, as ids are) and, for users,
+// ?role=. Each left out matches everything; the store applies them
+// (store.ClientQuery, PATQuery, UserQuery).
 type listFilter struct {
 	status, name, role string
 }
@@ -32,6 +37,9 @@ func parseListFilter(r *http.Request, statuses []string, roles bool) (listFilter
 	if f.status != "" && !slices.Contains(statuses, f.status) {
 		return f, gatehouse.Errorf(gatehouse.EINVALID, "status: must be one of %s", strings.Join(statuses, ", "))
 	}
+	if len(f.name) > maxFilterName {
+		return f, gatehouse.Errorf(gatehouse.EINVALID, "name: at most %d characters", maxFilterName)
+	}
 	if f.role != "" && (!roles || !authn.ValidRole(f.role)) {
 		if !roles {
 			return f, gatehouse.Errorf(gatehouse.EINVALID, "role: this listing has no role filter")
@@ -39,18 +47,4 @@ func parseListFilter(r *http.Request, statuses []string, roles bool) (listFilter
 		return f, gatehouse.Errorf(gatehouse.EINVALID, "role: must be one of %s", strings.Join(authn.Roles(), ", "))
 	}
 	return f, nil
-}
-
-// match reports whether an entry (its status, lockout, name, id and role)
-// passes the filter.
-func (f listFilter) match(status string, locked bool, name, id, role string) bool {
-	switch {
-	case f.status == "locked" && !locked, f.status != "" && f.status != "locked" && f.status != status:
-		return false
-	case f.role != "" && f.role != role:
-		return false
-	case f.name != "" && !strings.Contains(strings.ToLower(name), f.name) && id != strings.TrimSpace(f.name):
-		return false
-	}
-	return true
 }

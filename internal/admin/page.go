@@ -37,9 +37,14 @@ func pageQuery(q url.Values) (store.PageCursor, int, error) {
 }
 
 // encodeCursor is c as an opaque URL-safe token: the creation time in
-// unix nanoseconds and the id.
+// unix nanoseconds (0 for none: the users list orders by name alone) and
+// the id.
 func encodeCursor(c store.PageCursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "." + c.ID))
+	var ns int64
+	if !c.CreatedAt.IsZero() {
+		ns = c.CreatedAt.UnixNano()
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ns, 10) + "." + c.ID))
 }
 
 func decodeCursor(s string) (store.PageCursor, error) {
@@ -56,5 +61,9 @@ func decodeCursor(s string) (store.PageCursor, error) {
 	if !ok || err != nil || id == "" {
 		return store.PageCursor{}, bad
 	}
-	return store.PageCursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
+	c := store.PageCursor{ID: id}
+	if n != 0 {
+		c.CreatedAt = time.Unix(0, n).UTC()
+	}
+	return c, nil
 }

@@ -239,29 +239,42 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *gatehouse
 	return nil
 }
 
-// listUsers lists accounts, filtered by ?status=, ?role= and ?name= (see
-// listFilter).
+// listUsers is GET /v1/users?status=&role=&name=&limit=&cursor=: one page
+// of accounts in username order, filtered in the store (see listFilter),
+// and next when there may be more.
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	f, err := parseListFilter(r, userStatuses, true)
 	if err != nil {
 		return err
 	}
-	all, err := s.cfg.Users.List(r.Context())
+	after, limit, err := pageQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	out := make([]*User, 0, len(all))
-	for _, u := range all {
+	page, err := s.cfg.Users.Page(r.Context(), store.UserQuery{After: after.ID, Limit: limit, Status: store.UserStatus(f.status),
+		Role: f.role, Name: f.name, Now: s.cfg.Clock.Now()})
+	if err != nil {
+		return err
+	}
+	res := UserList{Users: make([]*User, 0, len(page))}
+	for _, u := range page {
 		j, err := s.userOut(r.Context(), u)
 		if err != nil {
 			return err
 		}
-		if f.match(j.Status, j.LockedUntil != nil, j.Username, j.Username, j.Role) {
-			out = append(out, j)
-		}
+		res.Users = append(res.Users, j)
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"users": out})
+	if len(page) == limit {
+		res.Next = encodeCursor(store.PageCursor{ID: page[len(page)-1].Username})
+	}
+	httpjson.Write(w, http.StatusOK, res)
 	return nil
+}
+
+// UserList is one page of GET /v1/users.
+type UserList struct {
+	Users []*User `json:"users"`
+	Next  string  `json:"next,omitempty"` // the cursor of the next page
 }
 
 // userOut is userJSON with the account's sign-in lockout, if one is in
@@ -718,8 +731,10 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *gatehous
 	return nil
 }
 
-// listTokens lists the caller's tokens; admins may pass ?all=true. ?status=
-// and ?name= filter (see listFilter).
+// listTokens is GET /v1/tokens?status=&name=&limit=&cursor=: one page of
+// the caller's tokens, or with ?all=true (admins only) everyone's, oldest
+// first, filtered in the store (see listFilter), and next when there may
+// be more.
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	f, err := parseListFilter(r, tokenStatuses, false)
 	if err != nil {
@@ -734,20 +749,32 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p *gatehouse
 	} else if err := person(p); err != nil {
 		return err
 	}
-	all, err := s.cfg.PATs.List(r.Context(), owner)
+	after, limit, err := pageQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	now := s.cfg.Clock.Now()
-	out := make([]*Token, 0, len(all))
-	for _, t := range all {
-		t.LastUsedAt = s.lastUsed(t.ID, t.LastUsedAt)
-		if j := tokenJSON(t, now); f.match(j.Status, false, j.Name, j.ID, "") {
-			out = append(out, j)
-		}
+	page, err := s.cfg.PATs.Page(r.Context(), store.PATQuery{After: after, Limit: limit, Username: owner, Status: store.KeyStatus(f.status), Name: f.name, Now: now})
+	if err != nil {
+		return err
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"tokens": out})
+	res := TokenList{Tokens: make([]*Token, 0, len(page))}
+	for _, t := range page {
+		t.LastUsedAt = s.lastUsed(t.ID, t.LastUsedAt)
+		res.Tokens = append(res.Tokens, tokenJSON(t, now))
+	}
+	if len(page) == limit {
+		last := page[len(page)-1]
+		res.Next = encodeCursor(store.PageCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	httpjson.Write(w, http.StatusOK, res)
 	return nil
+}
+
+// TokenList is one page of GET /v1/tokens.
+type TokenList struct {
+	Tokens []*Token `json:"tokens"`
+	Next   string   `json:"next,omitempty"` // the cursor of the next page
 }
 
 // revokeToken revokes one of the caller's tokens, or anyone's for admins.

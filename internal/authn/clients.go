@@ -180,6 +180,11 @@ func (c *Clients) Get(ctx context.Context, id string) (*store.Client, error) {
 // List returns every client.
 func (c *Clients) List(ctx context.Context) ([]*store.Client, error) { return c.store.ListClients(ctx) }
 
+// Page returns one page of clients (store.Store.ListClientsPage).
+func (c *Clients) Page(ctx context.Context, q store.ClientQuery) ([]*store.Client, error) {
+	return c.store.ListClientsPage(ctx, q)
+}
+
 // Revoke revokes a client: it can no longer get tokens, and the tokens it
 // holds fail on their next use.
 func (c *Clients) Revoke(ctx context.Context, id string) (*store.Client, error) {

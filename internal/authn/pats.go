@@ -124,6 +124,11 @@ func (t *PATs) List(ctx context.Context, username string) ([]*store.PAT, error) 
 	return t.store.ListPATs(ctx, username)
 }
 
+// Page returns one page of tokens (store.Store.ListPATsPage).
+func (t *PATs) Page(ctx context.Context, q store.PATQuery) ([]*store.PAT, error) {
+	return t.store.ListPATsPage(ctx, q)
+}
+
 // Get returns a token.
 func (t *PATs) Get(ctx context.Context, id string) (*store.PAT, error) {
 	return t.store.GetPAT(ctx, id)

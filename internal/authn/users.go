@@ -181,6 +181,11 @@ func (u *Users) Get(ctx context.Context, username string) (*store.User, error) {
 // List returns every account.
 func (u *Users) List(ctx context.Context) ([]*store.User, error) { return u.store.ListUsers(ctx) }
 
+// Page returns one page of accounts (store.Store.ListUsersPage).
+func (u *Users) Page(ctx context.Context, q store.UserQuery) ([]*store.User, error) {
+	return u.store.ListUsersPage(ctx, q)
+}
+
 // Disable disables an account and ends its sessions and tokens at once.
 func (u *Users) Disable(ctx context.Context, username string) (*store.User, error) {
 	usr, err := u.store.GetUser(ctx, username)

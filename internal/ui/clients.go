@@ -40,14 +40,9 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, s *session, s
 	if d.Query != "" {
 		api.Set("name", d.Query)
 	}
-	path := "/v1/clients"
-	if len(api) > 0 {
-		path += "?" + api.Encode()
-	}
-	var list struct {
-		Clients []*admin.Client `json:"clients"`
-	}
-	if err := u.call(r.Context(), r, http.MethodGet, path, nil, &list); err != nil {
+	list, pg, err := listPage(u, r, "/v1/clients", api, "/ui/clients", url.Values{"status": {d.Status}, "q": {d.Query}},
+		func(l *admin.ClientList) string { return l.Next })
+	if err != nil {
 		if d.Message == "" {
 			d.Message = u.errMessage(r, err)
 		}
@@ -55,7 +50,7 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, s *session, s
 			status = errStatus(err)
 		}
 	}
-	d.Clients, d.Pager = paginate(r, list.Clients, "/ui/clients", url.Values{"status": {d.Status}, "q": {d.Query}})
+	d.Clients, d.Pager = list.Clients, pg
 	u.render(w, r, s, status, "clients.html", "Clients", d)
 	return nil
 }

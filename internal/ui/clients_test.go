@@ -75,11 +75,11 @@ func TestClientsFormFlowJSOff(t *testing.T) {
 	e.API("POST", "/v1/clients", map[string]any{"name": "reports", "scopes": []string{"demo:read"}}, nil)
 
 	for _, tt := range []struct{ query, want, not string }{
-		{"?q=IMG", "1 client(s) match", "reports"},
-		{"?q=rep", "1 client(s) match", "onerror"},
-		{"?status=active", "2 client(s) match", ""},
-		{"?status=revoked", "0 client(s) match", "reports"},
-		{"?q=" + id[1], "1 client(s) match", "reports"},
+		{"?q=IMG", "1 client(s) on this page, matching the filter", "reports"},
+		{"?q=rep", "1 client(s) on this page, matching the filter", "onerror"},
+		{"?status=active", "2 client(s) on this page, matching the filter", ""},
+		{"?status=revoked", "0 client(s) on this page, matching the filter", "reports"},
+		{"?q=" + id[1], "1 client(s) on this page, matching the filter", "reports"},
 	} {
 		res, body := f.get("/ui/clients" + tt.query)
 		if res.StatusCode != 200 || !strings.Contains(body, tt.want) || (tt.not != "" && strings.Contains(body, tt.not)) {
@@ -113,7 +113,7 @@ func TestClientsFormFlowJSOff(t *testing.T) {
 	if code, _ := clientToken(t, e, id[1], sec2[1]); code == 200 {
 		t.Fatal("a revoked client still gets tokens")
 	}
-	if _, body = f.get("/ui/clients?status=revoked"); !strings.Contains(body, "1 client(s) match") {
+	if _, body = f.get("/ui/clients?status=revoked"); !strings.Contains(body, "1 client(s) on this page, matching the filter") {
 		t.Error("revoked client not listed as revoked")
 	}
 

@@ -10,38 +10,46 @@ import (
 // tokens lists shows.
 const listPerPage = 50
 
-// pager is one page of a list: which, how many in all, and links to the
-// pages either side ("" when none).
+// pager is the links of one page of a list ("" when none): to its first
+// page, when this is a later one, and to the next.
 type pager struct {
-	Page, Total int
-	Prev, Next  string
+	First, Next string
 }
 
-// paginate cuts items to the page r asks for (?page=, from 1); the
-// links keep filters (the non-empty ones) and lead to base.
-func paginate[T any](r *http.Request, items []T, base string, filters url.Values) ([]T, pager) {
-	p := pager{Total: len(items)}
-	p.Page, _ = strconv.Atoi(r.URL.Query().Get("page"))
-	p.Page = max(p.Page, 1)
-	from := min((p.Page-1)*listPerPage, len(items))
-	to := min(from+listPerPage, len(items))
-	link := func(page int) string {
-		v := url.Values{}
-		for k, vs := range filters {
-			if len(vs) > 0 && vs[0] != "" {
-				v.Set(k, vs[0])
-			}
+// listPage is one page of an API list for the page r shows: GET apiPath
+// with api (the filters as the API names them), listPerPage entries from
+// r's ?cursor=, decoded into an L; next reads the API's next cursor. The
+// links lead to base with filters (the page's own, the empty ones left
+// out), so a page costs the same with ten entries or a million.
+func listPage[L any](u *UI, r *http.Request, apiPath string, api url.Values, base string, filters url.Values, next func(*L) string) (*L, pager, error) {
+	var p pager
+	kept := url.Values{}
+	for k, vs := range filters {
+		if len(vs) > 0 && vs[0] != "" {
+			kept.Set(k, vs[0])
 		}
-		v.Set("page", strconv.Itoa(page))
+	}
+	link := func(v url.Values) string {
+		if len(v) == 0 {
+			return base
+		}
 		return base + "?" + v.Encode()
 	}
-	if p.Page > 1 {
-		p.Prev = link(p.Page - 1)
+	api.Set("limit", strconv.Itoa(listPerPage))
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		api.Set("cursor", c)
+		p.First = link(kept)
 	}
-	if to < len(items) {
-		p.Next = link(p.Page + 1)
+	var list L
+	err := u.call(r.Context(), r, http.MethodGet, apiPath+"?"+api.Encode(), nil, &list)
+	if c := next(&list); err == nil && c != "" {
+		n := url.Values{"cursor": {c}}
+		for k, v := range kept {
+			n[k] = v
+		}
+		p.Next = link(n)
 	}
-	return items[from:to], p
+	return &list, p, err
 }
 
 // onceSecret is the page showing a new secret, once: onceSecret.html.

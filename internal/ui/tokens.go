@@ -50,14 +50,13 @@ func (u *UI) renderTokens(w http.ResponseWriter, r *http.Request, s *session, st
 	if d.Query != "" {
 		api.Set("name", d.Query)
 	}
-	path := "/v1/tokens"
-	if len(api) > 0 {
-		path += "?" + api.Encode()
+	all := ""
+	if d.All {
+		all = "true"
 	}
-	var list struct {
-		Tokens []*admin.Token `json:"tokens"`
-	}
-	if err := u.call(r.Context(), r, http.MethodGet, path, nil, &list); err != nil {
+	list, pg, err := listPage(u, r, "/v1/tokens", api, "/ui/tokens", url.Values{"all": {all}, "status": {d.Status}, "q": {d.Query}},
+		func(l *admin.TokenList) string { return l.Next })
+	if err != nil {
 		if d.Message == "" {
 			d.Message = u.errMessage(r, err)
 		}
@@ -65,11 +64,7 @@ func (u *UI) renderTokens(w http.ResponseWriter, r *http.Request, s *session, st
 			status = errStatus(err)
 		}
 	}
-	all := ""
-	if d.All {
-		all = "true"
-	}
-	d.Tokens, d.Pager = paginate(r, list.Tokens, "/ui/tokens", url.Values{"all": {all}, "status": {d.Status}, "q": {d.Query}})
+	d.Tokens, d.Pager = list.Tokens, pg
 	u.render(w, r, s, status, "tokens.html", "Tokens", d)
 	return nil
 }

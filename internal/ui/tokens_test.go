@@ -85,7 +85,7 @@ func TestTokensFormFlowJSOff(t *testing.T) {
 	if _, body := f.get("/ui/tokens"); strings.Contains(body, "bobs") {
 		t.Fatal("alice's own list shows bob's token")
 	}
-	if _, body := f.get("/ui/tokens?all=true&q=bob"); !strings.Contains(body, "1 token(s) match") {
+	if _, body := f.get("/ui/tokens?all=true&q=bob"); !strings.Contains(body, "1 token(s) on this page, matching the filter") {
 		t.Error("name filter")
 	}
 	if res, body := f.get("/ui/tokens?status=lost"); res.StatusCode != 400 || !strings.Contains(body, "status: must be one of active, expired, revoked") {

@@ -77,17 +77,12 @@ func (u *UI) renderUsers(w http.ResponseWriter, r *http.Request, s *session, sta
 			api.Set(k, v)
 		}
 	}
-	path := "/v1/users"
-	if len(api) > 0 {
-		path += "?" + api.Encode()
-	}
-	var list struct {
-		Users []*admin.User `json:"users"`
-	}
-	if err := u.call(r.Context(), r, http.MethodGet, path, nil, &list); err != nil {
+	list, pg, err := listPage(u, r, "/v1/users", api, "/ui/users", url.Values{"status": {d.Status}, "role": {d.Role}, "q": {d.Query}},
+		func(l *admin.UserList) string { return l.Next })
+	if err != nil {
 		fail(err)
 	}
-	d.Users, d.Pager = paginate(r, list.Users, "/ui/users", url.Values{"status": {d.Status}, "role": {d.Role}, "q": {d.Query}})
+	d.Users, d.Pager = list.Users, pg
 	u.render(w, r, s, status, "users.html", "Users", d)
 	return nil
 }

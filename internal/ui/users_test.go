@@ -108,7 +108,7 @@ func TestUsersFormFlowJSOff(t *testing.T) {
 	if _, u := getUser(t, e, "dave"); u.LockedUntil == nil {
 		t.Fatal("dave not locked after 5 failures")
 	}
-	if _, body := f.get("/ui/users?status=locked"); !strings.Contains(body, "1 user(s) match") || !strings.Contains(body, "locked until") {
+	if _, body := f.get("/ui/users?status=locked"); !strings.Contains(body, "1 user(s) on this page, matching the filter") || !strings.Contains(body, "locked until") {
 		t.Fatalf("locked filter: %s", body)
 	}
 	step("/ui/users/dave/unlock", url.Values{}, "User unlocked.", func(u apiUser) bool { return u.LockedUntil == nil })
@@ -160,7 +160,7 @@ func TestUsersFormFlowJSOff(t *testing.T) {
 	// Filters are the API's.
 	e.CreateUser("bob", "security")
 	e.CreateUser("bobby", "auditor")
-	for _, tt := range []struct{ q, want string }{{"?q=bob", "2 user(s) match"}, {"?role=security", "1 user(s) match"}, {"?role=admin&status=active", "1 user(s) match"}} {
+	for _, tt := range []struct{ q, want string }{{"?q=bob", "2 user(s) on this page, matching the filter"}, {"?role=security", "1 user(s) on this page, matching the filter"}, {"?role=admin&status=active", "1 user(s) on this page, matching the filter"}} {
 		if _, body := f.get("/ui/users" + tt.q); !strings.Contains(body, tt.want) {
 			t.Errorf("%s: want %q", tt.q, tt.want)
 		}
