@@ -26,6 +26,16 @@ func (d Dialect) Arg(n int) string {
 	return "?"
 }
 
+// lower is the SQL of column in lower case as strings.ToLower has it:
+// SQLite's own lower() folds ASCII only, so the SQLite store registers
+// gatehouse_lower; PostgreSQL's lower() follows the database's locale.
+func (d Dialect) lower(column string) string {
+	if d == PostgreSQL {
+		return "lower(" + column + ")"
+	}
+	return "gatehouse_lower(" + column + ")"
+}
+
 // where builds the condition of a list query: fixed SQL fragments joined
 // by AND, every value a placeholder. Times are unix nanoseconds, 0 for
 // unset, as both stores keep them.
@@ -76,10 +86,11 @@ func (w *where) lifecycle(st KeyStatus, now time.Time, zeroNever bool) {
 	}
 }
 
-// contains is the condition "column holds s, ignoring case" (s matched
-// literally, LIKE's metacharacters included).
+// contains is the condition "column holds s, ignoring case" as
+// strings.ToLower folds it (s matched literally, LIKE's metacharacters
+// included).
 func (w *where) contains(column, s string) string {
-	return "lower(" + column + ") LIKE " + w.arg("%"+escapeLike(strings.ToLower(s))+"%") + ` ESCAPE '\'`
+	return w.d.lower(column) + " LIKE " + w.arg("%"+escapeLike(strings.ToLower(s))+"%") + ` ESCAPE '\'`
 }
 
 // in keeps the rows whose column is one of vs, bound as one argument

@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/gatehouse/gatehouse/internal/store"
 )
@@ -31,6 +32,22 @@ var _ store.Store = (*DB)(nil)
 // Open opens (creating if needed) the database at path and applies pending
 // migrations. Writes are synchronous (synchronous=FULL): a revocation that
 // was acknowledged survives a crash.
+// init registers gatehouse_lower(s) with the driver: strings.ToLower of a
+// text value (NULL stays NULL), the case folding the list filters use
+// (store.Dialect), where SQLite's lower() folds ASCII only.
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("gatehouse_lower", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return strings.ToLower(v), nil
+		case []byte:
+			return strings.ToLower(string(v)), nil
+		default:
+			return v, nil
+		}
+	})
+}
+
 func Open(ctx context.Context, path string) (*DB, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)

@@ -1447,6 +1447,8 @@ func testClientListPages(t *testing.T, s store.Store) {
 		c := newClient(fmt.Sprintf("c%d", i), i/2)
 		c.Name = fmt.Sprintf("Billing_%d", i)
 		switch i {
+		case 8:
+			c.Name, c.ExpiresAt = "Billing_8 ÄRGER", at(20_000)
 		case 4:
 			c.ExpiresAt = now
 		case 5:
@@ -1476,6 +1478,7 @@ func testClientListPages(t *testing.T, s store.Store) {
 		{"revoked", store.ClientQuery{Status: store.KeyRevoked}, []string{"c3"}},
 		{"name, any case", store.ClientQuery{Name: "billing_7"}, []string{"c7"}},
 		{"the exact id", store.ClientQuery{Name: "c2"}, []string{"c2"}},
+		{"name, any case beyond ASCII", store.ClientQuery{Name: "ärger"}, []string{"c8"}},
 		{"not part of an id", store.ClientQuery{Name: "c"}, []string{}},
 		{"underscore is literal", store.ClientQuery{Name: "g_"}, []string{"c0", "c1", "c2", "c3", "c4", "c6", "c7", "c8", "c9"}},
 		{"percent is literal", store.ClientQuery{Name: "0%"}, []string{"c5"}},
