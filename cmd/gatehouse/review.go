@@ -50,14 +50,14 @@ log. Reviews are due every 90 days (docs/evidence.md).`,
 				return err
 			}
 			var out struct {
-				Reviews []compliance.Review `json:"reviews"`
+				Reviews []compliance.ReviewSummary `json:"reviews"`
 			}
 			if err := c.do(cmd.Context(), "GET", "/v1/reviews", nil, &out); err != nil {
 				return err
 			}
 			return output(cmd, out.Reviews, func(w io.Writer) error {
-				return table(w, "ID\tSTARTED\tCOMPLETED\tBY\tITEMS", out.Reviews, func(r compliance.Review) []string {
-					return []string{r.ID, r.StartedAt.Format(time.RFC3339), orDash(r.CompletedAt), orName(r.CompletedBy, "-"), fmt.Sprint(len(r.Items))}
+				return table(w, "ID\tSTARTED\tCOMPLETED\tBY\tITEMS\tDECIDED", out.Reviews, func(r compliance.ReviewSummary) []string {
+					return []string{r.ID, r.StartedAt.Format(time.RFC3339), orDash(r.CompletedAt), orName(r.CompletedBy, "-"), fmt.Sprint(r.ItemCount), fmt.Sprint(r.Decided)}
 				})
 			})
 		},

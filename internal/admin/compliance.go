@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
 	"github.com/gatehouse/gatehouse/internal/lockdown"
+	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Areas of the compliance endpoints. Auditors read all three; security
@@ -118,17 +120,40 @@ func (s *Server) records() (*compliance.Records, error) {
 	return s.cfg.Records, nil
 }
 
+// listReviews is GET /v1/reviews: the summaries of the reviews (their
+// counts, not their items), or with ?items=true every review whole.
 func (s *Server) listReviews(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
 	rec, err := s.records()
 	if err != nil {
 		return err
 	}
-	list, err := rec.Reviews(r.Context())
+	switch v := r.URL.Query().Get("items"); v {
+	case "true":
+		list, err := rec.Reviews(r.Context())
+		if err != nil {
+			return err
+		}
+		writeList(w, "reviews", list, func(v compliance.Review) compliance.Review { return v })
+		return nil
+	case "", "false":
+	default:
+		return gatehouse.Errorf(gatehouse.EINVALID, "items: must be true or false")
+	}
+	list, err := rec.ReviewSummaries(r.Context())
 	if err != nil {
 		return err
 	}
-	writeList(w, "reviews", list, func(v compliance.Review) compliance.Review { return v })
+	writeList(w, "reviews", list, func(v compliance.ReviewSummary) compliance.ReviewSummary { return v })
 	return nil
+}
+
+// ReviewPage is GET /v1/reviews/{id}: the review's summary and its
+// items, or with ?limit= (or ?cursor=, ?undecided=true) a page of them
+// and the next page's cursor, or with ?item=ID just that item.
+type ReviewPage struct {
+	compliance.ReviewSummary
+	Items []compliance.ReviewItem `json:"items"`
+	Next  string                  `json:"next,omitempty"`
 }
 
 func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -136,11 +161,53 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	paged := q.Has("limit") || q.Has("cursor") || q.Has("undecided")
+	cur, limit, err := pageQuery(q)
+	if err != nil {
+		return err
+	}
+	var undecided bool
+	switch q.Get("undecided") {
+	case "true":
+		undecided = true
+	case "", "false":
+	default:
+		return gatehouse.Errorf(gatehouse.EINVALID, "undecided: must be true or false")
+	}
 	rv, err := rec.Review(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	httpjson.Write(w, http.StatusOK, rv)
+	out := ReviewPage{ReviewSummary: rv.Summary(), Items: rv.Items}
+	if item := q.Get("item"); item != "" {
+		i := slices.IndexFunc(rv.Items, func(it compliance.ReviewItem) bool { return it.ID == item })
+		if i < 0 {
+			return gatehouse.Errorf(gatehouse.ENOTFOUND, "item %q not found in review %s", item, rv.ID)
+		}
+		out.Items = rv.Items[i : i+1]
+	} else if paged {
+		from := 0
+		if cur.ID != "" {
+			i := slices.IndexFunc(rv.Items, func(it compliance.ReviewItem) bool { return it.ID == cur.ID })
+			if i < 0 {
+				return gatehouse.Errorf(gatehouse.EINVALID, "cursor: not a cursor this review returned as next; start again without it")
+			}
+			from = i + 1
+		}
+		out.Items = make([]compliance.ReviewItem, 0, min(limit, len(rv.Items)-from))
+		for _, it := range rv.Items[from:] {
+			if undecided && it.Decision != "" {
+				continue
+			}
+			if len(out.Items) == limit {
+				out.Next = encodeCursor(store.PageCursor{ID: out.Items[len(out.Items)-1].ID})
+				break
+			}
+			out.Items = append(out.Items, it)
+		}
+	}
+	httpjson.Write(w, http.StatusOK, out)
 	return nil
 }
 

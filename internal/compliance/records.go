@@ -116,7 +116,8 @@ const (
 
 // Records keeps access reviews and incidents. Changes are serialised in
 // this process; replicas sharing a store may interleave (last write wins
-// on the whole list), which docs/evidence.md notes.
+// on a review's row, on the index of reviews and on the whole list of
+// incidents), which docs/evidence.md notes.
 type Records struct {
 	st    Settings
 	clock gatehouse.Clock
@@ -161,42 +162,178 @@ func newID(prefix string, t time.Time) string {
 	return prefix + strings.ToLower(ulid.MustNew(ulid.Timestamp(t), rand.Reader).String())
 }
 
-// Reviews lists the access reviews, oldest first.
+// ReviewSummary is a review without its items: what a list of reviews
+// shows (a review holds every principal, 10,000 keys make 3 MB).
+type ReviewSummary struct {
+	ID          string    `json:"id"`
+	StartedAt   time.Time `json:"started_at"`
+	StartedBy   string    `json:"started_by"`
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+	CompletedBy string    `json:"completed_by,omitempty"`
+	// ItemCount is how many items the review holds, Decided how many of
+	// them are decided, Decisions how many of each decision.
+	ItemCount int            `json:"item_count"`
+	Decided   int            `json:"decided"`
+	Decisions map[string]int `json:"decisions"`
+}
+
+// Summary returns rv without its items, with their counts.
+func (rv Review) Summary() ReviewSummary {
+	s := ReviewSummary{ID: rv.ID, StartedAt: rv.StartedAt, StartedBy: rv.StartedBy, CompletedAt: rv.CompletedAt,
+		CompletedBy: rv.CompletedBy, ItemCount: len(rv.Items), Decisions: map[string]int{}}
+	for _, it := range rv.Items {
+		if it.Decision != "" {
+			s.Decided++
+			s.Decisions[it.Decision]++
+		}
+	}
+	return s
+}
+
+// Reviews are kept one settings row each (settingReviews+"/"+id) with an
+// index row of their summaries (settingReviewIndex), oldest first, so a
+// decision rewrites one review rather than all of them. A store holding
+// the old format (every review in the one row settingReviews) is
+// migrated on first read; the old row is left as it was.
+const settingReviewIndex = settingReviews + ".index"
+
+func reviewSetting(id string) string { return settingReviews + "/" + id }
+
+// reviewIndex returns the summaries, migrating the old single row to a
+// row per review if there is no index yet.
+func (r *Records) reviewIndex(ctx context.Context) ([]ReviewSummary, error) {
+	b, err := r.st.GetSetting(ctx, settingReviewIndex)
+	if err == nil {
+		var out []ReviewSummary
+		if err := json.Unmarshal(b, &out); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", settingReviewIndex, err)
+		}
+		return out, nil
+	}
+	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
+		return nil, fmt.Errorf("read %s: %w", settingReviewIndex, err)
+	}
+	old, err := load[Review](ctx, r.st, settingReviews)
+	if err != nil {
+		return nil, err
+	}
+	index := make([]ReviewSummary, 0, len(old))
+	for _, rv := range old {
+		if err := r.putReview(ctx, rv); err != nil {
+			return nil, fmt.Errorf("migrate review %s: %w", rv.ID, err)
+		}
+		index = append(index, rv.Summary())
+	}
+	if len(old) > 0 {
+		// The index last: a migration cut short is done again.
+		if err := save(ctx, r.st, settingReviewIndex, index); err != nil {
+			return nil, fmt.Errorf("migrate reviews: %w", err)
+		}
+	}
+	return index, nil
+}
+
+func (r *Records) putReview(ctx context.Context, rv Review) error {
+	b, err := json.Marshal(rv)
+	if err != nil {
+		return fmt.Errorf("encode review %s: %w", rv.ID, err)
+	}
+	if err := r.st.PutSetting(ctx, reviewSetting(rv.ID), b); err != nil {
+		return fmt.Errorf("write review %s: %w", rv.ID, err)
+	}
+	return nil
+}
+
+// ReviewSummaries lists the reviews without their items, oldest first.
+func (r *Records) ReviewSummaries(ctx context.Context) ([]ReviewSummary, error) {
+	return r.reviewIndex(ctx)
+}
+
+// Reviews lists the access reviews with every item, oldest first.
 func (r *Records) Reviews(ctx context.Context) ([]Review, error) {
-	return load[Review](ctx, r.st, settingReviews)
+	index, err := r.reviewIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Review, 0, len(index))
+	for _, s := range index {
+		rv, err := r.Review(ctx, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rv)
+	}
+	return out, nil
 }
 
 // Review returns one review (ENOTFOUND if there is none).
 func (r *Records) Review(ctx context.Context, id string) (Review, error) {
-	list, err := r.Reviews(ctx)
-	if err != nil {
+	notFound := gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+	if !validReviewID(id) {
+		return Review{}, notFound
+	}
+	if _, err := r.reviewIndex(ctx); err != nil { // migrates the old format
 		return Review{}, err
 	}
-	for _, rv := range list {
-		if rv.ID == id {
-			return rv, nil
-		}
+	b, err := r.st.GetSetting(ctx, reviewSetting(id))
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return Review{}, notFound
 	}
-	return Review{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+	if err != nil {
+		return Review{}, fmt.Errorf("read review %s: %w", id, err)
+	}
+	var rv Review
+	if err := json.Unmarshal(b, &rv); err != nil {
+		return Review{}, fmt.Errorf("decode review %s: %w", id, err)
+	}
+	return rv, nil
 }
 
-// updateReview applies fn to review id and saves it.
+// validReviewID reports whether id can be a review's id (rev_ and a
+// lower-case ULID): anything else names no settings row.
+func validReviewID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "rev_")
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for _, c := range rest {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// updateReview applies fn to review id and saves it and its summary.
 func (r *Records) updateReview(ctx context.Context, id string, fn func(*Review) error) (Review, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	list, err := r.Reviews(ctx)
+	rv, err := r.Review(ctx, id)
 	if err != nil {
 		return Review{}, err
 	}
-	for i := range list {
-		if list[i].ID == id {
-			if err := fn(&list[i]); err != nil {
-				return Review{}, err
-			}
-			return list[i], save(ctx, r.st, settingReviews, list)
-		}
+	if err := fn(&rv); err != nil {
+		return Review{}, err
 	}
-	return Review{}, gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+	if err := r.putReview(ctx, rv); err != nil {
+		return Review{}, err
+	}
+	return rv, r.putSummary(ctx, rv.Summary())
+}
+
+// putSummary replaces (or appends) a review's summary in the index.
+func (r *Records) putSummary(ctx context.Context, s ReviewSummary) error {
+	index, err := r.reviewIndex(ctx)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(index, func(v ReviewSummary) bool { return v.ID == s.ID })
+	if i < 0 {
+		index = append(index, s)
+	} else {
+		index[i] = s
+	}
+	return save(ctx, r.st, settingReviewIndex, index)
 }
 
 // StartReview records a new review of items (the snapshot of every
@@ -204,13 +341,13 @@ func (r *Records) updateReview(ctx context.Context, id string, fn func(*Review) 
 func (r *Records) StartReview(ctx context.Context, by string, items []ReviewItem) (Review, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	list, err := r.Reviews(ctx)
+	index, err := r.reviewIndex(ctx)
 	if err != nil {
 		return Review{}, err
 	}
-	for _, rv := range list {
-		if rv.CompletedAt.IsZero() {
-			return Review{}, gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is still open: complete it first", rv.ID)
+	for _, s := range index {
+		if s.CompletedAt.IsZero() {
+			return Review{}, gatehouse.Errorf(gatehouse.ECONFLICT, "review %s is still open: complete it first", s.ID)
 		}
 	}
 	now := r.clock.Now().UTC()
@@ -221,8 +358,14 @@ func (r *Records) StartReview(ctx context.Context, by string, items []ReviewItem
 			rv.Items[i].Scopes = []string{}
 		}
 	}
-	list = append(list, rv)
-	return rv, save(ctx, r.st, settingReviews, list)
+	if rv.Items == nil {
+		rv.Items = []ReviewItem{}
+	}
+	// The review first, then the index that lists it.
+	if err := r.putReview(ctx, rv); err != nil {
+		return Review{}, err
+	}
+	return rv, r.putSummary(ctx, rv.Summary())
 }
 
 // Decisions on review items.

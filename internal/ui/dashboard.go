@@ -216,7 +216,7 @@ func (u *UI) dashIncidents(r *http.Request, d *dashIncidentsPart) {
 
 func (u *UI) dashReviews(r *http.Request, d *dashReviews, now time.Time) {
 	var list struct {
-		Reviews []compliance.Review `json:"reviews"`
+		Reviews []compliance.ReviewSummary `json:"reviews"`
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews", nil, &list); err != nil {
 		d.Err = u.errMessage(r, err)
@@ -227,11 +227,7 @@ func (u *UI) dashReviews(r *http.Request, d *dashReviews, now time.Time) {
 		if rv.CompletedAt.IsZero() {
 			if d.InProgress == "" {
 				d.InProgress = rv.ID
-				for _, it := range rv.Items {
-					if it.Decision == "" {
-						d.Undecided++
-					}
-				}
+				d.Undecided = rv.ItemCount - rv.Decided
 			}
 			continue
 		}

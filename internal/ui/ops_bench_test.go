@@ -61,9 +61,9 @@ func BenchmarkOpsPages(b *testing.B) {
 		h.ServeHTTP(w, req)
 		return w.Code
 	}
-	for _, p := range []string{"/ui/reviews", "/ui/reviews?id=" + rv.ID, "/ui/reviews?id=" + rv.ID + "&page=100", "/ui/incidents", "/ui/incidents?id=" + in.ID, "/ui/backups",
+	for _, p := range []string{"/ui/reviews", "/ui/reviews?id=" + rv.ID, "/ui/reviews?id=" + rv.ID + "&show=undecided", "/ui/incidents", "/ui/incidents?id=" + in.ID, "/ui/backups",
 		// The API calls under them, for what the console adds.
-		"/v1/reviews", "/v1/reviews/" + rv.ID} {
+		"/v1/reviews", "/v1/reviews/" + rv.ID, "/v1/reviews/" + rv.ID + "?limit=50"} {
 		b.Run(p, func(b *testing.B) {
 			if code := get(p); code != http.StatusOK {
 				b.Fatalf("HTTP %d", code)

@@ -1,9 +1,6 @@
 package ui
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,29 +15,9 @@ import (
 // reviewItemsPerPage is how many items a page of a review shows.
 const reviewItemsPerPage = 50
 
-// rawReview is a review with its items left undecoded but for the page
-// shown: a review holds every principal (10,000 keys make a 3 MB answer),
-// and decoding them all would double the page's time.
-type rawReview struct {
-	ID          string            `json:"id"`
-	StartedAt   time.Time         `json:"started_at"`
-	StartedBy   string            `json:"started_by"`
-	CompletedAt time.Time         `json:"completed_at"`
-	CompletedBy string            `json:"completed_by"`
-	Items       []json.RawMessage `json:"items"`
-}
-
-// decidedItem reports whether an item's JSON (as the API writes it, its
-// decision omitted when empty) holds a decision. The key cannot occur
-// inside a string value: a quote there is escaped.
-func decidedItem(raw json.RawMessage) bool {
-	return bytes.Contains(raw, []byte(`"decision":"`))
-}
-
 type reviewRow struct {
-	rawReview
-	Decided int
-	Open    bool
+	compliance.ReviewSummary
+	Open bool
 }
 
 type reviewsData struct {
@@ -61,13 +38,13 @@ type reviewItemRow struct {
 }
 
 type reviewData struct {
-	Review        rawReview
+	Review        admin.ReviewPage
 	Open          bool
 	Items         []reviewItemRow
 	Undecided     int
 	Filter        string // "" every item, "undecided"
-	Page, Total   int
-	Prev, Next    string
+	Total         int // items shown by the filter, on every page
+	First, Next   string
 	Message, Done string
 }
 
@@ -88,7 +65,7 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 	every := compliance.DefaultThresholds().ReviewEvery
 	d.Every = strconv.Itoa(int(every.Hours()/24)) + " days"
 	var list struct {
-		Reviews []rawReview `json:"reviews"`
+		Reviews []compliance.ReviewSummary `json:"reviews"`
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews", nil, &list); err != nil {
 		if gatehouse.ErrorCode(err) == gatehouse.EINTERNAL {
@@ -104,12 +81,7 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 	var last time.Time
 	for i := len(list.Reviews) - 1; i >= 0; i-- { // newest first
 		rv := list.Reviews[i]
-		row := reviewRow{rawReview: rv, Open: rv.CompletedAt.IsZero()}
-		for _, it := range rv.Items {
-			if decidedItem(it) {
-				row.Decided++
-			}
-		}
+		row := reviewRow{ReviewSummary: rv, Open: rv.CompletedAt.IsZero()}
 		if row.Open && d.Open == nil {
 			d.Open = &row
 		}
@@ -130,15 +102,24 @@ func (u *UI) renderReviews(w http.ResponseWriter, r *http.Request, s *session, s
 }
 
 func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, status int, id, message string) error {
-	var rv rawReview
-	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews/"+url.PathEscape(id), nil, &rv); err != nil {
-		return err
-	}
 	q := r.URL.Query()
-	d := &reviewData{Review: rv, Open: rv.CompletedAt.IsZero(), Message: message, Filter: q.Get("show")}
+	d := &reviewData{Message: message, Filter: q.Get("show")}
 	if d.Filter != "undecided" {
 		d.Filter = ""
 	}
+	// One page of items from the API, not the whole review.
+	api := url.Values{"limit": {strconv.Itoa(reviewItemsPerPage)}}
+	if c := q.Get("cursor"); c != "" {
+		api.Set("cursor", c)
+	}
+	if d.Filter == "undecided" {
+		api.Set("undecided", "true")
+	}
+	if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews/"+url.PathEscape(id)+"?"+api.Encode(), nil, &d.Review); err != nil {
+		return err
+	}
+	rv := d.Review
+	d.Open = rv.CompletedAt.IsZero()
 	switch q.Get("done") {
 	case "decided":
 		d.Done = "Decision recorded."
@@ -146,39 +127,29 @@ func (u *UI) renderReview(w http.ResponseWriter, r *http.Request, s *session, st
 		d.Done = "Review started: decide every item, then complete it."
 	}
 	now := u.cfg.Clock.Now()
-	var match []json.RawMessage
-	for _, it := range rv.Items {
-		if !decidedItem(it) {
-			d.Undecided++
-		} else if d.Filter == "undecided" {
-			continue
-		}
-		match = append(match, it)
+	d.Undecided = rv.ItemCount - rv.Decided
+	d.Total = rv.ItemCount
+	if d.Filter == "undecided" {
+		d.Total = d.Undecided
 	}
-	d.Total = len(match)
-	d.Page, _ = strconv.Atoi(q.Get("page"))
-	d.Page = max(d.Page, 1)
-	from := min((d.Page-1)*reviewItemsPerPage, len(match))
-	to := min(from+reviewItemsPerPage, len(match))
-	for _, raw := range match[from:to] {
-		var it compliance.ReviewItem
-		if err := json.Unmarshal(raw, &it); err != nil {
-			return fmt.Errorf("decode review %s item: %w", rv.ID, err)
-		}
+	for _, it := range rv.Items {
 		d.Items = append(d.Items, reviewItemRow{ReviewItem: it, Scopes: strings.Join(it.Scopes, ", "), LastUsed: formatAge(now, it.LastUsedAt)})
 	}
-	link := func(page int) string {
-		v := url.Values{"id": {rv.ID}, "page": {strconv.Itoa(page)}}
+	link := func(cursor string) string {
+		v := url.Values{"id": {rv.ID}}
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
 		if d.Filter != "" {
 			v.Set("show", d.Filter)
 		}
 		return "/ui/reviews?" + v.Encode()
 	}
-	if d.Page > 1 {
-		d.Prev = link(d.Page - 1)
+	if q.Get("cursor") != "" {
+		d.First = link("")
 	}
-	if to < len(match) {
-		d.Next = link(d.Page + 1)
+	if rv.Next != "" {
+		d.Next = link(rv.Next)
 	}
 	u.render(w, r, s, status, "review.html", "Access review "+rv.ID, d)
 	return nil
@@ -207,8 +178,8 @@ func decideReviewItem(u *UI, w http.ResponseWriter, r *http.Request, s *session)
 	req := admin.DecideRequest{Decision: r.PostFormValue("decision"), Reason: r.PostFormValue("reason")}
 	back := "/ui/reviews?" + url.Values{"id": {id}}.Encode()
 	if req.Decision == compliance.DecisionRevoke && strings.TrimSpace(req.Reason) != "" {
-		var rv compliance.Review
-		if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews/"+url.PathEscape(id), nil, &rv); err != nil {
+		var rv admin.ReviewPage
+		if err := u.call(r.Context(), r, http.MethodGet, "/v1/reviews/"+url.PathEscape(id)+"?"+url.Values{"item": {item}}.Encode(), nil, &rv); err != nil {
 			return err
 		}
 		principal := item
