@@ -151,9 +151,22 @@ func (s *Server) listReviews(w http.ResponseWriter, r *http.Request, p *gatehous
 // items, or with ?limit= (or ?cursor=, ?undecided=true) a page of them
 // and the next page's cursor, or with ?item=ID just that item.
 type ReviewPage struct {
-	compliance.ReviewSummary
-	Items []compliance.ReviewItem `json:"items"`
-	Next  string                  `json:"next,omitempty"`
+	ID          string                  `json:"id"`
+	StartedAt   time.Time               `json:"started_at"`
+	StartedBy   string                  `json:"started_by"`
+	CompletedAt time.Time               `json:"completed_at,omitzero"`
+	CompletedBy string                  `json:"completed_by,omitempty"`
+	ItemCount   int                     `json:"item_count"`
+	Decided     int                     `json:"decided"`
+	Decisions   map[string]int          `json:"decisions"`
+	Items       []compliance.ReviewItem `json:"items"`
+	Next        string                  `json:"next,omitempty"`
+}
+
+func reviewPage(rv compliance.Review) ReviewPage {
+	s := rv.Summary()
+	return ReviewPage{ID: s.ID, StartedAt: s.StartedAt, StartedBy: s.StartedBy, CompletedAt: s.CompletedAt, CompletedBy: s.CompletedBy,
+		ItemCount: s.ItemCount, Decided: s.Decided, Decisions: s.Decisions, Items: rv.Items}
 }
 
 func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {
@@ -179,7 +192,7 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.
 	if err != nil {
 		return err
 	}
-	out := ReviewPage{ReviewSummary: rv.Summary(), Items: rv.Items}
+	out := reviewPage(rv)
 	if item := q.Get("item"); item != "" {
 		i := slices.IndexFunc(rv.Items, func(it compliance.ReviewItem) bool { return it.ID == item })
 		if i < 0 {

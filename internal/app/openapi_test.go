@@ -176,6 +176,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"StoreCheck", backup.StoreCheck{}, true},
 		{"Review", compliance.Review{}, true},
 		{"ReviewItem", compliance.ReviewItem{}, true},
+		{"ReviewSummary", compliance.ReviewSummary{}, true},
+		{"ReviewPage", admin.ReviewPage{}, true},
 		{"Incident", compliance.Incident{}, true},
 		{"DecideRequest", admin.DecideRequest{}, false},
 		{"OpenIncidentRequest", admin.OpenIncidentRequest{}, false},
@@ -418,6 +420,12 @@ func TestOpenAPIContract(t *testing.T) {
 	call(201, "POST", "/v1/reviews", nil, &rv)
 	call(200, "GET", "/v1/reviews", nil, nil)
 	call(200, "GET", "/v1/reviews/"+rv.ID, nil, nil)
+	call(200, "GET", "/v1/reviews?items=true", nil, nil)
+	call(400, "GET", "/v1/reviews?items=maybe", nil, nil)
+	call(200, "GET", "/v1/reviews/"+rv.ID+"?limit=1&undecided=true", nil, nil)
+	call(400, "GET", "/v1/reviews/"+rv.ID+"?limit=0", nil, nil)
+	call(400, "GET", "/v1/reviews/"+rv.ID+"?cursor=nonsense", nil, nil)
+	call(404, "GET", "/v1/reviews/"+rv.ID+"?item=item_nope", nil, nil)
 	call(404, "GET", "/v1/reviews/rev_nope", nil, nil)
 	call(409, "POST", "/v1/reviews/"+rv.ID+"/complete", nil, nil)
 	call(400, "POST", "/v1/reviews/"+rv.ID+"/items/"+rv.Items[0].ID, map[string]any{"decision": "approve"}, nil)

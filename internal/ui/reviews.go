@@ -43,7 +43,7 @@ type reviewData struct {
 	Items         []reviewItemRow
 	Undecided     int
 	Filter        string // "" every item, "undecided"
-	Total         int // items shown by the filter, on every page
+	Total         int    // items shown by the filter, on every page
 	First, Next   string
 	Message, Done string
 }
