@@ -1,10 +1,12 @@
 package app_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -373,4 +375,83 @@ func TestDrillTargetDown(t *testing.T) {
 			t.Errorf("a key is still active after the failed drill: %+v", k)
 		}
 	}
+}
+
+// TestReviewItemPages: GET /v1/reviews lists summaries; a review's items
+// come a page at a time by cursor, undecided ones alone if asked.
+func TestReviewItemPages(t *testing.T) {
+	h := MustStart(t)
+	for _, n := range []string{"a", "b", "c", "d"} {
+		h.createKey(map[string]any{"name": n, "scopes": []string{"read:signals"}})
+	}
+	var rv compliance.Review
+	if code := h.adminCall("POST", "/v1/reviews", nil, &rv); code != 201 || len(rv.Items) < 4 {
+		t.Fatalf("start: %d, %d items", code, len(rv.Items))
+	}
+	if code := h.adminCall("POST", "/v1/reviews/"+rv.ID+"/items/"+rv.Items[1].ID, map[string]any{"decision": "change", "reason": "narrow"}, nil); code != 200 {
+		t.Fatalf("decide: %d", code)
+	}
+	var list struct {
+		Reviews []map[string]any `json:"reviews"`
+	}
+	if code := h.adminCall("GET", "/v1/reviews", nil, &list); code != 200 || len(list.Reviews) != 1 {
+		t.Fatalf("list: %d %v", code, list)
+	}
+	if s := list.Reviews[0]; s["items"] != nil || s["item_count"] != float64(len(rv.Items)) || s["decided"] != float64(1) {
+		t.Errorf("summary %v, want counts and no items", s)
+	}
+	var full struct {
+		Reviews []compliance.Review `json:"reviews"`
+	}
+	if code := h.adminCall("GET", "/v1/reviews?items=true", nil, &full); code != 200 || len(full.Reviews[0].Items) != len(rv.Items) {
+		t.Errorf("?items=true: %d, want every item", code)
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"limit=2", itemIDs(rv.Items)},
+		{"limit=2&undecided=true", append([]string{rv.Items[0].ID}, itemIDs(rv.Items[2:])...)},
+	} {
+		var got []string
+		q := "?" + tc.query
+		for pages := 0; ; pages++ {
+			var page struct {
+				ItemCount int                     `json:"item_count"`
+				Items     []compliance.ReviewItem `json:"items"`
+				Next      string                  `json:"next"`
+			}
+			if code := h.adminCall("GET", "/v1/reviews/"+rv.ID+q, nil, &page); code != 200 || len(page.Items) > 2 || page.ItemCount != len(rv.Items) || pages > 10 {
+				t.Fatalf("%s: %d, %d items", q, code, len(page.Items))
+			}
+			got = append(got, itemIDs(page.Items)...)
+			if page.Next == "" {
+				break
+			}
+			q = "?" + tc.query + "&cursor=" + page.Next
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: items %v, want %v", tc.query, got, tc.want)
+		}
+	}
+	var one struct {
+		Items []compliance.ReviewItem `json:"items"`
+	}
+	if code := h.adminCall("GET", "/v1/reviews/"+rv.ID+"?item="+rv.Items[2].ID, nil, &one); code != 200 || len(one.Items) != 1 || one.Items[0].ID != rv.Items[2].ID {
+		t.Errorf("?item=: %d %v", code, one.Items)
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?cursor=forged", "?undecided=maybe", "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("0.item_999"))} {
+		var e errorOut
+		if code := h.adminCall("GET", "/v1/reviews/"+rv.ID+q, nil, &e); code != 400 || e.Error.Message == "" {
+			t.Errorf("%s: %d %q, want 400 naming the problem", q, code, e.Error.Message)
+		}
+	}
+}
+
+func itemIDs(items []compliance.ReviewItem) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		out = append(out, it.ID)
+	}
+	return out
 }
