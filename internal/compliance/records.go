@@ -199,25 +199,45 @@ const settingReviewIndex = settingReviews + ".index"
 
 func reviewSetting(id string) string { return settingReviews + "/" + id }
 
-// reviewIndex returns the summaries, migrating the old single row to a
-// row per review if there is no index yet.
-func (r *Records) reviewIndex(ctx context.Context) ([]ReviewSummary, error) {
+// readIndex reads the index of reviews; found is false if there is none.
+func (r *Records) readIndex(ctx context.Context) (index []ReviewSummary, found bool, err error) {
 	b, err := r.st.GetSetting(ctx, settingReviewIndex)
-	if err == nil {
-		var out []ReviewSummary
-		if err := json.Unmarshal(b, &out); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", settingReviewIndex, err)
-		}
-		return out, nil
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return nil, false, nil
 	}
-	if gatehouse.ErrorCode(err) != gatehouse.ENOTFOUND {
-		return nil, fmt.Errorf("read %s: %w", settingReviewIndex, err)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", settingReviewIndex, err)
+	}
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, false, fmt.Errorf("decode %s: %w", settingReviewIndex, err)
+	}
+	return index, true, nil
+}
+
+// reviewIndex returns the summaries, migrating the old single row if
+// there is no index yet.
+func (r *Records) reviewIndex(ctx context.Context) ([]ReviewSummary, error) {
+	index, found, err := r.readIndex(ctx)
+	if err != nil || found {
+		return index, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.indexLocked(ctx)
+}
+
+// indexLocked is reviewIndex with r.mu held: a migration does not race
+// a change in this process.
+func (r *Records) indexLocked(ctx context.Context) ([]ReviewSummary, error) {
+	index, found, err := r.readIndex(ctx)
+	if err != nil || found {
+		return index, err
 	}
 	old, err := load[Review](ctx, r.st, settingReviews)
 	if err != nil {
 		return nil, err
 	}
-	index := make([]ReviewSummary, 0, len(old))
+	index = make([]ReviewSummary, 0, len(old))
 	for _, rv := range old {
 		if err := r.putReview(ctx, rv); err != nil {
 			return nil, fmt.Errorf("migrate review %s: %w", rv.ID, err)
@@ -257,7 +277,7 @@ func (r *Records) Reviews(ctx context.Context) ([]Review, error) {
 	}
 	out := make([]Review, 0, len(index))
 	for _, s := range index {
-		rv, err := r.Review(ctx, s.ID)
+		rv, err := r.readReview(ctx, s.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +294,15 @@ func (r *Records) Review(ctx context.Context, id string) (Review, error) {
 	}
 	if _, err := r.reviewIndex(ctx); err != nil { // migrates the old format
 		return Review{}, err
+	}
+	return r.readReview(ctx, id)
+}
+
+// readReview reads review id's row.
+func (r *Records) readReview(ctx context.Context, id string) (Review, error) {
+	notFound := gatehouse.Errorf(gatehouse.ENOTFOUND, "review %q not found", id)
+	if !validReviewID(id) {
+		return Review{}, notFound
 	}
 	b, err := r.st.GetSetting(ctx, reviewSetting(id))
 	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
@@ -308,7 +337,10 @@ func validReviewID(id string) bool {
 func (r *Records) updateReview(ctx context.Context, id string, fn func(*Review) error) (Review, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rv, err := r.Review(ctx, id)
+	if _, err := r.indexLocked(ctx); err != nil { // migrates the old format
+		return Review{}, err
+	}
+	rv, err := r.readReview(ctx, id)
 	if err != nil {
 		return Review{}, err
 	}
@@ -321,9 +353,10 @@ func (r *Records) updateReview(ctx context.Context, id string, fn func(*Review) 
 	return rv, r.putSummary(ctx, rv.Summary())
 }
 
-// putSummary replaces (or appends) a review's summary in the index.
+// putSummary replaces (or appends) a review's summary in the index; r.mu
+// is held.
 func (r *Records) putSummary(ctx context.Context, s ReviewSummary) error {
-	index, err := r.reviewIndex(ctx)
+	index, err := r.indexLocked(ctx)
 	if err != nil {
 		return err
 	}
@@ -341,7 +374,7 @@ func (r *Records) putSummary(ctx context.Context, s ReviewSummary) error {
 func (r *Records) StartReview(ctx context.Context, by string, items []ReviewItem) (Review, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	index, err := r.reviewIndex(ctx)
+	index, err := r.indexLocked(ctx)
 	if err != nil {
 		return Review{}, err
 	}

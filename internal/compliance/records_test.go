@@ -142,3 +142,37 @@ func TestReviewsBadIndex(t *testing.T) {
 		t.Errorf("a broken index: %v, want an error naming it", err)
 	}
 }
+
+// TestReviewsMigrateWhileStarting: readers migrating the old row while a
+// review starts do not drop the new review from the index.
+func TestReviewsMigrateWhileStarting(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	old, err := json.Marshal([]compliance.Review{{ID: "rev_01kdyam0drvvbed608695r78h4", StartedAt: at, StartedBy: "user:alice",
+		CompletedAt: at, CompletedBy: "user:bob", Items: []compliance.ReviewItem{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		st := newMemSettings()
+		st.rows["compliance.reviews"] = old
+		rec := compliance.NewRecords(st, nil)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := rec.ReviewSummaries(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		rv, err := rec.StartReview(ctx, "user:alice", nil)
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums, err := rec.ReviewSummaries(ctx)
+		if err != nil || len(sums) != 2 || sums[1].ID != rv.ID {
+			t.Fatalf("after migration and a start: %v %+v", err, sums)
+		}
+	}
+}
