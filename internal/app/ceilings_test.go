@@ -322,14 +322,42 @@ type lineageOut struct {
 	LastUsedAt    *time.Time `json:"last_used_at"`
 }
 
+// listing reads every page of a list endpoint (path may carry a query)
+// and returns its items by id.
 func (h *harness) listing(path, field string) map[string]lineageOut {
 	h.t.Helper()
-	var raw map[string][]lineageOut
-	if code := h.adminCall("GET", path, nil, &raw); code != 200 {
-		h.t.Fatalf("GET %s: %d", path, code)
+	var items []lineageOut
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	for cursor, pages := "", 0; ; pages++ {
+		if pages > 100 {
+			h.t.Fatalf("GET %s: paging does not end", path)
+		}
+		var raw map[string]json.RawMessage
+		url := path + sep + "limit=1000"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		if code := h.adminCall("GET", url, nil, &raw); code != 200 {
+			h.t.Fatalf("GET %s: %d", url, code)
+		}
+		var page []lineageOut
+		if err := json.Unmarshal(raw[field], &page); err != nil {
+			h.t.Fatalf("GET %s: %s: %v", url, field, err)
+		}
+		items = append(items, page...)
+		cursor = ""
+		if n, ok := raw["next"]; ok {
+			json.Unmarshal(n, &cursor)
+		}
+		if cursor == "" {
+			break
+		}
 	}
 	out := map[string]lineageOut{}
-	for _, it := range raw[field] {
+	for _, it := range items {
 		id := it.ID
 		if id == "" {
 			id = it.ClientID
