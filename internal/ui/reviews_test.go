@@ -1,9 +1,11 @@
 package ui_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -149,5 +151,47 @@ func TestReviewsAuditorReadsOnly(t *testing.T) {
 	}
 	if res, body := f.get("/ui/reviews?id=rev_nope"); res.StatusCode != http.StatusNotFound || !strings.Contains(body, "not found") {
 		t.Fatalf("no such review: HTTP %d %s", res.StatusCode, body)
+	}
+}
+
+// TestReviewPagesByCursorJSOff: a review's page shows the API's page of
+// 50 items; Next follows its cursor, First goes back; a forged cursor is
+// the API's 400.
+func TestReviewPagesByCursorJSOff(t *testing.T) {
+	e := uitest.Start(t, "")
+	e.CreateUser("alice", "admin")
+	for i := range 55 {
+		if code := e.API("POST", "/v1/keys", map[string]any{"name": "k" + strconv.Itoa(i), "scopes": []string{"demo:read"}}, nil); code != 201 {
+			t.Fatalf("create key: %d", code)
+		}
+	}
+	var rv struct {
+		ID    string
+		Items []struct{ ID string }
+	}
+	if code := e.API("POST", "/v1/reviews", nil, &rv); code != 201 {
+		t.Fatalf("start: %d", code)
+	}
+	f := newForm(t, e)
+	f.signIn("alice", uitest.Password)
+	res, body := f.get("/ui/reviews?id=" + rv.ID)
+	forms := decideFormRE.FindAllStringSubmatch(body, -1)
+	if res.StatusCode != 200 || len(forms) != 50 || strings.Contains(body, "First page") {
+		t.Fatalf("page 1: HTTP %d, %d items", res.StatusCode, len(forms))
+	}
+	next := regexp.MustCompile(`href="(/ui/reviews\?[^"]*cursor=[^"]*)">Next page`).FindStringSubmatch(body)
+	if next == nil {
+		t.Fatalf("page 1: no Next link: %s", body)
+	}
+	res, body = f.get(html.UnescapeString(next[1]))
+	forms2 := decideFormRE.FindAllStringSubmatch(body, -1)
+	if res.StatusCode != 200 || len(forms2) != len(rv.Items)-50 || !strings.Contains(body, "First page") || strings.Contains(body, "Next page") {
+		t.Fatalf("page 2: HTTP %d, %d items of %d", res.StatusCode, len(forms2), len(rv.Items))
+	}
+	if forms2[0][2] != rv.Items[50].ID {
+		t.Errorf("page 2 starts at %s, want %s", forms2[0][2], rv.Items[50].ID)
+	}
+	if res, body := f.get("/ui/reviews?id=" + rv.ID + "&cursor=forged"); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "cursor") {
+		t.Errorf("forged cursor: HTTP %d %s", res.StatusCode, body)
 	}
 }
