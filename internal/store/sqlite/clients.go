@@ -38,20 +38,7 @@ func (s *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
 
 // ListClients returns every client, oldest first.
 func (s *DB) ListClients(ctx context.Context) ([]*store.Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.Client
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list clients: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, "clients", `SELECT `+clientColumns+` FROM clients ORDER BY created_at, id`, nil, scanClient)
 }
 
 // ListClientsPage returns one page of clients (see store.Store).

@@ -44,20 +44,7 @@ func (s *DB) GetUser(ctx context.Context, username string) (*store.User, error) 
 
 // ListUsers returns every user by name.
 func (s *DB) ListUsers(ctx context.Context) ([]*store.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, "users", `SELECT `+userColumns+` FROM users ORDER BY username`, nil, scanUser)
 }
 
 // ListUsersPage returns one page of accounts (see store.Store).
@@ -232,20 +219,7 @@ func (s *DB) ListPATs(ctx context.Context, username string) ([]*store.PAT, error
 	if username != "" {
 		q, args = `SELECT `+patColumns+` FROM pats WHERE username = ? ORDER BY created_at, id`, []any{username}
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.PAT
-	for rows.Next() {
-		p, err := scanPAT(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return list(ctx, s.db, "tokens", q, args, scanPAT)
 }
 
 // ListPATsPage returns one page of tokens (see store.Store).

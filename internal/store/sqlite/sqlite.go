@@ -152,20 +152,7 @@ func (s *DB) GetKey(ctx context.Context, id string) (*store.Key, error) {
 
 // ListKeys returns every key, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]*store.Key, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []*store.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return list(ctx, s.db, "keys", `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`, nil, scanKey)
 }
 
 // ListKeysPage returns one page of keys (see store.Store).
@@ -178,7 +165,13 @@ func (s *DB) ListKeysPage(ctx context.Context, q store.KeyQuery) ([]*store.Key, 
 // fragments) with args and a LIMIT of limit (at least 1), and scans each
 // row; what names the list in errors.
 func page[T any](ctx context.Context, db *sql.DB, what, query string, args []any, limit int, scan func(scanner) (*T, error)) ([]*T, error) {
-	rows, err := db.QueryContext(ctx, query+` LIMIT ?`, append(args, max(limit, 1))...) // #nosec G202 -- query is built from fixed fragments; values are placeholders
+	return list(ctx, db, what, query+` LIMIT ?`, append(args, max(limit, 1)), scan) // #nosec G202 -- query is built from fixed fragments; values are placeholders
+}
+
+// list runs query with args and scans every row; what names the list in
+// errors.
+func list[T any](ctx context.Context, db *sql.DB, what, query string, args []any, scan func(scanner) (*T, error)) ([]*T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
