@@ -43,12 +43,7 @@ func (u *UI) renderClients(w http.ResponseWriter, r *http.Request, s *session, s
 	list, pg, err := listPage(u, r, "/v1/clients", api, "/ui/clients", url.Values{"status": {d.Status}, "q": {d.Query}},
 		func(l *admin.ClientList) string { return l.Next })
 	if err != nil {
-		if d.Message == "" {
-			d.Message = u.errMessage(r, err)
-		}
-		if status < 400 {
-			status = errStatus(err)
-		}
+		u.listFailed(r, err, &d.Message, &status)
 	}
 	d.Clients, d.Pager = list.Clients, pg
 	u.render(w, r, s, status, "clients.html", "Clients", d)

@@ -3,19 +3,15 @@ package ui
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/admin"
 )
 
-// keysPerPage is how many keys a page of the list shows.
-const keysPerPage = 50
-
 type keysData struct {
 	Keys          []*admin.Key
 	State, Query  string
-	First, Next   string // links, "" when none
+	Pager         pager
 	Form          admin.CreateKeyRequest
 	FormScopes    string
 	Message, Done string
@@ -41,54 +37,27 @@ func (u *UI) renderKeys(w http.ResponseWriter, r *http.Request, s *session, stat
 	case "revoked":
 		d.Done = "Key revoked."
 	}
-	fail := func(err error) {
-		// The page still offers its form: what the API makes of it is
-		// the API's to say.
-		if d.Message == "" {
-			d.Message = u.errMessage(r, err)
-		}
-		if status < 400 {
-			status = errStatus(err)
-		}
-	}
-	filters := url.Values{}
-	if d.State != "" {
-		filters.Set("state", d.State)
-	}
-	if d.Query != "" {
-		filters.Set("q", d.Query)
-	}
 	if strings.HasPrefix(d.Query, "key_") && !strings.ContainsAny(d.Query, " /?#") {
 		var k admin.Key
 		if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys/"+url.PathEscape(d.Query), nil, &k); err == nil {
 			d.Keys = []*admin.Key{&k}
 		} else if errStatus(err) != http.StatusNotFound {
-			fail(err)
+			u.listFailed(r, err, &d.Message, &status)
 		}
 	} else {
-		api := url.Values{"limit": {strconv.Itoa(keysPerPage)}}
+		api := url.Values{}
 		if d.State != "" {
 			api.Set("status", d.State)
 		}
 		if d.Query != "" {
 			api.Set("name", d.Query)
 		}
-		if c := q.Get("cursor"); c != "" {
-			api.Set("cursor", c)
-			d.First = "/ui/keys?" + filters.Encode()
+		list, pg, err := listPage(u, r, "/v1/keys", api, "/ui/keys", url.Values{"state": {d.State}, "q": {d.Query}},
+			func(l *admin.KeyList) string { return l.Next })
+		if err != nil {
+			u.listFailed(r, err, &d.Message, &status)
 		}
-		var list admin.KeyList
-		if err := u.call(r.Context(), r, http.MethodGet, "/v1/keys?"+api.Encode(), nil, &list); err != nil {
-			fail(err)
-		}
-		d.Keys = list.Keys
-		if list.Next != "" {
-			next := url.Values{"cursor": {list.Next}}
-			for k, v := range filters {
-				next[k] = v
-			}
-			d.Next = "/ui/keys?" + next.Encode()
-		}
+		d.Keys, d.Pager = list.Keys, pg
 	}
 	u.render(w, r, s, status, "keys.html", "Keys", d)
 	return nil

@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// listPerPage is how many entries a page of the clients, users and
-// tokens lists shows.
+// listPerPage is how many entries a page of the keys, clients, users
+// and tokens lists shows.
 const listPerPage = 50
 
 // pager is the links of one page of a list ("" when none): to its first
@@ -50,6 +50,18 @@ func listPage[L any](u *UI, r *http.Request, apiPath string, api url.Values, bas
 		p.Next = link(n)
 	}
 	return &list, p, err
+}
+
+// listFailed notes err on a list page that still renders (its forms
+// stay usable): the API's message, unless the page shows one already,
+// and its status, unless the page's status is an error already.
+func (u *UI) listFailed(r *http.Request, err error, message *string, status *int) {
+	if *message == "" {
+		*message = u.errMessage(r, err)
+	}
+	if *status < 400 {
+		*status = errStatus(err)
+	}
 }
 
 // onceSecret is the page showing a new secret, once: onceSecret.html.

@@ -57,12 +57,7 @@ func (u *UI) renderTokens(w http.ResponseWriter, r *http.Request, s *session, st
 	list, pg, err := listPage(u, r, "/v1/tokens", api, "/ui/tokens", url.Values{"all": {all}, "status": {d.Status}, "q": {d.Query}},
 		func(l *admin.TokenList) string { return l.Next })
 	if err != nil {
-		if d.Message == "" {
-			d.Message = u.errMessage(r, err)
-		}
-		if status < 400 {
-			status = errStatus(err)
-		}
+		u.listFailed(r, err, &d.Message, &status)
 	}
 	d.Tokens, d.Pager = list.Tokens, pg
 	u.render(w, r, s, status, "tokens.html", "Tokens", d)

@@ -55,14 +55,7 @@ func (u *UI) renderUsers(w http.ResponseWriter, r *http.Request, s *session, sta
 	if d.Done == "" {
 		d.Done = usersDone[q.Get("done")]
 	}
-	fail := func(err error) {
-		if d.Message == "" {
-			d.Message = u.errMessage(r, err)
-		}
-		if status < 400 {
-			status = errStatus(err)
-		}
-	}
+	fail := func(err error) { u.listFailed(r, err, &d.Message, &status) }
 	if name := q.Get("user"); name != "" {
 		var one admin.User
 		if err := u.call(r.Context(), r, http.MethodGet, "/v1/users/"+url.PathEscape(name), nil, &one); err != nil {
