@@ -161,18 +161,26 @@ func (a *App) runAuditKeyWatch(ctx context.Context) {
 	if a.pgAudit == nil || every <= 0 || !ok || !a.secrets.auditKeyRotatable() {
 		return
 	}
+	a.every(ctx, every, "audit key: cannot read a new version", func(ctx context.Context) error {
+		return a.reloadAuditKey(ctx, v)
+	})
+}
+
+// every runs fn every d until ctx ends, in a goroutine the App waits for
+// at shutdown; an error fn returns while ctx lives is logged as warn.
+func (a *App) every(ctx context.Context, d time.Duration, warn string, fn func(context.Context) error) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		t := time.NewTicker(every)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := a.reloadAuditKey(ctx, v); err != nil && ctx.Err() == nil {
-					a.log.Warn("audit key: cannot read a new version", "err", err)
+				if err := fn(ctx); err != nil && ctx.Err() == nil {
+					a.log.Warn(warn, "err", err)
 				}
 			}
 		}

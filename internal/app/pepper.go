@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authn"
@@ -217,30 +216,16 @@ func (a *App) runPepperWatch(ctx context.Context) {
 	if every <= 0 || !ok {
 		return
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				cur, err := v.CurrentVersion(ctx, secrets.PepperVersions)
-				if err == nil {
-					st := a.secrets.pepper.Load()
-					if cur == 0 || (st.stored && cur == st.secret.Version) {
-						continue
-					}
-					err = a.reloadPepper(ctx)
-				}
-				if err != nil && ctx.Err() == nil {
-					a.log.Warn("pepper: cannot read a new version", "err", err)
-				}
-			}
+	a.every(ctx, every, "pepper: cannot read a new version", func(ctx context.Context) error {
+		cur, err := v.CurrentVersion(ctx, secrets.PepperVersions)
+		if err != nil {
+			return err
 		}
-	}()
+		if st := a.secrets.pepper.Load(); cur == 0 || (st.stored && cur == st.secret.Version) {
+			return nil
+		}
+		return a.reloadPepper(ctx)
+	})
 }
 
 // pepperStatus is the pepper's status entry: the newest version's age
