@@ -151,22 +151,13 @@ func (s *Server) listReviews(w http.ResponseWriter, r *http.Request, p *gatehous
 // items, or with ?limit= (or ?cursor=, ?undecided=true) a page of them
 // and the next page's cursor, or with ?item=ID just that item.
 type ReviewPage struct {
-	ID          string                  `json:"id"`
-	StartedAt   time.Time               `json:"started_at"`
-	StartedBy   string                  `json:"started_by"`
-	CompletedAt time.Time               `json:"completed_at,omitzero"`
-	CompletedBy string                  `json:"completed_by,omitempty"`
-	ItemCount   int                     `json:"item_count"`
-	Decided     int                     `json:"decided"`
-	Decisions   map[string]int          `json:"decisions"`
-	Items       []compliance.ReviewItem `json:"items"`
-	Next        string                  `json:"next,omitempty"`
+	compliance.ReviewSummary
+	Items []compliance.ReviewItem `json:"items"`
+	Next  string                  `json:"next,omitempty"`
 }
 
 func reviewPage(rv compliance.Review) ReviewPage {
-	s := rv.Summary()
-	return ReviewPage{ID: s.ID, StartedAt: s.StartedAt, StartedBy: s.StartedBy, CompletedAt: s.CompletedAt, CompletedBy: s.CompletedBy,
-		ItemCount: s.ItemCount, Decided: s.Decided, Decisions: s.Decisions, Items: rv.Items}
+	return ReviewPage{ReviewSummary: rv.Summary(), Items: rv.Items}
 }
 
 func (s *Server) getReview(w http.ResponseWriter, r *http.Request, p *gatehouse.Principal) error {

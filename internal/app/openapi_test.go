@@ -218,6 +218,12 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 func jsonFields(t reflect.Type) (all, always []string) {
 	for f := range t.Fields() {
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			// encoding/json lifts an untagged embedded struct's fields.
+			a, w := jsonFields(f.Type)
+			all, always = append(all, a...), append(always, w...)
+			continue
+		}
 		if name == "-" || !f.IsExported() {
 			continue
 		}
