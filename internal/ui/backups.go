@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/backup"
 )
 
@@ -96,14 +95,10 @@ func (u *UI) renderBackups(w http.ResponseWriter, r *http.Request, s *session, s
 // log's size, then GET /v1/audit?type=backup.verify from there), or why
 // there is none.
 func (u *UI) lastRestoreTest(r *http.Request) (*restoreTest, string) {
-	a, err := u.do(r.Context(), r, http.MethodGet, "/v1/audit/checkpoint", nil)
-	if err == nil {
-		err = a.decode(nil)
-	}
-	if err != nil {
+	cp, err := u.newestCheckpoint(r)
+	if _, api := err.(*gatehouse.Error); api {
 		return nil, "The last restore test is not known: " + u.errMessage(r, err)
 	}
-	cp, err := audit.ParseCheckpoint(a.body.String())
 	if err != nil {
 		u.log.ErrorContext(r.Context(), "backups page: audit checkpoint", "err", err)
 		return nil, "The last restore test is not known: the audit checkpoint could not be read."
