@@ -431,6 +431,13 @@ func newContractTransport(t testing.TB, admin, public string) *contractTransport
 	return &contractTransport{t: t, doc: doc, admin: admin, public: public, base: http.DefaultTransport, seen: map[string]bool{}}
 }
 
+// CloseIdleConnections closes the base transport's idle connections.
+func (ct *contractTransport) CloseIdleConnections() {
+	if t, ok := ct.base.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+}
+
 func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	listener := ""
 	switch req.URL.Host {

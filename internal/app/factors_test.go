@@ -20,7 +20,12 @@ import (
 // config and clock (as a crash and restart, or a rolling deploy, would).
 func (h *harness) restart() {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A connection the client dialed and never used counts as busy for
+	// 5 s in http.Server.Shutdown: close them, and wait longer than that.
+	if t, ok := h.transport().(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := h.app.Shutdown(ctx); err != nil {
 		h.t.Fatalf("shutdown: %v", err)

@@ -535,15 +535,20 @@ func (l *Log) commit(b *batch) error {
 	return nil
 }
 
+// insertAttempts bounds how many connections insert tries a batch on.
+// The server usually ends every session of the role at once (a password
+// rotation, a restart), and the pool may hand out another idle one whose
+// goodbye has not arrived yet.
+const insertAttempts = 5
+
 // insert runs insertBatch on a connection of the pool; when the server
 // ended that connection under it (pg_terminate_backend after a password
-// rotation, a restart) without committing, it runs it once more on
-// another, so that a session killed between two batches fails no
-// request.
+// rotation, a restart) without committing, it runs it again on another,
+// so that sessions killed between two batches fail no request.
 func (l *Log) insert(ctx context.Context, b *batch) error {
 	err := l.insertOnce(ctx, b)
-	if err != nil && pgauth.Terminated(err) && ctx.Err() == nil {
-		l.logger.Info("audit append: the server ended the connection before committing; retrying on another", logKeyErr, err)
+	for i := 1; i < insertAttempts && err != nil && pgauth.Terminated(err) && ctx.Err() == nil; i++ {
+		l.logger.Info("audit append: the server ended the connection before committing; retrying on another", logKeyErr, err, "attempt", i+1)
 		err = l.insertOnce(ctx, b)
 	}
 	return err
