@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Measures the PostgreSQL audit log: BenchmarkAppendThreeReplicas (three
-# replicas of one log, 64 clients each, every Record sync-durable) of each
-# git revision in REVS, interleaved round by round, with the load average
-# before each run. It prints events/s, p50/p99 and the CPU time PostgreSQL
-# spent per event (pg-cpu-µs/op: utime+stime of every server process from
-# /proc, from the first Record until the leader has sequenced everything).
+# replicas of one log, three Log instances appending concurrently to one
+# database, 64 clients each, every Record sync-durable) and
+# BenchmarkAppendOneReplica (one of them alone) of each git revision in
+# REVS, interleaved round by round, with the load average before each run.
+# It prints events/s, p50/p99, the WAL bytes and fsyncs per event and the
+# CPU time PostgreSQL spent per event (pg-cpu-µs/op: utime+stime of every
+# server process from /proc, from the first Record until the leader has
+# sequenced everything).
 #
 # By default it starts a private PostgreSQL cluster (initdb in a temporary
 # directory, port PGPORT, the Debian package's binaries, default settings),
@@ -15,10 +18,12 @@
 #   REVS="main HEAD" ROUNDS=5 EVENTS=300000 bench/pgaudit.sh
 #   PG_DSN=postgres://postgres@127.0.0.1:5432/postgres bench/pgaudit.sh
 #   WRITERS=1 bench/pgaudit.sh                         # Config.Writers
+#   CLIENTS=128 BENCH=AppendThreeReplicas bench/pgaudit.sh  # clients a replica
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 REVS=${REVS:-"main WORKTREE"} ROUNDS=${ROUNDS:-3} EVENTS=${EVENTS:-200000}
+BENCH=${BENCH:-"AppendOneReplica|AppendThreeReplicas"}
 PGPORT=${PGPORT:-55432} PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 
 work=$(mktemp -d)
@@ -52,12 +57,13 @@ if [ -z "${PG_DSN:-}" ]; then
 fi
 export GATEHOUSE_TEST_POSTGRES=$PG_DSN
 [ -n "${WRITERS:-}" ] && export GATEHOUSE_BENCH_WRITERS=$WRITERS
+[ -n "${CLIENTS:-}" ] && export GATEHOUSE_BENCH_CLIENTS=$CLIENTS
 
 for round in $(seq "$ROUNDS"); do
   for rev in $REVS; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    out=$("$work/bench-$rev.test" -test.run '^$' -test.bench 'AppendThreeReplicas' \
+    out=$("$work/bench-$rev.test" -test.run '^$' -test.bench "$BENCH" \
       -test.benchtime "${EVENTS}x" 2>&1 | grep '^Benchmark' || true)
-    printf 'round %s  %-10s load %s  %s\n' "$round" "$rev" "$load" "${out:-FAILED}"
+    printf 'round %s  %-10s load %s\n%s\n' "$round" "$rev" "$load" "${out:-FAILED}"
   done
 done

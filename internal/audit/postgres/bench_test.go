@@ -21,35 +21,43 @@ import (
 
 const (
 	benchReplicas = 3
-	// benchClients is how many goroutines record on each replica.
+	// benchClients is how many goroutines record on each replica, by
+	// default.
 	benchClients = 64
 )
 
 // BenchmarkAppendThreeReplicas records b.N events through three replicas
-// of one log (benchClients goroutines each, every Record returning once its
-// COPY is committed) and reports the events recorded per second, the p50
-// and p99 Record latency, and whether the leader keeps up: the most events
-// seen queued while recording (max-pending, sampled every 50 ms) and how
-// long after the last Record the leader had sequenced everything
-// (leader-lag-ms). It reports the events per batch (group commit) and per
-// WAL fsync of the whole server (pg_stat_wal). When PostgreSQL runs on this host it also reports the
-// CPU time its processes spent per event, from the first Record until
-// everything is sequenced (pg-cpu-µs/op), and the CPU time of this process
-// (the three replicas and their clients: go-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets Config.Writers (default
-// postgres.DefaultWriters). The log is verified afterwards.
-func BenchmarkAppendThreeReplicas(b *testing.B) {
+// of one log (three Log instances on one database, benchClients
+// goroutines each, every Record returning once its batch is committed);
+// see benchAppend for what it reports.
+func BenchmarkAppendThreeReplicas(b *testing.B) { benchAppend(b, benchReplicas) }
+
+// BenchmarkAppendOneReplica is BenchmarkAppendThreeReplicas with one
+// replica (and so a third of the clients): what one replica reaches alone,
+// against which the three replicas' figure shows how the log scales.
+func BenchmarkAppendOneReplica(b *testing.B) { benchAppend(b, 1) }
+
+// benchAppend records b.N events through replicas replicas of one log
+// (benchClients goroutines each, or GATEHOUSE_BENCH_CLIENTS) and reports
+// the events recorded per second, the p50 and p99 Record latency, and
+// whether the leader keeps up: the most events seen queued while
+// recording (max-pending, sampled every 50 ms) and how long after the
+// last Record the leader had sequenced everything (leader-lag-ms). It
+// reports the events per batch (group commit), per WAL fsync of the whole
+// server and the WAL bytes per event (pg_stat_wal). When PostgreSQL runs
+// on this host it also reports the CPU time its processes spent per
+// event, from the first Record until everything is sequenced
+// (pg-cpu-µs/op), and the CPU time of this process (the replicas and
+// their clients: go-cpu-µs/op). GATEHOUSE_BENCH_WRITERS sets
+// Config.Writers (default postgres.DefaultWriters). The log is verified
+// afterwards.
+func benchAppend(b *testing.B, replicas int) {
 	ctx := context.Background()
 	dsn := pgtest.MustCreateDatabase(b)
 	keys := b.TempDir()
-	writers := 0
-	if s := os.Getenv("GATEHOUSE_BENCH_WRITERS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("GATEHOUSE_BENCH_WRITERS: %v", err)
-		}
-		writers = n
-	}
-	logs := make([]*postgres.Log, benchReplicas)
+	writers := benchEnv(b, "GATEHOUSE_BENCH_WRITERS", 0)
+	clients := benchEnv(b, "GATEHOUSE_BENCH_CLIENTS", benchClients)
+	logs := make([]*postgres.Log, replicas)
 	for i := range logs {
 		logs[i] = MustOpen(b, dsn, keys, func(c *postgres.Config) {
 			c.Writers = writers
@@ -61,7 +69,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	db := mustConnect(b, dsn)
 
 	var next atomic.Int64
-	lats := make([][]time.Duration, benchReplicas*benchClients)
+	lats := make([][]time.Duration, replicas*clients)
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	// Sample the queue while recording: it stays short if the leader
@@ -91,13 +99,13 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	if haveCPU {
 		cpu0 = cpu()
 	}
-	syncs0 := walSyncs(b, db)
+	wal0 := walStats(b, db)
 	self0 := selfCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for c := range lats {
-		l := logs[c%benchReplicas]
+		l := logs[c%replicas]
 		who := fmt.Sprint("client-", c)
 		wg.Add(1)
 		go func() {
@@ -139,7 +147,8 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	}
 	lag := time.Since(start) - elapsed
 	b.ReportMetric(float64(selfCPU(b)-self0)/float64(time.Microsecond)/float64(b.N), "go-cpu-µs/op")
-	syncs := walSyncs(b, db) - syncs0
+	wal := walStats(b, db)
+	syncs, walBytes := wal.syncs-wal0.syncs, wal.bytes-wal0.bytes
 	var batches int64
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_batches`).Scan(&batches); err != nil {
 		b.Fatal(err)
@@ -148,6 +157,7 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	if syncs > 0 {
 		b.ReportMetric(float64(b.N)/float64(syncs), "events/fsync")
 	}
+	b.ReportMetric(float64(walBytes)/float64(b.N), "wal-B/op")
 	if haveCPU {
 		b.ReportMetric(float64(cpu()-cpu0)/float64(time.Microsecond)/float64(b.N), "pg-cpu-µs/op")
 	}
@@ -179,12 +189,31 @@ func BenchmarkAppendThreeReplicas(b *testing.B) {
 	}
 }
 
-// walSyncs returns how many times the server has synced its WAL.
-func walSyncs(tb testing.TB, db *pgx.Conn) int64 {
+// walCounts is what pg_stat_wal has counted since its last reset.
+type walCounts struct{ syncs, bytes int64 }
+
+// walStats returns how many times the server has synced its WAL and how
+// many bytes it wrote to it.
+func walStats(tb testing.TB, db *pgx.Conn) walCounts {
 	tb.Helper()
-	var n int64
-	if err := db.QueryRow(context.Background(), `SELECT wal_sync FROM pg_stat_wal`).Scan(&n); err != nil {
+	var w walCounts
+	if err := db.QueryRow(context.Background(), `SELECT wal_sync, wal_bytes::bigint FROM pg_stat_wal`).Scan(&w.syncs, &w.bytes); err != nil {
 		tb.Fatal(err)
+	}
+	return w
+}
+
+// benchEnv returns the integer in the environment variable name, or def
+// when it is not set.
+func benchEnv(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s: want a positive integer, not %q", name, s)
 	}
 	return n
 }
