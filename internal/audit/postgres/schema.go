@@ -77,10 +77,16 @@ CREATE TABLE IF NOT EXISTS audit_meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
+-- A batch's leaf hashes stay in its row (MAIN), where the sequencer reads
+-- them without a TOAST lookup, unless the row would not fit a page; the
+-- events, larger, go to TOAST.
+ALTER TABLE audit_records ALTER COLUMN leaves SET STORAGE MAIN;
 -- lz4 compresses a batch's events several times faster than the default
--- pglz; servers built without it (or before PostgreSQL 14) keep pglz.
+-- pglz, and gives up on the leaf hashes (random, incompressible) sooner;
+-- servers built without it (or before PostgreSQL 14) keep pglz.
 DO $$ BEGIN
 	ALTER TABLE audit_records ALTER COLUMN payloads SET COMPRESSION lz4;
+	ALTER TABLE audit_records ALTER COLUMN leaves SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported OR syntax_error THEN NULL;
 END $$;
 `
