@@ -26,15 +26,22 @@ const (
 	areaIncidents area = "incidents"
 )
 
-// Evidence builds signed evidence reports.
+// Evidence builds signed evidence reports and keeps the newest status
+// summary.
 type Evidence interface {
 	Report(ctx context.Context, by gatehouse.Actor, req *gatehouse.RequestInfo, period compliance.Period) (*compliance.Report, error)
+	// Summary is the newest control status summary, of the newest report
+	// or daily snapshot, without building a report: it must be cheap
+	// (one store read, never a scan of the audit log). ENOTFOUND before
+	// any report or snapshot.
+	Summary(ctx context.Context) (compliance.StatusSummary, error)
 }
 
 var errNoCompliance = gatehouse.Errorf(gatehouse.ECONFLICT, "evidence is not available on this server")
 
 func (s *Server) complianceRoutes() {
 	s.handle("/v1/evidence", areaEvidence, methods{http.MethodGet: s.getEvidence})
+	s.handle("/v1/evidence/summary", areaEvidence, methods{http.MethodGet: s.getEvidenceSummary})
 	s.handle("/v1/reviews", areaReviews, methods{http.MethodGet: s.listReviews, http.MethodPost: noBody(s.startReview)})
 	s.handle("/v1/reviews/{id}", areaReviews, methods{http.MethodGet: s.getReview})
 	s.handle("/v1/reviews/{id}/items/{item}", areaReviews, methods{http.MethodPost: s.decideReviewItem})
@@ -110,6 +117,26 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request, p *gatehous
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	httpjson.Write(w, http.StatusOK, rep)
+	return nil
+}
+
+// getEvidenceSummary is GET /v1/evidence/summary: every control's
+// status as last decided, by the newest report any caller generated or
+// the newest daily snapshot (compliance.StatusSummary), without building
+// a report; 404 before either.
+func (s *Server) getEvidenceSummary(w http.ResponseWriter, r *http.Request, _ *gatehouse.Principal) error {
+	if s.cfg.Evidence == nil {
+		return errNoCompliance
+	}
+	if len(r.URL.Query()) > 0 {
+		return gatehouse.Errorf(gatehouse.EINVALID, "this endpoint takes no parameters")
+	}
+	sum, err := s.cfg.Evidence.Summary(r.Context())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpjson.Write(w, http.StatusOK, sum)
 	return nil
 }
 

@@ -30,7 +30,8 @@ import (
 type evidence struct{ a *App }
 
 // Report gathers the live state, evaluates every check and returns the
-// signed report (see compliance.Build).
+// signed report (see compliance.Build), whose status summary it keeps
+// for Summary.
 func (ev evidence) Report(ctx context.Context, by gatehouse.Actor, req *gatehouse.RequestInfo, period compliance.Period) (*compliance.Report, error) {
 	a := ev.a
 	log, ok := a.audit.(compliance.Log)
@@ -41,7 +42,18 @@ func (ev evidence) Report(ctx context.Context, by gatehouse.Actor, req *gatehous
 	if err != nil {
 		return nil, err
 	}
-	return compliance.Build(ctx, s, compliance.BuildOptions{Log: log, By: by, Request: req})
+	rep, err := compliance.Build(ctx, s, compliance.BuildOptions{Log: log, By: by, Request: req})
+	if err == nil && !a.offline {
+		a.noteStatus(ctx, compliance.ReportStatus(rep))
+	}
+	return rep, err
+}
+
+// Summary is the newest control status summary: of the newest report
+// any caller generated on any replica, or of the newest daily snapshot
+// (one store read; see statusSetting). ENOTFOUND before either.
+func (ev evidence) Summary(ctx context.Context) (compliance.StatusSummary, error) {
+	return ev.a.latestStatus(ctx)
 }
 
 // evidenceState reads the state the checks decide on.

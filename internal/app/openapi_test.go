@@ -187,6 +187,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		{"EvidenceRef", compliance.Ref{}, true},
 		{"EvidenceFinding", compliance.Finding{}, true},
 		{"EvidenceReport", compliance.Report{}, true},
+		{"EvidenceStatusSummary", compliance.StatusSummary{}, true},
 		{"DrillResult", admin.DrillResult{}, true},
 		{"SecretStatus", secrets.Status{}, true},
 		{"RotateSecretResult", admin.RotateSecretResult{}, true},
@@ -417,7 +418,10 @@ func TestOpenAPIContract(t *testing.T) {
 	call(400, "POST", "/v1/secrets/Not-A-Name/rotate", nil, nil)
 
 	// Evidence, access reviews, incidents.
+	call(404, "GET", "/v1/evidence/summary", nil, nil)
 	call(200, "GET", "/v1/evidence?period=2025-12-01..2026-01-31", nil, nil)
+	call(200, "GET", "/v1/evidence/summary", nil, nil)
+	call(400, "GET", "/v1/evidence/summary?period=2025-12-01..2026-01-31", nil, nil)
 	call(400, "GET", "/v1/evidence?period=nonsense", nil, nil)
 	var rv struct {
 		ID    string

@@ -26,8 +26,9 @@ const (
 // (the app's clock): every control's and check's status, decided from
 // live state as a report would over the last day. It does nothing, and
 // returns false, when this or another replica on the same store already
-// recorded that day's. The schedule inside serve calls it; it is safe
-// for concurrent use.
+// recorded that day's. The snapshot's statuses become the newest status
+// summary (GET /v1/evidence/summary) unless a later report's are. The
+// schedule inside serve calls it; it is safe for concurrent use.
 func (a *App) Snapshot(ctx context.Context) (bool, error) {
 	now := a.clock.Now().UTC()
 	day := now.Format(time.DateOnly)
@@ -48,14 +49,22 @@ func (a *App) Snapshot(ctx context.Context) (bool, error) {
 	if err := a.audit.Record(ctx, ev); err != nil {
 		return false, fmt.Errorf("record the snapshot: %w", err)
 	}
+	if st, ok := compliance.SnapshotStatus(ev); ok {
+		a.noteStatus(ctx, st)
+	}
 	return true, nil
 }
 
-// runSnapshots records the daily compliance snapshot until ctx ends.
+// runSnapshots records the daily compliance snapshot until ctx ends,
+// having first read back the newest one for the status summary if the
+// store keeps none (loadStatus).
 func (a *App) runSnapshots(ctx context.Context) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		if err := a.loadStatus(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("read back the newest compliance snapshot", "err", err)
+		}
 		t := time.NewTimer(snapshotFirst)
 		defer t.Stop()
 		for {

@@ -24,8 +24,8 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 
 // TestBrowserDashboardPolicyEvidence: in real Chromium, with traffic
 // through the gateway over a few minutes, the dashboard's charts, the
-// policies page (reload) and the evidence page (a control's drill-down)
-// are axe-clean in light and dark mode, raise no CSP report and fit 360
+// policies page (reload) and the evidence page (before a report, then
+// Generate report and a control's drill-down) are axe-clean in light and dark mode, raise no CSP report and fit 360
 // px without scrolling sideways. With $GATEHOUSE_UI_SCREENSHOTS set the
 // dashboard's screenshot is saved there as dashboard.png.
 func TestBrowserDashboardPolicyEvidence(t *testing.T) {
@@ -91,8 +91,19 @@ func TestBrowserDashboardPolicyEvidence(t *testing.T) {
 		t.Fatalf("after reload: %q", msg)
 	}
 
+	// The evidence page makes no report until asked: the form, then the
+	// report (a POST with the session's token, as with JS off).
 	b.Visit("/ui/evidence")
+	check("evidence without a report")
+	b.Submit(`form[action="/ui/evidence"] button[type="submit"]`)
+	if txt := b.Text("main"); !strings.Contains(txt, "Report ") || !strings.Contains(txt, "generated") {
+		t.Fatalf("after Generate report: %q", txt)
+	}
 	check("evidence")
+	b.Visit("/ui/")
+	if txt := b.Text("main"); !strings.Contains(txt, "from report") {
+		t.Errorf("dashboard does not name the report: %q", txt)
+	}
 	b.Do(chromedp.Navigate(e.Admin+"/ui/evidence#control-CC6.1"), chromedp.WaitReady(chromedp.CSS("main")))
 	b.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#control-CC6\\.1 summary").click()`))
 	if open := uitest.Eval[bool](b, `document.getElementById("control-CC6.1").open`); !open {

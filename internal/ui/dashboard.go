@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/backup"
 	"github.com/gatehouse/gatehouse/internal/compliance"
 	"github.com/gatehouse/gatehouse/internal/metrics"
@@ -46,12 +47,19 @@ type statusCount struct {
 	Count         int
 }
 
+// dashControls is the control status summary: the newest report's or
+// daily snapshot's (GET /v1/evidence/summary), never a report made for
+// the view.
 type dashControls struct {
-	Err         string
-	ReportID    string
-	GeneratedAt time.Time
-	Counts      []statusCount
-	Failing     int
+	Err string
+	// None: no report was generated and no snapshot recorded yet.
+	None                  bool
+	Source                string // compliance.SourceReport or SourceSnapshot
+	ReportID, SnapshotDay string
+	AsOf                  time.Time
+	Counts                []statusCount
+	// Failing lists the failing controls' IDs, sorted.
+	Failing []string
 }
 
 type dashIncidentsPart struct {
@@ -87,7 +95,7 @@ func dashboardPage(u *UI, w http.ResponseWriter, r *http.Request, s *session) er
 	u.dashTraffic(r, &d.Traffic, sum, sumErr, now)
 	u.dashAudit(r, &d.Audit, sum, sumErr, now)
 	u.dashBackups(r, &d.Backups, sum, sumErr, now)
-	u.dashControls(r, s, &d.Controls)
+	u.dashControls(r, &d.Controls)
 	u.dashIncidents(r, &d.Incidents)
 	u.dashReviews(r, &d.Reviews, now)
 	u.render(w, r, s, http.StatusOK, "dashboard.html", "Dashboard", d)
@@ -175,25 +183,42 @@ var statusLabels = []statusCount{
 	{Status: string(compliance.StatusNotApplicable), Label: "not applicable"},
 }
 
-func (u *UI) dashControls(r *http.Request, s *session, d *dashControls) {
-	ev, err := u.evidenceSummary(r, s)
-	if err != nil {
+func (u *UI) dashControls(r *http.Request, d *dashControls) {
+	var sum compliance.StatusSummary
+	err := u.call(r.Context(), r, http.MethodGet, "/v1/evidence/summary", nil, &sum)
+	switch {
+	case gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND:
+		d.None = true
+		return
+	case err != nil:
 		d.Err = u.errMessage(r, err)
 		return
 	}
-	d.ReportID, d.GeneratedAt = ev.ID, ev.GeneratedAt
-	seen := map[string]bool{}
-	for _, l := range statusLabels {
-		l.Count = ev.Summary[compliance.Status(l.Status)]
-		seen[l.Status] = true
-		d.Counts = append(d.Counts, l)
-	}
-	for _, st := range slices.Sorted(maps.Keys(ev.Summary)) {
-		if !seen[string(st)] {
-			d.Counts = append(d.Counts, statusCount{Status: string(st), Label: string(st), Count: ev.Summary[st]})
+	d.Source, d.ReportID, d.SnapshotDay, d.AsOf = sum.Source, sum.ReportID, sum.SnapshotDay, sum.AsOf
+	d.Counts = statusCounts(sum.Summary)
+	for _, id := range slices.Sorted(maps.Keys(sum.Controls)) {
+		if sum.Controls[id] == compliance.StatusFail {
+			d.Failing = append(d.Failing, id)
 		}
 	}
-	d.Failing = ev.Summary[compliance.StatusFail]
+}
+
+// statusCounts lists the controls by status: the four statuses in
+// statusLabels' order, then any other the API named.
+func statusCounts(summary map[compliance.Status]int) []statusCount {
+	out := make([]statusCount, 0, len(statusLabels))
+	seen := map[string]bool{}
+	for _, l := range statusLabels {
+		l.Count = summary[compliance.Status(l.Status)]
+		seen[l.Status] = true
+		out = append(out, l)
+	}
+	for _, st := range slices.Sorted(maps.Keys(summary)) {
+		if !seen[string(st)] {
+			out = append(out, statusCount{Status: string(st), Label: string(st), Count: summary[st]})
+		}
+	}
+	return out
 }
 
 func (u *UI) dashIncidents(r *http.Request, d *dashIncidentsPart) {
@@ -255,44 +280,4 @@ func formatSeconds(v float64) string {
 		return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64) + " s"
-}
-
-// evidenceTTL is how long the dashboard shows a session's evidence
-// summary before asking for a new report: a report reads the whole
-// period's audit log and probes every route, too much for every view.
-const evidenceTTL = 5 * time.Minute
-
-// evidenceCacheSize bounds the sessions whose summary is kept.
-const evidenceCacheSize = 128
-
-// evSummary is what the dashboard shows of a report.
-type evSummary struct {
-	ID          string
-	GeneratedAt time.Time
-	Summary     map[compliance.Status]int
-}
-
-func evidenceKey(s *session) string { return s.id + "\x00" + s.user.Role + "\x00" + s.user.Username }
-
-// evidenceSummary is the session's evidence summary: from the cache, or
-// the session's report of the default period (sessionReport).
-func (u *UI) evidenceSummary(r *http.Request, s *session) (evSummary, error) {
-	if e, ok := u.evidence.get(evidenceKey(s), u.cfg.Clock.Now()); ok {
-		return e, nil
-	}
-	er, err := u.sessionReport(r, s, "", false)
-	if err != nil {
-		return evSummary{}, err
-	}
-	return u.noteEvidence(s, er.rep), nil
-}
-
-// noteEvidence keeps rep's summary for the dashboard.
-func (u *UI) noteEvidence(s *session, rep *compliance.Report) evSummary {
-	e := evSummary{ID: rep.ID, GeneratedAt: rep.GeneratedAt, Summary: rep.Summary}
-	if e.Summary == nil {
-		e.Summary = map[compliance.Status]int{}
-	}
-	u.evidence.put(evidenceKey(s), e, u.cfg.Clock.Now())
-	return e
 }

@@ -57,7 +57,7 @@ func TestDashboardJSOff(t *testing.T) {
 		"Requests per minute, last hour from", "12 request(s), 2 denied (401/403), 0 rate-limited (429)",
 		"Denials (401 and 403) per minute", "Rate-limited (429) per minute", "p99 latency per minute",
 		"Backups</a></h2>", "Not available: backups are not configured on this server",
-		"Latest signed checkpoint", "Report <code>", "<strong>1</strong> open.", "&lt;b&gt;leaked&lt;/b&gt; key",
+		"Latest signed checkpoint", "No control status yet", "<strong>1</strong> open.", "&lt;b&gt;leaked&lt;/b&gt; key",
 		"No access review completed yet", `href="/ui/evidence"`, `href="/ui/reviews"`, `href="/ui/incidents?id=`,
 	} {
 		if !strings.Contains(body, want) {
@@ -73,17 +73,23 @@ func TestDashboardJSOff(t *testing.T) {
 	if n := strings.Count(body, `class="chart-bar"`); n < 6 {
 		t.Errorf("%d bars, want the minutes of three charts", n)
 	}
-	// The evidence summary is kept a while: a second view asks for no
-	// new report.
-	reports := func() int {
-		var page struct{ Entries []any }
-		e.API("GET", "/v1/audit?type=compliance.report&limit=100", nil, &page)
-		return len(page.Entries)
+	// The control status is the newest report's or snapshot's: a view
+	// makes no report. The day's snapshot shows, with its age.
+	if n := reportsMade(t, e); n != 0 {
+		t.Errorf("dashboard views made %d report(s)", n)
 	}
-	before := reports()
-	f.get("/ui/")
-	if after := reports(); after != before {
-		t.Errorf("a second dashboard view made %d new report(s)", after-before)
+	if ok, err := e.App.Snapshot(t.Context()); err != nil || !ok {
+		t.Fatalf("snapshot: %v %v", ok, err)
+	}
+	_, body = f.get("/ui/")
+	day := e.Clock.Now().UTC().Format(time.DateOnly)
+	for _, want := range []string{`<li class="status-fail"><strong>`, "Failing: <code>", "(just now), from the daily snapshot of " + day + ".", `<a href="/ui/evidence">Evidence page</a>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard after the snapshot lacks %q", want)
+		}
+	}
+	if n := reportsMade(t, e); n != 0 {
+		t.Errorf("dashboard views made %d report(s)", n)
 	}
 	e.NoCSPReports()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/admin"
 	"github.com/gatehouse/gatehouse/internal/compliance"
 )
 
@@ -34,9 +35,18 @@ type evidenceData struct {
 	Controls  []evidenceControl
 	Counts    []statusCount
 	Downloads []evidenceDownload
-	Period    string
-	Message   string
-	Fresh     string // the link that makes a new report
+	// Period is the page's period (?period=, empty: the API's default),
+	// the value of the form that generates a report.
+	Period  string
+	Message string
+	// Latest is the newest status summary (GET /v1/evidence/summary),
+	// shown while the session has no report of the period; LatestErr
+	// says why there is none (the API's message), NoLatest that no
+	// report or snapshot exists yet.
+	Latest       *compliance.StatusSummary
+	LatestCounts []statusCount
+	LatestErr    string
+	NoLatest     bool
 }
 
 // evidenceFormats are the downloads of /ui/evidence?format=: the API's
@@ -56,58 +66,55 @@ type evidenceReport struct {
 }
 
 // A report reads the whole period's audit log (seconds with a million
-// entries), so the page keeps each session's last report of a period for
-// reportTTL: the drill-down, the downloads and a reload show that one, and
-// "Make a new report" (?fresh=1) asks the API again.
+// entries), so it is made only when asked for (the Generate report form,
+// POST /ui/evidence) and the page keeps each session's last report of a
+// period for reportTTL: the drill-down, the downloads and a reload show
+// that one. At most reportCacheSize reports are kept (the oldest goes
+// first). evidence.html says how long.
 const (
-	reportTTL       = 10 * time.Minute
+	reportTTL       = time.Hour
 	reportCacheSize = 8
 )
 
-// evidencePage is GET /ui/evidence: the session's evidence report (GET
-// /v1/evidence, for ?period= if given; a new one with ?fresh=1 or when
-// the session's last one of that period is older than reportTTL) with
-// each control's findings and cited audit entries under its anchor
+// evidencePage is GET /ui/evidence: the session's last report of the
+// period (?period=, the API's syntax; none: the API's default) with each
+// control's findings and cited audit entries under its anchor
 // (#control-ID), or, with ?format=html|json|oscal, that report as a
-// download.
+// download. A view never makes a report: without one the page shows the
+// newest status summary (GET /v1/evidence/summary) and the form that
+// generates one (generateEvidence).
 func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	period := strings.TrimSpace(q.Get("period"))
 	format := q.Get("format")
 	for k := range q {
-		if k != "period" && k != "format" && k != "fresh" {
-			return gatehouse.Errorf(gatehouse.EINVALID, "%s: unknown parameter (only period, format and fresh)", k)
+		if k != "period" && k != "format" {
+			return gatehouse.Errorf(gatehouse.EINVALID, "%s: unknown parameter (only period and format)", k)
 		}
 	}
 	if format != "" && format != "html" && format != "json" && format != "oscal" {
 		return gatehouse.Errorf(gatehouse.EINVALID, "format: must be html, json or oscal")
 	}
-	d := &evidenceData{Period: period}
-	er, err := u.sessionReport(r, s, period, q.Get("fresh") != "")
-	if err != nil {
-		if format != "" {
-			return err
-		}
-		d.Message = u.errMessage(r, err)
-		u.render(w, r, s, errStatus(err), "evidence.html", "Evidence", d)
-		return nil
+	if _, err := admin.ParsePeriod(period, u.cfg.Clock.Now().UTC()); err != nil {
+		return err // the API's own message
 	}
-	if q.Get("fresh") != "" && format == "" {
-		// Back to the plain address, so a reload shows this report
-		// instead of making another.
-		http.Redirect(w, r, evidenceHref(period, ""), http.StatusSeeOther)
+	er, ok := u.evReports.get(reportKey(s, period), u.cfg.Clock.Now())
+	if format != "" {
+		if !ok {
+			return gatehouse.Errorf(gatehouse.ENOTFOUND, "no report of this period in this session: generate one on the evidence page first")
+		}
+		rep := *er.rep
+		return u.evidenceDownload(w, r, &rep, er.signed, format)
+	}
+	d := &evidenceData{Period: period}
+	if !ok {
+		u.evidenceLatest(r, d)
+		u.render(w, r, s, http.StatusOK, "evidence.html", "Evidence", d)
 		return nil
 	}
 	rep := *er.rep
-	if format != "" {
-		return u.evidenceDownload(w, r, &rep, er.signed, format)
-	}
-	d.Fresh = evidenceHref(period, "fresh")
 	d.Report = &rep
-	for _, l := range statusLabels {
-		l.Count = rep.Summary[compliance.Status(l.Status)]
-		d.Counts = append(d.Counts, l)
-	}
+	d.Counts = statusCounts(rep.Summary)
 	for _, f := range evidenceFormats {
 		v := url.Values{"format": {f.Format}}
 		if period != "" {
@@ -133,16 +140,49 @@ func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 	return nil
 }
 
-// sessionReport is the session's report of period: the one kept from
-// the last reportTTL unless fresh, or a new one from GET /v1/evidence,
-// then kept (and, for the default period, its summary for the
-// dashboard).
-func (u *UI) sessionReport(r *http.Request, s *session, period string, fresh bool) (evidenceReport, error) {
-	key := evidenceKey(s) + "\x00" + period
-	now := u.cfg.Clock.Now()
-	if er, ok := u.evReports.get(key, now); ok && !fresh {
-		return er, nil
+// generateEvidence is POST /ui/evidence (the Generate report form, field
+// period): a new report from GET /v1/evidence, kept for the session, then
+// back to the page of its period (a reload shows it and makes none). A
+// refusal (a bad period, a role) is shown on the page with what was
+// typed.
+func generateEvidence(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
+	period := strings.TrimSpace(r.PostFormValue("period"))
+	if err := u.sessionReport(r, s, period); err != nil {
+		d := &evidenceData{Period: period, Message: u.errMessage(r, err)}
+		u.evidenceLatest(r, d)
+		u.render(w, r, s, errStatus(err), "evidence.html", "Evidence", d)
+		return nil
 	}
+	http.Redirect(w, r, evidenceHref(period), http.StatusSeeOther)
+	return nil
+}
+
+// evidenceLatest fills d's newest status summary (GET
+// /v1/evidence/summary: one store read, no report made).
+func (u *UI) evidenceLatest(r *http.Request, d *evidenceData) {
+	var sum compliance.StatusSummary
+	err := u.call(r.Context(), r, http.MethodGet, "/v1/evidence/summary", nil, &sum)
+	switch {
+	case gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND:
+		d.NoLatest = true
+	case err != nil:
+		d.LatestErr = u.errMessage(r, err)
+	default:
+		d.Latest, d.LatestCounts = &sum, statusCounts(sum.Summary)
+	}
+}
+
+// reportKey is the evReports key of a session's report of period: the
+// session, its role and user (a role change is another key) and the
+// period as typed.
+func reportKey(s *session, period string) string {
+	return s.id + "\x00" + s.user.Role + "\x00" + s.user.Username + "\x00" + period
+}
+
+// sessionReport makes a report of period (GET /v1/evidence: the API's
+// role check and audit events) and keeps it as the session's report of
+// that period, in place of the one kept before.
+func (u *UI) sessionReport(r *http.Request, s *session, period string) error {
 	path := "/v1/evidence"
 	if period != "" {
 		path += "?period=" + url.QueryEscape(period)
@@ -153,31 +193,18 @@ func (u *UI) sessionReport(r *http.Request, s *session, period string, fresh boo
 		err = a.decode(&rep)
 	}
 	if err != nil {
-		u.evReports.drop(key)
-		return evidenceReport{}, err
+		return err
 	}
-	er := evidenceReport{rep: &rep, signed: bytes.Clone(a.body.Bytes())}
-	u.evReports.put(key, er, now)
-	if period == "" {
-		u.noteEvidence(s, &rep)
-	}
-	return er, nil
+	u.evReports.put(reportKey(s, period), evidenceReport{rep: &rep, signed: bytes.Clone(a.body.Bytes())}, u.cfg.Clock.Now())
+	return nil
 }
 
-// evidenceHref is the page's address for period, with flag ("fresh")
-// set if given.
-func evidenceHref(period, flag string) string {
-	v := url.Values{}
-	if period != "" {
-		v.Set("period", period)
-	}
-	if flag != "" {
-		v.Set(flag, "1")
-	}
-	if len(v) == 0 {
+// evidenceHref is the page's address for period.
+func evidenceHref(period string) string {
+	if period == "" {
 		return "/ui/evidence"
 	}
-	return "/ui/evidence?" + v.Encode()
+	return "/ui/evidence?" + url.Values{"period": {period}}.Encode()
 }
 
 // anchorID keeps letters, digits, '.', '-' and '_' of a control id.

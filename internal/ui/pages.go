@@ -56,7 +56,9 @@ func (u *UI) registry() []Page {
 		{Path: "/ui/policies", Title: "Policies", Template: "policies.html", Serve: policiesPage, Actions: map[string]PageFunc{
 			"/ui/policies/reload": reloadPolicy,
 		}},
-		{Path: "/ui/evidence", Title: "Evidence", Template: "evidence.html", Serve: evidencePage},
+		{Path: "/ui/evidence", Title: "Evidence", Template: "evidence.html", Serve: evidencePage, Actions: map[string]PageFunc{
+			"/ui/evidence": generateEvidence,
+		}},
 		{Path: "/ui/reviews", Title: "Access reviews", Template: "reviews.html", Serve: reviewsPage, Actions: map[string]PageFunc{
 			"/ui/reviews":                   startReview,
 			"/ui/reviews/{id}/items/{item}": decideReviewItem,

@@ -75,10 +75,8 @@ type UI struct {
 	// accepted is how many reports were accepted in minute acceptMinute
 	// (cspReportsPerMinute).
 	acceptMinute, accepted atomic.Int64
-	// evidence keeps each session's evidence summary a few minutes for
-	// the dashboard (dashboard.go), and reports each session's last
-	// report of a period for the evidence page (evidence.go).
-	evidence  *ttlCache[evSummary]
+	// evReports keeps each session's last report of a period for the
+	// evidence page (evidence.go).
 	evReports *ttlCache[evidenceReport]
 }
 
@@ -91,7 +89,6 @@ func New(cfg Config) (*UI, error) {
 		cfg.Clock = gatehouse.SystemClock{}
 	}
 	u := &UI{cfg: cfg, log: cfg.Logger.WithGroup("ui"),
-		evidence:  newTTLCache[evSummary](evidenceTTL, evidenceCacheSize),
 		evReports: newTTLCache[evidenceReport](reportTTL, reportCacheSize)}
 	u.pages = u.registry()
 	if err := u.parse(); err != nil {
