@@ -59,12 +59,14 @@ func (a *App) Snapshot(ctx context.Context) (bool, error) {
 // having first read back the newest one for the status summary if the
 // store keeps none (loadStatus).
 func (a *App) runSnapshots(ctx context.Context) {
+	// Before Start returns (one bounded read of the log's tail), so that
+	// the first dashboard shows the summary.
+	if err := a.loadStatus(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("read back the newest compliance snapshot", "err", err)
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.loadStatus(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("read back the newest compliance snapshot", "err", err)
-		}
 		t := time.NewTimer(snapshotFirst)
 		defer t.Stop()
 		for {
