@@ -59,6 +59,10 @@ type User struct {
 	CreatedAt         time.Time
 	DisabledAt        time.Time
 	Lineage
+	// LastSignInAt is the user's latest complete sign-in (password, and
+	// the second factor where one is enrolled or required); zero: never.
+	// UpdateUser leaves it alone: only RecordSignIn moves it, forward.
+	LastSignInAt time.Time
 }
 
 // Session is a signed-in browser or CLI session. Only a hash of its id is
@@ -246,7 +250,8 @@ type Store interface {
 	// ListUsersPage returns at most q.Limit accounts after q.After that
 	// match q's filters, in username order, in one indexed range read.
 	ListUsersPage(ctx context.Context, q UserQuery) ([]*User, error)
-	// UpdateUser writes every mutable field of u. TOTPLastStep never goes
+	// UpdateUser writes every mutable field of u but LastSignInAt (see
+	// RecordSignIn). TOTPLastStep never goes
 	// back: the stored value becomes the larger of the two, so a stale
 	// copy of u cannot reopen a used code. A write that would turn the
 	// last enabled admin (RoleAdmin, not disabled) into anything else is
@@ -264,6 +269,10 @@ type Store interface {
 	// with the same step exactly one reports true. A missing user is
 	// ENOTFOUND.
 	AdvanceTOTPStep(ctx context.Context, username string, step int64) (bool, error)
+	// RecordSignIn sets the user's LastSignInAt to at unless it already
+	// holds a later time (replicas may record out of order). A missing
+	// user is ENOTFOUND.
+	RecordSignIn(ctx context.Context, username string, at time.Time) error
 
 	// RecordLoginFailure counts one failed sign-in of an existing user at
 	// now under p, atomically (replicas share the count): failures older

@@ -27,6 +27,19 @@ func (s *DB) AdvanceTOTPStep(ctx context.Context, username string, step int64) (
 	return false, nil
 }
 
+// RecordSignIn moves last_sign_in_at forward to at, in one statement
+// (GREATEST under the row lock: concurrent replicas keep the latest).
+func (s *DB) RecordSignIn(ctx context.Context, username string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET last_sign_in_at = GREATEST(last_sign_in_at, $1) WHERE username = $2`, nanos(at), username)
+	if err != nil {
+		return fmt.Errorf("record sign-in of %s: %w", username, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return store.NotFound("user", username)
+	}
+	return nil
+}
+
 // RecordLoginFailure counts a failure in one upsert.
 func (s *DB) RecordLoginFailure(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.Lockout, bool, error) {
 	n, win, until := nanos(now), int64(p.Window), nanos(now.Add(p.Duration))

@@ -16,13 +16,13 @@ import (
 // uniqueViolation is the SQLSTATE of a duplicate key.
 const uniqueViolation = "23505"
 
-const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root`
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root, last_sign_in_at`
 
 // CreateUser inserts u; a taken username is ECONFLICT.
 func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		u.Username, u.Role, nonNil(u.Scopes), u.PasswordHash, nanos(u.PasswordChangedAt), u.PasswordExpired,
-		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot)
+		nonNil(u.PasswordHistory), u.TOTPSecret, u.TOTPEnabled, u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot, nanos(u.LastSignInAt))
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == uniqueViolation {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
 	}
@@ -144,12 +144,13 @@ func scanUser(row scanner) (*store.User, error) {
 	var (
 		u                          store.User
 		changed, created, disabled int64
+		signedIn                   int64
 	)
 	if err := row.Scan(&u.Username, &u.Role, &u.Scopes, &u.PasswordHash, &changed, &u.PasswordExpired, &u.PasswordHistory,
-		&u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot); err != nil {
+		&u.TOTPSecret, &u.TOTPEnabled, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot, &signedIn); err != nil {
 		return nil, err
 	}
-	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt = fromNanos(changed), fromNanos(created), fromNanos(disabled)
+	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt, u.LastSignInAt = fromNanos(changed), fromNanos(created), fromNanos(disabled), fromNanos(signedIn)
 	return &u, nil
 }
 

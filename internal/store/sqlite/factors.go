@@ -26,6 +26,18 @@ func (s *DB) AdvanceTOTPStep(ctx context.Context, username string, step int64) (
 	return false, nil
 }
 
+// RecordSignIn moves last_sign_in_at forward to at, in one statement.
+func (s *DB) RecordSignIn(ctx context.Context, username string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET last_sign_in_at = max(last_sign_in_at, ?) WHERE username = ?`, nanos(at), username)
+	if err != nil {
+		return fmt.Errorf("record sign-in of %s: %w", username, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return store.NotFound("user", username)
+	}
+	return nil
+}
+
 // RecordLoginFailure counts a failure in one upsert.
 func (s *DB) RecordLoginFailure(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.Lockout, bool, error) {
 	n, win, until := nanos(now), int64(p.Window), nanos(now.Add(p.Duration))

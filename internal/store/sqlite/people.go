@@ -13,14 +13,14 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
-const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root`
+const userColumns = `username, role, scopes, password_hash, password_changed_at, password_expired, password_history, totp_secret, totp_enabled, totp_last_step, created_at, disabled_at, created_by, created_by_root, last_sign_in_at`
 
 // CreateUser inserts u; a taken username is ECONFLICT.
 func (s *DB) CreateUser(ctx context.Context, u *store.User) error {
 	hist, _ := json.Marshal(nonNil(u.PasswordHistory))
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Username, u.Role, strings.Join(u.Scopes, " "), u.PasswordHash, nanos(u.PasswordChangedAt), boolInt(u.PasswordExpired),
-		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot)
+		string(hist), u.TOTPSecret, boolInt(u.TOTPEnabled), u.TOTPLastStep, nanos(u.CreatedAt), nanos(u.DisabledAt), u.CreatedBy, u.CreatedByRoot, nanos(u.LastSignInAt))
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return gatehouse.Errorf(gatehouse.ECONFLICT, "user %q already exists", u.Username)
 	}
@@ -100,15 +100,16 @@ func scanUser(row scanner) (*store.User, error) {
 		u                          store.User
 		scopes, hist               string
 		changed, created, disabled int64
+		signedIn                   int64
 		expired, totp              int
 	)
-	if err := row.Scan(&u.Username, &u.Role, &scopes, &u.PasswordHash, &changed, &expired, &hist, &u.TOTPSecret, &totp, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot); err != nil {
+	if err := row.Scan(&u.Username, &u.Role, &scopes, &u.PasswordHash, &changed, &expired, &hist, &u.TOTPSecret, &totp, &u.TOTPLastStep, &created, &disabled, &u.CreatedBy, &u.CreatedByRoot, &signedIn); err != nil {
 		return nil, err
 	}
 	u.Scopes = strings.Fields(scopes)
 	json.Unmarshal([]byte(hist), &u.PasswordHistory)
 	u.PasswordExpired, u.TOTPEnabled = expired == 1, totp == 1
-	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt = fromNanos(changed), fromNanos(created), fromNanos(disabled)
+	u.PasswordChangedAt, u.CreatedAt, u.DisabledAt, u.LastSignInAt = fromNanos(changed), fromNanos(created), fromNanos(disabled), fromNanos(signedIn)
 	return &u, nil
 }
 

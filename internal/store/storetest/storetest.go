@@ -91,6 +91,8 @@ var cases = []testCase{
 	{"User/LoginFailuresLock", testLoginFailuresLock},
 	{"User/LoginFailuresWindow", testLoginFailuresWindow},
 	{"User/LoginFailuresConcurrent", testLoginFailuresConcurrent},
+	{"User/SignInMovesForward", testSignInForward},
+	{"User/SignInConcurrent", testSignInConcurrent},
 
 	// Sessions.
 	{"Session/CreateGetRoundTrip", testSessionRoundTrip},
@@ -663,6 +665,7 @@ func testUserRoundTrip(t *testing.T, s store.Store) {
 	full.TOTPEnabled = true
 	full.TOTPLastStep = 1<<40 + 7
 	full.DisabledAt = at(9)
+	full.LastSignInAt = at(8)
 	bare := &store.User{Username: "bob", Role: "auditor", PasswordHash: "h", PasswordChangedAt: at(1), CreatedAt: at(1)}
 	for _, u := range []*store.User{full, bare} {
 		must(t, s.CreateUser(ctx, u))
@@ -752,6 +755,65 @@ func testUserUpdate(t *testing.T, s store.Store) {
 	bob, err := s.GetUser(ctx, "bob")
 	must(t, err)
 	same(t, "other user untouched", bob, newUser("bob"))
+}
+
+// testSignInForward: RecordSignIn sets the last sign-in and never moves
+// it back; UpdateUser, even from a copy read before the sign-in, leaves
+// it alone; a missing user is ENOTFOUND.
+func testSignInForward(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	must(t, s.CreateUser(ctx, newUser("bob")))
+	stale, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	tests := []struct {
+		name string
+		at   time.Time
+		want time.Time
+	}{
+		{"first", at(100), at(100)},
+		{"later", at(200), at(200)},
+		{"older: ignored", at(150), at(200)},
+		{"same", at(200), at(200)},
+	}
+	for _, tt := range tests {
+		must(t, s.RecordSignIn(ctx, "alice", tt.at))
+		got, err := s.GetUser(ctx, "alice")
+		must(t, err)
+		sameTime(t, tt.name, got.LastSignInAt, tt.want.UTC())
+	}
+	stale.Role = "security"
+	must(t, s.UpdateUser(ctx, stale))
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	sameTime(t, "after UpdateUser of a stale copy", got.LastSignInAt, at(200).UTC())
+	if got.Role != "security" {
+		t.Errorf("role after update = %q", got.Role)
+	}
+	bob, err := s.GetUser(ctx, "bob")
+	must(t, err)
+	same(t, "other user untouched", bob, newUser("bob"))
+	wantCode(t, s.RecordSignIn(ctx, "nobody", at(1)), gatehouse.ENOTFOUND)
+}
+
+// testSignInConcurrent: of concurrent sign-ins recorded in any order (as
+// by several replicas), the latest stays.
+func testSignInConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, newUser("alice")))
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.RecordSignIn(ctx, "alice", at(1000-i)) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	got, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	sameTime(t, "last sign-in", got.LastSignInAt, at(1000).UTC())
 }
 
 func testUserUpdateMissing(t *testing.T, s store.Store) {
