@@ -355,6 +355,9 @@ type requestInfo struct {
 	source       string // client address (the listener's peer)
 	area         area
 	actor        *gatehouse.Principal // once known (authentication may fail after)
+	// restricted is what a session credential is restricted to ("" for
+	// a full session and for every other credential).
+	restricted string
 	// recorded: the failure was audited already (a sign-in attempt).
 	recorded bool
 }

@@ -52,7 +52,7 @@ func (s *Server) sessionPrincipal(r *http.Request) (*gatehouse.Principal, error)
 		return nil, err
 	}
 	if info := infoFrom(r.Context()); info != nil {
-		info.actor = p
+		info.actor, info.restricted = p, restricted
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(s.cfg.Users.CSRFToken(c.Value))) != 1 {
@@ -166,12 +166,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.setSessionCookie(w, r, id, expires)
+	httpjson.Write(w, http.StatusOK, SessionResponse{User: userJSON(res.User), CSRFToken: csrf, ExpiresAt: expires, Restricted: res.Restricted})
+	return nil
+}
+
+// setSessionCookie hands the browser a session id until expires.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{ // #nosec G124 -- Secure whenever served over TLS; plain HTTP admin is loopback or dev only
 		Name: authn.SessionCookie, Value: id, Path: "/", MaxAge: int(expires.Sub(s.cfg.Clock.Now()).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
-	httpjson.Write(w, http.StatusOK, SessionResponse{User: userJSON(res.User), CSRFToken: csrf, ExpiresAt: expires, Restricted: res.Restricted})
-	return nil
 }
 
 // User is the JSON form of an account (never its password or secrets).
@@ -187,6 +192,10 @@ type User struct {
 	DisabledAt        *time.Time `json:"disabled_at,omitempty"`
 	CreatedBy         string     `json:"created_by,omitempty"`
 	CreatedByRoot     string     `json:"created_by_root,omitempty"`
+	// LastSignInAt is the latest complete sign-in (password, and the
+	// second factor where enrolled or required: a session restricted to
+	// enrolling one does not count until it is confirmed); absent: never.
+	LastSignInAt *time.Time `json:"last_sign_in_at,omitempty"`
 	// LockedUntil is set while repeated failed sign-ins lock the account
 	// (in listings and GET /v1/users/NAME; POST /v1/users/NAME/unlock
 	// ends it).
@@ -196,7 +205,7 @@ type User struct {
 func userJSON(u *store.User) *User {
 	out := &User{Username: u.Username, Role: u.Role, Scopes: u.Scopes, Status: "active", TOTPEnabled: u.TOTPEnabled,
 		PasswordChangedAt: u.PasswordChangedAt, PasswordExpired: u.PasswordExpired, CreatedAt: u.CreatedAt,
-		CreatedBy: u.CreatedBy, CreatedByRoot: u.CreatedByRoot}
+		CreatedBy: u.CreatedBy, CreatedByRoot: u.CreatedByRoot, LastSignInAt: timePtr(u.LastSignInAt)}
 	if out.Scopes == nil {
 		out.Scopes = []string{}
 	}
@@ -636,8 +645,23 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, p *gatehous
 	if err := s.cfg.Users.ConfirmTOTP(r.Context(), p.ID, req.Code); err != nil {
 		return err
 	}
-	s.record(r.Context(), p, "user.totp_confirm", "user:"+p.ID, nil)
-	w.WriteHeader(http.StatusNoContent)
+	if info := infoFrom(r.Context()); info == nil || info.restricted != authn.RestrictedTOTPEnrollment {
+		s.record(r.Context(), p, "user.totp_confirm", "user:"+p.ID, nil)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	// The sign-in this session was restricted for is now complete: a new
+	// session replaces it (and any other of the user's, all made without
+	// the second factor), so the id used so far never carries more than
+	// enrolment.
+	c, _ := r.Cookie(authn.SessionCookie)
+	u, id, csrf, expires, err := s.cfg.Users.CompleteSession(r.Context(), c.Value)
+	s.record(r.Context(), p, "user.totp_confirm", "user:"+p.ID, map[string]any{"session_renewed": err == nil})
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(w, r, id, expires)
+	httpjson.Write(w, http.StatusOK, SessionResponse{User: userJSON(u), CSRFToken: csrf, ExpiresAt: expires})
 	return nil
 }
 

@@ -500,9 +500,27 @@ func (u *Users) Authenticate(ctx context.Context, l Login) (LoginResult, error) 
 	}
 	res := LoginResult{User: usr}
 	if s.TOTPRequired(usr.Role) && !usr.TOTPEnabled {
+		// Not complete until a second factor is enrolled (CompleteSession).
 		res.Restricted = RestrictedTOTPEnrollment
+		return res, nil
+	}
+	if err := u.recordSignIn(ctx, usr, now); err != nil {
+		return LoginResult{}, err
 	}
 	return res, nil
+}
+
+// recordSignIn records a complete sign-in of usr at now in the store (it
+// only ever moves forward) and on usr.
+func (u *Users) recordSignIn(ctx context.Context, usr *store.User, now time.Time) error {
+	now = now.UTC()
+	if err := u.store.RecordSignIn(ctx, usr.Username, now); err != nil {
+		return fmt.Errorf("record sign-in: %w", err)
+	}
+	if now.After(usr.LastSignInAt) {
+		usr.LastSignInAt = now
+	}
+	return nil
 }
 
 // RestrictedTOTPEnrollment marks a session that may only enrol a second
@@ -747,6 +765,53 @@ func (u *Users) NewSession(ctx context.Context, res LoginResult) (id, csrf strin
 	h := sha256.Sum256([]byte(id))
 	err = u.store.CreateSession(ctx, &store.Session{IDHash: h[:], Username: res.User.Username, CreatedAt: now, LastSeenAt: now, ExpiresAt: expires, Restricted: res.Restricted})
 	return id, u.CSRFToken(id), expires, err
+}
+
+// ErrNotRestricted refuses CompleteSession for a session that is not
+// restricted to enrolling a second factor, or whose user has none
+// confirmed yet.
+var ErrNotRestricted = gatehouse.Errorf(gatehouse.ECONFLICT, "this session is not waiting for a second factor: confirm one first (POST /v1/me/totp/verify)")
+
+// CompleteSession ends a session restricted to enrolling a second factor
+// (RestrictedTOTPEnrollment) once its user has confirmed one, and starts
+// a full session in its place: the sign-in is now complete (recorded as
+// the user's last sign-in). The new session has a new id, CSRF token and
+// lifetime; the old id stops working at once (so an id fixed or seen
+// before the second factor never carries more than enrolment), and so
+// does every other session of the user, all made without the second
+// factor. It returns the user and the new session (as NewSession);
+// ErrSessionExpired for an unknown or ended session, ErrUserDisabled for
+// a disabled user, ErrNotRestricted otherwise.
+func (u *Users) CompleteSession(ctx context.Context, id string) (usr *store.User, newID, csrf string, expires time.Time, err error) {
+	old := sha256.Sum256([]byte(id))
+	se, err := u.store.GetSession(ctx, old[:])
+	if gatehouse.ErrorCode(err) == gatehouse.ENOTFOUND {
+		return nil, "", "", time.Time{}, ErrSessionExpired
+	}
+	if err != nil {
+		return nil, "", "", time.Time{}, err
+	}
+	if usr, err = u.store.GetUser(ctx, se.Username); err != nil {
+		return nil, "", "", time.Time{}, err
+	}
+	switch {
+	case !usr.DisabledAt.IsZero():
+		return nil, "", "", time.Time{}, ErrUserDisabled
+	case se.Restricted != RestrictedTOTPEnrollment || !usr.TOTPEnabled:
+		return nil, "", "", time.Time{}, ErrNotRestricted
+	}
+	if newID, csrf, expires, err = u.NewSession(ctx, LoginResult{User: usr}); err != nil {
+		return nil, "", "", time.Time{}, err
+	}
+	keep := sha256.Sum256([]byte(newID))
+	if err := u.store.DeleteOtherSessions(ctx, usr.Username, keep[:]); err != nil {
+		// The new id is not handed out: it goes unused and expires.
+		return nil, "", "", time.Time{}, fmt.Errorf("end the restricted session: %w", err)
+	}
+	if err := u.recordSignIn(ctx, usr, u.clock.Now()); err != nil {
+		return nil, "", "", time.Time{}, err
+	}
+	return usr, newID, csrf, expires, nil
 }
 
 // CSRFToken is the CSRF token bound to a session id.
