@@ -134,3 +134,47 @@ func TestLoginWithTOTP(t *testing.T) {
 		t.Errorf("the stored token does not work: %d %q %q", code, out, e)
 	}
 }
+
+// TestUsersLastSignIn: `users list` and `users get` show each user's last
+// complete sign-in, "never" before the first; `gatehouse login` is one.
+func TestUsersLastSignIn(t *testing.T) {
+	s := startServer(t, "")
+	pw := "correct horse battery staple 42!"
+	if _, e, code := runIn(t, s.env(), pw+"\n", "users", "create", "frank", "--role", "auditor", "--password-stdin"); code != 0 {
+		t.Fatalf("users create: %d %s", code, e)
+	}
+	row := func() []string {
+		t.Helper()
+		out, e, code := run(t, s.env(), "users", "list")
+		if code != 0 {
+			t.Fatalf("users list: %d %s", code, e)
+		}
+		lines := strings.Split(out, "\n")
+		if !strings.Contains(lines[0], "LAST SIGN-IN") {
+			t.Fatalf("users list header: %q", lines[0])
+		}
+		for _, l := range lines[1:] {
+			if f := strings.Fields(l); len(f) > 4 && f[0] == "frank" {
+				return f
+			}
+		}
+		t.Fatalf("no frank in %s", out)
+		return nil
+	}
+	if f := row(); f[4] != "never" {
+		t.Fatalf("LAST SIGN-IN before any sign-in: %q", f[4])
+	}
+	env := []string{"GATEHOUSE_ADDR=" + s.admin, "GATEHOUSE_TOKEN=", "GATEHOUSE_CONFIG_DIR=" + t.TempDir()}
+	before := time.Now().Add(-time.Second)
+	if _, e, code := runIn(t, env, pw+"\n", "login", "--username", "frank", "--password-stdin"); code != 0 {
+		t.Fatalf("login: %d %s", code, e)
+	}
+	at, err := time.Parse(time.RFC3339, row()[4])
+	if err != nil || at.Before(before.Truncate(time.Second)) || at.After(time.Now().Add(time.Second)) {
+		t.Fatalf("LAST SIGN-IN after login: %v %v", at, err)
+	}
+	out, e, code := run(t, s.env(), "users", "get", "frank")
+	if code != 0 || !strings.Contains(out, "Last sign-in") || !strings.Contains(out, at.Format(time.RFC3339)) {
+		t.Fatalf("users get: %d %q %q", code, out, e)
+	}
+}

@@ -27,7 +27,7 @@ func newUsersCmd(env Env) *cobra.Command {
 				return err
 			}
 			return fields(w, "Username", u.Username, "Role", u.Role, "Scopes", dash(strings.Join(u.Scopes, ",")), "Status", userStatus(u),
-				"Second factor", fmt.Sprint(u.TOTPEnabled), "Password changed", u.PasswordChangedAt.Format(time.RFC3339),
+				"Second factor", fmt.Sprint(u.TOTPEnabled), "Last sign-in", when(u.LastSignInAt, "never"), "Password changed", u.PasswordChangedAt.Format(time.RFC3339),
 				"Created", u.CreatedAt.Format(time.RFC3339), "Created by", dash(u.CreatedBy), "On behalf of", dash(u.CreatedByRoot))
 		})
 	}
@@ -81,8 +81,8 @@ func newUsersCmd(env Env) *cobra.Command {
 				return err
 			}
 			return output(cmd, out, func(w io.Writer) error {
-				return table(w, "USERNAME\tROLE\tSTATUS\tTOTP\tPASSWORD CHANGED\tCREATED BY\tON BEHALF OF", out.Users, func(u admin.User) []string {
-					return []string{u.Username, u.Role, userStatus(u), fmt.Sprint(u.TOTPEnabled), u.PasswordChangedAt.Format(time.RFC3339),
+				return table(w, "USERNAME\tROLE\tSTATUS\tTOTP\tLAST SIGN-IN\tPASSWORD CHANGED\tCREATED BY\tON BEHALF OF", out.Users, func(u admin.User) []string {
+					return []string{u.Username, u.Role, userStatus(u), fmt.Sprint(u.TOTPEnabled), when(u.LastSignInAt, "never"), u.PasswordChangedAt.Format(time.RFC3339),
 						dash(u.CreatedBy), dash(u.CreatedByRoot)}
 				})
 			})

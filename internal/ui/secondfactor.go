@@ -10,7 +10,8 @@ import (
 // secondFactorPath is the signed-in person's own second factor: enrol
 // (POST /v1/me/totp, then /v1/me/totp/verify) or remove (DELETE
 // /v1/me/totp). A session of a role that must use TOTP may do this and
-// nothing else until the person signs in again with a code.
+// nothing else until the enrolment is confirmed: the API then replaces it
+// with a full session, whose cookie the browser takes on its way to /ui/.
 const secondFactorPath = "/ui/account/second-factor"
 
 type secondFactorData struct {
@@ -22,7 +23,7 @@ type secondFactorData struct {
 }
 
 var secondFactorDone = map[string]string{
-	"enrolled": "Second factor enrolled. Sign out and sign in again with a one-time code to use the rest of the console.",
+	"enrolled": "Second factor enrolled: sign-ins from now on ask for its one-time code.",
 	"removed":  "Second factor removed.",
 }
 
@@ -49,11 +50,26 @@ func enrolSecondFactor(u *UI, w http.ResponseWriter, r *http.Request, s *session
 }
 
 // confirmSecondFactor is POST /v1/me/totp/verify with the first code.
+// When it completes a sign-in restricted to enrolment, the API answers
+// 200 with a new session in place of this one: its cookie is passed on
+// and the browser lands on /ui/, fully signed in. Otherwise (204) the
+// page says the factor is enrolled.
 func confirmSecondFactor(u *UI, w http.ResponseWriter, r *http.Request, s *session) error {
 	body := map[string]string{"code": strings.TrimSpace(r.PostFormValue("code"))}
-	if err := u.call(r.Context(), r, http.MethodPost, "/v1/me/totp/verify", body, nil); err != nil {
+	a, err := u.do(r.Context(), r, http.MethodPost, "/v1/me/totp/verify", body)
+	if err == nil {
+		err = a.decode(nil)
+	}
+	if err != nil {
 		u.render(w, r, s, errStatus(err), "secondfactor.html", "Second factor", &secondFactorData{Enrolled: s.user.TOTPEnabled,
 			Message: u.errMessage(r, err) + " Enrol again for a new secret if this one is lost."})
+		return nil
+	}
+	if a.status == http.StatusOK {
+		for _, c := range a.header.Values("Set-Cookie") {
+			w.Header().Add("Set-Cookie", c)
+		}
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return nil
 	}
 	http.Redirect(w, r, secondFactorPath+"?done=enrolled", http.StatusSeeOther)

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -13,7 +14,9 @@ import (
 // TestSecondFactorJSOff: enrol one's own second factor (secret shown
 // once, confirmed with a code), then remove it; wrong passwords and codes
 // get the API's messages; a role that must use TOTP may enrol from its
-// restricted session.
+// restricted session, and confirming it lifts the restriction: a new
+// session replaces the old (whose id is refused from then on), and the
+// browser lands on /ui/.
 func TestSecondFactorJSOff(t *testing.T) {
 	e := uitest.Start(t, "")
 	e.CreateUser("alice", "admin")
@@ -50,9 +53,25 @@ func TestSecondFactorJSOff(t *testing.T) {
 	if strings.Contains(body, secret[1]) {
 		t.Fatal("the secret is shown again")
 	}
+	oldID := sessionCookie(t, f)
 	res, body = f.post("/ui/account/second-factor/verify", url.Values{"code": {e.TOTP(secret[1])}, "csrf_token": {tok}})
-	if res.StatusCode != 200 || !strings.Contains(body, "Second factor enrolled.") {
-		t.Fatalf("confirm: HTTP %d %s", res.StatusCode, body)
+	if res.StatusCode != 200 || res.Request.URL.Path != "/ui/" {
+		t.Fatalf("confirm: HTTP %d at %s, want /ui/: %s", res.StatusCode, res.Request.URL.Path, body)
+	}
+	// The restricted session is gone: a new one, full, took its place.
+	if id := sessionCookie(t, f); id == oldID {
+		t.Fatal("the session id did not change when the enrolment lifted the restriction")
+	}
+	if res, body := f.get("/ui/clients"); res.StatusCode != 200 || strings.Contains(body, "requires a second factor") {
+		t.Fatalf("clients after confirming: HTTP %d", res.StatusCode)
+	}
+	if res, body := f.post("/ui/account/second-factor", url.Values{"current_password": {uitest.Password}, "csrf_token": {tok}}); res.StatusCode != 403 || !strings.Contains(body, "CSRF token") {
+		t.Fatalf("a form with the old session's CSRF token: HTTP %d", res.StatusCode)
+	}
+	old := newForm(t, e)
+	old.setSession(oldID)
+	if res, _ := old.get("/ui/account/second-factor"); res.Request.URL.Path != "/ui/login" {
+		t.Fatalf("the old session id replayed: at %s, want /ui/login", res.Request.URL.Path)
 	}
 	var me struct {
 		TOTP bool `json:"totp_enabled"`
@@ -100,4 +119,23 @@ func TestSecondFactorJSOff(t *testing.T) {
 		t.Fatalf("remove: HTTP %d %s", res.StatusCode, body)
 	}
 	e.NoCSPReports()
+}
+
+// sessionCookie is the session id f's browser holds.
+func sessionCookie(t *testing.T, f *form) string {
+	t.Helper()
+	u, _ := url.Parse(f.e.Admin)
+	for _, c := range f.client.Jar.Cookies(u) {
+		if c.Name == "gatehouse_session" {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie")
+	return ""
+}
+
+// setSession gives f's browser the session id (as one who copied it).
+func (f *form) setSession(id string) {
+	u, _ := url.Parse(f.e.Admin)
+	f.client.Jar.SetCookies(u, []*http.Cookie{{Name: "gatehouse_session", Value: id, Path: "/"}})
 }

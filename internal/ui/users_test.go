@@ -4,6 +4,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -209,4 +210,34 @@ func TestUsersRefusedJSOff(t *testing.T) {
 	if code, _ := getUser(t, e, "x"); code != 404 {
 		t.Fatal("a refused form created a user")
 	}
+}
+
+// TestUsersLastSignInJSOff: the users list and an account's panel show
+// when each user last signed in, "never" for one who has not.
+func TestUsersLastSignInJSOff(t *testing.T) {
+	e := uitest.Start(t, "")
+	e.CreateUser("alice", "admin")
+	e.CreateUser("bob", "auditor")
+	f := newForm(t, e)
+	f.signIn("alice", uitest.Password)
+	signedIn := e.Clock.Now().UTC().Format("2006-01-02 15:04 UTC")
+	lastSignIn := regexp.MustCompile(`<a href="/ui/users\?user=(\w+)"[^>]*>\w+</a></td>\s*<td data-label="Role">\w+</td>\s*<td data-label="Status">[^<]*</td>\s*<td data-label="Second factor">\w+</td>\s*<td data-label="Last sign-in">([^<]*)</td>`)
+	_, body := f.get("/ui/users")
+	got := map[string]string{}
+	for _, m := range lastSignIn.FindAllStringSubmatch(body, -1) {
+		got[m[1]] = m[2]
+	}
+	if got["alice"] != signedIn || got["bob"] != "never" {
+		t.Fatalf("last sign-in column: %v, want alice %s and bob never: %s", got, signedIn, body)
+	}
+	tests := []struct{ user, want string }{
+		{"alice", "<dt>Last sign-in</dt><dd>" + signedIn + " (just now)</dd>"},
+		{"bob", "<dt>Last sign-in</dt><dd>never</dd>"},
+	}
+	for _, tt := range tests {
+		if _, body := f.get("/ui/users?user=" + tt.user); !strings.Contains(body, tt.want) {
+			t.Errorf("account %s: no %q in %s", tt.user, tt.want, body)
+		}
+	}
+	e.NoCSPReports()
 }
