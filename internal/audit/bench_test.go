@@ -31,7 +31,8 @@ func benchEvent(i int) gatehouse.Event {
 // benchAppend appends b.N events from the given number of concurrent
 // writers and reports events/s, the p50 and p99 latency of Record, the
 // process CPU per event (utime+stime from getrusage, so it includes the
-// kernel's side of write and fdatasync), events per fsync and fsyncs/s.
+// kernel's side of write and fdatasync), the voluntary context switches
+// per event, events per fsync and fsyncs/s.
 func benchAppend(b *testing.B, writers int, d audit.Durability, noPrealloc bool) {
 	dir := b.TempDir()
 	l, err := audit.Open(context.Background(), audit.Config{Dir: dir, Origin: testOrigin, Durability: d, NoPreallocate: noPrealloc})
@@ -44,6 +45,7 @@ func benchAppend(b *testing.B, writers int, d audit.Durability, noPrealloc bool)
 	per := b.N / writers
 	s0 := l.Stats()
 	cpu0 := processCPU(b)
+	cs0 := contextSwitches(b)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -76,6 +78,7 @@ func benchAppend(b *testing.B, writers int, d audit.Durability, noPrealloc bool)
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := processCPU(b) - cpu0
+	cs := contextSwitches(b) - cs0
 	b.StopTimer()
 	s := l.Stats()
 	slices.Sort(lat)
@@ -85,6 +88,7 @@ func benchAppend(b *testing.B, writers int, d audit.Durability, noPrealloc bool)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(cs)/float64(b.N), "vcsw/op")
 	if f := s.Fsyncs - s0.Fsyncs; f > 0 {
 		b.ReportMetric(float64(s.Events-s0.Events)/float64(f), "events/fsync")
 		b.ReportMetric(float64(f)/elapsed.Seconds(), "fsyncs/s")
@@ -99,6 +103,19 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// contextSwitches is the number of times the process's threads have
+// blocked so far (voluntary context switches): the thread sleeps and
+// wake-ups behind the CPU figure, and less sensitive to the machine's
+// load than it.
+func contextSwitches(tb testing.TB) int64 {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return ru.Nvcsw
 }
 
 func BenchmarkAppendSync32(b *testing.B)           { benchAppend(b, 32, audit.DurabilitySync, false) }

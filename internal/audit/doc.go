@@ -79,8 +79,11 @@
 //
 // A single writer goroutine owns the files. Record queues the encoded event
 // and waits on a channel (no spinning); the writer takes everything queued,
-// writes it with one write per file and, in "sync" mode (the default), one
-// fdatasync, then wakes all the callers of that batch (group commit).
+// writes it with one write per file and, in "sync" mode (the default), has
+// the segment's write wait for the disk (pwritev2 with RWF_DSYNC, the
+// guarantee of fdatasync in the same system call; a batch that needs more
+// than one write ends with an fdatasync), then wakes all the callers of
+// that batch (group commit).
 // Record therefore returns only after its event is on stable storage, and
 // concurrent callers share the cost of an fsync. Like PostgreSQL's
 // commit_delay with commit_siblings, when fewer events are queued than
