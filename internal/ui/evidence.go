@@ -16,8 +16,17 @@ import (
 
 type evidenceFinding struct {
 	compliance.Finding
+	// ObservedJSON is the observed data, indented, cut to
+	// observedShown bytes (at a line end) when longer: ObservedCut is
+	// then the whole size in KiB.
 	ObservedJSON string
+	ObservedCut  int
 }
+
+// observedShown bounds the observed data shown per finding: a check over
+// 10,000 keys can observe hundreds of KiB, which the downloads carry
+// whole; the page stays small and quick to render.
+const observedShown = 16 << 10
 
 type evidenceControl struct {
 	compliance.ControlResult
@@ -63,6 +72,9 @@ var evidenceFormats = []struct{ Format, Label string }{
 type evidenceReport struct {
 	rep    *compliance.Report
 	signed []byte
+	// controls is the page's drill-down, built once when the report is
+	// kept (a view only renders it).
+	controls []evidenceControl
 }
 
 // A report reads the whole period's audit log (seconds with a million
@@ -122,6 +134,16 @@ func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 		}
 		d.Downloads = append(d.Downloads, evidenceDownload{Label: f.Label, Href: "/ui/evidence?" + v.Encode()})
 	}
+	d.Controls = er.controls
+	u.render(w, r, s, http.StatusOK, "evidence.html", "Evidence", d)
+	return nil
+}
+
+// drillDown is the page's view of each control of rep: its anchor, its
+// findings with their observed data (cut to observedShown) and how many
+// audit entries they cite.
+func drillDown(rep *compliance.Report) []evidenceControl {
+	out := make([]evidenceControl, 0, len(rep.Controls))
 	for _, c := range rep.Controls {
 		ec := evidenceControl{ControlResult: c, Anchor: "control-" + anchorID(c.ID)}
 		for _, f := range c.Findings {
@@ -129,15 +151,21 @@ func evidencePage(u *UI, w http.ResponseWriter, r *http.Request, s *session) err
 			if len(f.Observed) > 0 {
 				if b, err := json.MarshalIndent(f.Observed, "", "  "); err == nil {
 					ef.ObservedJSON = string(b)
+					if len(b) > observedShown {
+						cut := bytes.LastIndexByte(b[:observedShown], '\n')
+						if cut < 0 {
+							cut = observedShown
+						}
+						ef.ObservedJSON, ef.ObservedCut = string(b[:cut]), (len(b)+1023)/1024
+					}
 				}
 			}
 			ec.Cited += len(f.Evidence)
 			ec.Findings = append(ec.Findings, ef)
 		}
-		d.Controls = append(d.Controls, ec)
+		out = append(out, ec)
 	}
-	u.render(w, r, s, http.StatusOK, "evidence.html", "Evidence", d)
-	return nil
+	return out
 }
 
 // generateEvidence is POST /ui/evidence (the Generate report form, field
@@ -195,7 +223,8 @@ func (u *UI) sessionReport(r *http.Request, s *session, period string) error {
 	if err != nil {
 		return err
 	}
-	u.evReports.put(reportKey(s, period), evidenceReport{rep: &rep, signed: bytes.Clone(a.body.Bytes())}, u.cfg.Clock.Now())
+	er := evidenceReport{rep: &rep, signed: bytes.Clone(a.body.Bytes()), controls: drillDown(&rep)}
+	u.evReports.put(reportKey(s, period), er, u.cfg.Clock.Now())
 	return nil
 }
 

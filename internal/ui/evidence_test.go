@@ -1,13 +1,18 @@
 package ui_test
 
 import (
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/ui/uitest"
 )
 
@@ -262,5 +267,39 @@ func TestEvidenceReportKept(t *testing.T) {
 	}
 	if res, _ := g.get("/ui/evidence?format=json"); res.StatusCode != http.StatusNotFound {
 		t.Errorf("another session downloads the first session's report: HTTP %d", res.StatusCode)
+	}
+}
+
+// TestEvidenceObservedCut: a finding that observed a long list (here the
+// hashes of 1,000 keys that are not the server's) shows its first 16 KiB
+// on the page and says so; the download carries it whole.
+func TestEvidenceObservedCut(t *testing.T) {
+	e := uitest.Start(t, "")
+	e.CreateUser("carol", "auditor")
+	st := e.App.Store()
+	now := time.Now().UTC()
+	const n = 1000
+	for i := range n {
+		k := &store.Key{ID: fmt.Sprintf("key_cut%08d", i), Name: fmt.Sprintf("cut-%d", i), Scopes: []string{"demo:read"},
+			CreatedAt: now, Hash: []byte(rand.Text())}
+		if err := st.CreateKey(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newForm(t, e)
+	f.signIn("carol", uitest.Password)
+	_, page := f.get("/ui/evidence")
+	_, body := f.post("/ui/evidence", url.Values{"csrf_token": {token(t, page)}})
+	last := fmt.Sprintf("key_cut%08d", n-1)
+	if !regexp.MustCompile(`The first 16 KiB of [0-9]+ KiB observed; the downloads carry it whole.`).MatchString(body) {
+		t.Errorf("the page does not say an observed list was cut")
+	}
+	for _, pre := range regexp.MustCompile(`(?s)<pre class="ev-observed"[^>]*>(.*?)</pre>`).FindAllStringSubmatch(body, -1) {
+		if shown := html.UnescapeString(pre[1]); len(shown) > 16<<10 || strings.Contains(shown, last) {
+			t.Errorf("observed data of %d bytes shown whole", len(shown))
+		}
+	}
+	if _, dl := f.get("/ui/evidence?format=json"); !strings.Contains(dl, last) {
+		t.Errorf("the JSON download lacks %s", last)
 	}
 }
