@@ -295,3 +295,28 @@ func TestEnrolmentLiftsRestrictedSession(t *testing.T) {
 		t.Errorf("%d admin.user.totp_confirm events with session_renewed, want 1", renewed)
 	}
 }
+
+// TestLastSignInAcrossReplicas: two replicas on one PostgreSQL database,
+// B's clock ahead of A's: a sign-in on B, then one on A (earlier by A's
+// clock), leaves B's time as the last sign-in; both replicas show it.
+func TestLastSignInAcrossReplicas(t *testing.T) {
+	r := MustStartReplicas(t)
+	r.a.createUser("alice", "admin")
+	r.clock.Advance(time.Hour) // B's clock only
+	b := r.a.newPerson()
+	b.h = &harness{t: t, admin: "http://" + r.b.AdminAddr(), clock: r.clock}
+	if c, e := b.login("alice", alicePW, nil); c != 200 {
+		t.Fatalf("sign in on B: %d %s", c, e.Error.Message)
+	}
+	onB := r.clock.Now()
+	if c, e := r.a.newPerson().login("alice", alicePW, nil); c != 200 {
+		t.Fatalf("sign in on A: %d %s", c, e.Error.Message)
+	}
+	if at := r.a.lastSignIn("alice"); at == nil || !at.Equal(onB) {
+		t.Fatalf("last_sign_in_at on A after sign-ins on B then A: %v, want B's %v", at, onB)
+	}
+	var u userSignIn
+	if c := b.call("GET", "/v1/users/alice", nil, false, &u); c != 200 || u.LastSignInAt == nil || !u.LastSignInAt.Equal(onB) {
+		t.Fatalf("last_sign_in_at on B: %d %v, want %v", c, u.LastSignInAt, onB)
+	}
+}
