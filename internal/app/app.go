@@ -389,7 +389,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *App, err err
 	// is set above it so that only gross excess meets it (and that answer
 	// too is rewritten to JSON on plaintext listeners: serve).
 	a.public.MaxHeaderBytes = 2 * int(cfg.Limits.MaxHeaderBytes)
-	console, err := ui.New(ui.Config{API: a.admin, CSRFToken: a.users.CSRFToken, SessionExpiry: a.users.SessionExpiry,
+	console, err := ui.New(ui.Config{API: a.admin, CSRFToken: a.users.CSRFToken, Session: a.users.CheckSession,
 		CSPReport: a.metrics.CSPReport, Logger: log, Clock: opts.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("admin console: %w", err)

@@ -53,8 +53,15 @@ type Config struct {
 	// CSRFToken is the CSRF token of a session id (authn.Users.CSRFToken).
 	CSRFToken func(sessionID string) string
 	// SessionExpiry is when a session ends if left idle (optional; the
-	// header shows it).
+	// header shows it). Unused when Session is set.
 	SessionExpiry func(ctx context.Context, sessionID string) (time.Time, error)
+	// Session checks a session id as the admin API checks its cookie
+	// (authn.Users.CheckSession): timeouts, a disabled account, activity.
+	// A page view that passes needs no GET /v1/me (an audited read of
+	// its own, on top of the page's audited calls); one that fails asks
+	// the API anyway, so that the refusal is the API's, audited as
+	// before. Nil: every page view asks GET /v1/me.
+	Session func(ctx context.Context, sessionID string) (authn.SessionState, error)
 	// CSPReport is called once per CSP report received (a metric).
 	CSPReport func()
 	Logger    *slog.Logger
@@ -180,8 +187,11 @@ func (u *UI) checkCSRF(r *http.Request, s *session) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
 }
 
-// signedIn asks the API who the session is (GET /v1/me); a nil session
-// and the API's error otherwise.
+// signedIn checks the session of a page view: with Config.Session, in
+// process (every view reads the session and the account from the store,
+// so a disabled account or an ended session is refused at the very next
+// view); otherwise, or when that check refuses it, by asking the API
+// (GET /v1/me). A nil session and the API's error otherwise.
 func (u *UI) signedIn(r *http.Request) (*session, error) {
 	id := sessionID(r)
 	if id == "" {
@@ -190,6 +200,13 @@ func (u *UI) signedIn(r *http.Request) (*session, error) {
 	s := &session{id: id}
 	if u.cfg.CSRFToken != nil {
 		s.csrf = u.cfg.CSRFToken(id)
+	}
+	if u.cfg.Session != nil {
+		if st, err := u.cfg.Session(r.Context(), id); err == nil {
+			s.user = apiUser{Username: st.User.Username, Role: st.User.Role, TOTPEnabled: st.User.TOTPEnabled}
+			s.expires = st.Ends
+			return s, nil
+		}
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/me", nil, &s.user); err != nil {
 		return nil, err
