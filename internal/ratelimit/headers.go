@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -69,31 +70,50 @@ func SetHeaders(h http.Header, d Decision, name string) {
 	p.SetHeaders(h, d)
 }
 
+// HeaderValues is room for the values of the headers SetHeadersIn
+// writes, for a caller that keeps per-request state of its own (the
+// gateway's exchange) and so gives them a place without an allocation.
+// The headers point into it: use a HeaderValues for one response and do
+// not write it again while those headers are in use. The zero value is
+// ready to use.
+type HeaderValues struct {
+	vs  [6]string
+	buf [96]byte
+}
+
 // SetHeaders writes the headers described on the package-level SetHeaders
-// for d, which must come from a rule using p's limit. It costs two small
-// allocations per response.
+// for d, which must come from a rule using p's limit. It costs one
+// allocation per response (its HeaderValues); SetHeadersIn none.
 func (p *Policy) SetHeaders(h http.Header, d Decision) {
+	p.SetHeadersIn(h, d, new(HeaderValues))
+}
+
+// SetHeadersIn is SetHeaders with the values in hv: every value is a
+// slice of hv's one array of strings and every string built for d (the
+// RateLimit value, and X-RateLimit-Remaining, X-RateLimit-Reset and
+// Retry-After within it) is hv's bytes, so it allocates nothing unless
+// the RateLimit value outgrows hv (a policy name of more than about 60
+// bytes).
+func (p *Policy) SetHeadersIn(h http.Header, d Decision, hv *HeaderValues) {
 	reset := CeilSeconds(d.Reset)
 	if !d.Allowed {
 		// Retry-After must not point before the end of the effective
 		// window, so both carry the same value.
 		reset = max(CeilSeconds(d.RetryAfter), 1)
 	}
-	resetStr := strconv.Itoa(reset) // no allocation below 100
-	var a [128]byte
-	b := append(a[:0], p.prefix...)
+	b := append(hv.buf[:0], p.prefix...)
 	b = strconv.AppendInt(b, int64(max(d.Remaining, 0)), 10)
 	remainingEnd := len(b)
 	b = append(b, ";t="...)
-	b = append(b, resetStr...)
-	// RateLimit-Remaining is a substring of RateLimit's value.
-	rateLimit := string(b)
+	resetStart := len(b)
+	b = strconv.AppendInt(b, int64(reset), 10)
+	// The bytes are not written again (see HeaderValues), so the string
+	// can share them; X-RateLimit-Remaining and -Reset are its
+	// substrings.
+	rateLimit := unsafe.String(unsafe.SliceData(b), len(b))
+	resetStr := rateLimit[resetStart:]
 
-	n := 5
-	if !d.Allowed {
-		n = 6
-	}
-	vs := make([]string, n) // one backing array for every value
+	vs := &hv.vs
 	vs[0], vs[1], vs[2] = p.policy, rateLimit, p.limit
 	vs[3], vs[4] = rateLimit[len(p.prefix):remainingEnd], resetStr
 	h[HeaderPolicy] = vs[0:1:1]

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -60,9 +61,39 @@ func TestPolicySetHeadersAllocs(t *testing.T) {
 	p := ratelimit.NewPolicy("default", ratelimit.Limit{Requests: 600, Per: time.Minute})
 	h := http.Header{}
 	d := ratelimit.Decision{Allowed: true, Limit: 600, Remaining: 431, Window: time.Minute, Reset: 7 * time.Second}
-	// The value slice, the RateLimit string and the Remaining string (>99).
-	if n := testing.AllocsPerRun(1000, func() { p.SetHeaders(h, d) }); n > 3 {
-		t.Errorf("%v allocations per call, want at most 3", n)
+	// Its HeaderValues (3 before: the value slice, the RateLimit string
+	// and the Remaining string above 99).
+	if n := testing.AllocsPerRun(1000, func() { p.SetHeaders(h, d) }); n > 1 {
+		t.Errorf("SetHeaders: %v allocations per call, want at most 1", n)
+	}
+	var hv ratelimit.HeaderValues
+	if n := testing.AllocsPerRun(1000, func() { p.SetHeadersIn(h, d, &hv) }); n != 0 {
+		t.Errorf("SetHeadersIn: %v allocations per call, want 0", n)
+	}
+}
+
+// TestSetHeadersInValues: the values SetHeadersIn writes are SetHeaders',
+// allowed or refused, and with a policy name and counts too long for
+// HeaderValues' own bytes.
+func TestSetHeadersInValues(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		d    ratelimit.Decision
+	}{
+		{"default", ratelimit.Decision{Allowed: true, Limit: 600, Remaining: 431, Window: time.Minute, Reset: 7 * time.Second}},
+		{"refused", ratelimit.Decision{Allowed: false, Limit: 600, Remaining: 0, Window: time.Minute, Reset: 7 * time.Second, RetryAfter: 2500 * time.Millisecond}},
+		{strings.Repeat("long-policy-name-", 8), ratelimit.Decision{Allowed: true, Limit: 1 << 40, Remaining: 1<<40 - 1, Window: time.Hour, Reset: time.Hour}},
+	} {
+		t.Run(tt.name[:min(len(tt.name), 16)], func(t *testing.T) {
+			p := ratelimit.NewPolicy(tt.name, ratelimit.Limit{Requests: tt.d.Limit, Per: tt.d.Window})
+			want, got := http.Header{}, http.Header{}
+			ratelimit.SetHeaders(want, tt.d, tt.name)
+			var hv ratelimit.HeaderValues
+			p.SetHeadersIn(got, tt.d, &hv)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("SetHeadersIn wrote %v, SetHeaders %v", got, want)
+			}
+		})
 	}
 }
 
