@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/httpjson"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 )
 
 // exchange is the per-request state the steps of the request path share.
@@ -54,9 +55,14 @@ type exchange struct {
 	// what the proxy adds to the outbound request (newProxy,
 	// setXForwarded).
 	headerValues [8]string
+	// rateLimitValues back the rate-limit response headers (rateLimit).
+	rateLimitValues ratelimit.HeaderValues
 	// rec is the request's recorder (ServeHTTP), here so that it costs
 	// no allocation of its own.
 	rec recorder
+	// detached is the exchange without its cancellation, the audit
+	// event's context (recorder.record), here for the same reason.
+	detached detachedContext
 	// input is the policy input of the request's decision (decideFor).
 	input authz.Input
 	// requestInfo is the audit event's request part (event).
@@ -83,6 +89,27 @@ func (ex *exchange) Value(key any) any {
 // RequestID makes the exchange the request id httpjson.RequestIDFromContext
 // finds.
 func (ex *exchange) RequestID() string { return ex.requestID }
+
+// detachedContext is what context.WithoutCancel(ex) returns, without an
+// allocation: ex's values, never done. (context.Cause of it directly, not
+// of a context derived from it, reports the server context's cause once
+// that is canceled, where WithoutCancel's reports none; Err stays nil.)
+type detachedContext struct{ ex *exchange }
+
+func (detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (detachedContext) Done() <-chan struct{}       { return nil }
+func (detachedContext) Err() error                  { return nil }
+func (c *detachedContext) Value(key any) any        { return c.ex.Value(key) }
+
+// withoutCancel is context.WithoutCancel(ctx), from the exchange when ctx
+// is the exchange itself.
+func (ex *exchange) withoutCancel(ctx context.Context) context.Context {
+	if c, ok := ctx.(*exchange); ok && c == ex {
+		ex.detached.ex = ex
+		return &ex.detached
+	}
+	return context.WithoutCancel(ctx)
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	if ex, ok := ctx.(*exchange); ok {
@@ -214,9 +241,9 @@ func (w *recorder) record(status int) error {
 		return nil
 	}
 	if w.ex.recording {
-		return w.recordTraced(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
+		return w.recordTraced(w.ex.withoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
 	}
-	return w.g.cfg.Auditor.Record(context.WithoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
+	return w.g.cfg.Auditor.Record(w.ex.withoutCancel(w.r.Context()), w.g.event(w.r, w.ex, status))
 }
 
 // abandon ends a response no one is likely to read (the client went
@@ -294,7 +321,7 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 	if ex.decided {
 		e.Details = map[string]any{
 			"decision_id":     ex.decision.DecisionID.String(),
-			"policy_revision": ex.decision.Revision,
+			"policy_revision": g.boxedRevision(ex.decision.Revision),
 			"allow":           ex.decision.Allow,
 		}
 		if !ex.decision.Allow {
@@ -314,6 +341,25 @@ func (g *Gateway) event(r *http.Request, ex *exchange, status int) gatehouse.Eve
 		}
 	}
 	return e
+}
+
+// boxedString is a string and the same string as an interface value.
+type boxedString struct {
+	s string
+	v any
+}
+
+// boxedRevision returns rev as an interface value, the one made for the
+// previous event while the policy's revision stays the same: boxing a
+// string allocates, and every decided request's event carries the
+// revision.
+func (g *Gateway) boxedRevision(rev string) any {
+	if b := g.revision.Load(); b != nil && b.s == rev {
+		return b.v
+	}
+	b := &boxedString{s: rev, v: rev}
+	g.revision.Store(b)
+	return b.v
 }
 
 // limitedBody is a request body that fails once more than left bytes have

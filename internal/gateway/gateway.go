@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -171,7 +172,10 @@ type Gateway struct {
 	breakers breakers
 	trusted  trustedProxies
 	fwd      forwardAuth
-	fwdOff   sync.Once    // warns once that forward-auth is called but not configured
+	fwdOff   sync.Once // warns once that forward-auth is called but not configured
+	// revision is the policy revision last put in an audit event's
+	// details, boxed once (boxedRevision) rather than per event.
+	revision atomic.Pointer[boxedString]
 	pre      *preAuth     // nil: no pre-authentication limit
 	tracer   trace.Tracer // nil: no tracing
 	lines    sync.Pool    // *[]byte buffers for access lines
@@ -662,7 +666,7 @@ func (g *Gateway) rateLimit(next Handler) Handler {
 			g.log.ErrorContext(r.Context(), "rate limiter failed", "request_id", ex.requestID, "err", err)
 			return gatehouse.Errorf(gatehouse.EUNAVAILABLE, "rate limiter unavailable; retry shortly")
 		}
-		policy.SetHeaders(w.Header(), d)
+		policy.SetHeadersIn(w.Header(), d, &ex.rateLimitValues)
 		if !d.Allowed {
 			g.m.RateLimited(policy.Name)
 			ex.outcome, ex.eventType = gatehouse.OutcomeDenied, "ratelimit.refused"
