@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // FuzzAppendEvent holds the hand-written encoder to encoding/json's output.
@@ -91,5 +92,28 @@ func TestAppendDetailsAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("appendEvent allocates %.0f times for decision details, want 0", n)
+	}
+}
+
+// TestHashChildren: the writer's interior node hash is RFC 6962's, with
+// one allocation.
+func TestHashChildren(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		l, r []byte
+	}{
+		{"zeros", make([]byte, 32), make([]byte, 32)},
+		{"leaves", rfc6962.DefaultHasher.HashLeaf([]byte("a")), rfc6962.DefaultHasher.HashLeaf([]byte("b"))},
+		{"short", []byte("left"), []byte("right")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := hashChildren(tt.l, tt.r), rfc6962.DefaultHasher.HashChildren(tt.l, tt.r); !bytes.Equal(got, want) {
+				t.Fatalf("hashChildren = %x, want %x", got, want)
+			}
+		})
+	}
+	l, r := make([]byte, 32), make([]byte, 32)
+	if n := testing.AllocsPerRun(100, func() { _ = hashChildren(l, r) }); n != 1 {
+		t.Fatalf("hashChildren: %v allocations, want 1", n)
 	}
 }
