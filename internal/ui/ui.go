@@ -52,15 +52,13 @@ type Config struct {
 	API http.Handler
 	// CSRFToken is the CSRF token of a session id (authn.Users.CSRFToken).
 	CSRFToken func(sessionID string) string
-	// SessionExpiry is when a session ends if left idle (optional; the
-	// header shows it). Unused when Session is set.
-	SessionExpiry func(ctx context.Context, sessionID string) (time.Time, error)
 	// Session checks a session id as the admin API checks its cookie
 	// (authn.Users.CheckSession): timeouts, a disabled account, activity.
 	// A page view that passes needs no GET /v1/me (an audited read of
 	// its own, on top of the page's audited calls); one that fails asks
 	// the API anyway, so that the refusal is the API's, audited as
-	// before. Nil: every page view asks GET /v1/me.
+	// before. It also says when the session ends if left idle (the
+	// header shows it). Nil: every page view asks GET /v1/me.
 	Session func(ctx context.Context, sessionID string) (authn.SessionState, error)
 	// CSPReport is called once per CSP report received (a metric).
 	CSPReport func()
@@ -210,11 +208,6 @@ func (u *UI) signedIn(r *http.Request) (*session, error) {
 	}
 	if err := u.call(r.Context(), r, http.MethodGet, "/v1/me", nil, &s.user); err != nil {
 		return nil, err
-	}
-	if u.cfg.SessionExpiry != nil {
-		if t, err := u.cfg.SessionExpiry(r.Context(), id); err == nil {
-			s.expires = t
-		}
 	}
 	return s, nil
 }
