@@ -358,15 +358,26 @@ func (l *Log) commit(b *batch) error {
 		// In sync mode the last write of a commit that has nothing else
 		// unsynced carries the fdatasync itself (RWF_DSYNC): one system
 		// call, and one wait in it, instead of a write and an fdatasync.
-		dsync := l.cfg.Durability == DurabilitySync && j == b.n && w.unsyncedBytes == 0 && w.segCount+uint64(j-i) < full
+		// A kernel or file system without RWF_DSYNC refuses it before
+		// writing anything: the log then writes and fdatasyncs as before.
+		dsync := l.cfg.Durability == DurabilitySync && !w.noDSync && j == b.n && w.unsyncedBytes == 0 && w.segCount+uint64(j-i) < full
 		if dsync {
-			l.stats.fsyncs.Add(1)
-			if err := writeDSync(w.seg, b.buf[off:off+chunk]); err != nil {
+			n, err := writeDSync(w.seg, b.buf[off:off+chunk])
+			switch {
+			case err == nil:
+				l.stats.fsyncs.Add(1)
+				w.lastSync = time.Now()
+			case n == 0 && dsyncUnsupported(err):
+				l.logger.Info("audit log: this file system does not take RWF_DSYNC writes; writing and syncing in two calls", logKeyErr, err)
+				w.noDSync, dsync = true, false
+			default:
 				return fmt.Errorf("write and sync audit segment %d: %w", w.segStart, err)
 			}
-			w.lastSync = time.Now()
-		} else if _, err := w.seg.Write(b.buf[off : off+chunk]); err != nil {
-			return fmt.Errorf("write audit segment %d: %w", w.segStart, err)
+		}
+		if !dsync {
+			if _, err := w.seg.Write(b.buf[off : off+chunk]); err != nil {
+				return fmt.Errorf("write audit segment %d: %w", w.segStart, err)
+			}
 		}
 		if _, err := w.idx.Write(w.idxBuf); err != nil {
 			return fmt.Errorf("write audit index %d: %w", w.segStart, err)
@@ -419,13 +430,15 @@ func (l *Log) syncData() error {
 
 // writeDSync writes p at f's offset with RWF_DSYNC: pwritev2 returns once
 // p is on stable storage as after an fdatasync (with the file size, if the
-// write grew it). It holds a reference to the descriptor like fdatasync.
-func writeDSync(f *os.File, p []byte) error {
+// write grew it). It holds a reference to the descriptor like fdatasync,
+// and returns how many bytes it wrote.
+func writeDSync(f *os.File, p []byte) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var werr error
+	written := 0
 	iov := [][]byte{p}
 	if err := rc.Control(func(fd uintptr) {
 		for len(iov[0]) > 0 {
@@ -443,12 +456,20 @@ func writeDSync(f *os.File, p []byte) error {
 				werr = io.ErrShortWrite
 				return
 			}
+			written += n
 			iov[0] = iov[0][n:]
 		}
 	}); err != nil {
-		return err
+		return 0, err
 	}
-	return werr
+	return written, werr
+}
+
+// dsyncUnsupported reports whether pwritev2 refused RWF_DSYNC itself: a
+// kernel older than 4.7 (ENOSYS, EINVAL for the flag) or a file system
+// that does not take it (EOPNOTSUPP).
+func dsyncUnsupported(err error) bool {
+	return errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EINVAL)
 }
 
 // fdatasync flushes the data of segment f and counts it in Stats.

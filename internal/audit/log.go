@@ -238,6 +238,7 @@ type writerState struct {
 	visit         compact.VisitFn
 	idxBuf        []byte
 	unsyncedBytes int64 // written to the segment since its last fdatasync
+	noDSync       bool  // pwritev2 refused RWF_DSYNC: write, then fdatasync
 	lastSync      time.Time
 	lastPrune     time.Time
 	lastCPSize    uint64
