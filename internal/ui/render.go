@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"path"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
 )
 
 // view is what every template gets: the layout's parts and the page's
@@ -18,6 +20,9 @@ type view struct {
 	User    *apiUser
 	Expires time.Time
 	CSRF    string
+	// Restricted: the session may only enrol a second factor (the page
+	// says so and links to it).
+	Restricted bool
 	// Now is the console's clock at rendering, for {{age .Now t}}.
 	Now  time.Time
 	Data any
@@ -121,6 +126,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, s *session, status i
 	v := view{Title: title, Nav: u.nav(r.URL.Path), Now: u.cfg.Clock.Now(), Data: data}
 	if s != nil {
 		v.User, v.Expires, v.CSRF = &s.user, s.expires, s.csrf
+		v.Restricted = s.restricted == authn.RestrictedTOTPEnrollment && r.URL.Path != secondFactorPath
 	} else {
 		v.Nav = nil
 	}

@@ -25,7 +25,9 @@ func TestSecondFactorJSOff(t *testing.T) {
 		t.Fatalf("require TOTP: %d", code)
 	}
 	f := newForm(t, e)
-	f.signIn("bob", uitest.Password)
+	if body := f.signIn("bob", uitest.Password); !strings.Contains(body, `<a href="/ui/account/second-factor">enrol one</a>`) {
+		t.Fatalf("the restricted session's first page does not point to enrolment: %s", body)
+	}
 	if res, body := f.get("/ui/clients"); res.StatusCode != 403 || !strings.Contains(body, "your role requires a second factor") {
 		t.Fatalf("restricted session on clients: HTTP %d", res.StatusCode)
 	}
@@ -62,7 +64,7 @@ func TestSecondFactorJSOff(t *testing.T) {
 	if id := sessionCookie(t, f); id == oldID {
 		t.Fatal("the session id did not change when the enrolment lifted the restriction")
 	}
-	if res, body := f.get("/ui/clients"); res.StatusCode != 200 || strings.Contains(body, "requires a second factor") {
+	if res, body := f.get("/ui/clients"); res.StatusCode != 200 || strings.Contains(body, "requires a second factor") || strings.Contains(body, `id="restricted"`) {
 		t.Fatalf("clients after confirming: HTTP %d", res.StatusCode)
 	}
 	if res, body := f.post("/ui/account/second-factor", url.Values{"current_password": {uitest.Password}, "csrf_token": {tok}}); res.StatusCode != 403 || !strings.Contains(body, "CSRF token") {

@@ -162,6 +162,9 @@ type session struct {
 	csrf    string
 	user    apiUser
 	expires time.Time
+	// restricted is what the session may only do ("" for a full session,
+	// and when the check was the API's GET /v1/me).
+	restricted string
 }
 
 type apiUser struct {
@@ -202,7 +205,7 @@ func (u *UI) signedIn(r *http.Request) (*session, error) {
 	if u.cfg.Session != nil {
 		if st, err := u.cfg.Session(r.Context(), id); err == nil {
 			s.user = apiUser{Username: st.User.Username, Role: st.User.Role, TOTPEnabled: st.User.TOTPEnabled}
-			s.expires = st.Ends
+			s.expires, s.restricted = st.Ends, st.Restricted
 			return s, nil
 		}
 	}
