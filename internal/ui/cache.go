@@ -50,9 +50,3 @@ func (c *ttlCache[T]) put(key string, v T, now time.Time) {
 	}
 	c.m[key] = cached[T]{v, now}
 }
-
-func (c *ttlCache[T]) drop(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, key)
-}
