@@ -110,7 +110,7 @@ func (p *Policy) SetHeadersIn(h http.Header, d Decision, hv *HeaderValues) {
 	// The bytes are not written again (see HeaderValues), so the string
 	// can share them; X-RateLimit-Remaining and -Reset are its
 	// substrings.
-	rateLimit := unsafe.String(unsafe.SliceData(b), len(b))
+	rateLimit := unsafe.String(unsafe.SliceData(b), len(b)) // #nosec G103 -- b is hv's own buffer (or a fresh one if it grew), written once per response and never after (the gateway keeps one HeaderValues per exchange, one call per request)
 	resetStr := rateLimit[resetStart:]
 
 	vs := &hv.vs
