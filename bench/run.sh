@@ -168,7 +168,7 @@ fi
 
 echo
 awk -v rounds="$ROUNDS" -v dur="$DURATION" -v conns="$CONNS" '
-  { n[$1]++; r[$1]+=$2; p50[$1]+=$3; p99[$1]+=$4; rr[$1, $5]=$2; if ($6 != "-") { cpu[$1]+=$6; nc[$1]++ } }
+  { n[$1]++; r[$1]+=$2; p50[$1]+=$3; p99[$1]+=$4; rr[$1, $5]=$2; rc[$1, $5]=$6; if ($6 != "-") { cpu[$1]+=$6; nc[$1]++ } }
   END {
     printf "%-12s %10s %9s %9s %12s %10s %10s\n", "target", "req/s", "p50 ms", "p99 ms", "cpu µs/req", "req/s÷bare", "cpu÷bare"
     split("direct bare nginx gatehouse jwt", order, " ")
@@ -177,16 +177,24 @@ awk -v rounds="$ROUNDS" -v dur="$DURATION" -v conns="$CONNS" '
       t = order[i]; c = nc[t] ? cpu[t]/nc[t] : 0
       printf "%-12s %10.0f %9.3f %9.3f %12s %10.3f %10s\n", t, r[t]/n[t], p50[t]/n[t], p99[t]/n[t], (c ? sprintf("%.1f", c) : "-"), r[t]/r["bare"], (c && cb ? sprintf("%.3f", c/cb) : "-")
     }
-    # The median of the per-round ratios resists one disturbed round.
+    # The median of the per-round ratios resists one disturbed round: a
+    # round runs its targets back to back, so they share its conditions.
     split("gatehouse jwt", cs, " ")
     for (c = 1; c <= 2; c++) {
       k = 0
       for (i = 1; i <= rounds; i++) { v[++k] = rr[cs[c], i] / rr["bare", i] }
-      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
-      med[c] = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+      med[c] = median(v, k)
+      k = 0
+      for (i = 1; i <= rounds; i++) if (rc[cs[c], i] != "-" && rc["bare", i] != "-" && rc["bare", i] > 0) { v[++k] = rc[cs[c], i] / rc["bare", i] }
+      medc[c] = k ? median(v, k) : 0
     }
     printf "median per-round req/s ratio to bare: api key %.3f   jwt %.3f\n", med[1], med[2]
+    printf "median per-round cpu ratio to bare:   api key %.3f   jwt %.3f\n", medc[1], medc[2]
     printf "(%d rounds x %s, %d connections, interleaved)\n", rounds, dur, conns
+  }
+  function median(v, k,    i, j, x) {
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+    return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
   }' "$work/results"
 
 [ -s "$work/audit" ] && awk '{ e += $1; f += $2; ns += $3 } END { if (f > 0) printf "gatehouse audit (%s): %.0f fsyncs/s, %.1f events per fsync\n", "'"${AUDIT_DURABILITY:-sync}"'", f * 1e9 / ns, e / f }' "$work/audit"
