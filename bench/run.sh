@@ -9,7 +9,10 @@
 # gatehouse target also the audit log's fsyncs per second and events per
 # fsync (from the admin listener's /health/ready). Then an
 # open-loop run (bench/openloop) at OPEN_SHARE of the bare proxy's
-# measured capacity reports the latency Gatehouse adds at that load.
+# measured capacity reports the latency Gatehouse adds at that load, and
+# last the components' own benchmarks (access line, access log writer,
+# sync audit append at 32 and 64 writers, JWT cache miss, the request path
+# in process) print their figures, unless COMPONENTS=0.
 #
 #   bench/run.sh                 # 3 rounds of 10 s per target, 64 connections
 #   ROUNDS=5 DURATION=20s CONNS=32 bench/run.sh
@@ -217,3 +220,24 @@ for t in bare nginx gatehouse; do
 done
 awk '{ p50[$1]=$2; p99[$1]=$3 } END { printf "gatehouse adds at this load: p50 %+.3f ms, p99 %+.3f ms (against the bare proxy)\n", p50["gatehouse"]-p50["bare"], p99["gatehouse"]-p99["bare"] }' "$work/open"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Components: what the request path's parts cost on their own, from their
+# go test benchmarks (COMPONENTS=0 skips them; bench/pgaudit.sh measures
+# the PostgreSQL audit log).
+[ "${COMPONENTS:-1}" = 0 ] && exit 0
+echo
+echo "components (go test -bench, this machine, now):"
+# bench_lines PKG REGEXP → the benchmark lines, name and metrics
+bench_lines() {
+  go test "$1" -run '^$' -bench "$2" -benchmem -count 1 2>/dev/null | awk '/^Benchmark/ { $2 = ""; sub(/-[0-9]+ /, " "); print "  " $0 }'
+}
+echo " access line, formatted on the request path (direct) and through slog:"
+bench_lines ./internal/gateway '^BenchmarkAccessLine$'
+echo " access log writer, line through the redactor to a file on the request path (sync) or handed to logbuf (async):"
+bench_lines ./internal/logbuf '^BenchmarkAccessLine$'
+echo " sync-durable audit append, 32 and 64 concurrent writers (cpu-µs/op is the process's CPU per event):"
+bench_lines ./internal/audit '^BenchmarkAppendSync(32|64)$'
+echo " JWT verification on a cache miss, and the Ed25519 signature check alone:"
+bench_lines ./internal/authn '^(BenchmarkVerifyJWTCacheMiss|BenchmarkEd25519Verify)$'
+echo " the whole request path in process, bare reverse proxy and gatehouse, no sockets (events and log lines discarded):"
+bench_lines ./internal/gateway '^BenchmarkProxyPath$'
