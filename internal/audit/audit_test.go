@@ -475,7 +475,7 @@ func TestLoneCallerNeverWaits(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("a lone caller waited for the commit delay")
 	}
-	if st := l.Stats(); st.Events != 20 || st.Batches != 20 || st.Fsyncs < 20 {
-		t.Fatalf("stats %+v, want 20 events in 20 fsynced batches", st)
+	if st := l.Stats(); st.Events != 20 || st.Batches != 20 || st.Fsyncs < 20 || st.DelayTimeouts != 0 {
+		t.Fatalf("stats %+v, want 20 events in 20 fsynced batches and no commit delay run out", st)
 	}
 }
