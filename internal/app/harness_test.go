@@ -165,7 +165,14 @@ func MustStartWith(t testing.TB, extra string) *harness {
 // items ("  - name: …") appended to the test routes.
 func MustStartFull(t testing.TB, extra, routes string) *harness {
 	t.Helper()
-	h := &harness{t: t, up: newUpstream(t), logs: &syncBuffer{}, dataDir: t.TempDir()}
+	return mustStartIn(t, t.TempDir(), extra, routes)
+}
+
+// mustStartIn is MustStartFull on an existing data dir (one a benchmark
+// filled beforehand).
+func mustStartIn(t testing.TB, dataDir, extra, routes string) *harness {
+	t.Helper()
+	h := &harness{t: t, up: newUpstream(t), logs: &syncBuffer{}, dataDir: dataDir}
 	h.clock = gatehouse.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	yml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: %s\n", h.dataDir) +
 		strings.ReplaceAll(extra+testRoutes+routes, "{{UP}}", h.up.URL)

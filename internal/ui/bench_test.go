@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 	"github.com/gatehouse/gatehouse/internal/ui/uitest"
 )
 
@@ -50,7 +50,7 @@ func BenchmarkPages(b *testing.B) {
 	b.Logf("audit log of %d entries built in %v", entries, time.Since(built).Round(time.Millisecond))
 
 	e := uitest.Start(b, "audit:\n  dir: "+auditDir+"\n  origin: gatehouse/bench\n")
-	fillKeys(b, ctx, e.App.Store(), keys)
+	storetest.FillKeys(b, ctx, e.App.Store(), keys)
 	e.CreateUser("alice", "admin")
 	cookies := signInCookies(b, e, "alice")
 
@@ -216,25 +216,6 @@ func signInCookies(b *testing.B, e *uitest.Env, name string) []*http.Cookie {
 	}
 	u, _ := url.Parse(e.Admin)
 	return jar.Cookies(u)
-}
-
-// fillKeys stores n keys straight into the store (hashes are random: the
-// benchmark reads lists, it never authenticates with them); one in ten is
-// revoked.
-func fillKeys(b *testing.B, ctx context.Context, s store.Store, n int) {
-	b.Helper()
-	start := time.Now().Add(-time.Duration(n) * time.Minute)
-	for i := range n {
-		k := &store.Key{ID: fmt.Sprintf("key_bench%08d", i), Name: fmt.Sprintf("bench-%d", i),
-			Scopes: []string{"demo:read"}, CreatedAt: start.Add(time.Duration(i) * time.Minute)}
-		k.Hash = []byte(rand.Text())
-		if i%10 == 9 {
-			k.RevokedAt = k.CreatedAt.Add(time.Second)
-		}
-		if err := s.CreateKey(ctx, k); err != nil {
-			b.Fatalf("create key %d: %v", i, err)
-		}
-	}
 }
 
 // fillAudit writes n entries of proxied requests (one in twenty denied at

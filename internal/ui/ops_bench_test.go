@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/store/storetest"
 	"github.com/gatehouse/gatehouse/internal/ui/uitest"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkOpsPages(b *testing.B) {
 	auditDir := b.TempDir()
 	fillAudit(b, ctx, auditDir, entries)
 	e := uitest.Start(b, "audit:\n  dir: "+auditDir+"\n  origin: gatehouse/bench\n"+uitest.BackupConfig(b))
-	fillKeys(b, ctx, e.App.Store(), 10_000)
+	storetest.FillKeys(b, ctx, e.App.Store(), 10_000)
 	e.CreateUser("alice", "admin")
 	cookies := signInCookies(b, e, "alice")
 
