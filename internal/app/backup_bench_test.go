@@ -52,7 +52,8 @@ const (
 // (MB are 2^20 bytes.) The data dir is built once (15 s here) and cached
 // in os.TempDir() under its version; each run serves a copy.
 // Before measuring, it waits for the backup and restore test the schedule
-// starts with (a deployment with no backup makes one at once). Run it with
+// starts with (a deployment with no backup makes one at once) and makes the
+// day's compliance snapshot, so that neither lands in a window. Run it with
 //
 //	go test -run '^$' -bench BenchmarkBackup1M -benchtime 5x -timeout 30m ./internal/app/
 //
@@ -84,6 +85,14 @@ func benchBackup(b *testing.B, entries, keys int) {
 	waited := time.Now()
 	h.waitRestoreTest()
 	b.Logf("the schedule's first backup and restore test took %v", time.Since(waited).Round(time.Millisecond))
+	// The day's compliance snapshot reads the whole audit log (seconds of
+	// CPU); serve's first try is a minute after start, in the middle of
+	// the measurement. Made now, that try finds it made.
+	waited = time.Now()
+	if _, err := h.app.Snapshot(b.Context()); err != nil {
+		b.Fatalf("compliance snapshot: %v", err)
+	}
+	b.Logf("the day's compliance snapshot took %v", time.Since(waited).Round(time.Millisecond))
 	load.run(func() { time.Sleep(2 * time.Second) }) // warm: connections, caches
 
 	var idle, during []time.Duration
@@ -176,7 +185,7 @@ func backupFixture(b *testing.B, entries, keys int) string {
 }
 
 // copyTree copies the directory src to dst (which must not exist),
-// keeping the files' and directories' permissions.
+// keeping the files' and directories' permissions, and fsyncs the files.
 func copyTree(src, dst string) error {
 	from, err := os.OpenRoot(src)
 	if err != nil {
@@ -212,6 +221,12 @@ func copyTree(src, dst string) error {
 			return err
 		}
 		if _, err := io.Copy(w, r); err != nil {
+			w.Close()
+			return err
+		}
+		// Written out now, not by the kernel half a minute later, in the
+		// middle of a measurement.
+		if err := w.Sync(); err != nil {
 			w.Close()
 			return err
 		}
