@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Destination is where backups are kept: a directory (Dir) or S3-compatible
@@ -80,13 +82,62 @@ func idTime(id string) time.Time {
 }
 
 // Dir is a Destination in a directory of the local filesystem (a mounted
-// share works too). Put writes a temporary file, fsyncs it, renames it into
-// place and fsyncs the directory.
+// share works too). Put writes a temporary file, flushing it to disk as it
+// goes, fsyncs it, renames it into place and fsyncs the directory.
 type Dir struct {
 	Path string
 }
 
 var _ Destination = Dir{}
+
+// flushEvery is how much of a backup Dir.Put writes between flushes.
+const flushEvery = 1 << 20
+
+// flushingWriter writes to f and hands what it wrote to the disk as it
+// goes, flushEvery bytes at a time, so that the fsync that ends Put has
+// almost nothing left to write. One fsync of the whole file at the end
+// made every other fsync on the filesystem wait while it wrote the lot (on
+// ext4 a journal commit waits for the data of the files it commits), and
+// the audit log fsyncs each request's event before the request is
+// answered: requests stalled for the whole flush, 130 ms for a 464 MB
+// backup on a 350 MB/s disk (BenchmarkBackup1M), seconds on a slower one.
+type flushingWriter struct {
+	f *os.File
+	// written is how much was written, flushed how much of it was handed
+	// to flush.
+	written, flushed int64
+}
+
+func (w *flushingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if err == nil && w.written-w.flushed >= flushEvery {
+		if err = flush(w.f, w.flushed, w.written-w.flushed); err != nil {
+			err = fmt.Errorf("flush: %w", err)
+		}
+		w.flushed = w.written
+	}
+	return n, err
+}
+
+// flush starts writing the range [off, off+n) of f to disk and waits until
+// what comes before it is written, with sync_file_range(2): no more than
+// two ranges of the file are ever unwritten, and no journal commit or
+// device cache flush is forced (the final fsync does both, once). Where
+// sync_file_range is refused (some sandboxes), it fsyncs.
+func flush(f *os.File, off, n int64) error {
+	fd := int(f.Fd())
+	if err := unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+		return f.Sync()
+	}
+	if off == 0 {
+		return nil
+	}
+	if err := unix.SyncFileRange(fd, 0, off, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
+		return f.Sync()
+	}
+	return nil
+}
 
 // Put implements Destination.
 func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
@@ -106,7 +157,7 @@ func (d Dir) Put(ctx context.Context, name string, r io.Reader) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(f, r); err != nil {
+	if _, err := io.Copy(&flushingWriter{f: f}, r); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
